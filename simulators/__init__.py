@@ -1,0 +1,1 @@
+"""abduce.simulators: ground-truth physics in numpy, with seeded noise (never imports torch)."""
