@@ -1,0 +1,237 @@
+"""Evidence for each hypothesis, and posterior probabilities over the set.
+
+The evidence of hypothesis H is its marginal likelihood with the physical
+parameters integrated out against their (normalised, truncated) priors and the
+kernel/noise hyperparameters held at their MAP values:
+
+    Z_H = integral p(y | theta, psi_MAP, H) p(theta | H) d theta,
+    p(y | theta, psi) = N(y; m(X; theta), K_psi + sigma_n^2 I).
+
+Why not BIC, Laplace or leave-one-out:
+
+* LOO predictive likelihood barely penalises extra parameters, so a
+  second-order law with ``beta = 1`` ties with the straight line it contains.
+* BIC charges ``0.5 log n`` per parameter whatever the prior, 1.8 nats at
+  ``n = 40``: too little to tell nested laws apart with confidence.
+* Laplace needs a Hessian at the MAP; for a jump (``first-order``) the
+  likelihood is flat in ``x_c`` between two measurements, and for a boundary
+  optimum (a line inside a ``beta = 1`` power law has ``x_c`` at the edge) the
+  Hessian is singular.
+
+The integral makes extra parameters pay by exactly the prior volume they do
+not use: a sigmoid only reproduces a jump with ``w`` below the spacing of the
+points around ``x_c``, where its prior holds little mass, and a power law only
+reproduces a line with ``beta ~ 1`` and ``x_c`` at the edge. Nested laws are
+thus separated by prior mass, not by fit.
+
+The integral is estimated by two-stage adaptive importance sampling with a
+defensive mixture proposal (scrambled Sobol draws, so it is deterministic for a
+seed): stage 1 is ``0.3 prior + 0.7 N(theta_MAP, (0.1 width)^2)``; stage 2 is
+``0.1 prior + 0.9 N(mu_1, 2.25 Sigma_1)`` from stage 1's weighted moments. The
+prior component bounds the weights. With the kernel fixed, every draw costs
+one triangular solve against a shared Cholesky factor (``O(n^2 S)``).
+
+Probabilities over hypotheses use a uniform prior over the set:
+``P(H | y) = Z_H / sum_H' Z_H'``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from abduce.hypotheses.fitting import log_prior
+from abduce.hypotheses.model import DTYPE, StructuredGP, relative_mean
+from abduce.hypotheses.posterior import CholeskyRow
+
+_LOG_2PI = math.log(2 * math.pi)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Evidence of one hypothesis on one data set.
+
+    Attributes:
+        log_z: log marginal likelihood of ``y`` in physical units (nats).
+        mean, sd: posterior mean and sd of each free parameter, physical units.
+        ess: effective sample size of the final stage (of ``samples``).
+    """
+
+    log_z: float
+    mean: dict[str, float]
+    sd: dict[str, float]
+    ess: float
+
+
+def _gaussian_draws(mu: Tensor, cov: Tensor, unit: Tensor) -> Tensor:
+    """Normal draws ``S x k`` from uniforms ``S x k`` by the inverse CDF (Sobol-friendly)."""
+    z = torch.distributions.Normal(0.0, 1.0).icdf(unit.clamp(1e-12, 1 - 1e-12))
+    return mu + z @ torch.linalg.cholesky(cov).T
+
+
+def _gaussian_logpdf(phi: Tensor, mu: Tensor, cov: Tensor) -> Tensor:
+    return torch.distributions.MultivariateNormal(mu, covariance_matrix=cov).log_prob(phi)
+
+
+def _laplace_covariance(log_post, centre: Tensor, width: Tensor) -> Tensor:
+    """Inverse Hessian of ``-log_post`` at ``centre``, flat directions capped at (0.3 width)^2.
+
+    Computed in coordinates scaled by ``width`` so that the cap and the
+    eigenvalue floor mean the same for every parameter.
+    """
+    def f(z: Tensor) -> Tensor:
+        return -log_post((centre + z * width).unsqueeze(0)).sum()
+
+    with torch.enable_grad():
+        h = torch.autograd.functional.hessian(f, torch.zeros_like(centre))
+    h = 0.5 * (h + h.T)
+    if not torch.isfinite(h).all():
+        h = torch.zeros_like(h)
+    evals, evecs = torch.linalg.eigh(h)
+    evals = evals.clamp_min(1.0 / 0.3**2)
+    cov_z = (evecs / evals) @ evecs.T
+    return cov_z * torch.outer(width, width)
+
+
+class EvidenceTracker:
+    """The final importance-sampling stage of one hypothesis, kept while its hyperparameters are frozen.
+
+    Between refits the draws ``theta_s`` and their weights' prior/proposal
+    part stay fixed; each new point appends one row to every draw's whitened
+    residuals, ``w_new = (r_new - l . W) / d`` with the Cholesky row
+    ``(l, d)`` (:class:`~abduce.hypotheses.posterior.CholeskyRow`), so the
+    evidence follows the data at ``O(n S)`` a step instead of ``O(n^2 S)``.
+    The proposal was adapted to the posterior at the last refit; the effective
+    sample size (reported) shows when it has drifted, and the next refit
+    adapts it again.
+
+    Args:
+        model: the fitted model (frame, hypothesis).
+        u, v: ``n x d`` relative inputs and ``n`` relative outputs.
+        chol: ``n x n`` Cholesky factor of ``K + sigma_n^2 I``.
+        phi: ``S x k`` draws of the free relative parameters.
+        log_pq: ``S`` values of ``log p(theta_s) - log q(theta_s)`` (``-inf`` outside the bounds).
+    """
+
+    def __init__(self, model: StructuredGP, u: Tensor, v: Tensor, chol: Tensor, phi: Tensor, log_pq: Tensor) -> None:
+        self.hypothesis, self.frame = model.hypothesis, model.frame
+        self.phi, self.log_pq = phi, log_pq
+        self.inside = torch.isfinite(log_pq)
+        self.n = len(u)
+        self.logdet = float(2 * chol.diagonal().log().sum())
+        self.log_s_total = self.n * math.log(self.frame.s)
+        rel = self._draws(self.inside)
+        means = torch.broadcast_to(relative_mean(self.hypothesis, self.frame, u, rel), (int(self.inside.sum()), self.n))
+        self.w = torch.linalg.solve_triangular(chol, (v.unsqueeze(0) - means).T, upper=False)  # n x S_inside
+
+    def _draws(self, mask: Tensor) -> dict[str, Tensor]:
+        return {p.name: self.phi[mask, i : i + 1] for i, p in enumerate(self.hypothesis.free)}
+
+    def add(self, row: CholeskyRow, u_new: Tensor, v_new: float) -> None:
+        """Follow one more point (``u_new``: ``d`` relative, ``v_new``: relative, in this tracker's frame)."""
+        with torch.no_grad():
+            m_new = relative_mean(self.hypothesis, self.frame, u_new.reshape(1, -1), self._draws(self.inside))
+            r = v_new - m_new.reshape(-1)
+            w_new = (r - row.l @ self.w) / row.d
+            self.w = torch.cat([self.w, w_new.unsqueeze(0)])
+            self.logdet += 2 * math.log(row.d)
+            self.n += 1
+            self.log_s_total += math.log(self.frame.s)
+
+    def evidence(self) -> Evidence:
+        """The current estimate: log Z in physical units, posterior moments, ESS."""
+        loglik = -0.5 * (self.w**2).sum(0) - 0.5 * self.logdet - 0.5 * self.n * _LOG_2PI
+        log_w = torch.full_like(self.log_pq, -math.inf)
+        log_w[self.inside] = loglik + self.log_pq[self.inside]
+        count = len(self.log_pq)
+        log_z = float(torch.logsumexp(log_w, 0)) - math.log(count) - self.log_s_total
+        if not self.hypothesis.free:
+            return Evidence(log_z=log_z, mean={}, sd={}, ess=float(count))
+        w = torch.softmax(log_w, 0)
+        ess = float(1.0 / (w**2).sum())
+        physical = {p.name: self.frame.to_physical(p, self.phi[:, i]) for i, p in enumerate(self.hypothesis.free)}
+        mean = {name: float((w * t).sum()) for name, t in physical.items()}
+        sd = {name: float((w * (t - mean[name]) ** 2).sum().clamp_min(0).sqrt()) for name, t in physical.items()}
+        return Evidence(log_z=log_z, mean=mean, sd=sd, ess=ess)
+
+
+def log_evidence(model: StructuredGP, u: Tensor, y: Tensor, samples: int = 512, seed: int = 0) -> EvidenceTracker:
+    """Estimate the evidence of the model's hypothesis on ``(u, y)`` by adaptive importance sampling.
+
+    Args:
+        model: a fitted ``StructuredGP`` (its frame and hyperparameters are used;
+            its physical parameters give the MAP centre).
+        u: ``n x d`` relative inputs; y: ``n`` physical outputs.
+        samples: draws per stage.
+        seed: seeds the scrambled Sobol draws.
+
+    Returns:
+        A tracker holding the final stage; ``.evidence()`` gives the estimate
+        and ``.add`` follows further points while the hyperparameters stay frozen.
+    """
+    hyp, frame = model.hypothesis, model.frame
+    free = hyp.free
+    n = len(u)
+    v = y / frame.s
+    with torch.no_grad():
+        k = model.covar_module(u).to_dense() + model.likelihood.noise * torch.eye(n, dtype=DTYPE, device=u.device)
+        chol = torch.linalg.cholesky(k)
+        if not free:
+            empty = torch.zeros(1, 0, dtype=DTYPE, device=u.device)
+            return EvidenceTracker(model, u, v, chol, empty, torch.zeros(1, dtype=DTYPE, device=u.device))
+        logdet = 2 * chol.diagonal().log().sum()
+
+        def loglik(rel: dict[str, Tensor]) -> Tensor:
+            r = (v.unsqueeze(0) - relative_mean(hyp, frame, u, rel).expand(-1, n)).T
+            w = torch.linalg.solve_triangular(chol, r, upper=False)
+            return -0.5 * (w**2).sum(0) - 0.5 * logdet - 0.5 * n * _LOG_2PI
+
+        lo = torch.tensor([p.bounds[0] for p in free], dtype=DTYPE, device=u.device)
+        hi = torch.tensor([p.bounds[1] for p in free], dtype=DTYPE, device=u.device)
+        width = hi - lo
+        k_dim = len(free)
+
+        def as_dict(phi: Tensor) -> dict[str, Tensor]:
+            return {p.name: phi[:, i : i + 1] for i, p in enumerate(free)}
+
+        def stage(mu: Tensor, cov: Tensor, alpha: float, stage_seed: int) -> tuple[Tensor, Tensor, Tensor]:
+            sobol = torch.quasirandom.SobolEngine(k_dim, scramble=True, seed=stage_seed)
+            unit = sobol.draw(samples, dtype=DTYPE).to(u.device)
+            n_prior = int(round(alpha * samples))
+            from_prior = torch.stack(
+                [p.prior.from_unit(unit[:n_prior, i], *p.bounds) for i, p in enumerate(free)], dim=-1
+            )
+            phi = torch.cat([from_prior, _gaussian_draws(mu, cov, unit[n_prior:])])
+            lp = log_prior(hyp, as_dict(phi)).squeeze(-1)
+            log_q = torch.logaddexp(
+                math.log(alpha) + lp if alpha > 0 else torch.full_like(lp, -math.inf),
+                math.log(1 - alpha) + _gaussian_logpdf(phi, mu, cov),
+            )
+            log_pq = lp - log_q
+            inside = torch.isfinite(lp)
+            log_w = torch.full_like(lp, -math.inf)
+            if inside.any():
+                log_w[inside] = loglik(as_dict(phi[inside])) + log_pq[inside]
+            return phi, log_pq, log_w
+
+        centre = torch.stack([model.physics.value(p.name).detach() for p in free])
+        cov0 = _laplace_covariance(lambda phi: loglik(as_dict(phi)) + log_prior(hyp, as_dict(phi)).squeeze(-1), centre, width)
+        phi1, _, log_w1 = stage(centre, cov0 * 2.25, 0.2, seed)
+        w1 = torch.softmax(log_w1, 0)
+        if float(1.0 / (w1**2).sum()) >= 4 * k_dim + 10:
+            mu1 = (w1.unsqueeze(-1) * phi1).sum(0)
+            d1 = phi1 - mu1
+            cov1 = (w1.unsqueeze(-1) * d1).T @ d1 * 2.25 + torch.diag((1e-6 * width) ** 2)
+        else:  # stage 1 too degenerate to estimate moments: keep the Laplace proposal
+            mu1, cov1 = centre, cov0 * 2.25
+        phi2, log_pq2, _ = stage(mu1, cov1, 0.1, seed + 1)
+        return EvidenceTracker(model, u, v, chol, phi2, log_pq2)
+
+
+def probabilities(log_z: list[float]) -> list[float]:
+    """Posterior probabilities from log evidences under a uniform prior over hypotheses."""
+    t = torch.tensor(log_z, dtype=DTYPE)
+    return torch.softmax(t, 0).tolist()

@@ -1,0 +1,226 @@
+"""MAP fitting of a structured GP: screened multi-start, warm start, one typed error.
+
+The marginal likelihood of a physics-mean GP is multi-modal in the physical
+parameters (a transition at ``x_c`` fits locally wherever two points bracket
+it), so one L-BFGS run from one start is not enough. :func:`fit_hypothesis`:
+
+1. *Screens* ``settings.screen`` scrambled-Sobol draws of the free physical
+   parameters from their prior: with the kernel hyperparameters held at the
+   warm values (or the prior medians) the negative log posterior of every draw
+   is one triangular solve against a shared Cholesky factor, ``O(n^2 S)``.
+2. Starts L-BFGS-B (BoTorch's ``fit_gpytorch_mll_scipy``, iterations capped at
+   ``settings.maxiter``) on all hyperparameters from the warm state, and from
+   the best screened draws (with the kernel reset to its prior medians) that
+   beat the warm state's physics under the same screening kernel (all of the
+   best ``settings.restarts`` when there is no warm state). Screening with
+   the prior-median kernel, not the warm one, is what lets a fit leave a
+   basin where the residual GP has absorbed a wrong physical mean.
+3. Keeps the start with the highest log posterior; raises :class:`FitError`
+   only when every start failed.
+
+A warm state fitted with another data scale is rescaled (amplitudes by
+``s_old / s_new``, kernel and noise variances by its square) before use.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+from botorch.optim.fit import fit_gpytorch_mll_scipy
+from gpytorch.mlls import ExactMarginalLogLikelihood
+from torch import Tensor
+
+from abduce.controller.errors import FitError
+from abduce.hypotheses.declaration import Frame, Hypothesis
+from abduce.hypotheses.model import DTYPE, KernelPriors, StructuredGP, relative_mean
+
+_Y_UNITS = {"y": 1, "y/dx": 1, "y*dx": 1}
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    """How hard a fit tries.
+
+    Attributes:
+        screen: prior draws screened for starting points.
+        restarts: most L-BFGS starts taken from the screen.
+        maxiter: L-BFGS-B iteration cap per start.
+        priors: kernel and noise priors.
+    """
+
+    screen: int = 256
+    restarts: int = 2
+    maxiter: int = 150
+    priors: KernelPriors = field(default_factory=KernelPriors)
+
+
+@dataclass
+class Fit:
+    """A fitted hypothesis: everything needed to rebuild its model on more data.
+
+    Attributes:
+        hypothesis: the hypothesis.
+        frame: the relative frame the hyperparameters are expressed in.
+        state: the ``StructuredGP`` state dict (hyperparameters, relative frame).
+        n: how many points it was fitted on.
+        log_posterior: the maximised log marginal likelihood + log priors, per point.
+        starts: how many L-BFGS starts were run.
+    """
+
+    hypothesis: Hypothesis
+    frame: Frame
+    state: dict[str, Tensor]
+    n: int
+    log_posterior: float
+    starts: int
+
+    def model(self, u: Tensor, y: Tensor) -> StructuredGP:
+        """This fit's model (frozen hyperparameters) conditioned on ``u`` (``n x d``), ``y`` (``n``)."""
+        model = StructuredGP(self.hypothesis, self.frame, u, (y / self.frame.s).unsqueeze(-1), KernelPriors())
+        model.load_state_dict(self.state)
+        model.eval()
+        return model
+
+
+
+def data_scale(y: Tensor) -> float:
+    """``s = max |y|``, or 1 where every y is 0."""
+    s = float(y.abs().max()) if y.numel() else 1.0
+    return s if s > 0 and math.isfinite(s) else 1.0
+
+
+def _rescaled_state(warm: Fit, frame: Frame, model: StructuredGP) -> dict[str, Tensor]:
+    """The warm state with its physical parameters moved to ``frame`` and variances to the new scale."""
+    if warm.frame == frame:
+        return warm.state
+    old = warm.model(torch.zeros(1, len(frame.lo), dtype=DTYPE), torch.zeros(1, dtype=DTYPE))
+    ratio2 = (warm.frame.s / frame.s) ** 2
+    model.load_state_dict(old.state_dict())
+    model.physics.frame = frame
+    for p in warm.hypothesis.free:
+        physical = warm.frame.to_physical(p, old.physics.value(p.name).detach())
+        model.physics.set(p.name, frame.to_relative(p, physical))
+    cov = model.covar_module
+    cov.outputscale = (old.covar_module.outputscale.detach() * ratio2).clamp(*model_bounds(cov, "raw_outputscale"))
+    model.likelihood.noise = (old.likelihood.noise.detach() * ratio2).clamp(
+        *model_bounds(model.likelihood.noise_covar, "raw_noise")
+    )
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def model_bounds(module, raw: str) -> tuple[float, float]:
+    c = getattr(module, f"{raw}_constraint")
+    lo, hi = float(c.lower_bound), float(c.upper_bound)
+    return lo + 1e-9 * (hi - lo), hi - 1e-9 * (hi - lo)
+
+
+def prior_draws(hypothesis: Hypothesis, count: int, seed: int) -> dict[str, Tensor]:
+    """``count`` scrambled-Sobol draws of the free parameters from their priors, each ``count x 1``."""
+    free = hypothesis.free
+    sobol = torch.quasirandom.SobolEngine(len(free), scramble=True, seed=seed)
+    unit = sobol.draw(count, dtype=DTYPE).clamp(1e-12, 1 - 1e-12)
+    return {p.name: p.prior.from_unit(unit[:, i], *p.bounds).unsqueeze(-1) for i, p in enumerate(free)}
+
+
+def log_prior(hypothesis: Hypothesis, relative: dict[str, Tensor]) -> Tensor:
+    """Sum of the free parameters' normalised log prior densities (broadcast over draws)."""
+    return sum(p.prior.log_prob(relative[p.name], *p.bounds) for p in hypothesis.free)  # type: ignore[return-value]
+
+
+def whitened_residuals(model: StructuredGP, u: Tensor, v: Tensor, relative: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+    """Residuals of S parameter draws, whitened by the model's kernel + noise.
+
+    Returns:
+        ``(W, logdet)``: ``W = L^-1 (v - m(u; theta_s))`` of shape ``n x S`` and
+        ``log det(K + sigma_n^2 I)``.
+    """
+    with torch.no_grad():
+        k = model.covar_module(u).to_dense() + model.likelihood.noise * torch.eye(len(u), dtype=DTYPE)
+        chol = torch.linalg.cholesky(k)
+        means = relative_mean(model.hypothesis, model.frame, u, relative)  # S x n
+        w = torch.linalg.solve_triangular(chol, (v.unsqueeze(0) - means).T, upper=False)
+        return w, 2 * chol.diagonal().log().sum()
+
+
+def fit_hypothesis(
+    hypothesis: Hypothesis,
+    u: Tensor,
+    y: Tensor,
+    lo: tuple[float, ...],
+    span: tuple[float, ...],
+    warm: Fit | None,
+    settings: FitSettings,
+    seed: int,
+) -> Fit:
+    """MAP-fit one structured GP.
+
+    Args:
+        hypothesis: what to fit.
+        u: ``n x d`` relative inputs in the unit cube.
+        y: ``n`` measured values (physical units).
+        lo, span: the space's lower bounds and widths (for the frame).
+        warm: the previous fit of this hypothesis, if any.
+        settings: screening and iteration caps.
+        seed: seeds the Sobol screen (fits are deterministic given it).
+
+    Raises:
+        FitError: every start failed (non-finite likelihood, a numerical error).
+    """
+    n = len(u)
+    frame = Frame(lo=lo, span=span, s=data_scale(y))
+    v = y / frame.s
+    model = StructuredGP(hypothesis, frame, u, v.unsqueeze(-1), settings.priors)
+    initial = _rescaled_state(warm, frame, model) if warm is not None else {k: t.clone() for k, t in model.state_dict().items()}
+    model.load_state_dict(initial)
+
+    # Screen under the prior-median kernel, never the warm one: a warm state
+    # whose residual GP has absorbed the misfit would make every draw look alike.
+    default = {k: t.clone() for k, t in StructuredGP(hypothesis, frame, u, v.unsqueeze(-1), settings.priors).state_dict().items()}
+    starts: list[dict[str, Tensor] | None] = []
+    if warm is not None:
+        starts.append(None)
+    if hypothesis.free and settings.screen > 0 and settings.restarts > 0:
+        model.load_state_dict(default)
+        draws = prior_draws(hypothesis, settings.screen, seed)
+        w, _ = whitened_residuals(model, u, v, draws)
+        score = 0.5 * (w**2).sum(0) - log_prior(hypothesis, draws).squeeze(-1)
+        if warm is not None:
+            model.load_state_dict(initial)
+            current = {p.name: model.physics.value(p.name).detach().reshape(1, 1) for p in hypothesis.free}
+            model.load_state_dict(default)
+            w0, _ = whitened_residuals(model, u, v, current)
+            bar = float(0.5 * (w0**2).sum() - log_prior(hypothesis, current).sum())
+        else:
+            bar = math.inf
+        order = torch.argsort(score)
+        for i in order[: settings.restarts].tolist():
+            if float(score[i]) < bar and math.isfinite(float(score[i])):
+                starts.append({name: t[i, 0] for name, t in draws.items()})
+    if not starts:
+        starts.append({})
+
+    best: tuple[float, dict[str, Tensor]] | None = None
+    failures: list[str] = []
+    for start in starts:
+        model.load_state_dict(initial if start is None else default)
+        for name, value in (start or {}).items():
+            model.physics.set(name, value)
+        mll = ExactMarginalLogLikelihood(model.likelihood, model)
+        model.train()
+        try:
+            fit_gpytorch_mll_scipy(mll, options={"maxiter": settings.maxiter})
+            with torch.no_grad():
+                value = float(mll(model(u), v))
+        except (RuntimeError, ValueError) as exc:  # Cholesky / NaN failures inside GPyTorch
+            failures.append(f"{type(exc).__name__}: {exc}")
+            continue
+        if not math.isfinite(value):
+            failures.append("non-finite log likelihood")
+            continue
+        if best is None or value > best[0]:
+            best = (value, {k: t.detach().clone() for k, t in model.state_dict().items()})
+    if best is None:
+        raise FitError(hypothesis.name, n, "; ".join(failures) or "no start converged")
+    return Fit(hypothesis=hypothesis, frame=frame, state=best[1], n=n, log_posterior=best[0], starts=len(starts))

@@ -1,0 +1,164 @@
+"""The built-in hypotheses, a registry of them, and dotted-path lookup.
+
+Every built-in is written in physical units; its parameters are declared in
+the relative frame of :mod:`abduce.hypotheses.declaration` (amplitudes in units
+of the data scale ``s = max|y|``, locations and widths in units of the space).
+Bounds are chosen so that the curve stays within a few times the data's range
+over the space; priors are flat unless physics says more (critical exponents).
+
+Kinks are smoothed over a fixed width ``delta`` (a constant with units, 10^-3
+of the span) so that gradients exist everywhere: ``relu(t)^beta`` has an
+infinite derivative at ``t = 0`` and a zero one below, which stalls or breaks a
+gradient-based fit of ``x_c``.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import torch
+from torch import Tensor
+from torch.nn.functional import softplus
+
+from abduce.controller.errors import ConfigError, UnknownNameError
+from abduce.hypotheses.declaration import Hypothesis, LogNormal, Parameter
+
+
+def smooth_relu(t: Tensor, delta: Tensor) -> Tensor:
+    """``delta * softplus(t / delta)``: relu(t) with the kink rounded over ``delta``; always > 0."""
+    return delta * softplus(t / delta)
+
+
+def _second_order(x: Tensor, p: dict[str, Tensor]) -> Tensor:
+    return p["A"] * smooth_relu(p["x_c"] - x[..., 0], p["delta"]) ** p["beta"]
+
+
+def _first_order(x: Tensor, p: dict[str, Tensor]) -> Tensor:
+    return p["A"] * torch.sigmoid((p["x_c"] - x[..., 0]) / p["delta"])
+
+
+def _sigmoid(x: Tensor, p: dict[str, Tensor]) -> Tensor:
+    return p["A"] * torch.sigmoid((p["x_c"] - x[..., 0]) / p["w"])
+
+
+def _linear(x: Tensor, p: dict[str, Tensor]) -> Tensor:
+    t = (x[..., 0] - p["x0"]) / p["span"]
+    return p["y_lo"] + (p["y_hi"] - p["y_lo"]) * t
+
+
+def _constant(x: Tensor, p: dict[str, Tensor]) -> Tensor:
+    return p["c"] + 0.0 * x[..., 0]
+
+
+def _curie_weiss(x: Tensor, p: dict[str, Tensor]) -> Tensor:
+    return p["C"] / (x[..., 0] - p["theta"])
+
+
+# A step's height is at most the data's range (1.5 s with margin for noise);
+# a power law's prefactor A = m(lo) / (x_c - lo)^beta may be larger.
+_AMPLITUDE = Parameter("A", bounds=(0.0, 1.5), unit="y")
+_POWER_AMPLITUDE = Parameter("A", bounds=(0.0, 3.0), unit="y")
+_XC = Parameter("x_c", bounds=(0.0, 1.0), unit="x")
+_DELTA = Parameter("delta", bounds=(1e-6, 1.0), unit="dx", fixed=1e-3)
+
+SECOND_ORDER = Hypothesis(
+    name="second-order",
+    mean=_second_order,
+    parameters=(
+        _POWER_AMPLITUDE,
+        _XC,
+        # Critical exponents of real order parameters lie between the 2D Ising
+        # 1/8 and mean-field 1/2 (3D Ising 0.33); the prior is centred there,
+        # puts 5% of its mass above 0.68 and allows up to 2.
+        Parameter("beta", bounds=(0.05, 2.0), prior=LogNormal(median=0.3, sigma=0.5)),
+        _DELTA,
+    ),
+    doc="Second-order (continuous) transition: the order parameter "
+    "m(x) = A (x_c - x)^beta below x_c, 0 above (Landau theory gives beta = 1/2).",
+)
+
+FIRST_ORDER = Hypothesis(
+    name="first-order",
+    mean=_first_order,
+    parameters=(_AMPLITUDE, _XC, Parameter("delta", bounds=(1e-6, 1.0), unit="dx", fixed=2e-4)),
+    doc="First-order (discontinuous) transition: m(x) = A below x_c, 0 above, "
+    "a jump of height A at x_c (rounded over 2e-4 of the span).",
+)
+
+SIGMOID = Hypothesis(
+    name="sigmoid",
+    mean=_sigmoid,
+    parameters=(
+        _AMPLITUDE,
+        _XC,
+        # A crossover narrower than the sampling cannot be told from a jump;
+        # the prior puts its weight on widths of a few percent of the space.
+        Parameter("w", bounds=(1e-3, 0.25), prior=LogNormal(median=0.05, sigma=1.0), unit="dx"),
+    ),
+    doc="Smooth crossover: m(x) = A sigmoid((x_c - x) / w), a step of height A "
+    "smeared over a width w (e.g. a diffuse or disorder-broadened transition).",
+)
+
+LINEAR = Hypothesis(
+    name="linear",
+    mean=_linear,
+    parameters=(
+        Parameter("y_lo", bounds=(-1.5, 1.5), unit="y"),
+        Parameter("y_hi", bounds=(-1.5, 1.5), unit="y"),
+        Parameter("x0", unit="x", fixed=0.0),
+        Parameter("span", unit="dx", fixed=1.0),
+    ),
+    doc="No transition, a linear trend (Vegard-like) given by its values at the "
+    "space's edges: m(x) = y_lo + (y_hi - y_lo) (x - x0) / span, x0 the lower "
+    "edge, span the width of the space.",
+)
+
+CONSTANT = Hypothesis(
+    name="constant",
+    mean=_constant,
+    parameters=(Parameter("c", bounds=(-1.5, 1.5), unit="y"),),
+    doc="No transition and no trend: m(x) = c.",
+)
+
+CURIE_WEISS = Hypothesis(
+    name="curie-weiss",
+    mean=_curie_weiss,
+    parameters=(
+        Parameter("C", bounds=(0.0, 1.5), unit="y*dx"),
+        Parameter("theta", bounds=(-1.0, -0.02), unit="x"),
+    ),
+    doc="Curie-Weiss law: a susceptibility chi(x) = C / (x - theta) above the "
+    "Weiss temperature theta, which lies below the space (theta < lower edge).",
+)
+
+BUILTIN: dict[str, Hypothesis] = {
+    h.name: h for h in (SECOND_ORDER, FIRST_ORDER, SIGMOID, LINEAR, CONSTANT, CURIE_WEISS)
+}
+
+
+def resolve_hypothesis(name: str) -> Hypothesis:
+    """A built-in by name, or a user's :class:`Hypothesis` by dotted path.
+
+    Args:
+        name: ``"second-order"`` etc., or ``"package.module:OBJECT"`` /
+            ``"package.module.OBJECT"`` naming a Hypothesis or a zero-argument
+            callable returning one.
+
+    Raises:
+        UnknownNameError: no built-in has that name and it is not a dotted path.
+        ConfigError: the dotted path does not import or is not a Hypothesis.
+    """
+    if name in BUILTIN:
+        return BUILTIN[name]
+    if "." not in name and ":" not in name:
+        raise UnknownNameError("hypothesis", name, list(BUILTIN))
+    module_name, _, attr = name.partition(":") if ":" in name else name.rpartition(".")
+    try:
+        obj = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"hypothesis {name!r} does not import: {exc}") from exc
+    if callable(obj) and not isinstance(obj, Hypothesis):
+        obj = obj()
+    if not isinstance(obj, Hypothesis):
+        raise ConfigError(f"{name!r} is a {type(obj).__name__}, not an abduce Hypothesis")
+    return obj

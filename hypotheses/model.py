@@ -1,0 +1,172 @@
+"""The structured GP: a BoTorch ``SingleTaskGP`` whose mean is a hypothesis.
+
+The model lives in the relative frame: inputs ``u = (x - lo) / span`` in the
+unit cube, outputs ``v = y / s`` with ``s = max|y|``. The physics is written in
+physical units; :class:`PhysicsMean` maps both ways (see
+:mod:`abduce.hypotheses.declaration`). The outcome is *not* standardised by
+BoTorch (``outcome_transform=None``): standardising would subtract a mean and
+fit the physics to shifted data, so the scale is handled by ``s`` instead,
+under which every built-in law keeps its form.
+
+    f ~ GP(m(x; theta) / s, sigma_f^2 Matern_nu(u, u'; l)),   v = f + eps,
+    eps ~ N(0, sigma_n^2)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from botorch.models import SingleTaskGP
+from gpytorch.constraints import Interval
+from gpytorch.kernels import MaternKernel, ScaleKernel
+from gpytorch.likelihoods import GaussianLikelihood
+from gpytorch.means import Mean
+from gpytorch.priors import LogNormalPrior
+from torch import Tensor
+
+from abduce.hypotheses.declaration import Frame, Hypothesis
+
+DTYPE = torch.float64
+
+
+@dataclass(frozen=True)
+class KernelPriors:
+    """Priors of the residual kernel and the noise, in the relative frame.
+
+    The kernel models smooth deviations from the physics, so its variance
+    prior is centred on a residual of 5% of the data scale (at most 50%), and
+    its lengthscale is at least 5% of the space: features sharper than that
+    are the physics' job. Without these bounds a handful of points lets the
+    residual GP interpolate everything (noise at its floor, lengthscale at
+    1%), and every hypothesis then fits equally well. A hypothesis that needs
+    a large residual pays for it in the marginal likelihood. The noise
+    variance is at least 1e-5 of the data scale squared. Each prior is a
+    log-normal given by its median and sigma.
+    """
+
+    outputscale_median: float = 0.05**2
+    outputscale_sigma: float = 1.0
+    outputscale_bounds: tuple[float, float] = (1e-6, 0.25)
+    lengthscale_median: float = 0.3
+    lengthscale_sigma: float = 0.6
+    lengthscale_bounds: tuple[float, float] = (0.05, 10.0)
+    noise_median: float = 1e-3
+    noise_sigma: float = 2.0
+    noise_bounds: tuple[float, float] = (1e-5, 1.0)
+
+
+def physical_parameters(hypothesis: Hypothesis, frame: Frame, relative: dict[str, Tensor]) -> dict[str, Tensor]:
+    """All parameters (free ones from ``relative``, fixed ones from the declaration) in physical units."""
+    out = {}
+    for p in hypothesis.parameters:
+        r = relative[p.name] if p.fixed is None else torch.tensor(p.fixed, dtype=DTYPE)
+        out[p.name] = frame.to_physical(p, r)
+    return out
+
+
+def relative_mean(hypothesis: Hypothesis, frame: Frame, u: Tensor, relative: dict[str, Tensor]) -> Tensor:
+    """The hypothesis's mean in the relative frame.
+
+    Args:
+        u: ``(b x) n x d`` relative inputs.
+        relative: free parameters, each a scalar or a ``S x 1`` tensor (S draws).
+
+    Returns:
+        ``m(lo + u * span; theta) / s``, shape ``n``, ``b x n`` or ``S x n``.
+    """
+    lo = torch.tensor(frame.lo, dtype=u.dtype, device=u.device)
+    span = torch.tensor(frame.span, dtype=u.dtype, device=u.device)
+    x = lo + u * span
+    return hypothesis.mean(x, physical_parameters(hypothesis, frame, relative)) / frame.s
+
+
+class PhysicsMean(Mean):
+    """A GPyTorch mean module holding a hypothesis's free parameters.
+
+    Each free parameter ``name`` is stored as ``raw_name`` under an
+    ``Interval(lo, hi)`` constraint (its relative bounds), with its prior
+    registered for MAP fitting (flat priors are not registered).
+    """
+
+    def __init__(self, hypothesis: Hypothesis, frame: Frame) -> None:
+        super().__init__()
+        self.hypothesis, self.frame = hypothesis, frame
+        for p in hypothesis.free:
+            raw = f"raw_{p.name}"
+            self.register_parameter(raw, torch.nn.Parameter(torch.zeros((), dtype=DTYPE)))
+            self.register_constraint(raw, Interval(*p.bounds))
+            gp_prior = p.prior.gpytorch_prior()
+            if gp_prior is not None:
+                self.register_prior(
+                    f"{p.name}_prior", gp_prior, lambda m, n=p.name: m.value(n), lambda m, v, n=p.name: m.set(n, v)
+                )
+            self.set(p.name, torch.tensor(sum(p.bounds) / 2, dtype=DTYPE))
+
+    def value(self, name: str) -> Tensor:
+        """The constrained (relative) value of one free parameter."""
+        raw = getattr(self, f"raw_{name}")
+        return getattr(self, f"raw_{name}_constraint").transform(raw)
+
+    def set(self, name: str, value: Tensor | float) -> None:
+        """Set one free parameter's relative value (clamped just inside its bounds)."""
+        constraint = getattr(self, f"raw_{name}_constraint")
+        lo, hi = float(constraint.lower_bound), float(constraint.upper_bound)
+        eps = 1e-9 * (hi - lo)
+        v = torch.as_tensor(value, dtype=DTYPE).clamp(lo + eps, hi - eps)
+        getattr(self, f"raw_{name}").data.copy_(constraint.inverse_transform(v))
+
+    def values(self) -> dict[str, Tensor]:
+        return {p.name: self.value(p.name) for p in self.hypothesis.free}
+
+    def forward(self, x: Tensor) -> Tensor:
+        return relative_mean(self.hypothesis, self.frame, x, self.values())
+
+
+class StructuredGP(SingleTaskGP):
+    """A ``SingleTaskGP`` whose mean module is a :class:`PhysicsMean`.
+
+    Args:
+        hypothesis: the physics.
+        frame: the relative frame of this fit.
+        train_u: ``n x d`` relative inputs.
+        train_v: ``n x 1`` relative outputs.
+        priors: kernel and noise priors.
+    """
+
+    def __init__(
+        self, hypothesis: Hypothesis, frame: Frame, train_u: Tensor, train_v: Tensor, priors: KernelPriors
+    ) -> None:
+        d = train_u.shape[-1]
+        base = MaternKernel(
+            nu=hypothesis.nu,
+            ard_num_dims=d,
+            lengthscale_prior=LogNormalPrior(torch.log(torch.tensor(priors.lengthscale_median)), priors.lengthscale_sigma),
+            lengthscale_constraint=Interval(*priors.lengthscale_bounds),
+        )
+        covar = ScaleKernel(
+            base,
+            outputscale_prior=LogNormalPrior(torch.log(torch.tensor(priors.outputscale_median)), priors.outputscale_sigma),
+            outputscale_constraint=Interval(*priors.outputscale_bounds),
+        )
+        likelihood = GaussianLikelihood(
+            noise_prior=LogNormalPrior(torch.log(torch.tensor(priors.noise_median)), priors.noise_sigma),
+            noise_constraint=Interval(*priors.noise_bounds),
+        )
+        super().__init__(
+            train_u,
+            train_v,
+            likelihood=likelihood,
+            covar_module=covar,
+            mean_module=PhysicsMean(hypothesis, frame),
+            outcome_transform=None,
+        )
+        self.hypothesis, self.frame = hypothesis, frame
+        self.to(DTYPE)
+        covar.base_kernel.lengthscale = priors.lengthscale_median
+        covar.outputscale = priors.outputscale_median
+        likelihood.noise = max(priors.noise_median, priors.noise_bounds[0] * 10)
+
+    @property
+    def physics(self) -> PhysicsMean:
+        return self.mean_module  # type: ignore[return-value]
