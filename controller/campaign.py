@@ -1,0 +1,505 @@
+"""The campaign: a pure ``ask() -> MeasureRequest`` / ``tell(Measurement)`` object.
+
+No sockets, clocks, files or config reads: the CLI, the daemon, replay and a
+notebook all drive this one object. Same seed, same measurements -> same
+requests (every random draw is seeded from ``(seed, step, purpose)``).
+
+One step, for the default policies::
+
+    ask():  policy picks the driving hypothesis (or all)
+            acquisition scores the space with the current posteriors
+            -> MeasureRequest(x)
+    tell(): validate (finite, inside the space, right dimension, a request we
+            issued and have not been told about) -- else MeasurementRejected,
+            campaign unchanged
+            refit the policy's hypotheses (warm-started), condition the others
+            reward the driver if its integrated variance went down
+            evidence of every hypothesis -> posterior probabilities
+            stopping rule
+
+When to refit. A full MAP refit costs ``O(n^3)`` per L-BFGS iteration, up to
+``maxiter`` iterations; conditioning a frozen model on one more point costs
+``O(n N)`` (:mod:`abduce.hypotheses.posterior`). The policy's hypotheses are
+refit every step while ``n <= refit_every_step_below``; past that, a
+hypothesis is refit only once ``n`` has grown by ``refit_growth`` (10%) since
+its last refit, and conditioned otherwise. At ``n = 500`` that is one refit
+every ~50 steps, so the median step is a rank-1 update. On steps without a
+refit, an epsilon-greedy driver earns no reward (its variance can only go
+down under frozen hyperparameters, which would say nothing about the
+hypothesis). The schedule depends on ``n`` only, so it is deterministic.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from botorch.optim import optimize_acqf
+from torch import Tensor
+
+from abduce.controller.acquisition import ACQUISITIONS, Acquisition
+from abduce.controller.errors import CampaignStateError, ConfigError, FitError, MeasurementRejected
+from abduce.controller.measurements import MeasureRequest, Measurement
+from abduce.controller.policies import POLICIES, Policy, PolicyView
+from abduce.controller.space import DTYPE, Space
+from abduce.controller.stopping import CampaignView, StoppingRule
+from abduce.hypotheses.declaration import Hypothesis
+from abduce.hypotheses.evidence import EvidenceTracker, log_evidence, probabilities
+from abduce.hypotheses.fitting import Fit, FitSettings, fit_hypothesis
+from abduce.hypotheses.posterior import CandidatePosterior
+
+_NAMESPACE = uuid.UUID("6f6b4a52-3d0e-4f7c-9a55-2b1e8f0c9d11")
+_PURPOSES = {"design": 1, "policy": 2, "fit": 3, "evidence": 4, "optimize": 5, "reference": 6}
+
+
+@dataclass(frozen=True)
+class CampaignSettings:
+    """Knobs of a campaign (all with defaults that the benchmarks were run with).
+
+    Attributes:
+        n_init: space-filling measurements before the first fit.
+        fit: fitting effort (screen size, restarts, iteration cap).
+        refit_every_step_below: refit the policy's hypotheses every step up to this n.
+        refit_growth: past it, refit once n has grown by this fraction since the last refit.
+        evidence_samples: importance samples per stage of the evidence estimate.
+        reference_size: points the integrated variance (reward, ``nipv``) is averaged over.
+        exclude_measured: never ask for a candidate that was already measured.
+        restarts, raw_samples: ``optimize_acqf`` effort on a continuous space.
+        device: "auto" (CUDA when present), "cpu" or "cuda".
+    """
+
+    n_init: int = 5
+    fit: FitSettings = field(default_factory=FitSettings)
+    refit_every_step_below: int = 100
+    refit_growth: float = 0.1
+    evidence_samples: int = 512
+    reference_size: int = 1024
+    exclude_measured: bool = True
+    restarts: int = 4
+    raw_samples: int = 128
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.n_init < 1:
+            raise ConfigError(f"n_init must be >= 1, got {self.n_init}")
+        if self.refit_growth <= 0:
+            raise ConfigError(f"refit_growth must be > 0, got {self.refit_growth}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ConfigError(f"device must be auto, cpu or cuda, got {self.device!r}")
+
+
+def resolve_device(name: str) -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """What happened at one step (one ``tell``), for logs, journals and people.
+
+    Attributes:
+        step, request_id, x, y: the measurement.
+        hypothesis, reason: who chose the point and why (see ``MeasureRequest``).
+        refit: hypotheses refit after this measurement.
+        reward: the driver's reward (epsilon-greedy, on refit steps), else None.
+        probabilities, log_evidence, integrated_variance: per hypothesis name.
+        parameters: per hypothesis, ``{param: [posterior mean, sd]}`` in physical units.
+        fit_failures: per hypothesis whose refit failed, the error message.
+        stopped: whether the stopping rule fired after this step.
+    """
+
+    step: int
+    request_id: str
+    x: tuple[float, ...]
+    y: float
+    hypothesis: str | None
+    reason: str
+    refit: tuple[str, ...]
+    reward: float | None
+    probabilities: dict[str, float]
+    log_evidence: dict[str, float]
+    integrated_variance: dict[str, float]
+    parameters: dict[str, dict[str, list[float]]]
+    fit_failures: dict[str, str]
+    stopped: bool
+
+
+@dataclass
+class _Slot:
+    """Mutable per-hypothesis state inside the campaign."""
+
+    hypothesis: Hypothesis
+    fit: Fit | None = None
+    posterior: CandidatePosterior | None = None
+    evidence: EvidenceTracker | None = None
+    last_refit_n: int = 0
+    times_chosen: int = 0
+    rewards: list[float] = field(default_factory=list)
+
+    @property
+    def mean_reward(self) -> float:
+        return sum(self.rewards) / len(self.rewards) if self.rewards else math.nan
+
+
+class Campaign:
+    """Hypothesis learning over one space, driven by ask/tell.
+
+    Args:
+        space: where to measure.
+        hypotheses: the competing hypotheses (at least one; names unique).
+        policy: a policy name (``"epsilon-greedy"``, ``"discriminate"``) or instance.
+        acquisition: an acquisition name or instance; None = the policy's default.
+        stopping: when to stop (e.g. ``Budget(40)``).
+        seed: seeds every random choice.
+        settings: see :class:`CampaignSettings`.
+        name: part of every request id (ids are unique per name, seed and step).
+
+    Example:
+        >>> c = Campaign(Space.box([(0, 1)]), [BUILTIN["linear"]], "discriminate", None, Budget(10), seed=0)
+        >>> while not c.done:
+        ...     r = c.ask()
+        ...     c.tell(Measurement(r.request_id, r.x, instrument(r.x)))
+    """
+
+    def __init__(
+        self,
+        space: Space,
+        hypotheses: list[Hypothesis],
+        policy: str | Policy,
+        acquisition: str | Acquisition | None,
+        stopping: StoppingRule,
+        seed: int,
+        settings: CampaignSettings | None = None,
+        name: str = "campaign",
+    ) -> None:
+        if not hypotheses:
+            raise ConfigError("a campaign needs at least one hypothesis")
+        names = [h.name for h in hypotheses]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"hypothesis names must be unique, got {names}")
+        self.space = space
+        self.policy = POLICIES[policy]() if isinstance(policy, str) else policy
+        acq = acquisition if acquisition is not None else self.policy.default_acquisition
+        self.acquisition = ACQUISITIONS[acq]() if isinstance(acq, str) else acq
+        self.stopping = stopping
+        self.seed = int(seed)
+        self.settings = settings or CampaignSettings()
+        self.name = name
+        self.device = resolve_device(self.settings.device)
+        self._slots = [_Slot(h) for h in hypotheses]
+        self._x: list[tuple[float, ...]] = []
+        self._y: list[float] = []
+        self._measured_idx: list[int] = []
+        self._told: set[str] = set()
+        self._pending: MeasureRequest | None = None
+        self._pending_iv: float | None = None
+        self._history: list[StepRecord] = []
+        self._stopped = False
+        self._points = self._build_points()
+        self._reference_idx = self._build_reference()
+        self._design = self._initial_design()
+
+    # ----------------------------------------------------------------- public
+
+    @property
+    def n(self) -> int:
+        """Measurements told so far."""
+        return len(self._y)
+
+    @property
+    def done(self) -> bool:
+        """Whether the stopping rule has fired (or no candidate is left)."""
+        return self._stopped
+
+    @property
+    def hypothesis_names(self) -> tuple[str, ...]:
+        return tuple(s.hypothesis.name for s in self._slots)
+
+    @property
+    def history(self) -> tuple[StepRecord, ...]:
+        return tuple(self._history)
+
+    @property
+    def data(self) -> tuple[list[tuple[float, ...]], list[float]]:
+        """Copies of the measured points and values, in order."""
+        return list(self._x), list(self._y)
+
+    def probabilities(self) -> dict[str, float]:
+        """Posterior probability of each hypothesis (empty before the first fit)."""
+        return self._history[-1].probabilities if self._history else {}
+
+    def leader(self) -> str | None:
+        probs = self.probabilities()
+        return max(probs, key=probs.__getitem__) if probs else None
+
+    def summary(self) -> dict:
+        """``{"leader", "measurements", "hypotheses": [{"name", "probability", "times_chosen", "parameters"}]}``."""
+        last = self._history[-1] if self._history else None
+        hyps = []
+        for s in self._slots:
+            name = s.hypothesis.name
+            params = last.parameters.get(name, {}) if last else {}
+            hyps.append(
+                {
+                    "name": name,
+                    "probability": last.probabilities.get(name, 0.0) if last else 0.0,
+                    "log_evidence": last.log_evidence.get(name) if last else None,
+                    "times_chosen": s.times_chosen,
+                    "mean_reward": None if math.isnan(s.mean_reward) else s.mean_reward,
+                    "parameters": {p: {"mean": v[0], "sd": v[1]} for p, v in params.items()},
+                }
+            )
+        return {"leader": self.leader(), "measurements": self.n, "hypotheses": hyps}
+
+    def ask(self) -> MeasureRequest:
+        """The next point to measure. Asking again before ``tell`` returns the same request.
+
+        Raises:
+            CampaignStateError: the campaign has stopped.
+        """
+        if self._pending is not None:
+            return self._pending
+        if self._stopped:
+            raise CampaignStateError("the campaign has stopped; nothing more to ask")
+        step = self.n
+        if step < len(self._design):
+            x, driver, reason = self._design[step], None, "initial-design"
+        else:
+            driver, reason = self.policy.choose(self._policy_view(), self._rng("policy", step))
+            x = self._acquire(driver, step)
+            if driver is not None:
+                self._pending_iv = self._slots[driver].posterior.integrated_variance()  # type: ignore[union-attr]
+        if driver is not None:
+            self._slots[driver].times_chosen += 1
+        self._pending = MeasureRequest(
+            request_id=str(uuid.uuid5(_NAMESPACE, f"{self.name}/{self.seed}/{step}")),
+            step=step,
+            x=tuple(float(v) for v in x),
+            hypothesis=self._slots[driver].hypothesis.name if driver is not None else None,
+            reason=reason,
+        )
+        return self._pending
+
+    def tell(self, measurement: Measurement) -> StepRecord:
+        """Add a measurement and update every hypothesis.
+
+        Raises:
+            MeasurementRejected: NaN/inf, a point outside the space or off the
+                candidate set, the wrong dimension, a request id never issued
+                or already told. The campaign is left unchanged.
+        """
+        request = self._validate(measurement)
+        idx = self.space.index_of(measurement.x) if self.space.is_finite else None
+        self._x.append(tuple(float(v) for v in measurement.x))
+        self._y.append(float(measurement.y))
+        if idx is not None:
+            self._measured_idx.append(idx)
+        self._told.add(request.request_id)
+        self._pending = None
+        record = self._update(request, measurement)
+        self._history.append(record)
+        return record
+
+    # --------------------------------------------------------------- internals
+
+    def _rng(self, purpose: str, step: int, index: int = 0) -> np.random.Generator:
+        return np.random.default_rng([self.seed, step, _PURPOSES[purpose], index])
+
+    def _int_seed(self, purpose: str, step: int, index: int = 0) -> int:
+        return int(self._rng(purpose, step, index).integers(2**31 - 1))
+
+    def _tensor(self, values) -> Tensor:
+        return torch.as_tensor(values, dtype=DTYPE, device=self.device)
+
+    def _build_points(self) -> Tensor:
+        """Relative coordinates of the candidates, or of Sobol reference points for a box."""
+        if self.space.is_finite:
+            return self.space.to_unit(self.space.candidates.to(self.device))  # type: ignore[union-attr]
+        sobol = torch.quasirandom.SobolEngine(self.space.d, scramble=True, seed=self._int_seed("reference", 0))
+        return sobol.draw(self.settings.reference_size, dtype=DTYPE).to(self.device)
+
+    def _build_reference(self) -> Tensor:
+        n = len(self._points)
+        if n <= self.settings.reference_size:
+            return torch.arange(n, device=self.device)
+        gen = torch.Generator().manual_seed(self._int_seed("reference", 1))
+        return torch.randperm(n, generator=gen)[: self.settings.reference_size].sort().values.to(self.device)
+
+    def _initial_design(self) -> list[tuple[float, ...]]:
+        """``n_init`` space-filling points: scrambled Sobol, snapped to distinct candidates on a finite set."""
+        sobol = torch.quasirandom.SobolEngine(self.space.d, scramble=True, seed=self._int_seed("design", 0))
+        u = sobol.draw(self.settings.n_init, dtype=DTYPE)
+        if not self.space.is_finite:
+            return [tuple(self.space.from_unit(row).tolist()) for row in u]
+        points = self._points.cpu()
+        chosen: list[int] = []
+        for row in u:
+            dist = ((points - row) ** 2).sum(-1)
+            if chosen:
+                dist[chosen] = math.inf
+            chosen.append(int(torch.argmin(dist)))
+        return [tuple(self.space.candidates[i].tolist()) for i in chosen]  # type: ignore[index]
+
+    def _policy_view(self) -> PolicyView:
+        probs = self.probabilities()
+        return PolicyView(
+            probabilities=tuple(probs.get(s.hypothesis.name, 0.0) for s in self._slots),
+            times_chosen=tuple(s.times_chosen for s in self._slots),
+            mean_reward=tuple(s.mean_reward for s in self._slots),
+        )
+
+    def _weights(self) -> Tensor:
+        probs = self.probabilities()
+        return self._tensor([probs.get(s.hypothesis.name, 0.0) for s in self._slots])
+
+    def _usable(self) -> list[int]:
+        return [i for i, s in enumerate(self._slots) if s.fit is not None]
+
+    def _acquire(self, driver: int | None, step: int) -> tuple[float, ...]:
+        usable = self._usable()
+        if not usable:
+            raise CampaignStateError("no hypothesis could be fitted; see the step records' fit_failures")
+        weights = self._weights()
+        if driver is None or driver not in usable:
+            driver = max(usable, key=lambda i: float(weights[i]))
+        if self.space.is_finite:
+            posteriors = [s.posterior for s in self._slots]
+            sub_w = weights
+            if len(usable) < len(self._slots):  # score only the hypotheses that have a fit
+                posteriors = [posteriors[i] for i in usable]
+                sub_w = weights[usable]
+                driver = usable.index(driver)
+            scores = self.acquisition.score(posteriors, driver, sub_w, self._reference_idx)  # type: ignore[arg-type]
+            scores = torch.where(torch.isfinite(scores), scores, torch.full_like(scores, -math.inf))
+            if self.settings.exclude_measured and self._measured_idx:
+                scores[torch.tensor(self._measured_idx, device=scores.device)] = -math.inf
+            best = int(torch.argmax(scores))
+            if not math.isfinite(float(scores[best])):
+                raise CampaignStateError("no candidate left to measure")
+            return tuple(self.space.candidates[best].tolist())  # type: ignore[index]
+        u, y = self._data_tensors()
+        models = [self._slots[i].fit.model(u, y) for i in usable]  # type: ignore[union-attr]
+        acq = self.acquisition.botorch(models, usable.index(driver), weights[usable], self._points)
+        bounds = torch.stack([torch.zeros(self.space.d), torch.ones(self.space.d)]).to(DTYPE).to(self.device)
+        with torch.random.fork_rng():
+            torch.manual_seed(self._int_seed("optimize", step))
+            cand, _ = optimize_acqf(
+                acq, bounds=bounds, q=1, num_restarts=self.settings.restarts, raw_samples=self.settings.raw_samples
+            )
+        return tuple(self.space.from_unit(cand[0].detach()).clamp(
+            torch.tensor(self.space.lo, dtype=DTYPE, device=self.device),
+            torch.tensor(self.space.hi, dtype=DTYPE, device=self.device),
+        ).tolist())
+
+    def _validate(self, m: Measurement) -> MeasureRequest:
+        rid = m.request_id
+        if rid in self._told:
+            raise MeasurementRejected(rid, "duplicate", "this request was already told")
+        if self._pending is None or self._pending.request_id != rid:
+            raise MeasurementRejected(rid, "unknown-request", "no outstanding request has this id")
+        x = tuple(m.x)
+        if len(x) != self.space.d:
+            raise MeasurementRejected(rid, "wrong-dimension", f"point has {len(x)} coordinates, the space has {self.space.d}")
+        try:
+            values = [float(v) for v in (*x, m.y)]
+        except (TypeError, ValueError) as exc:
+            raise MeasurementRejected(rid, "non-numeric", str(exc)) from None
+        if not all(math.isfinite(v) for v in values):
+            raise MeasurementRejected(rid, "non-finite", f"x={x}, y={m.y} contains NaN or inf")
+        if not self.space.contains(x):
+            raise MeasurementRejected(rid, "outside-space", f"x={x} is outside {list(zip(self.space.lo, self.space.hi))}")
+        if self.space.is_finite and self.space.index_of(x) is None:
+            raise MeasurementRejected(rid, "outside-space", f"x={x} is not one of the candidates")
+        return self._pending
+
+    def _data_tensors(self) -> tuple[Tensor, Tensor]:
+        x = self._tensor(self._x)
+        return self.space.to_unit(x), self._tensor(self._y)
+
+    def _due_for_refit(self, slot: _Slot, targeted: bool) -> bool:
+        """Targeted (by the policy): every step up to ``refit_every_step_below``, then on growth.
+        Not targeted: on growth only, so that every hypothesis's evidence rests on
+        hyperparameters fitted to at least ``1 / (1 + refit_growth)`` of the data."""
+        n = self.n
+        if slot.fit is None or (targeted and n <= self.settings.refit_every_step_below):
+            return True
+        return n >= (1 + self.settings.refit_growth) * slot.last_refit_n
+
+    def _refit(self, i: int, u: Tensor, y: Tensor, step: int) -> None:
+        slot = self._slots[i]
+        slot.fit = fit_hypothesis(
+            slot.hypothesis, u, y, self.space.lo, self.space.span, slot.fit, self.settings.fit, self._int_seed("fit", step, i)
+        )
+        slot.last_refit_n = len(y)
+        model = slot.fit.model(u, y)
+        slot.posterior = CandidatePosterior(model, u, y / slot.fit.frame.s, self._points)
+        slot.evidence = log_evidence(model, u, y, self.settings.evidence_samples, self._int_seed("evidence", step, i))
+
+    def _update(self, request: MeasureRequest, m: Measurement) -> StepRecord:
+        step = request.step
+        u, y = self._data_tensors()
+        names = self.hypothesis_names
+        driver = names.index(request.hypothesis) if request.hypothesis is not None else None
+        refit: list[str] = []
+        failures: dict[str, str] = {}
+        reward = None
+        if self.n >= self.settings.n_init:
+            first = self.n == self.settings.n_init or not self._usable()
+            targets = range(len(self._slots)) if first else self.policy.refit(driver, len(self._slots))
+            for i, slot in enumerate(self._slots):
+                if self._due_for_refit(slot, i in targets):
+                    try:
+                        self._refit(i, u, y, step)
+                        refit.append(slot.hypothesis.name)
+                        continue
+                    except FitError as exc:
+                        failures[slot.hypothesis.name] = str(exc)
+                if slot.posterior is not None:
+                    v_new = float(y[-1]) / slot.fit.frame.s  # type: ignore[union-attr]
+                    row = slot.posterior.add(u[-1], v_new)
+                    slot.evidence.add(row, u[-1], v_new)  # type: ignore[union-attr]
+            if self.policy.rewarded and driver is not None and names[driver] in refit and self._pending_iv is not None:
+                iv_after = self._slots[driver].posterior.integrated_variance()  # type: ignore[union-attr]
+                reward = 1.0 if iv_after < self._pending_iv else 0.0
+                self._slots[driver].rewards.append(reward)
+        self._pending_iv = None
+
+        usable = self._usable()
+        evidence = {i: self._slots[i].evidence.evidence() for i in usable}  # type: ignore[union-attr]
+        log_z = {names[i]: evidence[i].log_z for i in usable}
+        probs = dict(zip(log_z, probabilities(list(log_z.values())))) if log_z else {}
+        ivs = {names[i]: self._slots[i].posterior.integrated_variance() for i in usable}  # type: ignore[union-attr]
+        params = {
+            names[i]: {p: [evidence[i].mean[p], evidence[i].sd[p]] for p in evidence[i].mean} for i in usable
+        }
+        leader = max(probs, key=probs.__getitem__) if probs else None
+        view = CampaignView(
+            n=self.n,
+            probabilities=tuple(probs.values()),
+            integrated_variance=ivs[leader] if leader else math.inf,
+        )
+        if self.stopping(view):
+            self._stopped = True
+        elif self.space.is_finite and self.settings.exclude_measured and len(set(self._measured_idx)) >= len(self._points):
+            self._stopped = True
+        return StepRecord(
+            step=step,
+            request_id=request.request_id,
+            x=tuple(float(v) for v in m.x),
+            y=float(m.y),
+            hypothesis=request.hypothesis,
+            reason=request.reason,
+            refit=tuple(refit),
+            reward=reward,
+            probabilities=probs,
+            log_evidence=log_z,
+            integrated_variance=ivs,
+            parameters=params,
+            fit_failures=failures,
+            stopped=self._stopped,
+        )

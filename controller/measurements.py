@@ -1,0 +1,40 @@
+"""What the campaign asks for and what it is told: plain, immutable records."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class MeasureRequest:
+    """One point the campaign wants measured.
+
+    Attributes:
+        request_id: unique and deterministic for (campaign name, seed, step).
+        step: 0-based index of this request in the campaign.
+        x: the point, physical units, one value per axis.
+        hypothesis: the hypothesis whose acquisition chose it (None for the
+            initial design and for acquisitions over all hypotheses).
+        reason: why this point ("initial-design", "explore", "exploit", "warm-up", "discriminate").
+    """
+
+    request_id: str
+    step: int
+    x: tuple[float, ...]
+    hypothesis: str | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """A measured value.
+
+    Attributes:
+        request_id: the request this answers.
+        x: the point actually measured (physical units).
+        y: the measured scalar.
+    """
+
+    request_id: str
+    x: tuple[float, ...]
+    y: float

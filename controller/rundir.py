@@ -1,0 +1,82 @@
+"""The run directory: what a campaign leaves behind, line by line.
+
+Layout (all UTF-8 JSON; ``*.jsonl`` files hold one JSON object per line,
+appended and flushed as each step happens, so a crash leaves every completed
+line readable)::
+
+    DIR/config.json         how the run was set up, and the library versions
+    DIR/measurements.jsonl  {"step", "request_id", "x": [..], "y"}  one per measurement
+    DIR/decisions.jsonl     one StepRecord per measurement: "hypothesis" (who chose
+                            the point), "reason", "refit", "reward", "probabilities",
+                            "log_evidence", "integrated_variance", "parameters"
+                            ({hypothesis: {param: [mean, sd]}}), "fit_failures", "stopped"
+    DIR/summary.json        {"leader", "measurements", "hypotheses": [{"name",
+                            "probability", "log_evidence", "times_chosen",
+                            "mean_reward", "parameters": {P: {"mean", "sd"}}}]}
+
+A directory that already holds a run is never written into again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from abduce.controller.campaign import Campaign, StepRecord
+from abduce.controller.errors import ConfigError
+
+FILES = ("config.json", "measurements.jsonl", "decisions.jsonl", "summary.json")
+
+
+def library_versions() -> dict[str, str]:
+    out = {}
+    for pkg in ("abduce", "torch", "gpytorch", "botorch", "numpy", "pyzmq", "pydantic"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+class RunDirectory:
+    """Writes one campaign's run directory; use as a consumer of step records.
+
+    Raises:
+        ConfigError: ``path`` exists and already holds any of the run files.
+    """
+
+    def __init__(self, path: str | os.PathLike, config: dict) -> None:
+        self.path = Path(path)
+        existing = [f for f in FILES if (self.path / f).exists()]
+        if existing:
+            raise ConfigError(f"{self.path} already holds a run ({', '.join(existing)}); choose another --out")
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._write_json("config.json", {**config, "versions": library_versions()})
+        self._measurements = open(self.path / "measurements.jsonl", "a", encoding="utf-8")
+        self._decisions = open(self.path / "decisions.jsonl", "a", encoding="utf-8")
+
+    def _write_json(self, name: str, obj: dict) -> None:
+        tmp = self.path / f".{name}.tmp"
+        tmp.write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, self.path / name)
+
+    def __call__(self, record: StepRecord) -> None:
+        m = {"step": record.step, "request_id": record.request_id, "x": list(record.x), "y": record.y}
+        self._measurements.write(json.dumps(m) + "\n")
+        self._measurements.flush()
+        self._decisions.write(json.dumps(dataclasses.asdict(record)) + "\n")
+        self._decisions.flush()
+
+    def finish(self, campaign: Campaign) -> dict:
+        """Write ``summary.json`` and close the line files; returns the summary."""
+        summary = campaign.summary()
+        self._write_json("summary.json", summary)
+        self.close()
+        return summary
+
+    def close(self) -> None:
+        self._measurements.close()
+        self._decisions.close()

@@ -1,0 +1,81 @@
+"""Campaigns against in-process simulators: the setup ``abduce run`` describes.
+
+Used by the CLI, the benchmarks and the statistical tests, so all three run
+exactly the same campaign for the same options.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from abduce.controller.campaign import Campaign, CampaignSettings
+from abduce.controller.loop import Consumer, run_campaign
+from abduce.controller.measurements import MeasureRequest, Measurement
+from abduce.controller.policies import POLICIES
+from abduce.controller.space import Space
+from abduce.controller.stopping import Budget
+from abduce.hypotheses.library import resolve_hypothesis
+from abduce.simulators.registry import SIMULATORS
+
+
+@dataclass(frozen=True)
+class SimulatedRun:
+    """A campaign against a simulator, as ``abduce run`` takes it.
+
+    Attributes:
+        simulator: simulator name (``transition-1d``).
+        truth: the law generating the data.
+        hypotheses: hypothesis names or dotted paths.
+        policy, acquisition: by name (acquisition None = the policy's default).
+        budget: measurements.
+        seed: seeds both the campaign and the simulator's noise.
+        x_c, beta, noise, grid: simulator parameters (noise None = 5% of the amplitude).
+        n_init: initial space-filling measurements.
+        epsilon: epsilon-greedy exploration probability.
+    """
+
+    simulator: str = "transition-1d"
+    truth: str = "second-order"
+    hypotheses: tuple[str, ...] = ("second-order", "first-order", "linear", "sigmoid")
+    policy: str = "epsilon-greedy"
+    acquisition: str | None = None
+    budget: int = 40
+    seed: int = 0
+    x_c: float = 0.6
+    beta: float = 0.5
+    noise: float | None = None
+    grid: int = 501
+    n_init: int = 5
+    epsilon: float = 0.1
+
+    def build(self) -> tuple[Campaign, object]:
+        """The campaign and the simulator."""
+        sim = SIMULATORS[self.simulator](
+            truth=self.truth, x_c=self.x_c, beta=self.beta, noise=self.noise, grid=self.grid, seed=self.seed
+        )
+        candidates = sim.candidates()
+        space = Space.finite(candidates) if candidates is not None else Space.box(sim.bounds)
+        policy_cls = POLICIES[self.policy]
+        policy = policy_cls(epsilon=self.epsilon) if self.policy == "epsilon-greedy" else policy_cls()
+        campaign = Campaign(
+            space=space,
+            hypotheses=[resolve_hypothesis(h) for h in self.hypotheses],
+            policy=policy,
+            acquisition=self.acquisition,
+            stopping=Budget(self.budget),
+            seed=self.seed,
+            settings=CampaignSettings(n_init=self.n_init),
+        )
+        return campaign, sim
+
+    def run(self, consumers: Iterable[Consumer] = ()) -> Campaign:
+        """Build and run to the end; returns the finished campaign."""
+        campaign, sim = self.build()
+
+        def instrument(request: MeasureRequest) -> Measurement:
+            return Measurement(request.request_id, request.x, float(sim.measure(np.array([request.x]))[0]))
+
+        return run_campaign(campaign, instrument, consumers)

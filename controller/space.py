@@ -1,0 +1,102 @@
+"""The space a campaign measures in: a continuous box, or a finite candidate set."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from abduce.controller.errors import ConfigError
+
+DTYPE = torch.float64
+
+
+@dataclass(frozen=True)
+class Space:
+    """Where measurements can be made.
+
+    Attributes:
+        lo, hi: ``d`` lower and upper bounds (for a candidate set, its bounding box).
+        candidates: ``N x d`` allowed points, or None for the continuous box.
+        names: axis names, for people and files.
+
+    Use :meth:`box` or :meth:`finite` to build one.
+    """
+
+    lo: tuple[float, ...]
+    hi: tuple[float, ...]
+    candidates: Tensor | None = field(default=None, compare=False)
+    names: tuple[str, ...] = ()
+
+    @classmethod
+    def box(cls, bounds: Sequence[tuple[float, float]], names: Sequence[str] | None = None) -> Space:
+        """A continuous box, ``bounds = [(lo, hi), ...]`` one pair per axis."""
+        if not bounds:
+            raise ConfigError("a space needs at least one axis")
+        for i, (lo, hi) in enumerate(bounds):
+            if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+                raise ConfigError(f"axis {i}: bounds ({lo}, {hi}) must be finite with lo < hi")
+        d = len(bounds)
+        return cls(
+            lo=tuple(float(b[0]) for b in bounds),
+            hi=tuple(float(b[1]) for b in bounds),
+            names=tuple(names) if names else tuple(f"x{i}" for i in range(d)),
+        )
+
+    @classmethod
+    def finite(cls, points, names: Sequence[str] | None = None) -> Space:
+        """A finite candidate set (``N x d`` array-like; e.g. a composition grid or pixel grid)."""
+        pts = torch.as_tensor(points, dtype=DTYPE)
+        if pts.ndim == 1:
+            pts = pts.unsqueeze(-1)
+        if pts.ndim != 2 or len(pts) < 2:
+            raise ConfigError(f"candidates must be an N x d array with N >= 2, got shape {tuple(pts.shape)}")
+        if not torch.isfinite(pts).all():
+            raise ConfigError("candidates contain NaN or inf")
+        lo, hi = pts.min(0).values, pts.max(0).values
+        if (hi <= lo).any():
+            raise ConfigError("every axis of the candidate set must take at least two values")
+        d = pts.shape[1]
+        return cls(
+            lo=tuple(lo.tolist()),
+            hi=tuple(hi.tolist()),
+            candidates=pts,
+            names=tuple(names) if names else tuple(f"x{i}" for i in range(d)),
+        )
+
+    @property
+    def d(self) -> int:
+        return len(self.lo)
+
+    @property
+    def span(self) -> tuple[float, ...]:
+        return tuple(h - l for l, h in zip(self.lo, self.hi))
+
+    @property
+    def is_finite(self) -> bool:
+        return self.candidates is not None
+
+    def to_unit(self, x: Tensor) -> Tensor:
+        """Physical ``... x d`` -> the unit cube."""
+        lo = torch.tensor(self.lo, dtype=x.dtype, device=x.device)
+        return (x - lo) / torch.tensor(self.span, dtype=x.dtype, device=x.device)
+
+    def from_unit(self, u: Tensor) -> Tensor:
+        lo = torch.tensor(self.lo, dtype=u.dtype, device=u.device)
+        return lo + u * torch.tensor(self.span, dtype=u.dtype, device=u.device)
+
+    def contains(self, x: Sequence[float], rtol: float = 1e-9) -> bool:
+        """Whether a point lies in the box (with a relative tolerance of the span)."""
+        return all(l - rtol * s <= v <= h + rtol * s for v, l, h, s in zip(x, self.lo, self.hi, self.span))
+
+    def index_of(self, x: Sequence[float], rtol: float = 1e-6) -> int | None:
+        """For a candidate set: the index of the candidate at ``x`` (within ``rtol`` of the span), else None."""
+        assert self.candidates is not None
+        q = torch.tensor([list(x)], dtype=DTYPE)
+        scale = torch.tensor(self.span, dtype=DTYPE)
+        dist = ((self.candidates - q).abs() / scale).max(-1).values
+        i = int(torch.argmin(dist))
+        return i if float(dist[i]) <= rtol else None

@@ -1,0 +1,107 @@
+"""Stopping rules that compose with ``&`` and ``|``.
+
+A rule looks at a :class:`CampaignView` after each ``tell`` and says whether
+the campaign is done::
+
+    rule = Budget(200) | (ProbabilityAbove(0.99) & IntegratedVarianceBelow(1e-4))
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class CampaignView:
+    """What a stopping rule may look at.
+
+    Attributes:
+        n: measurements told so far.
+        probabilities: posterior probability of each hypothesis (empty before the first fit).
+        integrated_variance: the leading hypothesis's mean posterior variance
+            over the space, physical units squared (``inf`` before the first fit).
+    """
+
+    n: int
+    probabilities: tuple[float, ...]
+    integrated_variance: float
+
+
+class StoppingRule(ABC):
+    @abstractmethod
+    def __call__(self, view: CampaignView) -> bool: ...
+
+    @abstractmethod
+    def describe(self) -> str: ...
+
+    def __and__(self, other: StoppingRule) -> StoppingRule:
+        return AllOf((self, other))
+
+    def __or__(self, other: StoppingRule) -> StoppingRule:
+        return AnyOf((self, other))
+
+
+@dataclass(frozen=True)
+class Budget(StoppingRule):
+    """Stop after ``n`` measurements."""
+
+    n: int
+
+    def __post_init__(self) -> None:
+        if self.n < 1:
+            raise ValueError(f"budget must be >= 1, got {self.n}")
+
+    def __call__(self, view: CampaignView) -> bool:
+        return view.n >= self.n
+
+    def describe(self) -> str:
+        return f"budget of {self.n} measurements"
+
+
+@dataclass(frozen=True)
+class ProbabilityAbove(StoppingRule):
+    """Stop when the leading hypothesis's posterior probability reaches ``p``."""
+
+    p: float
+
+    def __call__(self, view: CampaignView) -> bool:
+        return bool(view.probabilities) and max(view.probabilities) >= self.p
+
+    def describe(self) -> str:
+        return f"leading hypothesis at probability >= {self.p}"
+
+
+@dataclass(frozen=True)
+class IntegratedVarianceBelow(StoppingRule):
+    """Stop when the leader's integrated posterior variance falls below ``threshold`` (y units squared)."""
+
+    threshold: float
+
+    def __call__(self, view: CampaignView) -> bool:
+        return view.integrated_variance < self.threshold
+
+    def describe(self) -> str:
+        return f"integrated variance < {self.threshold:g}"
+
+
+@dataclass(frozen=True)
+class AllOf(StoppingRule):
+    rules: tuple[StoppingRule, ...]
+
+    def __call__(self, view: CampaignView) -> bool:
+        return all(r(view) for r in self.rules)
+
+    def describe(self) -> str:
+        return " and ".join(f"({r.describe()})" for r in self.rules)
+
+
+@dataclass(frozen=True)
+class AnyOf(StoppingRule):
+    rules: tuple[StoppingRule, ...]
+
+    def __call__(self, view: CampaignView) -> bool:
+        return any(r(view) for r in self.rules)
+
+    def describe(self) -> str:
+        return " or ".join(f"({r.describe()})" for r in self.rules)
