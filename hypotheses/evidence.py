@@ -24,12 +24,19 @@ points around ``x_c``, where its prior holds little mass, and a power law only
 reproduces a line with ``beta ~ 1`` and ``x_c`` at the edge. Nested laws are
 thus separated by prior mass, not by fit.
 
-The integral is estimated by two-stage adaptive importance sampling with a
-defensive mixture proposal (scrambled Sobol draws, so it is deterministic for a
-seed): stage 1 is ``0.3 prior + 0.7 N(theta_MAP, (0.1 width)^2)``; stage 2 is
-``0.1 prior + 0.9 N(mu_1, 2.25 Sigma_1)`` from stage 1's weighted moments. The
-prior component bounds the weights. With the kernel fixed, every draw costs
-one triangular solve against a shared Cholesky factor (``O(n^2 S)``).
+The integral is estimated by annealed adaptive importance sampling
+(population Monte Carlo) with a defensive mixture proposal, drawn from
+scrambled Sobol points so that it is deterministic for a seed. Stage 0 draws
+from ``0.2 prior + 0.8 N(theta_MAP, (0.1 width)^2)``; each later stage from
+``0.1 prior + 0.9 N(mu, 2.25 Sigma)``, with ``mu, Sigma`` the moments of the
+previous stage's weights tempered (``w^lambda``, largest ``lambda`` keeping
+S/5 effective draws) so that a proposal far too wide or narrow shrinks or
+grows step by step instead of collapsing onto one draw. It stops at the first
+stage past 0 whose untempered effective sample size is at least S/10 (at most
+``max_stages``). The posterior of a power law near its kink is far from
+Gaussian, which is why a Laplace proposal (tried first) failed there. The prior
+component bounds the weights. With the kernel fixed, every draw costs one
+triangular solve against a shared Cholesky factor (``O(n^2 S)``).
 
 Probabilities over hypotheses use a uniform prior over the set:
 ``P(H | y) = Z_H / sum_H' Z_H'``.
@@ -45,7 +52,7 @@ from torch import Tensor
 
 from abduce.hypotheses.fitting import log_prior
 from abduce.hypotheses.model import DTYPE, StructuredGP, relative_mean
-from abduce.hypotheses.posterior import CholeskyRow
+from abduce.hypotheses.posterior import CholeskyRow, RowBuffer
 
 _LOG_2PI = math.log(2 * math.pi)
 
@@ -74,26 +81,6 @@ def _gaussian_draws(mu: Tensor, cov: Tensor, unit: Tensor) -> Tensor:
 
 def _gaussian_logpdf(phi: Tensor, mu: Tensor, cov: Tensor) -> Tensor:
     return torch.distributions.MultivariateNormal(mu, covariance_matrix=cov).log_prob(phi)
-
-
-def _laplace_covariance(log_post, centre: Tensor, width: Tensor) -> Tensor:
-    """Inverse Hessian of ``-log_post`` at ``centre``, flat directions capped at (0.3 width)^2.
-
-    Computed in coordinates scaled by ``width`` so that the cap and the
-    eigenvalue floor mean the same for every parameter.
-    """
-    def f(z: Tensor) -> Tensor:
-        return -log_post((centre + z * width).unsqueeze(0)).sum()
-
-    with torch.enable_grad():
-        h = torch.autograd.functional.hessian(f, torch.zeros_like(centre))
-    h = 0.5 * (h + h.T)
-    if not torch.isfinite(h).all():
-        h = torch.zeros_like(h)
-    evals, evecs = torch.linalg.eigh(h)
-    evals = evals.clamp_min(1.0 / 0.3**2)
-    cov_z = (evecs / evals) @ evecs.T
-    return cov_z * torch.outer(width, width)
 
 
 class EvidenceTracker:
@@ -125,7 +112,12 @@ class EvidenceTracker:
         self.log_s_total = self.n * math.log(self.frame.s)
         rel = self._draws(self.inside)
         means = torch.broadcast_to(relative_mean(self.hypothesis, self.frame, u, rel), (int(self.inside.sum()), self.n))
-        self.w = torch.linalg.solve_triangular(chol, (v.unsqueeze(0) - means).T, upper=False)  # n x S_inside
+        self._w = RowBuffer(torch.linalg.solve_triangular(chol, (v.unsqueeze(0) - means).T, upper=False))
+
+    @property
+    def w(self) -> Tensor:
+        """Whitened residuals of the draws inside the bounds, ``n x S_inside``."""
+        return self._w.value
 
     def _draws(self, mask: Tensor) -> dict[str, Tensor]:
         return {p.name: self.phi[mask, i : i + 1] for i, p in enumerate(self.hypothesis.free)}
@@ -136,7 +128,7 @@ class EvidenceTracker:
             m_new = relative_mean(self.hypothesis, self.frame, u_new.reshape(1, -1), self._draws(self.inside))
             r = v_new - m_new.reshape(-1)
             w_new = (r - row.l @ self.w) / row.d
-            self.w = torch.cat([self.w, w_new.unsqueeze(0)])
+            self._w.append(w_new)
             self.logdet += 2 * math.log(row.d)
             self.n += 1
             self.log_s_total += math.log(self.frame.s)
@@ -158,7 +150,25 @@ class EvidenceTracker:
         return Evidence(log_z=log_z, mean=mean, sd=sd, ess=ess)
 
 
-def log_evidence(model: StructuredGP, u: Tensor, y: Tensor, samples: int = 512, seed: int = 0) -> EvidenceTracker:
+def _ess(log_w: Tensor) -> float:
+    w = torch.softmax(log_w, 0)
+    return float(1.0 / (w**2).sum()) if torch.isfinite(log_w).any() else 0.0
+
+
+def _temper(log_w: Tensor, target: float) -> float:
+    """The largest lambda in (0, 1] with ESS(lambda log w) >= target (bisection)."""
+    if _ess(log_w) >= target:
+        return 1.0
+    lo, hi = 0.0, 1.0
+    for _ in range(30):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if _ess(mid * log_w) >= target else (lo, mid)
+    return max(lo, 1e-6)
+
+
+def log_evidence(
+    model: StructuredGP, u: Tensor, y: Tensor, samples: int = 512, seed: int = 0, max_stages: int = 8
+) -> EvidenceTracker:
     """Estimate the evidence of the model's hypothesis on ``(u, y)`` by adaptive importance sampling.
 
     Args:
@@ -167,6 +177,7 @@ def log_evidence(model: StructuredGP, u: Tensor, y: Tensor, samples: int = 512, 
         u: ``n x d`` relative inputs; y: ``n`` physical outputs.
         samples: draws per stage.
         seed: seeds the scrambled Sobol draws.
+        max_stages: most adaptation stages.
 
     Returns:
         A tracker holding the final stage; ``.evidence()`` gives the estimate
@@ -218,17 +229,19 @@ def log_evidence(model: StructuredGP, u: Tensor, y: Tensor, samples: int = 512, 
             return phi, log_pq, log_w
 
         centre = torch.stack([model.physics.value(p.name).detach() for p in free])
-        cov0 = _laplace_covariance(lambda phi: loglik(as_dict(phi)) + log_prior(hyp, as_dict(phi)).squeeze(-1), centre, width)
-        phi1, _, log_w1 = stage(centre, cov0 * 2.25, 0.2, seed)
-        w1 = torch.softmax(log_w1, 0)
-        if float(1.0 / (w1**2).sum()) >= 4 * k_dim + 10:
-            mu1 = (w1.unsqueeze(-1) * phi1).sum(0)
-            d1 = phi1 - mu1
-            cov1 = (w1.unsqueeze(-1) * d1).T @ d1 * 2.25 + torch.diag((1e-6 * width) ** 2)
-        else:  # stage 1 too degenerate to estimate moments: keep the Laplace proposal
-            mu1, cov1 = centre, cov0 * 2.25
-        phi2, log_pq2, _ = stage(mu1, cov1, 0.1, seed + 1)
-        return EvidenceTracker(model, u, v, chol, phi2, log_pq2)
+        mu, cov = centre, torch.diag((0.1 * width) ** 2)
+        floor = torch.diag((1e-7 * width) ** 2)
+        for t in range(max_stages):
+            phi, log_pq, log_w = stage(mu, cov, 0.2 if t == 0 else 0.1, seed + t)
+            if t > 0 and _ess(log_w) >= samples / 10:
+                break
+            # Anneal: moments of the posterior tempered to keep S/5 effective draws.
+            lam = _temper(log_w, samples / 5)
+            w = torch.softmax(lam * log_w, 0)
+            mu = (w.unsqueeze(-1) * phi).sum(0)
+            d = phi - mu
+            cov = (w.unsqueeze(-1) * d).T @ d * 2.25 + floor
+        return EvidenceTracker(model, u, v, chol, phi, log_pq)
 
 
 def probabilities(log_z: list[float]) -> list[float]:

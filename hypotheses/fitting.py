@@ -18,6 +18,12 @@ it), so one L-BFGS run from one start is not enough. :func:`fit_hypothesis`:
 3. Keeps the start with the highest log posterior; raises :class:`FitError`
    only when every start failed.
 
+Why ``fit_gpytorch_mll_scipy`` and not ``fit_gpytorch_mll``: the latter
+dispatches to the former but retries up to five times from prior samples on
+many warnings (an iteration cap reached, jitter added), which can silently
+make one fit cost five; here the restarts are chosen (screened) and counted
+(``Fit.starts``, ``Fit.capped``).
+
 A warm state fitted with another data scale is rescaled (amplitudes by
 ``s_old / s_new``, kernel and noise variances by its square) before use.
 """
@@ -25,6 +31,7 @@ A warm state fitted with another data scale is rescaled (amplitudes by
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import torch
@@ -67,6 +74,7 @@ class Fit:
         n: how many points it was fitted on.
         log_posterior: the maximised log marginal likelihood + log priors, per point.
         starts: how many L-BFGS starts were run.
+        capped: how many of them stopped at the iteration cap.
     """
 
     hypothesis: Hypothesis
@@ -75,6 +83,7 @@ class Fit:
     n: int
     log_posterior: float
     starts: int
+    capped: int = 0
 
     def model(self, u: Tensor, y: Tensor) -> StructuredGP:
         """This fit's model (frozen hyperparameters) conditioned on ``u`` (``n x d``), ``y`` (``n``)."""
@@ -203,6 +212,7 @@ def fit_hypothesis(
 
     best: tuple[float, dict[str, Tensor]] | None = None
     failures: list[str] = []
+    capped = 0
     for start in starts:
         model.load_state_dict(initial if start is None else default)
         for name, value in (start or {}).items():
@@ -210,7 +220,12 @@ def fit_hypothesis(
         mll = ExactMarginalLogLikelihood(model.likelihood, model)
         model.train()
         try:
-            fit_gpytorch_mll_scipy(mll, options={"maxiter": settings.maxiter})
+            # An iteration cap reached is expected (and reported as a warning by
+            # BoTorch); what counts is the value reached, compared below.
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                fit_gpytorch_mll_scipy(mll, options={"maxiter": settings.maxiter})
+            capped += sum("ITERATIONS REACHED LIMIT" in str(w.message) for w in caught)
             with torch.no_grad():
                 value = float(mll(model(u), v))
         except (RuntimeError, ValueError) as exc:  # Cholesky / NaN failures inside GPyTorch
@@ -223,4 +238,6 @@ def fit_hypothesis(
             best = (value, {k: t.detach().clone() for k, t in model.state_dict().items()})
     if best is None:
         raise FitError(hypothesis.name, n, "; ".join(failures) or "no start converged")
-    return Fit(hypothesis=hypothesis, frame=frame, state=best[1], n=n, log_posterior=best[0], starts=len(starts))
+    return Fit(
+        hypothesis=hypothesis, frame=frame, state=best[1], n=n, log_posterior=best[0], starts=len(starts), capped=capped
+    )

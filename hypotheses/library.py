@@ -68,9 +68,9 @@ SECOND_ORDER = Hypothesis(
         _POWER_AMPLITUDE,
         _XC,
         # Critical exponents of real order parameters lie between the 2D Ising
-        # 1/8 and mean-field 1/2 (3D Ising 0.33); the prior is centred there,
-        # puts 5% of its mass above 0.68 and allows up to 2.
-        Parameter("beta", bounds=(0.05, 2.0), prior=LogNormal(median=0.3, sigma=0.5)),
+        # 1/8 and mean-field 1/2 (3D Ising 0.33); the prior is centred there
+        # (95% of its mass in [0.14, 0.66]) and allows up to 2.
+        Parameter("beta", bounds=(0.05, 2.0), prior=LogNormal(median=0.3, sigma=0.4)),
         _DELTA,
     ),
     doc="Second-order (continuous) transition: the order parameter "

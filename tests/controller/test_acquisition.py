@@ -1,0 +1,80 @@
+import pytest
+import torch
+from botorch.acquisition.active_learning import qNegIntegratedPosteriorVariance
+
+from abduce.controller.acquisition import (
+    ACQUISITIONS,
+    IntegratedVarianceReduction,
+    ModelDiscrimination,
+    discrimination_score,
+)
+from abduce.hypotheses.fitting import FitSettings, fit_hypothesis
+from abduce.hypotheses.library import BUILTIN
+from abduce.hypotheses.posterior import CandidatePosterior
+
+
+@pytest.fixture
+def fitted(transition_data):
+    u, y = transition_data
+    u, y = u[::3], y[::3]
+    models = []
+    for name in ("second-order", "sigmoid"):
+        fit = fit_hypothesis(BUILTIN[name], u, y, (0.0,), (1.0,), None, FitSettings(screen=64), seed=0)
+        models.append((fit.model(u, y), fit.frame.s))
+    return u, y, models
+
+
+def test_closed_form_nipv_equals_botorch_qnipv(fitted):
+    u, _, models = fitted
+    model = models[0][0]
+    reference = torch.linspace(0, 1, 64, dtype=torch.float64).unsqueeze(-1)
+    X = torch.linspace(0, 1, 17, dtype=torch.float64).reshape(17, 1, 1)
+    ours = IntegratedVarianceReduction(model, reference)(X)
+    theirs = qNegIntegratedPosteriorVariance(model, mc_points=reference)(X)
+    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-10)
+
+
+def test_finite_set_nipv_ranks_candidates_as_the_botorch_form(fitted):
+    u, y, models = fitted
+    model, s = models[0]
+    cand = torch.linspace(0, 1, 101, dtype=torch.float64).unsqueeze(-1)
+    post = CandidatePosterior(model, u, y / s, cand)
+    finite = post.variance_reduction(torch.arange(101))
+    continuous = IntegratedVarianceReduction(model, cand)(cand.unsqueeze(1))
+    # NIPV = -(IV_now - reduction): same maths, offset by a constant and scaled by s^2
+    torch.testing.assert_close(finite / s**2, continuous - continuous.min() + finite.min() / s**2, rtol=1e-6, atol=1e-9)
+
+
+def test_discrimination_is_zero_for_identical_certain_models_and_symmetric():
+    mean = torch.tensor([[1.0, 2.0], [1.0, 2.5]], dtype=torch.float64)
+    var = torch.full((2, 2), 1e-12, dtype=torch.float64)
+    noise = torch.tensor([0.1, 0.1], dtype=torch.float64)
+    w = torch.tensor([0.5, 0.5], dtype=torch.float64)
+    score = discrimination_score(mean, var, noise, w)
+    assert score[0].item() == pytest.approx(0.0, abs=1e-9)
+    assert score[1].item() > 0.3
+    swapped = discrimination_score(mean.flip(0), var, noise.flip(0), w)
+    torch.testing.assert_close(score, swapped)
+
+
+def test_discrimination_fades_when_one_hypothesis_holds_all_the_probability():
+    mean = torch.tensor([[1.0], [3.0]], dtype=torch.float64)
+    var = torch.full((2, 1), 1e-12, dtype=torch.float64)
+    noise = torch.tensor([0.1, 0.1], dtype=torch.float64)
+    sure = discrimination_score(mean, var, noise, torch.tensor([1.0, 0.0], dtype=torch.float64))
+    assert sure.item() == pytest.approx(0.0, abs=1e-9)
+
+
+def test_botorch_discrimination_equals_the_finite_set_score(fitted):
+    u, y, models = fitted
+    cand = torch.linspace(0, 1, 41, dtype=torch.float64).unsqueeze(-1)
+    w = torch.tensor([0.3, 0.7], dtype=torch.float64)
+    posts = [CandidatePosterior(m, u, y / s, cand) for m, s in models]
+    finite = ACQUISITIONS["discriminate"]().score(posts, 0, w, torch.arange(41))
+    continuous = ModelDiscrimination([m for m, _ in models], w)(cand.unsqueeze(1))
+    torch.testing.assert_close(finite, continuous.detach(), rtol=1e-6, atol=1e-9)
+
+
+def test_unknown_acquisition_names_the_known_ones():
+    with pytest.raises(KeyError, match="nipv"):
+        ACQUISITIONS["nope"]

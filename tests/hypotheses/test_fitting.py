@@ -1,0 +1,50 @@
+import pytest
+import torch
+
+from abduce.controller.errors import FitError
+from abduce.hypotheses.declaration import Hypothesis, Parameter
+from abduce.hypotheses.fitting import FitSettings, fit_hypothesis
+from abduce.hypotheses.library import BUILTIN
+
+LO, SPAN = (0.0,), (1.0,)
+
+
+def test_fit_recovers_the_transition(transition_data):
+    u, y = transition_data
+    fit = fit_hypothesis(BUILTIN["second-order"], u, y, LO, SPAN, None, FitSettings(), seed=0)
+    model = fit.model(u, y)
+    values = {k: float(v.detach()) for k, v in model.physics.values().items()}
+    assert values["x_c"] == pytest.approx(0.6, abs=0.05)
+    assert values["beta"] == pytest.approx(0.5, abs=0.2)
+    assert fit.n == 40 and fit.starts >= 2
+
+
+def test_warm_start_on_the_same_data_never_loses_the_optimum(transition_data):
+    u, y = transition_data
+    cold = fit_hypothesis(BUILTIN["sigmoid"], u, y, LO, SPAN, None, FitSettings(), seed=0)
+    warm = fit_hypothesis(BUILTIN["sigmoid"], u, y, LO, SPAN, cold, FitSettings(), seed=1)
+    assert warm.log_posterior >= cold.log_posterior - 1e-6
+
+
+def test_warm_start_survives_a_new_data_scale(transition_data):
+    u, y = transition_data
+    cold = fit_hypothesis(BUILTIN["second-order"], u[:20], y[:20], LO, SPAN, None, FitSettings(), seed=0)
+    doubled = fit_hypothesis(BUILTIN["second-order"], u, 2 * y, LO, SPAN, cold, FitSettings(), seed=0)
+    a_cold = cold.frame.to_physical(BUILTIN["second-order"].parameters[0], cold.model(u, y).physics.value("A"))
+    a_new = doubled.frame.to_physical(BUILTIN["second-order"].parameters[0], doubled.model(u, 2 * y).physics.value("A"))
+    assert float(a_new) == pytest.approx(2 * float(a_cold), rel=0.3)
+
+
+def test_fitting_deterministic_for_a_seed(transition_data):
+    u, y = transition_data
+    a = fit_hypothesis(BUILTIN["first-order"], u, y, LO, SPAN, None, FitSettings(), seed=3)
+    b = fit_hypothesis(BUILTIN["first-order"], u, y, LO, SPAN, None, FitSettings(), seed=3)
+    assert a.log_posterior == b.log_posterior
+
+
+def test_a_mean_that_is_always_nan_raises_a_typed_error(transition_data):
+    u, y = transition_data
+    broken = Hypothesis("broken", lambda x, p: p["a"] * x[..., 0] * float("nan"), (Parameter("a"),))
+    with pytest.raises(FitError) as info:
+        fit_hypothesis(broken, u, y, LO, SPAN, None, FitSettings(), seed=0)
+    assert info.value.hypothesis == "broken" and info.value.n == 40
