@@ -25,8 +25,14 @@ console = Console(stderr=True)
 
 
 def _pin_threads() -> None:
-    """Small GP fits on few cores run 5-15x faster with passive OpenMP waits (see the README)."""
+    """Thread defaults measured by tests/benchmarks/thread_settings.py (README, "Speed").
+
+    Passive OpenMP waits and one intra-op thread were fastest for the small
+    GP fits that dominate a campaign; OMP_NUM_THREADS, when set, wins. Must run
+    before torch is imported (the commands import it lazily).
+    """
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 def run_in_process(opts, out: Path, progress: bool = True) -> dict:

@@ -125,11 +125,11 @@ def model_bounds(module, raw: str) -> tuple[float, float]:
     return lo + 1e-9 * (hi - lo), hi - 1e-9 * (hi - lo)
 
 
-def prior_draws(hypothesis: Hypothesis, count: int, seed: int) -> dict[str, Tensor]:
+def prior_draws(hypothesis: Hypothesis, count: int, seed: int, device: torch.device | None = None) -> dict[str, Tensor]:
     """``count`` scrambled-Sobol draws of the free parameters from their priors, each ``count x 1``."""
     free = hypothesis.free
     sobol = torch.quasirandom.SobolEngine(len(free), scramble=True, seed=seed)
-    unit = sobol.draw(count, dtype=DTYPE).clamp(1e-12, 1 - 1e-12)
+    unit = sobol.draw(count, dtype=DTYPE).clamp(1e-12, 1 - 1e-12).to(device)
     return {p.name: p.prior.from_unit(unit[:, i], *p.bounds).unsqueeze(-1) for i, p in enumerate(free)}
 
 
@@ -146,7 +146,7 @@ def whitened_residuals(model: StructuredGP, u: Tensor, v: Tensor, relative: dict
         ``log det(K + sigma_n^2 I)``.
     """
     with torch.no_grad():
-        k = model.covar_module(u).to_dense() + model.likelihood.noise * torch.eye(len(u), dtype=DTYPE)
+        k = model.covar_module(u).to_dense() + model.likelihood.noise * torch.eye(len(u), dtype=DTYPE, device=u.device)
         chol = torch.linalg.cholesky(k)
         means = relative_mean(model.hypothesis, model.frame, u, relative)  # S x n
         w = torch.linalg.solve_triangular(chol, (v.unsqueeze(0) - means).T, upper=False)
@@ -192,7 +192,7 @@ def fit_hypothesis(
         starts.append(None)
     if hypothesis.free and settings.screen > 0 and settings.restarts > 0:
         model.load_state_dict(default)
-        draws = prior_draws(hypothesis, settings.screen, seed)
+        draws = prior_draws(hypothesis, settings.screen, seed, u.device)
         w, _ = whitened_residuals(model, u, v, draws)
         score = 0.5 * (w**2).sum(0) - log_prior(hypothesis, draws).squeeze(-1)
         if warm is not None:

@@ -162,7 +162,7 @@ class StructuredGP(SingleTaskGP):
             outcome_transform=None,
         )
         self.hypothesis, self.frame = hypothesis, frame
-        self.to(DTYPE)
+        self.to(dtype=DTYPE, device=train_u.device)
         covar.base_kernel.lengthscale = priors.lengthscale_median
         covar.outputscale = priors.outputscale_median
         likelihood.noise = max(priors.noise_median, priors.noise_bounds[0] * 10)
