@@ -35,6 +35,21 @@ def _pin_threads() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
+def _progress(label: str, total: int, progress: bool):
+    bar = Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=console, disable=not progress,
+    )
+    task = bar.add_task(label, total=total, status="")
+
+    def show(record) -> None:
+        lead = max(record.probabilities, key=record.probabilities.get) if record.probabilities else "-"
+        p = record.probabilities.get(lead, 0.0) if record.probabilities else 0.0
+        bar.update(task, completed=record.step + 1, status=f"leader {lead} ({p:.2f})")
+
+    return bar, show
+
+
 def run_in_process(opts, out: Path, progress: bool = True) -> dict:
     """Run a :class:`~abduce.controller.simulated.SimulatedRun`; write the run directory; return the summary."""
     import dataclasses
@@ -42,29 +57,73 @@ def run_in_process(opts, out: Path, progress: bool = True) -> dict:
     from abduce.controller.rundir import RunDirectory
 
     rundir = RunDirectory(out, {"mode": "in-process", **dataclasses.asdict(opts)})
-
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[status]}"),
-        TimeElapsedColumn(),
-        console=console,
-        disable=not progress,
-    ) as bar:
-        task = bar.add_task(f"{opts.policy}", total=opts.budget, status="")
-
-        def show(record) -> None:
-            lead = max(record.probabilities, key=record.probabilities.get) if record.probabilities else "-"
-            p = record.probabilities.get(lead, 0.0) if record.probabilities else 0.0
-            bar.update(task, completed=record.step + 1, status=f"leader {lead} ({p:.2f})")
-
+    bar, show = _progress(opts.policy, opts.budget, progress)
+    with bar:
         try:
             campaign = opts.run([rundir, show])
         except BaseException:
             rundir.close()
             raise
     return rundir.finish(campaign)
+
+
+def _certificate(path: Path | None) -> tuple[bytes, bytes] | None:
+    """A CURVE certificate file (as `abduce keys new --curve` writes) -> (public, secret or None)."""
+    if path is None:
+        return None
+    import zmq.auth
+
+    from abduce.controller.errors import ConfigError
+
+    if not path.exists():
+        raise ConfigError(f"CURVE certificate {path} does not exist")
+    try:
+        return zmq.auth.load_certificate(str(path))
+    except Exception as exc:  # zmq raises plain ValueError/OSError variants
+        raise ConfigError(f"{path} is not a CURVE certificate: {exc}") from None
+
+
+def run_listening(
+    opts, key: Path, out: Path, progress: bool = True, curve_secret: Path | None = None, curve_clients: Path | None = None
+) -> dict:
+    """Bind ``opts.listen``, wait for an instrument agent, run the campaign through it."""
+    import dataclasses
+
+    from abduce.controller.link import InstrumentLink
+    from abduce.controller.loop import run_campaign
+    from abduce.controller.remote import AuditLog, LinkInstrument, space_of
+    from abduce.controller.rundir import RunDirectory
+    from abduce.instruments.keys import load_key
+    from abduce.instruments.protocol.codec import Codec, Keyring
+
+    key_id, secret = load_key(key)
+    codec = Codec(Keyring({key_id: secret}), key_id)
+    out.mkdir(parents=True, exist_ok=True)
+    audit = AuditLog(out / "audit.jsonl")
+    try:
+        curve = _certificate(curve_secret)
+        if curve is not None and curve[1] is None:
+            raise typer.BadParameter(f"{curve_secret} holds no secret key (use the .key_secret file)")
+        link = InstrumentLink(opts.listen, codec, audit=audit, curve=curve,
+                              curve_clients=str(curve_clients) if curve_clients else None)
+        with link:
+            console.print(f"listening on {opts.listen}; waiting for an instrument agent")
+            agent = link.wait_for_agent(timeout_s=opts.wait_s)
+            console.print(f"instrument {agent.instrument_id!r} registered (key {agent.key_id!r})")
+            campaign = opts.campaign(space_of(agent.capabilities))
+            config = {"mode": "listen", **dataclasses.asdict(opts), "instrument": agent.instrument_id,
+                      "capabilities": agent.capabilities.model_dump()}
+            rundir = RunDirectory(out, config)
+            bar, show = _progress(opts.policy, opts.budget, progress)
+            with bar:
+                try:
+                    run_campaign(campaign, LinkInstrument(link, agent), [rundir, show])
+                except BaseException:
+                    rundir.close()
+                    raise
+            return rundir.finish(campaign)
+    finally:
+        audit.close()
 
 
 def summary_table(summary: dict) -> Table:
@@ -78,6 +137,14 @@ def summary_table(summary: dict) -> Table:
         params = ", ".join(f"{k} = {v['mean']:.4g} ± {v['sd']:.2g}" for k, v in h["parameters"].items())
         table.add_row(h["name"], f"{h['probability']:.3f}", params, str(h["times_chosen"]))
     return table
+
+
+def _fail(exc: Exception) -> None:
+    """Print a clear one-line error (unwrapped, so it can be grepped) and exit with status 2."""
+    from rich.markup import escape
+
+    console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True, highlight=False)
+    raise typer.Exit(2)
 
 
 def _split(names: str) -> tuple[str, ...]:
@@ -106,20 +173,33 @@ def run(
     n_init: int = typer.Option(5, min=1, help="Space-filling measurements before the first fit."),
     epsilon: float = typer.Option(0.1, min=0.0, max=1.0, help="epsilon-greedy: exploration probability."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    listen: str = typer.Option(None, help="Bind here (e.g. tcp://127.0.0.1:5555) and run through the instrument agent that registers; the simulator options are then unused."),
+    key: Path = typer.Option(None, help="Signing key file (with --listen)."),
+    wait: float = typer.Option(60.0, help="With --listen: seconds to wait for an agent."),
+    curve_secret: Path = typer.Option(None, help="With --listen: this controller's CURVE secret certificate (PATH.curve.key_secret); turns encryption on."),
+    curve_clients: Path = typer.Option(None, help="With --curve-secret: directory of the agents' public certificates allowed in."),
 ) -> None:
-    """Run a campaign in-process against a simulator and leave a run directory."""
+    """Run a campaign (in-process against a simulator, or through an instrument agent with --listen)."""
     _pin_threads()
-    from abduce.controller.simulated import SimulatedRun
-
-    opts = SimulatedRun(
-        simulator=simulator, truth=truth, hypotheses=_split(hypotheses), policy=policy, acquisition=acquisition,
-        budget=budget, seed=seed, x_c=x_c, beta=beta, noise=noise, grid=grid, n_init=n_init, epsilon=epsilon,
-    )
     try:
-        summary = run_in_process(opts, out, progress=not quiet)
+        if listen:
+            if key is None:
+                raise typer.BadParameter("--listen needs --key (make one with `abduce keys new PATH`)")
+            from abduce.controller.remote import ListenRun
+
+            opts = ListenRun(listen=listen, hypotheses=_split(hypotheses), policy=policy, acquisition=acquisition,
+                             budget=budget, seed=seed, n_init=n_init, epsilon=epsilon, wait_s=wait)
+            summary = run_listening(opts, key, out, progress=not quiet, curve_secret=curve_secret, curve_clients=curve_clients)
+        else:
+            from abduce.controller.simulated import SimulatedRun
+
+            opts = SimulatedRun(
+                simulator=simulator, truth=truth, hypotheses=_split(hypotheses), policy=policy, acquisition=acquisition,
+                budget=budget, seed=seed, x_c=x_c, beta=beta, noise=noise, grid=grid, n_init=n_init, epsilon=epsilon,
+            )
+            summary = run_in_process(opts, out, progress=not quiet)
     except AbduceError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
+        _fail(exc)
     Console().print(summary_table(summary))
     console.print(f"run directory: {out}")
 
@@ -130,13 +210,105 @@ def demo(
     seed: int = typer.Option(0, help="Seed."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
-    """The main job: a 40-measurement campaign on a simulated second-order transition."""
-    run(
-        out=out, simulator="transition-1d", truth="second-order", hypotheses="second-order,first-order,linear,sigmoid",
-        policy="discriminate", acquisition=None, budget=40, seed=seed, x_c=0.6, beta=0.5, noise=None, grid=501,
-        n_init=5, epsilon=0.1, quiet=quiet,
+    """The main job: a simulated microscope agent in its own process, a campaign against it over signed TCP."""
+    import socket
+    import subprocess
+    import sys
+
+    from abduce.instruments.keys import new_key
+
+    _pin_threads()
+    out.mkdir(parents=True, exist_ok=True)
+    key = out / "demo.key"
+    if not key.exists():
+        new_key(key, "abduce-demo")
+    with socket.socket() as probe:  # a free port on loopback (the control lane takes the next one)
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    endpoint = f"tcp://127.0.0.1:{port}"
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "abduce.controller.cli", "instrument", "serve", "--driver", "simulated:transition-1d",
+         "--connect", endpoint, "--key", str(key), "--truth", "second-order", "--seed", str(seed)],
+        stdout=subprocess.DEVNULL, stderr=open(out / "agent.log", "a"),
     )
+    try:
+        run(out=out, simulator="transition-1d", truth="second-order", hypotheses="second-order,first-order,linear,sigmoid",
+            policy="discriminate", acquisition=None, budget=40, seed=seed, x_c=0.6, beta=0.5, noise=None, grid=501,
+            n_init=5, epsilon=0.1, quiet=quiet, listen=endpoint, key=key, wait=60.0, curve_secret=None, curve_clients=None)
+    finally:
+        agent.terminate()
+        agent.wait(timeout=10)
+
+
+keys_app = typer.Typer(help="Signing and CURVE keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("new")
+def keys_new(
+    path: Path = typer.Argument(..., help="Key file to create (never overwritten)."),
+    key_id: str = typer.Option(None, "--key-id", help="The key's name in the audit log (default: the file name)."),
+    curve: bool = typer.Option(False, "--curve", help="Also make a CURVE key pair beside it."),
+) -> None:
+    """Make a signing key (and, with --curve, a CURVE key pair)."""
+    from abduce.instruments.keys import new_key
+
+    try:
+        for f in new_key(path, key_id or path.stem, curve=curve):
+            console.print(f"wrote {f}")
+    except AbduceError as exc:
+        _fail(exc)
+
+
+instrument_app = typer.Typer(help="Instrument agents.", no_args_is_help=True)
+app.add_typer(instrument_app, name="instrument")
+
+
+@instrument_app.command("serve")
+def instrument_serve(
+    driver: str = typer.Option(..., help="simulated:SIMULATOR (e.g. simulated:transition-1d)."),
+    connect: str = typer.Option(..., help="The controller's endpoint, e.g. tcp://127.0.0.1:5555."),
+    key: Path = typer.Option(..., help="Signing key file."),
+    instrument_id: str = typer.Option(None, "--id", help="Instrument name (default: the driver spec)."),
+    truth: str = typer.Option("second-order", help="Simulator: the law its data follow."),
+    seed: int = typer.Option(0, help="Simulator: noise seed."),
+    grid: int = typer.Option(501, min=0, help="Simulator: candidate grid size (0 = continuous)."),
+    duration: float = typer.Option(None, help="Stop after this many seconds (default: run until killed)."),
+    curve_secret: Path = typer.Option(None, help="This agent's CURVE secret certificate (PATH.curve.key_secret)."),
+    curve_server: Path = typer.Option(None, help="The controller's CURVE public certificate (PATH.curve.key)."),
+) -> None:
+    """Serve a driver to a controller (an instrument agent)."""
+    import logging
+    import signal
+
+    from abduce.instruments.agent import InstrumentAgent
+    from abduce.instruments.keys import load_key
+    from abduce.instruments.protocol.codec import Codec, Keyring
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        key_id, secret = load_key(key)
+        if not driver.startswith("simulated:"):
+            raise typer.BadParameter(f"unknown driver {driver!r}; available: simulated:<simulator>")
+        from abduce.instruments.drivers.simulated import build
+
+        drv = build(driver, truth=truth, seed=seed, grid=grid)
+        curve = None
+        if (curve_secret is None) != (curve_server is None):
+            raise typer.BadParameter("--curve-secret and --curve-server go together")
+        if curve_secret is not None:
+            own, server = _certificate(curve_secret), _certificate(curve_server)
+            curve = (server[0], own[0], own[1])
+    except AbduceError as exc:
+        _fail(exc)
+    agent = InstrumentAgent(drv, connect, Codec(Keyring({key_id: secret}), key_id), instrument_id or driver, curve=curve)
+    signal.signal(signal.SIGTERM, lambda *_: agent.stop())
+    agent.serve(duration_s=duration)
 
 
 def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover - `python -m abduce.controller.cli`
     app()

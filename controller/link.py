@@ -1,0 +1,445 @@
+"""The controller's side of the instrument protocol.
+
+:class:`InstrumentLink` runs one I/O thread that owns the controller's two
+ROUTER sockets (instrument lane and control lane). It registers agents,
+pings them every ``heartbeat_s`` (so a long GP fit on the campaign thread can
+never make the controller look dead), and settles requests: a ``measure``
+not acknowledged in time is re-sent with the same request id when it is
+idempotent and only queried when it is not; a result lost in flight is
+fetched with ``query``; when an agent comes back with a new session, every
+in-flight request is queried, and re-sent only where the agent does not know
+it and re-measuring is allowed. The campaign thread calls :meth:`measure`,
+which blocks until the request is settled.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+
+import zmq
+
+from abduce.controller.errors import AbduceError, ConfigError
+from abduce.instruments.protocol.codec import Codec, Message, ProtocolError
+from abduce.instruments.protocol.models import (
+    Abort,
+    AbortReply,
+    Ack,
+    Capabilities,
+    Error,
+    Hello,
+    MESSAGES,
+    Measure,
+    Ping,
+    Pong,
+    Query,
+    Reject,
+    Result,
+    ResultAck,
+    SafeState,
+    SafeStateReply,
+    SUPPORTED_VERSIONS,
+    Welcome,
+)
+
+log = logging.getLogger("abduce.link")
+_MSG_TYPES = {model: name for name, model in MESSAGES.items()}
+
+
+def is_loopback(endpoint: str) -> bool:
+    """Whether a ``tcp://host:port`` (or ``inproc://``/``ipc://``) endpoint stays on this machine."""
+    scheme, _, rest = endpoint.partition("://")
+    if scheme in ("inproc", "ipc"):
+        return True
+    host = rest.rpartition(":")[0].strip("[]")
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+class LinkError(AbduceError):
+    """A request could not be settled (rejected, failed, lost, timed out, link closed).
+
+    Attributes:
+        request_id: the request.
+        code: "rejected:<reject code>", "failed", "lost", "timeout", "closed" or an error code.
+    """
+
+    def __init__(self, request_id: str | None, code: str, message: str) -> None:
+        self.request_id, self.code = request_id, code
+        super().__init__(f"request {request_id}: {code}: {message}")
+
+
+@dataclass
+class Agent:
+    """A registered instrument agent."""
+
+    instrument_id: str
+    identity: bytes
+    session: str
+    key_id: str
+    capabilities: Capabilities
+    last_heard: float = field(default_factory=time.monotonic)
+    control_identity: bytes | None = None
+
+
+@dataclass
+class _Pending:
+    request: Measure
+    instrument_id: str
+    done: threading.Event = field(default_factory=threading.Event)
+    result: Result | None = None
+    buffers: tuple[bytes, ...] = ()
+    error: LinkError | None = None
+    acked: bool = False
+    sent_at: float = 0.0
+    settling: bool = False  # queried after a restart; re-send if unknown and idempotent
+
+
+class InstrumentLink:
+    """Serve agents on ``endpoint`` (and the control lane at port + 1).
+
+    Args:
+        endpoint: where to bind, e.g. ``tcp://127.0.0.1:5555`` (never ``*`` by default).
+        codec: signs with the controller's key; its keyring holds the keys agents may use.
+        heartbeat_s: ping period; a peer silent for 3 periods is dead.
+        ack_timeout_s: how long to wait for an ack before re-sending (idempotent) or querying.
+        audit: optional callable ``f(direction, key_id, msg_type, request_id)`` for the audit log.
+        curve: optional ``(public, secret)`` CURVE server keys; then ``curve_clients`` (a
+            directory of allowed public certificates) is enforced through ZAP.
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        codec: Codec,
+        heartbeat_s: float = 1.0,
+        ack_timeout_s: float = 2.0,
+        audit=None,
+        curve: tuple[bytes, bytes] | None = None,
+        curve_clients: str | None = None,
+    ) -> None:
+        if curve is None and not is_loopback(endpoint):
+            raise ConfigError(
+                f"{endpoint} is not loopback: binding beyond this machine requires CURVE keys (abduce keys new --curve)"
+            )
+        self.endpoint, self.codec = endpoint, codec
+        self.heartbeat_s, self.ack_timeout_s = heartbeat_s, ack_timeout_s
+        self.audit = audit or (lambda *a: None)
+        self.curve, self.curve_clients = curve, curve_clients
+        self.agents: dict[str, Agent] = {}
+        self.errors: list[ProtocolError] = []
+        self._pending: dict[str, _Pending] = {}
+        self._outbox: queue.Queue = queue.Queue()
+        self._control_waiters: dict[str, tuple[threading.Event, list]] = {}
+        self._registered = threading.Condition()
+        self._stop = threading.Event()
+        self._ctx = zmq.Context()
+        self._auth = None
+        self._ready = threading.Event()
+        self._bind_error: Exception | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True, name="abduce-link")
+        # Wakes the I/O thread when the campaign thread queues something; the
+        # sending end is used under a lock (ZeroMQ sockets are not thread-safe).
+        wake_addr = f"inproc://abduce-link-wake-{id(self)}"
+        self._wake_recv = self._ctx.socket(zmq.PAIR)
+        self._wake_recv.bind(wake_addr)
+        self._wake_send = self._ctx.socket(zmq.PAIR)
+        self._wake_send.connect(wake_addr)
+        self._wake_lock = threading.Lock()
+
+    # ------------------------------------------------------------ public (campaign thread)
+
+    def start(self) -> InstrumentLink:
+        self._thread.start()
+        self._ready.wait()
+        if self._bind_error is not None:
+            raise self._bind_error
+        return self
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        if self._auth is not None:
+            self._auth.stop()
+        with self._wake_lock:
+            self._wake_send.close(linger=0)
+        self._ctx.term()
+
+    def __enter__(self) -> InstrumentLink:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def wait_for_agent(self, timeout_s: float | None = None, instrument_id: str | None = None) -> Agent:
+        """Block until an agent (or the named one) is registered."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        with self._registered:
+            while True:
+                for agent in self.agents.values():
+                    if instrument_id is None or agent.instrument_id == instrument_id:
+                        return agent
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise LinkError(None, "timeout", f"no instrument agent registered within {timeout_s} s")
+                self._registered.wait(timeout=left if left is not None else 1.0)
+
+    def measure(self, request: Measure, instrument_id: str, timeout_s: float | None = None) -> tuple[Result, tuple[bytes, ...]]:
+        """Send a measure request and block until it is settled.
+
+        Raises:
+            LinkError: rejected, failed in the driver, lost (non-idempotent and
+                unknown to a restarted agent), timed out, or link closed.
+        """
+        pending = _Pending(request=request, instrument_id=instrument_id)
+        self._put(("measure", pending))
+        if not pending.done.wait(timeout=timeout_s):
+            raise LinkError(request.request_id, "timeout", f"not settled within {timeout_s} s")
+        if pending.error is not None:
+            raise pending.error
+        assert pending.result is not None
+        return pending.result, pending.buffers
+
+    def abort(self, instrument_id: str, request_id: str | None = None, timeout_s: float = 5.0) -> AbortReply:
+        """Abort on the control lane (never queued behind measurements)."""
+        return self._control_call(instrument_id, Abort(request_id=request_id), timeout_s)  # type: ignore[return-value]
+
+    def safe_state(self, instrument_id: str, reason: str = "", timeout_s: float = 5.0) -> SafeStateReply:
+        """Ask the instrument to go to its safe state, on the control lane."""
+        return self._control_call(instrument_id, SafeState(reason=reason), timeout_s)  # type: ignore[return-value]
+
+    def _put(self, item) -> None:
+        self._outbox.put(item)
+        with self._wake_lock:
+            self._wake_send.send(b"", zmq.NOBLOCK)
+
+    def _control_call(self, instrument_id: str, content, timeout_s: float):
+        done, box = threading.Event(), []
+        self._put(("control", (instrument_id, content, done, box)))
+        if not done.wait(timeout_s):
+            raise LinkError(getattr(content, "request_id", None), "timeout", f"no reply on the control lane in {timeout_s} s")
+        if isinstance(box[0], LinkError):
+            raise box[0]
+        return box[0]
+
+    # ------------------------------------------------------------ I/O thread
+
+    def _router(self, endpoint: str) -> zmq.Socket:
+        s = self._ctx.socket(zmq.ROUTER)
+        s.setsockopt(zmq.LINGER, 0)
+        s.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a reconnecting agent with the same identity takes over
+        if self.curve is not None:
+            s.curve_server = True
+            s.curve_publickey, s.curve_secretkey = self.curve
+        s.bind(endpoint)
+        return s
+
+    def _run(self) -> None:
+        try:
+            if self.curve is not None:
+                from zmq.auth.thread import ThreadAuthenticator
+
+                self._auth = ThreadAuthenticator(self._ctx)
+                self._auth.start()
+                self._auth.configure_curve(domain="*", location=self.curve_clients or zmq.auth.CURVE_ALLOW_ANY)
+            from abduce.instruments.agent import control_endpoint
+
+            data = self._router(self.endpoint)
+            control = self._router(control_endpoint(self.endpoint))
+        except Exception as exc:  # a port in use, a bad address
+            self._bind_error = LinkError(None, "bind", f"cannot bind {self.endpoint}: {exc}")
+            self._ready.set()
+            return
+        self._ready.set()
+        self._data, self._control = data, control
+        poller = zmq.Poller()
+        poller.register(data, zmq.POLLIN)
+        poller.register(control, zmq.POLLIN)
+        poller.register(self._wake_recv, zmq.POLLIN)
+        last_ping = 0.0
+        try:
+            while not self._stop.is_set():
+                self._drain_outbox()
+                now = time.monotonic()
+                if now - last_ping >= self.heartbeat_s:
+                    last_ping = now
+                    self._heartbeat(now)
+                self._check_timeouts(now)
+                for sock, _ in poller.poll(timeout=int(1000 * min(0.1, self.heartbeat_s / 4))):
+                    if sock is self._wake_recv:
+                        while sock.poll(0):
+                            sock.recv()
+                        continue
+                    while sock.poll(0):
+                        frames = sock.recv_multipart()
+                        try:
+                            msg = self.codec.decode(frames)
+                        except ProtocolError as exc:
+                            self.errors.append(exc)
+                            if exc.drop:
+                                log.warning("dropped unauthenticated message: %s", exc)
+                            else:
+                                log.warning("bad message: %s", exc)
+                                self._send(sock, exc.identities, Error(code=exc.code, message=exc.message,
+                                                                       request_id=exc.request_id), parent=exc.header)
+                            continue
+                        self.audit("in", msg.header.key_id, msg.msg_type, getattr(msg.content, "request_id", None))
+                        self._handle(sock, msg)
+        finally:
+            for p in list(self._pending.values()):
+                p.error = LinkError(p.request.request_id, "closed", "the link was closed")
+                p.done.set()
+            data.close(linger=0)
+            control.close(linger=0)
+            self._wake_recv.close(linger=0)
+
+    def _send(self, sock: zmq.Socket, identities, content, parent=None) -> None:
+        sock.send_multipart(self.codec.encode(content, parent=parent, identities=identities))
+        self.audit("out", self.codec.key_id, _MSG_TYPES[type(content)], getattr(content, "request_id", None))
+
+    def _drain_outbox(self) -> None:
+        while True:
+            try:
+                kind, pending = self._outbox.get_nowait()
+            except queue.Empty:
+                return
+            if kind == "control":
+                instrument_id, content, done, box = pending
+                agent = self.agents.get(instrument_id)
+                if agent is None or agent.control_identity is None:
+                    box.append(LinkError(None, "not-registered", f"no control lane to {instrument_id!r} yet"))
+                    done.set()
+                    continue
+                frames = self.codec.encode(content, identities=[agent.control_identity])
+                msg_id = json.loads(frames[3])["msg_id"]  # [identity, TAG, signature, header, ...]
+                self._control_waiters[msg_id] = (done, box)
+                self._control.send_multipart(frames)
+                continue
+            self._pending[pending.request.request_id] = pending
+            self._send_measure(pending)
+
+    def _send_measure(self, p: _Pending) -> None:
+        agent = self.agents.get(p.instrument_id)
+        p.sent_at = time.monotonic()
+        if agent is not None:
+            self._send(self._data, [agent.identity], p.request)
+
+    def _heartbeat(self, now: float) -> None:
+        for agent in list(self.agents.values()):
+            if now - agent.last_heard > 3 * self.heartbeat_s:
+                log.warning("agent %s silent for %.1f s: considered dead", agent.instrument_id, now - agent.last_heard)
+                continue
+            self._send(self._data, [agent.identity], Ping())
+
+    def _check_timeouts(self, now: float) -> None:
+        for p in list(self._pending.values()):
+            agent = self.agents.get(p.instrument_id)
+            if agent is None or now - agent.last_heard > 3 * self.heartbeat_s:
+                continue  # wait for the agent to come back
+            if not p.acked and now - p.sent_at > self.ack_timeout_s:
+                p.sent_at = now
+                if p.request.idempotent:
+                    self._send(self._data, [agent.identity], p.request)  # same request id: no double measurement
+                else:
+                    self._send(self._data, [agent.identity], Query(request_id=p.request.request_id))
+            elif p.acked and now - p.sent_at > max(self.ack_timeout_s, 5 * self.heartbeat_s):
+                p.sent_at = now  # a result may have been lost: ask for it
+                self._send(self._data, [agent.identity], Query(request_id=p.request.request_id))
+
+    def _agent_for(self, identity: bytes) -> Agent | None:
+        for agent in self.agents.values():
+            if agent.identity == identity:
+                return agent
+        return None
+
+    def _handle(self, sock: zmq.Socket, msg: Message) -> None:
+        c, h, ids = msg.content, msg.header, msg.identities
+        if isinstance(c, Hello):
+            self._on_hello(sock, msg)
+            return
+        agent = self._agent_for(ids[0]) if ids else None
+        if agent is None:
+            # Control-lane messages come from the agent's second socket: match by session.
+            agent = next((a for a in self.agents.values() if a.session == h.session), None)
+        if agent is None:
+            self._send(sock, ids, Error(code="not-registered", message="send hello first"), parent=h)
+            return
+        agent.last_heard = time.monotonic()
+        if sock is self._control and ids:
+            agent.control_identity = ids[0]
+        if isinstance(c, (AbortReply, SafeStateReply)):
+            waiter = self._control_waiters.pop(msg.parent.msg_id if msg.parent else "", None)
+            if waiter is not None:
+                waiter[1].append(c)
+                waiter[0].set()
+            return
+        if isinstance(c, Ping):
+            self._send(sock, ids, Pong(), parent=h)
+        elif isinstance(c, Pong):
+            pass
+        elif isinstance(c, Ack):
+            p = self._pending.get(c.request_id)
+            if p is not None:
+                p.acked, p.sent_at = True, time.monotonic()
+        elif isinstance(c, Result):
+            self._send(sock, ids, ResultAck(request_id=c.request_id), parent=h)
+            p = self._pending.pop(c.request_id, None)
+            if p is not None:
+                if c.status == "ok":
+                    p.result, p.buffers = c, msg.buffers
+                else:
+                    p.error = LinkError(c.request_id, c.status, c.error or "the driver did not finish the measurement")
+                p.done.set()
+        elif isinstance(c, Reject):
+            p = self._pending.get(c.request_id)
+            if p is None:
+                return
+            if c.code == "unknown-request" and (p.settling or not p.acked):
+                if p.request.idempotent:
+                    p.settling = False
+                    self._send_measure(p)  # the agent never saw it (or forgot it on restart): measure it
+                    return
+                if p.settling:
+                    self._pending.pop(c.request_id)
+                    p.error = LinkError(c.request_id, "lost", "the restarted agent does not know this non-idempotent request")
+                    p.done.set()
+                    return
+                return  # an unacked non-idempotent request: keep querying, never re-send
+            self._pending.pop(c.request_id)
+            p.error = LinkError(c.request_id, f"rejected:{c.code}", c.reason)
+            p.done.set()
+        elif isinstance(c, Error):
+            log.warning("agent %s reports %s: %s", agent.instrument_id, c.code, c.message)
+            p = self._pending.get(c.request_id) if c.request_id else None
+            if p is not None and not c.retryable:
+                self._pending.pop(c.request_id)
+                p.error = LinkError(c.request_id, c.code, c.message)
+                p.done.set()
+
+    def _on_hello(self, sock: zmq.Socket, msg: Message) -> None:
+        c: Hello = msg.content  # type: ignore[assignment]
+        common = [v for v in SUPPORTED_VERSIONS if v in c.versions]
+        if not common:
+            self._send(sock, msg.identities, Error(code="unsupported-version",
+                       message=f"controller speaks {', '.join(SUPPORTED_VERSIONS)}"), parent=msg.header)
+            return
+        old = self.agents.get(c.instrument_id)
+        agent = Agent(c.instrument_id, msg.identities[0], msg.header.session, msg.header.key_id, c.capabilities)
+        with self._registered:
+            self.agents[c.instrument_id] = agent
+            self._registered.notify_all()
+        self._send(sock, msg.identities, Welcome(version=max(common), controller_session=self.codec.session,
+                                                  heartbeat_s=self.heartbeat_s), parent=msg.header)
+        if old is not None and old.session != agent.session:
+            log.warning("agent %s restarted (new session): settling in-flight requests", c.instrument_id)
+            for p in self._pending.values():
+                if p.instrument_id == c.instrument_id:
+                    p.settling, p.acked, p.sent_at = True, True, time.monotonic()
+                    self._send(self._data, [agent.identity], Query(request_id=p.request.request_id))
+        elif old is None:
+            for p in self._pending.values():  # requests queued before the agent registered
+                if p.instrument_id == c.instrument_id and not p.acked:
+                    self._send_measure(p)

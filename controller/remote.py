@@ -1,0 +1,95 @@
+"""Campaigns through the instrument protocol: the controller end of ``abduce run --listen``."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from abduce.controller.campaign import Campaign, CampaignSettings
+from abduce.controller.link import Agent, InstrumentLink
+from abduce.controller.measurements import MeasureRequest, Measurement
+from abduce.controller.policies import POLICIES
+from abduce.controller.space import Space
+from abduce.controller.stopping import Budget
+from abduce.hypotheses.library import resolve_hypothesis
+from abduce.instruments.protocol.models import Capabilities, Measure
+
+
+def space_of(capabilities: Capabilities) -> Space:
+    """The campaign space an instrument declares: its candidate grid, else the box of its axis limits."""
+    names = [a.name for a in capabilities.axes]
+    if capabilities.candidates is not None:
+        return Space.finite(capabilities.candidates, names=names)
+    return Space.box([(a.min, a.max) for a in capabilities.axes], names=names)
+
+
+class LinkInstrument:
+    """``f(MeasureRequest) -> Measurement`` over an :class:`InstrumentLink` (for :func:`run_campaign`).
+
+    The measured value is the first scalar channel (or ``channel``); a reading
+    that is not a finite number arrives as NaN, which ``Campaign.tell``
+    refuses with a clear error.
+    """
+
+    def __init__(self, link: InstrumentLink, agent: Agent, channel: str | None = None, timeout_s: float | None = None):
+        self.link, self.agent, self.timeout_s = link, agent, timeout_s
+        scalars = [c.name for c in agent.capabilities.channels if not c.shape]
+        if channel is None and not scalars:
+            raise ValueError(f"instrument {agent.instrument_id!r} declares no scalar channel")
+        self.channel = channel or scalars[0]
+
+    def __call__(self, request: MeasureRequest) -> Measurement:
+        result, _ = self.link.measure(
+            Measure(request_id=request.request_id, points=[list(request.x)], idempotent=self.agent.capabilities.idempotent),
+            self.agent.instrument_id,
+            timeout_s=self.timeout_s,
+        )
+        value = result.values.get(self.channel, [None])[0]
+        x = tuple(result.points[0]) if result.points else request.x
+        return Measurement(request.request_id, x, math.nan if value is None else float(value))
+
+
+@dataclass(frozen=True)
+class ListenRun:
+    """A campaign against whatever instrument registers on ``listen``."""
+
+    listen: str
+    hypotheses: tuple[str, ...]
+    policy: str = "epsilon-greedy"
+    acquisition: str | None = None
+    budget: int = 40
+    seed: int = 0
+    n_init: int = 5
+    epsilon: float = 0.1
+    wait_s: float = 60.0
+
+    def campaign(self, space: Space) -> Campaign:
+        policy_cls = POLICIES[self.policy]
+        policy = policy_cls(epsilon=self.epsilon) if self.policy == "epsilon-greedy" else policy_cls()
+        return Campaign(
+            space=space,
+            hypotheses=[resolve_hypothesis(h) for h in self.hypotheses],
+            policy=policy,
+            acquisition=self.acquisition,
+            stopping=Budget(self.budget),
+            seed=self.seed,
+            settings=CampaignSettings(n_init=self.n_init),
+        )
+
+
+class AuditLog:
+    """``audit.jsonl``: one line per message in or out: time, direction, key id, type, request id."""
+
+    def __init__(self, path: Path) -> None:
+        self._f = open(path, "a", encoding="utf-8")
+
+    def __call__(self, direction: str, key_id: str, msg_type: str, request_id: str | None) -> None:
+        self._f.write(json.dumps({"t": time.time(), "dir": direction, "key_id": key_id, "msg_type": msg_type,
+                                  "request_id": request_id}) + "\n")
+        self._f.flush()
+
+    def close(self) -> None:
+        self._f.close()

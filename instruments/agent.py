@@ -1,0 +1,293 @@
+"""The instrument agent: a host process that serves one driver to a controller.
+
+Threads: the *I/O thread* (the caller of :meth:`InstrumentAgent.serve`) owns
+every socket; it registers, answers pings, checks requests against the
+declared limits, keeps the result cache and sends results. The *worker
+thread* runs ``driver.measure`` one request at a time and hands results back
+through an ``inproc`` pipe, so a measurement that takes minutes never delays a
+heartbeat, a query or an abort (which arrives on its own control lane).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import queue
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import numpy as np
+import zmq
+
+from abduce.instruments.drivers.base import Driver
+from abduce.instruments.protocol.codec import Codec, Message, ProtocolError
+from abduce.instruments.protocol.models import (
+    Abort,
+    AbortReply,
+    Ack,
+    ArraySpec,
+    Error,
+    Hello,
+    Measure,
+    Ping,
+    Pong,
+    Query,
+    Reject,
+    Result,
+    ResultAck,
+    SafeState,
+    SafeStateReply,
+    SUPPORTED_VERSIONS,
+    Welcome,
+)
+
+log = logging.getLogger("abduce.agent")
+
+
+def control_endpoint(endpoint: str) -> str:
+    """The control lane of an instrument endpoint: same host, port + 1."""
+    base, _, port = endpoint.rpartition(":")
+    return f"{base}:{int(port) + 1}"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+@dataclass
+class _Done:
+    content: Result
+    buffers: list[bytes]
+
+
+class InstrumentAgent:
+    """Connects to a controller, registers, and serves ``driver``.
+
+    Args:
+        driver: the instrument.
+        endpoint: the controller's instrument endpoint (``tcp://host:port``).
+        codec: signs with this agent's key.
+        instrument_id: the name the controller knows this instrument by.
+        cache_size: results kept for retries and queries.
+        curve: optional ``(server_public, own_public, own_secret)`` CURVE keys (z85 bytes).
+    """
+
+    def __init__(
+        self,
+        driver: Driver,
+        endpoint: str,
+        codec: Codec,
+        instrument_id: str,
+        cache_size: int = 10_000,
+        curve: tuple[bytes, bytes, bytes] | None = None,
+    ) -> None:
+        self.driver, self.endpoint, self.codec, self.instrument_id = driver, endpoint, codec, instrument_id
+        self.capabilities = driver.describe()
+        self.cache_size, self.curve = cache_size, curve
+        self.heartbeat_s = 1.0
+        self.registered = False
+        self.measured = 0  # driver.measure calls made (tests check nothing is measured twice)
+        self._results: OrderedDict[str, _Done] = OrderedDict()
+        self._inflight: set[str] = set()
+        self._jobs: queue.Queue[Measure | None] = queue.Queue()
+        self._stop = threading.Event()
+        self._candidates = (
+            None if self.capabilities.candidates is None else np.asarray(self.capabilities.candidates, dtype=float)
+        )
+
+    # ------------------------------------------------------------ checks
+
+    def check(self, m: Measure) -> Reject | None:
+        """The agent's own safety check: dimension, axis limits, candidate grid."""
+        axes = self.capabilities.axes
+        for p in m.points:
+            if len(p) != len(axes):
+                return Reject(request_id=m.request_id, code="wrong-dimension", reason=f"point {p} has {len(p)} coordinates, the instrument {len(axes)}")
+            for v, a in zip(p, axes):
+                if not (a.min <= v <= a.max):
+                    return Reject(request_id=m.request_id, code="out-of-limits", reason=f"{a.name} = {v} outside [{a.min}, {a.max}]")
+            if self._candidates is not None:
+                span = np.array([a.max - a.min for a in axes])
+                if np.min(np.max(np.abs(self._candidates - np.asarray(p)) / span, axis=1)) > 1e-6:
+                    return Reject(request_id=m.request_id, code="off-grid", reason=f"point {p} is not one of the candidates")
+        return None
+
+    # ------------------------------------------------------------ worker
+
+    def _work(self, pipe_addr: str, ctx: zmq.Context) -> None:
+        pipe = ctx.socket(zmq.PAIR)
+        pipe.connect(pipe_addr)
+        try:
+            while True:
+                job = self._jobs.get()
+                if job is None:
+                    return
+                started = _now()
+                try:
+                    reading = self.driver.measure(job)
+                    self.measured += 1
+                    arrays, buffers = [], []
+                    for i, (name, arr) in enumerate(reading.arrays.items()):
+                        a = np.ascontiguousarray(arr)
+                        arrays.append(ArraySpec(channel=name, buffer=i, dtype=a.dtype.str, shape=list(a.shape)))
+                        buffers.append(a.tobytes())
+                    values = {k: [v if math.isfinite(v) else None for v in vals] for k, vals in reading.values.items()}
+                    content = Result(
+                        request_id=job.request_id, status="ok", points=reading.points, values=values,
+                        arrays=arrays, started=started, finished=_now(), state=reading.state,
+                    )
+                except Exception as exc:  # the driver failed: say so, keep serving
+                    log.exception("driver failed on request %s", job.request_id)
+                    content, buffers = Result(
+                        request_id=job.request_id, status="failed", started=started, finished=_now(),
+                        error=f"{type(exc).__name__}: {exc}"[:500],
+                    ), []
+                self._done_queue.put((job.request_id, _Done(content, buffers)))
+                try:
+                    pipe.send(b"done")
+                except zmq.ContextTerminated:  # the agent stopped while the driver was measuring
+                    log.warning("agent stopped during request %s: its result is not sent", job.request_id)
+                    return
+        finally:
+            pipe.close(linger=0)
+
+    # ------------------------------------------------------------ I/O
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def serve(self, duration_s: float | None = None) -> None:
+        """Run until :meth:`stop` (or for ``duration_s``). Reconnects and re-registers as needed."""
+        ctx = zmq.Context()
+        data = self._dealer(ctx, self.endpoint)
+        control = self._dealer(ctx, control_endpoint(self.endpoint))
+        pipe_addr = f"inproc://agent-{id(self)}"
+        pipe = ctx.socket(zmq.PAIR)
+        pipe.bind(pipe_addr)
+        self._done_queue: queue.Queue = queue.Queue()
+        worker = threading.Thread(target=self._work, args=(pipe_addr, ctx), daemon=True, name="abduce-agent-worker")
+        worker.start()
+        poller = zmq.Poller()
+        for s in (data, control, pipe):
+            poller.register(s, zmq.POLLIN)
+        end = None if duration_s is None else time.monotonic() + duration_s
+        last_heard = 0.0
+        last_hello = 0.0
+        last_control_ping = 0.0
+        try:
+            while not self._stop.is_set() and (end is None or time.monotonic() < end):
+                now = time.monotonic()
+                if self.registered and now - last_heard > 3 * self.heartbeat_s:
+                    log.warning("controller silent for %.1f s: re-registering", now - last_heard)
+                    self.registered = False
+                if not self.registered and now - last_hello >= self.heartbeat_s:
+                    self._send(data, Hello(instrument_id=self.instrument_id, versions=list(SUPPORTED_VERSIONS),
+                                           capabilities=self.capabilities, software="abduce"))
+                    last_hello = now
+                elif self.registered and now - last_control_ping >= self.heartbeat_s:
+                    # keeps the control lane routable and shows it alive
+                    self._send(control, Ping())
+                    last_control_ping = now
+                events = dict(poller.poll(timeout=int(250 * min(1.0, self.heartbeat_s))))
+                if pipe in events:
+                    while pipe.poll(0):
+                        pipe.recv()
+                    while not self._done_queue.empty():
+                        rid, done = self._done_queue.get()
+                        self._inflight.discard(rid)
+                        self._results[rid] = done
+                        while len(self._results) > self.cache_size:
+                            self._results.popitem(last=False)
+                        self._send(data, done.content, buffers=done.buffers)
+                for sock in (control, data):
+                    if sock in events:
+                        while sock.poll(0):
+                            msg = self._recv(sock)
+                            if msg is not None:
+                                last_heard = time.monotonic()
+                                self._handle(sock, msg)
+        finally:
+            self._jobs.put(None)
+            worker.join(timeout=5)
+            for s in (data, control, pipe):
+                s.close(linger=0)
+            ctx.term()
+
+    def _dealer(self, ctx: zmq.Context, endpoint: str) -> zmq.Socket:
+        s = ctx.socket(zmq.DEALER)
+        s.setsockopt(zmq.LINGER, 0)
+        s.setsockopt(zmq.RECONNECT_IVL, 100)
+        s.setsockopt(zmq.RECONNECT_IVL_MAX, 5000)  # exponential backoff up to 5 s
+        if self.curve is not None:
+            server_public, public, secret = self.curve
+            s.curve_serverkey, s.curve_publickey, s.curve_secretkey = server_public, public, secret
+        s.connect(endpoint)
+        return s
+
+    def _send(self, sock: zmq.Socket, content, parent=None, buffers=()) -> None:
+        sock.send_multipart(self.codec.encode(content, parent=parent, buffers=buffers))
+
+    def _recv(self, sock: zmq.Socket) -> Message | None:
+        frames = sock.recv_multipart()
+        try:
+            return self.codec.decode(frames)
+        except ProtocolError as exc:
+            if exc.drop:
+                log.warning("dropped unauthenticated message: %s", exc)
+            else:
+                log.warning("bad message from controller: %s", exc)
+                self._send(sock, Error(code=exc.code, message=exc.message, request_id=exc.request_id), parent=exc.header)
+            return None
+
+    def _handle(self, sock: zmq.Socket, msg: Message) -> None:
+        c, h = msg.content, msg.header
+        if isinstance(c, Welcome):
+            self.registered, self.heartbeat_s = True, c.heartbeat_s
+            log.info("registered with controller session %s (protocol %s)", c.controller_session, c.version)
+        elif isinstance(c, Ping):
+            self._send(sock, Pong(), parent=h)
+        elif isinstance(c, Measure):
+            self._on_measure(sock, c, h)
+        elif isinstance(c, Query):
+            self._on_query(sock, c, h)
+        elif isinstance(c, ResultAck):
+            pass  # recorded by the controller; the result stays cached until evicted
+        elif isinstance(c, Abort):
+            self._send(sock, AbortReply(request_id=c.request_id, aborted=bool(self.driver.abort())), parent=h)
+        elif isinstance(c, SafeState):
+            detail = self.driver.safe_state()
+            self._send(sock, SafeStateReply(ok=True, detail=str(detail)), parent=h)
+        elif isinstance(c, Error):
+            log.warning("controller reports %s: %s", c.code, c.message)
+        elif isinstance(c, Pong):
+            pass
+        else:
+            log.info("ignoring %s from controller", h.msg_type)
+
+    def _on_measure(self, sock: zmq.Socket, m: Measure, h) -> None:
+        done = self._results.get(m.request_id)
+        if done is not None:  # a retry: answer from the cache, never measure twice
+            self._send(sock, done.content, parent=h, buffers=done.buffers)
+            return
+        if m.request_id in self._inflight:
+            self._send(sock, Ack(request_id=m.request_id), parent=h)
+            return
+        rejection = self.check(m)
+        if rejection is not None:
+            self._send(sock, rejection, parent=h)
+            return
+        self._inflight.add(m.request_id)
+        self._jobs.put(m)
+        self._send(sock, Ack(request_id=m.request_id), parent=h)
+
+    def _on_query(self, sock: zmq.Socket, q: Query, h) -> None:
+        done = self._results.get(q.request_id)
+        if done is not None:
+            self._send(sock, done.content, parent=h, buffers=done.buffers)
+        elif q.request_id in self._inflight:
+            self._send(sock, Ack(request_id=q.request_id), parent=h)
+        else:
+            self._send(sock, Reject(request_id=q.request_id, code="unknown-request", reason="no such request here"), parent=h)

@@ -1,0 +1,1 @@
+"""Drivers translate protocol requests into one instrument's calls."""

@@ -1,0 +1,55 @@
+"""The driver interface an instrument agent wraps.
+
+A driver for a real microscope implements :meth:`Driver.describe` and
+:meth:`Driver.measure` (and, where the hardware allows, :meth:`Driver.abort`
+and :meth:`Driver.safe_state`). The agent does everything else: the protocol,
+the keys, heartbeats, limit checks, the result cache. ``measure`` may block
+for as long as the measurement takes; it runs on the agent's worker thread.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from abduce.instruments.protocol.models import Capabilities, Measure
+
+
+@dataclass
+class Reading:
+    """What a driver measured for one request.
+
+    Attributes:
+        points: the points actually measured (one per requested point).
+        values: scalar channels, one value per point (NaN for a failed reading).
+        arrays: array channels (a spectrum, an image), one array per channel.
+        state: instrument state worth recording (temperatures, currents...).
+    """
+
+    points: list[list[float]]
+    values: dict[str, list[float]] = field(default_factory=dict)
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    state: dict[str, Any] = field(default_factory=dict)
+
+
+class Driver(ABC):
+    """One instrument, as the agent sees it."""
+
+    @abstractmethod
+    def describe(self) -> Capabilities:
+        """Axes with limits, optional candidate grid, channels, simulator flag."""
+
+    @abstractmethod
+    def measure(self, request: Measure) -> Reading:
+        """Measure ``request.points`` (already checked against the declared limits)."""
+
+    def abort(self) -> bool:
+        """Stop the running measurement if the hardware can; True if it did."""
+        return False
+
+    def safe_state(self) -> str:
+        """Put the instrument in its safe state; returns what was done."""
+        return "this driver has no safe-state action"

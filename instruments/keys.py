@@ -1,0 +1,62 @@
+"""Key files: the HMAC signing key (and optionally a CURVE key pair) of one identity.
+
+A signing key file is JSON, readable by its owner only::
+
+    {"key_id": "lab-controller", "hmac": "<64 hex characters>"}
+
+With ``--curve`` a ZeroMQ CURVE certificate pair is written beside it
+(``PATH.curve.key`` public, ``PATH.curve.key_secret`` secret), in the format
+``zmq.auth`` reads, so a controller can allow a directory of agents' public
+certificates.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+
+from abduce.controller.errors import ConfigError
+
+
+def new_key(path: str | os.PathLike, key_id: str, curve: bool = False) -> list[Path]:
+    """Write a new signing key (and a CURVE pair); refuses to overwrite. Returns the files written."""
+    path = Path(path)
+    if path.exists():
+        raise ConfigError(f"{path} exists; abduce never overwrites a key")
+    if not key_id or len(key_id) > 128:
+        raise ConfigError("key id must be 1 to 128 characters")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump({"key_id": key_id, "hmac": secrets.token_hex(32)}, f)
+        f.write("\n")
+    written = [path]
+    if curve:
+        import zmq.auth
+
+        public, secret = zmq.auth.create_certificates(str(path.parent), f"{path.name}.curve")
+        os.chmod(secret, 0o600)
+        written += [Path(public), Path(secret)]
+    return written
+
+
+def load_key(path: str | os.PathLike) -> tuple[str, bytes]:
+    """``(key_id, secret)`` from a key file, with a clear error for anything else."""
+    path = Path(path)
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"key file {path} does not exist (make one with `abduce keys new {path}`)") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"key file {path} is not a JSON key file: {exc}") from None
+    if not isinstance(obj, dict) or not isinstance(obj.get("key_id"), str) or not isinstance(obj.get("hmac"), str):
+        raise ConfigError(f"key file {path} must hold {{\"key_id\": ..., \"hmac\": ...}}")
+    try:
+        secret = bytes.fromhex(obj["hmac"])
+    except ValueError:
+        raise ConfigError(f"key file {path}: hmac is not hex") from None
+    if len(secret) < 32:
+        raise ConfigError(f"key file {path}: the secret is shorter than 32 bytes")
+    return obj["key_id"], secret

@@ -1,0 +1,301 @@
+"""Frames <-> messages: building, signing, checking and decoding (no sockets here).
+
+A message on the wire (after any ROUTER routing identities)::
+
+    [identities..., TAG, signature, header, parent_header, metadata, content, buffers...]
+
+``signature`` is the lowercase hex HMAC-SHA256, under the key named by
+``header.key_id``, of every frame after it, each prefixed by its length as an
+8-byte big-endian unsigned integer (so bytes cannot be moved across frame
+boundaries). ``decode`` checks, in this order, and raises
+:class:`ProtocolError` with the code in brackets at the first failure:
+
+1. the TAG frame and the five frames after it exist [missing-frame];
+2. no JSON frame exceeds ``max_json_bytes`` and no buffer ``max_buffer_bytes`` [too-large];
+3. the header is a JSON object matching :class:`Header` [malformed];
+4. its ``key_id`` is in the keyring [unknown-key, drop];
+5. the signature matches [bad-signature, drop];
+6. the signature was not seen before [replayed, drop];
+7. the major version is supported [unsupported-version];
+8. the ``msg_type`` is known [unknown-msg-type];
+9. parent header and metadata are JSON objects [malformed];
+10. the content validates against its model [invalid-content];
+11. every array buffer exists and its size is ``prod(shape) * itemsize`` [buffer-mismatch].
+
+Errors marked *drop* come from peers that could not prove they hold a key:
+they are logged and dropped, never answered. Every other error is answered
+with an ``error`` message whose parent header is the offending header when it
+could be read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import math
+import struct
+import uuid
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from abduce.controller.errors import AbduceError
+from abduce.instruments.protocol.models import MESSAGES, PROTOCOL_VERSION, SUPPORTED_VERSIONS, TAG, Header
+
+DROP_CODES = frozenset({"unknown-key", "bad-signature", "replayed"})
+
+_DTYPE_SIZES = {"1": 1, "2": 2, "4": 4, "8": 8}
+
+
+class ProtocolError(AbduceError):
+    """A frame set that cannot be accepted.
+
+    Attributes:
+        code: one of ``models.ERROR_CODES``.
+        drop: True when the sender is unauthenticated: log, never answer.
+        header: the offending header, when it could be read (the parent of the error reply).
+        identities: the routing identities, for the reply.
+        request_id: the request concerned, when known.
+    """
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        header: Header | None = None,
+        identities: Sequence[bytes] = (),
+        request_id: str | None = None,
+    ) -> None:
+        self.code, self.header, self.identities, self.request_id = code, header, tuple(identities), request_id
+        self.drop = code in DROP_CODES
+        super().__init__(f"[{code}] {message}")
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Message:
+    """A decoded, verified message."""
+
+    header: Header
+    content: BaseModel
+    parent: Header | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    buffers: tuple[bytes, ...] = ()
+    identities: tuple[bytes, ...] = ()
+
+    @property
+    def msg_type(self) -> str:
+        return self.header.msg_type
+
+
+class Keyring:
+    """Signing keys by id. Holding a key is what lets a peer talk to abduce.
+
+    Args:
+        keys: ``{key_id: secret}``, secrets of at least 32 bytes.
+    """
+
+    def __init__(self, keys: dict[str, bytes]) -> None:
+        for key_id, secret in keys.items():
+            if len(secret) < 32:
+                raise ValueError(f"key {key_id!r} is shorter than 32 bytes")
+        self._keys = dict(keys)
+
+    def __contains__(self, key_id: str) -> bool:
+        return key_id in self._keys
+
+    def ids(self) -> list[str]:
+        return list(self._keys)
+
+    def sign(self, key_id: str, parts: Sequence[bytes]) -> bytes:
+        mac = hmac.new(self._keys[key_id], digestmod=hashlib.sha256)
+        for part in parts:
+            mac.update(struct.pack(">Q", len(part)))
+            mac.update(part)
+        return mac.hexdigest().encode()
+
+
+def _json(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), allow_nan=False).encode()
+
+
+def _load_object(frame: bytes, what: str) -> dict:
+    try:
+        obj = json.loads(frame.decode("utf-8"), parse_constant=_no_constants, parse_float=_finite_float)
+    except (UnicodeDecodeError, json.JSONDecodeError, ValueError, RecursionError) as exc:
+        raise ValueError(f"{what} is not JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise ValueError(f"{what} must be a JSON object, got {type(obj).__name__}")
+    return obj
+
+
+def _no_constants(name: str) -> float:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    # "1e400" is valid JSON but overflows to inf, which JSON cannot carry back out.
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:40]} is not a finite number")
+    return value
+
+
+def _validation_summary(exc: ValidationError) -> str:
+    parts = [f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors()[:5]]
+    more = f" (+{exc.error_count() - 5} more)" if exc.error_count() > 5 else ""
+    return "; ".join(parts) + more
+
+
+def major(version: str) -> int:
+    return int(version.split(".", 1)[0])
+
+
+class Codec:
+    """Builds and checks messages for one process (one session).
+
+    Args:
+        keyring: the keys this side accepts.
+        key_id: the key this side signs with (must be in the keyring).
+        session: this process's session id (a fresh uuid by default).
+        versions: protocol versions this side speaks.
+        max_json_bytes: largest header/parent/metadata/content frame accepted.
+        max_buffer_bytes: largest buffer frame accepted.
+        replay_window: how many recent signatures are remembered to refuse replays.
+    """
+
+    def __init__(
+        self,
+        keyring: Keyring,
+        key_id: str,
+        session: str | None = None,
+        versions: Sequence[str] = SUPPORTED_VERSIONS,
+        max_json_bytes: int = 1 << 20,
+        max_buffer_bytes: int = 256 << 20,
+        replay_window: int = 100_000,
+    ) -> None:
+        if key_id not in keyring:
+            raise ValueError(f"signing key {key_id!r} is not in the keyring")
+        self.keyring, self.key_id = keyring, key_id
+        self.session = session or uuid.uuid4().hex
+        self.versions = tuple(versions)
+        self.version = PROTOCOL_VERSION
+        self.max_json_bytes, self.max_buffer_bytes = max_json_bytes, max_buffer_bytes
+        self._seq = 0
+        self._seen: OrderedDict[bytes, None] = OrderedDict()
+        self._window = replay_window
+
+    def header(self, msg_type: str) -> Header:
+        h = Header(
+            msg_id=uuid.uuid4().hex,
+            msg_type=msg_type,
+            version=self.version,
+            session=self.session,
+            seq=self._seq,
+            date=datetime.now(timezone.utc).isoformat(),
+            key_id=self.key_id,
+        )
+        self._seq += 1
+        return h
+
+    def encode(
+        self,
+        content: BaseModel,
+        parent: Header | None = None,
+        metadata: dict[str, Any] | None = None,
+        buffers: Sequence[bytes] = (),
+        identities: Sequence[bytes] = (),
+    ) -> list[bytes]:
+        """The frames of one message (``msg_type`` from the content's model)."""
+        msg_type = _TYPES[type(content)]
+        parts = [
+            _json(self.header(msg_type).model_dump()),
+            _json(parent.model_dump() if parent else {}),
+            _json(metadata or {}),
+            content.model_dump_json().encode(),
+            *[bytes(b) for b in buffers],
+        ]
+        return [*identities, TAG, self.keyring.sign(self.key_id, parts), *parts]
+
+    def decode(self, frames: Sequence[bytes]) -> Message:
+        """Check and decode one message (see the module docstring for the order of checks)."""
+        frames = [bytes(f) for f in frames]
+        try:
+            at = frames.index(TAG)
+        except ValueError:
+            raise ProtocolError("missing-frame", "no protocol tag frame") from None
+        identities, rest = frames[:at], frames[at + 1 :]
+        if len(rest) < 5:
+            raise ProtocolError("missing-frame", f"{len(rest)} frames after the tag, need at least 5", identities=identities)
+        signature, h_raw, p_raw, m_raw, c_raw, *buffers = rest
+        for name, raw in (("header", h_raw), ("parent_header", p_raw), ("metadata", m_raw), ("content", c_raw)):
+            if len(raw) > self.max_json_bytes:
+                raise ProtocolError("too-large", f"{name} frame of {len(raw)} bytes exceeds {self.max_json_bytes}", identities=identities)
+        for i, b in enumerate(buffers):
+            if len(b) > self.max_buffer_bytes:
+                raise ProtocolError("too-large", f"buffer {i} of {len(b)} bytes exceeds {self.max_buffer_bytes}", identities=identities)
+        try:
+            header = Header.model_validate(_load_object(h_raw, "header"))
+        except (ValueError, ValidationError) as exc:
+            detail = _validation_summary(exc) if isinstance(exc, ValidationError) else str(exc)
+            raise ProtocolError("malformed", f"bad header: {detail}", identities=identities) from None
+        if header.key_id not in self.keyring:
+            raise ProtocolError("unknown-key", f"unknown key {header.key_id!r}", identities=identities)
+        expected = self.keyring.sign(header.key_id, rest[1:])
+        if not hmac.compare_digest(expected, signature):
+            raise ProtocolError("bad-signature", f"signature does not match key {header.key_id!r}", identities=identities)
+        if signature in self._seen:
+            raise ProtocolError("replayed", "this signature was seen before", identities=identities)
+        self._remember(signature)
+        if major(header.version) not in {major(v) for v in self.versions}:
+            raise ProtocolError(
+                "unsupported-version",
+                f"version {header.version} not supported; this side speaks {', '.join(self.versions)}",
+                header,
+                identities,
+            )
+        model = MESSAGES.get(header.msg_type)
+        if model is None:
+            raise ProtocolError("unknown-msg-type", f"unknown msg_type {header.msg_type!r}", header, identities)
+        try:
+            parent_obj = _load_object(p_raw, "parent_header")
+            parent = Header.model_validate(parent_obj) if parent_obj else None
+            metadata = _load_object(m_raw, "metadata")
+            content_obj = _load_object(c_raw, "content")
+        except (ValueError, ValidationError) as exc:
+            detail = _validation_summary(exc) if isinstance(exc, ValidationError) else str(exc)
+            raise ProtocolError("malformed", detail, header, identities) from None
+        request_id = content_obj.get("request_id") if isinstance(content_obj.get("request_id"), str) else None
+        try:
+            content = model.model_validate(content_obj)
+        except ValidationError as exc:
+            raise ProtocolError(
+                "invalid-content", f"{header.msg_type}: {_validation_summary(exc)}", header, identities, request_id
+            ) from None
+        for spec in getattr(content, "arrays", ()):
+            if spec.buffer >= len(buffers):
+                raise ProtocolError(
+                    "buffer-mismatch", f"array {spec.channel!r} names buffer {spec.buffer}; {len(buffers)} sent",
+                    header, identities, request_id,
+                )
+            want = math.prod(spec.shape) * _DTYPE_SIZES[spec.dtype[-1]]
+            if len(buffers[spec.buffer]) != want:
+                raise ProtocolError(
+                    "buffer-mismatch",
+                    f"array {spec.channel!r}: {spec.dtype} {spec.shape} needs {want} bytes, buffer has {len(buffers[spec.buffer])}",
+                    header, identities, request_id,
+                )
+        return Message(header, content, parent, metadata, tuple(buffers), tuple(identities))
+
+    def _remember(self, signature: bytes) -> None:
+        self._seen[signature] = None
+        if len(self._seen) > self._window:
+            self._seen.popitem(last=False)
+
+
+_TYPES = {model: name for name, model in MESSAGES.items()}

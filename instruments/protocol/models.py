@@ -1,0 +1,292 @@
+"""The instrument protocol's message models: one pydantic model per ``msg_type``.
+
+``SPEC.md`` beside this file is the authority; its JSON schemas are generated
+from these models and a test fails when they drift apart. Content models are
+strict (``extra="forbid"``): a field one side does not know is a version
+mismatch, caught by negotiation. Metadata is a free dict that both sides
+tolerate whatever it holds.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+PROTOCOL_VERSION = "1.0"
+SUPPORTED_VERSIONS = ("1.0",)
+TAG = b"<ABDUCE|MSG>"  # the delimiter frame between routing identities and the message
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+Point = list[FiniteFloat]
+RequestId = Annotated[str, Field(min_length=1, max_length=128)]
+Name = Annotated[str, Field(min_length=1, max_length=128)]
+
+
+class Header(_Strict):
+    """The header of every message.
+
+    Attributes:
+        msg_id: unique id of this message (uuid4 hex).
+        msg_type: which content model follows.
+        version: protocol version, "MAJOR.MINOR".
+        session: id of the sending process; a new one means the peer restarted.
+        seq: per-session sequence number, from 0, +1 per message sent.
+        date: UTC send time, ISO 8601.
+        key_id: the name of the key that signed the message (for the audit log).
+    """
+
+    msg_id: Annotated[str, Field(min_length=1, max_length=64)]
+    msg_type: Annotated[str, Field(min_length=1, max_length=64)]
+    # ASCII digits, bounded: an unbounded or non-ASCII number made int() fail in codec.major().
+    version: Annotated[str, Field(pattern=r"^[0-9]{1,9}\.[0-9]{1,9}$")]
+    session: Annotated[str, Field(min_length=1, max_length=64)]
+    seq: Annotated[int, Field(ge=0)]
+    date: str
+    key_id: Annotated[str, Field(min_length=1, max_length=128)]
+
+
+class Axis(_Strict):
+    """One controllable axis: a name, a unit and hard limits the agent enforces."""
+
+    name: Name
+    unit: str = ""
+    min: FiniteFloat
+    max: FiniteFloat
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Axis:
+        if not self.min < self.max:
+            raise ValueError(f"axis {self.name!r}: min {self.min} must be below max {self.max}")
+        return self
+
+
+class Channel(_Strict):
+    """One measured quantity: a scalar (``shape == []``) or an array (a spectrum, an image)."""
+
+    name: Name
+    unit: str = ""
+    shape: list[Annotated[int, Field(ge=1)]] = []
+    dtype: str = "<f8"
+
+
+class ArraySpec(_Strict):
+    """An array travelling as a raw buffer frame: the frame index (0 = first buffer), dtype and shape."""
+
+    channel: Name
+    buffer: Annotated[int, Field(ge=0)]
+    # only the dtypes numpy (and every reader) can interpret: no "f1", "b2", "b4", "b8".
+    dtype: Annotated[str, Field(pattern=r"^[<>|=]?(f[248]|[iu][1248]|b1)$")]
+    shape: list[Annotated[int, Field(ge=0)]]
+
+
+class Capabilities(_Strict):
+    """What an instrument can do.
+
+    Attributes:
+        axes: the controllable axes, in the order points list their coordinates.
+        candidates: optional finite set of allowed points (a composition or
+            pixel grid); when given, a request must name one of them.
+        channels: the measured quantities; the first scalar channel is what a
+            campaign models unless told otherwise.
+        simulator: whether this is a simulated instrument.
+        idempotent: whether measuring the same request twice is harmless
+            (a simulator: yes; a dose-sensitive sample: no).
+    """
+
+    axes: list[Axis] = Field(min_length=1)
+    candidates: list[Point] | None = None
+    channels: list[Channel] = Field(min_length=1)
+    simulator: bool = False
+    idempotent: bool = True
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Capabilities:
+        if self.candidates is not None:
+            d = len(self.axes)
+            for p in self.candidates:
+                if len(p) != d:
+                    raise ValueError(f"candidate {p} has {len(p)} coordinates, the axes are {d}")
+        return self
+
+
+class Hello(_Strict):
+    """agent -> controller: register."""
+
+    instrument_id: Name
+    versions: list[str] = Field(min_length=1)
+    capabilities: Capabilities
+    software: str = ""
+
+
+class Welcome(_Strict):
+    """controller -> agent: registered; the version both will speak and the heartbeat period."""
+
+    version: str
+    controller_session: str
+    heartbeat_s: Annotated[float, Field(gt=0)]
+
+
+class Measure(_Strict):
+    """controller -> agent: measure one or more points.
+
+    A retry reuses ``request_id``; the agent answers it from its result cache
+    and never measures it twice.
+    """
+
+    request_id: RequestId
+    points: list[Point] = Field(min_length=1)
+    parameters: dict[str, Any] = {}
+    deadline_s: Annotated[float, Field(gt=0)] | None = None
+    idempotent: bool = True
+
+
+class Ack(_Strict):
+    """agent -> controller: the request is accepted (or still running, in answer to a query)."""
+
+    request_id: RequestId
+
+
+REJECT_CODES = ("out-of-limits", "off-grid", "wrong-dimension", "busy", "unknown-request", "invalid")
+
+
+class Reject(_Strict):
+    """agent -> controller: the request will not be measured."""
+
+    request_id: RequestId
+    code: Literal["out-of-limits", "off-grid", "wrong-dimension", "busy", "unknown-request", "invalid"]
+    reason: str
+
+
+class Result(_Strict):
+    """agent -> controller: what was measured.
+
+    Attributes:
+        request_id: the request answered.
+        status: "ok", "failed" (the driver raised; see ``error``) or "aborted".
+        points: the points actually measured (may differ from those asked).
+        values: scalar channels, one value per point; ``null`` for a reading
+            that is not a finite number (JSON has no NaN; the controller, not
+            the wire, decides what such a reading means).
+        arrays: array channels as buffer frames.
+        started, finished: UTC ISO 8601 times.
+        state: instrument state worth recording (free-form).
+        error: for ``status == "failed"``, what went wrong (no traceback).
+    """
+
+    request_id: RequestId
+    status: Literal["ok", "failed", "aborted"]
+    points: list[Point] = []
+    values: dict[str, list[FiniteFloat | None]] = {}
+    arrays: list[ArraySpec] = []
+    started: str = ""
+    finished: str = ""
+    state: dict[str, Any] = {}
+    error: str = ""
+
+
+class ResultAck(_Strict):
+    """controller -> agent: the result is recorded; the agent may drop it from its cache later."""
+
+    request_id: RequestId
+
+
+class Query(_Strict):
+    """controller -> agent: what became of this request? Answered by the cached ``result``, an ``ack``
+    (still running) or a ``reject`` with code ``unknown-request``."""
+
+    request_id: RequestId
+
+
+class Abort(_Strict):
+    """controller -> agent, control lane: stop the running measurement (all of them if no id)."""
+
+    request_id: RequestId | None = None
+
+
+class AbortReply(_Strict):
+    request_id: RequestId | None = None
+    aborted: bool
+    detail: str = ""
+
+
+class SafeState(_Strict):
+    """controller -> agent, control lane: put the instrument in its safe state (beam off, stage parked)."""
+
+    reason: str = ""
+
+
+class SafeStateReply(_Strict):
+    ok: bool
+    detail: str = ""
+
+
+class Ping(_Strict):
+    pass
+
+
+class Pong(_Strict):
+    pass
+
+
+ERROR_CODES = (
+    "bad-signature",
+    "replayed",
+    "unknown-key",
+    "unsupported-version",
+    "unknown-msg-type",
+    "missing-frame",
+    "malformed",
+    "too-large",
+    "invalid-content",
+    "buffer-mismatch",
+    "not-registered",
+    "internal",
+)
+
+
+class Error(_Strict):
+    """Either side: a message could not be handled. Never carries a traceback."""
+
+    code: Literal[
+        "bad-signature",
+        "replayed",
+        "unknown-key",
+        "unsupported-version",
+        "unknown-msg-type",
+        "missing-frame",
+        "malformed",
+        "too-large",
+        "invalid-content",
+        "buffer-mismatch",
+        "not-registered",
+        "internal",
+    ]
+    message: str
+    request_id: RequestId | None = None
+    retryable: bool = False
+
+
+MESSAGES: dict[str, type[BaseModel]] = {
+    "hello": Hello,
+    "welcome": Welcome,
+    "measure": Measure,
+    "ack": Ack,
+    "reject": Reject,
+    "result": Result,
+    "result_ack": ResultAck,
+    "query": Query,
+    "abort": Abort,
+    "abort_reply": AbortReply,
+    "safe_state": SafeState,
+    "safe_state_reply": SafeStateReply,
+    "ping": Ping,
+    "pong": Pong,
+    "error": Error,
+}

@@ -1,0 +1,150 @@
+"""Protocol cost: raw pyzmq DEALER/ROUTER round trip vs an abduce measure -> result round trip.
+
+Both over TCP on loopback, side by side in one run, with signing on and with
+CURVE on: median and p99 latency of sequential round trips, throughput with
+--window requests in flight, and the ratio abduce / raw. The abduce round trip
+uses the simulated driver (a numpy formula, microseconds) in an agent process
+of its own, as on a microscope's PC, so what is measured is the protocol:
+codec, signing, validation, the agent's worker hand-off and the link's I/O
+thread.
+
+    python tests/benchmarks/protocol_roundtrip.py [--count 2000] [--window 16]
+
+Goal (issue 3): abduce <= 2x raw median, >= 5,000 measurements/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import zmq
+import zmq.auth
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from abduce.controller.link import InstrumentLink  # noqa: E402
+from abduce.instruments.keys import new_key  # noqa: E402
+from abduce.instruments.protocol.codec import Codec, Keyring  # noqa: E402
+from abduce.instruments.protocol.models import Measure  # noqa: E402
+from tests.instruments.conftest import free_endpoint  # noqa: E402
+
+
+def stats(samples: list[float]) -> tuple[float, float]:
+    s = sorted(samples)
+    return 1e6 * statistics.median(s), 1e6 * s[int(0.99 * (len(s) - 1))]
+
+
+def raw(count: int, window: int, curve) -> tuple[float, float, float]:
+    ctx = zmq.Context()
+    endpoint = free_endpoint()
+    router, dealer = ctx.socket(zmq.ROUTER), ctx.socket(zmq.DEALER)
+    if curve:
+        (sp, ss), (cp, cs) = curve
+        router.curve_server, router.curve_publickey, router.curve_secretkey = True, sp, ss
+        dealer.curve_serverkey, dealer.curve_publickey, dealer.curve_secretkey = sp, cp, cs
+    router.bind(endpoint)
+    dealer.connect(endpoint)
+    payload = os.urandom(200)
+    stop = threading.Event()
+
+    def echo():
+        poller = zmq.Poller()
+        poller.register(dealer, zmq.POLLIN)
+        while not stop.is_set():
+            if poller.poll(50):
+                dealer.send_multipart(dealer.recv_multipart())
+
+    dealer.send(b"hi")  # the dealer speaks first so the router learns its identity
+    dealer_id = router.recv_multipart()[0]
+    t = threading.Thread(target=echo, daemon=True)
+    t.start()
+    lat = []
+    for _ in range(count):
+        t0 = time.perf_counter()
+        router.send_multipart([dealer_id, payload])
+        router.recv_multipart()
+        lat.append(time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    sent = received = 0
+    while received < count:
+        while sent < count and sent - received < window:
+            router.send_multipart([dealer_id, payload])
+            sent += 1
+        router.recv_multipart()
+        received += 1
+    rate = count / (time.perf_counter() - t0)
+    stop.set()
+    t.join()
+    router.close(0)
+    dealer.close(0)
+    ctx.term()
+    return (*stats(lat), rate)
+
+
+def abduce(count: int, window: int, curve, keydir: Path) -> tuple[float, float, float]:
+    """The agent runs in its own process (`abduce instrument serve`), as on a microscope PC."""
+    import subprocess
+
+    key = keydir / "lab.key"
+    if not key.exists():
+        new_key(key, "lab")
+    from abduce.instruments.keys import load_key
+
+    key_id, secret = load_key(key)
+    ring = Keyring({key_id: secret})
+    endpoint = free_endpoint()
+    kwargs, extra = {}, []
+    if curve:
+        kwargs = {"curve": zmq.auth.load_certificate(str(keydir / "s.key.curve.key_secret")), "curve_clients": None}
+        extra = ["--curve-secret", str(keydir / "c.key.curve.key_secret"), "--curve-server", str(keydir / "s.key.curve.key")]
+    link = InstrumentLink(endpoint, Codec(ring, key_id), **kwargs).start()
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "abduce.controller.cli", "instrument", "serve", "--driver", "simulated:transition-1d",
+         "--grid", "0", "--connect", endpoint, "--key", str(key), "--id", "bench", *extra],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        link.wait_for_agent(60)
+        lat = []
+        for i in range(count):
+            t0 = time.perf_counter()
+            link.measure(Measure(request_id=f"s{i}", points=[[0.5]]), "bench", 10)
+            lat.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(window) as pool:
+            list(pool.map(lambda i: link.measure(Measure(request_id=f"p{i}", points=[[0.5]]), "bench", 30), range(count)))
+        rate = count / (time.perf_counter() - t0)
+    finally:
+        agent.terminate()
+        agent.wait(10)
+        link.close()
+    return (*stats(lat), rate)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--count", type=int, default=2000)
+    ap.add_argument("--window", type=int, default=16)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as d:
+        new_key(Path(d) / "s.key", "s", curve=True)
+        new_key(Path(d) / "c.key", "c", curve=True)
+        curve = (zmq.auth.load_certificate(f"{d}/s.key.curve.key_secret"), zmq.auth.load_certificate(f"{d}/c.key.curve.key_secret"))
+        print(f"TCP loopback, {args.count} sequential round trips, throughput with {args.window} in flight")
+        print(f"{'mode':<10}{'raw median us':>15}{'raw p99 us':>12}{'raw msg/s':>11}{'abduce median us':>18}{'abduce p99 us':>15}{'abduce meas/s':>15}{'median ratio':>14}")
+        for mode, c in (("signed", None), ("curve", curve)):
+            r = raw(args.count, args.window, c)
+            a = abduce(args.count, args.window, c, Path(d))
+            print(f"{mode:<10}{r[0]:>15.0f}{r[1]:>12.0f}{r[2]:>11.0f}{a[0]:>18.0f}{a[1]:>15.0f}{a[2]:>15.0f}{a[0] / r[0]:>14.1f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
