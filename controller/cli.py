@@ -240,6 +240,30 @@ def demo(
         agent.wait(timeout=10)
 
 
+def _driver(spec: str, **simulator_options):
+    """``simulated:SIMULATOR`` or a dotted path ``package.module:Factory`` to a Driver (built with no arguments)."""
+    import importlib
+
+    from abduce.controller.errors import ConfigError
+    from abduce.instruments.drivers.base import Driver
+
+    if spec.startswith("simulated:"):
+        from abduce.instruments.drivers.simulated import build
+
+        return build(spec, **simulator_options)
+    module, _, attr = spec.partition(":")
+    if not attr:
+        raise ConfigError(f"driver {spec!r}: use simulated:SIMULATOR or package.module:DriverClass")
+    try:
+        factory = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"driver {spec!r} does not import: {exc}") from None
+    drv = factory()
+    if not isinstance(drv, Driver):
+        raise ConfigError(f"driver {spec!r} built a {type(drv).__name__}, not an abduce Driver")
+    return drv
+
+
 keys_app = typer.Typer(help="Signing and CURVE keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 
@@ -266,7 +290,7 @@ app.add_typer(instrument_app, name="instrument")
 
 @instrument_app.command("serve")
 def instrument_serve(
-    driver: str = typer.Option(..., help="simulated:SIMULATOR (e.g. simulated:transition-1d)."),
+    driver: str = typer.Option(..., help="simulated:SIMULATOR (e.g. simulated:transition-1d) or package.module:DriverClass."),
     connect: str = typer.Option(..., help="The controller's endpoint, e.g. tcp://127.0.0.1:5555."),
     key: Path = typer.Option(..., help="Signing key file."),
     instrument_id: str = typer.Option(None, "--id", help="Instrument name (default: the driver spec)."),
@@ -288,11 +312,7 @@ def instrument_serve(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         key_id, secret = load_key(key)
-        if not driver.startswith("simulated:"):
-            raise typer.BadParameter(f"unknown driver {driver!r}; available: simulated:<simulator>")
-        from abduce.instruments.drivers.simulated import build
-
-        drv = build(driver, truth=truth, seed=seed, grid=grid)
+        drv = _driver(driver, truth=truth, seed=seed, grid=grid)
         curve = None
         if (curve_secret is None) != (curve_server is None):
             raise typer.BadParameter("--curve-secret and --curve-server go together")
