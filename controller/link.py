@@ -283,8 +283,10 @@ class InstrumentLink:
                                 log.warning("dropped unauthenticated message: %s", exc)
                             else:
                                 log.warning("bad message: %s", exc)
-                                self._send(sock, exc.identities, Error(code=exc.code, message=exc.message,
-                                                                       request_id=exc.request_id), parent=exc.header)
+                                # a ROUTER's first frame is always the peer's identity, tag or not
+                                ids = exc.identities or frames[:1]
+                                self._send(sock, ids, Error(code=exc.code, message=exc.message,
+                                                            request_id=exc.request_id), parent=exc.header)
                             continue
                         self.audit("in", msg.header.key_id, msg.msg_type, getattr(msg.content, "request_id", None))
                         self._handle(sock, msg)

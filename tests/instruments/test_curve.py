@@ -38,7 +38,7 @@ def serve(endpoint, keyring, certs, who):
 def test_an_allowed_curve_identity_registers_and_measures(endpoint, keyring, certs):
     link, agent = serve(endpoint, keyring, certs, "agent")
     try:
-        link.wait_for_agent(5)
+        link.wait_for_agent(15)
         result, _ = link.measure(Measure(request_id="r", points=[[0.4]]), "sim", 5)
         assert result.values == {"y": [0.4]}
     finally:

@@ -26,7 +26,7 @@ def start(endpoint, keyring, driver, heartbeat=0.2, agent_keyring=None, instrume
 def test_register_and_measure_the_simulator_over_tcp(endpoint, keyring):
     link, agent = start(endpoint, keyring, build("simulated:transition-1d", grid=11, seed=3))
     try:
-        registered = link.wait_for_agent(5)
+        registered = link.wait_for_agent(15)
         assert registered.capabilities.candidates is not None and registered.key_id == "lab"
         got = [link.measure(Measure(request_id=f"r{i}", points=[[0.2]]), "sim", 5)[0].values["y"][0] for i in range(5)]
         from abduce.simulators.transition1d import Transition1D
@@ -41,7 +41,7 @@ def test_register_and_measure_the_simulator_over_tcp(endpoint, keyring):
 def test_the_agent_enforces_its_limits_whatever_the_controller_sends(endpoint, keyring):
     link, agent = start(endpoint, keyring, build("simulated:transition-1d", grid=11))
     try:
-        link.wait_for_agent(5)
+        link.wait_for_agent(15)
         for point, code in (([1.5], "rejected:out-of-limits"), ([0.15], "rejected:off-grid"), ([0.1, 0.2], "rejected:wrong-dimension")):
             with pytest.raises(LinkError) as info:
                 link.measure(Measure(request_id=f"bad{point}", points=[point]), "sim", 5)
@@ -56,7 +56,7 @@ def test_a_retried_request_is_answered_from_the_cache_not_measured_twice(endpoin
     driver = SlowDriver()
     link, agent = start(endpoint, keyring, driver)
     try:
-        link.wait_for_agent(5)
+        link.wait_for_agent(15)
         first, _ = link.measure(Measure(request_id="same", points=[[0.3]]), "sim", 5)
         second, _ = link.measure(Measure(request_id="same", points=[[0.3]]), "sim", 5)
         assert first.values == second.values and driver.calls == ["same"]
@@ -101,7 +101,7 @@ def test_abort_on_the_control_lane_does_not_wait_behind_a_measurement(endpoint, 
     driver = SlowDriver(delay=30.0)
     link, agent = start(endpoint, keyring, driver)
     try:
-        link.wait_for_agent(5)
+        link.wait_for_agent(15)
         assert wait_until(lambda: link.agents["sim"].control_identity is not None)
         box = {}
         t = threading.Thread(target=lambda: box.setdefault("r", link.measure(Measure(request_id="long", points=[[0.5]]), "sim", 10)))
@@ -124,7 +124,7 @@ def test_agent_restart_mid_request_settles_without_loss_or_double(endpoint, keyr
     first = AgentThread(InstrumentAgent(slow, endpoint, Codec(keyring, "lab"), "sim"))
     second = None
     try:
-        link.wait_for_agent(5)
+        link.wait_for_agent(15)
         box = {}
         t = threading.Thread(target=lambda: box.setdefault("r", link.measure(Measure(request_id="inflight", points=[[0.25]]), "sim", 20)))
         t.start()
@@ -149,7 +149,7 @@ def test_a_non_idempotent_request_unknown_after_restart_is_reported_lost_not_res
     first = AgentThread(InstrumentAgent(slow, endpoint, Codec(keyring, "lab"), "sim"))
     second = None
     try:
-        link.wait_for_agent(5)
+        link.wait_for_agent(15)
         box = {}
 
         def ask():

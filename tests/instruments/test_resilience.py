@@ -1,0 +1,108 @@
+"""The link keeps serving through bad frames, controller restarts and agent kills."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import zmq
+
+from abduce.controller.campaign import Campaign, CampaignSettings
+from abduce.controller.link import InstrumentLink
+from abduce.controller.loop import run_campaign
+from abduce.controller.remote import LinkInstrument, space_of
+from abduce.controller.stopping import Budget
+from abduce.hypotheses.fitting import FitSettings
+from abduce.hypotheses.library import BUILTIN
+from abduce.instruments.agent import InstrumentAgent
+from abduce.instruments.keys import new_key
+from abduce.instruments.protocol.codec import Codec, Keyring
+from abduce.instruments.protocol.models import TAG, Measure
+from tests.instruments.conftest import AgentThread, SlowDriver, wait_until
+
+
+def test_bad_frames_get_error_replies_or_drops_and_the_link_keeps_serving(endpoint, keyring):
+    link = InstrumentLink(endpoint, Codec(keyring, "lab"), heartbeat_s=0.2).start()
+    agent = AgentThread(InstrumentAgent(SlowDriver(), endpoint, Codec(keyring, "lab"), "sim"))
+    rogue = zmq.Context.instance().socket(zmq.DEALER)
+    rogue.connect(endpoint)
+    try:
+        link.wait_for_agent(15)
+        sender = Codec(keyring, "lab")
+        good = sender.encode(Measure(request_id="x", points=[[0.1]]))
+        unsigned_type = [TAG, b"0" * 64, b"{}", b"{}", b"{}", b"{}"]
+        rogue.send_multipart([b"garbage"])  # no tag: missing-frame (answered)
+        rogue.send_multipart(unsigned_type)  # header fails its model: malformed (answered)
+        rogue.send_multipart(good[:3] + [b"x" + good[3][1:]] + good[4:])  # tampered: dropped
+        replies = []
+        while rogue.poll(1000):
+            replies.append(Codec(keyring, "lab").decode(rogue.recv_multipart()))
+        assert sorted(r.content.code for r in replies) == ["malformed", "missing-frame"]
+        result, _ = link.measure(Measure(request_id="after", points=[[0.2]]), "sim", 5)
+        assert result.values == {"y": [0.2]}
+        assert {e.code for e in link.errors} == {"missing-frame", "malformed", "bad-signature"}
+    finally:
+        rogue.close(linger=0)
+        agent.stop()
+        link.close()
+
+
+def test_an_agent_re_registers_with_a_restarted_controller(endpoint, keyring):
+    link = InstrumentLink(endpoint, Codec(keyring, "lab"), heartbeat_s=0.2).start()
+    agent = AgentThread(InstrumentAgent(SlowDriver(), endpoint, Codec(keyring, "lab"), "sim"))
+    try:
+        link.wait_for_agent(15)
+        link.close()
+        time.sleep(0.3)
+        link = InstrumentLink(endpoint, Codec(keyring, "lab"), heartbeat_s=0.2).start()
+        link.wait_for_agent(15)  # the agent noticed the silence (3 heartbeats) and said hello again
+        result, _ = link.measure(Measure(request_id="again", points=[[0.3]]), "sim", 5)
+        assert result.values == {"y": [0.3]}
+    finally:
+        agent.stop()
+        link.close()
+
+
+def test_kill_9_and_restart_the_agent_mid_campaign_loses_and_doubles_nothing(endpoint, tmp_path):
+    key = tmp_path / "lab.key"
+    new_key(key, "lab")
+    from abduce.instruments.keys import load_key
+
+    key_id, secret = load_key(key)
+    link = InstrumentLink(endpoint, Codec(Keyring({key_id: secret}), key_id), heartbeat_s=0.2, ack_timeout_s=0.5).start()
+    log = tmp_path / "agent.log"
+
+    def spawn():
+        return subprocess.Popen(
+            [sys.executable, "-m", "abduce.controller.cli", "instrument", "serve", "--driver", "simulated:transition-1d",
+             "--connect", endpoint, "--key", str(key), "--grid", "101", "--id", "sim"],
+            stdout=subprocess.DEVNULL, stderr=open(log, "a"),
+        )
+
+    agents = [spawn()]
+    try:
+        registered = link.wait_for_agent(60)
+        campaign = Campaign(
+            space_of(registered.capabilities), [BUILTIN["second-order"], BUILTIN["linear"]], "discriminate", None,
+            Budget(12), seed=0, settings=CampaignSettings(n_init=4, fit=FitSettings(screen=64, maxiter=40), evidence_samples=128),
+        )
+        instrument = LinkInstrument(link, registered, timeout_s=120)
+        kills = []
+
+        def killer(record):
+            if record.step in (3, 7):  # kill -9 right after these measurements, then restart
+                agents[-1].send_signal(signal.SIGKILL)
+                agents[-1].wait(10)
+                kills.append(record.step)
+                agents.append(spawn())
+
+        run_campaign(campaign, instrument, [killer])
+        ids = [r.request_id for r in campaign.history]
+        assert campaign.n == 12 and len(set(ids)) == 12 and kills == [3, 7]
+        assert link.agents["sim"].session != registered.session  # it really was a new process
+    finally:
+        for a in agents:
+            a.kill()
+            a.wait(10)
+        link.close()
