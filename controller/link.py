@@ -281,6 +281,8 @@ class InstrumentLink:
                             self.errors.append(exc)
                             if exc.drop:
                                 log.warning("dropped unauthenticated message: %s", exc)
+                            elif exc.header is not None and exc.header.msg_type == "error":
+                                log.warning("bad error message (never answered, to avoid loops): %s", exc)
                             else:
                                 log.warning("bad message: %s", exc)
                                 # a ROUTER's first frame is always the peer's identity, tag or not
@@ -433,7 +435,8 @@ class InstrumentLink:
         with self._registered:
             self.agents[c.instrument_id] = agent
             self._registered.notify_all()
-        self._send(sock, msg.identities, Welcome(version=max(common), controller_session=self.codec.session,
+        best = max(common, key=lambda v: tuple(int(p) for p in v.split(".")))  # "1.10" > "1.9"
+        self._send(sock, msg.identities, Welcome(version=best, controller_session=self.codec.session,
                                                   heartbeat_s=self.heartbeat_s), parent=msg.header)
         if old is not None and old.session != agent.session:
             log.warning("agent %s restarted (new session): settling in-flight requests", c.instrument_id)

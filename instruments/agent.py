@@ -237,6 +237,8 @@ class InstrumentAgent:
         except ProtocolError as exc:
             if exc.drop:
                 log.warning("dropped unauthenticated message: %s", exc)
+            elif exc.header is not None and exc.header.msg_type == "error":
+                log.warning("bad error message from controller (not answered): %s", exc)
             else:
                 log.warning("bad message from controller: %s", exc)
                 self._send(sock, Error(code=exc.code, message=exc.message, request_id=exc.request_id), parent=exc.header)
@@ -256,12 +258,23 @@ class InstrumentAgent:
         elif isinstance(c, ResultAck):
             pass  # recorded by the controller; the result stays cached until evicted
         elif isinstance(c, Abort):
-            self._send(sock, AbortReply(request_id=c.request_id, aborted=bool(self.driver.abort())), parent=h)
+            try:
+                reply = AbortReply(request_id=c.request_id, aborted=bool(self.driver.abort()))
+            except Exception as exc:  # a driver failure must not end the agent
+                log.exception("driver abort failed")
+                reply = AbortReply(request_id=c.request_id, aborted=False, detail=f"{type(exc).__name__}: {exc}"[:500])
+            self._send(sock, reply, parent=h)
         elif isinstance(c, SafeState):
-            detail = self.driver.safe_state()
-            self._send(sock, SafeStateReply(ok=True, detail=str(detail)), parent=h)
+            try:
+                reply = SafeStateReply(ok=True, detail=str(self.driver.safe_state())[:500])
+            except Exception as exc:
+                log.exception("driver safe_state failed")
+                reply = SafeStateReply(ok=False, detail=f"{type(exc).__name__}: {exc}"[:500])
+            self._send(sock, reply, parent=h)
         elif isinstance(c, Error):
             log.warning("controller reports %s: %s", c.code, c.message)
+            if c.code == "not-registered":  # the controller restarted and does not know us: hello again
+                self.registered = False
         elif isinstance(c, Pong):
             pass
         else:

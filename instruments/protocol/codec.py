@@ -18,7 +18,7 @@ boundaries). ``decode`` checks, in this order, and raises
 6. the signature was not seen before [replayed, drop];
 7. the major version is supported [unsupported-version];
 8. the ``msg_type`` is known [unknown-msg-type];
-9. parent header and metadata are JSON objects [malformed];
+9. parent header, metadata and content are JSON objects [malformed];
 10. the content validates against its model [invalid-content];
 11. every array buffer exists and its size is ``prod(shape) * itemsize`` [buffer-mismatch].
 
