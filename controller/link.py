@@ -389,14 +389,14 @@ class InstrumentLink:
             if p is not None:
                 p.acked, p.sent_at = True, time.monotonic()
         elif isinstance(c, Result):
-            self._send(sock, ids, ResultAck(request_id=c.request_id), parent=h)
             p = self._pending.pop(c.request_id, None)
             if p is not None:
                 if c.status == "ok":
                     p.result, p.buffers = c, msg.buffers
                 else:
                     p.error = LinkError(c.request_id, c.status, c.error or "the driver did not finish the measurement")
-                p.done.set()
+                p.done.set()  # wake the caller first; the result_ack is off its path
+            self._send(sock, ids, ResultAck(request_id=c.request_id), parent=h)
         elif isinstance(c, Reject):
             p = self._pending.get(c.request_id)
             if p is None:

@@ -117,6 +117,28 @@ class InstrumentAgent:
 
     # ------------------------------------------------------------ worker
 
+    def _run_driver(self, job: Measure) -> _Done:
+        """Call the driver and package its reading (or its failure) as a result."""
+        started = _now()
+        try:
+            reading = self.driver.measure(job)
+            self.measured += 1
+            arrays, buffers = [], []
+            for i, (name, arr) in enumerate(reading.arrays.items()):
+                a = np.ascontiguousarray(arr)
+                arrays.append(ArraySpec(channel=name, buffer=i, dtype=a.dtype.str, shape=list(a.shape)))
+                buffers.append(a.tobytes())
+            values = {k: [v if math.isfinite(v) else None for v in vals] for k, vals in reading.values.items()}
+            content = Result(
+                request_id=job.request_id, status="ok", points=reading.points, values=values,
+                arrays=arrays, started=started, finished=_now(), state=reading.state,
+            )
+            return _Done(content, buffers)
+        except Exception as exc:  # the driver failed: say so, keep serving
+            log.exception("driver failed on request %s", job.request_id)
+            return _Done(Result(request_id=job.request_id, status="failed", started=started, finished=_now(),
+                                error=f"{type(exc).__name__}: {exc}"[:500]), [])
+
     def _work(self, pipe_addr: str, ctx: zmq.Context) -> None:
         pipe = ctx.socket(zmq.PAIR)
         pipe.connect(pipe_addr)
@@ -125,27 +147,7 @@ class InstrumentAgent:
                 job = self._jobs.get()
                 if job is None:
                     return
-                started = _now()
-                try:
-                    reading = self.driver.measure(job)
-                    self.measured += 1
-                    arrays, buffers = [], []
-                    for i, (name, arr) in enumerate(reading.arrays.items()):
-                        a = np.ascontiguousarray(arr)
-                        arrays.append(ArraySpec(channel=name, buffer=i, dtype=a.dtype.str, shape=list(a.shape)))
-                        buffers.append(a.tobytes())
-                    values = {k: [v if math.isfinite(v) else None for v in vals] for k, vals in reading.values.items()}
-                    content = Result(
-                        request_id=job.request_id, status="ok", points=reading.points, values=values,
-                        arrays=arrays, started=started, finished=_now(), state=reading.state,
-                    )
-                except Exception as exc:  # the driver failed: say so, keep serving
-                    log.exception("driver failed on request %s", job.request_id)
-                    content, buffers = Result(
-                        request_id=job.request_id, status="failed", started=started, finished=_now(),
-                        error=f"{type(exc).__name__}: {exc}"[:500],
-                    ), []
-                self._done_queue.put((job.request_id, _Done(content, buffers)))
+                self._done_queue.put((job.request_id, self._run_driver(job)))
                 try:
                     pipe.send(b"done")
                 except zmq.ContextTerminated:  # the agent stopped while the driver was measuring
@@ -153,6 +155,13 @@ class InstrumentAgent:
                     return
         finally:
             pipe.close(linger=0)
+
+    def _finish(self, sock: zmq.Socket, rid: str, done: _Done) -> None:
+        self._inflight.discard(rid)
+        self._results[rid] = done
+        while len(self._results) > self.cache_size:
+            self._results.popitem(last=False)
+        self._send(sock, done.content, buffers=done.buffers)
 
     # ------------------------------------------------------------ I/O
 
@@ -196,12 +205,7 @@ class InstrumentAgent:
                     while pipe.poll(0):
                         pipe.recv()
                     while not self._done_queue.empty():
-                        rid, done = self._done_queue.get()
-                        self._inflight.discard(rid)
-                        self._results[rid] = done
-                        while len(self._results) > self.cache_size:
-                            self._results.popitem(last=False)
-                        self._send(data, done.content, buffers=done.buffers)
+                        self._finish(data, *self._done_queue.get())
                 for sock in (control, data):
                     if sock in events:
                         while sock.poll(0):
@@ -293,8 +297,11 @@ class InstrumentAgent:
             self._send(sock, rejection, parent=h)
             return
         self._inflight.add(m.request_id)
-        self._jobs.put(m)
         self._send(sock, Ack(request_id=m.request_id), parent=h)
+        if self.driver.blocking:
+            self._jobs.put(m)
+        else:
+            self._finish(sock, m.request_id, self._run_driver(m))
 
     def _on_query(self, sock: zmq.Socket, q: Query, h) -> None:
         done = self._results.get(q.request_id)

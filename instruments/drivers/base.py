@@ -36,7 +36,17 @@ class Reading:
 
 
 class Driver(ABC):
-    """One instrument, as the agent sees it."""
+    """One instrument, as the agent sees it.
+
+    Attributes:
+        blocking: True (the default) when ``measure`` can take long (moving a
+            stage, dwelling a beam): the agent then runs it on its worker
+            thread. A driver whose ``measure`` returns in microseconds (a
+            simulator) sets it False and is called inline, saving two thread
+            hand-offs per request.
+    """
+
+    blocking: bool = True
 
     @abstractmethod
     def describe(self) -> Capabilities:

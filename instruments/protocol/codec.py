@@ -192,7 +192,7 @@ class Codec:
 
     def header(self, msg_type: str) -> Header:
         h = Header(
-            msg_id=uuid.uuid4().hex,
+            msg_id=f"{self.session}-{self._seq}",  # unique: the session is a uuid, seq never repeats in it
             msg_type=msg_type,
             version=self.version,
             session=self.session,

@@ -33,7 +33,7 @@ class Header(_Strict):
     """The header of every message.
 
     Attributes:
-        msg_id: unique id of this message (uuid4 hex).
+        msg_id: unique id of this message (abduce sends "SESSION-SEQ").
         msg_type: which content model follows.
         version: protocol version, "MAJOR.MINOR".
         session: id of the sending process; a new one means the peer restarted.

@@ -20,7 +20,6 @@ import os
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -42,30 +41,38 @@ def stats(samples: list[float]) -> tuple[float, float]:
     return 1e6 * statistics.median(s), 1e6 * s[int(0.99 * (len(s) - 1))]
 
 
+ECHO = """
+import sys, zmq
+ctx = zmq.Context()
+d = ctx.socket(zmq.DEALER)
+if len(sys.argv) > 2:
+    d.curve_serverkey, d.curve_publickey, d.curve_secretkey = (a.encode() for a in sys.argv[2:5])
+d.connect(sys.argv[1])
+d.send(b"hi")
+while True:
+    m = d.recv_multipart()
+    if m == [b"quit"]:
+        break
+    d.send_multipart(m)
+"""
+
+
 def raw(count: int, window: int, curve) -> tuple[float, float, float]:
+    """A DEALER echo in its own process (as the agent is), a ROUTER here: the floor for any protocol."""
+    import subprocess
+
     ctx = zmq.Context()
     endpoint = free_endpoint()
-    router, dealer = ctx.socket(zmq.ROUTER), ctx.socket(zmq.DEALER)
+    router = ctx.socket(zmq.ROUTER)
+    args = []
     if curve:
         (sp, ss), (cp, cs) = curve
         router.curve_server, router.curve_publickey, router.curve_secretkey = True, sp, ss
-        dealer.curve_serverkey, dealer.curve_publickey, dealer.curve_secretkey = sp, cp, cs
+        args = [sp.decode(), cp.decode(), cs.decode()]
     router.bind(endpoint)
-    dealer.connect(endpoint)
+    echo = subprocess.Popen([sys.executable, "-c", ECHO, endpoint, *args])
     payload = os.urandom(200)
-    stop = threading.Event()
-
-    def echo():
-        poller = zmq.Poller()
-        poller.register(dealer, zmq.POLLIN)
-        while not stop.is_set():
-            if poller.poll(50):
-                dealer.send_multipart(dealer.recv_multipart())
-
-    dealer.send(b"hi")  # the dealer speaks first so the router learns its identity
-    dealer_id = router.recv_multipart()[0]
-    t = threading.Thread(target=echo, daemon=True)
-    t.start()
+    dealer_id = router.recv_multipart()[0]  # the echo speaks first so the router learns its identity
     lat = []
     for _ in range(count):
         t0 = time.perf_counter()
@@ -81,10 +88,9 @@ def raw(count: int, window: int, curve) -> tuple[float, float, float]:
         router.recv_multipart()
         received += 1
     rate = count / (time.perf_counter() - t0)
-    stop.set()
-    t.join()
+    router.send_multipart([dealer_id, b"quit"])
+    echo.wait(10)
     router.close(0)
-    dealer.close(0)
     ctx.term()
     return (*stats(lat), rate)
 
