@@ -296,12 +296,12 @@ class InstrumentAgent:
         if rejection is not None:
             self._send(sock, rejection, parent=h)
             return
+        if not self.driver.blocking:  # microseconds: the result stands in for the ack (SPEC section 7)
+            self._finish(sock, m.request_id, self._run_driver(m))
+            return
         self._inflight.add(m.request_id)
         self._send(sock, Ack(request_id=m.request_id), parent=h)
-        if self.driver.blocking:
-            self._jobs.put(m)
-        else:
-            self._finish(sock, m.request_id, self._run_driver(m))
+        self._jobs.put(m)
 
     def _on_query(self, sock: zmq.Socket, q: Query, h) -> None:
         done = self._results.get(q.request_id)

@@ -113,11 +113,8 @@ class Keyring:
         return list(self._keys)
 
     def sign(self, key_id: str, parts: Sequence[bytes]) -> bytes:
-        mac = hmac.new(self._keys[key_id], digestmod=hashlib.sha256)
-        for part in parts:
-            mac.update(struct.pack(">Q", len(part)))
-            mac.update(part)
-        return mac.hexdigest().encode()
+        message = b"".join(struct.pack(">Q", len(part)) + part for part in parts)
+        return hmac.digest(self._keys[key_id], message, hashlib.sha256).hex().encode()
 
 
 def _json(obj: Any) -> bytes:
@@ -125,8 +122,10 @@ def _json(obj: Any) -> bytes:
 
 
 def _load_object(frame: bytes, what: str) -> dict:
+    if frame == b"{}":  # the common empty parent header / metadata
+        return {}
     try:
-        obj = json.loads(frame.decode("utf-8"), parse_constant=_no_constants, parse_float=_finite_float)
+        obj = _DECODER.decode(frame.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, ValueError, RecursionError) as exc:
         raise ValueError(f"{what} is not JSON: {exc}") from None
     if not isinstance(obj, dict):
@@ -144,6 +143,9 @@ def _finite_float(text: str) -> float:
     if not math.isfinite(value):
         raise ValueError(f"{text[:40]} is not a finite number")
     return value
+
+
+_DECODER = json.JSONDecoder(parse_constant=_no_constants, parse_float=_finite_float)
 
 
 def _validation_summary(exc: ValidationError) -> str:
@@ -191,15 +193,19 @@ class Codec:
         self._window = replay_window
 
     def header(self, msg_type: str) -> Header:
-        h = Header(
-            msg_id=f"{self.session}-{self._seq}",  # unique: the session is a uuid, seq never repeats in it
-            msg_type=msg_type,
-            version=self.version,
-            session=self.session,
-            seq=self._seq,
-            date=datetime.now(timezone.utc).isoformat(),
-            key_id=self.key_id,
-        )
+        """The next header (validated); :meth:`encode` builds the same fields without the model."""
+        return Header.model_validate(self._next_header(msg_type))
+
+    def _next_header(self, msg_type: str) -> dict[str, Any]:
+        h = {
+            "msg_id": f"{self.session}-{self._seq}",  # unique: the session is a uuid, seq never repeats in it
+            "msg_type": msg_type,
+            "version": self.version,
+            "session": self.session,
+            "seq": self._seq,
+            "date": datetime.now(timezone.utc).isoformat(),
+            "key_id": self.key_id,
+        }
         self._seq += 1
         return h
 
@@ -214,9 +220,9 @@ class Codec:
         """The frames of one message (``msg_type`` from the content's model)."""
         msg_type = _TYPES[type(content)]
         parts = [
-            _json(self.header(msg_type).model_dump()),
-            _json(parent.model_dump() if parent else {}),
-            _json(metadata or {}),
+            _json(self._next_header(msg_type)),
+            parent.model_dump_json().encode() if parent else b"{}",
+            _json(metadata) if metadata else b"{}",
             content.model_dump_json().encode(),
             *[bytes(b) for b in buffers],
         ]
