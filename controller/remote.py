@@ -8,13 +8,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from abduce.controller.campaign import Campaign, CampaignSettings
+from abduce.controller.campaign import Campaign
 from abduce.controller.link import Agent, InstrumentLink
 from abduce.controller.measurements import MeasureRequest, Measurement
-from abduce.controller.policies import POLICIES
+from abduce.controller.setup import campaign_from_names
 from abduce.controller.space import Space
-from abduce.controller.stopping import Budget
-from abduce.hypotheses.library import resolve_hypothesis
 from abduce.instruments.protocol.models import Capabilities, Measure
 
 
@@ -67,16 +65,8 @@ class ListenRun:
     wait_s: float = 60.0
 
     def campaign(self, space: Space) -> Campaign:
-        policy_cls = POLICIES[self.policy]
-        policy = policy_cls(epsilon=self.epsilon) if self.policy == "epsilon-greedy" else policy_cls()
-        return Campaign(
-            space=space,
-            hypotheses=[resolve_hypothesis(h) for h in self.hypotheses],
-            policy=policy,
-            acquisition=self.acquisition,
-            stopping=Budget(self.budget),
-            seed=self.seed,
-            settings=CampaignSettings(n_init=self.n_init),
+        return campaign_from_names(
+            space, self.hypotheses, self.policy, self.acquisition, self.budget, self.seed, self.n_init, self.epsilon
         )
 
 

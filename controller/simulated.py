@@ -11,13 +11,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from abduce.controller.campaign import Campaign, CampaignSettings
+from abduce.controller.campaign import Campaign
 from abduce.controller.loop import Consumer, run_campaign
 from abduce.controller.measurements import MeasureRequest, Measurement
-from abduce.controller.policies import POLICIES
+from abduce.controller.setup import campaign_from_names
 from abduce.controller.space import Space
-from abduce.controller.stopping import Budget
-from abduce.hypotheses.library import resolve_hypothesis
 from abduce.simulators.registry import SIMULATORS
 
 
@@ -58,16 +56,8 @@ class SimulatedRun:
         )
         candidates = sim.candidates()
         space = Space.finite(candidates) if candidates is not None else Space.box(sim.bounds)
-        policy_cls = POLICIES[self.policy]
-        policy = policy_cls(epsilon=self.epsilon) if self.policy == "epsilon-greedy" else policy_cls()
-        campaign = Campaign(
-            space=space,
-            hypotheses=[resolve_hypothesis(h) for h in self.hypotheses],
-            policy=policy,
-            acquisition=self.acquisition,
-            stopping=Budget(self.budget),
-            seed=self.seed,
-            settings=CampaignSettings(n_init=self.n_init),
+        campaign = campaign_from_names(
+            space, self.hypotheses, self.policy, self.acquisition, self.budget, self.seed, self.n_init, self.epsilon
         )
         return campaign, sim
 

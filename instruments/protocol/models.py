@@ -10,7 +10,7 @@ tolerate whatever it holds.
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -153,14 +153,15 @@ class Ack(_Strict):
     request_id: RequestId
 
 
-REJECT_CODES = ("out-of-limits", "off-grid", "wrong-dimension", "busy", "unknown-request", "invalid")
+RejectCode = Literal["out-of-limits", "off-grid", "wrong-dimension", "busy", "unknown-request", "invalid"]
+REJECT_CODES: tuple[str, ...] = get_args(RejectCode)
 
 
 class Reject(_Strict):
     """agent -> controller: the request will not be measured."""
 
     request_id: RequestId
-    code: Literal["out-of-limits", "off-grid", "wrong-dimension", "busy", "unknown-request", "invalid"]
+    code: RejectCode
     reason: str
 
 
@@ -235,7 +236,7 @@ class Pong(_Strict):
     pass
 
 
-ERROR_CODES = (
+ErrorCode = Literal[
     "bad-signature",
     "replayed",
     "unknown-key",
@@ -248,26 +249,14 @@ ERROR_CODES = (
     "buffer-mismatch",
     "not-registered",
     "internal",
-)
+]
+ERROR_CODES: tuple[str, ...] = get_args(ErrorCode)
 
 
 class Error(_Strict):
     """Either side: a message could not be handled. Never carries a traceback."""
 
-    code: Literal[
-        "bad-signature",
-        "replayed",
-        "unknown-key",
-        "unsupported-version",
-        "unknown-msg-type",
-        "missing-frame",
-        "malformed",
-        "too-large",
-        "invalid-content",
-        "buffer-mismatch",
-        "not-registered",
-        "internal",
-    ]
+    code: ErrorCode
     message: str
     request_id: RequestId | None = None
     retryable: bool = False

@@ -1,0 +1,35 @@
+"""A campaign from user-facing names (hypotheses, policy, acquisition, budget): the CLI's and the configs' path."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from abduce.controller.campaign import Campaign, CampaignSettings
+from abduce.controller.policies import POLICIES
+from abduce.controller.space import Space
+from abduce.controller.stopping import Budget
+from abduce.hypotheses.library import resolve_hypothesis
+
+
+def campaign_from_names(
+    space: Space,
+    hypotheses: Sequence[str],
+    policy: str,
+    acquisition: str | None,
+    budget: int,
+    seed: int,
+    n_init: int,
+    epsilon: float,
+) -> Campaign:
+    """Resolve every name (clear errors for unknown ones) and build the campaign."""
+    policy_cls = POLICIES[policy]
+    chosen = policy_cls(epsilon=epsilon) if policy == "epsilon-greedy" else policy_cls()
+    return Campaign(
+        space=space,
+        hypotheses=[resolve_hypothesis(h) for h in hypotheses],
+        policy=chosen,
+        acquisition=acquisition,
+        stopping=Budget(budget),
+        seed=seed,
+        settings=CampaignSettings(n_init=n_init),
+    )
