@@ -10,7 +10,9 @@ thread.
 
     python tests/benchmarks/protocol_roundtrip.py [--count 2000] [--window 16]
 
-Goal (issue 3): abduce <= 2x raw median, >= 5,000 measurements/s.
+Goal (issue 3): abduce <= 2x raw median, >= 5,000 measurements/s. It also
+prints the floor for any Python implementation of this protocol: a bare peer
+that only decodes a signed ``measure`` and encodes a ``result``.
 """
 
 from __future__ import annotations
@@ -55,6 +57,57 @@ while True:
         break
     d.send_multipart(m)
 """
+
+
+FLOOR = """
+import sys, zmq
+from abduce.instruments.keys import load_key
+from abduce.instruments.protocol.codec import Codec, Keyring
+from abduce.instruments.protocol.models import Measure, Result
+key_id, secret = load_key(sys.argv[2])
+codec = Codec(Keyring({key_id: secret}), key_id)
+ctx = zmq.Context()
+d = ctx.socket(zmq.DEALER)
+d.connect(sys.argv[1])
+d.send(b"hi")
+while True:
+    frames = d.recv_multipart()
+    if frames == [b"quit"]:
+        break
+    m = codec.decode(frames)
+    d.send_multipart(codec.encode(Result(request_id=m.content.request_id, status="ok", points=m.content.points,
+                                         values={"y": [0.5]}), parent=m.header))
+"""
+
+
+def floor(count: int, keydir: Path) -> tuple[float, float]:
+    """The least a Python peer using abduce's codec can do: decode a measure, encode a result, no agent."""
+    import subprocess
+
+    key = keydir / "lab.key"
+    if not key.exists():
+        new_key(key, "lab")
+    from abduce.instruments.keys import load_key
+
+    key_id, secret = load_key(key)
+    codec = Codec(Keyring({key_id: secret}), key_id)
+    ctx = zmq.Context()
+    endpoint = free_endpoint()
+    router = ctx.socket(zmq.ROUTER)
+    router.bind(endpoint)
+    peer = subprocess.Popen([sys.executable, "-c", FLOOR, endpoint, str(key)])
+    ident = router.recv_multipart()[0]
+    lat = []
+    for i in range(count):
+        t0 = time.perf_counter()
+        router.send_multipart(codec.encode(Measure(request_id=f"f{i}", points=[[0.5]]), identities=[ident]))
+        codec.decode(router.recv_multipart())
+        lat.append(time.perf_counter() - t0)
+    router.send_multipart([ident, b"quit"])
+    peer.wait(10)
+    router.close(0)
+    ctx.term()
+    return stats(lat)
 
 
 def raw(count: int, window: int, curve) -> tuple[float, float, float]:
@@ -145,6 +198,9 @@ def main() -> None:
         new_key(Path(d) / "c.key", "c", curve=True)
         curve = (zmq.auth.load_certificate(f"{d}/s.key.curve.key_secret"), zmq.auth.load_certificate(f"{d}/c.key.curve.key_secret"))
         print(f"TCP loopback, {args.count} sequential round trips, throughput with {args.window} in flight")
+        f = floor(args.count, Path(d))
+        print(f"codec floor (a bare Python peer that decodes a signed measure and encodes a result): "
+              f"median {f[0]:.0f} us, p99 {f[1]:.0f} us")
         print(f"{'mode':<10}{'raw median us':>15}{'raw p99 us':>12}{'raw msg/s':>11}{'abduce median us':>18}{'abduce p99 us':>15}{'abduce meas/s':>15}{'median ratio':>14}")
         for mode, c in (("signed", None), ("curve", curve)):
             r = raw(args.count, args.window, c)
