@@ -60,7 +60,7 @@ def run_in_process(opts, out: Path, progress: bool = True) -> dict:
     bar, show = _progress(opts.policy, opts.budget, progress)
     with bar:
         try:
-            campaign = opts.run([rundir, show])
+            campaign = opts.run([rundir, show], journal=rundir.journal)
         except BaseException:
             rundir.close()
             raise
@@ -117,7 +117,7 @@ def run_listening(
             bar, show = _progress(opts.policy, opts.budget, progress)
             with bar:
                 try:
-                    run_campaign(campaign, LinkInstrument(link, agent), [rundir, show])
+                    run_campaign(campaign, LinkInstrument(link, agent), [rundir, show], journal=rundir.journal)
                 except BaseException:
                     rundir.close()
                     raise

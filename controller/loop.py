@@ -6,21 +6,43 @@ happens (a run directory, a progress bar, a live plot are all consumers).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable
 
 from abduce.controller.campaign import Campaign, StepRecord
+from abduce.controller.errors import MeasurementRejected
+from abduce.controller.journal import Journal
 from abduce.controller.measurements import MeasureRequest, Measurement
 
 Instrument = Callable[[MeasureRequest], Measurement]
 Consumer = Callable[[StepRecord], None]
 
 
-def run_campaign(campaign: Campaign, instrument: Instrument, consumers: Iterable[Consumer] = ()) -> Campaign:
-    """Ask, measure and tell until the campaign is done; returns the campaign."""
+def run_campaign(
+    campaign: Campaign, instrument: Instrument, consumers: Iterable[Consumer] = (), journal: Journal | None = None
+) -> Campaign:
+    """Ask, measure and tell until the campaign is done; returns the campaign.
+
+    With a journal, each request is journalled before it is sent, each
+    measurement before it is told, and each step record after; a refused
+    measurement is journalled as an error before the refusal is raised.
+    """
     consumers = list(consumers)
     while not campaign.done:
         request = campaign.ask()
-        record = campaign.tell(instrument(request))
+        if journal is not None:
+            journal.append("request", dataclasses.asdict(request), request_id=request.request_id)
+        measurement = instrument(request)
+        if journal is not None:
+            journal.append("measurement", {"x": list(measurement.x), "y": measurement.y}, request_id=request.request_id)
+        try:
+            record = campaign.tell(measurement)
+        except MeasurementRejected as exc:
+            if journal is not None:
+                journal.append("error", {"reason": exc.reason, "message": str(exc)}, request_id=request.request_id)
+            raise
+        if journal is not None:
+            journal.append("decision", dataclasses.asdict(record), request_id=request.request_id)
         for consume in consumers:
             consume(record)
     return campaign

@@ -13,6 +13,9 @@ line readable)::
     DIR/summary.json        {"leader", "measurements", "hypotheses": [{"name",
                             "probability", "log_evidence", "times_chosen",
                             "mean_reward", "parameters": {P: {"mean", "sd"}}}]}
+    DIR/journal.sqlite      the append-only journal (abduce.controller.journal):
+                            every request before it is sent, every measurement
+                            before it is told, every decision
 
 A directory that already holds a run is never written into again.
 """
@@ -28,7 +31,7 @@ from pathlib import Path
 from abduce.controller.campaign import Campaign, StepRecord
 from abduce.controller.errors import ConfigError
 
-FILES = ("config.json", "measurements.jsonl", "decisions.jsonl", "summary.json")
+FILES = ("config.json", "measurements.jsonl", "decisions.jsonl", "summary.json", "journal.sqlite")
 
 
 def library_versions() -> dict[str, str]:
@@ -57,6 +60,9 @@ class RunDirectory:
         self._write_json("config.json", {**config, "versions": library_versions()})
         self._measurements = open(self.path / "measurements.jsonl", "a", encoding="utf-8")
         self._decisions = open(self.path / "decisions.jsonl", "a", encoding="utf-8")
+        from abduce.controller.journal import Journal
+
+        self.journal = Journal.create(self.path / "journal.sqlite", {**config, "versions": library_versions()})
 
     def _write_json(self, name: str, obj: dict) -> None:
         tmp = self.path / f".{name}.tmp"
@@ -80,3 +86,4 @@ class RunDirectory:
     def close(self) -> None:
         self._measurements.close()
         self._decisions.close()
+        self.journal.close()

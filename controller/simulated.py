@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from abduce.controller.campaign import Campaign
+from abduce.controller.journal import Journal
 from abduce.controller.loop import Consumer, run_campaign
 from abduce.controller.measurements import MeasureRequest, Measurement
 from abduce.controller.setup import campaign_from_names
@@ -61,11 +62,11 @@ class SimulatedRun:
         )
         return campaign, sim
 
-    def run(self, consumers: Iterable[Consumer] = ()) -> Campaign:
-        """Build and run to the end; returns the finished campaign."""
+    def run(self, consumers: Iterable[Consumer] = (), journal: Journal | None = None) -> Campaign:
+        """Build and run to the end (journalling if given a journal); returns the finished campaign."""
         campaign, sim = self.build()
 
         def instrument(request: MeasureRequest) -> Measurement:
             return Measurement(request.request_id, request.x, float(sim.measure(np.array([request.x]))[0]))
 
-        return run_campaign(campaign, instrument, consumers)
+        return run_campaign(campaign, instrument, consumers, journal=journal)

@@ -31,6 +31,11 @@ def test_run_writes_the_documented_run_directory(tmp_path):
     assert len(decisions) == 7 and decisions[-1]["probabilities"]
     config = json.loads((out / "config.json").read_text())
     assert config["policy"] == "discriminate" and "torch" in config["versions"]
+    from abduce.controller.journal import Journal
+
+    with Journal.open(out / "journal.sqlite", readonly=True) as journal:
+        assert [e.request_id for e in journal.events("measurement")] == [json.loads(l)["request_id"] for l in lines]
+        assert journal.config()["seed"] == 1
 
 
 def test_run_refuses_a_directory_that_holds_a_run(tmp_path):

@@ -1,0 +1,227 @@
+"""The campaign journal: an append-only SQLite file, written before anything is acted on.
+
+One journal per campaign. It is the record a campaign is rebuilt from after a
+crash (:func:`replay`) and the corpus for replays. Guarantees:
+
+* **Durable before acted on.** WAL mode with ``synchronous=FULL``: when
+  :meth:`Journal.append` returns, the event survives a power cut; callers
+  append a measurement before telling the campaign, and a request before
+  sending it.
+* **Append-only.** Triggers refuse ``UPDATE`` and ``DELETE`` on the event
+  table; nothing in abduce rewrites history.
+* **Never misread.** The file carries SQLite's ``application_id`` (abduce's
+  own) and a schema version in ``user_version``. A file that is not SQLite,
+  is truncated or corrupt, belongs to another application, or has another
+  schema version is refused with :class:`JournalError` naming the problem, and
+  is never written to.
+* **One writer.** An exclusive lock (``flock`` on ``PATH.lock``) is held while
+  a journal is open for writing; a second opener gets :class:`JournalLocked`.
+
+Events (``events`` table): ``seq`` (1, 2, ...), ``t`` (UTC seconds), ``kind``,
+``request_id``, ``key_id`` (who said it, for protocol events), ``body``
+(JSON) and ``blob`` (raw bytes, e.g. array buffers), with ``sha256`` of the
+blob. Kinds: ``config`` (first event: the campaign's settings, seed and
+library versions), ``request`` (a measure request sent), ``measurement`` (a
+measurement told: request id, x, y), ``decision`` (a step record), ``reply``
+(a raw protocol reply), ``error``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from abduce.controller.errors import AbduceError
+
+APPLICATION_ID = 0x0ABDCE01  # SQLite PRAGMA application_id of abduce journals
+SCHEMA_VERSION = 1
+KINDS = ("config", "request", "measurement", "decision", "reply", "error")
+
+_SCHEMA = f"""
+CREATE TABLE events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    t REAL NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ({", ".join(repr(k) for k in KINDS)})),
+    request_id TEXT,
+    key_id TEXT,
+    body TEXT NOT NULL,
+    blob BLOB,
+    sha256 TEXT
+);
+CREATE INDEX events_request ON events (request_id);
+CREATE TRIGGER events_no_update BEFORE UPDATE ON events BEGIN SELECT RAISE(ABORT, 'the journal is append-only'); END;
+CREATE TRIGGER events_no_delete BEFORE DELETE ON events BEGIN SELECT RAISE(ABORT, 'the journal is append-only'); END;
+"""
+
+
+class JournalError(AbduceError):
+    """A file that cannot be used as this journal (says why); it is left untouched."""
+
+
+class JournalLocked(JournalError):
+    """Another process holds this journal open for writing."""
+
+
+@dataclass(frozen=True)
+class Event:
+    seq: int
+    t: float
+    kind: str
+    request_id: str | None
+    key_id: str | None
+    body: Any
+    blob: bytes | None
+
+
+class Journal:
+    """An open journal. Use :meth:`create` for a new campaign, :meth:`open` to resume or read.
+
+    Args (internal): the connection, the path, and the lock file held (None when read-only).
+    """
+
+    def __init__(self, conn: sqlite3.Connection, path: Path, lock) -> None:
+        self._conn, self.path, self._lock = conn, path, lock
+
+    # ------------------------------------------------------------ opening
+
+    @classmethod
+    def create(cls, path: str | os.PathLike, config: dict[str, Any]) -> Journal:
+        """A new journal whose first event is ``config``; refuses an existing file."""
+        path = Path(path)
+        if path.exists():
+            raise JournalError(f"{path} already exists; a journal is never overwritten (resume it instead)")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = cls._lock_for(path)
+        try:
+            conn = sqlite3.connect(path, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
+            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            conn.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            lock.close()
+            raise JournalError(f"cannot create journal {path}: {exc}") from None
+        journal = cls(conn, path, lock)
+        journal.append("config", config)
+        return journal
+
+    @classmethod
+    def open(cls, path: str | os.PathLike, readonly: bool = False) -> Journal:
+        """Open an existing journal after checking it is one (and, to write, that no one else has it)."""
+        path = Path(path)
+        if not path.is_file():
+            raise JournalError(f"{path} does not exist or is not a file")
+        with open(path, "rb") as f:
+            head = f.read(100)
+        if len(head) < 100 or not head.startswith(b"SQLite format 3\x00"):
+            raise JournalError(f"{path} is not an abduce journal (not an SQLite database, or truncated)")
+        lock = None if readonly else cls._lock_for(path)
+        try:
+            uri = f"file:{path}?mode=ro" if readonly else f"file:{path}?mode=rw"
+            conn = sqlite3.connect(uri, uri=True, isolation_level=None)
+            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+            if app_id != APPLICATION_ID:
+                raise JournalError(f"{path} is an SQLite database of another application (application_id {app_id:#x})")
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version != SCHEMA_VERSION:
+                raise JournalError(
+                    f"{path} has journal schema version {version}; this abduce reads version {SCHEMA_VERSION} "
+                    "and has no migration for it"
+                )
+            check = conn.execute("PRAGMA quick_check").fetchone()[0]
+            if check != "ok":
+                raise JournalError(f"{path} is corrupt: {check}")
+            if not readonly:
+                conn.execute("PRAGMA synchronous=FULL")
+        except sqlite3.DatabaseError as exc:
+            if lock is not None:
+                lock.close()
+            raise JournalError(f"{path} is not a readable abduce journal: {exc}") from None
+        except JournalError:
+            if lock is not None:
+                lock.close()
+            raise
+        return cls(conn, path, lock)
+
+    @staticmethod
+    def _lock_for(path: Path):
+        lock = open(f"{path}.lock", "a+")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            raise JournalLocked(f"{path} is open in another process (lock {path}.lock is held)") from None
+        return lock
+
+    def close(self) -> None:
+        self._conn.close()
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ------------------------------------------------------------ writing and reading
+
+    def append(
+        self,
+        kind: str,
+        body: Any,
+        request_id: str | None = None,
+        key_id: str | None = None,
+        blob: bytes | None = None,
+    ) -> int:
+        """Append one event durably; returns its sequence number.
+
+        Raises:
+            JournalError: the write failed (a full disk, say); nothing
+                already committed is affected, and the caller must stop.
+        """
+        if self._lock is None:
+            raise JournalError(f"{self.path} is open read-only")
+        if kind not in KINDS:
+            raise ValueError(f"unknown journal event kind {kind!r}")
+        digest = hashlib.sha256(blob).hexdigest() if blob is not None else None
+        try:
+            cur = self._conn.execute(
+                "INSERT INTO events (t, kind, request_id, key_id, body, blob, sha256) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (time.time(), kind, request_id, key_id, json.dumps(body, allow_nan=True), blob, digest),
+            )
+        except sqlite3.Error as exc:
+            raise JournalError(f"writing {kind} to {self.path} failed: {exc}") from None
+        return int(cur.lastrowid)
+
+    def events(self, kind: str | None = None) -> Iterator[Event]:
+        """Events in order (of one kind, if given); blobs are checked against their sha256."""
+        sql = "SELECT seq, t, kind, request_id, key_id, body, blob, sha256 FROM events"
+        args: tuple = ()
+        if kind is not None:
+            sql += " WHERE kind = ?"
+            args = (kind,)
+        try:
+            rows = self._conn.execute(sql + " ORDER BY seq", args)
+            for seq, t, k, rid, key_id, body, blob, digest in rows:
+                if blob is not None and hashlib.sha256(blob).hexdigest() != digest:
+                    raise JournalError(f"{self.path}: event {seq} fails its checksum")
+                yield Event(seq, t, k, rid, key_id, json.loads(body), blob)
+        except sqlite3.DatabaseError as exc:
+            raise JournalError(f"{self.path} could not be read: {exc}") from None
+
+    def config(self) -> dict[str, Any]:
+        first = next(self.events("config"), None)
+        if first is None:
+            raise JournalError(f"{self.path} has no config event")
+        return first.body

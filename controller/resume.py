@@ -1,0 +1,51 @@
+"""Rebuild a campaign from its journal: resume after a crash, and the replay corpus.
+
+The campaign is deterministic (same seed, same measurements -> same
+requests), so replaying is re-asking and re-telling: for each journalled
+measurement, in order, ``ask()`` must return a request with the journalled id
+(else the journal belongs to another campaign and :class:`JournalError` says
+so), then ``tell`` gives it the journalled value. Fits are redone on the way;
+the next request after a resume is the one an uninterrupted run would have
+sent. Measurements that ``tell`` refused (journalled with an ``error``) are
+skipped, as they were live. Requests journalled but never answered are
+returned as *in flight*, for the caller to settle (query the instrument, or
+re-measure where allowed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from abduce.controller.campaign import Campaign
+from abduce.controller.journal import Journal, JournalError
+from abduce.controller.measurements import MeasureRequest, Measurement
+
+
+@dataclass(frozen=True)
+class Resumed:
+    campaign: Campaign
+    in_flight: tuple[MeasureRequest, ...]
+
+
+def replay(campaign: Campaign, journal: Journal) -> Resumed:
+    """Re-tell every journalled measurement to a fresh ``campaign`` built from the journal's config."""
+    told: set[str] = set()
+    requested: dict[str, MeasureRequest] = {}
+    refused = {e.request_id for e in journal.events("error")}  # measurements tell() refused: not part of the data
+    for event in journal.events():
+        if event.kind == "request":
+            b = event.body
+            requested[event.request_id] = MeasureRequest(
+                request_id=event.request_id, step=b["step"], x=tuple(b["x"]), hypothesis=b["hypothesis"], reason=b["reason"]
+            )
+        elif event.kind == "measurement" and event.request_id not in refused:
+            request = campaign.ask()
+            if request.request_id != event.request_id:
+                raise JournalError(
+                    f"{journal.path}: step {request.step} asks for request {request.request_id} but the journal "
+                    f"recorded {event.request_id}: the journal was written by a campaign with other settings"
+                )
+            campaign.tell(Measurement(event.request_id, tuple(event.body["x"]), float(event.body["y"])))
+            told.add(event.request_id)
+    in_flight = tuple(r for rid, r in requested.items() if rid not in told)
+    return Resumed(campaign, in_flight)

@@ -1,0 +1,134 @@
+import json
+import sqlite3
+
+import numpy as np
+import pytest
+
+from abduce.controller.campaign import Campaign
+from abduce.controller.journal import Journal, JournalError, JournalLocked
+from abduce.controller.loop import run_campaign
+from abduce.controller.measurements import Measurement
+from abduce.controller.resume import replay
+from tests.controller.test_campaign import make
+
+CONFIG = {"policy": "discriminate", "seed": 0}
+
+
+def instrument_for(sim):
+    return lambda r: Measurement(r.request_id, r.x, float(sim.measure(np.array([r.x]))[0]))
+
+
+def test_a_journalled_campaign_replays_to_the_same_state_and_next_request(tmp_path):
+    path = tmp_path / "j.sqlite"
+    full, sim = make(budget=9, seed=5)
+    with Journal.create(path, CONFIG) as journal:
+        run_campaign(full, instrument_for(sim), journal=journal)
+    kinds = [e.kind for e in Journal.open(path, readonly=True).events()]
+    assert kinds[0] == "config" and kinds.count("measurement") == 9 and kinds.count("decision") == 9
+    # a crash after 6 steps: replay the journal's first 6 measurements into a fresh campaign
+    partial, sim2 = make(budget=9, seed=5)
+    with Journal.create(tmp_path / "p.sqlite", CONFIG) as journal:
+        for _ in range(6):
+            r = partial.ask()
+            journal.append("request", {"step": r.step, "x": list(r.x), "hypothesis": r.hypothesis, "reason": r.reason}, request_id=r.request_id)
+            m = instrument_for(sim2)(r)
+            journal.append("measurement", {"x": list(m.x), "y": m.y}, request_id=r.request_id)
+            partial.tell(m)
+        r = partial.ask()  # sent, never answered: in flight at the crash
+        journal.append("request", {"step": r.step, "x": list(r.x), "hypothesis": r.hypothesis, "reason": r.reason}, request_id=r.request_id)
+    fresh, _ = make(budget=9, seed=5)
+    with Journal.open(tmp_path / "p.sqlite") as journal:
+        resumed = replay(fresh, journal)
+    assert resumed.campaign.history == partial.history
+    assert [r.request_id for r in resumed.in_flight] == [r.request_id]
+    nxt = resumed.campaign.ask()  # the request an uninterrupted run sent next
+    assert (nxt.request_id, nxt.x) == (full.history[6].request_id, full.history[6].x) == (r.request_id, r.x)
+
+
+def test_a_journal_of_another_campaign_is_refused(tmp_path):
+    path = tmp_path / "j.sqlite"
+    c, sim = make(budget=6, seed=1)
+    with Journal.create(path, CONFIG) as journal:
+        run_campaign(c, instrument_for(sim), journal=journal)
+    other, _ = make(budget=6, seed=2)
+    with Journal.open(path) as journal, pytest.raises(JournalError, match="other settings"):
+        replay(other, journal)
+
+
+def test_truncated_corrupt_and_foreign_files_are_refused_and_left_untouched(tmp_path):
+    good = tmp_path / "good.sqlite"
+    with Journal.create(good, CONFIG) as j:
+        j.append("error", {"reason": "x"})
+    data = good.read_bytes()
+    cases = {
+        "truncated.sqlite": data[:50],
+        "text.sqlite": b"not a database at all\n" * 10,
+    }
+    corrupt = bytearray(data)
+    corrupt[len(corrupt) // 2 : len(corrupt) // 2 + 2000] = b"\xff" * 2000
+    cases["corrupt.sqlite"] = bytes(corrupt)
+    for name, blob in cases.items():
+        p = tmp_path / name
+        p.write_bytes(blob)
+        with pytest.raises(JournalError):
+            Journal.open(p)
+        assert p.read_bytes() == blob
+    foreign = tmp_path / "foreign.sqlite"
+    sqlite3.connect(foreign).execute("CREATE TABLE t (x)").connection.commit()
+    before = foreign.read_bytes()
+    with pytest.raises(JournalError, match="another application"):
+        Journal.open(foreign)
+    assert foreign.read_bytes() == before
+
+
+def test_another_schema_version_is_refused_not_misread(tmp_path):
+    path = tmp_path / "j.sqlite"
+    Journal.create(path, CONFIG).close()
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA user_version=99")
+    conn.commit()
+    conn.close()
+    with pytest.raises(JournalError, match="schema version 99"):
+        Journal.open(path)
+
+
+def test_two_writers_cannot_open_the_same_journal(tmp_path):
+    path = tmp_path / "j.sqlite"
+    with Journal.create(path, CONFIG):
+        with pytest.raises(JournalLocked):
+            Journal.open(path)
+        Journal.open(path, readonly=True).close()  # readers are welcome
+
+
+def test_the_journal_is_append_only_and_never_overwritten(tmp_path):
+    path = tmp_path / "j.sqlite"
+    with Journal.create(path, CONFIG) as j:
+        j.append("decision", {"step": 0}, blob=b"\x00\x01")
+        with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+            j._conn.execute("DELETE FROM events")
+        with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+            j._conn.execute("UPDATE events SET body = '{}'")
+    with pytest.raises(JournalError, match="never overwritten"):
+        Journal.create(path, CONFIG)
+    with Journal.open(path, readonly=True) as j:
+        events = list(j.events())
+        assert j.config() == CONFIG and events[-1].blob == b"\x00\x01"
+
+
+def test_a_failed_write_is_a_clear_error_and_keeps_what_was_committed(tmp_path, monkeypatch):
+    path = tmp_path / "j.sqlite"
+    j = Journal.create(path, CONFIG)
+    j.append("decision", {"step": 0})
+
+    class FullDisk:
+        def execute(self, *a):
+            raise sqlite3.OperationalError("database or disk is full")
+
+    real = j._conn
+    j._conn = FullDisk()
+    with pytest.raises(JournalError, match="disk is full"):
+        j.append("decision", {"step": 1})
+    j._conn = real
+    j.close()
+    with Journal.open(path, readonly=True) as r:
+        assert [e.body for e in r.events("decision")] == [{"step": 0}]
