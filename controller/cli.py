@@ -98,6 +98,7 @@ def run_listening(
 
     key_id, secret = load_key(key)
     codec = Codec(Keyring({key_id: secret}), key_id)
+    RunDirectory.check_free(out)  # before waiting for an instrument, not after
     out.mkdir(parents=True, exist_ok=True)
     audit = AuditLog(out / "audit.jsonl")
     try:
@@ -218,6 +219,12 @@ def demo(
     from abduce.instruments.keys import new_key
 
     _pin_threads()
+    from abduce.controller.rundir import RunDirectory
+
+    try:
+        RunDirectory.check_free(out)
+    except AbduceError as exc:
+        _fail(exc)
     out.mkdir(parents=True, exist_ok=True)
     key = out / "demo.key"
     if not key.exists():

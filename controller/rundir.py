@@ -51,11 +51,16 @@ class RunDirectory:
         ConfigError: ``path`` exists and already holds any of the run files.
     """
 
+    @staticmethod
+    def check_free(path: str | os.PathLike) -> None:
+        """Raise ConfigError if ``path`` already holds a run (before any waiting or measuring)."""
+        existing = [f for f in FILES if (Path(path) / f).exists()]
+        if existing:
+            raise ConfigError(f"{path} already holds a run ({', '.join(existing)}); choose another --out")
+
     def __init__(self, path: str | os.PathLike, config: dict) -> None:
         self.path = Path(path)
-        existing = [f for f in FILES if (self.path / f).exists()]
-        if existing:
-            raise ConfigError(f"{self.path} already holds a run ({', '.join(existing)}); choose another --out")
+        self.check_free(self.path)
         self.path.mkdir(parents=True, exist_ok=True)
         self._write_json("config.json", {**config, "versions": library_versions()})
         self._measurements = open(self.path / "measurements.jsonl", "a", encoding="utf-8")
