@@ -161,7 +161,10 @@ class InstrumentLink:
 
     def close(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=5)
+        if self._thread.ident is not None:  # started
+            self._thread.join(timeout=5)
+        else:
+            self._wake_recv.close(linger=0)
         if self._auth is not None:
             self._auth.stop()
         with self._wake_lock:
