@@ -150,11 +150,14 @@ class InstrumentAgent:
                 self._done_queue.put((job.request_id, self._run_driver(job)))
                 try:
                     pipe.send(b"done")
-                except zmq.ContextTerminated:  # the agent stopped while the driver was measuring
+                except zmq.ZMQError:  # the agent stopped while the driver was measuring
                     log.warning("agent stopped during request %s: its result is not sent", job.request_id)
                     return
         finally:
-            pipe.close(linger=0)
+            try:
+                pipe.close(linger=0)
+            except zmq.ZMQError:
+                pass
 
     def _finish(self, sock: zmq.Socket, rid: str, done: _Done) -> None:
         self._inflight.discard(rid)
@@ -218,7 +221,11 @@ class InstrumentAgent:
             worker.join(timeout=5)
             for s in (data, control, pipe):
                 s.close(linger=0)
-            ctx.term()
+            if worker.is_alive():  # a measurement is still running: do not wait for it to exit
+                log.warning("stopping while the driver is still measuring; its result will not be sent")
+                ctx.destroy(linger=0)
+            else:
+                ctx.term()
 
     def _dealer(self, ctx: zmq.Context, endpoint: str) -> zmq.Socket:
         s = ctx.socket(zmq.DEALER)
