@@ -6,6 +6,7 @@ modules it calls, so a notebook or a test can do the same without a shell.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -331,6 +332,74 @@ def instrument_serve(
     agent = InstrumentAgent(drv, connect, Codec(Keyring({key_id: secret}), key_id), instrument_id or driver, curve=curve)
     signal.signal(signal.SIGTERM, lambda *_: agent.stop())
     agent.serve(duration_s=duration)
+
+
+@app.command()
+def daemon(config: Path = typer.Argument(..., help="TOML settings (see deploy/config/).")) -> None:
+    """Run the campaign a config describes; resumes from its journal after any stop."""
+    _pin_threads()
+    from abduce.controller.daemon import main as daemon_main
+
+    try:
+        status = daemon_main(config)
+    except AbduceError as exc:
+        _fail(exc)
+    console.print(f"daemon finished: {status.get('state')} at {status.get('n')} measurements")
+
+
+def _control(config: Path, command: str, as_json: bool, timeout: float = 5.0) -> None:
+    from abduce.controller.control import request
+    from abduce.controller.settings import load_settings
+    from abduce.instruments.keys import load_key
+
+    try:
+        settings = load_settings(config)
+        _, secret = load_key(settings.instrument.key)
+        reply = request(settings.daemon.control, secret, command, timeout_s=timeout)
+    except AbduceError as exc:
+        _fail(exc)
+    if as_json:
+        print(json.dumps(reply))
+        return
+    status = reply.get("status") or {}
+    if command == "list":
+        for c in reply.get("campaigns", []):
+            Console().print(f"{c['campaign']}: {c['state']} at {c['n']}/{c['budget']}")
+        return
+    lead = status.get("leader")
+    prob = (status.get("probabilities") or {}).get(lead) if lead else None
+    Console().print(
+        f"{status.get('campaign')}: {status.get('state')}, {status.get('n')}/{status.get('budget')} measurements"
+        + (f", leader {lead} ({prob:.3f})" if lead and prob is not None else "")
+    )
+
+
+@app.command()
+def status(
+    config: Path = typer.Option(..., "--config", help="The daemon's TOML settings."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable reply."),
+    timeout: float = typer.Option(5.0, help="Seconds to wait for the daemon."),
+) -> None:
+    """Ask a running daemon how its campaign stands (answers at once, even mid-fit)."""
+    _control(config, "status", as_json, timeout)
+
+
+@app.command()
+def pause(config: Path = typer.Option(..., "--config"), as_json: bool = typer.Option(False, "--json")) -> None:
+    """Pause after the current measurement."""
+    _control(config, "pause", as_json)
+
+
+@app.command()
+def resume(config: Path = typer.Option(..., "--config"), as_json: bool = typer.Option(False, "--json")) -> None:
+    """Resume a paused campaign."""
+    _control(config, "resume", as_json)
+
+
+@app.command()
+def stop(config: Path = typer.Option(..., "--config"), as_json: bool = typer.Option(False, "--json")) -> None:
+    """Stop cleanly after the current measurement (the daemon resumes from its journal on restart)."""
+    _control(config, "stop", as_json)
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -190,14 +190,21 @@ class InstrumentLink:
                     raise LinkError(None, "timeout", f"no instrument agent registered within {timeout_s} s")
                 self._registered.wait(timeout=left if left is not None else 1.0)
 
-    def measure(self, request: Measure, instrument_id: str, timeout_s: float | None = None) -> tuple[Result, tuple[bytes, ...]]:
+    def measure(
+        self, request: Measure, instrument_id: str, timeout_s: float | None = None, settle: bool = False
+    ) -> tuple[Result, tuple[bytes, ...]]:
         """Send a measure request and block until it is settled.
+
+        With ``settle`` (a request that was in flight when the controller
+        stopped), ask first with ``query``: the cached result if the agent has
+        it, a wait if it is still running, a measurement only if the agent
+        never saw it and the request is idempotent, else ``lost``.
 
         Raises:
             LinkError: rejected, failed in the driver, lost (non-idempotent and
                 unknown to a restarted agent), timed out, or link closed.
         """
-        pending = _Pending(request=request, instrument_id=instrument_id)
+        pending = _Pending(request=request, instrument_id=instrument_id, settling=settle, acked=settle)
         self._put(("measure", pending))
         if not pending.done.wait(timeout=timeout_s):
             raise LinkError(request.request_id, "timeout", f"not settled within {timeout_s} s")
@@ -326,7 +333,13 @@ class InstrumentLink:
                 self._control.send_multipart(frames)
                 continue
             self._pending[pending.request.request_id] = pending
-            self._send_measure(pending)
+            if pending.settling:
+                agent = self.agents.get(pending.instrument_id)
+                pending.sent_at = time.monotonic()
+                if agent is not None:
+                    self._send(self._data, [agent.identity], Query(request_id=pending.request.request_id))
+            else:
+                self._send_measure(pending)
 
     def _send_measure(self, p: _Pending) -> None:
         agent = self.agents.get(p.instrument_id)

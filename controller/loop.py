@@ -29,20 +29,27 @@ def run_campaign(
     """
     consumers = list(consumers)
     while not campaign.done:
-        request = campaign.ask()
-        if journal is not None:
-            journal.append("request", dataclasses.asdict(request), request_id=request.request_id)
-        measurement = instrument(request)
-        if journal is not None:
-            journal.append("measurement", {"x": list(measurement.x), "y": measurement.y}, request_id=request.request_id)
-        try:
-            record = campaign.tell(measurement)
-        except MeasurementRejected as exc:
-            if journal is not None:
-                journal.append("error", {"reason": exc.reason, "message": str(exc)}, request_id=request.request_id)
-            raise
-        if journal is not None:
-            journal.append("decision", dataclasses.asdict(record), request_id=request.request_id)
+        record = step(campaign, instrument, journal)
         for consume in consumers:
             consume(record)
     return campaign
+
+
+def step(campaign: Campaign, instrument: Instrument, journal: Journal | None = None) -> StepRecord:
+    """One ask -> measure -> tell, journalling the request before it is sent and the
+    measurement before it is told (a refused measurement as an error, then re-raised)."""
+    request = campaign.ask()
+    if journal is not None:
+        journal.append("request", dataclasses.asdict(request), request_id=request.request_id)
+    measurement = instrument(request)
+    if journal is not None:
+        journal.append("measurement", {"x": list(measurement.x), "y": measurement.y}, request_id=request.request_id)
+    try:
+        record = campaign.tell(measurement)
+    except MeasurementRejected as exc:
+        if journal is not None:
+            journal.append("error", {"reason": exc.reason, "message": str(exc)}, request_id=request.request_id)
+        raise
+    if journal is not None:
+        journal.append("decision", dataclasses.asdict(record), request_id=request.request_id)
+    return record

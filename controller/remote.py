@@ -32,8 +32,16 @@ class LinkInstrument:
     refuses with a clear error.
     """
 
-    def __init__(self, link: InstrumentLink, agent: Agent, channel: str | None = None, timeout_s: float | None = None):
+    def __init__(
+        self,
+        link: InstrumentLink,
+        agent: Agent,
+        channel: str | None = None,
+        timeout_s: float | None = None,
+        in_flight: set[str] | None = None,
+    ):
         self.link, self.agent, self.timeout_s = link, agent, timeout_s
+        self.in_flight = set(in_flight or ())  # requests sent before a restart: settled with query first
         scalars = [c.name for c in agent.capabilities.channels if not c.shape]
         if channel is None and not scalars:
             raise ValueError(f"instrument {agent.instrument_id!r} declares no scalar channel")
@@ -44,7 +52,9 @@ class LinkInstrument:
             Measure(request_id=request.request_id, points=[list(request.x)], idempotent=self.agent.capabilities.idempotent),
             self.agent.instrument_id,
             timeout_s=self.timeout_s,
+            settle=request.request_id in self.in_flight,
         )
+        self.in_flight.discard(request.request_id)
         value = result.values.get(self.channel, [None])[0]
         x = tuple(result.points[0]) if result.points else request.x
         return Measurement(request.request_id, x, math.nan if value is None else float(value))

@@ -69,6 +69,18 @@ class RunDirectory:
 
         self.journal = Journal.create(self.path / "journal.sqlite", {**config, "versions": library_versions()})
 
+    @classmethod
+    def reopen(cls, path: str | os.PathLike) -> RunDirectory:
+        """An existing run directory, to resume: line files appended, the journal reopened (locked)."""
+        from abduce.controller.journal import Journal
+
+        self = cls.__new__(cls)
+        self.path = Path(path)
+        self.journal = Journal.open(self.path / "journal.sqlite")
+        self._measurements = open(self.path / "measurements.jsonl", "a", encoding="utf-8")
+        self._decisions = open(self.path / "decisions.jsonl", "a", encoding="utf-8")
+        return self
+
     def _write_json(self, name: str, obj: dict) -> None:
         tmp = self.path / f".{name}.tmp"
         tmp.write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")

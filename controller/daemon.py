@@ -1,0 +1,206 @@
+"""``abduce daemon CONFIG``: one campaign, run to the end, resumed from its journal after any stop.
+
+A thin driver around the pure campaign::
+
+    wait for the instrument -> (replay the journal if the run directory has one)
+    loop: [paused? wait] ask -> journal -> measure -> journal -> tell -> journal -> status
+
+The control lane (:mod:`abduce.controller.control`) answers on its own
+thread, from a snapshot the loop updates after every step, so ``abduce
+status`` answers at once even while a fit takes seconds. ``stop`` and SIGTERM
+let the current step finish its journal writes and exit cleanly; SIGHUP
+re-reads the config and applies what is safe to change (the log level).
+A request that was in flight when the daemon stopped is settled with
+``query`` under its own request id: the agent answers from its result cache,
+or, if it never saw the request (it restarted too) and the instrument is
+idempotent, measures it once; for a non-idempotent instrument the link
+reports it ``lost`` instead of measuring it again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+from abduce.controller.control import ControlServer
+from abduce.controller.link import InstrumentLink
+from abduce.controller.loop import step
+from abduce.controller.remote import AuditLog, LinkInstrument, space_of
+from abduce.controller.resume import replay
+from abduce.controller.rundir import RunDirectory
+from abduce.controller.settings import Settings, load_settings
+from abduce.controller.setup import campaign_from_names
+from abduce.instruments.keys import load_key
+from abduce.instruments.protocol.codec import Codec, Keyring
+
+log = logging.getLogger("abduce.daemon")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message (and the exception, if any)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out = {"t": record.created, "level": record.levelname, "logger": record.name, "msg": record.getMessage()}
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out)
+
+
+def configure_logging(settings: Settings) -> None:
+    handler = logging.StreamHandler(sys.stderr) if settings.daemon.log == "stderr" else logging.FileHandler(settings.daemon.log)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(settings.daemon.log_level)
+
+
+class Daemon:
+    """Runs the campaign a :class:`Settings` describes.
+
+    Args:
+        settings: validated settings.
+        config_path: the file they came from (re-read on SIGHUP).
+    """
+
+    def __init__(self, settings: Settings, config_path: Path | None = None) -> None:
+        self.settings, self.config_path = settings, config_path
+        self._stop = threading.Event()
+        self._running = threading.Event()
+        self._running.set()
+        self._lock = threading.Lock()
+        self._status: dict = {"state": "starting", "campaign": settings.campaign.name, "n": 0,
+                              "budget": settings.campaign.budget, "run_dir": str(settings.daemon.run_dir)}
+
+    # ------------------------------------------------------------ control (control thread)
+
+    def control(self, command: str) -> dict:
+        if command == "pause":
+            self._running.clear()
+            self._set(state="pausing")  # "paused" once the current measurement is done
+        elif command == "resume":
+            self._running.set()
+            self._set(state="running")
+        elif command == "stop":
+            self.stop()
+        with self._lock:
+            status = dict(self._status)
+        if command == "list":
+            return {"campaigns": [status]}
+        return {"status": status}
+
+    def stop(self) -> None:
+        self._set(state="stopping")
+        self._stop.set()
+        self._running.set()  # a paused loop must wake to stop
+
+    def _set(self, **fields) -> None:
+        with self._lock:
+            self._status.update(fields)
+
+    # ------------------------------------------------------------ main loop
+
+    def run(self) -> dict:
+        """Run until the campaign is done or stopped; returns the final status."""
+        s = self.settings
+        key_id, secret = load_key(s.instrument.key)
+        run_dir = Path(s.daemon.run_dir)
+        resuming = (run_dir / "journal.sqlite").exists()
+        run_dir.mkdir(parents=True, exist_ok=True)
+        control = ControlServer(s.daemon.control, secret, self.control).start()
+        audit = AuditLog(run_dir / "audit.jsonl")
+        curve = None
+        if s.instrument.curve_secret is not None:
+            import zmq.auth
+
+            curve = zmq.auth.load_certificate(str(s.instrument.curve_secret))
+        link = InstrumentLink(s.instrument.listen, Codec(Keyring({key_id: secret}), key_id), audit=audit, curve=curve,
+                              curve_clients=str(s.instrument.curve_clients) if s.instrument.curve_clients else None)
+        rundir = None
+        try:
+            link.start()
+            self._set(state="waiting-for-instrument")
+            log.info("listening on %s; waiting for an instrument", s.instrument.listen)
+            agent = self._wait_for_agent(link)
+            if agent is None:
+                self._set(state="stopped")
+                return dict(self._status)
+            self._set(instrument=agent.instrument_id)
+            c = s.campaign
+            campaign = campaign_from_names(space_of(agent.capabilities), c.hypotheses, c.policy, c.acquisition,
+                                           c.budget, c.seed, c.n_init, c.epsilon)
+            in_flight: set[str] = set()
+            if resuming:
+                rundir = RunDirectory.reopen(run_dir)
+                resumed = replay(campaign, rundir.journal)
+                in_flight = {r.request_id for r in resumed.in_flight}
+                log.info("resumed %s at %d measurements (%d in flight)", c.name, campaign.n, len(in_flight))
+            else:
+                rundir = RunDirectory(run_dir, {"mode": "daemon", **json.loads(s.model_dump_json()),
+                                                "instrument": agent.instrument_id,
+                                                "capabilities": agent.capabilities.model_dump()})
+            instrument = LinkInstrument(link, agent, in_flight=in_flight)
+            self._set(state="running" if self._running.is_set() else "paused", n=campaign.n)
+            while not campaign.done and not self._stop.is_set():
+                if not self._running.is_set():
+                    self._set(state="paused")
+                    self._running.wait()
+                    if self._stop.is_set():
+                        break
+                    self._set(state="running")
+                record = step(campaign, instrument, rundir.journal)
+                rundir(record)
+                self._set(n=campaign.n, leader=campaign.leader(), probabilities=record.probabilities)
+            if campaign.done:
+                rundir.finish(campaign)
+                rundir = None
+                self._set(state="done")
+            else:
+                self._set(state="stopped")
+            return dict(self._status)
+        finally:
+            if rundir is not None:
+                rundir.close()
+            link.close()
+            audit.close()
+            control.close()
+
+    def _wait_for_agent(self, link: InstrumentLink):
+        """Wait up to ``wait_s`` for the instrument, giving up early (None) on stop."""
+        from abduce.controller.link import LinkError
+
+        deadline = time.monotonic() + self.settings.instrument.wait_s
+        while not self._stop.is_set():
+            try:
+                return link.wait_for_agent(min(1.0, max(0.01, deadline - time.monotonic())),
+                                           self.settings.instrument.instrument_id)
+            except LinkError:
+                if time.monotonic() >= deadline:
+                    raise
+        return None
+
+    def reload(self) -> None:
+        """SIGHUP: re-read the config; apply the log level (the rest needs a restart)."""
+        if self.config_path is None:
+            return
+        try:
+            fresh = load_settings(self.config_path)
+        except Exception as exc:  # a bad edit must not kill a running campaign
+            log.error("reload refused: %s", exc)
+            return
+        logging.getLogger().setLevel(fresh.daemon.log_level)
+        log.info("reloaded %s: log level %s", self.config_path, fresh.daemon.log_level)
+
+
+def main(config: Path) -> dict:
+    """Entry point of ``abduce daemon``: signals wired, logging configured, campaign run."""
+    settings = load_settings(config)
+    configure_logging(settings)
+    daemon = Daemon(settings, config)
+    signal.signal(signal.SIGTERM, lambda *_: daemon.stop())
+    signal.signal(signal.SIGHUP, lambda *_: daemon.reload())
+    return daemon.run()

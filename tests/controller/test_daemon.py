@@ -1,0 +1,130 @@
+"""The daemon end to end in-process: control lane, pause/resume/stop, resume from the journal."""
+
+import json
+import threading
+import time
+
+import pytest
+
+from abduce.controller.control import ControlError, request
+from abduce.controller.daemon import Daemon
+from abduce.controller.journal import Journal
+from abduce.controller.settings import load_settings
+from abduce.instruments.agent import InstrumentAgent
+from abduce.instruments.drivers.simulated import build
+from abduce.instruments.keys import load_key, new_key
+from abduce.instruments.protocol.codec import Codec, Keyring
+from tests.instruments.conftest import AgentThread, free_endpoint, wait_until
+
+CONFIG = """
+[campaign]
+name = "t"
+hypotheses = ["second-order", "linear"]
+policy = "discriminate"
+budget = {budget}
+seed = 3
+n_init = 4
+
+[instrument]
+listen = "{listen}"
+key = "lab.key"
+wait_s = 30
+
+[daemon]
+run_dir = "run"
+control = "{control}"
+"""
+
+
+@pytest.fixture
+def setup(tmp_path):
+    new_key(tmp_path / "lab.key", "lab")
+    listen, control = free_endpoint(), free_endpoint()
+    path = tmp_path / "daemon.toml"
+    path.write_text(CONFIG.format(budget=10, listen=listen, control=control))
+    key_id, secret = load_key(tmp_path / "lab.key")
+    agent = AgentThread(InstrumentAgent(build("simulated:transition-1d", grid=101, seed=3), listen,
+                                        Codec(Keyring({key_id: secret}), key_id), "sim"))
+    yield path, control, secret
+    agent.stop()
+
+
+def start(path):
+    d = Daemon(load_settings(path), path)
+    box = {}
+    t = threading.Thread(target=lambda: box.setdefault("status", d.run()), daemon=True)
+    t.start()
+    return d, t, box
+
+
+def test_status_pause_resume_stop_and_resume_from_the_journal(setup):
+    path, control, secret = setup
+    d, t, box = start(path)
+    try:
+        assert wait_until(lambda: d._status["n"] >= 5, timeout=60)
+        t0 = time.monotonic()
+        reply = request(control, secret, "status")
+        assert time.monotonic() - t0 < 0.5 and reply["status"]["campaign"] == "t"
+        assert request(control, secret, "pause")["status"]["state"] == "pausing"
+        assert wait_until(lambda: request(control, secret, "status")["status"]["state"] == "paused", timeout=30)
+        n_paused = request(control, secret, "status")["status"]["n"]
+        time.sleep(1.0)
+        assert request(control, secret, "status")["status"]["n"] == n_paused  # nothing measured while paused
+        request(control, secret, "resume")
+        assert wait_until(lambda: d._status["n"] > n_paused, timeout=30)
+    finally:
+        d.stop()
+        t.join(30)
+    assert box["status"]["state"] == "stopped" and box["status"]["n"] < 10, box
+    # restart: the daemon replays its journal and finishes the campaign
+    d2, t2, box2 = start(path)
+    t2.join(120)
+    if t2.is_alive():
+        d2.stop()
+        t2.join(30)
+    assert box2["status"]["state"] == "done" and box2["status"]["n"] == 10
+    run = path.parent / "run"
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["measurements"] == 10
+    with Journal.open(run / "journal.sqlite", readonly=True) as j:
+        ids = [e.request_id for e in j.events("measurement")]
+    assert len(ids) == 10 and len(set(ids)) == 10
+
+
+def test_control_requests_need_the_key(setup):
+    path, control, secret = setup
+    d, t, box = start(path)
+    try:
+        assert wait_until(lambda: d._status["state"] in ("running", "waiting-for-instrument"), timeout=30)
+        with pytest.raises(ControlError, match="bad signature"):
+            request(control, b"x" * 32, "stop")
+        assert request(control, secret, "list")["campaigns"][0]["campaign"] == "t"
+    finally:
+        d.stop()
+        t.join(60)
+
+
+def test_stop_while_waiting_for_an_instrument_exits_cleanly(tmp_path):
+    new_key(tmp_path / "lab.key", "lab")
+    path = tmp_path / "daemon.toml"
+    control = free_endpoint()
+    path.write_text(CONFIG.format(budget=5, listen=free_endpoint(), control=control))
+    d, t, box = start(path)
+    _, secret = load_key(tmp_path / "lab.key")
+    assert wait_until(lambda: d._status["state"] == "waiting-for-instrument", timeout=30)
+    assert request(control, secret, "status")["status"]["state"] == "waiting-for-instrument"
+    request(control, secret, "stop")
+    t.join(10)
+    assert not t.is_alive() and box["status"]["state"] == "stopped"
+
+
+def test_cli_status_without_a_daemon_is_a_clear_error(tmp_path):
+    from typer.testing import CliRunner
+
+    from abduce.controller.cli import app
+
+    new_key(tmp_path / "lab.key", "lab")
+    path = tmp_path / "daemon.toml"
+    path.write_text(CONFIG.format(budget=5, listen=free_endpoint(), control=free_endpoint()))
+    result = CliRunner().invoke(app, ["status", "--config", str(path), "--timeout", "0.5"])
+    assert result.exit_code == 2 and "no answer from a daemon" in result.output
