@@ -128,3 +128,30 @@ def test_cli_status_without_a_daemon_is_a_clear_error(tmp_path):
     path.write_text(CONFIG.format(budget=5, listen=free_endpoint(), control=free_endpoint()))
     result = CliRunner().invoke(app, ["status", "--config", str(path), "--timeout", "0.5"])
     assert result.exit_code == 2 and "no answer from a daemon" in result.output
+
+
+def test_status_answers_within_100_ms_while_a_fit_takes_seconds(tmp_path):
+    new_key(tmp_path / "lab.key", "lab")
+    listen, control = free_endpoint(), free_endpoint()
+    path = tmp_path / "daemon.toml"
+    text = CONFIG.format(budget=302, listen=listen, control=control).replace("n_init = 4", "n_init = 300")
+    path.write_text(text.replace('["second-order", "linear"]', '["second-order", "first-order", "sigmoid", "linear"]'))
+    key_id, secret = load_key(tmp_path / "lab.key")
+    agent = AgentThread(InstrumentAgent(build("simulated:transition-1d", grid=1001, seed=3), listen,
+                                        Codec(Keyring({key_id: secret}), key_id), "sim"))
+    d, t, box = start(path)
+    try:
+        assert wait_until(lambda: d._status["n"] >= 299, timeout=120)
+        latencies, fit_started = [], time.monotonic()
+        while d._status["n"] < 301 and time.monotonic() - fit_started < 120:
+            t0 = time.monotonic()
+            request(control, secret, "status")
+            latencies.append(time.monotonic() - t0)
+            time.sleep(0.02)
+        fit_seconds = time.monotonic() - fit_started
+        assert fit_seconds > 1.0, "the fit was too quick to test anything"
+        assert max(latencies) < 0.1, (max(latencies), len(latencies))
+    finally:
+        d.stop()
+        t.join(120)
+        agent.stop()
