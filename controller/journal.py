@@ -183,8 +183,13 @@ class Journal:
         request_id: str | None = None,
         key_id: str | None = None,
         blob: bytes | None = None,
+        sync: bool = True,
     ) -> int:
         """Append one event durably; returns its sequence number.
+
+        ``sync=False`` skips the fsync for an event that replay can recompute
+        (a decision): it becomes durable with the next synchronous append,
+        and a power cut can lose at most that recomputable event.
 
         Raises:
             JournalError: the write failed (a full disk, say); nothing
@@ -196,10 +201,16 @@ class Journal:
             raise ValueError(f"unknown journal event kind {kind!r}")
         digest = hashlib.sha256(blob).hexdigest() if blob is not None else None
         try:
-            cur = self._conn.execute(
-                "INSERT INTO events (t, kind, request_id, key_id, body, blob, sha256) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (time.time(), kind, request_id, key_id, json.dumps(body, allow_nan=True), blob, digest),
-            )
+            if not sync:
+                self._conn.execute("PRAGMA synchronous=NORMAL")
+            try:
+                cur = self._conn.execute(
+                    "INSERT INTO events (t, kind, request_id, key_id, body, blob, sha256) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (time.time(), kind, request_id, key_id, json.dumps(body, allow_nan=True), blob, digest),
+                )
+            finally:
+                if not sync:
+                    self._conn.execute("PRAGMA synchronous=FULL")
         except sqlite3.Error as exc:
             raise JournalError(f"writing {kind} to {self.path} failed: {exc}") from None
         return int(cur.lastrowid)

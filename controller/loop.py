@@ -6,7 +6,6 @@ happens (a run directory, a progress bar, a live plot are all consumers).
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Iterable
 
 from abduce.controller.campaign import Campaign, StepRecord
@@ -40,7 +39,7 @@ def step(campaign: Campaign, instrument: Instrument, journal: Journal | None = N
     measurement before it is told (a refused measurement as an error, then re-raised)."""
     request = campaign.ask()
     if journal is not None:
-        journal.append("request", dataclasses.asdict(request), request_id=request.request_id)
+        journal.append("request", vars(request), request_id=request.request_id)
     measurement = instrument(request)
     if journal is not None:
         journal.append("measurement", {"x": list(measurement.x), "y": measurement.y}, request_id=request.request_id)
@@ -51,5 +50,6 @@ def step(campaign: Campaign, instrument: Instrument, journal: Journal | None = N
             journal.append("error", {"reason": exc.reason, "message": str(exc)}, request_id=request.request_id)
         raise
     if journal is not None:
-        journal.append("decision", dataclasses.asdict(record), request_id=request.request_id)
+        # replay recomputes decisions, so this one rides on the next fsync
+        journal.append("decision", vars(record), request_id=request.request_id, sync=False)
     return record

@@ -22,7 +22,6 @@ A directory that already holds a run is never written into again.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from importlib.metadata import PackageNotFoundError, version
@@ -90,7 +89,7 @@ class RunDirectory:
         m = {"step": record.step, "request_id": record.request_id, "x": list(record.x), "y": record.y}
         self._measurements.write(json.dumps(m) + "\n")
         self._measurements.flush()
-        self._decisions.write(json.dumps(dataclasses.asdict(record)) + "\n")
+        self._decisions.write(json.dumps(vars(record)) + "\n")
         self._decisions.flush()
 
     def finish(self, campaign: Campaign) -> dict:
