@@ -438,7 +438,9 @@ class Campaign:
         slot.last_refit_n = len(y)
         model = slot.fit.model(u, y)
         slot.posterior = CandidatePosterior(model, u, y / slot.fit.frame.s, self._points)
-        slot.evidence = log_evidence(model, u, y, self.settings.evidence_samples, self._int_seed("evidence", step, i))
+        slot.evidence = log_evidence(
+            model, u, y, self.settings.evidence_samples, self._int_seed("evidence", step, i), chol=slot.posterior.chol
+        )
 
     def _update(self, request: MeasureRequest, m: Measurement) -> StepRecord:
         step = request.step

@@ -167,7 +167,13 @@ def _temper(log_w: Tensor, target: float) -> float:
 
 
 def log_evidence(
-    model: StructuredGP, u: Tensor, y: Tensor, samples: int = 512, seed: int = 0, max_stages: int = 8
+    model: StructuredGP,
+    u: Tensor,
+    y: Tensor,
+    samples: int = 512,
+    seed: int = 0,
+    max_stages: int = 8,
+    chol: Tensor | None = None,
 ) -> EvidenceTracker:
     """Estimate the evidence of the model's hypothesis on ``(u, y)`` by adaptive importance sampling.
 
@@ -178,6 +184,8 @@ def log_evidence(
         samples: draws per stage.
         seed: seeds the scrambled Sobol draws.
         max_stages: most adaptation stages.
+        chol: the Cholesky factor of ``K + sigma_n^2 I`` when the caller already
+            has it (a :class:`CandidatePosterior` built from the same model).
 
     Returns:
         A tracker holding the final stage; ``.evidence()`` gives the estimate
@@ -188,8 +196,9 @@ def log_evidence(
     n = len(u)
     v = y / frame.s
     with torch.no_grad():
-        k = model.covar_module(u).to_dense() + model.likelihood.noise * torch.eye(n, dtype=DTYPE, device=u.device)
-        chol = torch.linalg.cholesky(k)
+        if chol is None:
+            k = model.covar_module(u).to_dense() + model.likelihood.noise * torch.eye(n, dtype=DTYPE, device=u.device)
+            chol = torch.linalg.cholesky(k)
         if not free:
             empty = torch.zeros(1, 0, dtype=DTYPE, device=u.device)
             return EvidenceTracker(model, u, v, chol, empty, torch.zeros(1, dtype=DTYPE, device=u.device))

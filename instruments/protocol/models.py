@@ -9,7 +9,6 @@ tolerate whatever it holds.
 
 from __future__ import annotations
 
-import math
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
