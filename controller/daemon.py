@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 from abduce.controller.control import ControlServer
+from abduce.controller.errors import AbduceError
 from abduce.controller.link import InstrumentLink
 from abduce.controller.loop import step
 from abduce.controller.remote import AuditLog, LinkInstrument, space_of
@@ -203,4 +204,8 @@ def main(config: Path) -> dict:
     daemon = Daemon(settings, config)
     signal.signal(signal.SIGTERM, lambda *_: daemon.stop())
     signal.signal(signal.SIGHUP, lambda *_: daemon.reload())
-    return daemon.run()
+    try:
+        return daemon.run()
+    except Exception as exc:  # the reason goes to the structured log as well as to the terminal
+        log.error("campaign %s stopped: %s", settings.campaign.name, exc, exc_info=not isinstance(exc, AbduceError))
+        raise

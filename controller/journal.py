@@ -3,10 +3,18 @@
 One journal per campaign. It is the record a campaign is rebuilt from after a
 crash (:func:`replay`) and the corpus for replays. Guarantees:
 
-* **Durable before acted on.** WAL mode with ``synchronous=FULL``: when
-  :meth:`Journal.append` returns, the event survives a power cut; callers
-  append a measurement before telling the campaign, and a request before
-  sending it.
+* **Written before acted on, durable before anything is sent.** WAL mode;
+  every append is committed (it survives a killed process) before
+  :meth:`Journal.append` returns. What survives a *power cut* is chosen per
+  event by ``durability``: ``"now"`` fsyncs the WAL before returning (a
+  request, before it is sent; an error); ``"background"`` starts that fsync on
+  a helper thread and returns, and the next ``"now"`` append waits for it (a
+  measurement: its fsync runs while the campaign refits and decides, and
+  completes before the next request goes out); ``"next"`` rides on the next
+  fsync (a decision, which replay recomputes). So a power cut loses at most
+  a measurement whose request is durable and still in flight, which resume
+  settles with ``query`` from the agent's result cache. One fsync of the WAL
+  per step sits on the critical path instead of two.
 * **Append-only.** Triggers refuse ``UPDATE`` and ``DELETE`` on the event
   table; nothing in abduce rewrites history.
 * **Never misread.** The file carries SQLite's ``application_id`` (abduce's
@@ -35,9 +43,12 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+Durability = Literal["now", "background", "next"]
 
 from abduce.controller.errors import AbduceError
 
@@ -89,6 +100,9 @@ class Journal:
 
     def __init__(self, conn: sqlite3.Connection, path: Path, lock) -> None:
         self._conn, self.path, self._lock = conn, path, lock
+        self._wal: tuple[int, int] | None = None  # (fd, inode) of PATH-wal, fsynced by hand
+        self._syncer: ThreadPoolExecutor | None = None
+        self._pending_sync: Future | None = None
 
     # ------------------------------------------------------------ opening
 
@@ -103,7 +117,7 @@ class Journal:
         try:
             conn = sqlite3.connect(path, isolation_level=None)
             conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA synchronous=NORMAL")  # commits do not fsync; append() fsyncs the WAL itself
             conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             conn.executescript(_SCHEMA)
@@ -141,7 +155,7 @@ class Journal:
             if check != "ok":
                 raise JournalError(f"{path} is corrupt: {check}")
             if not readonly:
-                conn.execute("PRAGMA synchronous=FULL")
+                conn.execute("PRAGMA synchronous=NORMAL")
         except sqlite3.DatabaseError as exc:
             if lock is not None:
                 lock.close()
@@ -163,6 +177,17 @@ class Journal:
         return lock
 
     def close(self) -> None:
+        if self._lock is not None:
+            try:
+                self.flush()
+            except JournalError:
+                pass  # already reported by the append that failed
+        if self._syncer is not None:
+            self._syncer.shutdown(wait=True)
+            self._syncer = None
+        if self._wal is not None:
+            os.close(self._wal[0])
+            self._wal = None
         self._conn.close()
         if self._lock is not None:
             self._lock.close()
@@ -183,13 +208,13 @@ class Journal:
         request_id: str | None = None,
         key_id: str | None = None,
         blob: bytes | None = None,
-        sync: bool = True,
+        durability: Durability = "now",
     ) -> int:
-        """Append one event durably; returns its sequence number.
+        """Append (commit) one event; returns its sequence number.
 
-        ``sync=False`` skips the fsync for an event that replay can recompute
-        (a decision): it becomes durable with the next synchronous append,
-        and a power cut can lose at most that recomputable event.
+        ``durability`` says when it must survive a power cut (module docstring):
+        ``"now"`` before returning, ``"background"`` by the next ``"now"``
+        append (or :meth:`flush`), ``"next"`` with the next fsync, whenever.
 
         Raises:
             JournalError: the write failed (a full disk, say); nothing
@@ -200,20 +225,56 @@ class Journal:
         if kind not in KINDS:
             raise ValueError(f"unknown journal event kind {kind!r}")
         digest = hashlib.sha256(blob).hexdigest() if blob is not None else None
+        if durability not in ("now", "background", "next"):
+            raise ValueError(f"unknown durability {durability!r}")
         try:
-            if not sync:
-                self._conn.execute("PRAGMA synchronous=NORMAL")
-            try:
-                cur = self._conn.execute(
-                    "INSERT INTO events (t, kind, request_id, key_id, body, blob, sha256) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (time.time(), kind, request_id, key_id, json.dumps(body, allow_nan=True), blob, digest),
-                )
-            finally:
-                if not sync:
-                    self._conn.execute("PRAGMA synchronous=FULL")
+            cur = self._conn.execute(
+                "INSERT INTO events (t, kind, request_id, key_id, body, blob, sha256) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (time.time(), kind, request_id, key_id, json.dumps(body, allow_nan=True), blob, digest),
+            )
         except sqlite3.Error as exc:
-            raise JournalError(f"writing {kind} to {self.path} failed: {exc}") from None
+            raise JournalError(
+                f"writing {kind} to {self.path} failed: {exc} (is the disk full?); everything committed before "
+                "it is kept: free space and restart to resume the campaign"
+            ) from None
+        if durability == "now":
+            self.flush()
+        elif durability == "background":
+            self._wait_pending()
+            if self._syncer is None:
+                self._syncer = ThreadPoolExecutor(1, thread_name_prefix="journal-fsync")
+            fd = self._wal_fd()
+            self._pending_sync = self._syncer.submit(os.fsync, fd)
         return int(cur.lastrowid)
+
+    def flush(self) -> None:
+        """Make every committed event survive a power cut (fsync the WAL, after any background fsync)."""
+        self._wait_pending()
+        try:
+            os.fsync(self._wal_fd())
+        except OSError as exc:
+            raise JournalError(f"fsync of {self.path}-wal failed: {exc}") from None
+
+    def _wait_pending(self) -> None:
+        pending, self._pending_sync = self._pending_sync, None
+        if pending is not None:
+            try:
+                pending.result()
+            except OSError as exc:
+                raise JournalError(f"background fsync of {self.path}-wal failed: {exc}") from None
+
+    def _wal_fd(self) -> int:
+        """An fd on the WAL file (reopened if SQLite replaced the file since)."""
+        wal = f"{self.path}-wal"
+        try:
+            ino = os.stat(wal).st_ino
+        except OSError as exc:
+            raise JournalError(f"the WAL of {self.path} is missing: {exc}") from None
+        if self._wal is None or self._wal[1] != ino:
+            if self._wal is not None:
+                os.close(self._wal[0])
+            self._wal = (os.open(wal, os.O_RDONLY), ino)
+        return self._wal[0]
 
     def events(self, kind: str | None = None) -> Iterator[Event]:
         """Events in order (of one kind, if given); blobs are checked against their sha256."""

@@ -20,6 +20,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import zmq
 
@@ -85,6 +86,16 @@ class Agent:
     control_identity: bytes | None = None
 
 
+class Reply(NamedTuple):
+    """A settled measurement: the result, its array buffers, the raw frames as received
+    (from the protocol tag on; signature included) and the key id that signed them."""
+
+    result: Result
+    buffers: tuple[bytes, ...]
+    raw: tuple[bytes, ...]
+    key_id: str
+
+
 @dataclass
 class _Pending:
     request: Measure
@@ -92,6 +103,8 @@ class _Pending:
     done: threading.Event = field(default_factory=threading.Event)
     result: Result | None = None
     buffers: tuple[bytes, ...] = ()
+    raw: tuple[bytes, ...] = ()
+    key_id: str | None = None
     error: LinkError | None = None
     acked: bool = False
     sent_at: float = 0.0
@@ -192,8 +205,8 @@ class InstrumentLink:
 
     def measure(
         self, request: Measure, instrument_id: str, timeout_s: float | None = None, settle: bool = False
-    ) -> tuple[Result, tuple[bytes, ...]]:
-        """Send a measure request and block until it is settled.
+    ) -> Reply:
+        """Send a measure request and block until it is settled; returns the result with its raw frames.
 
         With ``settle`` (a request that was in flight when the controller
         stopped), ask first with ``query``: the cached result if the agent has
@@ -211,7 +224,7 @@ class InstrumentLink:
         if pending.error is not None:
             raise pending.error
         assert pending.result is not None
-        return pending.result, pending.buffers
+        return Reply(pending.result, pending.buffers, pending.raw, pending.key_id or "")
 
     def abort(self, instrument_id: str, request_id: str | None = None, timeout_s: float = 5.0) -> AbortReply:
         """Abort on the control lane (never queued behind measurements)."""
@@ -408,7 +421,7 @@ class InstrumentLink:
             p = self._pending.pop(c.request_id, None)
             if p is not None:
                 if c.status == "ok":
-                    p.result, p.buffers = c, msg.buffers
+                    p.result, p.buffers, p.raw, p.key_id = c, msg.buffers, msg.raw, h.key_id
                 else:
                     p.error = LinkError(c.request_id, c.status, c.error or "the driver did not finish the measurement")
                 p.done.set()  # wake the caller first; the result_ack is off its path

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from abduce.controller.campaign import Campaign, StepRecord
-from abduce.controller.errors import MeasurementRejected
+from abduce.controller.errors import AbduceError, MeasurementRejected
 from abduce.controller.journal import Journal
 from abduce.controller.measurements import MeasureRequest, Measurement
 
@@ -40,16 +40,27 @@ def step(campaign: Campaign, instrument: Instrument, journal: Journal | None = N
     request = campaign.ask()
     if journal is not None:
         journal.append("request", vars(request), request_id=request.request_id)
-    measurement = instrument(request)
+    try:
+        measurement = instrument(request)
+    except AbduceError as exc:  # rejected, lost, timed out: who said what, before it propagates
+        if journal is not None:
+            journal.append("error", {"stage": "instrument", "reason": getattr(exc, "code", type(exc).__name__),
+                                     "message": str(exc)},
+                           request_id=request.request_id)
+        raise
     if journal is not None:
-        journal.append("measurement", {"x": list(measurement.x), "y": measurement.y}, request_id=request.request_id)
+        # committed before it is told; its fsync runs alongside the tell and is done before the next
+        # request goes out (Journal docstring). The raw reply and the key that signed it ride with it.
+        journal.append("measurement", {"x": list(measurement.x), "y": measurement.y}, request_id=request.request_id,
+                       key_id=measurement.source, blob=measurement.raw, durability="background")
     try:
         record = campaign.tell(measurement)
     except MeasurementRejected as exc:
         if journal is not None:
-            journal.append("error", {"reason": exc.reason, "message": str(exc)}, request_id=request.request_id)
+            journal.append("error", {"stage": "tell", "reason": exc.reason, "message": str(exc)},
+                           request_id=request.request_id)
         raise
     if journal is not None:
         # replay recomputes decisions, so this one rides on the next fsync
-        journal.append("decision", vars(record), request_id=request.request_id, sync=False)
+        journal.append("decision", vars(record), request_id=request.request_id, durability="next")
     return record

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -33,8 +33,13 @@ class Measurement:
         request_id: the request this answers.
         x: the point actually measured (physical units).
         y: the measured scalar.
+        raw: the reply as received from the instrument (packed protocol
+            frames, signature included), kept in the journal; None in-process.
+        source: the key id that signed the reply (who said it); None in-process.
     """
 
     request_id: str
     x: tuple[float, ...]
     y: float
+    raw: bytes | None = field(default=None, compare=False, repr=False)
+    source: str | None = field(default=None, compare=False)

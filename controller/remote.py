@@ -13,6 +13,7 @@ from abduce.controller.link import Agent, InstrumentLink
 from abduce.controller.measurements import MeasureRequest, Measurement
 from abduce.controller.setup import campaign_from_names
 from abduce.controller.space import Space
+from abduce.instruments.protocol.codec import pack_frames
 from abduce.instruments.protocol.models import Capabilities, Measure
 
 
@@ -48,16 +49,18 @@ class LinkInstrument:
         self.channel = channel or scalars[0]
 
     def __call__(self, request: MeasureRequest) -> Measurement:
-        result, _ = self.link.measure(
+        reply = self.link.measure(
             Measure(request_id=request.request_id, points=[list(request.x)], idempotent=self.agent.capabilities.idempotent),
             self.agent.instrument_id,
             timeout_s=self.timeout_s,
             settle=request.request_id in self.in_flight,
         )
         self.in_flight.discard(request.request_id)
+        result = reply.result
         value = result.values.get(self.channel, [None])[0]
         x = tuple(result.points[0]) if result.points else request.x
-        return Measurement(request.request_id, x, math.nan if value is None else float(value))
+        return Measurement(request.request_id, x, math.nan if value is None else float(value),
+                           raw=pack_frames(reply.raw), source=reply.key_id)
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,8 @@ def replay(campaign: Campaign, journal: Journal) -> Resumed:
     """Re-tell every journalled measurement to a fresh ``campaign`` built from the journal's config."""
     told: set[str] = set()
     requested: dict[str, MeasureRequest] = {}
-    refused = {e.request_id for e in journal.events("error")}  # measurements tell() refused: not part of the data
+    # measurements tell() refused are not part of the data (an instrument error leaves the request in flight)
+    refused = {e.request_id for e in journal.events("error") if e.body.get("stage") != "instrument"}
     for event in journal.events():
         if event.kind == "request":
             b = event.body

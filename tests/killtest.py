@@ -1,11 +1,16 @@
 """Kill -9 the daemon at random moments until its campaign is done; check nothing was lost or doubled.
 
-    python tests/killtest.py --kills 200 [--budget 40] [--seed 0]
+    python tests/killtest.py --kills 200 [--budget 250] [--seed 0] [--policy epsilon-greedy]
 
 Runs a simulated instrument agent in this process (counting every request
 its driver measures) and `abduce daemon` as a subprocess, SIGKILLs the daemon
 at a random moment, restarts it, and repeats until the journal holds the
-whole budget (after ``--kills`` kills, the daemon is left to finish). Then
+whole budget (after ``--kills`` kills, the daemon is left to finish). Most
+kills land mid-campaign: once the daemon reports ``running`` on its control
+lane (instrument registered, journal replayed), it is killed within the next
+``--window`` seconds, at any point of a step (fit, decision, journal write,
+request in flight); one kill in four lands at a random moment of start-up
+(imports, registration, replay) instead. Then
 checks: every measurement is in the journal exactly once; no request id was
 measured twice by the instrument; the dataset equals that of an
 uninterrupted in-process run with the same seed and the same simulator noise
@@ -63,12 +68,28 @@ def journal_measurements(path: Path) -> list[tuple[str, list[float], float]]:
         return []
 
 
-def run(kills: int, budget: int, seed: int, workdir: Path, log=print) -> dict:
+def _wait_running(proc: subprocess.Popen, control: str, secret: bytes, timeout_s: float = 120.0) -> bool:
+    """Wait until the daemon says it is running its campaign (False if it exited or never did)."""
+    from abduce.controller.control import ControlError, request
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if request(control, secret, "status", timeout_s=0.3)["status"]["state"] == "running":
+                return True
+        except ControlError:
+            pass
+        time.sleep(0.05)
+    return False
+
+
+def run(kills: int, budget: int, seed: int, workdir: Path, log=print, policy: str = "discriminate",
+        window_s: float = 1.5) -> dict:
     new_key(workdir / "lab.key", "lab")
     listen, control = free_endpoint(), free_endpoint()
     config = workdir / "daemon.toml"
     config.write_text(
-        f'[campaign]\nname = "killtest"\nhypotheses = {json.dumps(list(HYPOTHESES))}\npolicy = "discriminate"\n'
+        f'[campaign]\nname = "killtest"\nhypotheses = {json.dumps(list(HYPOTHESES))}\npolicy = "{policy}"\n'
         f"budget = {budget}\nseed = {seed}\nn_init = 4\n\n"
         f'[instrument]\nlisten = "{listen}"\nkey = "lab.key"\nwait_s = 120\n\n'
         f'[daemon]\nrun_dir = "run"\ncontrol = "{control}"\nlog = "daemon.log"\n'
@@ -80,7 +101,7 @@ def run(kills: int, budget: int, seed: int, workdir: Path, log=print) -> dict:
     agent_thread.start()
     journal = workdir / "run" / "journal.sqlite"
     rng = random.Random(seed)
-    done_kills, starts = 0, 0
+    done_kills, starts, mid_campaign = 0, 0, 0
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
     try:
         while True:
@@ -88,12 +109,18 @@ def run(kills: int, budget: int, seed: int, workdir: Path, log=print) -> dict:
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
             starts += 1
             if done_kills < kills:
-                time.sleep(rng.uniform(1.0, 4.5))  # imports take ~2-3 s: kills land at start-up and mid-campaign
+                at_start_up = rng.random() < 0.25
+                if at_start_up:
+                    time.sleep(rng.uniform(0.0, 4.0))  # imports, registration, replay
+                elif _wait_running(proc, control, secret):
+                    time.sleep(rng.uniform(0.0, window_s))  # anywhere in a step
                 if proc.poll() is None:
                     proc.send_signal(signal.SIGKILL)
                     proc.wait()
                     done_kills += 1
-                    log(f"kill {done_kills}: journal holds {len(journal_measurements(journal))}/{budget}")
+                    mid_campaign += not at_start_up
+                    log(f"kill {done_kills} ({'start-up' if at_start_up else 'mid-campaign'}): "
+                        f"journal holds {len(journal_measurements(journal))}/{budget}")
                     continue
             proc.wait(timeout=600)
             if len(journal_measurements(journal)) >= budget:
@@ -105,11 +132,12 @@ def run(kills: int, budget: int, seed: int, workdir: Path, log=print) -> dict:
     ids = [r[0] for r in rows]
     from abduce.controller.simulated import SimulatedRun
 
-    reference = SimulatedRun(truth="second-order", hypotheses=HYPOTHESES, policy="discriminate", budget=budget,
+    reference = SimulatedRun(truth="second-order", hypotheses=HYPOTHESES, policy=policy, budget=budget,
                              seed=seed, grid=GRID, n_init=4).run()
     ref_x, ref_y = reference.data
     return {
         "kills": done_kills,
+        "mid_campaign_kills": mid_campaign,
         "starts": starts,
         "measurements": len(rows),
         "unique_ids": len(set(ids)),
@@ -122,11 +150,13 @@ def run(kills: int, budget: int, seed: int, workdir: Path, log=print) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--kills", type=int, default=200)
-    ap.add_argument("--budget", type=int, default=40)
+    ap.add_argument("--budget", type=int, default=250)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--policy", default="epsilon-greedy")
+    ap.add_argument("--window", type=float, default=1.5, help="seconds after 'running' within which a kill lands")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
-        result = run(args.kills, args.budget, args.seed, Path(d))
+        result = run(args.kills, args.budget, args.seed, Path(d), policy=args.policy, window_s=args.window)
     print(json.dumps(result, indent=2))
     ok = (result["measurements"] == result["unique_ids"] == args.budget and not result["measured_twice"]
           and result["equals_uninterrupted"])

@@ -87,6 +87,7 @@ class Message:
     metadata: dict[str, Any] = field(default_factory=dict)
     buffers: tuple[bytes, ...] = ()
     identities: tuple[bytes, ...] = ()
+    raw: tuple[bytes, ...] = ()  # the frames as received, from the tag on (for the journal)
 
     @property
     def msg_type(self) -> str:
@@ -296,7 +297,7 @@ class Codec:
                     f"array {spec.channel!r}: {spec.dtype} {spec.shape} needs {want} bytes, buffer has {len(buffers[spec.buffer])}",
                     header, identities, request_id,
                 )
-        return Message(header, content, parent, metadata, tuple(buffers), tuple(identities))
+        return Message(header, content, parent, metadata, tuple(buffers), tuple(identities), tuple(frames[at:]))
 
     def _remember(self, signature: bytes) -> None:
         self._seen[signature] = None
@@ -305,3 +306,22 @@ class Codec:
 
 
 _TYPES = {model: name for name, model in MESSAGES.items()}
+
+
+def pack_frames(frames: Sequence[bytes]) -> bytes:
+    """Frames as one byte string: each as a 4-byte big-endian length, then its bytes."""
+    return b"".join(len(f).to_bytes(4, "big") + bytes(f) for f in frames)
+
+
+def unpack_frames(blob: bytes) -> tuple[bytes, ...]:
+    """The inverse of :func:`pack_frames`; a short or overlong blob is a ``ValueError``."""
+    out, i = [], 0
+    while i < len(blob):
+        if i + 4 > len(blob):
+            raise ValueError("truncated frame length")
+        n = int.from_bytes(blob[i : i + 4], "big")
+        if i + 4 + n > len(blob):
+            raise ValueError("truncated frame")
+        out.append(blob[i + 4 : i + 4 + n])
+        i += 4 + n
+    return tuple(out)

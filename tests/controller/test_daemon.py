@@ -13,7 +13,7 @@ from abduce.controller.settings import load_settings
 from abduce.instruments.agent import InstrumentAgent
 from abduce.instruments.drivers.simulated import build
 from abduce.instruments.keys import load_key, new_key
-from abduce.instruments.protocol.codec import Codec, Keyring
+from abduce.instruments.protocol.codec import Codec, Keyring, unpack_frames
 from tests.instruments.conftest import AgentThread, free_endpoint, wait_until
 
 CONFIG = """
@@ -87,8 +87,17 @@ def test_status_pause_resume_stop_and_resume_from_the_journal(setup):
     summary = json.loads((run / "summary.json").read_text())
     assert summary["measurements"] == 10
     with Journal.open(run / "journal.sqlite", readonly=True) as j:
-        ids = [e.request_id for e in j.events("measurement")]
+        events = list(j.events("measurement"))
+    ids = [e.request_id for e in events]
     assert len(ids) == 10 and len(set(ids)) == 10
+    # each measurement carries the raw reply as received and the key that signed it; the frames verify
+    key_id, _ = load_key(path.parent / "lab.key")
+    codec = Codec(Keyring({key_id: secret}), key_id)
+    for e in events:
+        assert e.key_id == key_id
+        msg = codec.decode(unpack_frames(e.blob))
+        assert msg.msg_type == "result" and msg.content.request_id == e.request_id
+        assert msg.content.values["y"][0] == pytest.approx(e.body["y"])
 
 
 def test_control_requests_need_the_key(setup):

@@ -132,3 +132,61 @@ def test_a_failed_write_is_a_clear_error_and_keeps_what_was_committed(tmp_path, 
     j.close()
     with Journal.open(path, readonly=True) as r:
         assert [e.body for e in r.events("decision")] == [{"step": 0}]
+
+
+FULL_DISK = r"""
+import json, resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead of killing us
+from abduce.controller.journal import Journal, JournalError
+from abduce.controller.simulated import SimulatedRun
+path, limit = sys.argv[1], int(sys.argv[2])
+run = SimulatedRun(hypotheses=("second-order", "linear"), policy="epsilon-greedy", budget=200, n_init=4, grid=101)
+journal = Journal.create(path, {"policy": "epsilon-greedy"})
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))  # from here on, no file of ours may grow past `limit`
+campaign = None
+try:
+    run.run(journal=journal)
+except JournalError as exc:
+    print(json.dumps({"error": str(exc)}))
+    sys.exit(3)
+sys.exit(0)
+"""
+
+
+def test_a_full_disk_stops_the_campaign_with_a_clear_error_and_keeps_what_was_committed(tmp_path):
+    """A real size-limited file (RLIMIT_FSIZE, no root needed): the journal's writes hit the limit."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "j.sqlite"
+    proc = subprocess.run([sys.executable, "-c", FULL_DISK, str(path), str(256 * 1024)], capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 3, proc.stderr[-2000:]
+    error = json.loads(proc.stdout.strip().splitlines()[-1])["error"]
+    assert str(path) in error and "failed" in error
+    with Journal.open(path) as j:  # opens cleanly (integrity checked), and is writable again
+        ids = [e.request_id for e in j.events("measurement")]
+        assert len(ids) >= 5 and len(ids) == len(set(ids))
+        requests = [e.request_id for e in j.events("request")]
+        assert requests[: len(ids)] == ids  # every measurement's request came first, in order
+    # and the campaign carries on from it once there is room: replay re-tells every committed measurement
+    from abduce.controller.simulated import SimulatedRun
+
+    campaign, _ = SimulatedRun(hypotheses=("second-order", "linear"), policy="epsilon-greedy", budget=200, n_init=4,
+                               grid=101).build()
+    with Journal.open(path, readonly=True) as j:
+        resumed = replay(campaign, j)
+    assert resumed.campaign.n == len(ids)
+
+
+def test_background_fsync_completes_before_the_next_durable_append(tmp_path):
+    j = Journal.create(tmp_path / "j.sqlite", CONFIG)
+    j.append("measurement", {"x": [0.1], "y": 1.0}, request_id="a", durability="background")
+    pending = j._pending_sync
+    assert pending is not None
+    j.append("decision", {"step": 0}, durability="next")
+    j.append("request", {"step": 1}, request_id="b")  # "now": waits for the measurement's fsync first
+    assert pending.done() and pending.exception() is None and j._pending_sync is None
+    with pytest.raises(ValueError, match="durability"):
+        j.append("decision", {}, durability="later")
+    j.close()

@@ -39,7 +39,7 @@ def test_an_allowed_curve_identity_registers_and_measures(endpoint, keyring, cer
     link, agent = serve(endpoint, keyring, certs, "agent")
     try:
         link.wait_for_agent(15)
-        result, _ = link.measure(Measure(request_id="r", points=[[0.4]]), "sim", 5)
+        result = link.measure(Measure(request_id="r", points=[[0.4]]), "sim", 5).result
         assert result.values == {"y": [0.4]}
     finally:
         agent.stop()

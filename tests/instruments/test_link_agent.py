@@ -57,8 +57,8 @@ def test_a_retried_request_is_answered_from_the_cache_not_measured_twice(endpoin
     link, agent = start(endpoint, keyring, driver)
     try:
         link.wait_for_agent(15)
-        first, _ = link.measure(Measure(request_id="same", points=[[0.3]]), "sim", 5)
-        second, _ = link.measure(Measure(request_id="same", points=[[0.3]]), "sim", 5)
+        first = link.measure(Measure(request_id="same", points=[[0.3]]), "sim", 5).result
+        second = link.measure(Measure(request_id="same", points=[[0.3]]), "sim", 5).result
         assert first.values == second.values and driver.calls == ["same"]
     finally:
         agent.stop()

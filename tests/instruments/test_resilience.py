@@ -39,7 +39,7 @@ def test_bad_frames_get_error_replies_or_drops_and_the_link_keeps_serving(endpoi
         while rogue.poll(1000):
             replies.append(Codec(keyring, "lab").decode(rogue.recv_multipart()))
         assert sorted(r.content.code for r in replies) == ["malformed", "missing-frame"]
-        result, _ = link.measure(Measure(request_id="after", points=[[0.2]]), "sim", 5)
+        result = link.measure(Measure(request_id="after", points=[[0.2]]), "sim", 5).result
         assert result.values == {"y": [0.2]}
         assert {e.code for e in link.errors} == {"missing-frame", "malformed", "bad-signature"}
     finally:
@@ -57,7 +57,7 @@ def test_an_agent_re_registers_with_a_restarted_controller(endpoint, keyring):
         time.sleep(0.3)
         link = InstrumentLink(endpoint, Codec(keyring, "lab"), heartbeat_s=0.2).start()
         link.wait_for_agent(15)  # the agent noticed the silence (3 heartbeats) and said hello again
-        result, _ = link.measure(Measure(request_id="again", points=[[0.3]]), "sim", 5)
+        result = link.measure(Measure(request_id="again", points=[[0.3]]), "sim", 5).result
         assert result.values == {"y": [0.3]}
     finally:
         agent.stop()
