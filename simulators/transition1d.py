@@ -9,28 +9,36 @@ default) from the simulator's own seeded generator.
     second-order  A (x_c - x)^beta  for x < x_c, 0 above
     first-order   A                 for x < x_c, 0 above
     sigmoid       A / (1 + exp(-(x_c - x) / w))
-    linear        A (1 - x)         (a second-order law with beta = 1, x_c = 1)
+    linear        A (1 - (x - lo) / (hi - lo))   (a second-order law with beta = 1, x_c = hi)
     constant      A / 2
-    curie-weiss   A * 0.1 / (x + 0.1)
+    curie-weiss   A * 0.1 / (x - lo + 0.1)
+
+The other simulators reuse these laws by composition (a ``Transition1D`` held
+inside them), never by copying the formulas.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
 from abduce.controller.errors import ConfigError
+from abduce.simulators.base import FrozenNoise, check_common
 
 TRUTHS = ("second-order", "first-order", "sigmoid", "linear", "constant", "curie-weiss")
 
 
-@dataclass
+@dataclass(init=False)
 class Transition1D:
-    """A seeded 1D transition simulator on ``[lo, hi]``.
+    """A seeded 1D transition simulator on ``[lo, hi]`` (a scalar simulator, one axis).
 
     Attributes:
-        truth: which law generates the data (one of ``TRUTHS``).
+        law: which law generates the data (one of ``TRUTHS``; default
+            "second-order"). The constructor
+            also takes it as ``truth=`` (the name it had before ``truth`` became
+            the noise-free method).
         x_c: critical composition/temperature.
         beta: order-parameter exponent (second-order).
         amplitude: A.
@@ -39,30 +47,73 @@ class Transition1D:
         lo, hi: the space.
         grid: number of candidate points on ``[lo, hi]`` (0 = a continuous space).
         seed: seeds the noise stream.
+        axis_names: the axis's name.
+        dwell_s: wall time per measured point (slept by the simulated driver).
+        channel: name of the measured scalar.
+        noise_per_point: frozen noise, one draw per candidate (needs ``grid > 0``).
+
+    Example:
+        >>> sim = Transition1D(law="second-order", x_c=0.6, beta=0.5, seed=1)
+        >>> float(sim.truth(np.array([[0.35]]))[0])
+        0.5
     """
 
-    truth: str = "second-order"
-    x_c: float = 0.6
-    beta: float = 0.5
-    amplitude: float = 1.0
-    width: float = 0.05
-    noise: float | None = None
-    lo: float = 0.0
-    hi: float = 1.0
-    grid: int = 501
-    seed: int = 0
-    _rng: np.random.Generator = field(init=False, repr=False)
+    spectrum_shape: ClassVar[tuple[int, ...]] = ()
 
-    def __post_init__(self) -> None:
-        if self.truth not in TRUTHS:
-            raise ConfigError(f"unknown truth {self.truth!r}; known: {', '.join(TRUTHS)}")
+    law: str
+    x_c: float
+    beta: float
+    amplitude: float
+    width: float
+    noise: float
+    lo: float
+    hi: float
+    grid: int
+    seed: int
+    axis_names: tuple[str, ...]
+    dwell_s: float
+    channel: str
+    noise_per_point: bool
+    _rng: np.random.Generator = field(init=False, repr=False, compare=False)
+    _frozen: FrozenNoise | None = field(init=False, repr=False, compare=False)
+
+    def __init__(
+        self,
+        law: str | None = None,
+        x_c: float = 0.6,
+        beta: float = 0.5,
+        amplitude: float = 1.0,
+        width: float = 0.05,
+        noise: float | None = None,
+        lo: float = 0.0,
+        hi: float = 1.0,
+        grid: int = 501,
+        seed: int = 0,
+        axis_names: tuple[str, ...] = ("x",),
+        dwell_s: float = 0.0,
+        channel: str = "y",
+        noise_per_point: bool = False,
+        *,
+        truth: str | None = None,
+    ) -> None:
+        if law is not None and truth is not None and law != truth:
+            raise ConfigError(f"give the law once: law={law!r} and truth={truth!r} disagree")
+        self.law = law or truth or "second-order"
+        self.x_c, self.beta, self.amplitude, self.width = x_c, beta, amplitude, width
+        self.noise = 0.05 * amplitude if noise is None else noise
+        self.lo, self.hi, self.grid, self.seed = lo, hi, grid, seed
+        self.axis_names, self.dwell_s, self.channel = tuple(axis_names), dwell_s, channel
+        self.noise_per_point = noise_per_point
+        if self.law not in TRUTHS:
+            raise ConfigError(f"unknown law {self.law!r}; known: {', '.join(TRUTHS)}")
         if not self.lo < self.hi:
             raise ConfigError(f"space [{self.lo}, {self.hi}] is empty")
-        if self.noise is None:
-            self.noise = 0.05 * self.amplitude
-        if self.noise < 0:
-            raise ConfigError(f"noise must be >= 0, got {self.noise}")
+        if len(self.axis_names) != 1:
+            raise ConfigError(f"a 1D simulator has one axis name, got {self.axis_names}")
+        cands = self.candidates()
+        check_common(self.noise, dwell_s, noise_per_point, cands)
         self._rng = np.random.default_rng(self.seed)
+        self._frozen = FrozenNoise(cands, self._rng) if noise_per_point else None
 
     @property
     def bounds(self) -> tuple[tuple[float, float], ...]:
@@ -72,11 +123,11 @@ class Transition1D:
         """The ``grid x 1`` candidate compositions, or None for a continuous space."""
         return np.linspace(self.lo, self.hi, self.grid)[:, None] if self.grid else None
 
-    def truth_at(self, x: np.ndarray) -> np.ndarray:
+    def truth(self, x: np.ndarray) -> np.ndarray:
         """Noise-free order parameter at ``x`` (``n x 1`` or ``n``) -> ``n``."""
         t = np.asarray(x, dtype=float).reshape(len(x), -1)[:, 0]
         a, xc = self.amplitude, self.x_c
-        match self.truth:
+        match self.law:
             case "second-order":
                 return a * np.clip(xc - t, 0.0, None) ** self.beta
             case "first-order":
@@ -89,9 +140,11 @@ class Transition1D:
                 return np.full_like(t, a / 2)
             case "curie-weiss":
                 return a * 0.1 / (t - self.lo + 0.1)
-        raise AssertionError(self.truth)
+        raise AssertionError(self.law)
 
     def measure(self, x: np.ndarray) -> np.ndarray:
-        """Truth plus Gaussian noise, drawn from this simulator's stream."""
-        t = self.truth_at(x)
+        """Truth plus Gaussian noise: drawn from this simulator's stream, or frozen per candidate."""
+        t = self.truth(x)
+        if self._frozen is not None:
+            return t + self.noise * self._frozen.at(np.asarray(x, dtype=float).reshape(len(x), -1))
         return t + self.noise * self._rng.standard_normal(t.shape)

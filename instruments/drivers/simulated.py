@@ -2,39 +2,65 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from abduce.instruments.drivers.base import Driver, Reading
 from abduce.instruments.protocol.models import Axis, Capabilities, Channel, Measure
+from abduce.simulators.base import Simulator, check_simulator
 
 
 class SimulatedDriver(Driver):
-    """Serves a simulator with ``bounds``, ``candidates()`` and ``measure(x)`` (numpy, seeded).
+    """Serves a :class:`~abduce.simulators.base.Simulator` (numpy, seeded) as an instrument.
+
+    Axes take the simulator's ``axis_names`` and ``bounds``; the one channel is
+    the simulator's ``channel``: a scalar (``Reading.values``) when its
+    ``spectrum_shape`` is ``()``, else an array channel (``Reading.arrays``,
+    ``n_points x *spectrum_shape``, float64) with no scalar value. The driver
+    sleeps ``dwell_s`` per point (interrupted by :meth:`abort`); it is
+    ``blocking`` (run on the agent's worker thread) only when it sleeps.
 
     Args:
         simulator: e.g. a :class:`~abduce.simulators.transition1d.Transition1D`.
-        channel: name of the scalar it returns.
+        channel: overrides the simulator's channel name.
+
+    Raises:
+        ConfigError: ``simulator`` lacks part of the simulator interface.
     """
 
-    blocking = False  # a numpy formula: microseconds, measured inline by the agent
-
-    def __init__(self, simulator, channel: str = "y") -> None:
-        self.simulator, self.channel = simulator, channel
+    def __init__(self, simulator: Simulator, channel: str | None = None) -> None:
+        self.simulator = check_simulator(simulator)
+        self.channel = channel or simulator.channel
+        self.shape = tuple(int(s) for s in simulator.spectrum_shape)
+        self.dwell_s = float(simulator.dwell_s)
+        self.blocking = self.dwell_s > 0  # a bare numpy formula is microseconds: measured inline by the agent
+        self._abort = threading.Event()
 
     def describe(self) -> Capabilities:
         cands = self.simulator.candidates()
         return Capabilities(
-            axes=[Axis(name=f"x{i}", min=lo, max=hi) for i, (lo, hi) in enumerate(self.simulator.bounds)],
+            axes=[Axis(name=name, min=lo, max=hi) for name, (lo, hi) in zip(self.simulator.axis_names, self.simulator.bounds)],
             candidates=None if cands is None else cands.tolist(),
-            channels=[Channel(name=self.channel)],
+            channels=[Channel(name=self.channel, shape=list(self.shape))],
             simulator=True,
             idempotent=True,
         )
 
     def measure(self, request: Measure) -> Reading:
         x = np.asarray(request.points, dtype=float)
+        if self.dwell_s > 0:
+            self._abort.clear()
+            self._abort.wait(self.dwell_s * len(x))
         y = self.simulator.measure(x)
-        return Reading(points=x.tolist(), values={self.channel: [float(v) for v in y]})
+        if not self.shape:
+            return Reading(points=x.tolist(), values={self.channel: [float(v) for v in y]})
+        return Reading(points=x.tolist(), arrays={self.channel: np.ascontiguousarray(y, dtype=np.float64)})
+
+    def abort(self) -> bool:
+        """Cut the dwell short (the simulated reading is still returned); True if there is a dwell to cut."""
+        self._abort.set()
+        return self.dwell_s > 0
 
 
 def build(spec: str, **options) -> SimulatedDriver:

@@ -22,7 +22,7 @@ MATCHING = {
 def test_builtin_matches_the_independent_simulator(name):
     x = np.linspace(0.0, 1.0, 101)
     x = x[np.abs(x - 0.6) > 0.01]  # the smoothed kink differs only within delta of x_c
-    truth = Transition1D(truth=name, seed=0).truth_at(x[:, None])
+    truth = Transition1D(truth=name, seed=0).truth(x[:, None])
     params = {k: torch.tensor(v, dtype=torch.float64) for k, v in MATCHING[name].items()}
     model = BUILTIN[name].mean(torch.tensor(x[:, None]), params).numpy()
     np.testing.assert_allclose(model, truth, atol=2e-3)

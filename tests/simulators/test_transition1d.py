@@ -19,7 +19,8 @@ from abduce.simulators.transition1d import Transition1D
     ],
 )
 def test_truth_against_analytic_values(truth, x, expected):
-    assert Transition1D(truth=truth).truth_at(np.array([[x]]))[0] == pytest.approx(expected)
+    assert Transition1D(truth=truth).truth(np.array([[x]]))[0] == pytest.approx(expected)
+    assert Transition1D(law=truth).truth(np.array([[x]]))[0] == pytest.approx(expected)
 
 
 def test_noise_is_seeded_and_five_percent_of_the_amplitude():
@@ -31,6 +32,36 @@ def test_noise_is_seeded_and_five_percent_of_the_amplitude():
     assert a.mean() == pytest.approx(0.0, abs=0.01)
 
 
+def test_the_noise_stream_is_unchanged_without_noise_per_point():
+    """Seeded tests and benchmarks rely on this exact stream: truth + noise * rng.standard_normal(n) per call."""
+    sim = Transition1D(seed=5)
+    x = np.array([[0.1], [0.7], [0.1]])
+    first, second = sim.measure(x), sim.measure(x)
+    rng = np.random.default_rng(5)
+    np.testing.assert_array_equal(first, sim.truth(x) + 0.05 * rng.standard_normal(3))
+    np.testing.assert_array_equal(second, sim.truth(x) + 0.05 * rng.standard_normal(3))
+
+
+def test_frozen_noise_gives_the_same_value_for_a_point_in_any_order_or_twice():
+    sim = Transition1D(grid=11, seed=2, noise_per_point=True)
+    cands = sim.candidates()
+    all_once = sim.measure(cands)
+    reordered = sim.measure(cands[::-1])[::-1]
+    np.testing.assert_array_equal(all_once, reordered)
+    np.testing.assert_array_equal(sim.measure(cands[[3, 3]]), all_once[[3, 3]])
+    np.testing.assert_array_equal(Transition1D(grid=11, seed=2, noise_per_point=True).measure(cands[[7]]), all_once[[7]])
+    assert not np.array_equal(Transition1D(grid=11, seed=3, noise_per_point=True).measure(cands), all_once)
+    np.testing.assert_allclose(all_once - sim.truth(cands), 0.05 * np.random.default_rng(2).standard_normal(11))
+    with pytest.raises(ConfigError, match=r"\[0.15\] is not a candidate"):
+        sim.measure(np.array([[0.15]]))
+
+
+def test_interface_defaults():
+    sim = Transition1D()
+    assert sim.axis_names == ("x",) and sim.channel == "y" and sim.spectrum_shape == ()
+    assert sim.dwell_s == 0.0 and sim.noise_per_point is False and sim.law == "second-order"
+
+
 def test_candidates_and_bad_settings():
     assert Transition1D(grid=11).candidates().shape == (11, 1)
     assert Transition1D(grid=0).candidates() is None
@@ -38,3 +69,9 @@ def test_candidates_and_bad_settings():
         Transition1D(truth="third-order")
     with pytest.raises(ConfigError):
         Transition1D(noise=-1.0)
+    with pytest.raises(ConfigError, match="disagree"):
+        Transition1D(law="sigmoid", truth="linear")
+    with pytest.raises(ConfigError, match="noise_per_point needs a candidate grid"):
+        Transition1D(grid=0, noise_per_point=True)
+    with pytest.raises(ConfigError, match="dwell_s"):
+        Transition1D(dwell_s=-1.0)

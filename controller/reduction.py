@@ -1,0 +1,151 @@
+"""Reductions: one raw spectrum -> the one number the hypotheses explain.
+
+A reduction is a plain function ``f(spectrum: np.ndarray) -> float``. The
+built-ins are registered in :data:`REDUCTIONS`; a user's own is named by a
+dotted path (``"package.module:function"``) and found by
+:func:`resolve_reduction`.
+
+Loop reductions take a hysteresis loop, a ``2 x m`` array ``[bias; response]``
+sampled over one cycle in measurement order (any single-cycle waveform,
+starting anywhere). The loop is split at its bias extremes into the
+*ascending* branch (from the minimum to the maximum bias, in cycle order) and
+the *descending* branch (from the maximum back to the minimum), each
+monotone in bias for a triangular or sine waveform. Signs follow the usual
+ferroelectric loop (descending branch above the ascending one at zero bias,
+ascending crossing zero at positive bias): coercive field and remanence are
+positive for it and scatter around 0 for a noisy loop without hysteresis (so
+averaging many of them is unbiased). Numpy only: no torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+
+import numpy as np
+
+from abduce.controller.errors import ConfigError, UnknownNameError
+from abduce.controller.registry import Registry
+
+Reduction = Callable[[np.ndarray], float]
+
+REDUCTIONS: Registry[Reduction] = Registry("reduction")
+
+
+def _loop(spectrum: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(bias, response)`` of a ``2 x m`` loop (ConfigError for another shape)."""
+    a = np.asarray(spectrum, dtype=float)
+    if a.ndim != 2 or a.shape[0] != 2 or a.shape[1] < 4:
+        raise ConfigError(f"a loop reduction needs a 2 x m [bias; response] spectrum with m >= 4, got shape {a.shape}")
+    return a[0], a[1]
+
+
+def _branches(bias: np.ndarray, resp: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """``((v_up, p_up), (v_down, p_down))``: the ascending and descending branches, in cycle order.
+
+    Both include the two extreme points; the cycle is closed (the descending
+    branch ends at the first point of the ascending one).
+    """
+    m = len(bias)
+    i_min, i_max = int(np.argmin(bias)), int(np.argmax(bias))
+    order = (i_min + np.arange(m + 1)) % m  # one full cycle from the minimum, closed
+    j_max = (i_max - i_min) % m
+    up, down = order[: j_max + 1], order[j_max:]
+    return (bias[up], resp[up]), (bias[down], resp[down])
+
+
+def _zero_crossing(v: np.ndarray, p: np.ndarray) -> float:
+    """Mean bias where the response changes sign on one branch, by linear interpolation (NaN if none)."""
+    a, b = p[:-1], p[1:]
+    k = np.flatnonzero(((a <= 0) & (b > 0)) | ((a >= 0) & (b < 0)))
+    if not len(k):
+        return float("nan")
+    crossing = v[k] - p[k] * (v[k + 1] - v[k]) / (p[k + 1] - p[k])
+    return float(np.mean(crossing))
+
+
+def _at_zero_bias(v: np.ndarray, p: np.ndarray) -> float:
+    """The response at zero bias on one (monotone) branch, linearly interpolated (NaN if 0 is not spanned)."""
+    if not v.min() <= 0 <= v.max():
+        return float("nan")
+    order = np.argsort(v, kind="stable")
+    return float(np.interp(0.0, v[order], p[order]))
+
+
+@REDUCTIONS.register("loop-area")
+def loop_area(spectrum: np.ndarray) -> float:
+    """Area enclosed by the loop in the bias-response plane (shoelace formula).
+
+    ``A = |sum_i (V_i P_{i+1} - V_{i+1} P_i)| / 2`` over the closed polygon
+    (index ``m`` is index 0), in bias x response units.
+
+    Example:
+        >>> square = np.array([[-1.0, 1.0, 1.0, -1.0], [-1.0, -1.0, 1.0, 1.0]])
+        >>> loop_area(square)
+        4.0
+    """
+    v, p = _loop(spectrum)
+    return float(abs(np.sum(v * np.roll(p, -1) - np.roll(v, -1) * p)) / 2)
+
+
+@REDUCTIONS.register("coercive-field")
+def coercive_field(spectrum: np.ndarray) -> float:
+    """Half the distance between the branches' zero-response biases.
+
+    ``Ec = (V0_up - V0_down) / 2``, ``V0_*`` the bias where that branch's
+    response crosses zero (linear interpolation between the two samples
+    around the sign change; the mean if noise makes it cross several times;
+    NaN if a branch never crosses).
+    """
+    up, down = _branches(*_loop(spectrum))
+    return (_zero_crossing(*up) - _zero_crossing(*down)) / 2
+
+
+@REDUCTIONS.register("remanence")
+def remanence(spectrum: np.ndarray) -> float:
+    """Half the difference of the branches' responses at zero bias.
+
+    ``Pr = (P_down(0) - P_up(0)) / 2``, each ``P_*(0)`` linearly interpolated
+    on its branch (NaN if a branch does not span zero bias).
+    """
+    up, down = _branches(*_loop(spectrum))
+    return (_at_zero_bias(*down) - _at_zero_bias(*up)) / 2
+
+
+@REDUCTIONS.register("mean")
+def mean(spectrum: np.ndarray) -> float:
+    """``sum_i s_i / N`` over every element (e.g. a 1D spectrum's mean intensity)."""
+    return float(np.mean(spectrum))
+
+
+@REDUCTIONS.register("max")
+def maximum(spectrum: np.ndarray) -> float:
+    """``max_i s_i`` over every element (e.g. a peak height)."""
+    return float(np.max(spectrum))
+
+
+def resolve_reduction(spec: str) -> Reduction:
+    """A registered reduction by name, or a user's function by dotted path.
+
+    Args:
+        spec: ``"remanence"`` etc., or ``"package.module:function"`` (also
+            ``"package.module.function"``) naming ``f(spectrum) -> float``.
+
+    Raises:
+        UnknownNameError: neither a registered name nor a dotted path.
+        ConfigError: the dotted path does not import, or names something not callable.
+    """
+    if spec in REDUCTIONS:
+        return REDUCTIONS[spec]
+    if "." not in spec and ":" not in spec:
+        err = UnknownNameError("reduction", spec, REDUCTIONS.names())
+        err.args = (f"{err.args[0]}; or give a 'package.module:function' path",)
+        raise err
+    module_name, _, attr = spec.partition(":") if ":" in spec else spec.rpartition(".")
+    try:
+        func = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ConfigError(f"reduction {spec!r} does not import: {exc}") from exc
+    if not callable(func):
+        raise ConfigError(f"reduction {spec!r} is a {type(func).__name__}, not a function")
+    return func

@@ -1,0 +1,77 @@
+"""The simulated driver serves any simulator: scalar or spectroscopic, directly and over a real link."""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from abduce.controller.errors import ConfigError
+from abduce.controller.link import InstrumentLink
+from abduce.instruments.agent import InstrumentAgent
+from abduce.instruments.drivers.simulated import SimulatedDriver, build
+from abduce.instruments.protocol.codec import Codec
+from abduce.instruments.protocol.models import Measure
+from abduce.simulators.loops import Loops
+from abduce.simulators.phase2d import Phase2D
+from abduce.simulators.transition1d import Transition1D
+from tests.instruments.conftest import AgentThread
+
+
+def test_a_spectroscopic_simulator_declares_and_returns_its_array_channel():
+    driver = build("simulated:loops", grid=11, m=64, seed=3)
+    caps = driver.describe()
+    assert [(a.name, a.min, a.max) for a in caps.axes] == [("composition", 0.0, 0.25)]
+    assert [(c.name, c.shape) for c in caps.channels] == [("loop", [2, 64])]
+    assert len(caps.candidates) == 11 and driver.blocking is False
+    points = [[0.0], [0.125], [0.25]]
+    reading = driver.measure(Measure(request_id="r", points=points))
+    assert reading.values == {} and reading.arrays["loop"].shape == (3, 2, 64)
+    np.testing.assert_array_equal(reading.arrays["loop"], Loops(grid=11, m=64, seed=3).measure(np.array(points)))
+
+
+def test_a_scalar_simulator_keeps_its_axis_names_and_scalar_channel():
+    driver = SimulatedDriver(Phase2D(grid=5, seed=1, channel="m"))
+    caps = driver.describe()
+    assert [a.name for a in caps.axes] == ["composition", "temperature"]
+    assert [(c.name, c.shape) for c in caps.channels] == [("m", [])]
+    reading = driver.measure(Measure(request_id="r", points=[[0.0, 100.0], [1.0, 700.0]]))
+    assert reading.arrays == {}
+    np.testing.assert_array_equal(reading.values["m"], Phase2D(grid=5, seed=1).measure(np.array([[0.0, 100.0], [1.0, 700.0]])))
+    assert SimulatedDriver(Transition1D(), channel="z").describe().channels[0].name == "z"
+
+
+def test_dwell_is_slept_per_point_and_can_be_aborted():
+    driver = SimulatedDriver(Transition1D(grid=11, dwell_s=0.05))
+    assert driver.blocking is True
+    t0 = time.monotonic()
+    driver.measure(Measure(request_id="r", points=[[0.1], [0.2], [0.3]]))
+    assert time.monotonic() - t0 >= 0.15
+    slow = SimulatedDriver(Transition1D(grid=11, dwell_s=10.0))
+    threading.Timer(0.1, slow.abort).start()
+    t0 = time.monotonic()
+    reading = slow.measure(Measure(request_id="r", points=[[0.1]]))
+    assert time.monotonic() - t0 < 5 and len(reading.values["y"]) == 1
+
+
+def test_an_object_without_the_interface_is_refused():
+    with pytest.raises(ConfigError, match="lacks bounds"):
+        SimulatedDriver(object())
+
+
+def test_loops_arrive_as_buffers_with_the_declared_shape_over_tcp(endpoint, keyring):
+    link = InstrumentLink(endpoint, Codec(keyring, "lab"), heartbeat_s=0.2, ack_timeout_s=0.5).start()
+    agent = AgentThread(InstrumentAgent(build("simulated:loops", grid=11, seed=3), endpoint, Codec(keyring, "lab"), "sim"))
+    try:
+        registered = link.wait_for_agent(15)
+        assert [(c.name, c.shape) for c in registered.capabilities.channels] == [("loop", [2, 128])]
+        points = [[0.1], [0.025]]
+        reply = link.measure(Measure(request_id="r0", points=points), "sim", 5)
+        assert reply.result.status == "ok" and reply.result.values == {}
+        (spec,) = reply.result.arrays
+        assert (spec.channel, spec.shape, spec.dtype) == ("loop", [2, 2, 128], "<f8")
+        loops = np.frombuffer(reply.buffers[spec.buffer], dtype=spec.dtype).reshape(spec.shape)
+        np.testing.assert_array_equal(loops, Loops(grid=11, seed=3).measure(np.array(points)))  # same noise stream
+    finally:
+        agent.stop()
+        link.close()
