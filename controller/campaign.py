@@ -43,7 +43,7 @@ from torch import Tensor
 from abduce.controller.acquisition import ACQUISITIONS, Acquisition
 from abduce.controller.errors import CampaignStateError, ConfigError, FitError, MeasurementRejected
 from abduce.controller.measurements import MeasureRequest, Measurement
-from abduce.controller.policies import POLICIES, Policy, PolicyView
+from abduce.controller.policies import POLICIES, Policy, PolicyView, SelectionContext
 from abduce.controller.space import DTYPE, Space
 from abduce.controller.stopping import CampaignView, StoppingRule
 from abduce.hypotheses.declaration import Hypothesis
@@ -256,6 +256,20 @@ class Campaign:
             )
         return {"leader": self.leader(), "measurements": self.n, "hypotheses": hyps}
 
+    def points(self) -> np.ndarray:
+        """``N x d`` physical coordinates of the points the posteriors are kept at: the
+        candidates of a finite space, the Sobol reference points of a box."""
+        return self.space.from_unit(self._points).detach().cpu().numpy()
+
+    def posterior_mean(self, hypothesis: str | None = None) -> np.ndarray | None:
+        """``N`` posterior means (physical units) of ``hypothesis`` (default: the leader) at
+        :meth:`points`; None before it has been fitted."""
+        name = hypothesis or self.leader()
+        slot = next((s for s in self._slots if s.hypothesis.name == name), None)
+        if slot is None or slot.posterior is None:
+            return None
+        return slot.posterior.mean.detach().cpu().numpy()
+
     def ask(self) -> MeasureRequest:
         """The next point to measure. Asking again before ``tell`` returns the same request.
 
@@ -361,6 +375,15 @@ class Campaign:
         return [i for i, s in enumerate(self._slots) if s.fit is not None]
 
     def _acquire(self, driver: int | None, step: int) -> tuple[float, ...]:
+        if type(self.policy).select is not Policy.select:  # a baseline picks the point itself
+            u, y = self._data_tensors()
+            chosen = self.policy.select(SelectionContext(
+                points=self._points, finite=self.space.is_finite, measured=tuple(self._measured_idx) if
+                self.settings.exclude_measured else (), u=u, y=y, step=step, rng=self._rng("policy", step, 1)))
+            if isinstance(chosen, int):
+                return tuple(self.space.candidates[chosen].tolist())  # type: ignore[index]
+            if chosen is not None:
+                return tuple(self.space.from_unit(chosen.to(self._points)).tolist())
         usable = self._usable()
         if not usable:
             raise CampaignStateError("no hypothesis could be fitted; see the step records' fit_failures")

@@ -248,28 +248,20 @@ def demo(
         agent.wait(timeout=10)
 
 
-def _driver(spec: str, **simulator_options):
-    """``simulated:SIMULATOR`` or a dotted path ``package.module:Factory`` to a Driver (built with no arguments)."""
-    import importlib
-
+def _options(pairs: list[str] | None) -> dict:
+    """``KEY=VALUE`` pairs -> options; a value is read as JSON where it parses (numbers, true, lists), else a string."""
     from abduce.controller.errors import ConfigError
-    from abduce.instruments.drivers.base import Driver
 
-    if spec.startswith("simulated:"):
-        from abduce.instruments.drivers.simulated import build
-
-        return build(spec, **simulator_options)
-    module, _, attr = spec.partition(":")
-    if not attr:
-        raise ConfigError(f"driver {spec!r}: use simulated:SIMULATOR or package.module:DriverClass")
-    try:
-        factory = getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigError(f"driver {spec!r} does not import: {exc}") from None
-    drv = factory()
-    if not isinstance(drv, Driver):
-        raise ConfigError(f"driver {spec!r} built a {type(drv).__name__}, not an abduce Driver")
-    return drv
+    out = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"option {pair!r}: use KEY=VALUE")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
 
 
 keys_app = typer.Typer(help="Signing and CURVE keys.", no_args_is_help=True)
@@ -298,13 +290,14 @@ app.add_typer(instrument_app, name="instrument")
 
 @instrument_app.command("serve")
 def instrument_serve(
-    driver: str = typer.Option(..., help="simulated:SIMULATOR (e.g. simulated:transition-1d) or package.module:DriverClass."),
+    driver: str = typer.Option(..., help="simulated:SIMULATOR (transition-1d, loops, phase-2d, spm-image), recorded:PATH (HDF5/NSID, NetCDF, NPZ) or package.module:DriverClass."),
     connect: str = typer.Option(..., help="The controller's endpoint, e.g. tcp://127.0.0.1:5555."),
     key: Path = typer.Option(..., help="Signing key file."),
     instrument_id: str = typer.Option(None, "--id", help="Instrument name (default: the driver spec)."),
     truth: str = typer.Option("second-order", help="Simulator: the law its data follow."),
     seed: int = typer.Option(0, help="Simulator: noise seed."),
     grid: int = typer.Option(501, min=0, help="Simulator: candidate grid size (0 = continuous)."),
+    option: list[str] = typer.Option(None, "--option", "-o", help="Driver option KEY=VALUE (repeatable), e.g. -o law=sigmoid -o dwell_s=0.01."),
     duration: float = typer.Option(None, help="Stop after this many seconds (default: run until killed)."),
     curve_secret: Path = typer.Option(None, help="This agent's CURVE secret certificate (PATH.curve.key_secret)."),
     curve_server: Path = typer.Option(None, help="The controller's CURVE public certificate (PATH.curve.key)."),
@@ -320,7 +313,14 @@ def instrument_serve(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         key_id, secret = load_key(key)
-        drv = _driver(driver, truth=truth, seed=seed, grid=grid)
+        from abduce.controller.rehearsal import build_driver
+
+        options = _options(option)
+        if driver == "simulated:transition-1d":
+            options = {"truth": truth, "grid": grid, **options}
+        if driver.startswith("simulated:"):
+            options = {"seed": seed, **options}
+        drv = build_driver(driver, options)
         curve = None
         if (curve_secret is None) != (curve_server is None):
             raise typer.BadParameter("--curve-secret and --curve-server go together")
@@ -400,6 +400,73 @@ def resume(config: Path = typer.Option(..., "--config"), as_json: bool = typer.O
 def stop(config: Path = typer.Option(..., "--config"), as_json: bool = typer.Option(False, "--json")) -> None:
     """Stop cleanly after the current measurement (the daemon resumes from its journal on restart)."""
     _control(config, "stop", as_json)
+
+
+@app.command()
+def sweep(
+    config: Path = typer.Argument(..., help="Sweep config (TOML; see controller/sweep.py and sweeps/)."),
+    out: Path = typer.Option(None, "--out", help="Results folder (default: runs/sweeps/NAME)."),
+    scheduler: str = typer.Option(None, help="Address of a running Dask scheduler (default: a LocalCluster here)."),
+    workers: int = typer.Option(None, min=1, help="LocalCluster worker processes (default: the cores)."),
+) -> None:
+    """Run a grid of campaigns (problems x hypothesis sets x policies x seeds) on Dask; table, summary, plot."""
+    _pin_threads()
+    from abduce.controller.sweep import load_sweep, run_sweep
+
+    try:
+        cfg = load_sweep(config)
+        total = len(cfg.cells())
+    except AbduceError as exc:
+        _fail(exc)
+    out = out or Path("runs/sweeps") / cfg.sweep.name
+    bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   console=console)
+    task = bar.add_task(f"sweep {cfg.sweep.name}", total=total)
+    try:
+        with bar:
+            _, summary = run_sweep(cfg, out, scheduler=scheduler, workers=workers,
+                                   progress=lambda done, _: bar.update(task, completed=done))
+    except AbduceError as exc:
+        _fail(exc)
+    table = Table(title=f"{total} campaigns; n95 = measurements to identify the truth in 95% of seeds")
+    for col in summary.columns:
+        table.add_column(col)
+    for row in summary.itertuples(index=False):
+        table.add_row(*(f"{v:.3g}" if isinstance(v, float) else str(v) for v in row))
+    Console().print(table)
+    console.print(f"results: {out}/results.csv, {out}/summary.csv, {out}/identification.png")
+
+
+@app.command()
+def replay(
+    run: Path = typer.Argument(..., help="A run directory or its journal.sqlite."),
+    policy: str = typer.Option(None, help="Policy for the what-if run (default: the recorded one)."),
+    hypotheses: str = typer.Option(None, help="Comma-separated hypotheses for the what-if run (default: the recorded ones)."),
+    against: str = typer.Option(None, help="simulated:NAME or recorded:PATH (default: the simulator the run used)."),
+    option: list[str] = typer.Option(None, "--option", "-o", help="Option KEY=VALUE of --against's driver (repeatable)."),
+    truth: str = typer.Option(None, help="The hypothesis that is true for this sample, where known."),
+    out: Path = typer.Option(None, "--out", help="Keep the what-if run's run directory here."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Re-run a recorded campaign with another policy or hypothesis set; print both side by side."""
+    _pin_threads()
+    from abduce.controller.whatif import rows, what_if
+
+    try:
+        result = what_if(run, policy=policy, hypotheses=_split(hypotheses) if hypotheses else None, against=against,
+                         options=_options(option), truth=truth, out=out)
+    except AbduceError as exc:
+        _fail(exc)
+    if as_json:
+        print(json.dumps(result, default=float))
+        return
+    table = Table(title=f"{run} replayed against {result['source']}")
+    table.add_column("")
+    table.add_column("recorded")
+    table.add_column("what if")
+    for row in rows(result):
+        table.add_row(*row)
+    Console().print(table)
 
 
 def main() -> None:  # pragma: no cover - console entry point

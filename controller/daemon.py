@@ -144,7 +144,7 @@ class Daemon:
                 rundir = RunDirectory(run_dir, {"mode": "daemon", **json.loads(s.model_dump_json()),
                                                 "instrument": agent.instrument_id,
                                                 "capabilities": agent.capabilities.model_dump()})
-            instrument = LinkInstrument(link, agent, in_flight=in_flight)
+            instrument = LinkInstrument(link, agent, channel=c.channel, in_flight=in_flight, reduction=c.reduction)
             self._set(state="running" if self._running.is_set() else "paused", n=campaign.n)
             while not campaign.done and not self._stop.is_set():
                 if not self._running.is_set():

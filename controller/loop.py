@@ -51,7 +51,10 @@ def step(campaign: Campaign, instrument: Instrument, journal: Journal | None = N
     if journal is not None:
         # committed before it is told; its fsync runs alongside the tell and is done before the next
         # request goes out (Journal docstring). The raw reply and the key that signed it ride with it.
-        journal.append("measurement", {"x": list(measurement.x), "y": measurement.y}, request_id=request.request_id,
+        body = {"x": list(measurement.x), "y": measurement.y}
+        if measurement.arrays:  # raw spectra, kept with the value reduced from them
+            body["arrays"] = {name: _plain(a) for name, a in measurement.arrays.items()}
+        journal.append("measurement", body, request_id=request.request_id,
                        key_id=measurement.source, blob=measurement.raw, durability="background")
     try:
         record = campaign.tell(measurement)
@@ -64,3 +67,11 @@ def step(campaign: Campaign, instrument: Instrument, journal: Journal | None = N
         # replay recomputes decisions, so this one rides on the next fsync
         journal.append("decision", vars(record), request_id=request.request_id, durability="next")
     return record
+
+
+def _plain(array) -> dict:
+    """A numpy array as JSON: dtype, shape and the values (float64 round-trips exactly through repr)."""
+    import numpy as np
+
+    a = np.asarray(array)
+    return {"dtype": a.dtype.str, "shape": list(a.shape), "data": a.ravel().tolist()}

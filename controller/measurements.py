@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,8 @@ class Measurement:
         raw: the reply as received from the instrument (packed protocol
             frames, signature included), kept in the journal; None in-process.
         source: the key id that signed the reply (who said it); None in-process.
+        arrays: raw array channels of this point (a spectrum the value was
+            reduced from), kept with the measurement; None when there are none.
     """
 
     request_id: str
@@ -43,3 +46,4 @@ class Measurement:
     y: float
     raw: bytes | None = field(default=None, compare=False, repr=False)
     source: str | None = field(default=None, compare=False)
+    arrays: dict[str, Any] | None = field(default=None, compare=False, repr=False)

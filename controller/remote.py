@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from abduce.controller.campaign import Campaign
 from abduce.controller.link import Agent, InstrumentLink
 from abduce.controller.measurements import MeasureRequest, Measurement
+from abduce.controller.readings import pick_channel, to_measurement
 from abduce.controller.setup import campaign_from_names
 from abduce.controller.space import Space
 from abduce.instruments.protocol.codec import pack_frames
@@ -28,9 +30,9 @@ def space_of(capabilities: Capabilities) -> Space:
 class LinkInstrument:
     """``f(MeasureRequest) -> Measurement`` over an :class:`InstrumentLink` (for :func:`run_campaign`).
 
-    The measured value is the first scalar channel (or ``channel``); a reading
-    that is not a finite number arrives as NaN, which ``Campaign.tell``
-    refuses with a clear error.
+    The measured value is the campaign's ``channel`` (default: the first
+    scalar channel), or the ``reduction`` of an array channel (a spectrum,
+    kept with the measurement); see :mod:`abduce.controller.readings`.
     """
 
     def __init__(
@@ -40,13 +42,16 @@ class LinkInstrument:
         channel: str | None = None,
         timeout_s: float | None = None,
         in_flight: set[str] | None = None,
+        reduction: str | None = None,
     ):
         self.link, self.agent, self.timeout_s = link, agent, timeout_s
         self.in_flight = set(in_flight or ())  # requests sent before a restart: settled with query first
-        scalars = [c.name for c in agent.capabilities.channels if not c.shape]
-        if channel is None and not scalars:
-            raise ValueError(f"instrument {agent.instrument_id!r} declares no scalar channel")
-        self.channel = channel or scalars[0]
+        self.channel = pick_channel(agent.capabilities, channel, reduction)
+        self.reduction = None
+        if reduction is not None:
+            from abduce.controller.reduction import resolve_reduction
+
+            self.reduction = resolve_reduction(reduction)
 
     def __call__(self, request: MeasureRequest) -> Measurement:
         reply = self.link.measure(
@@ -57,10 +62,10 @@ class LinkInstrument:
         )
         self.in_flight.discard(request.request_id)
         result = reply.result
-        value = result.values.get(self.channel, [None])[0]
-        x = tuple(result.points[0]) if result.points else request.x
-        return Measurement(request.request_id, x, math.nan if value is None else float(value),
-                           raw=pack_frames(reply.raw), source=reply.key_id)
+        arrays = {a.channel: np.frombuffer(reply.buffers[a.buffer], dtype=a.dtype).reshape(a.shape)
+                  for a in result.arrays}
+        return to_measurement(request.request_id, request.x, result.points, result.values, arrays, self.channel,
+                              self.reduction, raw=pack_frames(reply.raw), source=reply.key_id)
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,9 @@ class Resumed:
     in_flight: tuple[MeasureRequest, ...]
 
 
-def replay(campaign: Campaign, journal: Journal) -> Resumed:
-    """Re-tell every journalled measurement to a fresh ``campaign`` built from the journal's config."""
+def replay(campaign: Campaign, journal: Journal, limit: int | None = None) -> Resumed:
+    """Re-tell every journalled measurement (or the first ``limit``) to a fresh ``campaign``
+    built from the journal's config."""
     told: set[str] = set()
     requested: dict[str, MeasureRequest] = {}
     # measurements tell() refused are not part of the data (an instrument error leaves the request in flight)
@@ -40,6 +41,8 @@ def replay(campaign: Campaign, journal: Journal) -> Resumed:
                 request_id=event.request_id, step=b["step"], x=tuple(b["x"]), hypothesis=b["hypothesis"], reason=b["reason"]
             )
         elif event.kind == "measurement" and event.request_id not in refused:
+            if limit is not None and len(told) >= limit:
+                break
             request = campaign.ask()
             if request.request_id != event.request_id:
                 raise JournalError(

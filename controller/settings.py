@@ -27,7 +27,7 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -43,12 +43,14 @@ class CampaignSection(_Section):
 
     name: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.-]+$")] = "campaign"
     hypotheses: list[str] = Field(min_length=1)
-    policy: Literal["epsilon-greedy", "discriminate"] = "discriminate"
+    policy: Literal["epsilon-greedy", "discriminate", "random", "grid", "plain-gp"] = "discriminate"
     acquisition: Literal["variance", "ucb", "nipv", "discriminate"] | None = None
     budget: Annotated[int, Field(ge=1)]
     seed: int = 0
     n_init: Annotated[int, Field(ge=1)] = 5
     epsilon: Annotated[float, Field(ge=0.0, le=1.0)] = 0.1
+    channel: str | None = None  # the instrument channel the hypotheses explain (default: its first)
+    reduction: str | None = None  # spectrum -> scalar: a name (loop-area, coercive-field, ...) or pkg.mod:func
 
     @field_validator("hypotheses")
     @classmethod
@@ -124,7 +126,16 @@ def _line_of(text: str, loc: tuple) -> int | None:
 
 
 def load_settings(path: str | Path) -> Settings:
-    """Read, validate and resolve a TOML config.
+    """Read, validate and resolve a daemon config (see :func:`load_toml`)."""
+    path = Path(path)
+    return load_toml(path, Settings).resolved(path.parent)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def load_toml(path: str | Path, model: type[M]) -> M:
+    """Read a TOML file and validate it into ``model`` (the daemon's settings, a sweep).
 
     Raises:
         ConfigError: the file is missing, not TOML, or fails validation; the
@@ -140,7 +151,7 @@ def load_settings(path: str | Path) -> Settings:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     try:
-        settings = Settings.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
@@ -149,4 +160,3 @@ def load_settings(path: str | Path) -> Settings:
             where = f"{path}:{line}" if line else str(path)
             problems.append(f"{where}: {'.'.join(str(p) for p in loc)}: {err['msg']}")
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems)) from None
-    return settings.resolved(path.parent)

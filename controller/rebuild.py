@@ -1,0 +1,104 @@
+"""A campaign rebuilt from a journal, whatever wrote it: resume, replay and inspection start here.
+
+A journal's first event holds the config its campaign was built from, in one
+of three shapes (``mode``): ``in-process`` (``abduce run`` against a
+simulator), ``listen`` (``abduce run --listen``) and ``daemon``. :func:`spec_of`
+reads any of them into one :class:`RunSpec`; :func:`rebuild` makes a fresh
+campaign from it and re-tells the journalled measurements (all, or the first
+``upto``) -- the same path a resume takes, so the rebuilt campaign is the one
+that ran.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from abduce.controller.campaign import Campaign
+from abduce.controller.errors import ConfigError
+from abduce.controller.journal import Journal
+from abduce.controller.remote import space_of
+from abduce.controller.resume import replay
+from abduce.controller.setup import campaign_from_names
+from abduce.controller.space import Space
+from abduce.instruments.protocol.models import Capabilities
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """How a journalled campaign was set up.
+
+    Attributes:
+        mode: ``in-process``, ``listen`` or ``daemon``.
+        hypotheses, policy, acquisition, budget, seed, n_init, epsilon: the campaign.
+        source, options: the driver it ran against where abduce built it
+            (``simulated:transition-1d`` and its options), else None.
+        truth: the hypothesis that generated the data, where known (a simulator's law).
+        capabilities: what the instrument declared (runs over the protocol).
+        channel, reduction: what the hypotheses explained.
+    """
+
+    mode: str
+    hypotheses: tuple[str, ...]
+    policy: str
+    acquisition: str | None
+    budget: int
+    seed: int
+    n_init: int
+    epsilon: float
+    source: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    truth: str | None = None
+    capabilities: dict[str, Any] | None = None
+    channel: str | None = None
+    reduction: str | None = None
+
+    def space(self) -> Space:
+        """The campaign's space: the instrument's declared one, or the simulator's."""
+        if self.capabilities is not None:
+            return space_of(Capabilities.model_validate(self.capabilities))
+        if self.source is None:
+            raise ConfigError("the journal records neither the instrument's capabilities nor a simulator")
+        from abduce.controller.rehearsal import build_driver
+
+        return space_of(build_driver(self.source, {"seed": self.seed, **self.options}).describe())
+
+    def campaign(self) -> Campaign:
+        return campaign_from_names(self.space(), self.hypotheses, self.policy, self.acquisition, self.budget,
+                                   self.seed, self.n_init, self.epsilon)
+
+
+_TRANSITION_OPTIONS = ("truth", "x_c", "beta", "noise", "grid")
+
+
+def spec_of(config: dict[str, Any]) -> RunSpec:
+    """The :class:`RunSpec` of a journal's config event (any mode)."""
+    mode = config.get("mode")
+    common = ("hypotheses", "policy", "acquisition", "budget", "seed", "n_init", "epsilon")
+    if mode == "in-process":
+        c = config
+        options = {k: c[k] for k in _TRANSITION_OPTIONS if k in c}
+        return RunSpec(mode, tuple(c["hypotheses"]), c["policy"], c.get("acquisition"), int(c["budget"]),
+                       int(c["seed"]), int(c["n_init"]), float(c["epsilon"]),
+                       source=f"simulated:{c.get('simulator', 'transition-1d')}", options=options, truth=c.get("truth"))
+    if mode == "listen":
+        c = config
+        return RunSpec(mode, *(c[k] if k != "hypotheses" else tuple(c[k]) for k in common),
+                       capabilities=c.get("capabilities"))
+    if mode == "daemon":
+        c = config["campaign"]
+        return RunSpec(mode, *(c.get(k) if k != "hypotheses" else tuple(c[k]) for k in common),
+                       capabilities=config.get("capabilities"), channel=c.get("channel"), reduction=c.get("reduction"))
+    if mode == "rehearsal":
+        c = config
+        return RunSpec(mode, *(c[k] if k != "hypotheses" else tuple(c[k]) for k in common), source=c["source"],
+                       options=dict(c.get("options") or {}), truth=c.get("truth"), channel=c.get("channel"),
+                       reduction=c.get("reduction"))
+    raise ConfigError(f"the journal's config has mode {mode!r}; known: in-process, listen, daemon, rehearsal")
+
+
+def rebuild(journal: Journal, upto: int | None = None) -> tuple[RunSpec, Campaign]:
+    """The journal's campaign after its first ``upto`` measurements (all by default)."""
+    spec = spec_of(journal.config())
+    resumed = replay(spec.campaign(), journal, limit=upto)
+    return spec, resumed.campaign
