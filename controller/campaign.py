@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -46,9 +47,9 @@ from abduce.controller.measurements import MeasureRequest, Measurement
 from abduce.controller.policies import POLICIES, Policy, PolicyView, SelectionContext
 from abduce.controller.space import DTYPE, Space
 from abduce.controller.stopping import CampaignView, StoppingRule
-from abduce.hypotheses.declaration import Hypothesis
+from abduce.hypotheses.declaration import Frame, Hypothesis
 from abduce.hypotheses.evidence import EvidenceTracker, log_evidence, probabilities
-from abduce.hypotheses.fitting import Fit, FitSettings, fit_hypothesis
+from abduce.hypotheses.fitting import Fit, FitSettings, data_scale, fit_hypothesis
 from abduce.hypotheses.posterior import CandidatePosterior
 
 _NAMESPACE = uuid.UUID("6f6b4a52-3d0e-4f7c-9a55-2b1e8f0c9d11")
@@ -69,6 +70,8 @@ class CampaignSettings:
         exclude_measured: never ask for a candidate that was already measured.
         restarts, raw_samples: ``optimize_acqf`` effort on a continuous space.
         device: "auto" (CUDA when present), "cpu" or "cuda".
+        max_failures: consecutive failed readings (NaN/inf; see ``Campaign.skip``)
+            after which the campaign stops with the error instead of asking elsewhere.
     """
 
     n_init: int = 5
@@ -81,6 +84,7 @@ class CampaignSettings:
     restarts: int = 4
     raw_samples: int = 128
     device: str = "auto"
+    max_failures: int = 3
 
     def __post_init__(self) -> None:
         if self.n_init < 1:
@@ -195,10 +199,14 @@ class Campaign:
         self._x: list[tuple[float, ...]] = []
         self._y: list[float] = []
         self._measured_idx: list[int] = []
+        self._failed_idx: list[int] = []  # candidates whose reading was not a number: never asked again
+        self._attempts: dict[int, int] = {}  # step -> failed readings skipped at it
+        self.consecutive_failures = 0
         self._told: set[str] = set()
         self._pending: MeasureRequest | None = None
         self._pending_iv: float | None = None
         self._history: list[StepRecord] = []
+        self._restore: dict[str, dict] = {}
         self._stopped = False
         self._points = self._build_points()
         self._reference_idx = self._build_reference()
@@ -281,8 +289,11 @@ class Campaign:
         if self._stopped:
             raise CampaignStateError("the campaign has stopped; nothing more to ask")
         step = self.n
+        attempt = self._attempts.get(step, 0)
         if step < len(self._design):
             x, driver, reason = self._design[step], None, "initial-design"
+            if attempt and self.space.is_finite:  # that design point failed: its nearest free neighbour
+                x, reason = self._nearest_free(x), "initial-design-retry"
         else:
             driver, reason = self.policy.choose(self._policy_view(), self._rng("policy", step))
             x = self._acquire(driver, step)
@@ -290,8 +301,9 @@ class Campaign:
                 self._pending_iv = self._slots[driver].posterior.integrated_variance()  # type: ignore[union-attr]
         if driver is not None:
             self._slots[driver].times_chosen += 1
+        key = f"{self.name}/{self.seed}/{step}" + (f"/retry{attempt}" if attempt else "")
         self._pending = MeasureRequest(
-            request_id=str(uuid.uuid5(_NAMESPACE, f"{self.name}/{self.seed}/{step}")),
+            request_id=str(uuid.uuid5(_NAMESPACE, key)),
             step=step,
             x=tuple(float(v) for v in x),
             hypothesis=self._slots[driver].hypothesis.name if driver is not None else None,
@@ -299,8 +311,30 @@ class Campaign:
         )
         return self._pending
 
-    def tell(self, measurement: Measurement) -> StepRecord:
+    def skip(self, request_id: str) -> None:
+        """Give up on the pending request (its reading was NaN/inf): the point is never asked
+        for again (finite spaces), and the next ``ask`` chooses anew under a fresh request id.
+
+        Raises:
+            CampaignStateError: ``request_id`` is not the pending request.
+        """
+        if self._pending is None or self._pending.request_id != request_id:
+            raise CampaignStateError(f"request {request_id} is not the pending request; nothing to skip")
+        if self.space.is_finite:
+            idx = self.space.index_of(self._pending.x)
+            if idx is not None:
+                self._failed_idx.append(idx)
+        self._attempts[self.n] = self._attempts.get(self.n, 0) + 1
+        self.consecutive_failures += 1
+        self._pending, self._pending_iv = None, None
+
+    def tell(self, measurement: Measurement, restore: dict[str, dict] | None = None) -> StepRecord:
         """Add a measurement and update every hypothesis.
+
+        ``restore`` (replay from a journal): fitted states by hypothesis name, as
+        :meth:`fit_states` gave them when this step ran live; a hypothesis due
+        for a refit takes its state from there instead of optimising again, so
+        the campaign comes out identical and a resume costs no fits.
 
         Raises:
             MeasurementRejected: NaN/inf, a point outside the space or off the
@@ -315,7 +349,12 @@ class Campaign:
             self._measured_idx.append(idx)
         self._told.add(request.request_id)
         self._pending = None
-        record = self._update(request, measurement)
+        self.consecutive_failures = 0
+        self._restore = restore or {}
+        try:
+            record = self._update(request, measurement)
+        finally:
+            self._restore = {}
         self._history.append(record)
         return record
 
@@ -359,6 +398,15 @@ class Campaign:
             chosen.append(int(torch.argmin(dist)))
         return [tuple(self.space.candidates[i].tolist()) for i in chosen]  # type: ignore[index]
 
+    def _nearest_free(self, x: tuple[float, ...]) -> tuple[float, ...]:
+        """The candidate nearest ``x`` that was neither measured nor failed."""
+        target = self.space.to_unit(self._tensor([x]))[0]
+        dist = ((self._points - target) ** 2).sum(-1)
+        taken = self._measured_idx + self._failed_idx
+        if taken:
+            dist[taken] = math.inf
+        return tuple(self.space.candidates[int(torch.argmin(dist))].tolist())  # type: ignore[index]
+
     def _policy_view(self) -> PolicyView:
         probs = self.probabilities()
         return PolicyView(
@@ -378,8 +426,9 @@ class Campaign:
         if type(self.policy).select is not Policy.select:  # a baseline picks the point itself
             u, y = self._data_tensors()
             chosen = self.policy.select(SelectionContext(
-                points=self._points, finite=self.space.is_finite, measured=tuple(self._measured_idx) if
-                self.settings.exclude_measured else (), u=u, y=y, step=step, rng=self._rng("policy", step, 1)))
+                points=self._points, finite=self.space.is_finite,
+                measured=(tuple(self._measured_idx) if self.settings.exclude_measured else ()) + tuple(self._failed_idx),
+                u=u, y=y, step=step, rng=self._rng("policy", step, 1 + self._attempts.get(step, 0))))
             if isinstance(chosen, int):
                 return tuple(self.space.candidates[chosen].tolist())  # type: ignore[index]
             if chosen is not None:
@@ -401,6 +450,8 @@ class Campaign:
             scores = torch.where(torch.isfinite(scores), scores, torch.full_like(scores, -math.inf))
             if self.settings.exclude_measured and self._measured_idx:
                 scores[torch.tensor(self._measured_idx, device=scores.device)] = -math.inf
+            if self._failed_idx:
+                scores[torch.tensor(self._failed_idx, device=scores.device)] = -math.inf
             best = int(torch.argmax(scores))
             if not math.isfinite(float(scores[best])):
                 raise CampaignStateError("no candidate left to measure")
@@ -410,7 +461,7 @@ class Campaign:
         acq = self.acquisition.botorch(models, usable.index(driver), weights[usable], self._points)
         bounds = torch.stack([torch.zeros(self.space.d), torch.ones(self.space.d)]).to(DTYPE).to(self.device)
         with torch.random.fork_rng():
-            torch.manual_seed(self._int_seed("optimize", step))
+            torch.manual_seed(self._int_seed("optimize", step, self._attempts.get(step, 0)))
             cand, _ = optimize_acqf(
                 acq, bounds=bounds, q=1, num_restarts=self.settings.restarts, raw_samples=self.settings.raw_samples
             )
@@ -453,11 +504,22 @@ class Campaign:
             return True
         return n >= (1 + self.settings.refit_growth) * slot.last_refit_n
 
+    def fit_states(self, names: Iterable[str]) -> dict[str, dict]:
+        """The current fitted state of each named hypothesis, as JSON (for the journal; see ``tell``)."""
+        return {s.hypothesis.name: s.fit.to_json() for s in self._slots
+                if s.hypothesis.name in set(names) and s.fit is not None}
+
     def _refit(self, i: int, u: Tensor, y: Tensor, step: int) -> None:
         slot = self._slots[i]
-        slot.fit = fit_hypothesis(
-            slot.hypothesis, u, y, self.space.lo, self.space.span, slot.fit, self.settings.fit, self._int_seed("fit", step, i)
-        )
+        saved = self._restore.get(slot.hypothesis.name)
+        if saved is not None and int(saved["n"]) == len(y):
+            frame = Frame(lo=self.space.lo, span=self.space.span, s=data_scale(y))
+            slot.fit = Fit.from_json(slot.hypothesis, frame, saved, device=self.device)
+        else:
+            slot.fit = fit_hypothesis(
+                slot.hypothesis, u, y, self.space.lo, self.space.span, slot.fit, self.settings.fit,
+                self._int_seed("fit", step, i)
+            )
         slot.last_refit_n = len(y)
         model = slot.fit.model(u, y)
         slot.posterior = CandidatePosterior(model, u, y / slot.fit.frame.s, self._points)

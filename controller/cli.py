@@ -301,6 +301,7 @@ def instrument_serve(
     duration: float = typer.Option(None, help="Stop after this many seconds (default: run until killed)."),
     curve_secret: Path = typer.Option(None, help="This agent's CURVE secret certificate (PATH.curve.key_secret)."),
     curve_server: Path = typer.Option(None, help="The controller's CURVE public certificate (PATH.curve.key)."),
+    faults: str = typer.Option(None, "--faults", help="Inject faults, for rehearsals and tests: e.g. latency=0.01,drop=0.05,nan=0.02,crash=0.01,reorder=0.05,seed=3 (keys: latency, jitter, drop, nan, inf, crash, reorder, hold, seed). A crash exits with status 1."),
 ) -> None:
     """Serve a driver to a controller (an instrument agent)."""
     import logging
@@ -321,6 +322,12 @@ def instrument_serve(
         if driver.startswith("simulated:"):
             options = {"seed": seed, **options}
         drv = build_driver(driver, options)
+        injected = None
+        if faults:
+            from abduce.simulators.faults import Faults, FaultyDriver, hard_exit
+
+            injected = Faults.parse(faults)
+            drv = FaultyDriver(drv, injected, on_crash=hard_exit)
         curve = None
         if (curve_secret is None) != (curve_server is None):
             raise typer.BadParameter("--curve-secret and --curve-server go together")
@@ -329,7 +336,8 @@ def instrument_serve(
             curve = (server[0], own[0], own[1])
     except AbduceError as exc:
         _fail(exc)
-    agent = InstrumentAgent(drv, connect, Codec(Keyring({key_id: secret}), key_id), instrument_id or driver, curve=curve)
+    agent = InstrumentAgent(drv, connect, Codec(Keyring({key_id: secret}), key_id), instrument_id or driver, curve=curve,
+                            faults=injected)
     signal.signal(signal.SIGTERM, lambda *_: agent.stop())
     agent.serve(duration_s=duration)
 

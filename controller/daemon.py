@@ -154,6 +154,8 @@ class Daemon:
                         break
                     self._set(state="running")
                 record = step(campaign, instrument, rundir.journal)
+                if record is None:  # a NaN/inf reading, journalled and skipped
+                    continue
                 rundir(record)
                 self._set(n=campaign.n, leader=campaign.leader(), probabilities=record.probabilities)
             if campaign.done:

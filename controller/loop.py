@@ -6,12 +6,15 @@ happens (a run directory, a progress bar, a live plot are all consumers).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 
 from abduce.controller.campaign import Campaign, StepRecord
 from abduce.controller.errors import AbduceError, MeasurementRejected
 from abduce.controller.journal import Journal
 from abduce.controller.measurements import MeasureRequest, Measurement
+
+log = logging.getLogger("abduce.loop")
 
 Instrument = Callable[[MeasureRequest], Measurement]
 Consumer = Callable[[StepRecord], None]
@@ -29,14 +32,18 @@ def run_campaign(
     consumers = list(consumers)
     while not campaign.done:
         record = step(campaign, instrument, journal)
+        if record is None:  # a skipped reading
+            continue
         for consume in consumers:
             consume(record)
     return campaign
 
 
-def step(campaign: Campaign, instrument: Instrument, journal: Journal | None = None) -> StepRecord:
+def step(campaign: Campaign, instrument: Instrument, journal: Journal | None = None) -> StepRecord | None:
     """One ask -> measure -> tell, journalling the request before it is sent and the
-    measurement before it is told (a refused measurement as an error, then re-raised)."""
+    measurement before it is told. A refused measurement is journalled as an error;
+    a NaN/inf reading then skips its point (returns None; the next ask chooses anew)
+    until ``max_failures`` in a row, any other refusal is re-raised."""
     request = campaign.ask()
     if journal is not None:
         journal.append("request", vars(request), request_id=request.request_id)
@@ -59,13 +66,21 @@ def step(campaign: Campaign, instrument: Instrument, journal: Journal | None = N
     try:
         record = campaign.tell(measurement)
     except MeasurementRejected as exc:
+        # a reading that is not a number: skip the point and ask elsewhere, up to max_failures in a row
+        skip = exc.reason == "non-finite" and campaign.consecutive_failures + 1 < campaign.settings.max_failures
         if journal is not None:
-            journal.append("error", {"stage": "tell", "reason": exc.reason, "message": str(exc)},
+            journal.append("error", {"stage": "tell", "reason": exc.reason, "message": str(exc), "skipped": skip},
                            request_id=request.request_id)
-        raise
+        if not skip:
+            raise
+        log.warning("request %s at %s: %s; the point is skipped", request.request_id, request.x, exc)
+        campaign.skip(request.request_id)
+        return None
     if journal is not None:
         # replay recomputes decisions, so this one rides on the next fsync
-        journal.append("decision", vars(record), request_id=request.request_id, durability="next")
+        # with the fitted states of this step's refits: a resume restores them instead of refitting
+        journal.append("decision", {**vars(record), "fits": campaign.fit_states(record.refit)},
+                       request_id=request.request_id, durability="next")
     return record
 
 

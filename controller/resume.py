@@ -4,10 +4,13 @@ The campaign is deterministic (same seed, same measurements -> same
 requests), so replaying is re-asking and re-telling: for each journalled
 measurement, in order, ``ask()`` must return a request with the journalled id
 (else the journal belongs to another campaign and :class:`JournalError` says
-so), then ``tell`` gives it the journalled value. Fits are redone on the way;
-the next request after a resume is the one an uninterrupted run would have
-sent. Measurements that ``tell`` refused (journalled with an ``error``) are
-skipped, as they were live. Requests journalled but never answered are
+so), then ``tell`` gives it the journalled value; the next request after a
+resume is the one an uninterrupted run would have sent. Fitted states
+journalled with each decision are restored rather than refitted (exactly:
+float64 through JSON is lossless), so a resume costs the conditioning and
+evidence updates, not the fits; a decision lost to a power cut only means
+that step is refitted. Measurements that ``tell`` refused (journalled with an
+``error``) are skipped, as they were live. Requests journalled but never answered are
 returned as *in flight*, for the caller to settle (query the instrument, or
 re-measure where allowed).
 """
@@ -33,23 +36,36 @@ def replay(campaign: Campaign, journal: Journal, limit: int | None = None) -> Re
     told: set[str] = set()
     requested: dict[str, MeasureRequest] = {}
     # measurements tell() refused are not part of the data (an instrument error leaves the request in flight)
-    refused = {e.request_id for e in journal.events("error") if e.body.get("stage") != "instrument"}
+    errors = [e for e in journal.events("error") if e.body.get("stage") != "instrument"]
+    refused = {e.request_id for e in errors}
+    skipped = {e.request_id for e in errors if e.body.get("skipped")}  # NaN readings whose point was skipped
+    fits = {e.request_id: e.body.get("fits") for e in journal.events("decision")}  # restored, not refitted
     for event in journal.events():
+        if limit is not None and event.kind == "measurement" and campaign.n >= limit:
+            break
         if event.kind == "request":
             b = event.body
             requested[event.request_id] = MeasureRequest(
                 request_id=event.request_id, step=b["step"], x=tuple(b["x"]), hypothesis=b["hypothesis"], reason=b["reason"]
             )
-        elif event.kind == "measurement" and event.request_id not in refused:
-            if limit is not None and len(told) >= limit:
-                break
+        elif event.kind == "measurement" and event.request_id in skipped:
             request = campaign.ask()
-            if request.request_id != event.request_id:
-                raise JournalError(
-                    f"{journal.path}: step {request.step} asks for request {request.request_id} but the journal "
-                    f"recorded {event.request_id}: the journal was written by a campaign with other settings"
-                )
-            campaign.tell(Measurement(event.request_id, tuple(event.body["x"]), float(event.body["y"])))
+            _check(request, event, journal)
+            campaign.skip(event.request_id)
+            told.add(event.request_id)  # settled: not in flight
+        elif event.kind == "measurement" and event.request_id not in refused:
+            request = campaign.ask()
+            _check(request, event, journal)
+            campaign.tell(Measurement(event.request_id, tuple(event.body["x"]), float(event.body["y"])),
+                          restore=fits.get(event.request_id))
             told.add(event.request_id)
     in_flight = tuple(r for rid, r in requested.items() if rid not in told)
     return Resumed(campaign, in_flight)
+
+
+def _check(request: MeasureRequest, event, journal: Journal) -> None:
+    if request.request_id != event.request_id:
+        raise JournalError(
+            f"{journal.path}: step {request.step} asks for request {request.request_id} but the journal "
+            f"recorded {event.request_id}: the journal was written by a campaign with other settings"
+        )

@@ -85,6 +85,22 @@ class Fit:
     starts: int
     capped: int = 0
 
+    def to_json(self) -> dict:
+        """The fitted state as JSON (exact: float64 values round-trip through ``repr``)."""
+        return {
+            "state": {k: {"dtype": str(t.dtype).removeprefix("torch."), "shape": list(t.shape),
+                          "data": t.detach().cpu().reshape(-1).tolist()} for k, t in self.state.items()},
+            "n": self.n, "log_posterior": self.log_posterior, "starts": self.starts, "capped": self.capped,
+        }
+
+    @classmethod
+    def from_json(cls, hypothesis: Hypothesis, frame: Frame, d: dict, device=None) -> Fit:
+        """The inverse of :meth:`to_json` (``frame`` is recomputed from the data by the caller)."""
+        state = {k: torch.tensor(v["data"], dtype=getattr(torch, v["dtype"]), device=device).reshape(v["shape"])
+                 for k, v in d["state"].items()}
+        return cls(hypothesis=hypothesis, frame=frame, state=state, n=int(d["n"]),
+                   log_posterior=float(d["log_posterior"]), starts=int(d["starts"]), capped=int(d.get("capped", 0)))
+
     def model(self, u: Tensor, y: Tensor) -> StructuredGP:
         """This fit's model (frozen hyperparameters) conditioned on ``u`` (``n x d``), ``y`` (``n``)."""
         model = StructuredGP(self.hypothesis, self.frame, u, (y / self.frame.s).unsqueeze(-1), KernelPriors())

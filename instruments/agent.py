@@ -18,6 +18,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 import numpy as np
 import zmq
@@ -43,6 +44,9 @@ from abduce.instruments.protocol.models import (
     SUPPORTED_VERSIONS,
     Welcome,
 )
+
+if TYPE_CHECKING:  # fault injection for tests; never imported at run time
+    from abduce.simulators.faults import Faults
 
 log = logging.getLogger("abduce.agent")
 
@@ -73,6 +77,10 @@ class InstrumentAgent:
         instrument_id: the name the controller knows this instrument by.
         cache_size: results kept for retries and queries.
         curve: optional ``(server_public, own_public, own_secret)`` CURVE keys (z85 bytes).
+        faults: for tests only: drop some results and send some late, out of
+            order, with seeded decisions (:class:`abduce.simulators.faults.Faults`,
+            ``p_drop``, ``p_reorder``, ``hold_s``). None (the default): every
+            result is sent at once, and the send path has no extra step.
     """
 
     def __init__(
@@ -83,6 +91,7 @@ class InstrumentAgent:
         instrument_id: str,
         cache_size: int = 10_000,
         curve: tuple[bytes, bytes, bytes] | None = None,
+        faults: Faults | None = None,
     ) -> None:
         self.driver, self.endpoint, self.codec, self.instrument_id = driver, endpoint, codec, instrument_id
         self.capabilities = driver.describe()
@@ -94,6 +103,7 @@ class InstrumentAgent:
         self._inflight: set[str] = set()
         self._jobs: queue.Queue[Measure | None] = queue.Queue()
         self._stop = threading.Event()
+        self.reply_gate = None if faults is None else faults.reply_gate()  # drops/holds results (tests read its log)
         self._candidates = (
             None if self.capabilities.candidates is None else np.asarray(self.capabilities.candidates, dtype=float)
         )
@@ -164,7 +174,18 @@ class InstrumentAgent:
         self._results[rid] = done
         while len(self._results) > self.cache_size:
             self._results.popitem(last=False)
-        self._send(sock, done.content, buffers=done.buffers)
+        self._send_result(sock, done)
+
+    def _send_result(self, sock: zmq.Socket, done: _Done, parent=None) -> None:
+        """Send a result; with injected faults, the gate may drop it or hold it back."""
+        if self.reply_gate is None:
+            self._send(sock, done.content, parent=parent, buffers=done.buffers)
+            return
+        self._send_all(sock, self.reply_gate.route(done.content.request_id, (done, parent), time.monotonic()))
+
+    def _send_all(self, sock: zmq.Socket, results: list[tuple[_Done, object]]) -> None:
+        for done, parent in results:
+            self._send(sock, done.content, parent=parent, buffers=done.buffers)
 
     # ------------------------------------------------------------ I/O
 
@@ -209,6 +230,8 @@ class InstrumentAgent:
                         pipe.recv()
                     while not self._done_queue.empty():
                         self._finish(data, *self._done_queue.get())
+                if self.reply_gate is not None:  # a held-back result whose time is up
+                    self._send_all(data, self.reply_gate.due(time.monotonic()))
                 for sock in (control, data):
                     if sock in events:
                         while sock.poll(0):
@@ -294,7 +317,7 @@ class InstrumentAgent:
     def _on_measure(self, sock: zmq.Socket, m: Measure, h) -> None:
         done = self._results.get(m.request_id)
         if done is not None:  # a retry: answer from the cache, never measure twice
-            self._send(sock, done.content, parent=h, buffers=done.buffers)
+            self._send_result(sock, done, parent=h)
             return
         if m.request_id in self._inflight:
             self._send(sock, Ack(request_id=m.request_id), parent=h)
@@ -313,7 +336,7 @@ class InstrumentAgent:
     def _on_query(self, sock: zmq.Socket, q: Query, h) -> None:
         done = self._results.get(q.request_id)
         if done is not None:
-            self._send(sock, done.content, parent=h, buffers=done.buffers)
+            self._send_result(sock, done, parent=h)
         elif q.request_id in self._inflight:
             self._send(sock, Ack(request_id=q.request_id), parent=h)
         else:

@@ -190,3 +190,34 @@ def test_background_fsync_completes_before_the_next_durable_append(tmp_path):
     with pytest.raises(ValueError, match="durability"):
         j.append("decision", {}, durability="later")
     j.close()
+
+
+def test_a_resume_restores_journalled_fits_instead_of_refitting(tmp_path, monkeypatch):
+    from abduce.controller import campaign as campaign_module
+    from abduce.controller.simulated import SimulatedRun
+
+    run = SimulatedRun(hypotheses=("second-order", "linear"), policy="epsilon-greedy", budget=12, grid=101, n_init=4)
+    with Journal.create(tmp_path / "j.sqlite", CONFIG) as j:
+        live = run.run(journal=j)
+    fits = []
+    real = campaign_module.fit_hypothesis
+    monkeypatch.setattr(campaign_module, "fit_hypothesis", lambda *a, **k: fits.append(1) or real(*a, **k))
+    import dataclasses
+
+    longer = dataclasses.replace(run, budget=run.budget + 1)  # same request ids; one more step to ask for
+    with Journal.open(tmp_path / "j.sqlite", readonly=True) as j:
+        resumed = replay(longer.build()[0], j)
+    assert fits == []  # every refit came from the journal
+    assert resumed.campaign.summary() == live.summary() and resumed.campaign.ask() == live_next(run)
+
+
+def live_next(run):
+    """The request an uninterrupted campaign would send after its budget (asked of a longer twin)."""
+    import dataclasses
+
+    twin = dataclasses.replace(run, budget=run.budget + 1)
+    campaign, sim = twin.build()
+    while campaign.n < run.budget:
+        r = campaign.ask()
+        campaign.tell(Measurement(r.request_id, r.x, float(sim.measure(np.array([r.x]))[0])))
+    return campaign.ask()
