@@ -9,7 +9,9 @@ import pytest
 @pytest.mark.parametrize(
     "module",
     ["abduce.instruments", "abduce.simulators", "abduce.simulators.transition1d", "abduce.simulators.registry",
-     "abduce.controller.errors"],
+     "abduce.controller.errors", "abduce.instruments.agent", "abduce.instruments.drivers.simulated",
+     "abduce.instruments.drivers.recorded", "abduce.simulators.faults", "abduce.simulators.record",
+     "abduce.simulators.loops", "abduce.simulators.spm", "abduce.simulators.phase2d"],
 )
 def test_imports_without_torch(module):
     code = f"import sys; sys.modules['torch'] = None; import {module}"
