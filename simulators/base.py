@@ -140,3 +140,27 @@ class FrozenNoise:
     def at(self, x: np.ndarray) -> np.ndarray:
         """The frozen standard-normal noise of each point of ``x`` -> ``n x *shape``."""
         return self.eps[self.indices(x)]
+
+
+class Noise:
+    """A simulator's measurement noise: its seeded stream, or a frozen realisation per candidate.
+
+    Args:
+        seed: seeds ``numpy.random.default_rng(seed)``, the stream every draw comes from.
+        candidates: ``N x d`` candidate grid (None for a continuous space).
+        noise, dwell_s, noise_per_point: the simulator's settings (checked by :func:`check_common`).
+        shape: the shape of one point's noise (``()`` a scalar, ``(m,)`` a response row).
+    """
+
+    def __init__(self, seed: int, candidates: np.ndarray | None, noise: float, dwell_s: float,
+                 noise_per_point: bool, shape: tuple[int, ...] = ()) -> None:
+        check_common(noise, dwell_s, noise_per_point, candidates)
+        self._rng = np.random.default_rng(seed)
+        self._frozen = FrozenNoise(candidates, self._rng, shape) if noise_per_point else None
+        self._shape = shape
+
+    def standard(self, x: np.ndarray) -> np.ndarray:
+        """Standard-normal noise for the points ``x`` (``n x d``) -> ``n x *shape``."""
+        if self._frozen is not None:
+            return self._frozen.at(x)
+        return self._rng.standard_normal((len(x), *self._shape))

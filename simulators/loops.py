@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from abduce.controller.errors import ConfigError
-from abduce.simulators.base import FrozenNoise, as_points, check_common
+from abduce.simulators.base import Noise, as_points
 from abduce.simulators.transition1d import Transition1D
 
 _HERMITE = np.polynomial.hermite.hermgauss(64)
@@ -105,8 +105,7 @@ class Loops:
     channel: str = "loop"
     noise_per_point: bool = False
     _law: Transition1D = field(init=False, repr=False, compare=False)
-    _rng: np.random.Generator = field(init=False, repr=False, compare=False)
-    _frozen: FrozenNoise | None = field(init=False, repr=False, compare=False)
+    _noise: Noise = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.lo < self.hi:
@@ -127,9 +126,7 @@ class Loops:
         if not self._law.truth(np.array([self.lo]))[0] > 0:
             raise ConfigError(f"law {self.law!r} vanishes at the wafer's start x = {self.lo} (x_c = {self.x_c})")
         cands = self.candidates()
-        check_common(self.noise, self.dwell_s, self.noise_per_point, cands)
-        self._rng = np.random.default_rng(self.seed)
-        self._frozen = FrozenNoise(cands, self._rng, (self.m,)) if self.noise_per_point else None
+        self._noise = Noise(self.seed, cands, self.noise, self.dwell_s, self.noise_per_point, (self.m,))
 
     @property
     def bounds(self) -> tuple[tuple[float, float], ...]:
@@ -185,9 +182,5 @@ class Loops:
     def measure(self, x: np.ndarray) -> np.ndarray:
         """Truth plus Gaussian noise on the response row (row 1) -> ``n x 2 x m``."""
         out = self.truth(x)
-        if self._frozen is not None:
-            eps = self._frozen.at(as_points(x, 1))
-        else:
-            eps = self._rng.standard_normal((len(out), self.m))
-        out[:, 1, :] += self.noise * eps
+        out[:, 1, :] += self.noise * self._noise.standard(as_points(x, 1))
         return out

@@ -28,7 +28,7 @@ from typing import ClassVar
 import numpy as np
 
 from abduce.controller.errors import ConfigError
-from abduce.simulators.base import FrozenNoise, as_points, check_common
+from abduce.simulators.base import Noise, as_points
 from abduce.simulators.transition1d import Transition1D
 
 LAWS = ("second-order", "first-order", "sigmoid")
@@ -78,8 +78,7 @@ class Phase2D:
     channel: str = "y"
     noise_per_point: bool = False
     _law: Transition1D = field(init=False, repr=False, compare=False)
-    _rng: np.random.Generator = field(init=False, repr=False, compare=False)
-    _frozen: FrozenNoise | None = field(init=False, repr=False, compare=False)
+    _noise: Noise = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.law not in LAWS:
@@ -100,9 +99,7 @@ class Phase2D:
         self._law = Transition1D(law=self.law, x_c=1.0, beta=self.beta, amplitude=self.amplitude,
                                  width=self.width, noise=0.0, grid=0)
         cands = self.candidates()
-        check_common(self.noise, self.dwell_s, self.noise_per_point, cands)
-        self._rng = np.random.default_rng(self.seed)
-        self._frozen = FrozenNoise(cands, self._rng) if self.noise_per_point else None
+        self._noise = Noise(self.seed, cands, self.noise, self.dwell_s, self.noise_per_point)
 
     @property
     def bounds(self) -> tuple[tuple[float, float], ...]:
@@ -129,5 +126,4 @@ class Phase2D:
     def measure(self, x: np.ndarray) -> np.ndarray:
         """Truth plus Gaussian noise: drawn from this simulator's stream, or frozen per candidate."""
         t = self.truth(x)
-        eps = self._frozen.at(as_points(x, 2)) if self._frozen is not None else self._rng.standard_normal(t.shape)
-        return t + self.noise * eps
+        return t + self.noise * self._noise.standard(as_points(x, 2))

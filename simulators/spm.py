@@ -32,7 +32,7 @@ from typing import ClassVar
 import numpy as np
 
 from abduce.controller.errors import ConfigError
-from abduce.simulators.base import FrozenNoise, as_points, check_common
+from abduce.simulators.base import Noise, as_points
 from abduce.simulators.transition1d import Transition1D
 
 
@@ -81,8 +81,7 @@ class SPMImage:
     centres: np.ndarray = field(init=False, repr=False, compare=False)
     offsets: np.ndarray = field(init=False, repr=False, compare=False)
     _law: Transition1D = field(init=False, repr=False, compare=False)
-    _rng: np.random.Generator = field(init=False, repr=False, compare=False)
-    _frozen: FrozenNoise | None = field(init=False, repr=False, compare=False)
+    _noise: Noise = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         g = (self.grid, self.grid) if isinstance(self.grid, int) else tuple(self.grid)
@@ -105,9 +104,7 @@ class SPMImage:
         self.centres = layout.uniform((0.0, 0.0), (xmax, ymax), size=(self.domains, 2))
         self.offsets = self.domain_offset * layout.standard_normal(self.domains)
         cands = self.candidates()
-        check_common(self.noise, self.dwell_s, self.noise_per_point, cands)
-        self._rng = np.random.default_rng(self.seed)
-        self._frozen = FrozenNoise(cands, self._rng) if self.noise_per_point else None
+        self._noise = Noise(self.seed, cands, self.noise, self.dwell_s, self.noise_per_point)
 
     @property
     def bounds(self) -> tuple[tuple[float, float], ...]:
@@ -138,6 +135,5 @@ class SPMImage:
     def measure(self, x: np.ndarray) -> np.ndarray:
         """Truth plus Gaussian noise: drawn from this simulator's stream, or frozen per pixel."""
         t = self.truth(x)
-        eps = self._frozen.at(as_points(x, 2)) if self._frozen is not None else self._rng.standard_normal(t.shape)
-        return t + self.noise * eps
+        return t + self.noise * self._noise.standard(as_points(x, 2))
 

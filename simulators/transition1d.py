@@ -25,7 +25,7 @@ from typing import ClassVar
 import numpy as np
 
 from abduce.controller.errors import ConfigError
-from abduce.simulators.base import FrozenNoise, check_common
+from abduce.simulators.base import Noise, as_points
 
 TRUTHS = ("second-order", "first-order", "sigmoid", "linear", "constant", "curie-weiss")
 
@@ -74,8 +74,7 @@ class Transition1D:
     dwell_s: float
     channel: str
     noise_per_point: bool
-    _rng: np.random.Generator = field(init=False, repr=False, compare=False)
-    _frozen: FrozenNoise | None = field(init=False, repr=False, compare=False)
+    _noise: Noise = field(init=False, repr=False, compare=False)
 
     def __init__(
         self,
@@ -111,9 +110,7 @@ class Transition1D:
         if len(self.axis_names) != 1:
             raise ConfigError(f"a 1D simulator has one axis name, got {self.axis_names}")
         cands = self.candidates()
-        check_common(self.noise, dwell_s, noise_per_point, cands)
-        self._rng = np.random.default_rng(self.seed)
-        self._frozen = FrozenNoise(cands, self._rng) if noise_per_point else None
+        self._noise = Noise(self.seed, cands, self.noise, dwell_s, noise_per_point)
 
     @property
     def bounds(self) -> tuple[tuple[float, float], ...]:
@@ -145,6 +142,4 @@ class Transition1D:
     def measure(self, x: np.ndarray) -> np.ndarray:
         """Truth plus Gaussian noise: drawn from this simulator's stream, or frozen per candidate."""
         t = self.truth(x)
-        if self._frozen is not None:
-            return t + self.noise * self._frozen.at(np.asarray(x, dtype=float).reshape(len(x), -1))
-        return t + self.noise * self._rng.standard_normal(t.shape)
+        return t + self.noise * self._noise.standard(as_points(x, 1))

@@ -31,10 +31,8 @@ GOAL_MS = {"epsilon-greedy": 250.0, "discriminate": 500.0}
 def bench(policy: str, n: int, steps: int, candidates: int) -> dict:
     import numpy as np
 
-    from abduce.controller.campaign import CampaignSettings
     from abduce.controller.measurements import Measurement
     from abduce.controller.simulated import SimulatedRun
-    import dataclasses
 
     # past n = 100 a hypothesis is refit once n grows 10%: time enough steps to include one
     steps = max(steps, n // 10 + 5) if n > 100 else steps

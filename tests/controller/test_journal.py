@@ -4,7 +4,6 @@ import sqlite3
 import numpy as np
 import pytest
 
-from abduce.controller.campaign import Campaign
 from abduce.controller.journal import Journal, JournalError, JournalLocked
 from abduce.controller.loop import run_campaign
 from abduce.controller.measurements import Measurement

@@ -1,5 +1,4 @@
 import pytest
-import torch
 
 from abduce.controller.errors import FitError
 from abduce.hypotheses.declaration import Hypothesis, Parameter

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from abduce.instruments.drivers.base import Driver, Reading
-from abduce.instruments.protocol.codec import Codec, Keyring
+from abduce.instruments.protocol.codec import Keyring
 from abduce.instruments.protocol.models import Axis, Capabilities, Channel, Measure
 
 

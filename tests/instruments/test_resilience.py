@@ -1,6 +1,5 @@
 """The link keeps serving through bad frames, controller restarts and agent kills."""
 
-import json
 import signal
 import subprocess
 import sys
@@ -19,7 +18,7 @@ from abduce.instruments.agent import InstrumentAgent
 from abduce.instruments.keys import new_key
 from abduce.instruments.protocol.codec import Codec, Keyring
 from abduce.instruments.protocol.models import TAG, Measure
-from tests.instruments.conftest import AgentThread, SlowDriver, wait_until
+from tests.instruments.conftest import AgentThread, SlowDriver
 
 
 def test_bad_frames_get_error_replies_or_drops_and_the_link_keeps_serving(endpoint, keyring):
