@@ -477,6 +477,83 @@ def replay(
     Console().print(table)
 
 
+@app.command("inspect")
+def inspect_cmd(
+    run: Path = typer.Argument(..., help="A run directory or its journal.sqlite (read-only; a running daemon's too)."),
+    step: int = typer.Option(None, "--step", min=0, help="Show the campaign as it stood after N measurements."),
+    as_json: bool = typer.Option(False, "--json", help="The same as JSON (schema: abduce.controller.inspect)."),
+) -> None:
+    """Summarise a campaign from its journal: hypotheses, measurements, stopping state (no refitting)."""
+    from abduce.controller.inspect import inspect_run, render
+
+    try:
+        inspection = inspect_run(run, step)
+    except AbduceError as exc:
+        _fail(exc)
+    if as_json:
+        print(inspection.model_dump_json(indent=2))
+        return
+    out = Console()
+    for part in render(inspection):
+        out.print(part)
+
+
+@app.command()
+def plot(
+    run: Path = typer.Argument(..., help="A run directory or its journal.sqlite."),
+    out: Path = typer.Option(..., "--out", help="Folder for the figures (NAME.png or NAME.svg)."),
+    step: int = typer.Option(None, "--step", min=0, help="The campaign as it stood after N measurements."),
+    fmt: str = typer.Option("png", "--format", help="png or svg."),
+) -> None:
+    """Plot posteriors, probabilities, choices and rewards, the acquisition and raw spectra."""
+    _pin_threads()
+    from abduce.controller.plots import write_plots
+
+    try:
+        plots = write_plots(run, out, step, fmt)
+    except AbduceError as exc:
+        _fail(exc)
+    for name in plots.figures:
+        console.print(f"wrote {out / f'{name}.{fmt}'}")
+    for name, why in plots.skipped.items():
+        console.print(f"skipped {name}: {why}")
+
+
+@app.command()
+def report(
+    run: Path = typer.Argument(..., help="A run directory or its journal.sqlite."),
+    out: Path = typer.Option(..., "--out", help="The HTML file to write (self-contained)."),
+    step: int = typer.Option(None, "--step", min=0, help="The campaign as it stood after N measurements."),
+) -> None:
+    """One self-contained HTML page: summary tables, plots, measurements and the config."""
+    _pin_threads()
+    from abduce.controller.report import write_report
+
+    try:
+        path = write_report(run, out, step)
+    except AbduceError as exc:
+        _fail(exc)
+    console.print(f"wrote {path}")
+
+
+@app.command()
+def export(
+    run: Path = typer.Argument(..., help="A run directory or its journal.sqlite."),
+    out: Path = typer.Option(..., "--out", help="FILE.nc or FILE.h5 (NetCDF-4 / HDF5, never overwritten)."),
+    step: int = typer.Option(None, "--step", min=0, help="The campaign as it stood after N measurements."),
+    posteriors: bool = typer.Option(True, "--posteriors/--no-posteriors", help="Rebuild the campaign for its posteriors."),
+) -> None:
+    """Measurements, raw arrays and posteriors as one NetCDF/HDF5 file (xarray, h5netcdf)."""
+    _pin_threads()
+    from abduce.controller.export import export_run
+
+    try:
+        path = export_run(run, out, step, posteriors)
+    except AbduceError as exc:
+        _fail(exc)
+    console.print(f"wrote {path}")
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 
