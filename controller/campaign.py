@@ -273,10 +273,8 @@ class Campaign:
         """``N`` posterior means (physical units) of ``hypothesis`` (default: the leader) at
         :meth:`points`; None before it has been fitted."""
         name = hypothesis or self.leader()
-        slot = next((s for s in self._slots if s.hypothesis.name == name), None)
-        if slot is None or slot.posterior is None:
-            return None
-        return slot.posterior.mean.detach().cpu().numpy()
+        post = self.posterior(name) if name is not None else None
+        return None if post is None else post[0]
 
     def ask(self) -> MeasureRequest:
         """The next point to measure. Asking again before ``tell`` returns the same request.
@@ -422,6 +420,58 @@ class Campaign:
     def _usable(self) -> list[int]:
         return [i for i, s in enumerate(self._slots) if s.fit is not None]
 
+    def _scores(self, driver: int | None) -> tuple[Tensor | None, object]:
+        """The acquisition for ``driver`` (None or unfitted: the leader): on a finite space its
+        ``N`` scores, -inf where ``ask`` never goes (measured, failed); on a box the BoTorch
+        acquisition function to optimise (scores None)."""
+        usable = self._usable()
+        if not usable:
+            raise CampaignStateError("no hypothesis could be fitted; see the step records' fit_failures")
+        weights = self._weights()
+        if driver is None or driver not in usable:
+            driver = max(usable, key=lambda i: float(weights[i]))
+        if self.space.is_finite:
+            posteriors = [self._slots[i].posterior for i in usable]  # score only the hypotheses that have a fit
+            scores = self.acquisition.score(posteriors, usable.index(driver), weights[usable], self._reference_idx)  # type: ignore[arg-type]
+            scores = torch.where(torch.isfinite(scores), scores, torch.full_like(scores, -math.inf))
+            if self.settings.exclude_measured and self._measured_idx:
+                scores[torch.tensor(self._measured_idx, device=scores.device)] = -math.inf
+            if self._failed_idx:
+                scores[torch.tensor(self._failed_idx, device=scores.device)] = -math.inf
+            return scores, None
+        u, y = self._data_tensors()
+        models = [self._slots[i].fit.model(u, y) for i in usable]  # type: ignore[union-attr]
+        return None, self.acquisition.botorch(models, usable.index(driver), weights[usable], self._points)
+
+    def acquisition_scores(self) -> tuple[np.ndarray, str | None]:
+        """What the next ``ask`` would score, without asking: ``N`` values at :meth:`points`
+        (NaN where it never goes) and the driving hypothesis (None: all of them).
+
+        Raises:
+            CampaignStateError: a baseline policy (it picks points without an
+                acquisition), or no hypothesis fitted yet.
+        """
+        if type(self.policy).select is not Policy.select:
+            raise CampaignStateError(f"policy {self.policy.name!r} chooses points without an acquisition")
+        if self.n < len(self._design):
+            raise CampaignStateError("no acquisition during the initial design")
+        driver, _ = self.policy.choose(self._policy_view(), self._rng("policy", self.n))  # the same seeded choice
+        with torch.no_grad():
+            scores, acq = self._scores(driver)
+            if scores is None:
+                scores = acq(self._points.unsqueeze(1))  # type: ignore[operator]
+        out = scores.detach().cpu().numpy().astype(float)
+        out[~np.isfinite(out)] = np.nan
+        return out, self.hypothesis_names[driver] if driver is not None else None
+
+    def posterior(self, hypothesis: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(mean, sd)`` of ``hypothesis`` at :meth:`points` (physical units); None before its first fit."""
+        slot = next((s for s in self._slots if s.hypothesis.name == hypothesis), None)
+        if slot is None or slot.posterior is None:
+            return None
+        return (slot.posterior.mean.detach().cpu().numpy(),
+                slot.posterior.var.clamp_min(0).sqrt().detach().cpu().numpy())
+
     def _acquire(self, driver: int | None, step: int) -> tuple[float, ...]:
         if type(self.policy).select is not Policy.select:  # a baseline picks the point itself
             u, y = self._data_tensors()
@@ -433,32 +483,12 @@ class Campaign:
                 return tuple(self.space.candidates[chosen].tolist())  # type: ignore[index]
             if chosen is not None:
                 return tuple(self.space.from_unit(chosen.to(self._points)).tolist())
-        usable = self._usable()
-        if not usable:
-            raise CampaignStateError("no hypothesis could be fitted; see the step records' fit_failures")
-        weights = self._weights()
-        if driver is None or driver not in usable:
-            driver = max(usable, key=lambda i: float(weights[i]))
-        if self.space.is_finite:
-            posteriors = [s.posterior for s in self._slots]
-            sub_w = weights
-            if len(usable) < len(self._slots):  # score only the hypotheses that have a fit
-                posteriors = [posteriors[i] for i in usable]
-                sub_w = weights[usable]
-                driver = usable.index(driver)
-            scores = self.acquisition.score(posteriors, driver, sub_w, self._reference_idx)  # type: ignore[arg-type]
-            scores = torch.where(torch.isfinite(scores), scores, torch.full_like(scores, -math.inf))
-            if self.settings.exclude_measured and self._measured_idx:
-                scores[torch.tensor(self._measured_idx, device=scores.device)] = -math.inf
-            if self._failed_idx:
-                scores[torch.tensor(self._failed_idx, device=scores.device)] = -math.inf
+        scores, acq = self._scores(driver)
+        if scores is not None:
             best = int(torch.argmax(scores))
             if not math.isfinite(float(scores[best])):
                 raise CampaignStateError("no candidate left to measure")
             return tuple(self.space.candidates[best].tolist())  # type: ignore[index]
-        u, y = self._data_tensors()
-        models = [self._slots[i].fit.model(u, y) for i in usable]  # type: ignore[union-attr]
-        acq = self.acquisition.botorch(models, usable.index(driver), weights[usable], self._points)
         bounds = torch.stack([torch.zeros(self.space.d), torch.ones(self.space.d)]).to(DTYPE).to(self.device)
         with torch.random.fork_rng():
             torch.manual_seed(self._int_seed("optimize", step, self._attempts.get(step, 0)))

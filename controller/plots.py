@@ -65,11 +65,7 @@ def color(i: int) -> str:
 
 def posterior_of(campaign, name: str) -> tuple[np.ndarray, np.ndarray] | None:
     """``(mean, sd)`` of hypothesis ``name`` at ``campaign.points()`` (physical units), None before its first fit."""
-    slot = next(s for s in campaign._slots if s.hypothesis.name == name)
-    if slot.posterior is None:
-        return None
-    return (slot.posterior.mean.detach().cpu().numpy(),
-            slot.posterior.var.clamp_min(0).sqrt().detach().cpu().numpy())
+    return campaign.posterior(name)
 
 
 def _title(name: str, probs: dict[str, float], leader: str | None) -> str:
@@ -240,36 +236,12 @@ def acquisition_scores(campaign) -> tuple[np.ndarray, np.ndarray, str | None]:
         NothingToPlot: a baseline policy (it picks points without an
             acquisition), or no hypothesis fitted yet.
     """
-    import torch
+    from abduce.controller.errors import CampaignStateError
 
-    from abduce.controller.policies import Policy
-
-    if type(campaign.policy).select is not Policy.select:
-        raise NothingToPlot(f"policy {campaign.policy.name!r} chooses points without an acquisition")
-    usable = campaign._usable()
-    if not usable:
-        raise NothingToPlot("no hypothesis has been fitted yet (initial design)")
-    names = campaign.hypothesis_names
-    weights = campaign._weights()
-    driver, _ = campaign.policy.choose(campaign._policy_view(), campaign._rng("policy", campaign.n))
-    shown = names[driver] if driver is not None else None
-    if driver is None or driver not in usable:
-        driver = max(usable, key=lambda i: float(weights[i]))
-    with torch.no_grad():
-        if campaign.space.is_finite:
-            posteriors = [campaign._slots[i].posterior for i in usable]
-            scores = campaign.acquisition.score(posteriors, usable.index(driver), weights[usable],
-                                                campaign._reference_idx).detach().cpu().numpy().astype(float)
-            scores[~np.isfinite(scores)] = np.nan
-            masked = list(campaign._failed_idx)
-            if campaign.settings.exclude_measured:
-                masked += campaign._measured_idx
-            scores[masked] = np.nan
-        else:
-            u, y = campaign._data_tensors()
-            models = [campaign._slots[i].fit.model(u, y) for i in usable]
-            acq = campaign.acquisition.botorch(models, usable.index(driver), weights[usable], campaign._points)
-            scores = acq(campaign._points.unsqueeze(1)).detach().cpu().numpy().astype(float)
+    try:
+        scores, shown = campaign.acquisition_scores()
+    except CampaignStateError as exc:
+        raise NothingToPlot(str(exc)) from None
     return campaign.points(), scores, shown
 
 
