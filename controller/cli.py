@@ -554,6 +554,36 @@ def export(
     console.print(f"wrote {path}")
 
 
+@app.command()
+def serve(
+    runs: list[Path] = typer.Argument(..., help="Run directories or journal files (a directory may wait for its journal)."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on; beyond loopback a token is required."),
+    port: int = typer.Option(8765, min=0, max=65535, help="Port (0: a free one)."),
+    token: str = typer.Option(None, envvar="ABDUCE_WEB_TOKEN", show_envvar=True,
+                              help="Every request must carry it (?token= or Authorization: Bearer); required beyond loopback."),
+) -> None:
+    """A live, read-only web page of campaigns: status and plots, updated as measurements arrive."""
+    _pin_threads()
+    from abduce.controller.errors import ConfigError
+    from abduce.controller.web import WebServer, loopback
+
+    try:
+        missing = [str(r) for r in runs if not r.exists()]
+        if missing:
+            raise ConfigError(f"no such run directory or journal: {', '.join(missing)}")
+        server = WebServer(runs, host, port, token)
+    except AbduceError as exc:
+        _fail(exc)
+    except OSError as exc:
+        _fail(ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}"))
+    console.print(f"serving {len(runs)} campaign{'s' if len(runs) != 1 else ''} at {server.url}"
+                  + ("?token=..." if token else ""), soft_wrap=True, highlight=False)
+    if not loopback(host):
+        console.print("plain HTTP beyond loopback: the token travels in clear; prefer an SSH tunnel or a TLS proxy",
+                      soft_wrap=True, highlight=False)
+    server.run()
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 

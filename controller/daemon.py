@@ -121,8 +121,9 @@ class Daemon:
             curve = zmq.auth.load_certificate(str(s.instrument.curve_secret))
         link = InstrumentLink(s.instrument.listen, Codec(Keyring({key_id: secret}), key_id), audit=audit, curve=curve,
                               curve_clients=str(s.instrument.curve_clients) if s.instrument.curve_clients else None)
-        rundir = None
+        rundir = web = None
         try:
+            web = self._start_web(run_dir)
             link.start()
             self._set(state="waiting-for-instrument")
             log.info("listening on %s; waiting for an instrument", s.instrument.listen)
@@ -168,9 +169,35 @@ class Daemon:
         finally:
             if rundir is not None:
                 rundir.close()
+            if web is not None:
+                web.close()
             link.close()
             audit.close()
             control.close()
+
+    def _start_web(self, run_dir: Path):
+        """The live web view of the run (``[daemon] web = "HOST:PORT"``, see ``abduce serve``), or None.
+
+        A malformed address, or one beyond loopback without ``web_token``,
+        stops the daemon before it measures anything; a port that cannot be
+        bound is logged and the campaign goes on without its view.
+        """
+        address = self.settings.daemon.web
+        if not address:
+            return None
+        from abduce.controller.web import WebServer, check_bind, parse_address
+
+        host, port = parse_address(address)
+        secret = self.settings.daemon.web_token
+        token = secret.get_secret_value() if secret is not None else None
+        check_bind(host, token, token_from="[daemon] web_token")
+        try:
+            web = WebServer([run_dir], host, port, token, own_logging=False).start()
+        except OSError as exc:
+            log.error("web view on %s not started: %s", address, exc)
+            return None
+        log.info("web view of %s at %s", run_dir, web.url)
+        return web
 
     def _wait_for_agent(self, link: InstrumentLink):
         """Wait up to ``wait_s`` for the instrument, giving up early (None) on stop."""

@@ -29,7 +29,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from abduce.controller.errors import ConfigError
 
@@ -83,6 +83,21 @@ class DaemonSection(_Section):
     control: Annotated[str, Field(pattern=r"^(tcp|ipc)://.+")] = "tcp://127.0.0.1:5570"
     log: Literal["stderr"] | Path = "stderr"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    web: str | None = None  # "HOST:PORT": serve the live web view of run_dir there (abduce serve)
+    web_token: SecretStr | None = None  # required when `web` is beyond loopback; journalled as "**********"
+
+    @model_validator(mode="after")
+    def _web_view(self) -> DaemonSection:
+        if self.web is not None:
+            from abduce.controller.web import check_bind, parse_address
+
+            try:
+                host, _ = parse_address(self.web)
+                check_bind(host, None if self.web_token is None else self.web_token.get_secret_value(),
+                           token_from="[daemon] web_token")
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from None
+        return self
 
 
 class Settings(_Section):

@@ -63,7 +63,7 @@ from urllib.parse import urlencode
 from pydantic import BaseModel, ConfigDict
 
 from abduce.controller.errors import AbduceError, ConfigError
-from abduce.controller.inspect import HypothesisSummary, Inspection, MeasurementRow, inspect_run, journal_path
+from abduce.controller.inspect import HypothesisSummary, Inspection, MeasurementRow, inspect_run
 
 SCHEMA_VERSION = 1
 FIGURES = ("posteriors", "probabilities", "choices", "acquisition", "spectra")
@@ -88,6 +88,7 @@ class RunStatus(_Strict):
     run: str  # the journal file
     seq: int | None  # the journal's last event (None: no journal yet, or unreadable)
     updated: float | None  # when that event was written (UTC seconds)
+    last_event: str | None  # its kind: "measurement" while the campaign decides on it, "decision" once done...
     state: Literal["waiting", "unreadable", "in-progress", "complete"]
     message: str | None  # why waiting or unreadable
     mode: str | None
@@ -100,6 +101,12 @@ class RunStatus(_Strict):
     in_flight: int
     errors: int
     last: MeasurementRow | None
+
+
+class RunList(_Strict):
+    """``GET /api/runs``."""
+
+    runs: list[RunStatus]
 
 
 # --------------------------------------------------------------------------- the runs (no web here)
@@ -116,8 +123,12 @@ def loopback(host: str) -> bool:
         return False
 
 
-def check_bind(host: str, token: str | None) -> None:
+def check_bind(host: str, token: str | None,
+               token_from: str = "--token, or ABDUCE_WEB_TOKEN in the environment") -> None:
     """Refuse a bind beyond loopback without a token, and a short token anywhere.
+
+    Args:
+        token_from: where the user gives the token (named in the error).
 
     Raises:
         ConfigError: says which, and how to make a token.
@@ -126,8 +137,7 @@ def check_bind(host: str, token: str | None) -> None:
     if token is not None and len(token) < MIN_TOKEN:
         raise ConfigError(f"the web view's token must be at least {MIN_TOKEN} characters; {make}")
     if token is None and not loopback(host):
-        raise ConfigError(f"the web view binds {host}, beyond loopback, so it needs a token "
-                          f"(--token, or the ABDUCE_WEB_TOKEN environment variable); {make}")
+        raise ConfigError(f"the web view binds {host}, beyond loopback, so it needs a token ({token_from}); {make}")
 
 
 def parse_address(address: str) -> tuple[str, int]:
@@ -142,8 +152,8 @@ def parse_address(address: str) -> tuple[str, int]:
     return (m.group(1) or m.group(3)), int(m.group(2) or m.group(4))
 
 
-def journal_head(path: Path) -> tuple[int, float] | None:
-    """``(seq, t)`` of the journal's last event, read-only; None if there is no readable journal (yet).
+def journal_head(path: Path) -> tuple[int, float, str] | None:
+    """``(seq, t, kind)`` of the journal's last event, read-only; None if there is no readable journal (yet).
 
     One indexed query (``seq`` is the events table's integer primary key, see
     :mod:`abduce.controller.journal`), cheap enough to poll.
@@ -153,20 +163,25 @@ def journal_head(path: Path) -> tuple[int, float] | None:
     try:
         conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
         try:
-            row = conn.execute("SELECT seq, t FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+            row = conn.execute("SELECT seq, t, kind FROM events ORDER BY seq DESC LIMIT 1").fetchone()
         finally:
             conn.close()
     except sqlite3.Error:
         return None
-    return (int(row[0]), float(row[1])) if row else None
+    return (int(row[0]), float(row[1]), str(row[2])) if row else None
+
+
+def _journal_of(run: Path) -> Path:
+    """A run directory (existing or not yet) or a journal file -> the journal file."""
+    return run if run.is_file() or run.suffix == ".sqlite" else run / "journal.sqlite"
 
 
 def _names(runs: Sequence[Path]) -> list[str]:
     """A URL-safe, unique name per run: its folder's name (a journal file's folder)."""
     out: list[str] = []
     for run in runs:
-        p = Path(run)
-        base = p.name if p.is_dir() or p.suffix != ".sqlite" else (p.parent.name if p.stem == "journal" else p.stem)
+        p = _journal_of(Path(run))
+        base = p.parent.name if p.name == "journal.sqlite" else p.stem
         base = re.sub(r"[^A-Za-z0-9_.-]+", "-", base).strip("-.") or "run"
         name, i = base, 2
         while name in out:
@@ -183,7 +198,7 @@ class _Run:
     drawing: threading.Lock = field(default_factory=threading.Lock)  # guards plots
     status: tuple[int | None, RunStatus | None] = (None, None)  # (seq, status) last computed
     inspection: Inspection | None = None
-    plots: tuple[int | None, Any, dict[str, bytes]] = (None, None, {})  # (seq, Plots, name -> PNG)
+    plots: tuple[int | None, Any, dict[str, bytes]] = (None, None, None)  # (seq, Plots, name -> PNG)
 
 
 class Campaigns:
@@ -198,8 +213,7 @@ class Campaigns:
 
     def __init__(self, runs: Sequence[str | Path]) -> None:
         paths = [Path(r) for r in runs]
-        self._runs = {name: _Run(name, journal_path(p) if p.is_dir() or p.suffix != ".sqlite" else p)
-                      for name, p in zip(_names(paths), paths)}
+        self._runs = {name: _Run(name, _journal_of(p)) for name, p in zip(_names(paths), paths)}
         self.closing = threading.Event()  # set when the server stops: event streams end
 
     @property
@@ -226,23 +240,25 @@ class Campaigns:
             run.status = (seq, status)
             return status
 
-    def _status(self, run: _Run, head: tuple[int, float] | None) -> RunStatus:
+    def _status(self, run: _Run, head: tuple[int, float, str] | None) -> RunStatus:
         empty = dict(mode=None, measurements=0, budget=None, stopped=False, leader=None, probabilities={},
                      hypotheses=[], in_flight=0, errors=0, last=None)
         base = dict(name=run.name, run=str(run.journal))
         if head is None and not run.journal.exists():
-            return RunStatus(**base, seq=None, updated=None, state="waiting",
+            return RunStatus(**base, seq=None, updated=None, last_event=None, state="waiting",
                              message="no journal yet: the campaign has not started", **empty)
         try:
             ins = inspect_run(run.journal)
         except AbduceError as exc:
             run.inspection = None
-            return RunStatus(**base, seq=None, updated=None, state="unreadable", message=str(exc), **empty)
+            return RunStatus(**base, seq=None, updated=None, last_event=None, state="unreadable", message=str(exc),
+                             **empty)
         run.inspection = ins
         st, s = ins.stopping, ins.summary
         last = ins.measurements[-1] if ins.measurements else None
         return RunStatus(
             **base, seq=head[0] if head else None, updated=head[1] if head else None,
+            last_event=head[2] if head else None,
             state="complete" if st.stopped or st.measurements >= st.budget else "in-progress", message=None,
             mode=ins.mode, measurements=st.measurements, budget=st.budget, stopped=st.stopped, leader=s.leader,
             probabilities={h.name: h.probability for h in s.hypotheses}, hypotheses=s.hypotheses,
@@ -346,14 +362,15 @@ class TokenRequired:
         await self.app(scope, receive, send)
 
 
-def create_app(campaigns: Campaigns, token: str | None = None, poll_s: float = POLL_S):
+def create_app(campaigns: Campaigns, token: str | None = None, poll_s: float = POLL_S, host: str | None = None):
     """The Starlette app of the view: GET routes only (module docstring).
 
     Args:
         campaigns: what it shows.
         token: required on every request when given; without one, only
-            loopback ``Host`` names are answered.
+            loopback ``Host`` names (and ``host``) are answered.
         poll_s: how often an event stream looks at the journals.
+        host: the address it is bound to.
     """
     import anyio
     from sse_starlette import EventSourceResponse, ServerSentEvent
@@ -407,8 +424,8 @@ def create_app(campaigns: Campaigns, token: str | None = None, poll_s: float = P
         return HTMLResponse(html, headers=headers())
 
     async def runs(request):
-        statuses = await run_in_threadpool(lambda: [campaigns.status(n).model_dump(mode="json") for n in campaigns.names])
-        return Response(json.dumps({"runs": statuses}), media_type="application/json", headers=headers())
+        statuses = await run_in_threadpool(lambda: [campaigns.status(n) for n in campaigns.names])
+        return json_response(RunList(runs=statuses))
 
     async def run(request):
         return json_response(await run_in_threadpool(campaigns.status, known(request)))
@@ -424,14 +441,16 @@ def create_app(campaigns: Campaigns, token: str | None = None, poll_s: float = P
         if figure not in FIGURES:
             raise HTTPException(404, f"no figure {figure!r}; known: {', '.join(FIGURES)}")
         png, why = await run_in_threadpool(campaigns.figure_png, name, figure)
-        extra = {"X-Abduce-Not-Drawn": why.encode("ascii", "replace").decode()[:300]} if why else {}
+        extra = {"X-Abduce-Not-Drawn": " ".join(why.encode("ascii", "replace").decode().split())[:300]} if why else {}
         return Response(png, media_type="image/png", headers={**headers(), **extra})
 
     async def events(request):
+        shutdown = anyio.Event()  # set by sse-starlette when the server shuts down: end the stream cleanly
+
         async def stream():
             heads = await run_in_threadpool(campaigns.heads)
             yield ServerSentEvent(json.dumps({"runs": heads}), event="hello", retry=2000)
-            while not campaigns.closing.is_set():
+            while not (campaigns.closing.is_set() or shutdown.is_set()):
                 await anyio.sleep(poll_s)
                 now = await run_in_threadpool(campaigns.heads)
                 for name, seq in now.items():
@@ -439,13 +458,15 @@ def create_app(campaigns: Campaigns, token: str | None = None, poll_s: float = P
                         yield ServerSentEvent(json.dumps({"run": name, "seq": seq}), event="update")
                 heads = now
 
-        return EventSourceResponse(stream(), ping=15, headers=headers())
+        return EventSourceResponse(stream(), ping=15, headers=headers(), shutdown_event=shutdown,
+                                   shutdown_grace_period=poll_s + 1)
 
     middleware = []
     if token is not None:
         middleware.append(Middleware(TokenRequired, token=token))
     else:  # loopback only: refuse other Host names (DNS rebinding)
-        middleware.append(Middleware(TrustedHostMiddleware, allowed_hosts=["127.0.0.1", "localhost", "[::1]", "::1"]))
+        hosts = ["127.0.0.1", "localhost", "[::1]", "::1"] + ([host, f"[{host}]"] if host else [])
+        middleware.append(Middleware(TrustedHostMiddleware, allowed_hosts=hosts))
     routes = [
         Route("/", page, methods=["GET"]),
         Route("/events", events, methods=["GET"]),
@@ -490,23 +511,31 @@ class WebServer:
 
     ``run()`` serves in this thread (signals handled: the CLI); ``start()``
     serves on a daemon thread (the daemon, tests) until ``close()``.
+
+    Args:
+        runs, token, poll_s: as :class:`Campaigns` and :func:`create_app` take them.
+        host, port: where to listen (port 0: a free one; see ``url``).
+        own_logging: uvicorn configures its own log lines (the CLI, with access
+            lines); else its records go to the host process's logging (the
+            daemon's JSON lines), without access lines.
+
+    Raises:
+        ConfigError: beyond loopback without a token, or a short token.
+        OSError: the address cannot be bound.
     """
 
     def __init__(self, runs: Sequence[str | Path], host: str = "127.0.0.1", port: int = 8765,
-                 token: str | None = None, poll_s: float = POLL_S, access_log: bool = True,
-                 log_config: dict | None = None) -> None:
+                 token: str | None = None, poll_s: float = POLL_S, own_logging: bool = True) -> None:
         import uvicorn
 
         check_bind(host, token)
         self.campaigns = Campaigns(runs)
-        self.app = create_app(self.campaigns, token, poll_s)
+        self.app = create_app(self.campaigns, token, poll_s, host.strip("[]"))
         self.socket = _bind(host, port)
         self.url = url_of(self.socket)
-        kwargs = {} if log_config is None else {"log_config": log_config}
-        if log_config is None and not access_log:
-            kwargs["log_config"] = None  # the host process's logging (the daemon's JSON lines)
-        self.server = uvicorn.Server(uvicorn.Config(self.app, access_log=access_log, timeout_graceful_shutdown=2,
-                                                    server_header=False, lifespan="off", **kwargs))
+        logging = {} if own_logging else {"log_config": None}
+        self.server = uvicorn.Server(uvicorn.Config(self.app, access_log=own_logging, timeout_graceful_shutdown=2,
+                                                    server_header=False, lifespan="off", **logging))
         self._thread: threading.Thread | None = None
 
     def run(self) -> None:
