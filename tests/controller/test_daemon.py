@@ -22,7 +22,7 @@ name = "t"
 hypotheses = ["second-order", "linear"]
 policy = "discriminate"
 budget = {budget}
-seed = 3
+seed = {seed}
 n_init = 4
 
 [instrument]
@@ -41,7 +41,7 @@ def setup(tmp_path):
     new_key(tmp_path / "lab.key", "lab")
     listen, control = free_endpoint(), free_endpoint()
     path = tmp_path / "daemon.toml"
-    path.write_text(CONFIG.format(budget=10, listen=listen, control=control))
+    path.write_text(CONFIG.format(seed=3, budget=10, listen=listen, control=control))
     key_id, secret = load_key(tmp_path / "lab.key")
     agent = AgentThread(InstrumentAgent(build("simulated:transition-1d", grid=101, seed=3), listen,
                                         Codec(Keyring({key_id: secret}), key_id), "sim"))
@@ -117,7 +117,7 @@ def test_stop_while_waiting_for_an_instrument_exits_cleanly(tmp_path):
     new_key(tmp_path / "lab.key", "lab")
     path = tmp_path / "daemon.toml"
     control = free_endpoint()
-    path.write_text(CONFIG.format(budget=5, listen=free_endpoint(), control=control))
+    path.write_text(CONFIG.format(seed=3, budget=5, listen=free_endpoint(), control=control))
     d, t, box = start(path)
     _, secret = load_key(tmp_path / "lab.key")
     assert wait_until(lambda: d._status["state"] == "waiting-for-instrument", timeout=30)
@@ -134,7 +134,7 @@ def test_cli_status_without_a_daemon_is_a_clear_error(tmp_path):
 
     new_key(tmp_path / "lab.key", "lab")
     path = tmp_path / "daemon.toml"
-    path.write_text(CONFIG.format(budget=5, listen=free_endpoint(), control=free_endpoint()))
+    path.write_text(CONFIG.format(seed=3, budget=5, listen=free_endpoint(), control=free_endpoint()))
     result = CliRunner().invoke(app, ["status", "--config", str(path), "--timeout", "0.5"])
     assert result.exit_code == 2 and "no answer from a daemon" in result.output
 
@@ -143,7 +143,7 @@ def test_status_answers_within_100_ms_while_a_fit_takes_seconds(tmp_path):
     new_key(tmp_path / "lab.key", "lab")
     listen, control = free_endpoint(), free_endpoint()
     path = tmp_path / "daemon.toml"
-    text = CONFIG.format(budget=302, listen=listen, control=control).replace("n_init = 4", "n_init = 300")
+    text = CONFIG.format(seed=3, budget=302, listen=listen, control=control).replace("n_init = 4", "n_init = 300")
     path.write_text(text.replace('["second-order", "linear"]', '["second-order", "first-order", "sigmoid", "linear"]'))
     key_id, secret = load_key(tmp_path / "lab.key")
     agent = AgentThread(InstrumentAgent(build("simulated:transition-1d", grid=1001, seed=3), listen,

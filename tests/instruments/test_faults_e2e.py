@@ -39,6 +39,7 @@ from abduce.instruments.protocol.codec import Codec, Keyring
 from abduce.instruments.protocol.models import Measure
 from abduce.simulators.faults import AgentCrash, Faults, FaultyDriver
 from abduce.simulators.transition1d import Transition1D
+from tests.controller.test_daemon import CONFIG as DAEMON_CONFIG
 from tests.instruments.conftest import SlowDriver, free_endpoint
 
 SEED = 5
@@ -435,25 +436,6 @@ def test_every_fault_of_the_send_path_at_once_with_concurrent_requests(endpoint,
 
 
 # ------------------------------------------------------------ the daemon
-
-DAEMON_CONFIG = """
-[campaign]
-name = "faults"
-hypotheses = ["second-order", "linear"]
-policy = "discriminate"
-budget = {budget}
-seed = {seed}
-n_init = 4
-
-[instrument]
-listen = "{listen}"
-key = "lab.key"
-wait_s = 30
-
-[daemon]
-run_dir = "run"
-control = "{control}"
-"""
 
 
 def run_daemon(tmp_path, make_agents, budget=8):
