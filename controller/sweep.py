@@ -31,7 +31,7 @@ hypothesis after n measurements), leader, and on the last step of each
 campaign the reconstruction error (RMS of the leader's posterior mean minus
 the truth over the space, relative to the truth's range) and the campaign's
 wall time; ``summary.csv`` -- per problem, set and policy: measurements
-needed to identify the truth in 95% of seeds (``n95``), the fraction
+from which on the truth is identified in 95% of seeds (``n95``), the fraction
 identified at the budget, the median final error; ``identification.png`` --
 the fraction of seeds identified against the number of measurements.
 """
@@ -143,15 +143,18 @@ def run_cell(cell: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def summarize(results, threshold: float = 0.95, quantile: float = 0.95):
-    """Per problem, set and policy: ``n95`` (the fewest measurements after which at least
-    ``quantile`` of the seeds have P(true) >= ``threshold``; NaN if never within the budget),
+    """Per problem, set and policy: ``n95`` (the fewest measurements from which on, to the
+    budget, at least ``quantile`` of the seeds have P(true) >= ``threshold``; NaN if that
+    never happens within the budget),
     the fraction identified at the budget, the median final error, the median seconds."""
     import pandas as pd
 
     out = []
     for (prob, hset, policy), g in results.groupby(["problem", "hypothesis_set", "policy"], sort=False):
         curve = identification_curve(g, threshold)
-        ok = curve[curve >= quantile - 1e-12]
+        below = curve < quantile - 1e-12
+        # n95: from here on (to the budget) at least `quantile` of the seeds stay identified
+        ok = curve[~below[::-1].cummax()[::-1]]
         last = g.sort_values("n").groupby("seed").tail(1)
         out.append({"problem": prob, "hypothesis_set": hset, "policy": policy, "seeds": g["seed"].nunique(),
                     "n95": int(ok.index[0]) if len(ok) else math.nan,

@@ -1,16 +1,19 @@
 """Kill -9 the daemon at random moments until its campaign is done; check nothing was lost or doubled.
 
-    python tests/killtest.py --kills 200 [--budget 250] [--seed 0] [--policy epsilon-greedy]
+    python tests/killtest.py --kills 200 [--budget 300] [--seed 0] [--policy epsilon-greedy]
 
 Runs a simulated instrument agent in this process (counting every request
 its driver measures) and `abduce daemon` as a subprocess, SIGKILLs the daemon
 at a random moment, restarts it, and repeats until the journal holds the
 whole budget (after ``--kills`` kills, the daemon is left to finish). Most
 kills land mid-campaign: once the daemon reports ``running`` on its control
-lane (instrument registered, journal replayed), it is killed within the next
-``--window`` seconds, at any point of a step (fit, decision, journal write,
-request in flight); one kill in four lands at a random moment of start-up
-(imports, registration, replay) instead. Then
+lane (instrument registered, journal replayed) and has journalled one more
+measurement, it is killed at a random moment of the following step (within
+as long as that measurement took, at most ``--window`` seconds): mid-fit,
+mid-write, a request in flight. One kill in four lands at a random moment of
+start-up (imports, registration, replay) instead. Every mid-campaign kill
+thus follows at least one new measurement, so the campaign ends however
+long a step takes. Then
 checks: every measurement is in the journal exactly once; no request id was
 measured twice by the instrument; the dataset equals that of an
 uninterrupted in-process run with the same seed and the same simulator noise
@@ -113,7 +116,12 @@ def run(kills: int, budget: int, seed: int, workdir: Path, log=print, policy: st
                 if at_start_up:
                     time.sleep(rng.uniform(0.0, 4.0))  # imports, registration, replay
                 elif _wait_running(proc, control, secret):
-                    time.sleep(rng.uniform(0.0, window_s))  # anywhere in a step
+                    # let it make progress (so the campaign ends whatever a step costs), then kill at a random
+                    # moment of the next step: within as long as that first step took, at most window_s
+                    t0, n0 = time.monotonic(), len(journal_measurements(journal))
+                    while proc.poll() is None and len(journal_measurements(journal)) <= n0:
+                        time.sleep(0.02)
+                    time.sleep(rng.uniform(0.0, min(window_s, time.monotonic() - t0)))
                 if proc.poll() is None:
                     proc.send_signal(signal.SIGKILL)
                     proc.wait()
@@ -150,7 +158,7 @@ def run(kills: int, budget: int, seed: int, workdir: Path, log=print, policy: st
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--kills", type=int, default=200)
-    ap.add_argument("--budget", type=int, default=250)
+    ap.add_argument("--budget", type=int, default=300)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--policy", default="epsilon-greedy")
     ap.add_argument("--window", type=float, default=1.5, help="seconds after 'running' within which a kill lands")

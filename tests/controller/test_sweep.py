@@ -114,3 +114,15 @@ def test_a_sweep_of_200_campaigns_on_a_local_cluster(tmp_path):
     results, summary = run_sweep(cfg, tmp_path / "out")
     assert results.groupby(["policy", "seed"]).ngroups == 200
     assert (summary["seeds"] == 50).all()
+
+
+def test_n95_counts_only_a_level_that_holds_to_the_budget():
+    # 20 seeds; all identified at n = 3, one seed (of 20) lost again at n = 4..5 twice over (90%), back at n = 6
+    rows = []
+    for seed in range(20):
+        for n in range(1, 9):
+            lost = seed < 2 and n in (4, 5)
+            p = 0.99 if n >= 3 and not lost else 0.5
+            rows.append({"problem": "p", "hypothesis_set": "h", "policy": "x", "seed": seed, "n": n, "p_true": p,
+                         "leader": "", "error": math.nan, "seconds": math.nan})
+    assert summarize(pd.DataFrame(rows)).iloc[0]["n95"] == 6
