@@ -38,7 +38,7 @@ def test_refit_sets():
 
 
 def test_registry_and_validation():
-    assert set(POLICIES.names()) == {"epsilon-greedy", "discriminate"}
+    assert set(POLICIES.names()) == {"epsilon-greedy", "discriminate", "random", "grid", "plain-gp"}
     with pytest.raises(UnknownNameError, match="epsilon-greedy"):
         POLICIES["greedy"]
     with pytest.raises(ConfigError):

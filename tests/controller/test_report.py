@@ -50,7 +50,7 @@ def test_a_report_at_a_step_and_of_a_journal_that_cannot_be_rebuilt(tmp_path):
     out, _ = recorded()
     html = write_report(out, tmp_path / "at3.html", step=3).read_text()
     assert "as it stood after 3 measurements" in html
-    assert "acquisition: not drawn (no hypothesis has been fitted yet" in html
+    assert "acquisition: not drawn (no acquisition during the initial design" in html
     html = write_report(synthetic_journal(tmp_path / "j.sqlite", 8), tmp_path / "synthetic.html").read_text()
     assert "posteriors: not drawn (the campaign could not be rebuilt" in html
     assert all(f'<section id="{s}">' in html for s in SECTIONS)

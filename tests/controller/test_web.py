@@ -202,7 +202,7 @@ def test_the_daemon_serves_its_run_when_its_config_asks(tmp_path):
 
     live = copy_of_recorded(tmp_path)
     daemon = Daemon.__new__(Daemon)  # only the hook: no instrument, no control lane
-    daemon.settings = SimpleNamespace(daemon=SimpleNamespace(run_dir=live))
+    daemon.settings = SimpleNamespace(daemon=SimpleNamespace(run_dir=live, web=None, web_token=None))
     assert daemon._start_web(live) is None  # no `web` setting (older settings): no view
     daemon.settings = SimpleNamespace(daemon=SimpleNamespace(web="0.0.0.0:0", web_token=None))
     with pytest.raises(ConfigError, match=r"needs a token \(\[daemon\] web_token\)"):
