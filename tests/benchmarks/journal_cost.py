@@ -40,7 +40,7 @@ def main() -> None:
     ap.add_argument("--candidates", type=int, default=10_000)
     args = ap.parse_args()
     for policy in ("epsilon-greedy", "discriminate"):
-        run = SimulatedRun(policy=policy, n_init=args.n, budget=args.n + args.steps + 1, grid=args.candidates, seed=0)
+        run = SimulatedRun(policy=policy, n_init=args.n, budget=args.n + 2 * args.steps + 1, grid=args.candidates, seed=0)
         campaign, sim = run.build()
 
         def measure(r):
