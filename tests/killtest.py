@@ -1,6 +1,6 @@
 """Kill -9 the daemon at random moments until its campaign is done; check nothing was lost or doubled.
 
-    python tests/killtest.py --kills 200 [--budget 300] [--seed 0] [--policy epsilon-greedy]
+    python tests/killtest.py --kills 200 [--budget 300] [--seed 0] [--policy epsilon-greedy] [--max-seconds S]
 
 Runs a simulated instrument agent in this process (counting every request
 its driver measures) and `abduce daemon` as a subprocess, SIGKILLs the daemon
@@ -46,14 +46,19 @@ from abduce.simulators.transition1d import Transition1D  # noqa: E402
 from tests.instruments.conftest import free_endpoint  # noqa: E402
 
 HYPOTHESES = ("second-order", "linear")
-GRID = 101
+
+
+def grid_for(budget: int) -> int:
+    """Candidates enough that the budget, not the grid, ends the campaign (a campaign stops once
+    every candidate is measured)."""
+    return max(101, 2 * budget + 1)
 
 
 class CountingDriver(SimulatedDriver):
     """The simulated driver, counting how often each request id is measured."""
 
-    def __init__(self, seed: int) -> None:
-        super().__init__(Transition1D(grid=GRID, seed=seed))
+    def __init__(self, seed: int, grid: int) -> None:
+        super().__init__(Transition1D(grid=grid, seed=seed))
         self.counts: Counter[str] = Counter()
 
     def measure(self, request):
@@ -87,7 +92,7 @@ def _wait_running(proc: subprocess.Popen, control: str, secret: bytes, timeout_s
 
 
 def run(kills: int, budget: int, seed: int, workdir: Path, log=print, policy: str = "discriminate",
-        window_s: float = 1.5) -> dict:
+        window_s: float = 1.5, max_seconds: float | None = None) -> dict:
     new_key(workdir / "lab.key", "lab")
     listen, control = free_endpoint(), free_endpoint()
     config = workdir / "daemon.toml"
@@ -98,20 +103,22 @@ def run(kills: int, budget: int, seed: int, workdir: Path, log=print, policy: st
         f'[daemon]\nrun_dir = "run"\ncontrol = "{control}"\nlog = "daemon.log"\n'
     )
     key_id, secret = load_key(workdir / "lab.key")
-    driver = CountingDriver(seed)
+    grid = grid_for(budget)
+    driver = CountingDriver(seed, grid)
     agent = InstrumentAgent(driver, listen, Codec(Keyring({key_id: secret}), key_id), "sim")
     agent_thread = threading.Thread(target=agent.serve, daemon=True)
     agent_thread.start()
     journal = workdir / "run" / "journal.sqlite"
     rng = random.Random(seed)
     done_kills, starts, mid_campaign = 0, 0, 0
+    deadline = None if max_seconds is None else time.monotonic() + max_seconds
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
     try:
         while True:
             proc = subprocess.Popen([sys.executable, "-m", "abduce.controller.cli", "daemon", str(config)],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
             starts += 1
-            if done_kills < kills:
+            if done_kills < kills and (deadline is None or time.monotonic() < deadline):
                 at_start_up = rng.random() < 0.25
                 if at_start_up:
                     time.sleep(rng.uniform(0.0, 4.0))  # imports, registration, replay
@@ -131,8 +138,8 @@ def run(kills: int, budget: int, seed: int, workdir: Path, log=print, policy: st
                         f"journal holds {len(journal_measurements(journal))}/{budget}")
                     continue
             proc.wait(timeout=600)
-            if len(journal_measurements(journal)) >= budget:
-                break
+            if proc.returncode == 0 and (workdir / "run" / "summary.json").exists():
+                break  # the daemon finished the campaign
     finally:
         agent.stop()
         agent_thread.join(10)
@@ -141,7 +148,7 @@ def run(kills: int, budget: int, seed: int, workdir: Path, log=print, policy: st
     from abduce.controller.simulated import SimulatedRun
 
     reference = SimulatedRun(truth="second-order", hypotheses=HYPOTHESES, policy=policy, budget=budget,
-                             seed=seed, grid=GRID, n_init=4).run()
+                             seed=seed, grid=grid, n_init=4).run()
     ref_x, ref_y = reference.data
     return {
         "kills": done_kills,
@@ -162,9 +169,11 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--policy", default="epsilon-greedy")
     ap.add_argument("--window", type=float, default=1.5, help="seconds after 'running' within which a kill lands")
+    ap.add_argument("--max-seconds", type=float, default=None, help="stop killing after this long (then let it finish)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
-        result = run(args.kills, args.budget, args.seed, Path(d), policy=args.policy, window_s=args.window)
+        result = run(args.kills, args.budget, args.seed, Path(d), policy=args.policy, window_s=args.window,
+                     max_seconds=args.max_seconds)
     print(json.dumps(result, indent=2))
     ok = (result["measurements"] == result["unique_ids"] == args.budget and not result["measured_twice"]
           and result["equals_uninterrupted"])
