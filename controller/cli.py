@@ -212,7 +212,8 @@ def demo(
     seed: int = typer.Option(0, help="Seed."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
-    """The main job: a simulated microscope agent in its own process, a campaign against it over signed TCP."""
+    """The main job: a simulated microscope agent in its own process, a campaign against it over signed TCP;
+    leaves the run directory and its report (report.html)."""
     import socket
     import subprocess
     import sys
@@ -246,6 +247,12 @@ def demo(
     finally:
         agent.terminate()
         agent.wait(timeout=10)
+    from abduce.controller.report import write_report
+
+    try:
+        console.print(f"report: {write_report(out, out / 'report.html')}")
+    except AbduceError as exc:
+        _fail(exc)
 
 
 def _options(pairs: list[str] | None) -> dict:

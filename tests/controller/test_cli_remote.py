@@ -53,3 +53,16 @@ def test_run_listen_through_an_agent_process_matches_the_in_process_run(tmp_path
 def test_listen_with_a_missing_key_is_a_clear_error(tmp_path):
     result = runner.invoke(app, ["run", "--out", str(tmp_path / "r"), "--listen", "tcp://127.0.0.1:5999", "--key", str(tmp_path / "nope.key"), "--quiet"])
     assert result.exit_code == 2 and "does not exist" in result.output
+
+
+def test_the_demo_leaves_a_run_directory_and_a_self_contained_report(tmp_path):
+    """The README's main job, end to end: agent process, signed TCP, 40 measurements, report."""
+    out = tmp_path / "demo"
+    proc = subprocess.run([sys.executable, "-m", "abduce.controller.cli", "demo", "--out", str(out), "--quiet"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["measurements"] == 40 and summary["leader"] == "second-order"
+    html = (out / "report.html").read_text()
+    assert html.count("<section") >= 5 and "data:image/png;base64," in html
+    assert "http://" not in html and "https://" not in html
