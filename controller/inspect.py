@@ -68,7 +68,6 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +75,7 @@ from pydantic import BaseModel, ConfigDict
 
 from abduce.controller.errors import ConfigError
 from abduce.controller.journal import Event, Journal
+from abduce.controller.rebuild import spec_of
 
 SCHEMA_VERSION = 1
 TABLE_ROWS = 20  # measurements shown in the terminal table (all of them in the JSON)
@@ -153,30 +153,6 @@ class Inspection(_Strict):
 SCHEMA: dict[str, Any] = Inspection.model_json_schema()
 
 
-@dataclass(frozen=True)
-class Setup:
-    """What inspection needs of a journal's config, in any of its modes.
-
-    The same reading as :func:`abduce.controller.rebuild.spec_of` (a test
-    holds them together), without importing the campaign and torch.
-    """
-
-    mode: str
-    hypotheses: tuple[str, ...]
-    policy: str
-    acquisition: str | None
-    budget: int
-
-
-def setup_of(config: dict[str, Any]) -> Setup:
-    """The :class:`Setup` of a journal's config event."""
-    mode = config.get("mode")
-    if mode not in ("in-process", "listen", "daemon", "rehearsal"):
-        raise ConfigError(f"the journal's config has mode {mode!r}; known: in-process, listen, daemon, rehearsal")
-    c = config["campaign"] if mode == "daemon" else config
-    return Setup(mode, tuple(c["hypotheses"]), c["policy"], c.get("acquisition"), int(c["budget"]))
-
-
 def journal_path(run: str | os.PathLike) -> Path:
     """A run directory or a journal file -> the journal file."""
     path = Path(run)
@@ -204,7 +180,7 @@ def inspect_journal(journal: Journal, step: int | None = None) -> Inspection:
     if step is not None and step < 0:
         raise ConfigError(f"--step must be >= 0, got {step}")
     config = journal.config()
-    setup = setup_of(config)
+    setup = spec_of(config)
     events = _cut(list(journal.events()), step)
     errors = [e for e in events if e.kind == "error"]
     refused = {e.request_id for e in errors if e.body.get("stage") != "instrument"}

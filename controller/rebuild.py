@@ -12,16 +12,14 @@ that ran.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from abduce.controller.campaign import Campaign
 from abduce.controller.errors import ConfigError
 from abduce.controller.journal import Journal
-from abduce.controller.remote import space_of
-from abduce.controller.resume import replay
-from abduce.controller.setup import campaign_from_names
-from abduce.controller.space import Space
-from abduce.instruments.protocol.models import Capabilities
+
+if TYPE_CHECKING:  # reading a spec needs no torch (abduce inspect); building its campaign does
+    from abduce.controller.campaign import Campaign
+    from abduce.controller.space import Space
 
 
 @dataclass(frozen=True)
@@ -55,6 +53,9 @@ class RunSpec:
 
     def space(self) -> Space:
         """The campaign's space: the instrument's declared one, or the simulator's."""
+        from abduce.controller.remote import space_of
+        from abduce.instruments.protocol.models import Capabilities
+
         if self.capabilities is not None:
             return space_of(Capabilities.model_validate(self.capabilities))
         if self.source is None:
@@ -64,6 +65,8 @@ class RunSpec:
         return space_of(build_driver(self.source, {"seed": self.seed, **self.options}).describe())
 
     def campaign(self) -> Campaign:
+        from abduce.controller.setup import campaign_from_names
+
         return campaign_from_names(self.space(), self.hypotheses, self.policy, self.acquisition, self.budget,
                                    self.seed, self.n_init, self.epsilon)
 
@@ -99,6 +102,8 @@ def spec_of(config: dict[str, Any]) -> RunSpec:
 
 def rebuild(journal: Journal, upto: int | None = None) -> tuple[RunSpec, Campaign]:
     """The journal's campaign after its first ``upto`` measurements (all by default)."""
+    from abduce.controller.resume import replay
+
     spec = spec_of(journal.config())
     resumed = replay(spec.campaign(), journal, limit=upto)
     return spec, resumed.campaign

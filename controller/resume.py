@@ -36,11 +36,12 @@ def replay(campaign: Campaign, journal: Journal, limit: int | None = None) -> Re
     told: set[str] = set()
     requested: dict[str, MeasureRequest] = {}
     # measurements tell() refused are not part of the data (an instrument error leaves the request in flight)
-    errors = [e for e in journal.events("error") if e.body.get("stage") != "instrument"]
+    events = list(journal.events())  # one read: errors and decisions come after the measurements they settle
+    errors = [e for e in events if e.kind == "error" and e.body.get("stage") != "instrument"]
     refused = {e.request_id for e in errors}
     skipped = {e.request_id for e in errors if e.body.get("skipped")}  # NaN readings whose point was skipped
-    fits = {e.request_id: e.body.get("fits") for e in journal.events("decision")}  # restored, not refitted
-    for event in journal.events():
+    fits = {e.request_id: e.body.get("fits") for e in events if e.kind == "decision"}  # restored, not refitted
+    for event in events:
         if limit is not None and event.kind == "measurement" and campaign.n >= limit:
             break
         if event.kind == "request":

@@ -22,17 +22,12 @@ from typing import Any
 
 from abduce.controller.campaign import Campaign
 from abduce.controller.errors import ConfigError
+from abduce.controller.inspect import journal_path
 from abduce.controller.journal import Journal
 from abduce.controller.rebuild import RunSpec, rebuild
 from abduce.controller.rehearsal import Rehearsal, reconstruction_error, truth_on
 
 THRESHOLD = 0.95
-
-
-def journal_path(run: Path) -> Path:
-    """A run directory or a journal file -> the journal file."""
-    path = Path(run)
-    return path / "journal.sqlite" if path.is_dir() else path
 
 
 def describe(campaign: Campaign, target: str | None, truth) -> dict[str, Any]:
@@ -128,4 +123,4 @@ def rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:
     return out
 
 
-__all__ = ["what_if", "rows", "describe", "journal_path", "RunSpec"]
+__all__ = ["what_if", "rows", "describe", "RunSpec"]

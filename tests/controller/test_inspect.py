@@ -31,7 +31,6 @@ from abduce.controller.inspect import (
     inspect_journal,
     inspect_run,
     render,
-    setup_of,
 )
 from abduce.controller.journal import Journal
 
@@ -262,22 +261,24 @@ def test_the_table_shows_the_last_rows_and_the_json_all(tmp_path):
 # --------------------------------------------------------------------------- reading safely
 
 
-def test_setup_reads_every_mode_as_spec_of_does():
+def test_every_journal_mode_is_read_for_inspection():
     from abduce.controller.rebuild import spec_of
 
     out, _ = recorded()
     with Journal.open(out / "journal.sqlite", readonly=True) as j:
-        configs = [j.config()]
+        spec = spec_of(j.config())
+    assert (spec.mode, spec.hypotheses, spec.policy, spec.budget) == ("in-process", ("second-order", "linear"),
+                                                                      "epsilon-greedy", 10)
     common = {"hypotheses": ["linear"], "policy": "discriminate", "acquisition": "ucb", "budget": 7, "seed": 1,
               "n_init": 3, "epsilon": 0.1}
-    configs += [{"mode": "listen", **common}, {"mode": "daemon", "campaign": common},
-                {"mode": "rehearsal", "source": "simulated:transition-1d", **common}]
+    configs = [{"mode": "listen", **common}, {"mode": "daemon", "campaign": common},
+               {"mode": "rehearsal", "source": "simulated:transition-1d", **common}]
     for config in configs:
-        setup, spec = setup_of(config), spec_of(config)
-        assert (setup.mode, setup.hypotheses, setup.policy, setup.acquisition, setup.budget) == \
-            (spec.mode, spec.hypotheses, spec.policy, spec.acquisition, spec.budget)
+        spec = spec_of(config)
+        assert (spec.mode, spec.hypotheses, spec.policy, spec.acquisition, spec.budget) == \
+            (config["mode"], ("linear",), "discriminate", "ucb", 7)
     with pytest.raises(ConfigError, match="mode"):
-        setup_of({"mode": "other"})
+        spec_of({"mode": "other"})
 
 
 def test_inspect_imports_no_torch():
