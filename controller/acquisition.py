@@ -33,7 +33,7 @@ from torch import Tensor
 
 from abduce.controller.registry import Registry
 from abduce.hypotheses.model import StructuredGP
-from abduce.hypotheses.posterior import CandidatePosterior, integrated_variance_reduction
+from abduce.hypotheses.posterior import PosteriorAtPoints, integrated_variance_reduction
 
 UCB_BETA = 4.0  # mean + sqrt(4) sd
 
@@ -150,7 +150,7 @@ class Acquisition(ABC):
     name: ClassVar[str]
 
     @abstractmethod
-    def score(self, posteriors: list[CandidatePosterior], driver: int, weights: Tensor, reference: Tensor) -> Tensor:
+    def score(self, posteriors: list[PosteriorAtPoints], driver: int, weights: Tensor, reference: Tensor) -> Tensor:
         """``N`` scores over a finite candidate set (higher is better)."""
 
     @abstractmethod

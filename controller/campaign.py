@@ -31,6 +31,7 @@ hypothesis). The schedule depends on ``n`` only, so it is deterministic.
 
 from __future__ import annotations
 
+import logging
 import math
 import uuid
 from collections.abc import Iterable
@@ -50,8 +51,10 @@ from abduce.controller.stopping import CampaignView, StoppingRule
 from abduce.hypotheses.declaration import Frame, Hypothesis
 from abduce.hypotheses.evidence import EvidenceTracker, log_evidence, probabilities
 from abduce.hypotheses.fitting import Fit, FitSettings, data_scale, fit_hypothesis
-from abduce.hypotheses.posterior import CandidatePosterior
+from abduce.hypotheses.posterior import CandidatePosterior, PosteriorAtPoints
+from abduce.hypotheses.sparse import SparseCandidatePosterior, inducing_points
 
+_log = logging.getLogger(__name__)
 _NAMESPACE = uuid.UUID("6f6b4a52-3d0e-4f7c-9a55-2b1e8f0c9d11")
 _PURPOSES = {"design": 1, "policy": 2, "fit": 3, "evidence": 4, "optimize": 5, "reference": 6}
 
@@ -72,6 +75,13 @@ class CampaignSettings:
         device: "auto" (CUDA when present), "cpu" or "cuda".
         max_failures: consecutive failed readings (NaN/inf; see ``Campaign.skip``)
             after which the campaign stops with the error instead of asking elsewhere.
+        exact_max_n: past this many measurements every hypothesis switches from exact
+            inference to ``inducing`` inducing points (:mod:`abduce.hypotheses.sparse`);
+            see "Large campaigns" in the README for how it was measured.
+        inducing: inducing points per hypothesis past the switch.
+        exact_memory_gb: cap on the exact path's candidate factors (``n x N`` float64
+            per hypothesis, with the row buffer's headroom): with many candidates the
+            switch comes earlier, at ``n = exact_memory_gb 2^30 / (8 x 2.2 N K)`` (:meth:`Campaign.exact_limit`).
     """
 
     n_init: int = 5
@@ -85,12 +95,17 @@ class CampaignSettings:
     raw_samples: int = 128
     device: str = "auto"
     max_failures: int = 3
+    exact_max_n: int = 2000
+    inducing: int = 512
+    exact_memory_gb: float = 4.0
 
     def __post_init__(self) -> None:
         if self.n_init < 1:
             raise ConfigError(f"n_init must be >= 1, got {self.n_init}")
         if self.refit_growth <= 0:
             raise ConfigError(f"refit_growth must be > 0, got {self.refit_growth}")
+        if self.exact_max_n < 1 or self.inducing < 1 or self.exact_memory_gb <= 0:
+            raise ConfigError("exact_max_n and inducing must be >= 1 and exact_memory_gb > 0")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ConfigError(f"device must be auto, cpu or cuda, got {self.device!r}")
 
@@ -139,7 +154,7 @@ class _Slot:
 
     hypothesis: Hypothesis
     fit: Fit | None = None
-    posterior: CandidatePosterior | None = None
+    posterior: PosteriorAtPoints | None = None
     evidence: EvidenceTracker | None = None
     last_refit_n: int = 0
     times_chosen: int = 0
@@ -525,12 +540,25 @@ class Campaign:
         x = self._tensor(self._x)
         return self.space.to_unit(x), self._tensor(self._y)
 
+    @property
+    def exact_limit(self) -> int:
+        """Most measurements for exact inference: ``exact_max_n``, or fewer where the exact
+        factors (``n x N`` float64 for each of the K hypotheses, x 2.2 for the row buffer's
+        doubling and the growth between refits) would pass ``exact_memory_gb``."""
+        per_row = 8 * 2.2 * len(self._points) * len(self._slots)
+        return max(1, min(self.settings.exact_max_n, int(self.settings.exact_memory_gb * 2**30 / per_row)))
+
     def _due_for_refit(self, slot: _Slot, targeted: bool) -> bool:
         """Targeted (by the policy): every step up to ``refit_every_step_below``, then on growth.
         Not targeted: on growth only, so that every hypothesis's evidence rests on
-        hyperparameters fitted to at least ``1 / (1 + refit_growth)`` of the data."""
+        hyperparameters fitted to at least ``1 / (1 + refit_growth)`` of the data.
+        Past :attr:`exact_limit`, every hypothesis still on exact inference is due at
+        once, so that all K switch to inducing points together (their evidences stay
+        comparable: the SGPR bound lies below the exact marginal likelihood)."""
         n = self.n
         if slot.fit is None or (targeted and n <= self.settings.refit_every_step_below):
+            return True
+        if slot.fit.inducing == 0 and n > self.exact_limit:
             return True
         return n >= (1 + self.settings.refit_growth) * slot.last_refit_n
 
@@ -541,6 +569,10 @@ class Campaign:
 
     def _refit(self, i: int, u: Tensor, y: Tensor, step: int) -> None:
         slot = self._slots[i]
+        inducing = self.settings.inducing if len(y) > self.exact_limit else 0
+        if inducing and (slot.fit is None or slot.fit.inducing == 0):
+            _log.info("%s: n = %d > %d, switching from exact inference to %d inducing points",
+                      slot.hypothesis.name, len(y), self.exact_limit, inducing)
         saved = self._restore.get(slot.hypothesis.name)
         if saved is not None and int(saved["n"]) == len(y):
             frame = Frame(lo=self.space.lo, span=self.space.span, s=data_scale(y))
@@ -548,14 +580,21 @@ class Campaign:
         else:
             slot.fit = fit_hypothesis(
                 slot.hypothesis, u, y, self.space.lo, self.space.span, slot.fit, self.settings.fit,
-                self._int_seed("fit", step, i)
+                self._int_seed("fit", step, i), inducing=inducing,
             )
         slot.last_refit_n = len(y)
-        model = slot.fit.model(u, y)
-        slot.posterior = CandidatePosterior(model, u, y / slot.fit.frame.s, self._points)
-        slot.evidence = log_evidence(
-            model, u, y, self.settings.evidence_samples, self._int_seed("evidence", step, i), chol=slot.posterior.chol
-        )
+        slot.posterior, slot.evidence = self._conditioned(slot.fit, u, y, self._int_seed("evidence", step, i))
+
+    def _conditioned(self, fit: Fit, u: Tensor, y: Tensor, seed: int):
+        """The posterior at the campaign's points and the evidence tracker of ``fit`` on ``(u, y)``:
+        exact, or on ``fit.inducing`` inducing points chosen from ``u``."""
+        model = fit.model(u, y)
+        v = y / fit.frame.s
+        if fit.inducing:
+            posterior = SparseCandidatePosterior(model, u, v, self._points, z=inducing_points(u, fit.inducing))
+            return posterior, log_evidence(model, u, y, self.settings.evidence_samples, seed, sparse=posterior)
+        posterior = CandidatePosterior(model, u, v, self._points)
+        return posterior, log_evidence(model, u, y, self.settings.evidence_samples, seed, chol=posterior.chol)
 
     def _update(self, request: MeasureRequest, m: Measurement) -> StepRecord:
         step = request.step

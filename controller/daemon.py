@@ -35,7 +35,7 @@ from abduce.controller.remote import AuditLog, LinkInstrument, space_of
 from abduce.controller.resume import replay
 from abduce.controller.rundir import RunDirectory
 from abduce.controller.settings import Settings, load_settings
-from abduce.controller.setup import campaign_from_names
+from abduce.controller.setup import SCALE_KEYS, campaign_from_names
 from abduce.instruments.keys import load_key
 from abduce.instruments.protocol.codec import Codec, Keyring
 
@@ -134,7 +134,8 @@ class Daemon:
             self._set(instrument=agent.instrument_id)
             c = s.campaign
             campaign = campaign_from_names(space_of(agent.capabilities), c.hypotheses, c.policy, c.acquisition,
-                                           c.budget, c.seed, c.n_init, c.epsilon)
+                                           c.budget, c.seed, c.n_init, c.epsilon,
+                                           scale={k: getattr(c, k) for k in SCALE_KEYS})
             in_flight: set[str] = set()
             if resuming:
                 rundir = RunDirectory.reopen(run_dir)

@@ -34,6 +34,7 @@ class RunSpec:
         truth: the hypothesis that generated the data, where known (a simulator's law).
         capabilities: what the instrument declared (runs over the protocol).
         channel, reduction: what the hypotheses explained.
+        scale: device and large-n settings the config gave (:data:`SCALE_KEYS`).
     """
 
     mode: str
@@ -50,6 +51,7 @@ class RunSpec:
     capabilities: dict[str, Any] | None = None
     channel: str | None = None
     reduction: str | None = None
+    scale: dict[str, Any] = field(default_factory=dict)
 
     def space(self) -> Space:
         """The campaign's space: the instrument's declared one, or the simulator's."""
@@ -68,10 +70,13 @@ class RunSpec:
         from abduce.controller.setup import campaign_from_names
 
         return campaign_from_names(self.space(), self.hypotheses, self.policy, self.acquisition, self.budget,
-                                   self.seed, self.n_init, self.epsilon)
+                                   self.seed, self.n_init, self.epsilon, scale=self.scale)
 
 
 _TRANSITION_OPTIONS = ("truth", "x_c", "beta", "noise", "grid")
+# The [campaign] keys that reach CampaignSettings (device, the large-n switch); here, not in
+# setup, so that reading a spec stays torch-free.
+SCALE_KEYS = ("device", "exact_max_n", "inducing", "exact_memory_gb")
 
 
 def spec_of(config: dict[str, Any]) -> RunSpec:
@@ -91,7 +96,8 @@ def spec_of(config: dict[str, Any]) -> RunSpec:
     if mode == "daemon":
         c = config["campaign"]
         return RunSpec(mode, *(c.get(k) if k != "hypotheses" else tuple(c[k]) for k in common),
-                       capabilities=config.get("capabilities"), channel=c.get("channel"), reduction=c.get("reduction"))
+                       capabilities=config.get("capabilities"), channel=c.get("channel"), reduction=c.get("reduction"),
+                       scale={k: c[k] for k in SCALE_KEYS if k in c})
     if mode == "rehearsal":
         c = config
         return RunSpec(mode, *(c[k] if k != "hypotheses" else tuple(c[k]) for k in common), source=c["source"],

@@ -51,6 +51,11 @@ class CampaignSection(_Section):
     epsilon: Annotated[float, Field(ge=0.0, le=1.0)] = 0.1
     channel: str | None = None  # the instrument channel the hypotheses explain (default: its first)
     reduction: str | None = None  # spectrum -> scalar: a name (loop-area, coercive-field, ...) or pkg.mod:func
+    # scale (README, "Large campaigns"): where the maths runs and when exact inference gives way
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    exact_max_n: Annotated[int, Field(ge=1)] = 2000
+    inducing: Annotated[int, Field(ge=1)] = 512
+    exact_memory_gb: Annotated[float, Field(gt=0)] = 4.0
 
     @field_validator("hypotheses")
     @classmethod

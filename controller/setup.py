@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from abduce.controller.campaign import Campaign, CampaignSettings
 from abduce.controller.policies import POLICIES
+from abduce.controller.rebuild import SCALE_KEYS
 from abduce.controller.space import Space
 from abduce.controller.stopping import Budget
 from abduce.hypotheses.library import resolve_hypothesis
@@ -20,8 +22,13 @@ def campaign_from_names(
     seed: int,
     n_init: int,
     epsilon: float,
+    scale: Mapping[str, Any] | None = None,
 ) -> Campaign:
-    """Resolve every name (clear errors for unknown ones) and build the campaign."""
+    """Resolve every name (clear errors for unknown ones) and build the campaign.
+
+    ``scale``: any of :data:`SCALE_KEYS` (device and the large-n switch), as a config
+    file's ``[campaign]`` section gives them; the rest keep ``CampaignSettings``' defaults.
+    """
     policy_cls = POLICIES[policy]
     chosen = policy_cls(epsilon=epsilon) if policy == "epsilon-greedy" else policy_cls()
     return Campaign(
@@ -31,5 +38,5 @@ def campaign_from_names(
         acquisition=acquisition,
         stopping=Budget(budget),
         seed=seed,
-        settings=CampaignSettings(n_init=n_init),
+        settings=CampaignSettings(n_init=n_init, **{k: v for k, v in (scale or {}).items() if k in SCALE_KEYS}),
     )

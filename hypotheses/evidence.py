@@ -53,6 +53,7 @@ from torch import Tensor
 from abduce.hypotheses.fitting import log_prior
 from abduce.hypotheses.model import DTYPE, StructuredGP, relative_mean
 from abduce.hypotheses.posterior import CholeskyRow, RowBuffer
+from abduce.hypotheses.sparse import SparseCandidatePosterior, SparseRow, titsias_terms
 
 _LOG_2PI = math.log(2 * math.pi)
 
@@ -104,15 +105,21 @@ class EvidenceTracker:
     """
 
     def __init__(self, model: StructuredGP, u: Tensor, v: Tensor, chol: Tensor, phi: Tensor, log_pq: Tensor) -> None:
+        self._common(model, u, phi, log_pq)
+        self.logdet = float(2 * chol.diagonal().log().sum())
+        self._w = RowBuffer(torch.linalg.solve_triangular(chol, self._residuals(u, v), upper=False))
+
+    def _common(self, model: StructuredGP, u: Tensor, phi: Tensor, log_pq: Tensor) -> None:
         self.hypothesis, self.frame = model.hypothesis, model.frame
         self.phi, self.log_pq = phi, log_pq
         self.inside = torch.isfinite(log_pq)
         self.n = len(u)
-        self.logdet = float(2 * chol.diagonal().log().sum())
         self.log_s_total = self.n * math.log(self.frame.s)
-        rel = self._draws(self.inside)
-        means = torch.broadcast_to(relative_mean(self.hypothesis, self.frame, u, rel), (int(self.inside.sum()), self.n))
-        self._w = RowBuffer(torch.linalg.solve_triangular(chol, (v.unsqueeze(0) - means).T, upper=False))
+
+    def _residuals(self, u: Tensor, v: Tensor) -> Tensor:
+        """``v - m(u; theta_s)`` for the draws inside the bounds, ``n x S_inside``."""
+        means = relative_mean(self.hypothesis, self.frame, u, self._draws(self.inside))
+        return (v.unsqueeze(0) - torch.broadcast_to(means, (int(self.inside.sum()), len(u)))).T
 
     @property
     def w(self) -> Tensor:
@@ -133,9 +140,13 @@ class EvidenceTracker:
             self.n += 1
             self.log_s_total += math.log(self.frame.s)
 
+    def _loglik(self) -> Tensor:
+        """Log likelihood of the draws inside the bounds, ``S_inside``."""
+        return -0.5 * (self.w**2).sum(0) - 0.5 * self.logdet - 0.5 * self.n * _LOG_2PI
+
     def evidence(self) -> Evidence:
         """The current estimate: log Z in physical units, posterior moments, ESS."""
-        loglik = -0.5 * (self.w**2).sum(0) - 0.5 * self.logdet - 0.5 * self.n * _LOG_2PI
+        loglik = self._loglik()
         log_w = torch.full_like(self.log_pq, -math.inf)
         log_w[self.inside] = loglik + self.log_pq[self.inside]
         count = len(self.log_pq)
@@ -148,6 +159,49 @@ class EvidenceTracker:
         mean = {name: float((w * t).sum()) for name, t in physical.items()}
         sd = {name: float((w * (t - mean[name]) ** 2).sum().clamp_min(0).sqrt()) for name, t in physical.items()}
         return Evidence(log_z=log_z, mean=mean, sd=sd, ess=ess)
+
+
+class SparseEvidenceTracker(EvidenceTracker):
+    """:class:`EvidenceTracker` on inducing features (:mod:`abduce.hypotheses.sparse`): the
+    likelihood of each draw is the collapsed SGPR bound, followed point by point as
+    Bayesian linear regression on the features, ``O(m S)`` a step:
+
+        w_new = (r_new - h^T T_s / sigma^2) / d,   quad_s += w_new^2,   T_s += phi r_new,
+
+    with ``T_s = Phi r_s`` and ``(phi, h, d)`` the :class:`~abduce.hypotheses.sparse.SparseRow`.
+
+    Args:
+        model, u, v, phi, log_pq: as :class:`EvidenceTracker`.
+        posterior: the hypothesis's :class:`~abduce.hypotheses.sparse.SparseCandidatePosterior`
+            built from the same model and data (its features and noise are used).
+    """
+
+    def __init__(self, model: StructuredGP, u: Tensor, v: Tensor, posterior, phi: Tensor, log_pq: Tensor,
+                 feats: Tensor | None = None) -> None:
+        self._common(model, u, phi, log_pq)
+        self.noise = posterior.noise_rel
+        with torch.no_grad():
+            feats = posterior.features(u) if feats is None else feats
+            r = self._residuals(u, v)
+            noise = torch.tensor(self.noise, dtype=DTYPE, device=u.device)
+            quad, logdet, trace = titsias_terms(feats, r, noise, model.covar_module(u, diag=True).to_dense())
+            self.quad, self.logdet, self.trace = quad, float(logdet), float(trace)
+            self.t = feats @ r  # m x S_inside
+
+    def add(self, row: SparseRow, u_new: Tensor, v_new: float) -> None:  # type: ignore[override]
+        with torch.no_grad():
+            m_new = relative_mean(self.hypothesis, self.frame, u_new.reshape(1, -1), self._draws(self.inside))
+            r = v_new - m_new.reshape(-1)
+            w_new = (r - row.h @ self.t / self.noise) / row.d
+            self.quad = self.quad + w_new**2
+            self.t = self.t + torch.outer(row.phi, r)
+            self.logdet += 2 * math.log(row.d)
+            self.trace += row.excess / self.noise
+            self.n += 1
+            self.log_s_total += math.log(self.frame.s)
+
+    def _loglik(self) -> Tensor:
+        return -0.5 * self.quad - 0.5 * (self.logdet + self.trace) - 0.5 * self.n * _LOG_2PI
 
 
 def _ess(log_w: Tensor) -> float:
@@ -174,6 +228,7 @@ def log_evidence(
     seed: int = 0,
     max_stages: int = 8,
     chol: Tensor | None = None,
+    sparse: SparseCandidatePosterior | None = None,
 ) -> EvidenceTracker:
     """Estimate the evidence of the model's hypothesis on ``(u, y)`` by adaptive importance sampling.
 
@@ -186,6 +241,10 @@ def log_evidence(
         max_stages: most adaptation stages.
         chol: the Cholesky factor of ``K + sigma_n^2 I`` when the caller already
             has it (a :class:`CandidatePosterior` built from the same model).
+        sparse: past the exact-inference size, the hypothesis's
+            :class:`~abduce.hypotheses.sparse.SparseCandidatePosterior`: the likelihood
+            is then the collapsed SGPR bound on its features, ``O(n m S)`` per stage,
+            and a :class:`SparseEvidenceTracker` is returned.
 
     Returns:
         A tracker holding the final stage; ``.evidence()`` gives the estimate
@@ -196,18 +255,33 @@ def log_evidence(
     n = len(u)
     v = y / frame.s
     with torch.no_grad():
-        if chol is None:
-            k = model.covar_module(u).to_dense() + model.likelihood.noise * torch.eye(n, dtype=DTYPE, device=u.device)
-            chol = torch.linalg.cholesky(k)
-        if not free:
-            empty = torch.zeros(1, 0, dtype=DTYPE, device=u.device)
-            return EvidenceTracker(model, u, v, chol, empty, torch.zeros(1, dtype=DTYPE, device=u.device))
-        logdet = 2 * chol.diagonal().log().sum()
+        if sparse is not None:
+            feats = sparse.features(u)
+            noise = torch.tensor(sparse.noise_rel, dtype=DTYPE, device=u.device)
+            prior_diag = model.covar_module(u, diag=True).to_dense()
 
-        def loglik(rel: dict[str, Tensor]) -> Tensor:
-            r = (v.unsqueeze(0) - relative_mean(hyp, frame, u, rel).expand(-1, n)).T
-            w = torch.linalg.solve_triangular(chol, r, upper=False)
-            return -0.5 * (w**2).sum(0) - 0.5 * logdet - 0.5 * n * _LOG_2PI
+            def tracker(phi: Tensor, log_pq: Tensor) -> EvidenceTracker:
+                return SparseEvidenceTracker(model, u, v, sparse, phi, log_pq, feats=feats)
+
+            def loglik(rel: dict[str, Tensor]) -> Tensor:
+                r = (v.unsqueeze(0) - relative_mean(hyp, frame, u, rel).expand(-1, n)).T
+                quad, logdet, trace = titsias_terms(feats, r, noise, prior_diag)
+                return -0.5 * quad - 0.5 * (logdet + trace) - 0.5 * n * _LOG_2PI
+        else:
+            if chol is None:
+                k = model.covar_module(u).to_dense() + model.likelihood.noise * torch.eye(n, dtype=DTYPE, device=u.device)
+                chol = torch.linalg.cholesky(k)
+            logdet = 2 * chol.diagonal().log().sum()
+
+            def tracker(phi: Tensor, log_pq: Tensor) -> EvidenceTracker:
+                return EvidenceTracker(model, u, v, chol, phi, log_pq)
+
+            def loglik(rel: dict[str, Tensor]) -> Tensor:
+                r = (v.unsqueeze(0) - relative_mean(hyp, frame, u, rel).expand(-1, n)).T
+                w = torch.linalg.solve_triangular(chol, r, upper=False)
+                return -0.5 * (w**2).sum(0) - 0.5 * logdet - 0.5 * n * _LOG_2PI
+        if not free:
+            return tracker(torch.zeros(1, 0, dtype=DTYPE, device=u.device), torch.zeros(1, dtype=DTYPE, device=u.device))
 
         lo = torch.tensor([p.bounds[0] for p in free], dtype=DTYPE, device=u.device)
         hi = torch.tensor([p.bounds[1] for p in free], dtype=DTYPE, device=u.device)
@@ -250,7 +324,7 @@ def log_evidence(
             mu = (w.unsqueeze(-1) * phi).sum(0)
             d = phi - mu
             cov = (w.unsqueeze(-1) * d).T @ d * 2.25 + floor
-        return EvidenceTracker(model, u, v, chol, phi, log_pq)
+        return tracker(phi, log_pq)
 
 
 def probabilities(log_z: list[float]) -> list[float]:

@@ -42,6 +42,7 @@ from torch import Tensor
 from abduce.controller.errors import FitError
 from abduce.hypotheses.declaration import Frame, Hypothesis
 from abduce.hypotheses.model import DTYPE, KernelPriors, StructuredGP, relative_mean
+from abduce.hypotheses.sparse import Features, TitsiasMarginalLogLikelihood, inducing_points, titsias_terms
 
 _Y_UNITS = {"y": 1, "y/dx": 1, "y*dx": 1}
 
@@ -75,6 +76,9 @@ class Fit:
         log_posterior: the maximised log marginal likelihood + log priors, per point.
         starts: how many L-BFGS starts were run.
         capped: how many of them stopped at the iteration cap.
+        inducing: 0 for exact inference; else the number ``m`` of inducing points
+            (:mod:`abduce.hypotheses.sparse`), chosen from the first ``n`` measured
+            points by :func:`~abduce.hypotheses.sparse.inducing_points`.
     """
 
     hypothesis: Hypothesis
@@ -84,6 +88,7 @@ class Fit:
     log_posterior: float
     starts: int
     capped: int = 0
+    inducing: int = 0
 
     def to_json(self) -> dict:
         """The fitted state as JSON (exact: float64 values round-trip through ``repr``)."""
@@ -91,6 +96,7 @@ class Fit:
             "state": {k: {"dtype": str(t.dtype).removeprefix("torch."), "shape": list(t.shape),
                           "data": t.detach().cpu().reshape(-1).tolist()} for k, t in self.state.items()},
             "n": self.n, "log_posterior": self.log_posterior, "starts": self.starts, "capped": self.capped,
+            "inducing": self.inducing,
         }
 
     @classmethod
@@ -99,7 +105,8 @@ class Fit:
         state = {k: torch.tensor(v["data"], dtype=getattr(torch, v["dtype"]), device=device).reshape(v["shape"])
                  for k, v in d["state"].items()}
         return cls(hypothesis=hypothesis, frame=frame, state=state, n=int(d["n"]),
-                   log_posterior=float(d["log_posterior"]), starts=int(d["starts"]), capped=int(d.get("capped", 0)))
+                   log_posterior=float(d["log_posterior"]), starts=int(d["starts"]), capped=int(d.get("capped", 0)),
+                   inducing=int(d.get("inducing", 0)))
 
     def model(self, u: Tensor, y: Tensor) -> StructuredGP:
         """This fit's model (frozen hyperparameters) conditioned on ``u`` (``n x d``), ``y`` (``n``)."""
@@ -169,6 +176,19 @@ def whitened_residuals(model: StructuredGP, u: Tensor, v: Tensor, relative: dict
         return w, 2 * chol.diagonal().log().sum()
 
 
+def residual_quads(model: StructuredGP, u: Tensor, v: Tensor, relative: dict[str, Tensor], z: Tensor | None) -> Tensor:
+    """``r_s^T (K + sigma_n^2 I)^-1 r_s`` for S parameter draws (``S``): exact, or under the
+    SGPR bound's covariance ``Phi^T Phi + sigma_n^2 I`` when inducing points ``z`` are given."""
+    if z is None:
+        w, _ = whitened_residuals(model, u, v, relative)
+        return (w**2).sum(0)
+    with torch.no_grad():
+        r = (v.unsqueeze(0) - relative_mean(model.hypothesis, model.frame, u, relative).expand(-1, len(u))).T
+        phi = Features(model.covar_module, z)(u)
+        quad, _, _ = titsias_terms(phi, r, model.likelihood.noise.reshape(()), model.covar_module(u, diag=True).to_dense())
+        return quad
+
+
 def fit_hypothesis(
     hypothesis: Hypothesis,
     u: Tensor,
@@ -178,6 +198,7 @@ def fit_hypothesis(
     warm: Fit | None,
     settings: FitSettings,
     seed: int,
+    inducing: int = 0,
 ) -> Fit:
     """MAP-fit one structured GP.
 
@@ -189,11 +210,14 @@ def fit_hypothesis(
         warm: the previous fit of this hypothesis, if any.
         settings: screening and iteration caps.
         seed: seeds the Sobol screen (fits are deterministic given it).
+        inducing: 0 = exact marginal likelihood; ``m > 0`` = the collapsed SGPR bound on
+            ``m`` inducing points chosen from ``u`` (``O(n m^2)`` per evaluation).
 
     Raises:
         FitError: every start failed (non-finite likelihood, a numerical error).
     """
     n = len(u)
+    z = inducing_points(u, inducing) if inducing else None
     frame = Frame(lo=lo, span=span, s=data_scale(y))
     v = y / frame.s
     model = StructuredGP(hypothesis, frame, u, v.unsqueeze(-1), settings.priors)
@@ -209,14 +233,12 @@ def fit_hypothesis(
     if hypothesis.free and settings.screen > 0 and settings.restarts > 0:
         model.load_state_dict(default)
         draws = prior_draws(hypothesis, settings.screen, seed, u.device)
-        w, _ = whitened_residuals(model, u, v, draws)
-        score = 0.5 * (w**2).sum(0) - log_prior(hypothesis, draws).squeeze(-1)
+        score = 0.5 * residual_quads(model, u, v, draws, z) - log_prior(hypothesis, draws).squeeze(-1)
         if warm is not None:
             model.load_state_dict(initial)
             current = {p.name: model.physics.value(p.name).detach().reshape(1, 1) for p in hypothesis.free}
             model.load_state_dict(default)
-            w0, _ = whitened_residuals(model, u, v, current)
-            bar = float(0.5 * (w0**2).sum() - log_prior(hypothesis, current).sum())
+            bar = float(0.5 * residual_quads(model, u, v, current, z).sum() - log_prior(hypothesis, current).sum())
         else:
             bar = math.inf
         order = torch.argsort(score)
@@ -233,7 +255,8 @@ def fit_hypothesis(
         model.load_state_dict(initial if start is None else default)
         for name, value in (start or {}).items():
             model.physics.set(name, value)
-        mll = ExactMarginalLogLikelihood(model.likelihood, model)
+        mll = (ExactMarginalLogLikelihood(model.likelihood, model) if z is None
+               else TitsiasMarginalLogLikelihood(model.likelihood, model, z))
         model.train()
         try:
             # An iteration cap reached is expected (and reported as a warning by
@@ -255,5 +278,6 @@ def fit_hypothesis(
     if best is None:
         raise FitError(hypothesis.name, n, "; ".join(failures) or "no start converged")
     return Fit(
-        hypothesis=hypothesis, frame=frame, state=best[1], n=n, log_posterior=best[0], starts=len(starts), capped=capped
+        hypothesis=hypothesis, frame=frame, state=best[1], n=n, log_posterior=best[0], starts=len(starts), capped=capped,
+        inducing=inducing,
     )

@@ -79,7 +79,43 @@ def integrated_variance_reduction(cross_cov: Tensor, var: Tensor, noise: float) 
     return (cross_cov**2).mean(0) / (var + noise)
 
 
-class CandidatePosterior:
+class PosteriorAtPoints:
+    """What every posterior at ``N`` fixed points offers (exact: :class:`CandidatePosterior`;
+    inducing points: :class:`~abduce.hypotheses.sparse.SparseCandidatePosterior`).
+
+    Subclasses set ``s`` (data scale), ``points`` (``N x d``), ``noise_rel``,
+    ``mean_rel`` and ``var_rel`` (``N``, relative frame) and implement ``add``
+    and ``variance_reduction``.
+    """
+
+    s: float
+    points: Tensor
+    noise_rel: float
+    mean_rel: Tensor
+    var_rel: Tensor
+
+    @property
+    def mean(self) -> Tensor:
+        """``N`` posterior means, physical units."""
+        return self.mean_rel * self.s
+
+    @property
+    def var(self) -> Tensor:
+        """``N`` latent posterior variances, physical units squared."""
+        return self.var_rel * self.s**2
+
+    @property
+    def noise(self) -> float:
+        """Noise variance, physical units squared."""
+        return self.noise_rel * self.s**2
+
+    def integrated_variance(self) -> float:
+        """Mean latent posterior variance over the points (physical units squared)."""
+        return float(self.var.mean())
+
+
+
+class CandidatePosterior(PosteriorAtPoints):
     """Posterior mean and variance of one hypothesis at ``N`` fixed points.
 
     Args:
@@ -120,25 +156,6 @@ class CandidatePosterior:
     @property
     def n(self) -> int:
         return len(self.u)
-
-    @property
-    def mean(self) -> Tensor:
-        """``N`` posterior means, physical units."""
-        return self.mean_rel * self.s
-
-    @property
-    def var(self) -> Tensor:
-        """``N`` latent posterior variances, physical units squared."""
-        return self.var_rel * self.s**2
-
-    @property
-    def noise(self) -> float:
-        """Noise variance, physical units squared."""
-        return self.noise_rel * self.s**2
-
-    def integrated_variance(self) -> float:
-        """Mean latent posterior variance over the points (physical units squared)."""
-        return float(self.var.mean())
 
     def add(self, u_new: Tensor, v_new: float) -> CholeskyRow:
         """Condition on one more measurement (``u_new``: ``d``, relative; ``v_new``: relative).
