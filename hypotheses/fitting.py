@@ -216,7 +216,96 @@ def fit_hypothesis(
     Raises:
         FitError: every start failed (non-finite likelihood, a numerical error).
     """
-    n = len(u)
+    return fit_planned(plan_fit(hypothesis, u, y, lo, span, warm, settings, seed, inducing), settings)
+
+
+def fit_planned(plan: FitPlan, settings: FitSettings) -> Fit:
+    """Run a plan's starts one by one (SciPy L-BFGS-B each); its best start.
+
+    Raises:
+        FitError: every start failed.
+    """
+    outcomes = []
+    for state in plan.starts:
+        model = plan.start_model(state)
+        mll = plan.mll(model)
+        try:
+            # An iteration cap reached is expected (and reported as a warning by
+            # BoTorch); what counts is the value reached, compared below.
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                fit_gpytorch_mll_scipy(mll, options={"maxiter": settings.maxiter})
+            capped = any("ITERATIONS REACHED LIMIT" in str(w.message) for w in caught)
+            outcomes.append(plan.outcome(model, mll, capped))
+        except (RuntimeError, ValueError) as exc:  # Cholesky / NaN failures inside GPyTorch
+            outcomes.append(f"{type(exc).__name__}: {exc}")
+    return plan.best(outcomes)
+
+
+@dataclass
+class FitPlan:
+    """One hypothesis's fit, planned: its frame, data and starting states (see :func:`plan_fit`).
+
+    :func:`fit_hypothesis` runs the starts one by one; :mod:`abduce.hypotheses.batched`
+    runs the starts of several plans in one batched optimiser. Both end in :meth:`best`.
+    """
+
+    hypothesis: Hypothesis
+    frame: Frame
+    u: Tensor
+    v: Tensor
+    z: Tensor | None
+    priors: KernelPriors
+    starts: list[dict[str, Tensor]]
+    inducing: int = 0
+
+    def start_model(self, state: dict[str, Tensor]) -> StructuredGP:
+        """A model in training mode holding one starting state."""
+        model = StructuredGP(self.hypothesis, self.frame, self.u, self.v.unsqueeze(-1), self.priors)
+        model.load_state_dict(state)
+        model.train()
+        return model
+
+    def mll(self, model: StructuredGP):
+        """The objective: exact marginal likelihood, or the SGPR bound on ``z``."""
+        return (ExactMarginalLogLikelihood(model.likelihood, model) if self.z is None
+                else TitsiasMarginalLogLikelihood(model.likelihood, model, self.z))
+
+    def outcome(self, model: StructuredGP, mll, capped: bool) -> tuple[float, dict[str, Tensor], bool] | str:
+        """``(log posterior per point, state, capped)`` of an optimised start, or why it failed."""
+        with torch.no_grad():
+            value = float(mll(model(self.u), self.v))
+        if not math.isfinite(value):
+            return "non-finite log likelihood"
+        return value, {k: t.detach().clone() for k, t in model.state_dict().items()}, capped
+
+    def best(self, outcomes: list[tuple[float, dict[str, Tensor], bool] | str]) -> Fit:
+        """The start with the highest log posterior, as a :class:`Fit`.
+
+        Raises:
+            FitError: every start failed.
+        """
+        done = [o for o in outcomes if not isinstance(o, str)]
+        if not done:
+            failures = [o for o in outcomes if isinstance(o, str)]
+            raise FitError(self.hypothesis.name, len(self.u), "; ".join(failures) or "no start converged")
+        value, state, _ = max(done, key=lambda o: o[0])
+        return Fit(hypothesis=self.hypothesis, frame=self.frame, state=state, n=len(self.u), log_posterior=value,
+                   starts=len(self.starts), capped=sum(o[2] for o in done), inducing=self.inducing)
+
+
+def plan_fit(
+    hypothesis: Hypothesis,
+    u: Tensor,
+    y: Tensor,
+    lo: tuple[float, ...],
+    span: tuple[float, ...],
+    warm: Fit | None,
+    settings: FitSettings,
+    seed: int,
+    inducing: int = 0,
+) -> FitPlan:
+    """The frame and the screened starting states of a fit (arguments as :func:`fit_hypothesis`)."""
     z = inducing_points(u, inducing) if inducing else None
     frame = Frame(lo=lo, span=span, s=data_scale(y))
     v = y / frame.s
@@ -247,37 +336,11 @@ def fit_hypothesis(
                 starts.append({name: t[i, 0] for name, t in draws.items()})
     if not starts:
         starts.append({})
-
-    best: tuple[float, dict[str, Tensor]] | None = None
-    failures: list[str] = []
-    capped = 0
+    states = []
     for start in starts:
         model.load_state_dict(initial if start is None else default)
         for name, value in (start or {}).items():
             model.physics.set(name, value)
-        mll = (ExactMarginalLogLikelihood(model.likelihood, model) if z is None
-               else TitsiasMarginalLogLikelihood(model.likelihood, model, z))
-        model.train()
-        try:
-            # An iteration cap reached is expected (and reported as a warning by
-            # BoTorch); what counts is the value reached, compared below.
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                fit_gpytorch_mll_scipy(mll, options={"maxiter": settings.maxiter})
-            capped += sum("ITERATIONS REACHED LIMIT" in str(w.message) for w in caught)
-            with torch.no_grad():
-                value = float(mll(model(u), v))
-        except (RuntimeError, ValueError) as exc:  # Cholesky / NaN failures inside GPyTorch
-            failures.append(f"{type(exc).__name__}: {exc}")
-            continue
-        if not math.isfinite(value):
-            failures.append("non-finite log likelihood")
-            continue
-        if best is None or value > best[0]:
-            best = (value, {k: t.detach().clone() for k, t in model.state_dict().items()})
-    if best is None:
-        raise FitError(hypothesis.name, n, "; ".join(failures) or "no start converged")
-    return Fit(
-        hypothesis=hypothesis, frame=frame, state=best[1], n=n, log_posterior=best[0], starts=len(starts), capped=capped,
-        inducing=inducing,
-    )
+        states.append({k: t.detach().clone() for k, t in model.state_dict().items()})
+    return FitPlan(hypothesis=hypothesis, frame=frame, u=u, v=v, z=z, priors=settings.priors, starts=states,
+                   inducing=inducing)

@@ -1,0 +1,49 @@
+"""Batched fitting of several hypotheses equals fitting them one by one (within rounding)."""
+
+import pytest
+import torch
+from gpytorch.mlls import ExactMarginalLogLikelihood
+
+from abduce.hypotheses.batched import fit_hypotheses_batched, negative_log_posteriors
+from abduce.hypotheses.fitting import FitSettings, fit_hypothesis, plan_fit
+from abduce.hypotheses.library import BUILTIN
+
+NAMES = ("second-order", "first-order", "linear", "sigmoid")
+LO, SPAN = (0.0,), (1.0,)
+
+
+def test_batched_objective_is_gpytorchs_exact_marginal_likelihood(transition_data):
+    u, y = transition_data
+    plans = [plan_fit(BUILTIN[n], u, y, LO, SPAN, None, FitSettings(restarts=2), seed=1) for n in NAMES]
+    models = [p.start_model(state) for p in plans for state in p.starts]
+    ours = negative_log_posteriors(models, u, plans[0].v)
+    for model, value in zip(models, ours):
+        mll = ExactMarginalLogLikelihood(model.likelihood, model)
+        with torch.no_grad():
+            assert float(value) == pytest.approx(-float(mll(model(u), plans[0].v)), rel=1e-9, abs=1e-9)
+
+
+@pytest.mark.parametrize("warm", [False, True])
+def test_batched_fits_equal_one_by_one_fits(transition_data, warm):
+    u, y = transition_data
+    settings = FitSettings(screen=128, restarts=2, maxiter=150)
+    warm_fits = {n: fit_hypothesis(BUILTIN[n], u[:30], y[:30], LO, SPAN, None, settings, seed=7) for n in NAMES} if warm else {}
+    single = [fit_hypothesis(BUILTIN[n], u, y, LO, SPAN, warm_fits.get(n), settings, seed=3) for n in NAMES]
+    plans = [plan_fit(BUILTIN[n], u, y, LO, SPAN, warm_fits.get(n), settings, seed=3) for n in NAMES]
+    batched = fit_hypotheses_batched(plans, settings)
+    for one, many in zip(single, batched):
+        assert one.hypothesis.name == many.hypothesis.name and one.starts == many.starts
+        # the stated tolerance: log posterior per point within 1e-6, every fitted value within 1e-4
+        assert many.log_posterior == pytest.approx(one.log_posterior, abs=1e-6)
+        for key, value in one.state.items():
+            torch.testing.assert_close(many.state[key], value, rtol=1e-4, atol=1e-4, msg=f"{one.hypothesis.name}: {key}")
+
+
+def test_a_start_that_fails_fails_alone(transition_data):
+    u, y = transition_data
+    plans = [plan_fit(BUILTIN[n], u, y, LO, SPAN, None, FitSettings(restarts=1), seed=0) for n in ("linear", "sigmoid")]
+    bad = plans[0].starts[0]
+    bad["likelihood.noise_covar.raw_noise"] = torch.full_like(bad["likelihood.noise_covar.raw_noise"], float("nan"))
+    fits = fit_hypotheses_batched(plans, FitSettings(restarts=1, maxiter=50))
+    assert not hasattr(fits[0], "state") and "linear" in str(fits[0])
+    assert fits[1].hypothesis.name == "sigmoid" and fits[1].log_posterior > 0
