@@ -31,6 +31,7 @@ hypothesis). The schedule depends on ``n`` only, so it is deterministic.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import uuid
@@ -39,7 +40,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from botorch.optim import optimize_acqf
 from torch import Tensor
 
 from abduce.controller.acquisition import ACQUISITIONS, Acquisition
@@ -50,7 +50,8 @@ from abduce.controller.space import DTYPE, Space
 from abduce.controller.stopping import CampaignView, StoppingRule
 from abduce.hypotheses.declaration import Frame, Hypothesis
 from abduce.hypotheses.evidence import EvidenceTracker, log_evidence, probabilities
-from abduce.hypotheses.fitting import Fit, FitSettings, data_scale, fit_hypothesis
+from abduce.hypotheses.batched import fit_hypotheses_batched
+from abduce.hypotheses.fitting import Fit, FitSettings, data_scale, fit_planned, plan_fit
 from abduce.hypotheses.posterior import CandidatePosterior, PosteriorAtPoints
 from abduce.hypotheses.sparse import SparseCandidatePosterior, inducing_points
 
@@ -79,6 +80,9 @@ class CampaignSettings:
             inference to ``inducing`` inducing points (:mod:`abduce.hypotheses.sparse`);
             see "Large campaigns" in the README for how it was measured.
         inducing: inducing points per hypothesis past the switch.
+        batch_fit_below: up to this n, the refits of one step run in one batched optimiser
+            (:mod:`abduce.hypotheses.batched`; equal to one by one within rounding,
+            measured faster up to about this n in tests/benchmarks/batched_fit.py).
         exact_memory_gb: cap on the exact path's candidate factors (``n x N`` float64
             per hypothesis, with the row buffer's headroom): with many candidates the
             switch comes earlier, at ``n = exact_memory_gb 2^30 / (8 x 2.2 N K)`` (:meth:`Campaign.exact_limit`).
@@ -95,8 +99,9 @@ class CampaignSettings:
     raw_samples: int = 128
     device: str = "auto"
     max_failures: int = 3
-    exact_max_n: int = 2000
+    exact_max_n: int = 1000
     inducing: int = 512
+    batch_fit_below: int = 100
     exact_memory_gb: float = 4.0
 
     def __post_init__(self) -> None:
@@ -223,6 +228,7 @@ class Campaign:
         self._history: list[StepRecord] = []
         self._restore: dict[str, dict] = {}
         self._stopped = False
+        self._snapshot = False  # see load_snapshot
         self._points = self._build_points()
         self._reference_idx = self._build_reference()
         self._design = self._initial_design()
@@ -297,6 +303,7 @@ class Campaign:
         Raises:
             CampaignStateError: the campaign has stopped.
         """
+        self._check_live()
         if self._pending is not None:
             return self._pending
         if self._stopped:
@@ -314,15 +321,20 @@ class Campaign:
                 self._pending_iv = self._slots[driver].posterior.integrated_variance()  # type: ignore[union-attr]
         if driver is not None:
             self._slots[driver].times_chosen += 1
-        key = f"{self.name}/{self.seed}/{step}" + (f"/retry{attempt}" if attempt else "")
         self._pending = MeasureRequest(
-            request_id=str(uuid.uuid5(_NAMESPACE, key)),
+            request_id=self.request_id(step, attempt),
             step=step,
             x=tuple(float(v) for v in x),
             hypothesis=self._slots[driver].hypothesis.name if driver is not None else None,
             reason=reason,
         )
         return self._pending
+
+    def request_id(self, step: int, attempt: int = 0) -> str:
+        """The id of the request for ``step`` (``attempt``: readings skipped at that step before it);
+        unique per campaign name, seed, step and attempt."""
+        key = f"{self.name}/{self.seed}/{step}" + (f"/retry{attempt}" if attempt else "")
+        return str(uuid.uuid5(_NAMESPACE, key))
 
     def skip(self, request_id: str) -> None:
         """Give up on the pending request (its reading was NaN/inf): the point is never asked
@@ -354,6 +366,7 @@ class Campaign:
                 candidate set, the wrong dimension, a request id never issued
                 or already told. The campaign is left unchanged.
         """
+        self._check_live()
         request = self._validate(measurement)
         idx = self.space.index_of(measurement.x) if self.space.is_finite else None
         self._x.append(tuple(float(v) for v in measurement.x))
@@ -372,6 +385,11 @@ class Campaign:
         return record
 
     # --------------------------------------------------------------- internals
+
+    def _check_live(self) -> None:
+        if self._snapshot:
+            raise CampaignStateError("this campaign is a snapshot for inspection; "
+                                     "rebuild it (abduce.controller.rebuild.rebuild) to go on")
 
     def _rng(self, purpose: str, step: int, index: int = 0) -> np.random.Generator:
         return np.random.default_rng([self.seed, step, _PURPOSES[purpose], index])
@@ -487,6 +505,59 @@ class Campaign:
         return (slot.posterior.mean.detach().cpu().numpy(),
                 slot.posterior.var.clamp_min(0).sqrt().detach().cpu().numpy())
 
+    def load_snapshot(self, measurements: list[tuple[str, tuple[float, ...], float]],
+                      failed: list[tuple[float, ...]], asked_by: list[str | None], records: list[dict],
+                      fits: dict[str, dict]) -> None:
+        """For looking at only (plots, exports): the state after ``measurements`` without replaying a step.
+
+        Takes the data, the points whose readings failed, the hypothesis behind every
+        request asked (told or skipped), the step records and each hypothesis's latest
+        fitted state, all as journalled, and conditions each fit on all the data at once
+        -- equal to the live run's rank-1 updates within rounding, at the cost of one
+        conditioning instead of n steps. The evidence is not rebuilt: probabilities are
+        the journalled ones. Afterwards ``posterior``, ``acquisition_scores``, ``summary``
+        and ``probabilities`` answer; ``ask`` and ``tell`` refuse.
+
+        Raises:
+            CampaignStateError: the campaign has already been told something.
+        """
+        if self.n or self._history:
+            raise CampaignStateError("a snapshot loads into a fresh campaign only")
+        for rid, x, y in measurements:
+            self._x.append(tuple(float(v) for v in x))
+            self._y.append(float(y))
+            self._told.add(rid)
+            idx = self.space.index_of(x) if self.space.is_finite else None
+            if idx is not None:
+                self._measured_idx.append(idx)
+        for x in failed:
+            idx = self.space.index_of(x) if self.space.is_finite else None
+            if idx is not None:
+                self._failed_idx.append(idx)
+        names = self.hypothesis_names
+        for name in asked_by:
+            if name in names:
+                self._slots[names.index(name)].times_chosen += 1
+        fields = [f.name for f in dataclasses.fields(StepRecord)]
+        for body in records:
+            rec = StepRecord(**{k: body[k] for k in fields})
+            rec = dataclasses.replace(rec, x=tuple(rec.x), refit=tuple(rec.refit))
+            self._history.append(rec)
+            if rec.reward is not None and rec.hypothesis in names:
+                self._slots[names.index(rec.hypothesis)].rewards.append(rec.reward)
+        u, y = self._data_tensors()
+        for slot in self._slots:
+            saved = fits.get(slot.hypothesis.name)
+            if saved is None or int(saved["n"]) > len(y):
+                continue
+            k = int(saved["n"])
+            frame = Frame(lo=self.space.lo, span=self.space.span, s=data_scale(y[:k]))
+            slot.fit = Fit.from_json(slot.hypothesis, frame, saved, device=self.device)
+            slot.last_refit_n = k
+            slot.posterior = self._posterior_of(slot.fit, u, y)
+        self._stopped = bool(records and records[-1]["stopped"])
+        self._snapshot = True
+
     def _acquire(self, driver: int | None, step: int) -> tuple[float, ...]:
         if type(self.policy).select is not Policy.select:  # a baseline picks the point itself
             u, y = self._data_tensors()
@@ -504,6 +575,8 @@ class Campaign:
             if not math.isfinite(float(scores[best])):
                 raise CampaignStateError("no candidate left to measure")
             return tuple(self.space.candidates[best].tolist())  # type: ignore[index]
+        from botorch.optim import optimize_acqf  # continuous spaces only; a heavy import (~2 s)
+
         bounds = torch.stack([torch.zeros(self.space.d), torch.ones(self.space.d)]).to(DTYPE).to(self.device)
         with torch.random.fork_rng():
             torch.manual_seed(self._int_seed("optimize", step, self._attempts.get(step, 0)))
@@ -567,34 +640,63 @@ class Campaign:
         return {s.hypothesis.name: s.fit.to_json() for s in self._slots
                 if s.hypothesis.name in set(names) and s.fit is not None}
 
-    def _refit(self, i: int, u: Tensor, y: Tensor, step: int) -> None:
-        slot = self._slots[i]
-        inducing = self.settings.inducing if len(y) > self.exact_limit else 0
-        if inducing and (slot.fit is None or slot.fit.inducing == 0):
-            _log.info("%s: n = %d > %d, switching from exact inference to %d inducing points",
-                      slot.hypothesis.name, len(y), self.exact_limit, inducing)
-        saved = self._restore.get(slot.hypothesis.name)
-        if saved is not None and int(saved["n"]) == len(y):
-            frame = Frame(lo=self.space.lo, span=self.space.span, s=data_scale(y))
-            slot.fit = Fit.from_json(slot.hypothesis, frame, saved, device=self.device)
+    def _refit(self, due: list[int], u: Tensor, y: Tensor, step: int) -> dict[str, str]:
+        """Refit the hypotheses ``due`` (restoring journalled states where given); returns the
+        error of each whose fit failed (its previous fit, if any, stays in use).
+
+        Two or more fits while ``n <= batch_fit_below`` (exact inference) run in one batched
+        optimiser (:mod:`abduce.hypotheses.batched`); otherwise one by one."""
+        n = len(y)
+        inducing = self.settings.inducing if n > self.exact_limit else 0
+        fits: dict[int, Fit | FitError] = {}
+        to_fit = []
+        for i in due:
+            slot = self._slots[i]
+            if inducing and (slot.fit is None or slot.fit.inducing == 0):
+                _log.info("%s: n = %d > %d, switching from exact inference to %d inducing points",
+                          slot.hypothesis.name, n, self.exact_limit, inducing)
+            saved = self._restore.get(slot.hypothesis.name)
+            if saved is not None and int(saved["n"]) == n:
+                frame = Frame(lo=self.space.lo, span=self.space.span, s=data_scale(y))
+                fits[i] = Fit.from_json(slot.hypothesis, frame, saved, device=self.device)
+            else:
+                to_fit.append(i)
+        plans = [plan_fit(self._slots[i].hypothesis, u, y, self.space.lo, self.space.span, self._slots[i].fit,
+                          self.settings.fit, self._int_seed("fit", step, i), inducing=inducing) for i in to_fit]
+        if len(plans) >= 2 and not inducing and n <= self.settings.batch_fit_below:
+            fits.update(zip(to_fit, fit_hypotheses_batched(plans, self.settings.fit)))
         else:
-            slot.fit = fit_hypothesis(
-                slot.hypothesis, u, y, self.space.lo, self.space.span, slot.fit, self.settings.fit,
-                self._int_seed("fit", step, i), inducing=inducing,
-            )
-        slot.last_refit_n = len(y)
-        slot.posterior, slot.evidence = self._conditioned(slot.fit, u, y, self._int_seed("evidence", step, i))
+            for i, plan in zip(to_fit, plans):
+                try:
+                    fits[i] = fit_planned(plan, self.settings.fit)
+                except FitError as exc:
+                    fits[i] = exc
+        failures = {}
+        for i in due:
+            slot, fit = self._slots[i], fits[i]
+            if isinstance(fit, FitError):
+                failures[slot.hypothesis.name] = str(fit)
+                continue
+            slot.fit, slot.last_refit_n = fit, n
+            slot.posterior, slot.evidence = self._conditioned(fit, u, y, self._int_seed("evidence", step, i))
+        return failures
 
     def _conditioned(self, fit: Fit, u: Tensor, y: Tensor, seed: int):
         """The posterior at the campaign's points and the evidence tracker of ``fit`` on ``(u, y)``:
-        exact, or on ``fit.inducing`` inducing points chosen from ``u``."""
+        exact, or on ``fit.inducing`` inducing points chosen, as the fit chose them, from the
+        first ``fit.n`` points."""
         model = fit.model(u, y)
+        posterior = self._posterior_of(fit, u, y, model)
+        if fit.inducing:
+            return posterior, log_evidence(model, u, y, self.settings.evidence_samples, seed, sparse=posterior)
+        return posterior, log_evidence(model, u, y, self.settings.evidence_samples, seed, chol=posterior.chol)
+
+    def _posterior_of(self, fit: Fit, u: Tensor, y: Tensor, model=None) -> PosteriorAtPoints:
+        model = fit.model(u, y) if model is None else model
         v = y / fit.frame.s
         if fit.inducing:
-            posterior = SparseCandidatePosterior(model, u, v, self._points, z=inducing_points(u, fit.inducing))
-            return posterior, log_evidence(model, u, y, self.settings.evidence_samples, seed, sparse=posterior)
-        posterior = CandidatePosterior(model, u, v, self._points)
-        return posterior, log_evidence(model, u, y, self.settings.evidence_samples, seed, chol=posterior.chol)
+            return SparseCandidatePosterior(model, u, v, self._points, z=inducing_points(u[: fit.n], fit.inducing))
+        return CandidatePosterior(model, u, v, self._points)
 
     def _update(self, request: MeasureRequest, m: Measurement) -> StepRecord:
         step = request.step
@@ -607,14 +709,12 @@ class Campaign:
         if self.n >= self.settings.n_init:
             first = self.n == self.settings.n_init or not self._usable()
             targets = range(len(self._slots)) if first else self.policy.refit(driver, len(self._slots))
+            due = [i for i, slot in enumerate(self._slots) if self._due_for_refit(slot, i in targets)]
+            failures = self._refit(due, u, y, step)
             for i, slot in enumerate(self._slots):
-                if self._due_for_refit(slot, i in targets):
-                    try:
-                        self._refit(i, u, y, step)
-                        refit.append(slot.hypothesis.name)
-                        continue
-                    except FitError as exc:
-                        failures[slot.hypothesis.name] = str(exc)
+                if i in due and slot.hypothesis.name not in failures:
+                    refit.append(slot.hypothesis.name)
+                    continue
                 if slot.posterior is not None:
                     v_new = float(y[-1]) / slot.fit.frame.s  # type: ignore[union-attr]
                     row = slot.posterior.add(u[-1], v_new)

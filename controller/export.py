@@ -26,8 +26,8 @@ Coordinates: ``measurement`` (0, 1, ...: the step), ``axis`` (the space's axis
 names), ``hypothesis``, ``parameter``. Attributes: ``config`` (the journal's
 config event, JSON), ``journal`` (its path), ``measurements``, ``step``
 (the ``--step`` asked for, -1 for all), ``abduce_export`` (the layout's
-version). The posteriors need the rebuilt campaign
-(:func:`abduce.controller.rebuild.rebuild`, fits restored, none refitted);
+version). The posteriors need the campaign as it stood
+(:func:`abduce.controller.rebuild.snapshot`: journalled fits conditioned once);
 ``posteriors=False`` leaves them out (and the axis names fall back to x0, x1...).
 """
 
@@ -75,9 +75,9 @@ def build_dataset(journal: Journal, step: int | None = None, posteriors: bool = 
     axes = [f"x{i}" for i in range(d)]
     campaign = None
     if posteriors and n:
-        from abduce.controller.rebuild import rebuild
+        from abduce.controller.rebuild import snapshot
 
-        _, campaign = rebuild(journal, upto=n)
+        _, campaign = snapshot(journal, upto=n)
         axes = list(campaign.space.names)
     data = {
         "x": (("measurement", "axis"), np.array([r.x for r in rows], dtype=float).reshape(n, d)),

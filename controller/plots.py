@@ -26,8 +26,9 @@ Agg, SVG by the file's extension):
 ==================== =============================================================
 
 The posteriors and the acquisition need the campaign as it stood after N
-measurements: :func:`abduce.controller.rebuild.rebuild` re-tells the journal
-and restores the journalled fits (no refitting). A journal that cannot be
+measurements: :func:`abduce.controller.rebuild.snapshot` loads the data and
+conditions each hypothesis's latest journalled fit once (no replay, no
+refitting; seconds at 10^4 measurements). A journal that cannot be
 rebuilt (one that abduce did not write, say) still gets the plots that need
 only its events; :func:`write_plots` says which were skipped and why.
 """
@@ -390,10 +391,10 @@ def build_plots(journal: Journal, step: int | None = None, rebuild_campaign: boo
     out.figures["choices"] = choices_figure(ins)
     campaign = None
     if rebuild_campaign:
-        from abduce.controller.rebuild import rebuild
+        from abduce.controller.rebuild import snapshot
 
         try:
-            _, campaign = rebuild(journal, upto=ins.stopping.measurements)
+            _, campaign = snapshot(journal, upto=ins.stopping.measurements)
         except AbduceError as exc:
             out.skipped["posteriors"] = out.skipped["acquisition"] = f"the campaign could not be rebuilt: {exc}"
     else:

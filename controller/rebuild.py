@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from abduce.controller.errors import ConfigError
-from abduce.controller.journal import Journal
+from abduce.controller.journal import Journal, JournalError
 
 if TYPE_CHECKING:  # reading a spec needs no torch (abduce inspect); building its campaign does
     from abduce.controller.campaign import Campaign
@@ -104,6 +104,54 @@ def spec_of(config: dict[str, Any]) -> RunSpec:
                        options=dict(c.get("options") or {}), truth=c.get("truth"), channel=c.get("channel"),
                        reduction=c.get("reduction"))
     raise ConfigError(f"the journal's config has mode {mode!r}; known: in-process, listen, daemon, rehearsal")
+
+
+def snapshot(journal: Journal, upto: int | None = None) -> tuple[RunSpec, Campaign]:
+    """The journal's campaign after its first ``upto`` measurements, for looking at, without replay.
+
+    :func:`rebuild` re-asks and re-tells every step (the acquisition scored n
+    times, every posterior updated n times); this loads the data, the
+    journalled step records and each hypothesis's latest journalled fit, and
+    conditions the fits once (:meth:`Campaign.load_snapshot`): seconds for a
+    10^4-measurement journal. The result answers ``posterior``,
+    ``acquisition_scores`` and ``probabilities`` as the rebuilt campaign would
+    (within rounding; a step whose decision never reached the journal uses the
+    hypothesis's previous fit), and refuses ``ask``/``tell``.
+    """
+    from abduce.controller.resume import settled
+
+    spec = spec_of(journal.config())
+    campaign = spec.campaign()
+    events = list(journal.events())
+    refused, skipped = settled(events)
+    decisions = {e.request_id: e.body for e in events if e.kind == "decision"}
+    asked = {e.request_id: e.body for e in events if e.kind == "request"}
+    measurements, failed, asked_by, records, fits = [], [], [], [], {}
+    attempts: dict[int, int] = {}
+    for e in events:
+        if e.kind != "measurement" or (e.request_id in refused and e.request_id not in skipped):
+            continue
+        if upto is not None and len(measurements) >= upto:
+            break
+        # cheap proof that this journal is this campaign's (a replay re-asks every step instead)
+        step = int((asked.get(e.request_id) or {}).get("step", -1))
+        if e.request_id != campaign.request_id(step, attempts.get(step, 0)):
+            raise JournalError(f"{journal.path}: request {e.request_id} is not the one this campaign asks at step "
+                               f"{step}: the journal was written by a campaign with other settings")
+        if campaign.space.is_finite and campaign.space.index_of(e.body["x"]) is None:
+            raise JournalError(f"{journal.path}: request {e.request_id} measured x = {e.body['x']}, "
+                               f"not one of the campaign's candidates")
+        asked_by.append(asked[e.request_id].get("hypothesis"))
+        if e.request_id in skipped:
+            failed.append(tuple(e.body["x"]))
+            attempts[step] = attempts.get(step, 0) + 1
+            continue
+        measurements.append((e.request_id, tuple(e.body["x"]), float(e.body["y"])))
+        if e.request_id in decisions:
+            records.append(decisions[e.request_id])
+            fits.update(decisions[e.request_id].get("fits") or {})
+    campaign.load_snapshot(measurements, failed, asked_by, records, fits)
+    return spec, campaign
 
 
 def rebuild(journal: Journal, upto: int | None = None) -> tuple[RunSpec, Campaign]:

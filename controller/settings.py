@@ -53,7 +53,7 @@ class CampaignSection(_Section):
     reduction: str | None = None  # spectrum -> scalar: a name (loop-area, coercive-field, ...) or pkg.mod:func
     # scale (README, "Large campaigns"): where the maths runs and when exact inference gives way
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    exact_max_n: Annotated[int, Field(ge=1)] = 2000
+    exact_max_n: Annotated[int, Field(ge=1)] = 1000
     inducing: Annotated[int, Field(ge=1)] = 512
     exact_memory_gb: Annotated[float, Field(gt=0)] = 4.0
 

@@ -34,6 +34,7 @@ class SimulatedRun:
         x_c, beta, noise, grid: simulator parameters (noise None = 5% of the amplitude).
         n_init: initial space-filling measurements.
         epsilon: epsilon-greedy exploration probability.
+        device: where the campaign's maths runs ("auto": CUDA when present).
     """
 
     simulator: str = "transition-1d"
@@ -49,6 +50,7 @@ class SimulatedRun:
     grid: int = 501
     n_init: int = 5
     epsilon: float = 0.1
+    device: str = "auto"
 
     def build(self) -> tuple[Campaign, object]:
         """The campaign and the simulator."""
@@ -58,7 +60,8 @@ class SimulatedRun:
         candidates = sim.candidates()
         space = Space.finite(candidates) if candidates is not None else Space.box(sim.bounds)
         campaign = campaign_from_names(
-            space, self.hypotheses, self.policy, self.acquisition, self.budget, self.seed, self.n_init, self.epsilon
+            space, self.hypotheses, self.policy, self.acquisition, self.budget, self.seed, self.n_init, self.epsilon,
+            scale={"device": self.device},
         )
         return campaign, sim
 

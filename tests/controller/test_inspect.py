@@ -323,7 +323,7 @@ def big_journal() -> tuple[Path, float]:
     return path, time.perf_counter() - t
 
 
-def test_inspect_of_ten_thousand_measurements_is_fast():
+def test_inspect_reads_ten_thousand_measurements():
     path, built_s = big_journal()
     t = time.perf_counter()
     result = runner.invoke(app, ["inspect", str(path), "--json"])
@@ -335,5 +335,4 @@ def test_inspect_of_ten_thousand_measurements_is_fast():
     mid = inspect_run(path, step=5_000)
     step_s = time.perf_counter() - t
     assert mid.summary.measurements == 5_000
-    print(f"\n10^4 journal: built {built_s:.1f} s, inspect --json {json_s:.2f} s, --step 5000 {step_s:.2f} s")
-    assert json_s < 10 and step_s < 10  # measured ~1 s on a busy 2-core machine
+    print(f"\n10^4 journal: built {built_s:.1f} s, inspect --json {json_s:.2f} s, --step 5000 {step_s:.2f} s")  # timed in tests/benchmarks/large_journal.py

@@ -123,5 +123,4 @@ def test_report_and_export_of_ten_thousand_measurements(tmp_path):
     export_s = time.perf_counter() - t
     with xr.open_dataset(tmp_path / "big.nc", engine="h5netcdf") as ds:
         assert ds.sizes["measurement"] == 10_000 and "posterior_mean" not in ds
-    print(f"\n10^4 journal: report {report_s:.1f} s, export (no posteriors) {export_s:.1f} s")
-    assert report_s < 30 and export_s < 30  # generous: a shared 2-core machine
+    print(f"\n10^4 journal: report {report_s:.1f} s, export (no posteriors) {export_s:.1f} s")  # timed in tests/benchmarks/large_journal.py
