@@ -22,12 +22,31 @@ with different data scales can be compared point by point.
 
 from __future__ import annotations
 
+import os
 from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
 from abduce.hypotheses.model import StructuredGP
+
+
+def chunk_for(rows: int, device: torch.device, budget: float = 0.02) -> int:
+    """Columns per block for an ``rows x block`` float64 temporary: ``budget`` of the device's free
+    memory (CUDA: ``mem_get_info``; CPU: available RAM), between 256 and 65,536.
+
+    Every candidate-set computation (factors, scores of all K hypotheses,
+    integrated-variance cross covariances) runs in blocks of this size, so the
+    peak stays bounded however many candidates there are.
+    """
+    if device.type == "cuda":
+        free = torch.cuda.mem_get_info(device)[0]
+    else:
+        try:
+            free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            free = 2**31
+    return int(min(65_536, max(256, budget * free / (8 * max(rows, 1)))))
 
 
 class RowBuffer:
@@ -122,10 +141,11 @@ class CandidatePosterior(PosteriorAtPoints):
         model: the hypothesis's ``StructuredGP`` (hyperparameters used as they are).
         u: ``n x d`` relative inputs it was conditioned on; v: ``n`` relative outputs.
         points: ``N x d`` relative coordinates of the candidates / reference points.
-        chunk: candidates per block when building ``V`` (bounds peak memory).
+        chunk: candidates per block when building ``V`` (bounds peak memory; default :func:`chunk_for`).
     """
 
-    def __init__(self, model: StructuredGP, u: Tensor, v: Tensor, points: Tensor, chunk: int = 4096) -> None:
+    def __init__(self, model: StructuredGP, u: Tensor, v: Tensor, points: Tensor, chunk: int | None = None) -> None:
+        chunk = chunk or chunk_for(len(u), points.device)
         self.s = model.frame.s
         self._kernel = model.covar_module
         self._mean = model.mean_module
@@ -183,12 +203,13 @@ class CandidatePosterior(PosteriorAtPoints):
             self.var_rel = (self.var_rel - row**2).clamp_min(0)
             return CholeskyRow(l_vec, d)
 
-    def variance_reduction(self, reference: Tensor, chunk: int = 2048) -> Tensor:
+    def variance_reduction(self, reference: Tensor, chunk: int | None = None) -> Tensor:
         """Integrated-variance reduction for every point, over the reference subset (indices).
 
         Returns:
             ``N`` reductions of the mean variance over ``points[reference]`` (physical units squared).
         """
+        chunk = chunk or chunk_for(len(reference) + self.n, self.points.device)
         with torch.no_grad():
             ref_pts = self.points[reference]
             ref_v = self.v_factor[:, reference]

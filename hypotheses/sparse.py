@@ -43,7 +43,7 @@ import torch
 from gpytorch.mlls import MarginalLogLikelihood
 from torch import Tensor
 
-from abduce.hypotheses.posterior import PosteriorAtPoints, integrated_variance_reduction
+from abduce.hypotheses.posterior import PosteriorAtPoints, chunk_for, integrated_variance_reduction
 
 _LOG_2PI = math.log(2 * math.pi)
 JITTER = 1e-6  # relative to the kernel's variance
@@ -86,8 +86,9 @@ class Features:
     def m(self) -> int:
         return len(self.z)
 
-    def __call__(self, x: Tensor, chunk: int = 8192) -> Tensor:
+    def __call__(self, x: Tensor, chunk: int | None = None) -> Tensor:
         """``m x b`` features of ``b x d`` points (in chunks of ``chunk`` points)."""
+        chunk = chunk or chunk_for(self.m, x.device)
         blocks = [torch.linalg.solve_triangular(self.chol, self.kernel(self.z, x[i : i + chunk]).to_dense(), upper=False)
                   for i in range(0, len(x), chunk)]
         return torch.cat(blocks, dim=1) if blocks else x.new_zeros(self.m, 0)
@@ -171,7 +172,8 @@ class SparseCandidatePosterior(PosteriorAtPoints):
         chunk: candidates per block (bounds peak memory).
     """
 
-    def __init__(self, model, u: Tensor, v: Tensor, points: Tensor, z: Tensor, chunk: int = 8192) -> None:
+    def __init__(self, model, u: Tensor, v: Tensor, points: Tensor, z: Tensor, chunk: int | None = None) -> None:
+        chunk = chunk or chunk_for(len(z), points.device)
         self.s = model.frame.s
         self._kernel = model.covar_module
         self._mean = model.mean_module
@@ -224,9 +226,10 @@ class SparseCandidatePosterior(PosteriorAtPoints):
             self.u = torch.cat([self.u, x])
             return SparseRow(phi, h, d, excess)
 
-    def variance_reduction(self, reference: Tensor, chunk: int = 2048) -> Tensor:
+    def variance_reduction(self, reference: Tensor, chunk: int | None = None) -> Tensor:
         """As :meth:`CandidatePosterior.variance_reduction`, with
         ``Cov(r, c) = k(r, c) + phi(r)^T (A^-1 - I) phi(c)``."""
+        chunk = chunk or chunk_for(len(reference) + self.m, self.points.device)
         with torch.no_grad():
             ref_pts = self.points[reference]
             p_ref = self.p[:, reference]
