@@ -527,13 +527,9 @@ class Campaign:
             self._x.append(tuple(float(v) for v in x))
             self._y.append(float(y))
             self._told.add(rid)
-            idx = self.space.index_of(x) if self.space.is_finite else None
-            if idx is not None:
-                self._measured_idx.append(idx)
-        for x in failed:
-            idx = self.space.index_of(x) if self.space.is_finite else None
-            if idx is not None:
-                self._failed_idx.append(idx)
+        if self.space.is_finite:
+            self._measured_idx = [i for i in self.space.indices_of(self._x) if i is not None]
+            self._failed_idx = [i for i in self.space.indices_of(failed) if i is not None]
         names = self.hypothesis_names
         for name in asked_by:
             if name in names:

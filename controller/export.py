@@ -50,7 +50,8 @@ SUFFIXES = (".nc", ".h5", ".hdf5", ".nc4")
 
 def build_dataset(journal: Journal, step: int | None = None, posteriors: bool = True) -> xr.Dataset:
     """The dataset of the journal's campaign after ``step`` measurements (all by default)."""
-    ins = inspect_journal(journal, step)
+    events = list(journal.events())  # read once: the inspection and the snapshot both need them
+    ins = inspect_journal(journal, step, events)
     rows, names = ins.measurements, ins.hypotheses
     n = len(rows)
     d = len(rows[0].x) if rows else 1
@@ -77,7 +78,7 @@ def build_dataset(journal: Journal, step: int | None = None, posteriors: bool = 
     if posteriors and n:
         from abduce.controller.rebuild import snapshot
 
-        _, campaign = snapshot(journal, upto=n)
+        _, campaign = snapshot(journal, upto=n, events=events)
         axes = list(campaign.space.names)
     data = {
         "x": (("measurement", "axis"), np.array([r.x for r in rows], dtype=float).reshape(n, d)),

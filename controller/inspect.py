@@ -170,8 +170,17 @@ def inspect_run(run: str | os.PathLike, step: int | None = None) -> Inspection:
         return inspect_journal(journal, step)
 
 
-def inspect_journal(journal: Journal, step: int | None = None) -> Inspection:
-    """The campaign after its first ``step`` measurements (all by default), from the journal's events.
+def refused_readings(events) -> tuple[set[str], set[str]]:
+    """``(refused, skipped)`` request ids: measurements ``tell`` refused (not part of the data; an
+    instrument error leaves its request in flight instead), and of those, the NaN/inf readings
+    whose point was skipped."""
+    errors = [e for e in events if e.kind == "error" and e.body.get("stage") != "instrument"]
+    return {e.request_id for e in errors}, {e.request_id for e in errors if e.body.get("skipped")}
+
+
+def inspect_journal(journal: Journal, step: int | None = None, events: list[Event] | None = None) -> Inspection:
+    """The campaign after its first ``step`` measurements (all by default), from the journal's events
+    (``events``: all of them, when the caller has read them already).
 
     Raises:
         ConfigError: ``step`` is negative.
@@ -181,10 +190,9 @@ def inspect_journal(journal: Journal, step: int | None = None) -> Inspection:
         raise ConfigError(f"--step must be >= 0, got {step}")
     config = journal.config()
     setup = spec_of(config)
-    events = _cut(list(journal.events()), step)
+    events = _cut(list(journal.events()) if events is None else events, step)
     errors = [e for e in events if e.kind == "error"]
-    refused = {e.request_id for e in errors if e.body.get("stage") != "instrument"}
-    skipped = {e.request_id for e in errors if e.body.get("skipped")}
+    refused, skipped = refused_readings(errors)
     requests: dict[str, dict] = {}
     decisions: dict[str, dict] = {}
     told: list[Event] = []
@@ -228,8 +236,7 @@ def _cut(events: list[Event], step: int | None) -> list[Event]:
     """The events up to the ``step``-th told measurement and what it caused, before the next request."""
     if step is None:
         return events
-    errors = [e for e in events if e.kind == "error"]
-    refused = {e.request_id for e in errors if e.body.get("stage") != "instrument"}
+    refused, _ = refused_readings(events)
     told, end = 0, None
     for i, e in enumerate(events):
         if told >= step and e.kind == "request":

@@ -301,11 +301,13 @@ class Spectrum:
     arrays: dict[str, np.ndarray]
 
 
-def spectra_of(journal: Journal, inspection: Inspection) -> list[Spectrum]:
+def spectra_of(journal: Journal, inspection: Inspection, events: list | None = None) -> list[Spectrum]:
     """The raw arrays journalled with the inspected measurements (those that have any)."""
     steps = {m.request_id: m for m in inspection.measurements if m.arrays}
+    if not steps:
+        return []
     out = []
-    for e in journal.events("measurement"):
+    for e in (journal.events("measurement") if events is None else (e for e in events if e.kind == "measurement")):
         m = steps.get(e.request_id)
         if m is not None and e.body.get("arrays"):
             arrays = {k: np.asarray(a["data"], dtype=np.dtype(a["dtype"])).reshape(a["shape"])
@@ -384,7 +386,8 @@ def _labels(config: dict[str, Any]) -> tuple[str, str]:
 
 def build_plots(journal: Journal, step: int | None = None, rebuild_campaign: bool = True) -> Plots:
     """Every figure of the journal's campaign after ``step`` measurements (all by default)."""
-    out = Plots(inspection=inspect_journal(journal, step), config=journal.config())
+    events = list(journal.events())  # read once: the inspection and the snapshot both need them
+    out = Plots(inspection=inspect_journal(journal, step, events), config=journal.config())
     ins = out.inspection
     ylabel, _ = _labels(out.config)
     out.figures["probabilities"] = probabilities_figure(ins)
@@ -394,7 +397,7 @@ def build_plots(journal: Journal, step: int | None = None, rebuild_campaign: boo
         from abduce.controller.rebuild import snapshot
 
         try:
-            _, campaign = snapshot(journal, upto=ins.stopping.measurements)
+            _, campaign = snapshot(journal, upto=ins.stopping.measurements, events=events)
         except AbduceError as exc:
             out.skipped["posteriors"] = out.skipped["acquisition"] = f"the campaign could not be rebuilt: {exc}"
     else:
@@ -406,7 +409,7 @@ def build_plots(journal: Journal, step: int | None = None, rebuild_campaign: boo
                 out.figures[name] = make()
             except NothingToPlot as exc:
                 out.skipped[name] = str(exc)
-    spectra = spectra_of(journal, ins)
+    spectra = spectra_of(journal, ins, events)
     if spectra:
         names = campaign.space.names if campaign is not None else ("x",)
         out.figures["spectra"] = spectra_figure(spectra, xlabel=names[0], ylabel=ylabel)

@@ -106,7 +106,7 @@ def spec_of(config: dict[str, Any]) -> RunSpec:
     raise ConfigError(f"the journal's config has mode {mode!r}; known: in-process, listen, daemon, rehearsal")
 
 
-def snapshot(journal: Journal, upto: int | None = None) -> tuple[RunSpec, Campaign]:
+def snapshot(journal: Journal, upto: int | None = None, events: list | None = None) -> tuple[RunSpec, Campaign]:
     """The journal's campaign after its first ``upto`` measurements, for looking at, without replay.
 
     :func:`rebuild` re-asks and re-tells every step (the acquisition scored n
@@ -116,14 +116,15 @@ def snapshot(journal: Journal, upto: int | None = None) -> tuple[RunSpec, Campai
     10^4-measurement journal. The result answers ``posterior``,
     ``acquisition_scores`` and ``probabilities`` as the rebuilt campaign would
     (within rounding; a step whose decision never reached the journal uses the
-    hypothesis's previous fit), and refuses ``ask``/``tell``.
+    hypothesis's previous fit), and refuses ``ask``/``tell``. ``events``: all the journal's
+    events, when the caller has read them already.
     """
-    from abduce.controller.resume import settled
+    from abduce.controller.inspect import refused_readings
 
     spec = spec_of(journal.config())
     campaign = spec.campaign()
-    events = list(journal.events())
-    refused, skipped = settled(events)
+    events = list(journal.events()) if events is None else events
+    refused, skipped = refused_readings(events)
     decisions = {e.request_id: e.body for e in events if e.kind == "decision"}
     asked = {e.request_id: e.body for e in events if e.kind == "request"}
     measurements, failed, asked_by, records, fits = [], [], [], [], {}
@@ -138,9 +139,6 @@ def snapshot(journal: Journal, upto: int | None = None) -> tuple[RunSpec, Campai
         if e.request_id != campaign.request_id(step, attempts.get(step, 0)):
             raise JournalError(f"{journal.path}: request {e.request_id} is not the one this campaign asks at step "
                                f"{step}: the journal was written by a campaign with other settings")
-        if campaign.space.is_finite and campaign.space.index_of(e.body["x"]) is None:
-            raise JournalError(f"{journal.path}: request {e.request_id} measured x = {e.body['x']}, "
-                               f"not one of the campaign's candidates")
         asked_by.append(asked[e.request_id].get("hypothesis"))
         if e.request_id in skipped:
             failed.append(tuple(e.body["x"]))
@@ -150,6 +148,12 @@ def snapshot(journal: Journal, upto: int | None = None) -> tuple[RunSpec, Campai
         if e.request_id in decisions:
             records.append(decisions[e.request_id])
             fits.update(decisions[e.request_id].get("fits") or {})
+    if campaign.space.is_finite:
+        points = [x for _, x, _ in measurements] + failed
+        off = [x for x, i in zip(points, campaign.space.indices_of(points)) if i is None]
+        if off:
+            raise JournalError(f"{journal.path}: x = {list(off[0])} was measured but is not one of the campaign's "
+                               f"candidates ({len(off)} such points): the journal was written for another space")
     campaign.load_snapshot(measurements, failed, asked_by, records, fits)
     return spec, campaign
 

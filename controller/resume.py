@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from abduce.controller.campaign import Campaign
+from abduce.controller.inspect import refused_readings
 from abduce.controller.journal import Journal, JournalError
 from abduce.controller.measurements import MeasureRequest, Measurement
 
@@ -37,7 +38,7 @@ def replay(campaign: Campaign, journal: Journal, limit: int | None = None) -> Re
     requested: dict[str, MeasureRequest] = {}
     # measurements tell() refused are not part of the data (an instrument error leaves the request in flight)
     events = list(journal.events())  # one read: errors and decisions come after the measurements they settle
-    refused, skipped = settled(events)
+    refused, skipped = refused_readings(events)
     fits = {e.request_id: e.body.get("fits") for e in events if e.kind == "decision"}  # restored, not refitted
     for event in events:
         if limit is not None and event.kind == "measurement" and campaign.n >= limit:
@@ -60,14 +61,6 @@ def replay(campaign: Campaign, journal: Journal, limit: int | None = None) -> Re
             told.add(event.request_id)
     in_flight = tuple(r for rid, r in requested.items() if rid not in told)
     return Resumed(campaign, in_flight)
-
-
-def settled(events) -> tuple[set[str], set[str]]:
-    """``(refused, skipped)`` request ids: measurements ``tell`` refused (not part of the data; an
-    instrument error leaves its request in flight instead), and of those, the NaN/inf readings
-    whose point was skipped."""
-    errors = [e for e in events if e.kind == "error" and e.body.get("stage") != "instrument"]
-    return {e.request_id for e in errors}, {e.request_id for e in errors if e.body.get("skipped")}
 
 
 def _check(request: MeasureRequest, event, journal: Journal) -> None:

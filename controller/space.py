@@ -6,6 +6,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -91,6 +92,18 @@ class Space:
     def contains(self, x: Sequence[float], rtol: float = 1e-9) -> bool:
         """Whether a point lies in the box (with a relative tolerance of the span)."""
         return all(l - rtol * s <= v <= h + rtol * s for v, l, h, s in zip(x, self.lo, self.hi, self.span))
+
+    def indices_of(self, xs: Sequence[Sequence[float]], rtol: float = 1e-6) -> list[int | None]:
+        """:meth:`index_of` for many points at once (one k-d tree, ``O((N + len(xs)) log N)``)."""
+        assert self.candidates is not None
+        if not len(xs):
+            return []
+        from scipy.spatial import cKDTree
+
+        scale = np.asarray(self.span, dtype=float)
+        tree = cKDTree(self.candidates.cpu().numpy() / scale)
+        dist, idx = tree.query(np.asarray(xs, dtype=float).reshape(len(xs), -1) / scale, p=np.inf)
+        return [int(i) if d <= rtol else None for d, i in zip(dist, idx)]
 
     def index_of(self, x: Sequence[float], rtol: float = 1e-6) -> int | None:
         """For a candidate set: the index of the candidate at ``x`` (within ``rtol`` of the span), else None."""

@@ -36,3 +36,14 @@ def test_a_snapshot_refuses_to_ask_or_tell():
         _, snap = snapshot(journal, upto=6)
     with pytest.raises(CampaignStateError, match="snapshot"):
         snap.ask()
+
+
+def test_indices_of_many_points_equals_index_of_one_by_one():
+    from abduce.controller.space import Space
+
+    rng = np.random.default_rng(0)
+    cand = rng.random((500, 2)) * [2.0, 10.0] + [-1.0, 5.0]
+    space = Space.finite(cand)
+    queries = [tuple(c) for c in cand[::7]] + [(0.123456, 7.0), tuple(cand[3] + [1e-9, 0.0])]
+    assert space.indices_of(queries) == [space.index_of(q) for q in queries]
+    assert space.indices_of(queries)[-2] is None and space.indices_of(queries)[-1] == 3
