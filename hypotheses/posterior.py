@@ -113,6 +113,14 @@ class PosteriorAtPoints:
     mean_rel: Tensor
     var_rel: Tensor
 
+    def _take(self, model: StructuredGP, points: Tensor) -> None:
+        """What every subclass reads off the model: scale, kernel, mean, noise (relative frame)."""
+        self.s = model.frame.s
+        self._kernel = model.covar_module
+        self._mean = model.mean_module
+        self.points = points
+        self.noise_rel = float(model.likelihood.noise.detach())
+
     @property
     def mean(self) -> Tensor:
         """``N`` posterior means, physical units."""
@@ -146,11 +154,7 @@ class CandidatePosterior(PosteriorAtPoints):
 
     def __init__(self, model: StructuredGP, u: Tensor, v: Tensor, points: Tensor, chunk: int | None = None) -> None:
         chunk = chunk or chunk_for(len(u), points.device)
-        self.s = model.frame.s
-        self._kernel = model.covar_module
-        self._mean = model.mean_module
-        self.points = points
-        self.noise_rel = float(model.likelihood.noise.detach())
+        self._take(model, points)
         with torch.no_grad():
             k = self._k(u, u) + self.noise_rel * torch.eye(len(u), dtype=u.dtype, device=u.device)
             self.chol = torch.linalg.cholesky(k)

@@ -174,11 +174,7 @@ class SparseCandidatePosterior(PosteriorAtPoints):
 
     def __init__(self, model, u: Tensor, v: Tensor, points: Tensor, z: Tensor, chunk: int | None = None) -> None:
         chunk = chunk or chunk_for(len(z), points.device)
-        self.s = model.frame.s
-        self._kernel = model.covar_module
-        self._mean = model.mean_module
-        self.points = points
-        self.noise_rel = float(model.likelihood.noise.detach())
+        self._take(model, points)
         self.chunk = chunk
         with torch.no_grad():
             self.features = Features(self._kernel, z)
