@@ -106,10 +106,13 @@ def _posteriors_1d(campaign, ylabel: str) -> Figure:
             mean, sd = post[0][order], post[1][order]
             ax.fill_between(points[order], mean - 2 * sd, mean + 2 * sd, color=color(i), alpha=0.25,
                             label="± 2 sd")
-            ax.plot(points[order], mean, color=color(i), label=f"{name} posterior mean")
+            ax.plot(points[order], mean, color=color(i), zorder=4, label=f"{name} posterior mean")
         else:
             ax.text(0.5, 0.9, "not fitted yet", transform=ax.transAxes, ha="center")
-        ax.scatter(mx, ys, s=16, color="k", zorder=3, label=f"measurements ({len(ys)})")
+        # many measurements: small, faint dots under the curves, so the fit stays visible
+        dense = len(ys) > 200
+        ax.scatter(mx, ys, s=3 if dense else 16, color="k", alpha=0.25 if dense else 1.0, zorder=2 if dense else 3,
+                   linewidths=0, label=f"measurements ({len(ys)})")
         ax.set_title(_title(name, probs, leader))
         ax.set_xlabel(campaign.space.names[0])
         ax.set_ylabel(ylabel)

@@ -199,8 +199,8 @@ def test_a_resume_restores_journalled_fits_instead_of_refitting(tmp_path, monkey
     with Journal.create(tmp_path / "j.sqlite", CONFIG) as j:
         live = run.run(journal=j)
     fits = []
-    real = campaign_module.fit_hypothesis
-    monkeypatch.setattr(campaign_module, "fit_hypothesis", lambda *a, **k: fits.append(1) or real(*a, **k))
+    real = campaign_module.plan_fit  # every fit, one by one or batched, starts from a plan
+    monkeypatch.setattr(campaign_module, "plan_fit", lambda *a, **k: fits.append(1) or real(*a, **k))
     import dataclasses
 
     longer = dataclasses.replace(run, budget=run.budget + 1)  # same request ids; one more step to ask for
