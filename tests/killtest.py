@@ -76,6 +76,32 @@ def journal_measurements(path: Path) -> list[tuple[str, list[float], float]]:
         return []
 
 
+def count_measurements(path: Path) -> int:
+    """How many measurements the journal holds: one SQL count on a read-only connection (milliseconds,
+    where parsing every event would let several fast steps pass between two looks)."""
+    import sqlite3
+
+    if not path.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=0.5) as conn:
+            return int(conn.execute("SELECT COUNT(*) FROM events WHERE kind = 'measurement'").fetchone()[0])
+    except sqlite3.Error:  # mid-write by a live daemon: try later
+        return -1
+
+
+def last_step_seconds(path: Path) -> float:
+    """The time between the journal's last two measurements (how long a step takes now)."""
+    import sqlite3
+
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=0.5) as conn:
+            rows = conn.execute("SELECT t FROM events WHERE kind = 'measurement' ORDER BY seq DESC LIMIT 2").fetchall()
+    except sqlite3.Error:
+        return 0.0
+    return float(rows[0][0] - rows[1][0]) if len(rows) == 2 else 0.0
+
+
 def _wait_running(proc: subprocess.Popen, control: str, secret: bytes, timeout_s: float = 120.0) -> bool:
     """Wait until the daemon says it is running its campaign (False if it exited or never did)."""
     from abduce.controller.control import ControlError, request
@@ -124,11 +150,14 @@ def run(kills: int, budget: int, seed: int, workdir: Path, log=print, policy: st
                     time.sleep(rng.uniform(0.0, 4.0))  # imports, registration, replay
                 elif _wait_running(proc, control, secret):
                     # let it make progress (so the campaign ends whatever a step costs), then kill at a random
-                    # moment of the next step: within as long as that first step took, at most window_s
-                    t0, n0 = time.monotonic(), len(journal_measurements(journal))
-                    while proc.poll() is None and len(journal_measurements(journal)) <= n0:
-                        time.sleep(0.02)
-                    time.sleep(rng.uniform(0.0, min(window_s, time.monotonic() - t0)))
+                    # moment of the next step: within as long as the last step took (the gap between the journal's
+                    # last two measurements), at most window_s
+                    n0 = count_measurements(journal)
+                    while n0 < 0 and proc.poll() is None:  # the journal was mid-write: look again
+                        n0 = count_measurements(journal)
+                    while proc.poll() is None and count_measurements(journal) <= n0:
+                        time.sleep(0.005)
+                    time.sleep(rng.uniform(0.0, min(window_s, last_step_seconds(journal))))
                 if proc.poll() is None:
                     proc.send_signal(signal.SIGKILL)
                     proc.wait()
