@@ -144,6 +144,15 @@ def run(kills: int, budget: int, seed: int, workdir: Path, log=print, policy: st
             proc = subprocess.Popen([sys.executable, "-m", "abduce.controller.cli", "daemon", str(config)],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
             starts += 1
+            # what the journal held at this start (a starting daemon replays, it does not measure): fast
+            # steps may journal several measurements between 'running' and a later look
+            n0 = count_measurements(journal)
+            for _ in range(100):  # the journal was mid-write: look again
+                if n0 >= 0:
+                    break
+                time.sleep(0.01)
+                n0 = count_measurements(journal)
+            n0 = n0 if n0 >= 0 else len(journal_measurements(journal))
             if done_kills < kills and (deadline is None or time.monotonic() < deadline):
                 at_start_up = rng.random() < 0.25
                 if at_start_up:
@@ -152,9 +161,6 @@ def run(kills: int, budget: int, seed: int, workdir: Path, log=print, policy: st
                     # let it make progress (so the campaign ends whatever a step costs), then kill at a random
                     # moment of the next step: within as long as the last step took (the gap between the journal's
                     # last two measurements), at most window_s
-                    n0 = count_measurements(journal)
-                    while n0 < 0 and proc.poll() is None:  # the journal was mid-write: look again
-                        n0 = count_measurements(journal)
                     while proc.poll() is None and count_measurements(journal) <= n0:
                         time.sleep(0.005)
                     time.sleep(rng.uniform(0.0, min(window_s, last_step_seconds(journal))))
