@@ -90,16 +90,18 @@ def count_measurements(path: Path) -> int:
         return -1
 
 
-def last_step_seconds(path: Path) -> float:
-    """The time between the journal's last two measurements (how long a step takes now)."""
+def last_step_seconds(path: Path, started: float) -> float:
+    """How long a step takes now: the latest gap between two consecutive journalled measurements
+    that does not span the daemon's restart at ``started`` (wall clock)."""
     import sqlite3
 
     try:
         with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=0.5) as conn:
-            rows = conn.execute("SELECT t FROM events WHERE kind = 'measurement' ORDER BY seq DESC LIMIT 2").fetchall()
+            t = [r[0] for r in conn.execute("SELECT t FROM events WHERE kind = 'measurement' ORDER BY seq DESC LIMIT 3")]
     except sqlite3.Error:
         return 0.0
-    return float(rows[0][0] - rows[1][0]) if len(rows) == 2 else 0.0
+    gaps = [a - b for a, b in zip(t, t[1:]) if not (b < started <= a)]
+    return float(gaps[0]) if gaps else 0.0
 
 
 def _wait_running(proc: subprocess.Popen, control: str, secret: bytes, timeout_s: float = 120.0) -> bool:
@@ -141,6 +143,7 @@ def run(kills: int, budget: int, seed: int, workdir: Path, log=print, policy: st
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
     try:
         while True:
+            started = time.time()
             proc = subprocess.Popen([sys.executable, "-m", "abduce.controller.cli", "daemon", str(config)],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
             starts += 1
@@ -159,11 +162,11 @@ def run(kills: int, budget: int, seed: int, workdir: Path, log=print, policy: st
                     time.sleep(rng.uniform(0.0, 4.0))  # imports, registration, replay
                 elif _wait_running(proc, control, secret):
                     # let it make progress (so the campaign ends whatever a step costs), then kill at a random
-                    # moment of the next step: within as long as the last step took (the gap between the journal's
-                    # last two measurements), at most window_s
+                    # moment of the next step: within as long as a step takes (the journal's latest gap between
+                    # two measurements, not counting the restart), at most window_s
                     while proc.poll() is None and count_measurements(journal) <= n0:
                         time.sleep(0.005)
-                    time.sleep(rng.uniform(0.0, min(window_s, last_step_seconds(journal))))
+                    time.sleep(rng.uniform(0.0, min(window_s, last_step_seconds(journal, started))))
                 if proc.poll() is None:
                     proc.send_signal(signal.SIGKILL)
                     proc.wait()
