@@ -29,14 +29,14 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # the commands timed pick their own thread counts
 
 GOAL_S = 10.0
 
 
 def make_run(path: Path, n: int, grid: int, seed: int) -> float:
     """Run the campaign into ``path`` (a run directory); returns the seconds it took."""
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # as the daemon runs campaigns
     import numpy as np
 
     from abduce.controller.campaign import CampaignSettings
