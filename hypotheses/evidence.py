@@ -256,7 +256,7 @@ def log_evidence(
     v = y / frame.s
     with torch.no_grad():
         if sparse is not None:
-            feats = sparse.features(u)
+            feats = sparse.pop_data_features(u)
             noise = torch.tensor(sparse.noise_rel, dtype=DTYPE, device=u.device)
             prior_diag = model.covar_module(u, diag=True).to_dense()
 

@@ -175,10 +175,10 @@ class SparseCandidatePosterior(PosteriorAtPoints):
     def __init__(self, model, u: Tensor, v: Tensor, points: Tensor, z: Tensor, chunk: int | None = None) -> None:
         chunk = chunk or chunk_for(len(z), points.device)
         self._take(model, points)
-        self.chunk = chunk
         with torch.no_grad():
             self.features = Features(self._kernel, z)
             phi = self.features(u, chunk)
+            self._phi_data = phi  # for the evidence built next from the same data (pop_data_features)
             m = self.features.m
             b = phi @ phi.T + self.noise_rel * torch.eye(m, dtype=u.dtype, device=u.device)
             self.a_inv = self.noise_rel * torch.cholesky_inverse(torch.linalg.cholesky(b))  # A^-1 = sigma^2 B^-1
@@ -202,6 +202,12 @@ class SparseCandidatePosterior(PosteriorAtPoints):
     @property
     def m(self) -> int:
         return self.features.m
+
+    def pop_data_features(self, u: Tensor) -> Tensor:
+        """``m x n`` features of the data this posterior was built on (computed once, in ``__init__``,
+        and handed over here instead of recomputed; ``O(n m^2)``), then forgotten."""
+        phi, self._phi_data = self._phi_data, None
+        return phi if phi is not None and phi.shape[1] == len(u) else self.features(u)
 
     def add(self, u_new: Tensor, v_new: float) -> SparseRow:
         """Condition on one more measurement (``u_new``: ``d``; ``v_new``: relative). ``O(m N)``."""
