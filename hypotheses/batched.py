@@ -29,11 +29,13 @@ import numpy as np
 import torch
 from botorch.optim.batched_lbfgs_b import fmin_l_bfgs_b_batched
 from botorch.optim.utils import get_parameters_and_bounds
+from gpytorch.mlls import ExactMarginalLogLikelihood
+from gpytorch.priors import LogNormalPrior, NormalPrior
 from torch import Tensor
 
 from abduce.controller.errors import FitError
 from abduce.hypotheses.fitting import Fit, FitPlan, FitSettings
-from abduce.hypotheses.model import StructuredGP
+from abduce.hypotheses.model import DTYPE, StructuredGP, relative_mean
 
 _LOG_2PI = math.log(2 * math.pi)
 
@@ -47,75 +49,141 @@ def _matern(r: Tensor, nu: Tensor) -> Tensor:
     return poly * torch.exp(-root * r)
 
 
-def negative_log_posteriors(models: list[StructuredGP], u: Tensor, v: Tensor) -> Tensor:
-    """``B`` values of ``-ExactMarginalLogLikelihood`` (per point, priors included), computed together."""
+def _log_density(prior, value: Tensor) -> Tensor:
+    """``prior.log_prob(value)``; GPyTorch's normal and log-normal priors in closed form, which is the
+    same density without ``torch.distributions``' per-call overhead (most of a small-n evaluation)::
+
+        log N(z; mu, sigma) = -(z - mu)^2 / (2 sigma^2) - log sigma - log(2 pi) / 2,
+        z = value (normal) or log value (log-normal, then minus log value: the Jacobian)
+    """
+    if isinstance(prior, (NormalPrior, LogNormalPrior)):
+        base = prior.base_dist if isinstance(prior, LogNormalPrior) else prior
+        mu, sigma = base.loc, base.scale
+        z = torch.log(value) if isinstance(prior, LogNormalPrior) else value
+        # torch's own order of operations (its loc and scale may be float32), to rounding
+        out = -((z - mu) ** 2) / (2 * sigma**2) - torch.log(sigma) - math.log(math.sqrt(2 * math.pi))
+        return out - z if isinstance(prior, LogNormalPrior) else out
+    return prior.log_prob(value)
+
+
+class _Layout:
+    """How one plan's raw parameters sit in a row of the batched optimiser's ``x`` (its width is
+    ``d + 2 + free``: lengthscales, outputscale, noise, then the hypothesis's free parameters), and
+    the plan's constraints and priors applied to many rows at once.
+
+    One model per plan serves all its starts: rows are loaded into it only to read a start's state
+    and to report an optimised one. Evaluations never touch it (see :func:`_objective`)."""
+
+    def __init__(self, plan: FitPlan | None, model: StructuredGP) -> None:
+        self.plan, self.model = plan, model
+        self.hypothesis, self.frame = model.hypothesis, model.frame
+        kern, lik, mean = model.covar_module, model.likelihood.noise_covar, model.mean_module
+        self.nu = float(kern.base_kernel.nu)
+        self._params = [kern.base_kernel.raw_lengthscale, kern.raw_outputscale, lik.raw_noise]
+        self._params += [getattr(mean, f"raw_{p.name}") for p in self.hypothesis.free]
+        self._constraints = [kern.base_kernel.raw_lengthscale_constraint, kern.raw_outputscale_constraint,
+                             lik.raw_noise_constraint]
+        self._constraints += [getattr(mean, f"raw_{p.name}_constraint") for p in self.hypothesis.free]
+        self._priors = [kern.base_kernel.lengthscale_prior, kern.outputscale_prior, lik.noise_prior]
+        self._priors += [getattr(mean, f"{p.name}_prior", None) for p in self.hypothesis.free]
+        self.d = self._params[0].numel()
+        self.width = self.d + 2 + len(self.hypothesis.free)
+        # everything the exact marginal likelihood optimises and every prior it adds, or refuse
+        named, bounds = get_parameters_and_bounds(ExactMarginalLogLikelihood(model.likelihood, model))
+        optimised = {id(p) for p in named.values() if p.requires_grad}
+        if optimised != {id(p) for p in self._params}:
+            raise ValueError(f"{self.hypothesis.name}: batched fitting does not know every parameter of this model")
+        if sum(1 for _ in model.named_priors()) != sum(p is not None for p in self._priors):
+            raise ValueError(f"{self.hypothesis.name}: batched fitting does not know every prior of this model")
+        # GPyTorch's interval constraints are enforced by transforms, so the raw parameters are
+        # unbounded; padding columns (zero gradient) then stay where they start
+        if any(b is not None and math.isfinite(b) for pair in bounds.values() for t in pair if t is not None
+               for b in torch.as_tensor(t).reshape(-1).tolist()):
+            raise ValueError("batched fitting needs unbounded raw parameters")
+
+    def pack(self) -> Tensor:
+        """The model's current raw parameters as one row (``width``)."""
+        return torch.cat([p.detach().reshape(-1) for p in self._params])
+
+    def load(self, row: np.ndarray | Tensor) -> None:
+        """Set the model's raw parameters from a row."""
+        row = torch.as_tensor(row[: self.width], dtype=DTYPE, device=self._params[0].device)
+        with torch.no_grad():
+            at = 0
+            for p in self._params:
+                p.copy_(row[at : at + p.numel()].reshape(p.shape))
+                at += p.numel()
+
+    def terms(self, x: Tensor, u: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """For ``S`` rows ``x`` (``S x >= width``): lengthscales ``S x d``, outputscales ``S``, noises
+        ``S``, means at ``u`` ``S x n`` and log priors ``S``, each through GPyTorch's own constraint
+        transforms and prior densities (vectorised over the rows)."""
+        cols = [x[:, : self.d]] + [x[:, self.d + j] for j in range(2 + len(self.hypothesis.free))]
+        values = [c.transform(col) for c, col in zip(self._constraints, cols)]
+        log_prior = sum(_log_density(prior, value).reshape(len(x), -1).sum(-1)
+                        for prior, value in zip(self._priors, values) if prior is not None)
+        relative = {p.name: value.unsqueeze(-1) for p, value in zip(self.hypothesis.free, values[3:])}
+        mean = relative_mean(self.hypothesis, self.frame, u, relative).expand(len(x), len(u))
+        return values[0], values[1], values[2], mean, log_prior
+
+
+def _objective(groups: list[tuple[_Layout, Tensor]], u: Tensor, v: Tensor) -> Tensor:
+    """The negative log posteriors per point of every row of every group ``(layout, rows S x width)``,
+    in order: one batched Cholesky for all of them."""
     n = len(u)
-    ls = torch.stack([m.covar_module.base_kernel.lengthscale.reshape(-1) for m in models])  # B x d
-    scale = torch.stack([m.covar_module.outputscale.reshape(()) for m in models])
-    noise = torch.stack([m.likelihood.noise.reshape(()) for m in models])
-    nu = torch.tensor([m.covar_module.base_kernel.nu for m in models], dtype=u.dtype, device=u.device)
+    parts = [layout.terms(rows, u) for layout, rows in groups]
+    ls, scale, noise, mean, log_prior = (torch.cat([part[i] for part in parts]) for i in range(5))
+    nu = torch.cat([torch.full((len(rows),), layout.nu, dtype=u.dtype, device=u.device) for layout, rows in groups])
     x = (u - u.mean(0)).unsqueeze(0) / ls.unsqueeze(1)  # B x n x d
     r = (x.unsqueeze(2) - x.unsqueeze(1)).pow(2).sum(-1).clamp_min(1e-30).sqrt()
     k = scale.view(-1, 1, 1) * _matern(r, nu) + noise.view(-1, 1, 1) * torch.eye(n, dtype=u.dtype, device=u.device)
     chol = torch.linalg.cholesky(k)
-    resid = v.unsqueeze(0) - torch.stack([m.mean_module(u) for m in models])
-    w = torch.linalg.solve_triangular(chol, resid.unsqueeze(-1), upper=False)[..., 0]
+    w = torch.linalg.solve_triangular(chol, (v.unsqueeze(0) - mean).unsqueeze(-1), upper=False)[..., 0]
     loglik = -0.5 * (w**2).sum(-1) - torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1) - 0.5 * n * _LOG_2PI
-    priors = torch.stack([sum(prior.log_prob(closure(module)).sum() for _, module, prior, closure, _ in m.named_priors())
-                          for m in models])
-    return -(loglik + priors) / n
+    return -(loglik + log_prior) / n
+
+
+def negative_log_posteriors(models: list[StructuredGP], u: Tensor, v: Tensor) -> Tensor:
+    """``B`` values of ``-ExactMarginalLogLikelihood`` (per point, priors included) at the models'
+    current parameters, computed together as the batched optimiser computes them."""
+    layouts = [_Layout(None, m) for m in models]
+    return _objective([(layout, layout.pack().unsqueeze(0)) for layout in layouts], u, v)
 
 
 class _Members:
-    """The B models and the flat, padded parameter vectors the batched optimiser sees."""
+    """The B = sum of starts members: which plan each belongs to, and their padded rows."""
 
     def __init__(self, plans: list[FitPlan]) -> None:
+        self.layouts: list[_Layout] = []
         self.owner: list[int] = []
-        self.models: list[StructuredGP] = []
+        rows: list[Tensor] = []
         for i, plan in enumerate(plans):
+            model = plan.model if plan.model is not None else plan.start_model(plan.starts[0])
+            model.train()
+            layout = _Layout(plan, model)
+            self.layouts.append(layout)
             for state in plan.starts:
+                layout.model.load_state_dict(state)
+                rows.append(layout.pack())
                 self.owner.append(i)
-                self.models.append(plan.start_model(state))
-        self.params: list[list[Tensor]] = []
-        self.bounds: list[list[tuple[float | None, float | None]]] = []
-        for plan, model in zip((plans[i] for i in self.owner), self.models):
-            named, bounds = get_parameters_and_bounds(plan.mll(model))
-            chosen = [(name, p) for name, p in named.items() if p.requires_grad]
-            self.params.append([p for _, p in chosen])
-            self.bounds.append([b for name, p in chosen for b in _expand(bounds.get(name), p.numel())])
-        self.width = max(sum(p.numel() for p in ps) for ps in self.params)
+        self.width = max(layout.width for layout in self.layouts)
+        self._x0 = np.zeros((len(rows), self.width))
+        for b, row in enumerate(rows):
+            self._x0[b, : len(row)] = row.cpu().numpy()
 
     def x0(self) -> np.ndarray:
-        out = np.zeros((len(self.models), self.width))
-        for b, ps in enumerate(self.params):
-            flat = torch.cat([p.detach().reshape(-1) for p in ps]).cpu().numpy()
-            out[b, : len(flat)] = flat
+        return self._x0.copy()
+
+    def groups(self, x: Tensor, members: list[int]) -> list[tuple[_Layout, Tensor]]:
+        """``members`` (indices into the batch; their rows of ``x`` in the same order) grouped by plan,
+        keeping their order (members of one plan are contiguous)."""
+        out: list[tuple[_Layout, Tensor]] = []
+        start = 0
+        for i in range(1, len(members) + 1):
+            if i == len(members) or self.owner[members[i]] != self.owner[members[start]]:
+                out.append((self.layouts[self.owner[members[start]]], x[start:i]))
+                start = i
         return out
-
-    def check_unbounded(self) -> None:
-        """GPyTorch's interval constraints are enforced by transforms, so the raw parameters are
-        unbounded; the batched optimiser takes one set of bounds for all members, and padding
-        (zero gradient) stays at 0 without one."""
-        if any(math.isfinite(b) for bounds in self.bounds for pair in bounds for b in pair if b is not None):
-            raise ValueError("batched fitting needs unbounded raw parameters")
-
-    def load(self, b: int, x: np.ndarray) -> None:
-        with torch.no_grad():
-            at = 0
-            for p in self.params[b]:
-                k = p.numel()
-                p.copy_(torch.as_tensor(x[at : at + k], dtype=p.dtype, device=p.device).reshape(p.shape))
-                at += k
-
-
-def _expand(bound: tuple | None, count: int) -> list[tuple[float | None, float | None]]:
-    if bound is None:
-        return [(None, None)] * count
-    lo, hi = bound
-    lo_v = None if lo is None else torch.as_tensor(lo).reshape(-1).tolist()
-    hi_v = None if hi is None else torch.as_tensor(hi).reshape(-1).tolist()
-    return [(None if lo_v is None else lo_v[i % len(lo_v)], None if hi_v is None else hi_v[i % len(hi_v)])
-            for i in range(count)]
 
 
 def fit_hypotheses_batched(plans: list[FitPlan], settings: FitSettings) -> list[Fit | FitError]:
@@ -129,52 +197,40 @@ def fit_hypotheses_batched(plans: list[FitPlan], settings: FitSettings) -> list[
     members = _Members(plans)
     failed: dict[int, str] = {}
 
-    def evaluate(models: list[StructuredGP]) -> Tensor:
-        for m in models:
-            m.zero_grad()
+    def evaluate(rows: np.ndarray, live: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        x = torch.tensor(rows, dtype=u.dtype, device=u.device, requires_grad=True)
         with torch.enable_grad():
-            values = negative_log_posteriors(models, u, v)
+            values = _objective(members.groups(x, live), u, v)
             values.sum().backward()
-        return values.detach()
+        return values.detach().cpu().numpy(), x.grad.cpu().numpy()  # type: ignore[union-attr]
 
     def func(x: np.ndarray, batch_indices) -> tuple[np.ndarray, np.ndarray]:
         idx = [int(i) for i in batch_indices]
-        for row, b in enumerate(idx):
-            members.load(b, x[row])
         f = np.full(len(idx), np.inf)
         g = np.zeros((len(idx), members.width))
-        live = [b for b in idx if b not in failed]
+        rows = [r for r, b in enumerate(idx) if b not in failed]
         try:
-            values = dict(zip(live, evaluate([members.models[b] for b in live]).tolist()))
+            f[rows], g[rows] = evaluate(x[rows], [idx[r] for r in rows])
         except (RuntimeError, ValueError):  # a Cholesky failure: find whose, one by one
-            values = {}
-            for b in live:
+            for r in rows:
                 try:
-                    values[b] = float(evaluate([members.models[b]])[0])
+                    f[r : r + 1], g[r : r + 1] = evaluate(x[r : r + 1], [idx[r]])
                 except (RuntimeError, ValueError) as exc:
-                    failed[b] = f"{type(exc).__name__}: {exc}"
-        for row, b in enumerate(idx):
-            if b not in values:
-                continue
-            grads = [(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in members.params[b]]
-            flat = torch.cat(grads).detach().cpu().numpy()
-            f[row] = values[b]
-            g[row, : len(flat)] = flat
+                    failed[idx[r]] = f"{type(exc).__name__}: {exc}"
         return f, g
 
-    members.check_unbounded()
     xs, _, results = fmin_l_bfgs_b_batched(func, members.x0(), maxiter=settings.maxiter, pass_batch_indices=True)
     outcomes: list[list] = [[] for _ in plans]
-    for b, model in enumerate(members.models):
-        plan = plans[members.owner[b]]
+    for b, owner in enumerate(members.owner):
+        plan, layout = plans[owner], members.layouts[owner]
         if b in failed:
-            outcomes[members.owner[b]].append(failed[b])
+            outcomes[owner].append(failed[b])
             continue
-        members.load(b, xs[b])
+        layout.load(xs[b])
         try:
-            outcomes[members.owner[b]].append(plan.outcome(model, plan.mll(model), results[b].get("warnflag") == 1))
+            outcomes[owner].append(plan.outcome(layout.model, plan.mll(layout.model), results[b].get("warnflag") == 1))
         except (RuntimeError, ValueError) as exc:
-            outcomes[members.owner[b]].append(f"{type(exc).__name__}: {exc}")
+            outcomes[owner].append(f"{type(exc).__name__}: {exc}")
     fits: list[Fit | FitError] = []
     for plan, outs in zip(plans, outcomes):
         try:

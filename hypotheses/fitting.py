@@ -258,6 +258,7 @@ class FitPlan:
     priors: KernelPriors
     starts: list[dict[str, Tensor]]
     inducing: int = 0
+    model: StructuredGP | None = field(default=None, repr=False)  # the one the plan was made with, to reuse
 
     def start_model(self, state: dict[str, Tensor]) -> StructuredGP:
         """A model in training mode holding one starting state."""
@@ -310,12 +311,11 @@ def plan_fit(
     frame = Frame(lo=lo, span=span, s=data_scale(y))
     v = y / frame.s
     model = StructuredGP(hypothesis, frame, u, v.unsqueeze(-1), settings.priors)
-    initial = _rescaled_state(warm, frame, model) if warm is not None else {k: t.clone() for k, t in model.state_dict().items()}
-    model.load_state_dict(initial)
-
     # Screen under the prior-median kernel, never the warm one: a warm state
     # whose residual GP has absorbed the misfit would make every draw look alike.
-    default = {k: t.clone() for k, t in StructuredGP(hypothesis, frame, u, v.unsqueeze(-1), settings.priors).state_dict().items()}
+    default = {k: t.detach().clone() for k, t in model.state_dict().items()}
+    initial = _rescaled_state(warm, frame, model) if warm is not None else default
+    model.load_state_dict(initial)
     starts: list[dict[str, Tensor] | None] = []
     if warm is not None:
         starts.append(None)
@@ -343,4 +343,4 @@ def plan_fit(
             model.physics.set(name, value)
         states.append({k: t.detach().clone() for k, t in model.state_dict().items()})
     return FitPlan(hypothesis=hypothesis, frame=frame, u=u, v=v, z=z, priors=settings.priors, starts=states,
-                   inducing=inducing)
+                   inducing=inducing, model=model)

@@ -90,17 +90,18 @@ def count_measurements(path: Path) -> int:
         return -1
 
 
-def last_step_seconds(path: Path, started: float) -> float:
-    """How long a step takes now: the latest gap between two consecutive journalled measurements
-    that does not span the daemon's restart at ``started`` (wall clock)."""
+def last_step_seconds(path: Path, starts: list[float]) -> float:
+    """How long a step takes now: the latest gap between two consecutive journalled measurements that
+    spans none of the daemon's starts (wall clock). A gap across a start holds a restart (seconds of
+    imports and replay); when each run makes one or two measurements, most recent gaps do."""
     import sqlite3
 
     try:
         with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=0.5) as conn:
-            t = [r[0] for r in conn.execute("SELECT t FROM events WHERE kind = 'measurement' ORDER BY seq DESC LIMIT 3")]
+            t = [r[0] for r in conn.execute("SELECT t FROM events WHERE kind = 'measurement' ORDER BY seq DESC LIMIT 20")]
     except sqlite3.Error:
         return 0.0
-    gaps = [a - b for a, b in zip(t, t[1:]) if not (b < started <= a)]
+    gaps = [a - b for a, b in zip(t, t[1:]) if not any(b < s <= a for s in starts)]
     return float(gaps[0]) if gaps else 0.0
 
 
@@ -141,9 +142,10 @@ def run(kills: int, budget: int, seed: int, workdir: Path, log=print, policy: st
     done_kills, starts, mid_campaign = 0, 0, 0
     deadline = None if max_seconds is None else time.monotonic() + max_seconds
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
+    start_times: list[float] = []
     try:
         while True:
-            started = time.time()
+            start_times.append(time.time())
             proc = subprocess.Popen([sys.executable, "-m", "abduce.controller.cli", "daemon", str(config)],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
             starts += 1
@@ -163,10 +165,10 @@ def run(kills: int, budget: int, seed: int, workdir: Path, log=print, policy: st
                 elif _wait_running(proc, control, secret):
                     # let it make progress (so the campaign ends whatever a step costs), then kill at a random
                     # moment of the next step: within as long as a step takes (the journal's latest gap between
-                    # two measurements, not counting the restart), at most window_s
+                    # two measurements, across no restart), at most window_s
                     while proc.poll() is None and count_measurements(journal) <= n0:
                         time.sleep(0.005)
-                    time.sleep(rng.uniform(0.0, min(window_s, last_step_seconds(journal, started))))
+                    time.sleep(rng.uniform(0.0, min(window_s, last_step_seconds(journal, start_times))))
                 if proc.poll() is None:
                     proc.send_signal(signal.SIGKILL)
                     proc.wait()
