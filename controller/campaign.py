@@ -640,8 +640,9 @@ class Campaign:
         """Refit the hypotheses ``due`` (restoring journalled states where given); returns the
         error of each whose fit failed (its previous fit, if any, stays in use).
 
-        Two or more fits while ``n <= batch_fit_below`` (exact inference) run in one batched
-        optimiser (:mod:`abduce.hypotheses.batched`); otherwise one by one."""
+        While ``n <= batch_fit_below`` (exact inference) every start of every fit due runs in one
+        batched optimiser (:mod:`abduce.hypotheses.batched`; a single hypothesis's starts too);
+        otherwise one by one."""
         n = len(y)
         inducing = self.settings.inducing if n > self.exact_limit else 0
         fits: dict[int, Fit | FitError] = {}
@@ -659,7 +660,7 @@ class Campaign:
                 to_fit.append(i)
         plans = [plan_fit(self._slots[i].hypothesis, u, y, self.space.lo, self.space.span, self._slots[i].fit,
                           self.settings.fit, self._int_seed("fit", step, i), inducing=inducing) for i in to_fit]
-        if len(plans) >= 2 and not inducing and n <= self.settings.batch_fit_below:
+        if plans and not inducing and n <= self.settings.batch_fit_below:
             fits.update(zip(to_fit, fit_hypotheses_batched(plans, self.settings.fit)))
         else:
             for i, plan in zip(to_fit, plans):

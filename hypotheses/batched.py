@@ -34,7 +34,7 @@ from gpytorch.priors import LogNormalPrior, NormalPrior
 from torch import Tensor
 
 from abduce.controller.errors import FitError
-from abduce.hypotheses.fitting import Fit, FitPlan, FitSettings
+from abduce.hypotheses.fitting import Fit, FitPlan, FitSettings, one_blas_thread
 from abduce.hypotheses.model import DTYPE, StructuredGP, relative_mean
 
 _LOG_2PI = math.log(2 * math.pi)
@@ -100,6 +100,7 @@ class _Layout:
         if any(b is not None and math.isfinite(b) for pair in bounds.values() for t in pair if t is not None
                for b in torch.as_tensor(t).reshape(-1).tolist()):
             raise ValueError("batched fitting needs unbounded raw parameters")
+        self.kernel_key = self._kernel_key()
 
     def pack(self) -> Tensor:
         """The model's current raw parameters as one row (``width``)."""
@@ -114,26 +115,49 @@ class _Layout:
                 p.copy_(row[at : at + p.numel()].reshape(p.shape))
                 at += p.numel()
 
-    def terms(self, x: Tensor, u: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-        """For ``S`` rows ``x`` (``S x >= width``): lengthscales ``S x d``, outputscales ``S``, noises
-        ``S``, means at ``u`` ``S x n`` and log priors ``S``, each through GPyTorch's own constraint
-        transforms and prior densities (vectorised over the rows)."""
-        cols = [x[:, : self.d]] + [x[:, self.d + j] for j in range(2 + len(self.hypothesis.free))]
-        values = [c.transform(col) for c, col in zip(self._constraints, cols)]
-        log_prior = sum(_log_density(prior, value).reshape(len(x), -1).sum(-1)
-                        for prior, value in zip(self._priors, values) if prior is not None)
-        relative = {p.name: value.unsqueeze(-1) for p, value in zip(self.hypothesis.free, values[3:])}
-        mean = relative_mean(self.hypothesis, self.frame, u, relative).expand(len(x), len(u))
-        return values[0], values[1], values[2], mean, log_prior
+    def _kernel_key(self) -> tuple:
+        """What the kernel and noise columns mean: layouts with equal keys are transformed together."""
+        key = [self.d]
+        for c, prior in zip(self._constraints[:3], self._priors[:3]):
+            key += [type(c).__name__, float(c.lower_bound.min()), float(c.upper_bound.max()), type(prior).__name__]
+            key += [float(t) for t in (getattr(prior, "loc", ()), getattr(prior, "scale", ())) if torch.is_tensor(t)]
+        return tuple(key)
+
+    def kernel_terms(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """For ``S`` rows ``x``: lengthscales ``S x d``, outputscales ``S``, noises ``S`` and their log
+        priors ``S``, through GPyTorch's own constraint transforms and prior densities."""
+        values = [c.transform(col) for c, col in zip(self._constraints, (x[:, : self.d], x[:, self.d], x[:, self.d + 1]))]
+        log_prior = sum(_log_density(prior, value).reshape(len(x), -1).sum(-1) for prior, value in zip(self._priors, values))
+        return values[0], values[1], values[2], log_prior
+
+    def mean_terms(self, x: Tensor, u: Tensor) -> tuple[Tensor, Tensor]:
+        """For ``S`` rows ``x``: the means at ``u`` (``S x n``) and the log priors of the free
+        parameters (``S``)."""
+        relative, log_prior = {}, torch.zeros(len(x), dtype=x.dtype, device=x.device)
+        for j, (p, c, prior) in enumerate(zip(self.hypothesis.free, self._constraints[3:], self._priors[3:])):
+            value = c.transform(x[:, self.d + 2 + j])
+            relative[p.name] = value.unsqueeze(-1)
+            if prior is not None:
+                log_prior = log_prior + _log_density(prior, value)
+        return relative_mean(self.hypothesis, self.frame, u, relative).expand(len(x), len(u)), log_prior
 
 
 def _objective(groups: list[tuple[_Layout, Tensor]], u: Tensor, v: Tensor) -> Tensor:
     """The negative log posteriors per point of every row of every group ``(layout, rows S x width)``,
-    in order: one batched Cholesky for all of them."""
+    in order: one batched Cholesky for all of them. Kernel and noise columns are transformed once for
+    all rows when every layout reads them alike (the usual case: one set of kernel priors)."""
     n = len(u)
-    parts = [layout.terms(rows, u) for layout, rows in groups]
-    ls, scale, noise, mean, log_prior = (torch.cat([part[i] for part in parts]) for i in range(5))
-    nu = torch.cat([torch.full((len(rows),), layout.nu, dtype=u.dtype, device=u.device) for layout, rows in groups])
+    first = groups[0][0]
+    if all(layout.kernel_key == first.kernel_key for layout, _ in groups[1:]):
+        rows = groups[0][1] if len(groups) == 1 else torch.cat([r[:, : first.d + 2] for _, r in groups])
+        ls, scale, noise, kernel_prior = first.kernel_terms(rows)
+    else:
+        parts = [layout.kernel_terms(r) for layout, r in groups]
+        ls, scale, noise, kernel_prior = (torch.cat([part[i] for part in parts]) for i in range(4))
+    means = [layout.mean_terms(r, u) for layout, r in groups]
+    mean = torch.cat([m for m, _ in means])
+    log_prior = kernel_prior + torch.cat([lp for _, lp in means])
+    nu = torch.cat([torch.full((len(r),), layout.nu, dtype=u.dtype, device=u.device) for layout, r in groups])
     x = (u - u.mean(0)).unsqueeze(0) / ls.unsqueeze(1)  # B x n x d
     r = (x.unsqueeze(2) - x.unsqueeze(1)).pow(2).sum(-1).clamp_min(1e-30).sqrt()
     k = scale.view(-1, 1, 1) * _matern(r, nu) + noise.view(-1, 1, 1) * torch.eye(n, dtype=u.dtype, device=u.device)
@@ -209,6 +233,8 @@ def fit_hypotheses_batched(plans: list[FitPlan], settings: FitSettings) -> list[
         f = np.full(len(idx), np.inf)
         g = np.zeros((len(idx), members.width))
         rows = [r for r, b in enumerate(idx) if b not in failed]
+        if not rows:  # every member asked about has failed
+            return f, g
         try:
             f[rows], g[rows] = evaluate(x[rows], [idx[r] for r in rows])
         except (RuntimeError, ValueError):  # a Cholesky failure: find whose, one by one
@@ -219,7 +245,9 @@ def fit_hypotheses_batched(plans: list[FitPlan], settings: FitSettings) -> list[
                     failed[idx[r]] = f"{type(exc).__name__}: {exc}"
         return f, g
 
-    xs, _, results = fmin_l_bfgs_b_batched(func, members.x0(), maxiter=settings.maxiter, pass_batch_indices=True)
+    with one_blas_thread():
+        xs, _, results = fmin_l_bfgs_b_batched(func, members.x0(), maxiter=settings.maxiter, pass_batch_indices=True,
+                                               factr=settings.ftol / np.finfo(float).eps)
     outcomes: list[list] = [[] for _ in plans]
     for b, owner in enumerate(members.owner):
         plan, layout = plans[owner], members.layouts[owner]
