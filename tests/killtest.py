@@ -1,6 +1,6 @@
 """Kill -9 the daemon at random moments until its campaign is done; check nothing was lost or doubled.
 
-    python tests/killtest.py --kills 200 [--budget 300] [--seed 0] [--policy epsilon-greedy] [--max-seconds S]
+    python tests/killtest.py --kills 200 [--budget 320] [--seed 0] [--policy epsilon-greedy] [--max-seconds S]
 
 Runs a simulated instrument agent in this process (counting every request
 its driver measures) and `abduce daemon` as a subprocess, SIGKILLs the daemon
@@ -205,7 +205,7 @@ def run(kills: int, budget: int, seed: int, workdir: Path, log=print, policy: st
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--kills", type=int, default=200)
-    ap.add_argument("--budget", type=int, default=300)
+    ap.add_argument("--budget", type=int, default=320)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--policy", default="epsilon-greedy")
     ap.add_argument("--window", type=float, default=1.5, help="seconds after 'running' within which a kill lands")
