@@ -246,7 +246,7 @@ def fit_hypotheses_batched(plans: list[FitPlan], settings: FitSettings) -> list[
         return f, g
 
     with one_blas_thread():
-        xs, _, results = fmin_l_bfgs_b_batched(func, members.x0(), maxiter=settings.maxiter, pass_batch_indices=True,
+        xs, fs, results = fmin_l_bfgs_b_batched(func, members.x0(), maxiter=settings.maxiter, pass_batch_indices=True,
                                                factr=settings.ftol / np.finfo(float).eps)
     outcomes: list[list] = [[] for _ in plans]
     for b, owner in enumerate(members.owner):
@@ -256,13 +256,16 @@ def fit_hypotheses_batched(plans: list[FitPlan], settings: FitSettings) -> list[
             continue
         layout.load(xs[b])
         try:
-            outcomes[owner].append(plan.outcome(layout.model, plan.mll(layout.model), results[b].get("warnflag") == 1))
+            # the optimiser's last value is the log posterior (the objective equals GPyTorch's to 1e-9)
+            value = -float(fs[b]) if math.isfinite(float(fs[b])) else None
+            outcomes[owner].append(plan.outcome(layout.model, plan.mll(layout.model), results[b].get("warnflag") == 1,
+                                                value=value))
         except (RuntimeError, ValueError) as exc:
             outcomes[owner].append(f"{type(exc).__name__}: {exc}")
     fits: list[Fit | FitError] = []
-    for plan, outs in zip(plans, outcomes):
+    for plan, outs, layout in zip(plans, outcomes, members.layouts):
         try:
-            fits.append(plan.best(outs))
+            fits.append(plan.best(outs, model=layout.model))
         except FitError as exc:
             fits.append(exc)
     return fits

@@ -94,6 +94,8 @@ class Fit:
     starts: int
     capped: int = 0
     inducing: int = 0
+    # the model the fit ended in, on the data it was fitted to: handed once to :meth:`model`
+    _model: StructuredGP | None = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> dict:
         """The fitted state as JSON (exact: float64 values round-trip through ``repr``)."""
@@ -114,8 +116,13 @@ class Fit:
                    inducing=int(d.get("inducing", 0)))
 
     def model(self, u: Tensor, y: Tensor) -> StructuredGP:
-        """This fit's model (frozen hyperparameters) conditioned on ``u`` (``n x d``), ``y`` (``n``)."""
-        model = StructuredGP(self.hypothesis, self.frame, u, (y / self.frame.s).unsqueeze(-1), KernelPriors())
+        """This fit's model (frozen hyperparameters) conditioned on ``u`` (``n x d``), ``y`` (``n``).
+
+        The first call on the very data of the fit takes the model the fit ended in (building a
+        ``StructuredGP`` costs milliseconds, a fair part of a small-n step); every other call builds one."""
+        model, self._model = self._model, None
+        if model is None or model.train_inputs[0] is not u or not torch.equal(model.train_targets, y / self.frame.s):
+            model = StructuredGP(self.hypothesis, self.frame, u, (y / self.frame.s).unsqueeze(-1), KernelPriors())
         model.load_state_dict(self.state)
         model.eval()
         return model
@@ -300,16 +307,20 @@ class FitPlan:
         return (ExactMarginalLogLikelihood(model.likelihood, model) if self.z is None
                 else TitsiasMarginalLogLikelihood(model.likelihood, model, self.z))
 
-    def outcome(self, model: StructuredGP, mll, capped: bool) -> tuple[float, dict[str, Tensor], bool] | str:
-        """``(log posterior per point, state, capped)`` of an optimised start, or why it failed."""
-        with torch.no_grad():
-            value = float(mll(model(self.u), self.v))
+    def outcome(self, model: StructuredGP, mll, capped: bool,
+                value: float | None = None) -> tuple[float, dict[str, Tensor], bool] | str:
+        """``(log posterior per point, state, capped)`` of an optimised start, or why it failed
+        (``value``: the log posterior per point where the optimiser already computed it)."""
+        if value is None:
+            with torch.no_grad():
+                value = float(mll(model(self.u), self.v))
         if not math.isfinite(value):
             return "non-finite log likelihood"
         return value, {k: t.detach().clone() for k, t in model.state_dict().items()}, capped
 
-    def best(self, outcomes: list[tuple[float, dict[str, Tensor], bool] | str]) -> Fit:
-        """The start with the highest log posterior, as a :class:`Fit`.
+    def best(self, outcomes: list[tuple[float, dict[str, Tensor], bool] | str], model: StructuredGP | None = None) -> Fit:
+        """The start with the highest log posterior, as a :class:`Fit` (``model``: one on the plan's
+        data that :meth:`Fit.model` may take instead of building one).
 
         Raises:
             FitError: every start failed.
@@ -320,7 +331,7 @@ class FitPlan:
             raise FitError(self.hypothesis.name, len(self.u), "; ".join(failures) or "no start converged")
         value, state, _ = max(done, key=lambda o: o[0])
         return Fit(hypothesis=self.hypothesis, frame=self.frame, state=state, n=len(self.u), log_posterior=value,
-                   starts=len(self.starts), capped=sum(o[2] for o in done), inducing=self.inducing)
+                   starts=len(self.starts), capped=sum(o[2] for o in done), inducing=self.inducing, _model=model)
 
 
 def plan_fit(
