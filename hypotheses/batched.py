@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from botorch.optim.batched_lbfgs_b import fmin_l_bfgs_b_batched
 from botorch.optim.utils import get_parameters_and_bounds
+from gpytorch.constraints import Interval
 from gpytorch.mlls import ExactMarginalLogLikelihood
 from gpytorch.priors import LogNormalPrior, NormalPrior
 from torch import Tensor
@@ -86,6 +87,8 @@ class _Layout:
         self._constraints += [getattr(mean, f"raw_{p.name}_constraint") for p in self.hypothesis.free]
         self._priors = [kern.base_kernel.lengthscale_prior, kern.outputscale_prior, lik.noise_prior]
         self._priors += [getattr(mean, f"{p.name}_prior", None) for p in self.hypothesis.free]
+        names = {id(p): name for name, p in model.named_parameters()}
+        self._keys = [names[id(p)] for p in self._params]  # the parameters' keys in a state dict
         self.d = self._params[0].numel()
         self.width = self.d + 2 + len(self.hypothesis.free)
         # everything the exact marginal likelihood optimises and every prior it adds, or refuse
@@ -101,10 +104,15 @@ class _Layout:
                for b in torch.as_tensor(t).reshape(-1).tolist()):
             raise ValueError("batched fitting needs unbounded raw parameters")
         self.kernel_key = self._kernel_key()
+        self.mean_constants = self._mean_constants()
 
     def pack(self) -> Tensor:
         """The model's current raw parameters as one row (``width``)."""
         return torch.cat([p.detach().reshape(-1) for p in self._params])
+
+    def pack_state(self, state: dict[str, Tensor]) -> Tensor:
+        """A state dict's raw parameters as one row (``width``), without loading it."""
+        return torch.cat([state[k].detach().reshape(-1) for k in self._keys])
 
     def load(self, row: np.ndarray | Tensor) -> None:
         """Set the model's raw parameters from a row."""
@@ -130,33 +138,79 @@ class _Layout:
         log_prior = sum(_log_density(prior, value).reshape(len(x), -1).sum(-1) for prior, value in zip(self._priors, values))
         return values[0], values[1], values[2], log_prior
 
-    def mean_terms(self, x: Tensor, u: Tensor) -> tuple[Tensor, Tensor]:
-        """For ``S`` rows ``x``: the means at ``u`` (``S x n``) and the log priors of the free
-        parameters (``S``)."""
-        relative, log_prior = {}, torch.zeros(len(x), dtype=x.dtype, device=x.device)
-        for j, (p, c, prior) in enumerate(zip(self.hypothesis.free, self._constraints[3:], self._priors[3:])):
-            value = c.transform(x[:, self.d + 2 + j])
-            relative[p.name] = value.unsqueeze(-1)
-            if prior is not None:
-                log_prior = log_prior + _log_density(prior, value)
-        return relative_mean(self.hypothesis, self.frame, u, relative).expand(len(x), len(u)), log_prior
+    def _mean_constants(self) -> Tensor:
+        """Per free parameter: the interval's lower bound and width, the prior's kind (0 none, 1 normal,
+        2 log-normal), its mean, variance and log standard deviation; ``6 x free``, float64. Each is the
+        value GPyTorch computes with in its own dtype (its constraint and prior tensors may be float32),
+        so :func:`_mean_terms` reproduces ``Interval.transform`` and ``log_prob`` to rounding."""
+        out = []
+        for c, prior in zip(self._constraints[3:], self._priors[3:]):
+            if not (isinstance(c, Interval) and c.enforced and c._transform is torch.sigmoid):
+                raise ValueError(f"{self.hypothesis.name}: batched fitting needs sigmoid interval constraints")
+            if prior is not None and not isinstance(prior, (NormalPrior, LogNormalPrior)):
+                raise ValueError(f"{self.hypothesis.name}: batched fitting knows normal and log-normal priors only")
+            lo, width = c.lower_bound.reshape(()), (c.upper_bound - c.lower_bound).reshape(())
+            if prior is None:
+                kind, mu, var, log_sigma = 0, 0.0, 1.0, 0.0
+            else:
+                base = prior.base_dist if isinstance(prior, LogNormalPrior) else prior
+                kind = 2 if isinstance(prior, LogNormalPrior) else 1
+                mu, var, log_sigma = base.loc, base.scale**2, torch.log(base.scale)
+            out.append([float(t) for t in (lo, width, kind, mu, var, log_sigma)])
+        return torch.tensor(out, dtype=DTYPE).reshape(-1, 6).T.contiguous()
 
 
-def _objective(groups: list[tuple[_Layout, Tensor]], u: Tensor, v: Tensor) -> Tensor:
+def _mean_terms(raw: Tensor, consts: Tensor) -> tuple[Tensor, Tensor]:
+    """The free parameters' values ``S x P`` and their log priors ``S`` from raw columns ``S x P``
+    (``consts``: ``6 x S x P``, rows of :meth:`_Layout._mean_constants`, padding ``(0, 1, 0, 0, 1, 0)``)::
+
+        value = lo + width sigmoid(raw)                                    (GPyTorch's Interval)
+        log p = -(z - mu)^2 / (2 var) - log sigma - log sqrt(2 pi) [- z],   z = value or log value
+    """
+    lo, width, kind, mu, var, log_sigma = consts
+    value = torch.sigmoid(raw) * width + lo
+    lognormal = kind == 2
+    z = torch.where(lognormal, torch.log(torch.where(lognormal, value, torch.ones_like(value))), value)
+    density = -((z - mu) ** 2) / (2 * var) - log_sigma - math.log(math.sqrt(2 * math.pi)) - torch.where(lognormal, z, 0.0)
+    return value, torch.where(kind == 0, 0.0, density).sum(-1)
+
+
+def _stack_constants(groups: list[tuple[_Layout, int]], width: int, device) -> Tensor:
+    """``6 x B x P`` mean constants for the rows of ``groups`` (``(layout, rows)``), padded to ``P``."""
+    pad = torch.tensor([0.0, 1.0, 0.0, 0.0, 1.0, 0.0], dtype=DTYPE).view(6, 1, 1)
+    parts = []
+    for layout, rows in groups:
+        c = pad.expand(6, rows, width).clone()
+        c[:, :, : layout.mean_constants.shape[1]] = layout.mean_constants.unsqueeze(1)
+        parts.append(c)
+    return torch.cat(parts, dim=1).to(device)
+
+
+def _objective(groups: list[tuple[_Layout, Tensor]], u: Tensor, v: Tensor, consts: Tensor | None = None) -> Tensor:
     """The negative log posteriors per point of every row of every group ``(layout, rows S x width)``,
     in order: one batched Cholesky for all of them. Kernel and noise columns are transformed once for
-    all rows when every layout reads them alike (the usual case: one set of kernel priors)."""
+    all rows when every layout reads them alike (the usual case: one set of kernel priors), and the
+    free parameters' columns once for all rows (``consts``: their :func:`_stack_constants`)."""
     n = len(u)
     first = groups[0][0]
+    rows = groups[0][1] if len(groups) == 1 else torch.cat([r for _, r in groups])
     if all(layout.kernel_key == first.kernel_key for layout, _ in groups[1:]):
-        rows = groups[0][1] if len(groups) == 1 else torch.cat([r[:, : first.d + 2] for _, r in groups])
         ls, scale, noise, kernel_prior = first.kernel_terms(rows)
     else:
         parts = [layout.kernel_terms(r) for layout, r in groups]
         ls, scale, noise, kernel_prior = (torch.cat([part[i] for part in parts]) for i in range(4))
-    means = [layout.mean_terms(r, u) for layout, r in groups]
-    mean = torch.cat([m for m, _ in means])
-    log_prior = kernel_prior + torch.cat([lp for _, lp in means])
+    d = first.d
+    if consts is None:
+        consts = _stack_constants([(layout, len(r)) for layout, r in groups], rows.shape[1] - d - 2, rows.device)
+    values, mean_prior = _mean_terms(rows[:, d + 2 :], consts)
+    means, at = [], 0
+    for layout, r in groups:
+        part = values[at : at + len(r)]
+        relative = {p.name: part[:, j : j + 1] for j, p in enumerate(layout.hypothesis.free)}
+        means.append(relative_mean(layout.hypothesis, layout.frame, u, relative).expand(len(r), n))
+        at += len(r)
+    mean = torch.cat(means)
+    log_prior = kernel_prior + mean_prior
     nu = torch.cat([torch.full((len(r),), layout.nu, dtype=u.dtype, device=u.device) for layout, r in groups])
     x = (u - u.mean(0)).unsqueeze(0) / ls.unsqueeze(1)  # B x n x d
     r = (x.unsqueeze(2) - x.unsqueeze(1)).pow(2).sum(-1).clamp_min(1e-30).sqrt()
@@ -171,7 +225,9 @@ def negative_log_posteriors(models: list[StructuredGP], u: Tensor, v: Tensor) ->
     """``B`` values of ``-ExactMarginalLogLikelihood`` (per point, priors included) at the models'
     current parameters, computed together as the batched optimiser computes them."""
     layouts = [_Layout(None, m) for m in models]
-    return _objective([(layout, layout.pack().unsqueeze(0)) for layout in layouts], u, v)
+    width = max(layout.width for layout in layouts)
+    rows = [torch.nn.functional.pad(layout.pack(), (0, width - layout.width)).unsqueeze(0) for layout in layouts]
+    return _objective(list(zip(layouts, rows)), u, v)
 
 
 class _Members:
@@ -187,10 +243,11 @@ class _Members:
             layout = _Layout(plan, model)
             self.layouts.append(layout)
             for state in plan.starts:
-                layout.model.load_state_dict(state)
-                rows.append(layout.pack())
+                rows.append(layout.pack_state(state))
                 self.owner.append(i)
         self.width = max(layout.width for layout in self.layouts)
+        counts = [(layout, self.owner.count(i)) for i, layout in enumerate(self.layouts)]
+        self.constants = _stack_constants(counts, self.width - self.layouts[0].d - 2, plans[0].u.device)
         self._x0 = np.zeros((len(rows), self.width))
         for b, row in enumerate(rows):
             self._x0[b, : len(row)] = row.cpu().numpy()
@@ -224,7 +281,8 @@ def fit_hypotheses_batched(plans: list[FitPlan], settings: FitSettings) -> list[
     def evaluate(rows: np.ndarray, live: list[int]) -> tuple[np.ndarray, np.ndarray]:
         x = torch.tensor(rows, dtype=u.dtype, device=u.device, requires_grad=True)
         with torch.enable_grad():
-            values = _objective(members.groups(x, live), u, v)
+            consts = members.constants if len(live) == len(members.owner) else members.constants[:, live]
+            values = _objective(members.groups(x, live), u, v, consts)
             values.sum().backward()
         return values.detach().cpu().numpy(), x.grad.cpu().numpy()  # type: ignore[union-attr]
 

@@ -352,20 +352,18 @@ def plan_fit(
     model = StructuredGP(hypothesis, frame, u, v.unsqueeze(-1), settings.priors)
     # Screen under the prior-median kernel, never the warm one: a warm state
     # whose residual GP has absorbed the misfit would make every draw look alike.
+    # The model stays in that default state; starts are state dicts, built without loading them.
     default = {k: t.detach().clone() for k, t in model.state_dict().items()}
     initial = _rescaled_state(warm, frame, model) if warm is not None else default
-    model.load_state_dict(initial)
     starts: list[dict[str, Tensor] | None] = []
     if warm is not None:
         starts.append(None)
     if hypothesis.free and settings.screen > 0 and settings.restarts > 0:
-        model.load_state_dict(default)
         draws = prior_draws(hypothesis, settings.screen, seed, u.device)
         score = 0.5 * residual_quads(model, u, v, draws, z) - log_prior(hypothesis, draws).squeeze(-1)
         if warm is not None:
-            model.load_state_dict(initial)
-            current = {p.name: model.physics.value(p.name).detach().reshape(1, 1) for p in hypothesis.free}
-            model.load_state_dict(default)
+            current = {p.name: getattr(model.physics, f"raw_{p.name}_constraint").transform(
+                initial[f"mean_module.raw_{p.name}"]).detach().reshape(1, 1) for p in hypothesis.free}
             bar = float(0.5 * residual_quads(model, u, v, current, z).sum() - log_prior(hypothesis, current).sum())
         else:
             bar = math.inf
@@ -377,9 +375,9 @@ def plan_fit(
         starts.append({})
     states = []
     for start in starts:
-        model.load_state_dict(initial if start is None else default)
+        state = {k: t.detach().clone() for k, t in (initial if start is None else default).items()}
         for name, value in (start or {}).items():
-            model.physics.set(name, value)
-        states.append({k: t.detach().clone() for k, t in model.state_dict().items()})
+            state[f"mean_module.raw_{name}"] = model.physics.raw(name, value).reshape(state[f"mean_module.raw_{name}"].shape)
+        states.append(state)
     return FitPlan(hypothesis=hypothesis, frame=frame, u=u, v=v, z=z, priors=settings.priors, starts=states,
                    inducing=inducing, model=model)

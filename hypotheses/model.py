@@ -108,13 +108,17 @@ class PhysicsMean(Mean):
         raw = getattr(self, f"raw_{name}")
         return getattr(self, f"raw_{name}_constraint").transform(raw)
 
-    def set(self, name: str, value: Tensor | float) -> None:
-        """Set one free parameter's relative value (clamped just inside its bounds)."""
+    def raw(self, name: str, value: Tensor | float) -> Tensor:
+        """The raw value that holds one free parameter's relative value (clamped just inside its bounds)."""
         constraint = getattr(self, f"raw_{name}_constraint")
         lo, hi = float(constraint.lower_bound), float(constraint.upper_bound)
         eps = 1e-9 * (hi - lo)
         v = torch.as_tensor(value, dtype=DTYPE).clamp(lo + eps, hi - eps)
-        getattr(self, f"raw_{name}").data.copy_(constraint.inverse_transform(v))
+        return constraint.inverse_transform(v)
+
+    def set(self, name: str, value: Tensor | float) -> None:
+        """Set one free parameter's relative value (clamped just inside its bounds)."""
+        getattr(self, f"raw_{name}").data.copy_(self.raw(name, value))
 
     def values(self) -> dict[str, Tensor]:
         return {p.name: self.value(p.name) for p in self.hypothesis.free}
