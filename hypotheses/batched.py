@@ -12,7 +12,11 @@ and each evaluation computes all B negative log posteriors together:
     r_b = v - m_b(u)                                                     (means: one call per hypothesis)
 
 the objective of GPyTorch's ``ExactMarginalLogLikelihood`` (per point, MAP
-priors included). The problems share no parameter, so every batch member
+priors included), computed functionally from one ``B x width`` tensor of raw
+parameters: every column through its sigmoid interval and its prior at once
+(:func:`_terms`), each hypothesis's mean once for all its starts, one
+backward pass. No GPyTorch module is called during the optimisation; that
+per-module overhead was most of an evaluation at small n. The problems share no parameter, so every batch member
 follows the path its one-by-one run would: results agree to rounding
 (tests/hypotheses/test_batched.py: log posterior within 1e-6 per point,
 parameters within 1e-4 where a start converged). The batch runs until its
@@ -50,27 +54,10 @@ def _matern(r: Tensor, nu: Tensor) -> Tensor:
     return poly * torch.exp(-root * r)
 
 
-def _log_density(prior, value: Tensor) -> Tensor:
-    """``prior.log_prob(value)``; GPyTorch's normal and log-normal priors in closed form, which is the
-    same density without ``torch.distributions``' per-call overhead (most of a small-n evaluation)::
-
-        log N(z; mu, sigma) = -(z - mu)^2 / (2 sigma^2) - log sigma - log(2 pi) / 2,
-        z = value (normal) or log value (log-normal, then minus log value: the Jacobian)
-    """
-    if isinstance(prior, (NormalPrior, LogNormalPrior)):
-        base = prior.base_dist if isinstance(prior, LogNormalPrior) else prior
-        mu, sigma = base.loc, base.scale
-        z = torch.log(value) if isinstance(prior, LogNormalPrior) else value
-        # torch's own order of operations (its loc and scale may be float32), to rounding
-        out = -((z - mu) ** 2) / (2 * sigma**2) - torch.log(sigma) - math.log(math.sqrt(2 * math.pi))
-        return out - z if isinstance(prior, LogNormalPrior) else out
-    return prior.log_prob(value)
-
-
 class _Layout:
     """How one plan's raw parameters sit in a row of the batched optimiser's ``x`` (its width is
     ``d + 2 + free``: lengthscales, outputscale, noise, then the hypothesis's free parameters), and
-    the plan's constraints and priors applied to many rows at once.
+    the constants that apply the plan's constraints and priors to many rows at once (:func:`_terms`).
 
     One model per plan serves all its starts: rows are loaded into it only to read a start's state
     and to report an optimised one. Evaluations never touch it (see :func:`_objective`)."""
@@ -103,8 +90,7 @@ class _Layout:
         if any(b is not None and math.isfinite(b) for pair in bounds.values() for t in pair if t is not None
                for b in torch.as_tensor(t).reshape(-1).tolist()):
             raise ValueError("batched fitting needs unbounded raw parameters")
-        self.kernel_key = self._kernel_key()
-        self.mean_constants = self._mean_constants()
+        self.constants = self._constants()
 
     def pack(self) -> Tensor:
         """The model's current raw parameters as one row (``width``)."""
@@ -123,48 +109,37 @@ class _Layout:
                 p.copy_(row[at : at + p.numel()].reshape(p.shape))
                 at += p.numel()
 
-    def _kernel_key(self) -> tuple:
-        """What the kernel and noise columns mean: layouts with equal keys are transformed together."""
-        key = [self.d]
-        for c, prior in zip(self._constraints[:3], self._priors[:3]):
-            key += [type(c).__name__, float(c.lower_bound.min()), float(c.upper_bound.max()), type(prior).__name__]
-            key += [float(t) for t in (getattr(prior, "loc", ()), getattr(prior, "scale", ())) if torch.is_tensor(t)]
-        return tuple(key)
-
-    def kernel_terms(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """For ``S`` rows ``x``: lengthscales ``S x d``, outputscales ``S``, noises ``S`` and their log
-        priors ``S``, through GPyTorch's own constraint transforms and prior densities."""
-        values = [c.transform(col) for c, col in zip(self._constraints, (x[:, : self.d], x[:, self.d], x[:, self.d + 1]))]
-        log_prior = sum(_log_density(prior, value).reshape(len(x), -1).sum(-1) for prior, value in zip(self._priors, values))
-        return values[0], values[1], values[2], log_prior
-
-    def _mean_constants(self) -> Tensor:
-        """Per free parameter: the interval's lower bound and width, the prior's kind (0 none, 1 normal,
-        2 log-normal), its mean, variance and log standard deviation; ``6 x free``, float64. Each is the
-        value GPyTorch computes with in its own dtype (its constraint and prior tensors may be float32),
-        so :func:`_mean_terms` reproduces ``Interval.transform`` and ``log_prob`` to rounding."""
+    def _constants(self) -> Tensor:
+        """Per column of a row: the interval's lower bound and width, the prior's kind (0 none,
+        1 normal, 2 log-normal), its mean, variance and log standard deviation; ``6 x width``, float64.
+        Each is the value GPyTorch computes with in its own dtype (its constraint and prior tensors may
+        be float32), so :func:`_terms` reproduces ``Interval.transform`` and ``log_prob`` to rounding."""
         out = []
-        for c, prior in zip(self._constraints[3:], self._priors[3:]):
+        for param, c, prior in zip(self._params, self._constraints, self._priors):
             if not (isinstance(c, Interval) and c.enforced and c._transform is torch.sigmoid):
                 raise ValueError(f"{self.hypothesis.name}: batched fitting needs sigmoid interval constraints")
             if prior is not None and not isinstance(prior, (NormalPrior, LogNormalPrior)):
                 raise ValueError(f"{self.hypothesis.name}: batched fitting knows normal and log-normal priors only")
-            lo, width = c.lower_bound.reshape(()), (c.upper_bound - c.lower_bound).reshape(())
-            if prior is None:
-                kind, mu, var, log_sigma = 0, 0.0, 1.0, 0.0
-            else:
-                base = prior.base_dist if isinstance(prior, LogNormalPrior) else prior
-                kind = 2 if isinstance(prior, LogNormalPrior) else 1
-                mu, var, log_sigma = base.loc, base.scale**2, torch.log(base.scale)
-            out.append([float(t) for t in (lo, width, kind, mu, var, log_sigma)])
-        return torch.tensor(out, dtype=DTYPE).reshape(-1, 6).T.contiguous()
+            lo = c.lower_bound.expand(param.shape).reshape(-1)
+            width = (c.upper_bound - c.lower_bound).expand(param.shape).reshape(-1)
+            for j in range(param.numel()):
+                if prior is None:
+                    kind, mu, var, log_sigma = 0, 0.0, 1.0, 0.0
+                else:
+                    base = prior.base_dist if isinstance(prior, LogNormalPrior) else prior
+                    kind = 2 if isinstance(prior, LogNormalPrior) else 1
+                    mu, var, log_sigma = base.loc, base.scale**2, torch.log(base.scale)
+                out.append([float(t) for t in (lo[j], width[j], kind, mu, var, log_sigma)])
+        return torch.tensor(out, dtype=DTYPE).T.contiguous()
 
 
-def _mean_terms(raw: Tensor, consts: Tensor) -> tuple[Tensor, Tensor]:
-    """The free parameters' values ``S x P`` and their log priors ``S`` from raw columns ``S x P``
-    (``consts``: ``6 x S x P``, rows of :meth:`_Layout._mean_constants`, padding ``(0, 1, 0, 0, 1, 0)``)::
+def _terms(raw: Tensor, consts: Tensor) -> tuple[Tensor, Tensor]:
+    """Values ``S x W`` and log priors ``S`` of raw rows ``S x W`` (``consts``: ``6 x S x W``, columns of
+    :meth:`_Layout._constants`, padding ``(0, 1, 0, 0, 1, 0)``): GPyTorch's sigmoid ``Interval``
+    transform and its normal and log-normal densities in closed form (without ``torch.distributions``'
+    per-call overhead, most of a small-n evaluation)::
 
-        value = lo + width sigmoid(raw)                                    (GPyTorch's Interval)
+        value = lo + width sigmoid(raw)
         log p = -(z - mu)^2 / (2 var) - log sigma - log sqrt(2 pi) [- z],   z = value or log value
     """
     lo, width, kind, mu, var, log_sigma = consts
@@ -176,41 +151,34 @@ def _mean_terms(raw: Tensor, consts: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def _stack_constants(groups: list[tuple[_Layout, int]], width: int, device) -> Tensor:
-    """``6 x B x P`` mean constants for the rows of ``groups`` (``(layout, rows)``), padded to ``P``."""
+    """``6 x B x width`` constants for the rows of ``groups`` (``(layout, rows)``), padded."""
     pad = torch.tensor([0.0, 1.0, 0.0, 0.0, 1.0, 0.0], dtype=DTYPE).view(6, 1, 1)
     parts = []
     for layout, rows in groups:
         c = pad.expand(6, rows, width).clone()
-        c[:, :, : layout.mean_constants.shape[1]] = layout.mean_constants.unsqueeze(1)
+        c[:, :, : layout.width] = layout.constants.unsqueeze(1)
         parts.append(c)
     return torch.cat(parts, dim=1).to(device)
 
 
 def _objective(groups: list[tuple[_Layout, Tensor]], u: Tensor, v: Tensor, consts: Tensor | None = None) -> Tensor:
     """The negative log posteriors per point of every row of every group ``(layout, rows S x width)``,
-    in order: one batched Cholesky for all of them. Kernel and noise columns are transformed once for
-    all rows when every layout reads them alike (the usual case: one set of kernel priors), and the
-    free parameters' columns once for all rows (``consts``: their :func:`_stack_constants`)."""
+    in order: every column of every row transformed, and its prior added, at once (``consts``: the
+    rows' :func:`_stack_constants`), each hypothesis's mean once for its rows, one batched Cholesky."""
     n = len(u)
-    first = groups[0][0]
+    d = groups[0][0].d
     rows = groups[0][1] if len(groups) == 1 else torch.cat([r for _, r in groups])
-    if all(layout.kernel_key == first.kernel_key for layout, _ in groups[1:]):
-        ls, scale, noise, kernel_prior = first.kernel_terms(rows)
-    else:
-        parts = [layout.kernel_terms(r) for layout, r in groups]
-        ls, scale, noise, kernel_prior = (torch.cat([part[i] for part in parts]) for i in range(4))
-    d = first.d
     if consts is None:
-        consts = _stack_constants([(layout, len(r)) for layout, r in groups], rows.shape[1] - d - 2, rows.device)
-    values, mean_prior = _mean_terms(rows[:, d + 2 :], consts)
+        consts = _stack_constants([(layout, len(r)) for layout, r in groups], rows.shape[1], rows.device)
+    values, log_prior = _terms(rows, consts)
+    ls, scale, noise = values[:, :d], values[:, d], values[:, d + 1]
     means, at = [], 0
     for layout, r in groups:
-        part = values[at : at + len(r)]
+        part = values[at : at + len(r), d + 2 :]
         relative = {p.name: part[:, j : j + 1] for j, p in enumerate(layout.hypothesis.free)}
         means.append(relative_mean(layout.hypothesis, layout.frame, u, relative).expand(len(r), n))
         at += len(r)
     mean = torch.cat(means)
-    log_prior = kernel_prior + mean_prior
     nu = torch.cat([torch.full((len(r),), layout.nu, dtype=u.dtype, device=u.device) for layout, r in groups])
     x = (u - u.mean(0)).unsqueeze(0) / ls.unsqueeze(1)  # B x n x d
     r = (x.unsqueeze(2) - x.unsqueeze(1)).pow(2).sum(-1).clamp_min(1e-30).sqrt()
@@ -247,7 +215,7 @@ class _Members:
                 self.owner.append(i)
         self.width = max(layout.width for layout in self.layouts)
         counts = [(layout, self.owner.count(i)) for i, layout in enumerate(self.layouts)]
-        self.constants = _stack_constants(counts, self.width - self.layouts[0].d - 2, plans[0].u.device)
+        self.constants = _stack_constants(counts, self.width, plans[0].u.device)
         self._x0 = np.zeros((len(rows), self.width))
         for b, row in enumerate(rows):
             self._x0[b, : len(row)] = row.cpu().numpy()
