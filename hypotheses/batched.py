@@ -27,6 +27,7 @@ campaign batches a step's refits while ``n <= CampaignSettings.batch_fit_below``
 
 from __future__ import annotations
 
+import logging
 import math
 
 import numpy as np
@@ -39,10 +40,11 @@ from gpytorch.priors import LogNormalPrior, NormalPrior
 from torch import Tensor
 
 from abduce.controller.errors import FitError
-from abduce.hypotheses.fitting import Fit, FitPlan, FitSettings, one_blas_thread
+from abduce.hypotheses.fitting import Fit, FitPlan, FitSettings, fit_planned, one_blas_thread
 from abduce.hypotheses.model import DTYPE, StructuredGP, relative_mean
 
 _LOG_2PI = math.log(2 * math.pi)
+_log = logging.getLogger("abduce.fitting")
 
 
 def _matern(r: Tensor, nu: Tensor) -> Tensor:
@@ -52,6 +54,17 @@ def _matern(r: Tensor, nu: Tensor) -> Tensor:
     poly = torch.where(nu == 0.5, torch.ones_like(r),
                        torch.where(nu == 1.5, 1 + math.sqrt(3) * r, 1 + math.sqrt(5) * r + 5.0 / 3.0 * r**2))
     return poly * torch.exp(-root * r)
+
+
+class _Unbatchable(ValueError):
+    """A model the batched objective cannot compute: its plans are fitted one by one instead."""
+
+
+def _one_by_one(plan: FitPlan, settings: FitSettings) -> Fit | FitError:
+    try:
+        return fit_planned(plan, settings)
+    except FitError as exc:
+        return exc
 
 
 class _Layout:
@@ -82,14 +95,14 @@ class _Layout:
         named, bounds = get_parameters_and_bounds(ExactMarginalLogLikelihood(model.likelihood, model))
         optimised = {id(p) for p in named.values() if p.requires_grad}
         if optimised != {id(p) for p in self._params}:
-            raise ValueError(f"{self.hypothesis.name}: batched fitting does not know every parameter of this model")
+            raise _Unbatchable(f"{self.hypothesis.name}: batched fitting does not know every parameter of this model")
         if sum(1 for _ in model.named_priors()) != sum(p is not None for p in self._priors):
-            raise ValueError(f"{self.hypothesis.name}: batched fitting does not know every prior of this model")
+            raise _Unbatchable(f"{self.hypothesis.name}: batched fitting does not know every prior of this model")
         # GPyTorch's interval constraints are enforced by transforms, so the raw parameters are
         # unbounded; padding columns (zero gradient) then stay where they start
         if any(b is not None and math.isfinite(b) for pair in bounds.values() for t in pair if t is not None
                for b in torch.as_tensor(t).reshape(-1).tolist()):
-            raise ValueError("batched fitting needs unbounded raw parameters")
+            raise _Unbatchable("batched fitting needs unbounded raw parameters")
         self.constants = self._constants()
 
     def pack(self) -> Tensor:
@@ -117,9 +130,9 @@ class _Layout:
         out = []
         for param, c, prior in zip(self._params, self._constraints, self._priors):
             if not (isinstance(c, Interval) and c.enforced and c._transform is torch.sigmoid):
-                raise ValueError(f"{self.hypothesis.name}: batched fitting needs sigmoid interval constraints")
+                raise _Unbatchable(f"{self.hypothesis.name}: batched fitting needs sigmoid interval constraints")
             if prior is not None and not isinstance(prior, (NormalPrior, LogNormalPrior)):
-                raise ValueError(f"{self.hypothesis.name}: batched fitting knows normal and log-normal priors only")
+                raise _Unbatchable(f"{self.hypothesis.name}: batched fitting knows normal and log-normal priors only")
             lo = c.lower_bound.expand(param.shape).reshape(-1)
             width = (c.upper_bound - c.lower_bound).expand(param.shape).reshape(-1)
             for j in range(param.numel()):
@@ -243,7 +256,11 @@ def fit_hypotheses_batched(plans: list[FitPlan], settings: FitSettings) -> list[
     u, v = plans[0].u, plans[0].v
     if any(p.u is not u or not torch.equal(p.v, v) for p in plans):
         raise ValueError("batched fitting needs every plan on the same data")
-    members = _Members(plans)
+    try:
+        members = _Members(plans)
+    except _Unbatchable as exc:  # a constraint or prior the batched objective does not know
+        _log.info("fitting one by one: %s", exc)
+        return [_one_by_one(plan, settings) for plan in plans]
     failed: dict[int, str] = {}
 
     def evaluate(rows: np.ndarray, live: list[int]) -> tuple[np.ndarray, np.ndarray]:

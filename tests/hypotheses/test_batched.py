@@ -48,3 +48,22 @@ def test_a_start_that_fails_fails_alone(transition_data):
     fits = fit_hypotheses_batched(plans, FitSettings(restarts=1, maxiter=50))
     assert not hasattr(fits[0], "state") and "linear" in str(fits[0])
     assert fits[1].hypothesis.name == "sigmoid" and fits[1].log_posterior > 0
+
+
+def test_a_prior_the_batched_objective_does_not_know_is_fitted_one_by_one(transition_data):
+    """A hypothesis declared with another GPyTorch prior still fits: its plan falls back to one by one."""
+    from gpytorch.priors import GammaPrior
+
+    from abduce.hypotheses import Hypothesis, Parameter
+    from abduce.hypotheses.declaration import Uniform
+
+    class Gamma(Uniform):
+        def gpytorch_prior(self):
+            return GammaPrior(2.0, 2.0)
+
+    line = Hypothesis("gamma-line", lambda x, p: p["a"] * x[..., 0], (Parameter("a", bounds=(0.05, 5.0), prior=Gamma()),))
+    u, y = transition_data
+    settings = FitSettings(screen=64, restarts=1, maxiter=60)
+    [many] = fit_hypotheses_batched([plan_fit(line, u, y, LO, SPAN, None, settings, seed=3)], settings)
+    one = fit_hypothesis(line, u, y, LO, SPAN, None, settings, seed=3)
+    assert many.log_posterior == one.log_posterior
