@@ -22,7 +22,8 @@ rows with n > 1000, ``--large-fit`` caps the one-off first fit (default
 fit, not on the timed steps.
 
 For scale: the hypothesis-learning paper's reference implementation (GPax,
-NUTS per fit) takes a median of 16-25 s a step here at n ~ 30.
+NUTS 2000/2000 per fit) takes a median of 6.5 s a step on this machine, idle,
+at n <= 15 (tests/benchmarks/gpax_head_to_head.py).
 """
 
 from __future__ import annotations
