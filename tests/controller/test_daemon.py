@@ -1,4 +1,5 @@
-"""The daemon end to end in-process: control lane, pause/resume/stop, resume from the journal."""
+"""The daemon end to end (in-process, and as its own process for the status latency): control lane,
+pause/resume/stop, resume from the journal."""
 
 import json
 import subprocess
@@ -179,5 +180,9 @@ def test_status_answers_within_100_ms_while_a_fit_takes_seconds(tmp_path):
         assert max(latencies) < 0.1, (max(latencies), len(latencies))
     finally:
         proc.terminate()
-        proc.wait(60)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
         agent.stop()
