@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import math
+from itertools import groupby
 
 import numpy as np
 import torch
@@ -72,11 +73,11 @@ class _Layout:
     ``d + 2 + free``: lengthscales, outputscale, noise, then the hypothesis's free parameters), and
     the constants that apply the plan's constraints and priors to many rows at once (:func:`_terms`).
 
-    One model per plan serves all its starts: rows are loaded into it only to read a start's state
-    and to report an optimised one. Evaluations never touch it (see :func:`_objective`)."""
+    One model per plan serves all its starts: rows are loaded into it only to report an optimised
+    start. Evaluations never touch it (see :func:`_objective`)."""
 
-    def __init__(self, plan: FitPlan | None, model: StructuredGP) -> None:
-        self.plan, self.model = plan, model
+    def __init__(self, model: StructuredGP) -> None:
+        self.model = model
         self.hypothesis, self.frame = model.hypothesis, model.frame
         kern, lik, mean = model.covar_module, model.likelihood.noise_covar, model.mean_module
         self.nu = float(kern.base_kernel.nu)
@@ -104,10 +105,6 @@ class _Layout:
                for b in torch.as_tensor(t).reshape(-1).tolist()):
             raise _Unbatchable("batched fitting needs unbounded raw parameters")
         self.constants = self._constants()
-
-    def pack(self) -> Tensor:
-        """The model's current raw parameters as one row (``width``)."""
-        return torch.cat([p.detach().reshape(-1) for p in self._params])
 
     def pack_state(self, state: dict[str, Tensor]) -> Tensor:
         """A state dict's raw parameters as one row (``width``), without loading it."""
@@ -163,39 +160,47 @@ def _terms(raw: Tensor, consts: Tensor) -> tuple[Tensor, Tensor]:
     return value, torch.where(kind == 0, 0.0, density).sum(-1)
 
 
-def _stack_constants(groups: list[tuple[_Layout, int]], width: int, device) -> Tensor:
-    """``6 x B x width`` constants for the rows of ``groups`` (``(layout, rows)``), padded."""
-    pad = torch.tensor([0.0, 1.0, 0.0, 0.0, 1.0, 0.0], dtype=DTYPE).view(6, 1, 1)
-    parts = []
-    for layout, rows in groups:
-        c = pad.expand(6, rows, width).clone()
-        c[:, :, : layout.width] = layout.constants.unsqueeze(1)
-        parts.append(c)
-    return torch.cat(parts, dim=1).to(device)
+class _Rows:
+    """What the rows of a batch are: the layout of each row (rows of one layout consecutive), their
+    per-column constants ``6 x B x width`` (:meth:`_Layout._constants`, padded with
+    ``(0, 1, 0, 0, 1, 0)``) and their Matern smoothness ``B``."""
+
+    def __init__(self, layouts: list[_Layout], width: int, device, consts: Tensor | None = None,
+                 nu: Tensor | None = None) -> None:
+        self.layouts = layouts
+        self.runs = [(layout, sum(1 for _ in run)) for layout, run in groupby(layouts)]
+        if consts is None:
+            pad = torch.tensor([0.0, 1.0, 0.0, 0.0, 1.0, 0.0], dtype=DTYPE).view(6, 1, 1)
+            consts = pad.expand(6, len(layouts), width).clone()
+            for b, layout in enumerate(layouts):
+                consts[:, b, : layout.width] = layout.constants
+            consts = consts.to(device)
+        self.consts = consts
+        self.nu = nu if nu is not None else torch.tensor([layout.nu for layout in layouts], dtype=DTYPE, device=device)
+
+    def take(self, idx: list[int]) -> _Rows:
+        """The rows ``idx`` (in that order)."""
+        return _Rows([self.layouts[i] for i in idx], 0, None, self.consts[:, idx], self.nu[idx])
 
 
-def _objective(groups: list[tuple[_Layout, Tensor]], u: Tensor, v: Tensor, consts: Tensor | None = None) -> Tensor:
-    """The negative log posteriors per point of every row of every group ``(layout, rows S x width)``,
-    in order: every column of every row transformed, and its prior added, at once (``consts``: the
-    rows' :func:`_stack_constants`), each hypothesis's mean once for its rows, one batched Cholesky."""
+def _objective(batch: _Rows, rows: Tensor, u: Tensor, v: Tensor) -> Tensor:
+    """The negative log posteriors per point of raw ``rows`` (``B x width``, described by ``batch``):
+    every column of every row transformed, and its prior added, at once; each hypothesis's mean once
+    for its rows; one batched Cholesky."""
     n = len(u)
-    d = groups[0][0].d
-    rows = groups[0][1] if len(groups) == 1 else torch.cat([r for _, r in groups])
-    if consts is None:
-        consts = _stack_constants([(layout, len(r)) for layout, r in groups], rows.shape[1], rows.device)
-    values, log_prior = _terms(rows, consts)
+    d = batch.layouts[0].d
+    values, log_prior = _terms(rows, batch.consts)
     ls, scale, noise = values[:, :d], values[:, d], values[:, d + 1]
     means, at = [], 0
-    for layout, r in groups:
-        part = values[at : at + len(r), d + 2 :]
+    for layout, count in batch.runs:
+        part = values[at : at + count, d + 2 :]
         relative = {p.name: part[:, j : j + 1] for j, p in enumerate(layout.hypothesis.free)}
-        means.append(relative_mean(layout.hypothesis, layout.frame, u, relative).expand(len(r), n))
-        at += len(r)
+        means.append(relative_mean(layout.hypothesis, layout.frame, u, relative).expand(count, n))
+        at += count
     mean = torch.cat(means)
-    nu = torch.cat([torch.full((len(r),), layout.nu, dtype=u.dtype, device=u.device) for layout, r in groups])
     x = (u - u.mean(0)).unsqueeze(0) / ls.unsqueeze(1)  # B x n x d
     r = (x.unsqueeze(2) - x.unsqueeze(1)).pow(2).sum(-1).clamp_min(1e-30).sqrt()
-    k = scale.view(-1, 1, 1) * _matern(r, nu) + noise.view(-1, 1, 1) * torch.eye(n, dtype=u.dtype, device=u.device)
+    k = scale.view(-1, 1, 1) * _matern(r, batch.nu) + noise.view(-1, 1, 1) * torch.eye(n, dtype=u.dtype, device=u.device)
     chol = torch.linalg.cholesky(k)
     w = torch.linalg.solve_triangular(chol, (v.unsqueeze(0) - mean).unsqueeze(-1), upper=False)[..., 0]
     loglik = -0.5 * (w**2).sum(-1) - torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1) - 0.5 * n * _LOG_2PI
@@ -205,10 +210,11 @@ def _objective(groups: list[tuple[_Layout, Tensor]], u: Tensor, v: Tensor, const
 def negative_log_posteriors(models: list[StructuredGP], u: Tensor, v: Tensor) -> Tensor:
     """``B`` values of ``-ExactMarginalLogLikelihood`` (per point, priors included) at the models'
     current parameters, computed together as the batched optimiser computes them."""
-    layouts = [_Layout(None, m) for m in models]
+    layouts = [_Layout(m) for m in models]
     width = max(layout.width for layout in layouts)
-    rows = [torch.nn.functional.pad(layout.pack(), (0, width - layout.width)).unsqueeze(0) for layout in layouts]
-    return _objective(list(zip(layouts, rows)), u, v)
+    rows = torch.stack([torch.nn.functional.pad(layout.pack_state(layout.model.state_dict()), (0, width - layout.width))
+                        for layout in layouts])
+    return _objective(_Rows(layouts, width, u.device), rows, u, v)
 
 
 class _Members:
@@ -221,31 +227,16 @@ class _Members:
         for i, plan in enumerate(plans):
             model = plan.model if plan.model is not None else plan.start_model(plan.starts[0])
             model.train()
-            layout = _Layout(plan, model)
+            layout = _Layout(model)
             self.layouts.append(layout)
             for state in plan.starts:
                 rows.append(layout.pack_state(state))
                 self.owner.append(i)
         self.width = max(layout.width for layout in self.layouts)
-        counts = [(layout, self.owner.count(i)) for i, layout in enumerate(self.layouts)]
-        self.constants = _stack_constants(counts, self.width, plans[0].u.device)
-        self._x0 = np.zeros((len(rows), self.width))
+        self.rows = _Rows([self.layouts[i] for i in self.owner], self.width, plans[0].u.device)
+        self.x0 = np.zeros((len(rows), self.width))  # the starts, padded
         for b, row in enumerate(rows):
-            self._x0[b, : len(row)] = row.cpu().numpy()
-
-    def x0(self) -> np.ndarray:
-        return self._x0.copy()
-
-    def groups(self, x: Tensor, members: list[int]) -> list[tuple[_Layout, Tensor]]:
-        """``members`` (indices into the batch; their rows of ``x`` in the same order) grouped by plan,
-        keeping their order (members of one plan are contiguous)."""
-        out: list[tuple[_Layout, Tensor]] = []
-        start = 0
-        for i in range(1, len(members) + 1):
-            if i == len(members) or self.owner[members[i]] != self.owner[members[start]]:
-                out.append((self.layouts[self.owner[members[start]]], x[start:i]))
-                start = i
-        return out
+            self.x0[b, : len(row)] = row.cpu().numpy()
 
 
 def fit_hypotheses_batched(plans: list[FitPlan], settings: FitSettings) -> list[Fit | FitError]:
@@ -266,8 +257,8 @@ def fit_hypotheses_batched(plans: list[FitPlan], settings: FitSettings) -> list[
     def evaluate(rows: np.ndarray, live: list[int]) -> tuple[np.ndarray, np.ndarray]:
         x = torch.tensor(rows, dtype=u.dtype, device=u.device, requires_grad=True)
         with torch.enable_grad():
-            consts = members.constants if len(live) == len(members.owner) else members.constants[:, live]
-            values = _objective(members.groups(x, live), u, v, consts)
+            batch = members.rows if len(live) == len(members.owner) else members.rows.take(live)
+            values = _objective(batch, x, u, v)
             values.sum().backward()
         return values.detach().cpu().numpy(), x.grad.cpu().numpy()  # type: ignore[union-attr]
 
@@ -289,7 +280,7 @@ def fit_hypotheses_batched(plans: list[FitPlan], settings: FitSettings) -> list[
         return f, g
 
     with one_blas_thread():
-        xs, fs, results = fmin_l_bfgs_b_batched(func, members.x0(), maxiter=settings.maxiter, pass_batch_indices=True,
+        xs, fs, results = fmin_l_bfgs_b_batched(func, members.x0, maxiter=settings.maxiter, pass_batch_indices=True,
                                                factr=settings.ftol / np.finfo(float).eps)
     outcomes: list[list] = [[] for _ in plans]
     for b, owner in enumerate(members.owner):
@@ -301,8 +292,7 @@ def fit_hypotheses_batched(plans: list[FitPlan], settings: FitSettings) -> list[
         try:
             # the optimiser's last value is the log posterior (the objective equals GPyTorch's to 1e-9)
             value = -float(fs[b]) if math.isfinite(float(fs[b])) else None
-            outcomes[owner].append(plan.outcome(layout.model, plan.mll(layout.model), results[b].get("warnflag") == 1,
-                                                value=value))
+            outcomes[owner].append(plan.outcome(layout.model, results[b].get("warnflag") == 1, value=value))
         except (RuntimeError, ValueError) as exc:
             outcomes[owner].append(f"{type(exc).__name__}: {exc}")
     fits: list[Fit | FitError] = []

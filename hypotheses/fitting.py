@@ -271,7 +271,7 @@ def fit_planned(plan: FitPlan, settings: FitSettings) -> Fit:
                 warnings.simplefilter("always")
                 fit_gpytorch_mll_scipy(mll, options={"maxiter": settings.maxiter, "ftol": settings.ftol})
             capped = any("ITERATIONS REACHED LIMIT" in str(w.message) for w in caught)
-            outcomes.append(plan.outcome(model, mll, capped))
+            outcomes.append(plan.outcome(model, capped, mll))
         except (RuntimeError, ValueError) as exc:  # Cholesky / NaN failures inside GPyTorch
             outcomes.append(f"{type(exc).__name__}: {exc}")
     return plan.best(outcomes)
@@ -307,11 +307,13 @@ class FitPlan:
         return (ExactMarginalLogLikelihood(model.likelihood, model) if self.z is None
                 else TitsiasMarginalLogLikelihood(model.likelihood, model, self.z))
 
-    def outcome(self, model: StructuredGP, mll, capped: bool,
+    def outcome(self, model: StructuredGP, capped: bool, mll=None,
                 value: float | None = None) -> tuple[float, dict[str, Tensor], bool] | str:
         """``(log posterior per point, state, capped)`` of an optimised start, or why it failed
-        (``value``: the log posterior per point where the optimiser already computed it)."""
+        (``value``: the log posterior per point where the optimiser already computed it; else it is
+        computed with ``mll``, by default :meth:`mll`)."""
         if value is None:
+            mll = self.mll(model) if mll is None else mll
             with torch.no_grad():
                 value = float(mll(model(self.u), self.v))
         if not math.isfinite(value):
