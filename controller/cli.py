@@ -88,9 +88,14 @@ def _certificate(path: Path | None) -> tuple[bytes, bytes] | None:
 
 
 def run_listening(
-    opts, key: Path, out: Path, progress: bool = True, curve_secret: Path | None = None, curve_clients: Path | None = None
+    opts, key: Path, out: Path, progress: bool = True, curve_secret: Path | None = None, curve_clients: Path | None = None,
+    on_listening=None,
 ) -> dict:
-    """Bind ``opts.listen``, wait for an instrument agent, run the campaign through it."""
+    """Bind ``opts.listen``, wait for an instrument agent, run the campaign through it.
+
+    ``on_listening(endpoint)``, if given, is called with the endpoint bound
+    (port 0 binds free ports) before the wait; ``OUT/endpoints.json`` names it too.
+    """
     import dataclasses
 
     from abduce.controller.link import InstrumentLink
@@ -112,7 +117,12 @@ def run_listening(
         link = InstrumentLink(opts.listen, codec, audit=audit, curve=curve,
                               curve_clients=str(curve_clients) if curve_clients else None)
         with link:
-            console.print(f"listening on {opts.listen}; waiting for an instrument agent")
+            from abduce.controller.rundir import write_endpoints
+
+            write_endpoints(out, instrument=link.endpoint)
+            console.print(f"listening on {link.endpoint}; waiting for an instrument agent")
+            if on_listening is not None:
+                on_listening(link.endpoint)
             agent = link.wait_for_agent(timeout_s=opts.wait_s)
             console.print(f"instrument {agent.instrument_id!r} registered (key {agent.key_id!r})")
             campaign = opts.campaign(space_of(agent.capabilities))
@@ -217,7 +227,6 @@ def demo(
 ) -> None:
     """The main job: a simulated microscope agent in its own process, a campaign against it over signed TCP;
     leaves the run directory and its report (report.html)."""
-    import socket
     import subprocess
     import sys
 
@@ -234,22 +243,29 @@ def demo(
     key = out / "demo.key"
     if not key.exists():
         new_key(key, "abduce-demo")
-    with socket.socket() as probe:  # a free port on loopback (the control lane takes the next one)
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    endpoint = f"tcp://127.0.0.1:{port}"
-    agent = subprocess.Popen(
-        [sys.executable, "-m", "abduce.controller.cli", "instrument", "serve", "--driver", "simulated:transition-1d",
-         "--connect", endpoint, "--key", str(key), "--truth", "second-order", "--seed", str(seed)],
-        stdout=subprocess.DEVNULL, stderr=open(out / "agent.log", "a"),
-    )
+    agents: list[subprocess.Popen] = []
+
+    def start_agent(endpoint: str) -> None:  # once the controller has bound its free ports
+        agents.append(subprocess.Popen(
+            [sys.executable, "-m", "abduce.controller.cli", "instrument", "serve", "--driver", "simulated:transition-1d",
+             "--connect", endpoint, "--key", str(key), "--truth", "second-order", "--seed", str(seed)],
+            stdout=subprocess.DEVNULL, stderr=open(out / "agent.log", "a"),
+        ))
+
+    from abduce.controller.remote import ListenRun
+
+    opts = ListenRun(listen="tcp://127.0.0.1:0", hypotheses=("second-order", "first-order", "linear", "sigmoid"),
+                     policy="discriminate", budget=40, seed=seed, n_init=5, wait_s=60.0)
     try:
-        run(out=out, simulator="transition-1d", truth="second-order", hypotheses="second-order,first-order,linear,sigmoid",
-            policy="discriminate", acquisition=None, budget=40, seed=seed, x_c=0.6, beta=0.5, noise=None, grid=501,
-            n_init=5, epsilon=0.1, quiet=quiet, listen=endpoint, key=key, wait=60.0, curve_secret=None, curve_clients=None)
+        summary = run_listening(opts, key, out, progress=not quiet, on_listening=start_agent)
+    except AbduceError as exc:
+        _fail(exc)
     finally:
-        agent.terminate()
-        agent.wait(timeout=10)
+        for agent in agents:
+            agent.terminate()
+            agent.wait(timeout=10)
+    Console().print(summary_table(summary))
+    console.print(f"run directory: {out}")
     from abduce.controller.report import write_report
 
     try:
@@ -373,7 +389,12 @@ def _control(config: Path, command: str, as_json: bool, timeout: float = 5.0) ->
     try:
         settings = load_settings(config)
         _, secret = load_key(settings.instrument.key)
-        reply = request(settings.daemon.control, secret, command, timeout_s=timeout)
+        endpoint = settings.daemon.control
+        if endpoint.rpartition(":")[2] == "0":  # bound on a free port: the daemon named it in its run directory
+            from abduce.controller.rundir import read_endpoints
+
+            endpoint = read_endpoints(settings.daemon.run_dir)["control"]
+        reply = request(endpoint, secret, command, timeout_s=timeout)
     except AbduceError as exc:
         _fail(exc)
     if as_json:

@@ -45,7 +45,8 @@ class ControlServer:
     """Answers control requests with ``handler(command) -> dict`` on its own thread.
 
     Args:
-        endpoint: where to bind (loopback tcp or ipc).
+        endpoint: where to bind (loopback tcp or ipc); port 0 binds a free port, and
+            :attr:`endpoint` names it once :meth:`start` returns.
         secret: the signing key's secret.
         handler: called on the control thread; must be quick and thread-safe
             (it reads a snapshot and sets flags).
@@ -76,6 +77,7 @@ class ControlServer:
         sock.setsockopt(zmq.LINGER, 0)
         try:
             sock.bind(self.endpoint)
+            self.endpoint = sock.last_endpoint.decode()  # port 0: the port the system gave
         except zmq.ZMQError as exc:
             self._error = exc
             self._ready.set()

@@ -5,6 +5,10 @@ A thin driver around the pure campaign::
     wait for the instrument -> (replay the journal if the run directory has one)
     loop: [paused? wait] ask -> journal -> measure -> journal -> tell -> journal -> status
 
+The status names the part of the step the campaign thread is in (``phase``:
+deciding, measuring, learning) and the endpoints bound (``endpoints``; port 0
+in the config binds free ports, also named in ``RUN/endpoints.json``).
+
 The control lane (:mod:`abduce.controller.control`) answers on its own
 thread, from a snapshot the loop updates after every step, so ``abduce
 status`` answers at once even while a fit takes seconds. ``stop`` and SIGTERM
@@ -33,7 +37,7 @@ from abduce.controller.link import InstrumentLink
 from abduce.controller.loop import step
 from abduce.controller.remote import AuditLog, LinkInstrument, space_of
 from abduce.controller.resume import replay
-from abduce.controller.rundir import RunDirectory
+from abduce.controller.rundir import RunDirectory, write_endpoints
 from abduce.controller.settings import Settings, load_settings
 from abduce.controller.setup import SCALE_KEYS, campaign_from_names
 from abduce.instruments.keys import load_key
@@ -125,8 +129,9 @@ class Daemon:
         try:
             web = self._start_web(run_dir)
             link.start()
-            self._set(state="waiting-for-instrument")
-            log.info("listening on %s; waiting for an instrument", s.instrument.listen)
+            write_endpoints(run_dir, instrument=link.endpoint, control=control.endpoint)
+            self._set(state="waiting-for-instrument", endpoints={"instrument": link.endpoint, "control": control.endpoint})
+            log.info("listening on %s (control lane %s); waiting for an instrument", link.endpoint, control.endpoint)
             agent = self._wait_for_agent(link)
             if agent is None:
                 self._set(state="stopped")
@@ -150,16 +155,16 @@ class Daemon:
             self._set(state="running" if self._running.is_set() else "paused", n=campaign.n)
             while not campaign.done and not self._stop.is_set():
                 if not self._running.is_set():
-                    self._set(state="paused")
+                    self._set(state="paused", phase=None)
                     self._running.wait()
                     if self._stop.is_set():
                         break
                     self._set(state="running")
-                record = step(campaign, instrument, rundir.journal)
+                record = step(campaign, instrument, rundir.journal, phase=lambda p: self._set(phase=p))
                 if record is None:  # a NaN/inf reading, journalled and skipped
                     continue
                 rundir(record)
-                self._set(n=campaign.n, leader=campaign.leader(), probabilities=record.probabilities)
+                self._set(n=campaign.n, leader=campaign.leader(), probabilities=record.probabilities, phase=None)
             if campaign.done:
                 rundir.finish(campaign)
                 rundir = None

@@ -115,7 +115,9 @@ class InstrumentLink:
     """Serve agents on ``endpoint`` (and the control lane at port + 1).
 
     Args:
-        endpoint: where to bind, e.g. ``tcp://127.0.0.1:5555`` (never ``*`` by default).
+        endpoint: where to bind, e.g. ``tcp://127.0.0.1:5555`` (never ``*`` by default);
+            port 0 binds a free pair of ports, and :attr:`endpoint` then names the one bound
+            (read it after :meth:`start`).
         codec: signs with the controller's key; its keyring holds the keys agents may use.
         heartbeat_s: ping period; a peer silent for 3 periods is dead.
         ack_timeout_s: how long to wait for an ack before re-sending (idempotent) or querying.
@@ -260,6 +262,32 @@ class InstrumentLink:
         s.bind(endpoint)
         return s
 
+    def _bind_lanes(self) -> tuple[zmq.Socket, zmq.Socket]:
+        """Bind the instrument lane and its control lane (port + 1).
+
+        Port 0 (``tcp://127.0.0.1:0``) asks the system for a free port whose
+        successor is free too; the endpoint actually bound replaces
+        :attr:`endpoint`. Retrying on a taken port + 1 is race-free: a port
+        is only ever used while this link holds it.
+        """
+        from abduce.instruments.agent import control_endpoint
+
+        asked = self.endpoint
+        wildcard = asked.startswith("tcp://") and asked.rpartition(":")[2] in ("0", "*")
+        for _ in range(100 if wildcard else 1):
+            data = self._router(asked)
+            bound = data.last_endpoint.decode()
+            try:
+                control = self._router(control_endpoint(bound))
+            except zmq.ZMQError:
+                data.close(linger=0)
+                if wildcard:
+                    continue
+                raise
+            self.endpoint = bound
+            return data, control
+        raise LinkError(None, "bind", f"no free pair of ports for {self.endpoint} in 100 tries")
+
     def _run(self) -> None:
         try:
             if self.curve is not None:
@@ -268,10 +296,7 @@ class InstrumentLink:
                 self._auth = ThreadAuthenticator(self._ctx)
                 self._auth.start()
                 self._auth.configure_curve(domain="*", location=self.curve_clients or zmq.auth.CURVE_ALLOW_ANY)
-            from abduce.instruments.agent import control_endpoint
-
-            data = self._router(self.endpoint)
-            control = self._router(control_endpoint(self.endpoint))
+            data, control = self._bind_lanes()
         except Exception as exc:  # a port in use, a bad address
             self._bind_error = LinkError(None, "bind", f"cannot bind {self.endpoint}: {exc}")
             self._ready.set()

@@ -39,14 +39,24 @@ def run_campaign(
     return campaign
 
 
-def step(campaign: Campaign, instrument: Instrument, journal: Journal | None = None) -> StepRecord | None:
+def step(
+    campaign: Campaign, instrument: Instrument, journal: Journal | None = None,
+    phase: Callable[[str], None] | None = None,
+) -> StepRecord | None:
     """One ask -> measure -> tell, journalling the request before it is sent and the
     measurement before it is told. A refused measurement is journalled as an error;
     a NaN/inf reading then skips its point (returns None; the next ask chooses anew)
-    until ``max_failures`` in a row, any other refusal is re-raised."""
+    until ``max_failures`` in a row, any other refusal is re-raised.
+
+    ``phase(name)``, if given, is called as each part begins: ``"deciding"`` (ask),
+    ``"measuring"`` (the instrument), ``"learning"`` (tell: refits and evidence); the
+    daemon shows it in its status."""
+    phase = phase or (lambda name: None)
+    phase("deciding")
     request = campaign.ask()
     if journal is not None:
         journal.append("request", vars(request), request_id=request.request_id)
+    phase("measuring")
     try:
         measurement = instrument(request)
     except AbduceError as exc:  # rejected, lost, timed out: who said what, before it propagates
@@ -63,6 +73,7 @@ def step(campaign: Campaign, instrument: Instrument, journal: Journal | None = N
             body["arrays"] = {name: _plain(a) for name, a in measurement.arrays.items()}
         journal.append("measurement", body, request_id=request.request_id,
                        key_id=measurement.source, blob=measurement.raw, durability="background")
+    phase("learning")
     try:
         record = campaign.tell(measurement)
     except MeasurementRejected as exc:

@@ -16,6 +16,9 @@ line readable)::
     DIR/journal.sqlite      the append-only journal (abduce.controller.journal):
                             every request before it is sent, every measurement
                             before it is told, every decision
+    DIR/endpoints.json      {"instrument": ..., "control": ...}: the endpoints the
+                            controller bound, written once they are bound (port 0
+                            in a config or --listen picks free ports; this names them)
 
 A directory that already holds a run is never written into again.
 """
@@ -41,6 +44,30 @@ def library_versions() -> dict[str, str]:
         except PackageNotFoundError:
             out[pkg] = "not installed"
     return out
+
+
+ENDPOINTS = "endpoints.json"
+
+
+def write_endpoints(path: str | os.PathLike, **endpoints: str) -> None:
+    """Name the endpoints a controller bound in ``DIR/endpoints.json`` (atomically: never half a file)."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    tmp = path / f".{ENDPOINTS}.tmp"
+    tmp.write_text(json.dumps(endpoints) + "\n", encoding="utf-8")
+    os.replace(tmp, path / ENDPOINTS)
+
+
+def read_endpoints(path: str | os.PathLike) -> dict[str, str]:
+    """The endpoints a controller bound for the run in ``path``.
+
+    Raises:
+        ConfigError: no controller has bound endpoints for that run (yet).
+    """
+    try:
+        return json.loads((Path(path) / ENDPOINTS).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{Path(path) / ENDPOINTS} does not exist: no controller has bound its endpoints for this run yet") from None
 
 
 class RunDirectory:

@@ -52,7 +52,9 @@ log = logging.getLogger("abduce.agent")
 
 
 def control_endpoint(endpoint: str) -> str:
-    """The control lane of an instrument endpoint: same host, port + 1."""
+    """The control lane of an instrument endpoint: same host, port + 1 (for ``ipc://PATH``: ``PATH.control``)."""
+    if endpoint.startswith(("ipc://", "inproc://")):
+        return f"{endpoint}.control"
     base, _, port = endpoint.rpartition(":")
     return f"{base}:{int(port) + 1}"
 

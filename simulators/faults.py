@@ -166,16 +166,22 @@ class Faults:
 
 
 class _Delay:
-    """``latency_s + U(0, jitter_s)`` seconds, slept; one draw per call when there is jitter."""
+    """``latency_s + U(0, jitter_s)`` seconds, slept; one draw per call when there is jitter.
+
+    Attributes:
+        slept: the seconds slept at each call, in order (0 when there is no latency).
+    """
 
     def __init__(self, faults: Faults) -> None:
         self.latency_s, self.jitter_s = faults.latency_s, faults.jitter_s
         self._rng = faults.stream("latency")
+        self.slept: list[float] = []
 
     def __call__(self) -> float:
         seconds = self.latency_s + (self.jitter_s * self._rng.random() if self.jitter_s else 0.0)
         if seconds:
             time.sleep(seconds)
+        self.slept.append(seconds)
         return seconds
 
 
@@ -227,6 +233,7 @@ class FaultySimulator:
 
     Attributes:
         corrupted: ``(call, point, value)`` for each corrupted point, in order.
+        delays: the seconds slept before each measurement, in order.
     """
 
     def __init__(self, simulator, faults: Faults) -> None:
@@ -235,9 +242,13 @@ class FaultySimulator:
         self._delay, self._corrupt, self._calls = _Delay(faults), _Corrupter(faults), 0
 
     def __getattr__(self, name: str):
-        if name == "simulator":  # not set yet (unpickling): no recursion
+        if name in ("simulator", "_delay"):  # not set yet (unpickling): no recursion
             raise AttributeError(name)
         return getattr(self.simulator, name)
+
+    @property
+    def delays(self) -> list[float]:
+        return self._delay.slept
 
     def measure(self, x) -> np.ndarray:
         """The wrapped ``measure(x)`` (same noise stream), after the delay, with corrupted points."""
@@ -283,6 +294,7 @@ class FaultyDriver(Driver):
 
     Attributes:
         measured: request ids the wrapped driver measured, in order.
+        delays: the seconds slept before each measurement, in order.
         corrupted: ``(request_id, point, channel, value)`` for each corrupted value.
         crashes: crashes injected.
     """
@@ -294,6 +306,10 @@ class FaultyDriver(Driver):
         self.corrupted: list[tuple[str, int, str, float]] = []
         self.crashes = 0
         self._delay, self._corrupt, self._crash = _Delay(faults), _Corrupter(faults), faults.stream("crash")
+
+    @property
+    def delays(self) -> list[float]:
+        return self._delay.slept
 
     def describe(self) -> Capabilities:
         return self.driver.describe()

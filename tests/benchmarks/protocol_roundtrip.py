@@ -35,7 +35,6 @@ from abduce.controller.link import InstrumentLink  # noqa: E402
 from abduce.instruments.keys import new_key  # noqa: E402
 from abduce.instruments.protocol.codec import Codec, Keyring  # noqa: E402
 from abduce.instruments.protocol.models import Measure  # noqa: E402
-from tests.instruments.conftest import free_endpoint  # noqa: E402
 
 
 def stats(samples: list[float]) -> tuple[float, float]:
@@ -92,9 +91,9 @@ def floor(count: int, keydir: Path) -> tuple[float, float]:
     key_id, secret = load_key(key)
     codec = Codec(Keyring({key_id: secret}), key_id)
     ctx = zmq.Context()
-    endpoint = free_endpoint()
     router = ctx.socket(zmq.ROUTER)
-    router.bind(endpoint)
+    router.bind("tcp://127.0.0.1:0")  # a free port
+    endpoint = router.last_endpoint.decode()
     peer = subprocess.Popen([sys.executable, "-c", FLOOR, endpoint, str(key)])
     ident = router.recv_multipart()[0]
     lat = []
@@ -115,14 +114,14 @@ def raw(count: int, window: int, curve) -> tuple[float, float, float]:
     import subprocess
 
     ctx = zmq.Context()
-    endpoint = free_endpoint()
     router = ctx.socket(zmq.ROUTER)
     args = []
     if curve:
         (sp, ss), (cp, cs) = curve
         router.curve_server, router.curve_publickey, router.curve_secretkey = True, sp, ss
         args = [sp.decode(), cp.decode(), cs.decode()]
-    router.bind(endpoint)
+    router.bind("tcp://127.0.0.1:0")  # a free port
+    endpoint = router.last_endpoint.decode()
     echo = subprocess.Popen([sys.executable, "-c", ECHO, endpoint, *args])
     payload = os.urandom(200)
     dealer_id = router.recv_multipart()[0]  # the echo speaks first so the router learns its identity
@@ -159,12 +158,12 @@ def abduce(count: int, window: int, curve, keydir: Path) -> tuple[float, float, 
 
     key_id, secret = load_key(key)
     ring = Keyring({key_id: secret})
-    endpoint = free_endpoint()
     kwargs, extra = {}, []
     if curve:
         kwargs = {"curve": zmq.auth.load_certificate(str(keydir / "s.key.curve.key_secret")), "curve_clients": None}
         extra = ["--curve-secret", str(keydir / "c.key.curve.key_secret"), "--curve-server", str(keydir / "s.key.curve.key")]
-    link = InstrumentLink(endpoint, Codec(ring, key_id), **kwargs).start()
+    link = InstrumentLink("tcp://127.0.0.1:0", Codec(ring, key_id), **kwargs).start()
+    endpoint = link.endpoint  # the free pair of ports it bound
     agent = subprocess.Popen(
         [sys.executable, "-m", "abduce.controller.cli", "instrument", "serve", "--driver", "simulated:transition-1d",
          "--grid", "0", "--connect", endpoint, "--key", str(key), "--id", "bench", *extra],

@@ -57,6 +57,31 @@ def test_discrimination_is_zero_for_identical_certain_models_and_symmetric():
     torch.testing.assert_close(score, swapped)
 
 
+def test_discrimination_of_two_hypotheses_equals_a_hand_computation():
+    """Two predictive normals N(0, 0.02) and N(1, 0.05) (latent variances 0.01 and 0.04 plus noise 0.01),
+    probabilities 1/4 and 3/4. The symmetric KL divergence is taken by quadrature of its integrand, not
+    from the closed form the code uses; the information terms are 1/2 log(1 + var/noise) by hand."""
+    import math
+
+    from scipy import integrate
+
+    def pdf(y, m, v):
+        return math.exp(-((y - m) ** 2) / (2 * v)) / math.sqrt(2 * math.pi * v)
+
+    def kl(m1, v1, m2, v2):
+        f = lambda y: pdf(y, m1, v1) * (math.log(pdf(y, m1, v1)) - math.log(pdf(y, m2, v2)))
+        return integrate.quad(f, m1 - 12 * math.sqrt(v1), m1 + 12 * math.sqrt(v1), epsabs=1e-12, limit=200)[0]
+
+    j = kl(0.0, 0.02, 1.0, 0.05) + kl(1.0, 0.05, 0.0, 0.02)
+    assert j == pytest.approx(35.45, rel=1e-9)  # 1/2 [(0.03^2)/(0.02 * 0.05) + 1 * (50 + 20)], by hand
+    expected = 0.25 * 0.75 * j + 0.25 * 0.5 * math.log(2.0) + 0.75 * 0.5 * math.log(5.0)
+    mean = torch.tensor([[0.0], [1.0]], dtype=torch.float64)
+    var = torch.tensor([[0.01], [0.04]], dtype=torch.float64)
+    noise = torch.tensor([0.01, 0.01], dtype=torch.float64)
+    w = torch.tensor([0.25, 0.75], dtype=torch.float64)
+    assert discrimination_score(mean, var, noise, w).item() == pytest.approx(expected, rel=1e-9)
+
+
 def test_discrimination_fades_when_one_hypothesis_holds_all_the_probability():
     mean = torch.tensor([[1.0], [3.0]], dtype=torch.float64)
     var = torch.full((2, 1), 1e-12, dtype=torch.float64)

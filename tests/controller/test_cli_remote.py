@@ -8,7 +8,7 @@ import sys
 from typer.testing import CliRunner
 
 from abduce.controller.cli import app
-from tests.instruments.conftest import free_endpoint
+from tests.instruments.conftest import wait_until
 
 runner = CliRunner()
 
@@ -28,19 +28,30 @@ def test_keys_new_writes_a_private_key_and_never_overwrites(tmp_path):
 def test_run_listen_through_an_agent_process_matches_the_in_process_run(tmp_path):
     key = tmp_path / "lab.key"
     runner.invoke(app, ["keys", "new", str(key)])
-    endpoint = free_endpoint()
-    agent = subprocess.Popen(
-        [sys.executable, "-m", "abduce.controller.cli", "instrument", "serve", "--driver", "simulated:transition-1d",
-         "--connect", endpoint, "--key", str(key), "--seed", "2", "--grid", "101"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
     common = ["--budget", "7", "--seed", "2", "--quiet", "--hypotheses", "second-order,linear", "--policy", "discriminate"]
+    out = tmp_path / "remote"
+    controller = subprocess.Popen(  # binds free ports and names them in OUT/endpoints.json
+        [sys.executable, "-m", "abduce.controller.cli", "run", "--out", str(out), "--listen", "tcp://127.0.0.1:0",
+         "--key", str(key), "--wait", "600", *common],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    agent = None
     try:
-        remote = runner.invoke(app, ["run", "--out", str(tmp_path / "remote"), "--listen", endpoint, "--key", str(key), "--wait", "60", *common])
+        assert wait_until(lambda: (out / "endpoints.json").exists() or controller.poll() is not None, timeout=300)
+        endpoint = json.loads((out / "endpoints.json").read_text())["instrument"]
+        agent = subprocess.Popen(
+            [sys.executable, "-m", "abduce.controller.cli", "instrument", "serve", "--driver", "simulated:transition-1d",
+             "--connect", endpoint, "--key", str(key), "--seed", "2", "--grid", "101"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        output, _ = controller.communicate(timeout=600)  # a guard against a hang only
     finally:
-        agent.terminate()
-        agent.wait(10)
-    assert remote.exit_code == 0, remote.output
+        controller.kill()
+        if agent is not None:
+            agent.terminate()
+            agent.wait(10)
+    assert controller.returncode == 0, output
+    assert f"listening on {endpoint}" in output
     local = runner.invoke(app, ["run", "--out", str(tmp_path / "local"), "--grid", "101", *common])
     assert local.exit_code == 0, local.output
     lines = lambda d: [json.loads(l) for l in (tmp_path / d / "measurements.jsonl").read_text().splitlines()]

@@ -1,11 +1,12 @@
-"""The daemon end to end (in-process, and as its own process for the status latency): control lane,
+"""The daemon end to end (in-process, and as its own process for status during a fit): control lane,
 pause/resume/stop, resume from the journal."""
 
 import json
 import subprocess
 import sys
 import threading
-import time
+import traceback
+from collections import Counter
 
 import pytest
 
@@ -17,7 +18,8 @@ from abduce.instruments.agent import InstrumentAgent
 from abduce.instruments.drivers.simulated import build
 from abduce.instruments.keys import load_key, new_key
 from abduce.instruments.protocol.codec import Codec, Keyring, unpack_frames
-from tests.instruments.conftest import AgentThread, free_endpoint, wait_until
+from abduce.controller.rundir import read_endpoints
+from tests.instruments.conftest import LOOPBACK, AgentThread, ipc_endpoint, wait_until
 
 CONFIG = """
 [campaign]
@@ -41,14 +43,16 @@ control = "{control}"
 
 @pytest.fixture
 def setup(tmp_path):
+    """A config whose daemon binds its control lane on a free port and its instrument lane at an ``ipc://``
+    path (the test restarts the daemon, and the same agent must find the new one there), and that agent."""
     new_key(tmp_path / "lab.key", "lab")
-    listen, control = free_endpoint(), free_endpoint()
+    listen = ipc_endpoint()
     path = tmp_path / "daemon.toml"
-    path.write_text(CONFIG.format(seed=3, budget=10, listen=listen, control=control))
+    path.write_text(CONFIG.format(seed=3, budget=10, listen=listen, control=LOOPBACK))
     key_id, secret = load_key(tmp_path / "lab.key")
     agent = AgentThread(InstrumentAgent(build("simulated:transition-1d", grid=101, seed=3), listen,
                                         Codec(Keyring({key_id: secret}), key_id), "sim"))
-    yield path, control, secret
+    yield path, secret
     agent.stop()
 
 
@@ -60,28 +64,44 @@ def start(path):
     return d, t, box
 
 
+def control_of(d: Daemon) -> str:
+    """The control endpoint a daemon in this process bound (its status names it once bound)."""
+    assert wait_until(lambda: "endpoints" in d._status, timeout=120)
+    return d._status["endpoints"]["control"]
+
+
+def parked(t: threading.Thread) -> bool:
+    """The campaign thread is blocked in the pause's wait, where it can neither ask, measure nor fit."""
+    frame = sys._current_frames().get(t.ident)
+    stack = traceback.extract_stack(frame) if frame is not None else []
+    ours = [f for f in stack if f.filename.endswith("daemon.py")]
+    return bool(ours) and ours[-1].name == "run" and "self._running.wait()" in (ours[-1].line or "") \
+        and stack[-1].filename.endswith("threading.py")
+
+
 def test_status_pause_resume_stop_and_resume_from_the_journal(setup):
-    path, control, secret = setup
+    path, secret = setup
     d, t, box = start(path)
     try:
-        assert wait_until(lambda: d._status["n"] >= 5, timeout=60)
-        t0 = time.monotonic()
-        reply = request(control, secret, "status")
-        assert time.monotonic() - t0 < 0.5 and reply["status"]["campaign"] == "t"
+        control = control_of(d)
+        assert wait_until(lambda: d._status["n"] >= 5, timeout=300)
+        assert request(control, secret, "status")["status"]["campaign"] == "t"
         assert request(control, secret, "pause")["status"]["state"] == "pausing"
-        assert wait_until(lambda: request(control, secret, "status")["status"]["state"] == "paused", timeout=30)
+        assert wait_until(lambda: request(control, secret, "status")["status"]["state"] == "paused", timeout=300)
+        assert wait_until(lambda: parked(t), timeout=300)  # nothing can be measured while it waits there
         n_paused = request(control, secret, "status")["status"]["n"]
-        time.sleep(1.0)
-        assert request(control, secret, "status")["status"]["n"] == n_paused  # nothing measured while paused
+        with Journal.open(path.parent / "run" / "journal.sqlite", readonly=True) as j:
+            assert len(list(j.events("measurement"))) == n_paused and len(list(j.events("request"))) == n_paused
+        assert parked(t) and request(control, secret, "status")["status"]["n"] == n_paused
         request(control, secret, "resume")
-        assert wait_until(lambda: d._status["n"] > n_paused, timeout=30)
+        assert wait_until(lambda: d._status["n"] > n_paused, timeout=300)
     finally:
         d.stop()
-        t.join(30)
+        t.join(300)
     assert box["status"]["state"] == "stopped" and box["status"]["n"] < 10, box
     # restart: the daemon replays its journal and finishes the campaign
     d2, t2, box2 = start(path)
-    t2.join(120)
+    t2.join(600)  # a guard against a hang only
     if t2.is_alive():
         d2.stop()
         t2.join(30)
@@ -104,29 +124,30 @@ def test_status_pause_resume_stop_and_resume_from_the_journal(setup):
 
 
 def test_control_requests_need_the_key(setup):
-    path, control, secret = setup
+    path, secret = setup
     d, t, box = start(path)
     try:
-        assert wait_until(lambda: d._status["state"] in ("running", "waiting-for-instrument"), timeout=30)
+        control = control_of(d)
         with pytest.raises(ControlError, match="bad signature"):
             request(control, b"x" * 32, "stop")
         assert request(control, secret, "list")["campaigns"][0]["campaign"] == "t"
     finally:
         d.stop()
-        t.join(60)
+        t.join(300)
 
 
 def test_stop_while_waiting_for_an_instrument_exits_cleanly(tmp_path):
     new_key(tmp_path / "lab.key", "lab")
     path = tmp_path / "daemon.toml"
-    control = free_endpoint()
-    path.write_text(CONFIG.format(seed=3, budget=5, listen=free_endpoint(), control=control))
+    path.write_text(CONFIG.format(seed=3, budget=5, listen=LOOPBACK, control=LOOPBACK))
     d, t, box = start(path)
     _, secret = load_key(tmp_path / "lab.key")
-    assert wait_until(lambda: d._status["state"] == "waiting-for-instrument", timeout=30)
+    control = control_of(d)
+    assert wait_until(lambda: d._status["state"] == "waiting-for-instrument", timeout=120)
     assert request(control, secret, "status")["status"]["state"] == "waiting-for-instrument"
+    assert read_endpoints(tmp_path / "run") == d._status["endpoints"]  # what `abduce status` reads for port 0
     request(control, secret, "stop")
-    t.join(10)
+    t.join(300)
     assert not t.is_alive() and box["status"]["state"] == "stopped"
 
 
@@ -137,47 +158,45 @@ def test_cli_status_without_a_daemon_is_a_clear_error(tmp_path):
 
     new_key(tmp_path / "lab.key", "lab")
     path = tmp_path / "daemon.toml"
-    path.write_text(CONFIG.format(seed=3, budget=5, listen=free_endpoint(), control=free_endpoint()))
+    path.write_text(CONFIG.format(seed=3, budget=5, listen=LOOPBACK, control=ipc_endpoint()))  # nobody bound there
     result = CliRunner().invoke(app, ["status", "--config", str(path), "--timeout", "0.5"])
     assert result.exit_code == 2 and "no answer from a daemon" in result.output
+    path.write_text(CONFIG.format(seed=3, budget=5, listen=LOOPBACK, control=LOOPBACK))  # a free port: none yet
+    result = CliRunner().invoke(app, ["status", "--config", str(path)])
+    assert result.exit_code == 2 and "endpoints.json does not exist" in result.output
 
 
-def test_status_answers_within_100_ms_while_a_fit_takes_seconds(tmp_path):
-    """``abduce status`` and the daemon are separate processes, so the daemon runs as one here.
-
-    In one process with the agent and the client, the test's own threads would compete with the daemon
-    for the GIL, which measures the test and not the daemon (it failed on a loaded CI machine that way).
-    """
+def test_status_answers_while_a_fit_is_running(tmp_path):
+    """``abduce status`` answers from a snapshot, never after the fit: three answers arrive while one and the
+    same refit is provably running (each says the campaign thread is ``learning`` the 300th measurement, the
+    tell that fits all four hypotheses for the first time; the loop sets the phase before the tell and clears
+    it after). The daemon is its own process, as ``abduce status`` meets
+    it (in one process the test's threads would compete with it for the GIL). Its latency, in milliseconds,
+    is measured by tests/benchmarks/status_latency.py, not here."""
     new_key(tmp_path / "lab.key", "lab")
-    listen, control = free_endpoint(), free_endpoint()
     path = tmp_path / "daemon.toml"
-    text = CONFIG.format(seed=3, budget=302, listen=listen, control=control).replace("n_init = 4", "n_init = 300")
+    text = CONFIG.format(seed=3, budget=310, listen=LOOPBACK, control=LOOPBACK).replace("n_init = 4", "n_init = 300")
     path.write_text(text.replace('["second-order", "linear"]', '["second-order", "first-order", "sigmoid", "linear"]'))
     key_id, secret = load_key(tmp_path / "lab.key")
-    agent = AgentThread(InstrumentAgent(build("simulated:transition-1d", grid=1001, seed=3), listen,
-                                        Codec(Keyring({key_id: secret}), key_id), "sim"))
     proc = subprocess.Popen([sys.executable, "-m", "abduce.controller.cli", "daemon", str(path)], cwd=tmp_path,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    def n() -> int:
-        try:
-            return request(control, secret, "status", timeout_s=1.0)["status"]["n"]
-        except ControlError:
-            return -1
-
+    agent = None
     try:
-        assert wait_until(lambda: n() >= 299, timeout=180)
-        latencies, fit_started = [], time.monotonic()
-        while time.monotonic() - fit_started < 120:
-            t0 = time.monotonic()
-            status = request(control, secret, "status")["status"]
-            latencies.append(time.monotonic() - t0)
-            if status["n"] >= 301:
-                break
-            time.sleep(0.02)
-        fit_seconds = time.monotonic() - fit_started
-        assert fit_seconds > 1.0, "the fit was too quick to test anything"
-        assert max(latencies) < 0.1, (max(latencies), len(latencies))
+        run = tmp_path / "run"
+        assert wait_until(lambda: (run / "endpoints.json").exists() or proc.poll() is not None, timeout=300)
+        endpoints = read_endpoints(run)
+        agent = AgentThread(InstrumentAgent(build("simulated:transition-1d", grid=1001, seed=3),
+                                            endpoints["instrument"], Codec(Keyring({key_id: secret}), key_id), "sim"))
+        during: Counter = Counter()  # answers seen during each refit, by the step it refits at
+
+        def three_answers_during_one_refit() -> bool:
+            status = request(endpoints["control"], secret, "status", timeout_s=60)["status"]
+            assert status["state"] != "done" and proc.poll() is None, status
+            if status.get("phase") == "learning" and status["n"] == 299:  # telling the 300th: the first fit, K = 4
+                during[status["n"]] += 1
+            return max(during.values(), default=0) >= 3
+
+        assert wait_until(three_answers_during_one_refit, timeout=600), during  # the timeout guards against a hang
     finally:
         proc.terminate()
         try:
@@ -185,4 +204,5 @@ def test_status_answers_within_100_ms_while_a_fit_takes_seconds(tmp_path):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-        agent.stop()
+        if agent is not None:
+            agent.stop()

@@ -1,8 +1,12 @@
-"""Statistical checks of issue 2's bar on the transition-1d simulator.
+"""Statistical checks of the README's identification bar on the transition-1d simulator.
 
-The fast tier runs one seed per (policy, truth); the slow tier runs the full
-bar, 10 seeds each, at least 9 of which must end with the true hypothesis at
-posterior probability >= 0.9 and x_c within 0.05.
+A campaign *identifies* its truth when it ends (at the README's budget, 40
+measurements) with the true hypothesis at posterior probability >= 0.9 *and*,
+for a law with a critical point, x_c within 0.05 of the truth: both at once,
+counted per campaign. The fast tier runs three seeds per (policy, truth), and
+at least 11 of each policy's 12 campaigns must identify (a regression of the
+science fails CI); the slow tier
+runs the full bar, 10 seeds each, at least 9 of which must identify.
 `python tests/benchmarks/identification.py` prints the same as a table.
 """
 
@@ -13,18 +17,22 @@ from abduce.controller.simulated import SimulatedRun
 TRUTHS = ("second-order", "first-order", "sigmoid", "linear")
 
 
-def identify(policy, truth, seed):
+def identify(policy, truth, seed) -> tuple[float, float | None]:
+    """(P(truth), |x_c - 0.6| or None for a law without x_c) at the end of one campaign."""
     c = SimulatedRun(truth=truth, policy=policy, seed=seed, hypotheses=TRUTHS).run()
     xc = {h["name"]: h for h in c.summary()["hypotheses"]}[truth]["parameters"].get("x_c")
     return c.probabilities()[truth], (None if xc is None else abs(xc["mean"] - 0.6))
 
 
+def identified(p: float, xc_err: float | None) -> bool:
+    return p >= 0.9 and (xc_err is None or xc_err <= 0.05)
+
+
 @pytest.mark.parametrize("policy", ["epsilon-greedy", "discriminate"])
-@pytest.mark.parametrize("truth", TRUTHS)
-def test_identifies_the_true_law_one_seed(policy, truth):
-    p, xc_err = identify(policy, truth, seed=100)
-    assert p >= 0.9
-    assert xc_err is None or xc_err <= 0.05
+def test_identifies_the_true_law_in_eleven_of_twelve_campaigns(policy):
+    """Three seeds per truth, 12 campaigns: the README's rate (>= 9 of 10) allows at most one miss."""
+    results = {(truth, seed): identify(policy, truth, seed) for truth in TRUTHS for seed in (100, 101, 102)}
+    assert sum(identified(*r) for r in results.values()) >= 11, results
 
 
 @pytest.mark.slow
@@ -32,5 +40,4 @@ def test_identifies_the_true_law_one_seed(policy, truth):
 @pytest.mark.parametrize("truth", TRUTHS)
 def test_identifies_the_true_law_in_nine_of_ten_seeds(policy, truth):
     results = [identify(policy, truth, seed) for seed in range(10)]
-    assert sum(p >= 0.9 for p, _ in results) >= 9
-    assert sum(e is None or e <= 0.05 for _, e in results) >= 9
+    assert sum(identified(*r) for r in results) >= 9, results

@@ -1,4 +1,5 @@
 import json
+import os
 import sqlite3
 
 import numpy as np
@@ -178,14 +179,87 @@ def test_a_full_disk_stops_the_campaign_with_a_clear_error_and_keeps_what_was_co
     assert resumed.campaign.n == len(ids)
 
 
-def test_background_fsync_completes_before_the_next_durable_append(tmp_path):
+class Disk:
+    """What reached the disk: wraps ``os.fsync`` (the OS boundary) and notes, per file, how many bytes a
+    *finished* fsync covered (the file's size as the call began: fsync makes everything written before it
+    durable). Thread-safe: the journal's background fsync runs on a helper thread."""
+
+    def __init__(self, real) -> None:
+        import threading
+
+        self.real, self.lock, self.covered = real, threading.Lock(), {}
+
+    def fsync(self, fd: int) -> None:
+        st = os.fstat(fd)
+        self.real(fd)
+        with self.lock:
+            key = (st.st_dev, st.st_ino)
+            self.covered[key] = max(self.covered.get(key, 0), st.st_size)
+
+    def durable(self, path) -> bool:
+        """Every byte now in ``path`` was in it when a finished fsync began."""
+        st = os.stat(path)
+        with self.lock:
+            return st.st_size <= self.covered.get((st.st_dev, st.st_ino), -1)
+
+
+def committed(path, kind: str, request_id: str) -> bool:
+    """Another connection (as another process would) sees the event: it was committed, not just written."""
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+        return conn.execute("SELECT COUNT(*) FROM events WHERE kind = ? AND request_id = ?",
+                            (kind, request_id)).fetchone()[0] == 1
+
+
+def test_every_request_is_on_disk_before_it_is_sent_and_every_measurement_committed_before_it_is_told(
+    tmp_path, monkeypatch
+):
+    """The journal's promise (README, "Journal"): a request is committed and fsync'd before it leaves; a
+    measurement is committed before the campaign is told of it, and fsync'd before the next request leaves.
+    Checked at the moment of each send and each tell, against the OS's own record of fsyncs; it fails if the
+    fsync is skipped, runs after the send, or an append is left uncommitted."""
+    from abduce.controller.campaign import Campaign
+
+    disk = Disk(os.fsync)
+    monkeypatch.setattr(os, "fsync", disk.fsync)
+    path = tmp_path / "j.sqlite"
+    wal = tmp_path / "j.sqlite-wal"
+    c, sim = make(budget=8, seed=5)
+    seen = {"sent": [], "told": []}
+
+    class Watched(Campaign):  # observes tell; the campaign itself is unchanged
+        def tell(self, m):
+            assert committed(path, "measurement", m.request_id), f"{m.request_id} told before it was committed"
+            seen["told"].append(m.request_id)
+            return super().tell(m)
+
+    c.__class__ = Watched
+    measure = instrument_for(sim)
+
+    def send(r):
+        assert committed(path, "request", r.request_id), f"{r.request_id} sent before it was committed"
+        assert disk.durable(wal), f"{r.request_id} sent before the journal's WAL was fsync'd"
+        seen["sent"].append(r.request_id)
+        return measure(r)
+
+    with Journal.create(path, CONFIG) as journal:
+        header = wal.read_bytes()[:32]
+        run_campaign(c, send, journal=journal)
+        assert wal.read_bytes()[:32] == header  # the WAL was never restarted: its size measures what it holds
+    assert len(seen["sent"]) == 8 and seen["told"] == seen["sent"]
+
+
+def test_background_fsync_completes_before_the_next_durable_append(tmp_path, monkeypatch):
+    disk = Disk(os.fsync)
+    monkeypatch.setattr(os, "fsync", disk.fsync)
     j = Journal.create(tmp_path / "j.sqlite", CONFIG)
+    wal = tmp_path / "j.sqlite-wal"
     j.append("measurement", {"x": [0.1], "y": 1.0}, request_id="a", durability="background")
     pending = j._pending_sync
     assert pending is not None
     j.append("decision", {"step": 0}, durability="next")
     j.append("request", {"step": 1}, request_id="b")  # "now": waits for the measurement's fsync first
     assert pending.done() and pending.exception() is None and j._pending_sync is None
+    assert disk.durable(wal)  # all three events, the decision included, are on disk
     with pytest.raises(ValueError, match="durability"):
         j.append("decision", {}, durability="later")
     j.close()

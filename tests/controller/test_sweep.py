@@ -1,18 +1,18 @@
 """Sweeps: config validation, the summary's arithmetic, and real runs on Dask (local and a separate scheduler)."""
 
+import json
 import math
 import os
 import shutil
 import subprocess
 import sys
-import time
 
 import pandas as pd
 import pytest
 
 from abduce.controller.errors import AbduceError
 from abduce.controller.sweep import identification_curve, load_sweep, run_sweep, summarize
-from tests.instruments.conftest import free_endpoint
+from tests.instruments.conftest import wait_until
 
 TINY = """
 [sweep]
@@ -81,16 +81,25 @@ def test_a_sweep_runs_on_a_local_cluster_and_writes_table_summary_and_plot(tmp_p
     assert last["error"].notna().all() and (last["error"] < 1).all()
 
 
+def scheduled(scheduler_file) -> str | None:
+    """The address in a Dask scheduler file, once the scheduler has written all of it."""
+    try:
+        return json.loads(scheduler_file.read_text()).get("address")
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
 def test_the_same_sweep_runs_against_a_separately_started_dask_scheduler(tmp_path):
     dask = shutil.which("dask", path=os.path.dirname(sys.executable))
     assert dask, "the dask command comes with distributed"
-    address = free_endpoint()
-    port = address.rsplit(":", 1)[1]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    procs = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", port, "--dashboard-address", ":0"],
+    scheduler_file = tmp_path / "scheduler.json"  # the scheduler names the free port it bound here
+    procs = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--dashboard-address", ":0",
+                               "--scheduler-file", str(scheduler_file)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)]
     try:
-        time.sleep(1.0)
+        assert wait_until(lambda: scheduled(scheduler_file) or procs[0].poll() is not None, timeout=300)
+        address = scheduled(scheduler_file)
         procs.append(subprocess.Popen([dask, "worker", address, "--nthreads", "1", "--nworkers", "1",
                                        "--no-dashboard"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                       env=env, cwd=os.getcwd()))

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
-import socket
+import shutil
+import tempfile
 import threading
 import time
 
@@ -14,19 +16,19 @@ from abduce.instruments.protocol.codec import Keyring
 from abduce.instruments.protocol.models import Axis, Capabilities, Channel, Measure
 
 
-def free_endpoint() -> str:
-    """A loopback endpoint whose port and port + 1 are free."""
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        try:
-            with socket.socket() as s2:
-                s2.bind(("127.0.0.1", port + 1))
-            return f"tcp://127.0.0.1:{port}"
-        except OSError:
-            continue
-    raise RuntimeError("no free port pair")
+LOOPBACK = "tcp://127.0.0.1:0"  # a link or daemon binds a free pair of ports; read the one bound back
+
+
+def ipc_endpoint() -> str:
+    """A fresh ``ipc://`` endpoint in its own short-lived folder: stable across restarts, free of port races.
+
+    For tests that stop a controller and start it again at the same address (a
+    TCP port released by one process may be taken by another before the next
+    bind). The path stays under the 107 bytes a Unix socket name may have.
+    """
+    folder = tempfile.mkdtemp(prefix="abd-", dir="/tmp")
+    atexit.register(shutil.rmtree, folder, True)
+    return f"ipc://{folder}/i"
 
 
 class SlowDriver(Driver):
@@ -57,7 +59,8 @@ def keyring():
 
 @pytest.fixture
 def endpoint():
-    return free_endpoint()
+    """Where a test's link binds: a free pair of loopback ports; agents connect to ``link.endpoint``."""
+    return LOOPBACK
 
 
 class AgentThread:
@@ -80,3 +83,38 @@ def wait_until(predicate, timeout: float = 5.0) -> bool:
             return True
         time.sleep(0.01)
     return False
+
+
+class LoggedSimulator(Driver):
+    """The transition-1d simulator, appending each request id it measures to ``log`` (fsync'd).
+
+    For agent processes that are killed: the log outlives them, so a test can
+    count what the instrument measured across restarts. Served as
+    ``--driver tests.instruments.conftest:LoggedSimulator -o log=PATH``.
+    """
+
+    def __init__(self, log: str, grid: int = 101, seed: int = 0) -> None:
+        from abduce.instruments.drivers.simulated import build
+
+        self.log, self.inner = log, build("simulated:transition-1d", grid=grid, seed=seed)
+
+    def describe(self) -> Capabilities:
+        return self.inner.describe()
+
+    def measure(self, request: Measure) -> Reading:
+        reading = self.inner.measure(request)
+        fd = os.open(self.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, (request.request_id + "\n").encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return reading
+
+
+def measured_ids(log) -> list[str]:
+    """The request ids a :class:`LoggedSimulator` measured, in order (none if it never measured)."""
+    try:
+        return open(log, encoding="utf-8").read().split()
+    except FileNotFoundError:
+        return []

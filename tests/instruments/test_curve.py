@@ -30,7 +30,7 @@ def serve(endpoint, keyring, certs, who):
     link = InstrumentLink(endpoint, Codec(keyring, "lab"), heartbeat_s=0.2, curve=(server_public, server_secret),
                           curve_clients=str(certs["allowed"])).start()
     public, secret = certs[who]
-    agent = AgentThread(InstrumentAgent(SlowDriver(), endpoint, Codec(keyring, "lab"), "sim",
+    agent = AgentThread(InstrumentAgent(SlowDriver(), link.endpoint, Codec(keyring, "lab"), "sim",
                                         curve=(server_public, public, secret)))
     return link, agent
 

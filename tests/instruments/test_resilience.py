@@ -3,7 +3,7 @@
 import signal
 import subprocess
 import sys
-import time
+from pathlib import Path
 
 import zmq
 
@@ -17,15 +17,17 @@ from abduce.hypotheses.library import BUILTIN
 from abduce.instruments.agent import InstrumentAgent
 from abduce.instruments.keys import new_key
 from abduce.instruments.protocol.codec import Codec, Keyring
-from abduce.instruments.protocol.models import TAG, Measure
-from tests.instruments.conftest import AgentThread, SlowDriver
+from abduce.instruments.protocol.models import TAG, Measure, Ping
+from tests.instruments.conftest import AgentThread, SlowDriver, ipc_endpoint, measured_ids
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_bad_frames_get_error_replies_or_drops_and_the_link_keeps_serving(endpoint, keyring):
     link = InstrumentLink(endpoint, Codec(keyring, "lab"), heartbeat_s=0.2).start()
-    agent = AgentThread(InstrumentAgent(SlowDriver(), endpoint, Codec(keyring, "lab"), "sim"))
+    agent = AgentThread(InstrumentAgent(SlowDriver(), link.endpoint, Codec(keyring, "lab"), "sim"))
     rogue = zmq.Context.instance().socket(zmq.DEALER)
-    rogue.connect(endpoint)
+    rogue.connect(link.endpoint)
     try:
         link.wait_for_agent(15)
         sender = Codec(keyring, "lab")
@@ -34,10 +36,14 @@ def test_bad_frames_get_error_replies_or_drops_and_the_link_keeps_serving(endpoi
         rogue.send_multipart([b"garbage"])  # no tag: missing-frame (answered)
         rogue.send_multipart(unsigned_type)  # header fails its model: malformed (answered)
         rogue.send_multipart(good[:3] + [b"x" + good[3][1:]] + good[4:])  # tampered: dropped
+        rogue.send_multipart(sender.encode(Ping()))  # signed, from a peer that never said hello: not-registered
+        # The link reads one connection in order and answers in order, so once the last message's answer is
+        # here every earlier answer is too: whatever came before it is all the three bad frames got.
         replies = []
-        while rogue.poll(1000):
+        while not replies or replies[-1].content.code != "not-registered":
+            assert rogue.poll(60_000), f"no answer to the signed ping; answers so far {replies}"
             replies.append(Codec(keyring, "lab").decode(rogue.recv_multipart()))
-        assert sorted(r.content.code for r in replies) == ["malformed", "missing-frame"]
+        assert [r.content.code for r in replies] == ["missing-frame", "malformed", "not-registered"]
         result = link.measure(Measure(request_id="after", points=[[0.2]]), "sim", 5).result
         assert result.values == {"y": [0.2]}
         assert {e.code for e in link.errors} == {"missing-frame", "malformed", "bad-signature"}
@@ -47,14 +53,16 @@ def test_bad_frames_get_error_replies_or_drops_and_the_link_keeps_serving(endpoi
         link.close()
 
 
-def test_an_agent_re_registers_with_a_restarted_controller(endpoint, keyring):
+def test_an_agent_re_registers_with_a_restarted_controller(keyring):
+    endpoint = ipc_endpoint()  # the controller comes back at the same address: no port another process could take
     link = InstrumentLink(endpoint, Codec(keyring, "lab"), heartbeat_s=0.2).start()
+    first = link.codec.session
     agent = AgentThread(InstrumentAgent(SlowDriver(), endpoint, Codec(keyring, "lab"), "sim"))
     try:
         link.wait_for_agent(15)
         link.close()
-        time.sleep(0.3)
         link = InstrumentLink(endpoint, Codec(keyring, "lab"), heartbeat_s=0.2).start()
+        assert link.codec.session != first
         link.wait_for_agent(15)  # the agent noticed the silence (3 heartbeats) and said hello again
         result = link.measure(Measure(request_id="again", points=[[0.3]]), "sim", 5).result
         assert result.values == {"y": [0.3]}
@@ -64,19 +72,22 @@ def test_an_agent_re_registers_with_a_restarted_controller(endpoint, keyring):
 
 
 def test_kill_9_and_restart_the_agent_mid_campaign_loses_and_doubles_nothing(endpoint, tmp_path):
+    """Counted at both ends: the journal-free campaign's history, and the instrument's own log of what it
+    measured (fsync'd by the driver before it answers, so it outlives each killed agent process)."""
     key = tmp_path / "lab.key"
     new_key(key, "lab")
     from abduce.instruments.keys import load_key
 
     key_id, secret = load_key(key)
     link = InstrumentLink(endpoint, Codec(Keyring({key_id: secret}), key_id), heartbeat_s=0.2, ack_timeout_s=0.5).start()
-    log = tmp_path / "agent.log"
+    log, measured = tmp_path / "agent.log", tmp_path / "measured.txt"
 
     def spawn():
         return subprocess.Popen(
-            [sys.executable, "-m", "abduce.controller.cli", "instrument", "serve", "--driver", "simulated:transition-1d",
-             "--connect", endpoint, "--key", str(key), "--grid", "101", "--id", "sim"],
-            stdout=subprocess.DEVNULL, stderr=open(log, "a"),
+            [sys.executable, "-m", "abduce.controller.cli", "instrument", "serve",
+             "--driver", "tests.instruments.conftest:LoggedSimulator", "-o", f"log={measured}", "-o", "grid=101",
+             "--connect", link.endpoint, "--key", str(key), "--id", "sim"],
+            stdout=subprocess.DEVNULL, stderr=open(log, "a"), cwd=REPO,
         )
 
     agents = [spawn()]
@@ -99,6 +110,7 @@ def test_kill_9_and_restart_the_agent_mid_campaign_loses_and_doubles_nothing(end
         run_campaign(campaign, instrument, [killer])
         ids = [r.request_id for r in campaign.history]
         assert campaign.n == 12 and len(set(ids)) == 12 and kills == [3, 7]
+        assert sorted(measured_ids(measured)) == sorted(ids)  # the instrument measured each request once, no other
         assert link.agents["sim"].session != registered.session  # it really was a new process
     finally:
         for a in agents:

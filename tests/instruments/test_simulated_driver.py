@@ -41,17 +41,35 @@ def test_a_scalar_simulator_keeps_its_axis_names_and_scalar_channel():
     assert SimulatedDriver(Transition1D(), channel="z").describe().channels[0].name == "z"
 
 
+class WatchedEvent(threading.Event):
+    """The driver's abort event, noting each wait it is asked for (the clock boundary) as the wait begins."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waits: list[float] = []
+        self.waiting = threading.Event()
+
+    def wait(self, timeout=None):
+        self.waits.append(timeout)
+        self.waiting.set()
+        return super().wait(timeout)
+
+
 def test_dwell_is_slept_per_point_and_can_be_aborted():
     driver = SimulatedDriver(Transition1D(grid=11, dwell_s=0.05))
+    driver._abort = WatchedEvent()
     assert driver.blocking is True
-    t0 = time.monotonic()
     driver.measure(Measure(request_id="r", points=[[0.1], [0.2], [0.3]]))
-    assert time.monotonic() - t0 >= 0.15
-    slow = SimulatedDriver(Transition1D(grid=11, dwell_s=10.0))
-    threading.Timer(0.1, slow.abort).start()
-    t0 = time.monotonic()
-    reading = slow.measure(Measure(request_id="r", points=[[0.1]]))
-    assert time.monotonic() - t0 < 5 and len(reading.values["y"]) == 1
+    assert driver._abort.waits == [pytest.approx(3 * 0.05)]  # one dwell per point, asked of the clock
+    slow = SimulatedDriver(Transition1D(grid=11, dwell_s=3600.0))  # an hour: only an abort ends it in time
+    slow._abort = WatchedEvent()
+    box = {}
+    t = threading.Thread(target=lambda: box.setdefault("r", slow.measure(Measure(request_id="r", points=[[0.1]]))))
+    t.start()
+    assert slow._abort.waiting.wait(60)
+    assert slow.abort() is True
+    t.join(60)  # a guard against a hang only: without the abort this takes an hour
+    assert not t.is_alive() and len(box["r"].values["y"]) == 1
 
 
 def test_an_object_without_the_interface_is_refused():
@@ -61,7 +79,7 @@ def test_an_object_without_the_interface_is_refused():
 
 def test_loops_arrive_as_buffers_with_the_declared_shape_over_tcp(endpoint, keyring):
     link = InstrumentLink(endpoint, Codec(keyring, "lab"), heartbeat_s=0.2, ack_timeout_s=0.5).start()
-    agent = AgentThread(InstrumentAgent(build("simulated:loops", grid=11, seed=3), endpoint, Codec(keyring, "lab"), "sim"))
+    agent = AgentThread(InstrumentAgent(build("simulated:loops", grid=11, seed=3), link.endpoint, Codec(keyring, "lab"), "sim"))
     try:
         registered = link.wait_for_agent(15)
         assert [(c.name, c.shape) for c in registered.capabilities.channels] == [("loop", [2, 128])]

@@ -105,13 +105,16 @@ def test_inf_has_both_signs_and_nan_and_inf_rates_hold():
     assert (y == math.inf).any() and (y == -math.inf).any()
 
 
-def test_latency_and_jitter_are_slept_per_measurement():
-    sim = FaultySimulator(Transition1D(seed=0), Faults(latency_s=0.02, jitter_s=0.02, seed=0))
-    t0 = time.monotonic()
+def test_latency_and_jitter_are_slept_per_measurement(monkeypatch):
+    slept = []
+    monkeypatch.setattr(time, "sleep", slept.append)  # the clock boundary: what is asked of the OS, not how long it took
+    faults = Faults(latency_s=0.02, jitter_s=0.02, seed=0)
+    sim = FaultySimulator(Transition1D(seed=0), faults)
     for _ in range(5):
         sim.measure(np.array([[0.5]]))
-    elapsed = time.monotonic() - t0
-    assert 0.1 <= elapsed < 0.1 + 5 * 0.02 + 0.15
+    jitter = faults.stream("latency").random(5)  # one draw per measurement, from the latency stream
+    np.testing.assert_allclose(slept, 0.02 + 0.02 * jitter, rtol=0, atol=1e-15)
+    assert sim.delays == slept and len(set(slept)) == 5
 
 
 def test_the_simulated_driver_serves_a_faulty_simulator():
