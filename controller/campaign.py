@@ -32,6 +32,7 @@ hypothesis). The schedule depends on ``n`` only, so it is deterministic.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import math
 import uuid
@@ -48,6 +49,7 @@ from abduce.controller.measurements import MeasureRequest, Measurement
 from abduce.controller.policies import POLICIES, Policy, PolicyView, SelectionContext
 from abduce.controller.space import DTYPE, Space
 from abduce.controller.stopping import CampaignView, StoppingRule
+from abduce.hypotheses.check import check
 from abduce.hypotheses.declaration import Frame, Hypothesis
 from abduce.hypotheses.evidence import EvidenceTracker, log_evidence, probabilities
 from abduce.hypotheses.batched import fit_hypotheses_batched
@@ -170,6 +172,26 @@ class _Slot:
         return sum(self.rewards) / len(self.rewards) if self.rewards else math.nan
 
 
+_CHECKED: set = set()
+
+
+def check_once(hypothesis: Hypothesis, space: Space) -> None:
+    """:func:`abduce.hypotheses.check` of ``hypothesis`` on ``space``, once per process for each pair.
+
+    Raises:
+        HypothesisError: the law or a gradient is not finite somewhere in its range (names where).
+    """
+    candidates = space.candidates
+    if candidates is not None and len(candidates) > 4096:  # an even subset: the grid covers the box between
+        candidates = candidates[torch.linspace(0, len(candidates) - 1, 4096).long()]
+    digest = None if candidates is None else hashlib.sha256(candidates.cpu().numpy().tobytes()).hexdigest()
+    key = (hypothesis, space.lo, space.hi, digest)
+    if key in _CHECKED:
+        return
+    check(hypothesis, lo=space.lo, hi=space.hi, candidates=candidates)
+    _CHECKED.add(key)
+
+
 class Campaign:
     """Hypothesis learning over one space, driven by ask/tell.
 
@@ -206,6 +228,8 @@ class Campaign:
         names = [h.name for h in hypotheses]
         if len(set(names)) != len(names):
             raise ConfigError(f"hypothesis names must be unique, got {names}")
+        for h in hypotheses:  # a law that is NaN somewhere in its range would break fits later, silently
+            check_once(h, space)
         self.space = space
         self.policy = POLICIES[policy]() if isinstance(policy, str) else policy
         acq = acquisition if acquisition is not None else self.policy.default_acquisition

@@ -36,6 +36,23 @@ class UnknownNameError(ConfigError, KeyError):
         return self.args[0]
 
 
+class HypothesisError(ConfigError):
+    """A hypothesis's mean or its gradient is not finite somewhere inside its declared range.
+
+    Attributes:
+        hypothesis: the hypothesis's name.
+        parameters: the relative parameter values where it fails (``{name: value}``).
+        point: the relative point of the space where it fails (``u`` in the unit cube).
+        what: ``"value"`` or ``"gradient of NAME"``.
+    """
+
+    def __init__(self, hypothesis: str, parameters: dict[str, float], point: tuple[float, ...], what: str) -> None:
+        self.hypothesis, self.parameters, self.point, self.what = hypothesis, parameters, point, what
+        values = ", ".join(f"{k}={v:.6g}" for k, v in parameters.items())
+        super().__init__(f"hypothesis {hypothesis!r}: the {what} is not finite at relative parameters "
+                         f"({values}) and relative point u={tuple(round(float(v), 6) for v in point)}")
+
+
 class MeasurementRejected(AbduceError, ValueError):
     """``Campaign.tell`` refused a measurement; the campaign is unchanged.
 

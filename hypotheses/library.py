@@ -9,7 +9,12 @@ over the space; priors are flat unless physics says more (critical exponents).
 Kinks are smoothed over a fixed width ``delta`` (a constant with units, 10^-3
 of the span) so that gradients exist everywhere: ``relu(t)^beta`` has an
 infinite derivative at ``t = 0`` and a zero one below, which stalls or breaks a
-gradient-based fit of ``x_c``.
+gradient-based fit of ``x_c``. A power of the smoothed kink is computed in log
+space (:func:`log_smooth_relu`): ``delta * softplus(t / delta)`` underflows to
+exactly 0 once ``-t`` passes about 0.7 of the span (``softplus(-708) = 0`` in
+float64), and the gradients of ``0^beta`` in ``x_c`` and ``beta`` are then NaN,
+so one measurement far above ``x_c`` broke every later fit of the law. Every
+built-in is checked over its whole declared range (:func:`abduce.hypotheses.check`).
 """
 
 from __future__ import annotations
@@ -24,13 +29,30 @@ from abduce.controller.errors import ConfigError, UnknownNameError
 from abduce.hypotheses.declaration import Hypothesis, LogNormal, Parameter
 
 
+_SOFTPLUS_TAIL = -30.0  # below this, softplus(z) = e^z (1 - e^z / 2 + ...): log softplus(z) = z to 1e-13
+
+
 def smooth_relu(t: Tensor, delta: Tensor) -> Tensor:
-    """``delta * softplus(t / delta)``: relu(t) with the kink rounded over ``delta``; always > 0."""
+    """``delta * softplus(t / delta)``: relu(t) with the kink rounded over ``delta``; >= 0 (0 only by underflow)."""
     return delta * softplus(t / delta)
 
 
+def log_smooth_relu(t: Tensor, delta: Tensor) -> Tensor:
+    """``log(delta * softplus(t / delta))``, finite with a finite gradient for every finite ``t``.
+
+    For ``z = t / delta < -30`` it is ``log delta + z`` (``log softplus(z) = z + log(1 - e^z / 2 + ...)``,
+    the rest below 1e-13); above, ``log softplus(z)`` directly. Both branches are evaluated at values
+    where they are finite, so ``torch.where`` passes no NaN back through the branch it did not take.
+    """
+    z = t / delta
+    tail = z < _SOFTPLUS_TAIL
+    body = torch.log(softplus(torch.where(tail, torch.full_like(z, _SOFTPLUS_TAIL), z)))
+    return torch.log(delta) + torch.where(tail, z, body)
+
+
 def _second_order(x: Tensor, p: dict[str, Tensor]) -> Tensor:
-    return p["A"] * smooth_relu(p["x_c"] - x[..., 0], p["delta"]) ** p["beta"]
+    # A relu(x_c - x)^beta as A exp(beta log(...)): finite, with finite gradients, however far x is above x_c
+    return p["A"] * torch.exp(p["beta"] * log_smooth_relu(p["x_c"] - x[..., 0], p["delta"]))
 
 
 def _first_order(x: Tensor, p: dict[str, Tensor]) -> Tensor:
