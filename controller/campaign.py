@@ -135,8 +135,11 @@ class StepRecord:
         reward: the driver's reward (epsilon-greedy, on refit steps), else None.
         probabilities, log_evidence, integrated_variance: per hypothesis name.
         parameters: per hypothesis, ``{param: [posterior mean, sd]}`` in physical units.
-        fit_failures: per hypothesis whose refit failed, the error message.
+        fit_failures: per hypothesis whose refit failed, the error message (a hypothesis
+            with an earlier good fit keeps it, updated with the new points).
         stopped: whether the stopping rule fired after this step.
+        unfitted: hypotheses that have never been fitted (every fit so far failed):
+            they have no probability yet, and while any is left no leader is declared.
     """
 
     step: int
@@ -153,6 +156,7 @@ class StepRecord:
     parameters: dict[str, dict[str, list[float]]]
     fit_failures: dict[str, str]
     stopped: bool
+    unfitted: tuple[str, ...] = ()
 
 
 @dataclass
@@ -287,8 +291,20 @@ class Campaign:
         return self._history[-1].probabilities if self._history else {}
 
     def leader(self) -> str | None:
+        """The most probable hypothesis; None before the first fit, or while a hypothesis has never been
+        fitted (its evidence is unknown: the probabilities are over the fitted ones only)."""
+        if self._history and self._history[-1].unfitted:
+            return None
         probs = self.probabilities()
         return max(probs, key=probs.__getitem__) if probs else None
+
+    def fit_failures(self) -> dict[str, int]:
+        """How many refits of each hypothesis failed so far (0 for those that never failed)."""
+        counts = dict.fromkeys(self.hypothesis_names, 0)
+        for record in self._history:
+            for name in record.fit_failures:
+                counts[name] += 1
+        return counts
 
     def summary(self) -> dict:
         """``{"leader", "measurements", "hypotheses": [{"name", "probability", "times_chosen", "parameters"}]}``."""
@@ -307,7 +323,8 @@ class Campaign:
                     "parameters": {p: {"mean": v[0], "sd": v[1]} for p, v in params.items()},
                 }
             )
-        return {"leader": self.leader(), "measurements": self.n, "hypotheses": hyps}
+        return {"leader": self.leader(), "measurements": self.n, "hypotheses": hyps,
+                "unfitted": list(last.unfitted) if last else [], "fit_failures": self.fit_failures()}
 
     def points(self) -> np.ndarray:
         """``N x d`` physical coordinates of the points the posteriors are kept at: the
@@ -341,8 +358,9 @@ class Campaign:
         else:
             driver, reason = self.policy.choose(self._policy_view(), self._rng("policy", step))
             x = self._acquire(driver, step)
-            if driver is not None:
-                self._pending_iv = self._slots[driver].posterior.integrated_variance()  # type: ignore[union-attr]
+            posterior = self._slots[driver].posterior if driver is not None else None
+            if posterior is not None:  # a driver never fitted (its fits failed) earns no reward this turn
+                self._pending_iv = posterior.integrated_variance()
         if driver is not None:
             self._slots[driver].times_chosen += 1
         self._pending = MeasureRequest(
@@ -755,10 +773,13 @@ class Campaign:
             names[i]: {p: [evidence[i].mean[p], evidence[i].sd[p]] for p in evidence[i].mean} for i in usable
         }
         leader = max(probs, key=probs.__getitem__) if probs else None
+        unfitted = (tuple(names[i] for i, slot in enumerate(self._slots) if slot.fit is None)
+                    if self.n >= self.settings.n_init else ())
         view = CampaignView(
             n=self.n,
             probabilities=tuple(probs.values()),
             integrated_variance=ivs[leader] if leader else math.inf,
+            unfitted=len(unfitted),
         )
         if self.stopping(view):
             self._stopped = True
@@ -779,4 +800,5 @@ class Campaign:
             parameters=params,
             fit_failures=failures,
             stopped=self._stopped,
+            unfitted=unfitted,
         )

@@ -34,17 +34,19 @@ JSON (``abduce inspect RUN --json``; the pydantic models below *are* the
 schema, :data:`SCHEMA` is their JSON schema)::
 
     {
-      "schema_version": 1,
+      "schema_version": 2,
       "run": str,                      # the journal file
       "mode": str,                     # in-process | listen | daemon | rehearsal
       "step": int | null,              # the --step asked for (null: all)
       "hypotheses": [str, ...],        # in the campaign's order
       "summary": {                     # == Campaign.summary() after `measurements` tells
-        "leader": str | null,
+        "leader": str | null,          # null while a hypothesis has never been fitted
         "measurements": int,
         "hypotheses": [{"name": str, "probability": float, "log_evidence": float | null,
                         "times_chosen": int, "mean_reward": float | null,
-                        "parameters": {P: {"mean": float, "sd": float}}}]
+                        "parameters": {P: {"mean": float, "sd": float}}}],
+        "unfitted": [str, ...],        # never fitted so far: no probability yet
+        "fit_failures": {hypothesis: int}   # refits that failed, per hypothesis
       },
       "measurements": [                # every measurement told, in order
         {"step": int, "request_id": str, "x": [float, ...], "y": float,
@@ -77,7 +79,7 @@ from abduce.controller.errors import ConfigError
 from abduce.controller.journal import Event, Journal
 from abduce.controller.rebuild import spec_of
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: summary.unfitted and summary.fit_failures
 TABLE_ROWS = 20  # measurements shown in the terminal table (all of them in the JSON)
 
 
@@ -103,6 +105,8 @@ class Summary(_Strict):
     leader: str | None
     measurements: int
     hypotheses: list[HypothesisSummary]
+    unfitted: list[str]
+    fit_failures: dict[str, int]
 
 
 class MeasurementRow(_Strict):
@@ -159,8 +163,10 @@ def journal_path(run: str | os.PathLike) -> Path:
     return path / "journal.sqlite" if path.is_dir() else path
 
 
-def leader_of(probabilities: dict[str, float]) -> str | None:
-    """The most probable hypothesis (the first of equals, as ``Campaign.leader``)."""
+def leader_of(probabilities: dict[str, float], unfitted=()) -> str | None:
+    """The most probable hypothesis (the first of equals), None while any is unfitted: as ``Campaign.leader``."""
+    if unfitted:
+        return None
     return max(probabilities, key=probabilities.__getitem__) if probabilities else None
 
 
@@ -264,7 +270,7 @@ def _row(i: int, m: Event, request: dict, decision: dict | None) -> MeasurementR
         reward=decision.get("reward") if decision else None,
         refit=list(decision.get("refit", ())) if decision else [],
         probabilities=probs,
-        leader=leader_of(probs),
+        leader=leader_of(probs, decision.get("unfitted", ()) if decision else ()),
         arrays=list(m.body.get("arrays") or {}),
     )
 
@@ -307,7 +313,13 @@ def _summary(names, last: dict | None, n: int, requests, records: list[dict]) ->
             mean_reward=None if mean is None or math.isnan(mean) else mean,
             parameters={p: ParameterEstimate(mean=v[0], sd=v[1]) for p, v in params.items()},
         ))
-    return Summary(leader=leader_of(probs), measurements=n, hypotheses=hyps)
+    unfitted = list(last.get("unfitted", ())) if last else []
+    failures = dict.fromkeys(names, 0)
+    for r in records:
+        for name in r.get("fit_failures", {}):
+            failures[name] = failures.get(name, 0) + 1
+    return Summary(leader=leader_of(probs, unfitted), measurements=n, hypotheses=hyps, unfitted=unfitted,
+                   fit_failures=failures)
 
 
 # --------------------------------------------------------------------------- people

@@ -21,11 +21,14 @@ class CampaignView:
         probabilities: posterior probability of each hypothesis (empty before the first fit).
         integrated_variance: the leading hypothesis's mean posterior variance
             over the space, physical units squared (``inf`` before the first fit).
+        unfitted: hypotheses never fitted yet (no probability: ``probabilities``
+            are over the others), so no leader can be declared.
     """
 
     n: int
     probabilities: tuple[float, ...]
     integrated_variance: float
+    unfitted: int = 0
 
 
 class StoppingRule(ABC):
@@ -61,12 +64,13 @@ class Budget(StoppingRule):
 
 @dataclass(frozen=True)
 class ProbabilityAbove(StoppingRule):
-    """Stop when the leading hypothesis's posterior probability reaches ``p``."""
+    """Stop when the leading hypothesis's posterior probability reaches ``p`` -- never while a hypothesis
+    has not been fitted (its probability is unknown, not 0)."""
 
     p: float
 
     def __call__(self, view: CampaignView) -> bool:
-        return bool(view.probabilities) and max(view.probabilities) >= self.p
+        return bool(view.probabilities) and view.unfitted == 0 and max(view.probabilities) >= self.p
 
     def describe(self) -> str:
         return f"leading hypothesis at probability >= {self.p}"

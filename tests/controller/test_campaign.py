@@ -139,12 +139,29 @@ def test_records_hold_probabilities_parameters_and_rewards():
     assert sum(h["times_chosen"] for h in summary["hypotheses"]) == 8 - FAST.n_init
 
 
-def test_a_hypothesis_that_cannot_be_fitted_does_not_stop_the_campaign():
-    broken = Hypothesis("broken", lambda x, p: p["a"] * x[..., 0] * math.nan, (Parameter("a"),))
-    c = drive(*make(hyps=[BUILTIN["linear"], broken], budget=7))
-    assert c.n == 7
-    assert "broken" in c.history[-1].fit_failures
-    assert set(c.probabilities()) == {"linear"}
+# finite with finite gradients everywhere (it passes the soundness check), but so far from any data that its
+# likelihood overflows: every fit of it fails
+UNFITTABLE = Hypothesis("broken", lambda x, p: (1.0 + p["a"]) * 1e300 * (1.0 + x[..., 0]), (Parameter("a"),))
+
+
+@pytest.mark.parametrize("policy", ["discriminate", "epsilon-greedy"])
+def test_a_hypothesis_that_cannot_be_fitted_is_never_silently_a_verdict(policy):
+    """Its fits fail at every step: the campaign goes on (epsilon-greedy's warm-up picks it as a driver, which
+    crashed ``ask`` before), its probability is unknown rather than 0, so no leader is declared and a
+    probability stopping rule never fires, however sure the others are."""
+    from abduce.controller.stopping import ProbabilityAbove
+
+    sim = Transition1D(grid=101, seed=0)
+    c = Campaign(Space.finite(sim.candidates()), [BUILTIN["linear"], UNFITTABLE], policy, None,
+                 Budget(8) | ProbabilityAbove(0.5), seed=0, settings=FAST)
+    drive(c, sim)
+    assert c.n == 8  # the budget ended it, not the probability rule (linear alone holds p = 1)
+    assert all("broken" in r.fit_failures for r in c.history[FAST.n_init - 1:])
+    assert set(c.probabilities()) == {"linear"} and c.probabilities()["linear"] == 1.0
+    assert c.history[-1].unfitted == ("broken",) and c.leader() is None
+    summary = c.summary()
+    assert summary["leader"] is None and summary["unfitted"] == ["broken"]
+    assert summary["fit_failures"] == {"linear": 0, "broken": 8 - FAST.n_init + 1}
 
 
 def test_continuous_space_campaign():
