@@ -578,8 +578,8 @@ class Campaign:
                 self._slots[names.index(name)].times_chosen += 1
         fields = [f.name for f in dataclasses.fields(StepRecord)]
         for body in records:
-            rec = StepRecord(**{k: body[k] for k in fields})
-            rec = dataclasses.replace(rec, x=tuple(rec.x), refit=tuple(rec.refit))
+            rec = StepRecord(**{k: body[k] for k in fields if k in body})  # older journals lack later fields
+            rec = dataclasses.replace(rec, x=tuple(rec.x), refit=tuple(rec.refit), unfitted=tuple(rec.unfitted))
             self._history.append(rec)
             if rec.reward is not None and rec.hypothesis in names:
                 self._slots[names.index(rec.hypothesis)].rewards.append(rec.reward)
