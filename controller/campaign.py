@@ -52,6 +52,7 @@ from abduce.controller.stopping import CampaignView, StoppingRule
 from abduce.hypotheses.check import check
 from abduce.hypotheses.declaration import Frame, Hypothesis
 from abduce.hypotheses.evidence import EvidenceTracker, log_evidence, probabilities
+from abduce.hypotheses.library import NONE_OF_THESE
 from abduce.hypotheses.batched import fit_hypotheses_batched
 from abduce.hypotheses.fitting import Fit, FitSettings, data_scale, fit_planned, plan_fit
 from abduce.hypotheses.posterior import CandidatePosterior, PosteriorAtPoints
@@ -85,6 +86,9 @@ class CampaignSettings:
         batch_fit_below: up to this n, the refits of one step run in one batched optimiser
             (:mod:`abduce.hypotheses.batched`; equal to one by one within rounding,
             measured faster up to about this n in tests/benchmarks/batched_fit.py).
+        none_prior: the prior probability of "none of these" (:data:`~abduce.hypotheses.library.NONE_OF_THESE`,
+            a flexible GP with no physics that competes in the evidence; the laws share the rest
+            equally); 0 leaves it out.
         exact_memory_gb: cap on the exact path's candidate factors (``n x N`` float64
             per hypothesis, with the row buffer's headroom): with many candidates the
             switch comes earlier, at ``n = exact_memory_gb 2^30 / (8 x 2.2 N K)`` (:meth:`Campaign.exact_limit`).
@@ -105,6 +109,7 @@ class CampaignSettings:
     inducing: int = 512
     batch_fit_below: int = 100
     exact_memory_gb: float = 4.0
+    none_prior: float = 0.1
 
     def __post_init__(self) -> None:
         if self.n_init < 1:
@@ -115,6 +120,8 @@ class CampaignSettings:
             raise ConfigError("exact_max_n and inducing must be >= 1 and exact_memory_gb > 0")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ConfigError(f"device must be auto, cpu or cuda, got {self.device!r}")
+        if not 0.0 <= self.none_prior < 1.0:
+            raise ConfigError(f"none_prior must be in [0, 1), got {self.none_prior}")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -140,6 +147,8 @@ class StepRecord:
         stopped: whether the stopping rule fired after this step.
         unfitted: hypotheses that have never been fitted (every fit so far failed):
             they have no probability yet, and while any is left no leader is declared.
+        none: "none of these" (``{"probability", "log_evidence"}``), None when the campaign
+            leaves it out or before its first fit. ``probabilities`` and this sum to 1.
     """
 
     step: int
@@ -157,6 +166,7 @@ class StepRecord:
     fit_failures: dict[str, str]
     stopped: bool
     unfitted: tuple[str, ...] = ()
+    none: dict[str, float] | None = None
 
 
 @dataclass
@@ -244,6 +254,10 @@ class Campaign:
         self.name = name
         self.device = resolve_device(self.settings.device)
         self._slots = [_Slot(h) for h in hypotheses]
+        if NONE_OF_THESE.name in names:
+            raise ConfigError(f"{NONE_OF_THESE.name!r} is weighed by every campaign (none_prior); it is not a hypothesis to list")
+        # "none of these": fitted and weighed like the laws, never chosen by a policy or scored by an acquisition
+        self._none = _Slot(NONE_OF_THESE) if self.settings.none_prior > 0 else None
         self._x: list[tuple[float, ...]] = []
         self._y: list[float] = []
         self._measured_idx: list[int] = []
@@ -299,11 +313,15 @@ class Campaign:
         return max(probs, key=probs.__getitem__) if probs else None
 
     def fit_failures(self) -> dict[str, int]:
-        """How many refits of each hypothesis failed so far (0 for those that never failed)."""
+        """How many refits of each hypothesis failed so far (0 for those that never failed); "none of
+        these" too, once it has been weighed."""
         counts = dict.fromkeys(self.hypothesis_names, 0)
+        if self._history and (self._history[-1].none is not None
+                              or any(NONE_OF_THESE.name in r.fit_failures for r in self._history)):
+            counts[NONE_OF_THESE.name] = 0  # once it has been weighed (or tried)
         for record in self._history:
             for name in record.fit_failures:
-                counts[name] += 1
+                counts[name] = counts.get(name, 0) + 1
         return counts
 
     def summary(self) -> dict:
@@ -324,7 +342,8 @@ class Campaign:
                 }
             )
         return {"leader": self.leader(), "measurements": self.n, "hypotheses": hyps,
-                "unfitted": list(last.unfitted) if last else [], "fit_failures": self.fit_failures()}
+                "unfitted": list(last.unfitted) if last else [], "fit_failures": self.fit_failures(),
+                "none": dict(last.none) if last and last.none else None}
 
     def points(self) -> np.ndarray:
         """``N x d`` physical coordinates of the points the posteriors are kept at: the
@@ -489,8 +508,10 @@ class Campaign:
         )
 
     def _weights(self) -> Tensor:
+        """The laws' probabilities renormalised over the set (what an acquisition weighs them by)."""
         probs = self.probabilities()
-        return self._tensor([probs.get(s.hypothesis.name, 0.0) for s in self._slots])
+        w = self._tensor([probs.get(s.hypothesis.name, 0.0) for s in self._slots])
+        return w / w.sum() if float(w.sum()) > 0 else w
 
     def _usable(self) -> list[int]:
         return [i for i, s in enumerate(self._slots) if s.fit is not None]
@@ -580,11 +601,13 @@ class Campaign:
         for body in records:
             rec = StepRecord(**{k: body[k] for k in fields if k in body})  # older journals lack later fields
             rec = dataclasses.replace(rec, x=tuple(rec.x), refit=tuple(rec.refit), unfitted=tuple(rec.unfitted))
+            if rec.none is not None:
+                rec = dataclasses.replace(rec, none=dict(rec.none))
             self._history.append(rec)
             if rec.reward is not None and rec.hypothesis in names:
                 self._slots[names.index(rec.hypothesis)].rewards.append(rec.reward)
         u, y = self._data_tensors()
-        for slot in self._slots:
+        for slot in self._all_slots():
             saved = fits.get(slot.hypothesis.name)
             if saved is None or int(saved["n"]) > len(y):
                 continue
@@ -675,11 +698,15 @@ class Campaign:
 
     def fit_states(self, names: Iterable[str]) -> dict[str, dict]:
         """The current fitted state of each named hypothesis, as JSON (for the journal; see ``tell``)."""
-        return {s.hypothesis.name: s.fit.to_json() for s in self._slots
+        return {s.hypothesis.name: s.fit.to_json() for s in self._all_slots()
                 if s.hypothesis.name in set(names) and s.fit is not None}
 
-    def _refit(self, due: list[int], u: Tensor, y: Tensor, step: int) -> dict[str, str]:
-        """Refit the hypotheses ``due`` (restoring journalled states where given); returns the
+    def _all_slots(self) -> list[_Slot]:
+        """The hypotheses' slots and, last, that of "none of these" (when the campaign weighs it)."""
+        return self._slots + ([self._none] if self._none is not None else [])
+
+    def _refit(self, due: list[_Slot], u: Tensor, y: Tensor, step: int) -> dict[str, str]:
+        """Refit the slots ``due`` (restoring journalled states where given); returns the
         error of each whose fit failed (its previous fit, if any, stays in use).
 
         While ``n <= batch_fit_below`` (exact inference) every start of every fit due runs in one
@@ -687,37 +714,37 @@ class Campaign:
         otherwise one by one."""
         n = len(y)
         inducing = self.settings.inducing if n > self.exact_limit else 0
+        index = {id(slot): i for i, slot in enumerate(self._all_slots())}  # seeds: "none of these" is K
         fits: dict[int, Fit | FitError] = {}
         to_fit = []
-        for i in due:
-            slot = self._slots[i]
+        for slot in due:
             if inducing and (slot.fit is None or slot.fit.inducing == 0):
                 _log.info("%s: n = %d > %d, switching from exact inference to %d inducing points",
                           slot.hypothesis.name, n, self.exact_limit, inducing)
             saved = self._restore.get(slot.hypothesis.name)
             if saved is not None and int(saved["n"]) == n:
                 frame = Frame(lo=self.space.lo, span=self.space.span, s=data_scale(y))
-                fits[i] = Fit.from_json(slot.hypothesis, frame, saved, device=self.device)
+                fits[id(slot)] = Fit.from_json(slot.hypothesis, frame, saved, device=self.device)
             else:
-                to_fit.append(i)
-        plans = [plan_fit(self._slots[i].hypothesis, u, y, self.space.lo, self.space.span, self._slots[i].fit,
-                          self.settings.fit, self._int_seed("fit", step, i), inducing=inducing) for i in to_fit]
+                to_fit.append(slot)
+        plans = [plan_fit(slot.hypothesis, u, y, self.space.lo, self.space.span, slot.fit, self.settings.fit,
+                          self._int_seed("fit", step, index[id(slot)]), inducing=inducing) for slot in to_fit]
         if plans and not inducing and n <= self.settings.batch_fit_below:
-            fits.update(zip(to_fit, fit_hypotheses_batched(plans, self.settings.fit)))
+            fits.update(zip(map(id, to_fit), fit_hypotheses_batched(plans, self.settings.fit)))
         else:
-            for i, plan in zip(to_fit, plans):
+            for slot, plan in zip(to_fit, plans):
                 try:
-                    fits[i] = fit_planned(plan, self.settings.fit)
+                    fits[id(slot)] = fit_planned(plan, self.settings.fit)
                 except FitError as exc:
-                    fits[i] = exc
+                    fits[id(slot)] = exc
         failures = {}
-        for i in due:
-            slot, fit = self._slots[i], fits[i]
+        for slot in due:
+            fit = fits[id(slot)]
             if isinstance(fit, FitError):
                 failures[slot.hypothesis.name] = str(fit)
                 continue
             slot.fit, slot.last_refit_n = fit, n
-            slot.posterior, slot.evidence = self._conditioned(fit, u, y, self._int_seed("evidence", step, i))
+            slot.posterior, slot.evidence = self._conditioned(fit, u, y, self._int_seed("evidence", step, index[id(slot)]))
         return failures
 
     def _conditioned(self, fit: Fit, u: Tensor, y: Tensor, seed: int):
@@ -748,10 +775,12 @@ class Campaign:
         if self.n >= self.settings.n_init:
             first = self.n == self.settings.n_init or not self._usable()
             targets = range(len(self._slots)) if first else self.policy.refit(driver, len(self._slots))
-            due = [i for i, slot in enumerate(self._slots) if self._due_for_refit(slot, i in targets)]
+            due = [slot for i, slot in enumerate(self._slots) if self._due_for_refit(slot, i in targets)]
+            if self._none is not None and self._due_for_refit(self._none, True):  # as if every policy targeted it
+                due.append(self._none)
             failures = self._refit(due, u, y, step)
-            for i, slot in enumerate(self._slots):
-                if i in due and slot.hypothesis.name not in failures:
+            for slot in self._all_slots():
+                if slot in due and slot.hypothesis.name not in failures:
                     refit.append(slot.hypothesis.name)
                     continue
                 if slot.posterior is not None:
@@ -767,7 +796,7 @@ class Campaign:
         usable = self._usable()
         evidence = {i: self._slots[i].evidence.evidence() for i in usable}  # type: ignore[union-attr]
         log_z = {names[i]: evidence[i].log_z for i in usable}
-        probs = dict(zip(log_z, probabilities(list(log_z.values())))) if log_z else {}
+        probs, none = self._probabilities(log_z)
         ivs = {names[i]: self._slots[i].posterior.integrated_variance() for i in usable}  # type: ignore[union-attr]
         params = {
             names[i]: {p: [evidence[i].mean[p], evidence[i].sd[p]] for p in evidence[i].mean} for i in usable
@@ -780,6 +809,7 @@ class Campaign:
             probabilities=tuple(probs.values()),
             integrated_variance=ivs[leader] if leader else math.inf,
             unfitted=len(unfitted),
+            none_probability=none["probability"] if none else 0.0,
         )
         if self.stopping(view):
             self._stopped = True
@@ -801,4 +831,21 @@ class Campaign:
             fit_failures=failures,
             stopped=self._stopped,
             unfitted=unfitted,
+            none=none,
         )
+
+    def _probabilities(self, log_z: dict[str, float]) -> tuple[dict[str, float], dict[str, float] | None]:
+        """The laws' posterior probabilities and that of "none of these" (``{"probability",
+        "log_evidence"}``, None when left out or not fitted yet), under the prior ``none_prior`` for it
+        and an equal share of the rest for each law."""
+        if not log_z:
+            return {}, None
+        names, values = list(log_z), list(log_z.values())
+        none_slot = self._none if self._none is not None and self._none.evidence is not None else None
+        if none_slot is None:
+            return dict(zip(names, probabilities(values))), None
+        none_log_z = none_slot.evidence.evidence().log_z
+        pn = self.settings.none_prior
+        prior = [(1.0 - pn) / len(self._slots)] * len(values) + [pn]
+        p = probabilities(values + [none_log_z], prior)
+        return dict(zip(names, p[:-1])), {"probability": p[-1], "log_evidence": none_log_z}

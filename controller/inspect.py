@@ -46,13 +46,16 @@ schema, :data:`SCHEMA` is their JSON schema)::
                         "times_chosen": int, "mean_reward": float | null,
                         "parameters": {P: {"mean": float, "sd": float}}}],
         "unfitted": [str, ...],        # never fitted so far: no probability yet
-        "fit_failures": {hypothesis: int}   # refits that failed, per hypothesis
+        "fit_failures": {hypothesis: int},  # refits that failed, per hypothesis (and "none of these")
+        "none": {"probability": float, "log_evidence": float} | null   # "none of these"; with the
+                                       # hypotheses' probabilities it sums to 1
       },
       "measurements": [                # every measurement told, in order
         {"step": int, "request_id": str, "x": [float, ...], "y": float,
          "hypothesis": str | null,     # who chose the point (null: initial design, discriminate)
          "reason": str, "reward": float | null, "refit": [str, ...],
          "probabilities": {hypothesis: float},   # after this measurement ({} before the first fit)
+         "none": float | null,         # P(none of these) after this measurement
          "leader": str | null,
          "arrays": [str, ...]}         # names of the raw array channels kept with it
       ],
@@ -79,7 +82,8 @@ from abduce.controller.errors import ConfigError
 from abduce.controller.journal import Event, Journal
 from abduce.controller.rebuild import spec_of
 
-SCHEMA_VERSION = 2  # 2: summary.unfitted and summary.fit_failures
+SCHEMA_VERSION = 2  # 2: summary.unfitted, summary.fit_failures, summary.none, measurements[].none
+NONE_NAME = "none of these"  # abduce.hypotheses.library.NONE_OF_THESE.name (this module imports no torch)
 TABLE_ROWS = 20  # measurements shown in the terminal table (all of them in the JSON)
 
 
@@ -101,12 +105,20 @@ class HypothesisSummary(_Strict):
     parameters: dict[str, ParameterEstimate]
 
 
+class NoneOfThese(_Strict):
+    """The flexible alternative to every law of the set (abduce.hypotheses.library.NONE_OF_THESE)."""
+
+    probability: float
+    log_evidence: float
+
+
 class Summary(_Strict):
     leader: str | None
     measurements: int
     hypotheses: list[HypothesisSummary]
     unfitted: list[str]
     fit_failures: dict[str, int]
+    none: NoneOfThese | None
 
 
 class MeasurementRow(_Strict):
@@ -119,6 +131,7 @@ class MeasurementRow(_Strict):
     reward: float | None
     refit: list[str]
     probabilities: dict[str, float]
+    none: float | None  # the probability of "none of these" after this measurement
     leader: str | None
     arrays: list[str]
 
@@ -270,6 +283,7 @@ def _row(i: int, m: Event, request: dict, decision: dict | None) -> MeasurementR
         reward=decision.get("reward") if decision else None,
         refit=list(decision.get("refit", ())) if decision else [],
         probabilities=probs,
+        none=(decision.get("none") or {}).get("probability") if decision else None,
         leader=leader_of(probs, decision.get("unfitted", ()) if decision else ()),
         arrays=list(m.body.get("arrays") or {}),
     )
@@ -314,12 +328,14 @@ def _summary(names, last: dict | None, n: int, requests, records: list[dict]) ->
             parameters={p: ParameterEstimate(mean=v[0], sd=v[1]) for p, v in params.items()},
         ))
     unfitted = list(last.get("unfitted", ())) if last else []
-    failures = dict.fromkeys(names, 0)
+    none = last.get("none") if last else None
+    failures = dict.fromkeys((*names, *([NONE_NAME] if none is not None or any(
+        NONE_NAME in r.get("fit_failures", {}) for r in records) else [])), 0)
     for r in records:
         for name in r.get("fit_failures", {}):
             failures[name] = failures.get(name, 0) + 1
     return Summary(leader=leader_of(probs, unfitted), measurements=n, hypotheses=hyps, unfitted=unfitted,
-                   fit_failures=failures)
+                   fit_failures=failures, none=NoneOfThese(**none) if none else None)
 
 
 # --------------------------------------------------------------------------- people

@@ -23,12 +23,14 @@ class CampaignView:
             over the space, physical units squared (``inf`` before the first fit).
         unfitted: hypotheses never fitted yet (no probability: ``probabilities``
             are over the others), so no leader can be declared.
+        none_probability: the probability of "none of these" (0 when not weighed).
     """
 
     n: int
     probabilities: tuple[float, ...]
     integrated_variance: float
     unfitted: int = 0
+    none_probability: float = 0.0
 
 
 class StoppingRule(ABC):
@@ -65,12 +67,15 @@ class Budget(StoppingRule):
 @dataclass(frozen=True)
 class ProbabilityAbove(StoppingRule):
     """Stop when the leading hypothesis's posterior probability reaches ``p`` -- never while a hypothesis
-    has not been fitted (its probability is unknown, not 0)."""
+    has not been fitted (its probability is unknown, not 0), nor while "none of these" is more probable."""
 
     p: float
 
     def __call__(self, view: CampaignView) -> bool:
-        return bool(view.probabilities) and view.unfitted == 0 and max(view.probabilities) >= self.p
+        if not view.probabilities or view.unfitted:
+            return False
+        best = max(view.probabilities)
+        return best >= self.p and best > view.none_probability
 
     def describe(self) -> str:
         return f"leading hypothesis at probability >= {self.p}"

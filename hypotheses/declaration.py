@@ -224,12 +224,41 @@ class Parameter:
 
 
 @dataclass(frozen=True)
+class KernelPriors:
+    """Priors of the residual kernel and the noise, in the relative frame.
+
+    The kernel models smooth deviations from the physics, so its variance
+    prior is centred on a residual of 5% of the data scale (at most 50%), and
+    its lengthscale is at least 5% of the space: features sharper than that
+    are the physics' job. Without these bounds a handful of points lets the
+    residual GP interpolate everything (noise at its floor, lengthscale at
+    1%), and every hypothesis then fits equally well. A hypothesis that needs
+    a large residual pays for it in the marginal likelihood. The noise
+    variance is at least 1e-5 of the data scale squared. Each prior is a
+    log-normal given by its median and sigma.
+    """
+
+    outputscale_median: float = 0.05**2
+    outputscale_sigma: float = 1.0
+    outputscale_bounds: tuple[float, float] = (1e-6, 0.25)
+    lengthscale_median: float = 0.3
+    lengthscale_sigma: float = 0.6
+    lengthscale_bounds: tuple[float, float] = (0.05, 10.0)
+    noise_median: float = 1e-3
+    noise_sigma: float = 2.0
+    noise_bounds: tuple[float, float] = (1e-5, 1.0)
+
+
+@dataclass(frozen=True)
 class Hypothesis:
     """A physical hypothesis: a parametric mean function and its parameters.
 
-    The structured GP built from it (:func:`abduce.hypotheses.model.build_model`)
+    The structured GP built from it (:class:`abduce.hypotheses.model.StructuredGP`)
     adds a Matern-5/2 kernel (``nu``) for what the physics misses and a
-    Gaussian noise term, with the priors in :class:`KernelPriors`.
+    Gaussian noise term, with the priors in :class:`KernelPriors`: the
+    campaign's (``FitSettings.priors``), or ``kernel`` where the declaration
+    sets its own (the broad residual of "none of these",
+    :data:`abduce.hypotheses.library.NONE_OF_THESE`).
     """
 
     name: str
@@ -237,6 +266,7 @@ class Hypothesis:
     parameters: tuple[Parameter, ...]
     doc: str = ""
     nu: float = 2.5
+    kernel: KernelPriors | None = None
 
     def __post_init__(self) -> None:
         names = [p.name for p in self.parameters]

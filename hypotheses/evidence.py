@@ -327,7 +327,11 @@ def log_evidence(
         return tracker(phi, log_pq)
 
 
-def probabilities(log_z: list[float]) -> list[float]:
-    """Posterior probabilities from log evidences under a uniform prior over hypotheses."""
+def probabilities(log_z: list[float], prior: list[float] | None = None) -> list[float]:
+    """Posterior probabilities from log evidences: ``P_i = pi_i Z_i / sum_j pi_j Z_j``.
+
+    ``prior``: the prior probabilities ``pi`` (uniform when None)."""
     t = torch.tensor(log_z, dtype=DTYPE)
+    if prior is not None:
+        t = t + torch.log(torch.tensor(prior, dtype=DTYPE))
     return torch.softmax(t, 0).tolist()

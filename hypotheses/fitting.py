@@ -122,7 +122,8 @@ class Fit:
         ``StructuredGP`` costs milliseconds, a fair part of a small-n step); every other call builds one."""
         model, self._model = self._model, None
         if model is None or model.train_inputs[0] is not u or not torch.equal(model.train_targets, y / self.frame.s):
-            model = StructuredGP(self.hypothesis, self.frame, u, (y / self.frame.s).unsqueeze(-1), KernelPriors())
+            model = StructuredGP(self.hypothesis, self.frame, u, (y / self.frame.s).unsqueeze(-1),
+                                 self.hypothesis.kernel or KernelPriors())  # its constraints read the state
         model.load_state_dict(self.state)
         model.eval()
         return model
@@ -351,7 +352,8 @@ def plan_fit(
     z = inducing_points(u, inducing) if inducing else None
     frame = Frame(lo=lo, span=span, s=data_scale(y))
     v = y / frame.s
-    model = StructuredGP(hypothesis, frame, u, v.unsqueeze(-1), settings.priors)
+    priors = hypothesis.kernel or settings.priors
+    model = StructuredGP(hypothesis, frame, u, v.unsqueeze(-1), priors)
     # Screen under the prior-median kernel, never the warm one: a warm state
     # whose residual GP has absorbed the misfit would make every draw look alike.
     # The model stays in that default state; starts are state dicts, built without loading them.
@@ -381,5 +383,5 @@ def plan_fit(
         for name, value in (start or {}).items():
             state[f"mean_module.raw_{name}"] = model.physics.raw(name, value).reshape(state[f"mean_module.raw_{name}"].shape)
         states.append(state)
-    return FitPlan(hypothesis=hypothesis, frame=frame, u=u, v=v, z=z, priors=settings.priors, starts=states,
+    return FitPlan(hypothesis=hypothesis, frame=frame, u=u, v=v, z=z, priors=priors, starts=states,
                    inducing=inducing, model=model)

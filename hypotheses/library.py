@@ -26,7 +26,7 @@ from torch import Tensor
 from torch.nn.functional import softplus
 
 from abduce.controller.errors import ConfigError, UnknownNameError
-from abduce.hypotheses.declaration import Hypothesis, LogNormal, Parameter
+from abduce.hypotheses.declaration import Hypothesis, KernelPriors, LogNormal, Parameter
 
 
 _SOFTPLUS_TAIL = -30.0  # below this, softplus(z) = e^z (1 - e^z / 2 + ...): log softplus(z) = z to 1e-13
@@ -153,6 +153,25 @@ CURIE_WEISS = Hypothesis(
     "Weiss temperature theta, which lies below the space (theta < lower edge).",
 )
 
+# "None of these": no physics, a flexible residual. It competes in the evidence with the laws of a
+# campaign (abduce.controller.campaign, CampaignSettings.none_prior), so the user sees when the set as a
+# whole does not explain the data. A constant mean and a residual GP whose prior allows anything the data
+# scale allows (amplitude up to 2 s, features down to 2% of the space, rougher Matern-3/2): it explains a
+# transition as well as any law does, but pays for the freedom in its marginal likelihood (a log det of
+# a wide kernel); a law that fits with a small residual wins. Two transitions, a peak or a staircase
+# leave every law with a large residual, which its own kernel prior (at most 0.5 s, median 0.05 s)
+# makes expensive, and then this wins.
+NONE_OF_THESE = Hypothesis(
+    name="none of these",
+    mean=_constant,
+    parameters=(Parameter("c", bounds=(-1.5, 1.5), unit="y"),),
+    doc="No law of the set: m(x) = c plus a flexible residual GP (amplitude median 0.3 s, up to 2 s; "
+    "lengthscale median 0.15, at least 0.02 of the space; Matern-3/2).",
+    nu=1.5,
+    kernel=KernelPriors(outputscale_median=0.3**2, outputscale_sigma=1.5, outputscale_bounds=(1e-4, 4.0),
+                        lengthscale_median=0.15, lengthscale_sigma=1.0, lengthscale_bounds=(0.02, 10.0)),
+)
+
 BUILTIN: dict[str, Hypothesis] = {
     h.name: h for h in (SECOND_ORDER, FIRST_ORDER, SIGMOID, LINEAR, CONSTANT, CURIE_WEISS)
 }
@@ -172,6 +191,8 @@ def resolve_hypothesis(name: str) -> Hypothesis:
     """
     if name in BUILTIN:
         return BUILTIN[name]
+    if name == NONE_OF_THESE.name:
+        raise ConfigError(f"{name!r} is not a hypothesis to list: every campaign weighs it (CampaignSettings.none_prior)")
     if "." not in name and ":" not in name:
         raise UnknownNameError("hypothesis", name, list(BUILTIN))
     module_name, _, attr = name.partition(":") if ":" in name else name.rpartition(".")

@@ -14,8 +14,6 @@ under which every built-in law keeps its form.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from botorch.models import SingleTaskGP
 from gpytorch.constraints import Interval
@@ -25,35 +23,9 @@ from gpytorch.means import Mean
 from gpytorch.priors import LogNormalPrior
 from torch import Tensor
 
-from abduce.hypotheses.declaration import Frame, Hypothesis
+from abduce.hypotheses.declaration import Frame, Hypothesis, KernelPriors  # noqa: F401 (KernelPriors: re-exported)
 
 DTYPE = torch.float64
-
-
-@dataclass(frozen=True)
-class KernelPriors:
-    """Priors of the residual kernel and the noise, in the relative frame.
-
-    The kernel models smooth deviations from the physics, so its variance
-    prior is centred on a residual of 5% of the data scale (at most 50%), and
-    its lengthscale is at least 5% of the space: features sharper than that
-    are the physics' job. Without these bounds a handful of points lets the
-    residual GP interpolate everything (noise at its floor, lengthscale at
-    1%), and every hypothesis then fits equally well. A hypothesis that needs
-    a large residual pays for it in the marginal likelihood. The noise
-    variance is at least 1e-5 of the data scale squared. Each prior is a
-    log-normal given by its median and sigma.
-    """
-
-    outputscale_median: float = 0.05**2
-    outputscale_sigma: float = 1.0
-    outputscale_bounds: tuple[float, float] = (1e-6, 0.25)
-    lengthscale_median: float = 0.3
-    lengthscale_sigma: float = 0.6
-    lengthscale_bounds: tuple[float, float] = (0.05, 10.0)
-    noise_median: float = 1e-3
-    noise_sigma: float = 2.0
-    noise_bounds: tuple[float, float] = (1e-5, 1.0)
 
 
 def physical_parameters(hypothesis: Hypothesis, frame: Frame, relative: dict[str, Tensor]) -> dict[str, Tensor]:

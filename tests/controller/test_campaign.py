@@ -120,8 +120,10 @@ EXPECTED_EPSILON_GREEDY = [
 
 def test_expected_decisions_of_a_short_seeded_campaign():
     c = drive(*make(policy="epsilon-greedy", budget=10, seed=0))
-    got = [(r.step, round(r.x[0], 3), r.hypothesis, r.reason, r.refit) for r in c.history]
+    got = [(r.step, round(r.x[0], 3), r.hypothesis, r.reason, tuple(h for h in r.refit if h != "none of these"))
+           for r in c.history]
     assert got == EXPECTED_EPSILON_GREEDY
+    assert all("none of these" in r.refit for r in c.history[FAST.n_init - 1:])  # weighed at every step
     assert c.leader() == "second-order"
 
 
@@ -129,7 +131,7 @@ def test_records_hold_probabilities_parameters_and_rewards():
     c = drive(*make(policy="epsilon-greedy", budget=8))
     last = c.history[-1]
     assert set(last.probabilities) == {"second-order", "linear"}
-    assert sum(last.probabilities.values()) == pytest.approx(1.0)
+    assert sum(last.probabilities.values()) + last.none["probability"] == pytest.approx(1.0)
     assert set(last.parameters["second-order"]) == {"A", "x_c", "beta"}
     rewarded = [r.reward for r in c.history if r.reward is not None]
     assert rewarded and set(rewarded) <= {0.0, 1.0}
@@ -153,15 +155,16 @@ def test_a_hypothesis_that_cannot_be_fitted_is_never_silently_a_verdict(policy):
 
     sim = Transition1D(grid=101, seed=0)
     c = Campaign(Space.finite(sim.candidates()), [BUILTIN["linear"], UNFITTABLE], policy, None,
-                 Budget(8) | ProbabilityAbove(0.5), seed=0, settings=FAST)
+                 Budget(8) | ProbabilityAbove(0.1), seed=0, settings=FAST)
     drive(c, sim)
     assert c.n == 8  # the budget ended it, not the probability rule (linear alone holds p = 1)
     assert all("broken" in r.fit_failures for r in c.history[FAST.n_init - 1:])
-    assert set(c.probabilities()) == {"linear"} and c.probabilities()["linear"] == 1.0
+    assert set(c.probabilities()) == {"linear"}  # with "none of these", the only ones weighed
+    assert c.probabilities()["linear"] + c.history[-1].none["probability"] == pytest.approx(1.0)
     assert c.history[-1].unfitted == ("broken",) and c.leader() is None
     summary = c.summary()
     assert summary["leader"] is None and summary["unfitted"] == ["broken"]
-    assert summary["fit_failures"] == {"linear": 0, "broken": 8 - FAST.n_init + 1}
+    assert summary["fit_failures"] == {"linear": 0, "broken": 8 - FAST.n_init + 1, "none of these": 0}
 
 
 def test_continuous_space_campaign():
