@@ -146,6 +146,10 @@ class Daemon:
                 rundir = RunDirectory.reopen(run_dir)
                 resumed = replay(campaign, rundir.journal)
                 in_flight = {r.request_id for r in resumed.in_flight}
+                for record in resumed.undecided:  # stopped mid-fit: the decision the step never journalled
+                    rundir.journal.append("decision", {**vars(record), "fits": campaign.fit_states(record.refit)},
+                                          request_id=record.request_id, durability="next")
+                    rundir(record)
                 log.info("resumed %s at %d measurements (%d in flight)", c.name, campaign.n, len(in_flight))
             else:
                 rundir = RunDirectory(run_dir, {"mode": "daemon", **json.loads(s.model_dump_json()),

@@ -108,24 +108,47 @@ class Journal:
 
     @classmethod
     def create(cls, path: str | os.PathLike, config: dict[str, Any]) -> Journal:
-        """A new journal whose first event is ``config``; refuses an existing file."""
+        """A new journal whose first event is ``config``; refuses an existing file.
+
+        Created whole or not at all: the schema and the config event are written to
+        ``.NAME.creating`` beside it (rollback journal, synchronous commits), which is then
+        renamed into place and the directory fsync'd, so a stop at any moment leaves either
+        no journal (the next start begins afresh) or a complete one (it resumes).
+        """
         path = Path(path)
         if path.exists():
             raise JournalError(f"{path} already exists; a journal is never overwritten (resume it instead)")
+        if path.is_symlink():  # dangling: the rename below would replace the link, not create its target
+            raise JournalError(f"cannot create journal {path}: it is a symbolic link to {os.readlink(path)}, which does not exist")
         path.parent.mkdir(parents=True, exist_ok=True)
         lock = cls._lock_for(path)
+        tmp = path.with_name(f".{path.name}.creating")
         try:
+            for stale in (tmp, Path(f"{tmp}-journal")):  # left by a stop during an earlier creation
+                stale.unlink(missing_ok=True)
+            with sqlite3.connect(tmp, isolation_level=None) as build:
+                build.execute("PRAGMA synchronous=FULL")
+                build.execute(f"PRAGMA application_id={APPLICATION_ID}")
+                build.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+                build.executescript(_SCHEMA)
+                build.execute("INSERT INTO events (t, kind, request_id, key_id, body, blob, sha256) "
+                              "VALUES (?, 'config', NULL, NULL, ?, NULL, NULL)", (time.time(), json.dumps(config)))
+            build.close()
+            os.replace(tmp, path)
+            dir_fd = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
             conn = sqlite3.connect(path, isolation_level=None)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")  # commits do not fsync; append() fsyncs the WAL itself
-            conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
-            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-            conn.executescript(_SCHEMA)
-        except sqlite3.Error as exc:
+            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")  # a first write: the WAL exists from now on
+        except (sqlite3.Error, OSError) as exc:
             lock.close()
             raise JournalError(f"cannot create journal {path}: {exc}") from None
         journal = cls(conn, path, lock)
-        journal.append("config", config)
+        journal.flush()
         return journal
 
     @classmethod

@@ -12,14 +12,16 @@ evidence updates, not the fits; a decision lost to a power cut only means
 that step is refitted. Measurements that ``tell`` refused (journalled with an
 ``error``) are skipped, as they were live. Requests journalled but never answered are
 returned as *in flight*, for the caller to settle (query the instrument, or
-re-measure where allowed).
+re-measure where allowed). Steps whose measurement was journalled but whose
+decision was not (a stop mid-fit) are returned as *undecided*: their step
+records, for the caller to journal, so the journal holds every step's decision.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from abduce.controller.campaign import Campaign
+from abduce.controller.campaign import Campaign, StepRecord
 from abduce.controller.inspect import refused_readings
 from abduce.controller.journal import Journal, JournalError
 from abduce.controller.measurements import MeasureRequest, Measurement
@@ -29,12 +31,14 @@ from abduce.controller.measurements import MeasureRequest, Measurement
 class Resumed:
     campaign: Campaign
     in_flight: tuple[MeasureRequest, ...]
+    undecided: tuple[StepRecord, ...] = ()
 
 
 def replay(campaign: Campaign, journal: Journal, limit: int | None = None) -> Resumed:
     """Re-tell every journalled measurement (or the first ``limit``) to a fresh ``campaign``
     built from the journal's config."""
     told: set[str] = set()
+    undecided: list[StepRecord] = []
     requested: dict[str, MeasureRequest] = {}
     # measurements tell() refused are not part of the data (an instrument error leaves the request in flight)
     events = list(journal.events())  # one read: errors and decisions come after the measurements they settle
@@ -56,11 +60,13 @@ def replay(campaign: Campaign, journal: Journal, limit: int | None = None) -> Re
         elif event.kind == "measurement" and event.request_id not in refused:
             request = campaign.ask()
             _check(request, event, journal)
-            campaign.tell(Measurement(event.request_id, tuple(event.body["x"]), float(event.body["y"])),
-                          restore=fits.get(event.request_id))
+            record = campaign.tell(Measurement(event.request_id, tuple(event.body["x"]), float(event.body["y"])),
+                                   restore=fits.get(event.request_id))
             told.add(event.request_id)
+            if event.request_id not in fits:
+                undecided.append(record)
     in_flight = tuple(r for rid, r in requested.items() if rid not in told)
-    return Resumed(campaign, in_flight)
+    return Resumed(campaign, in_flight, tuple(undecided))
 
 
 def _check(request: MeasureRequest, event, journal: Journal) -> None:

@@ -88,12 +88,15 @@ class RunDirectory:
         self.path = Path(path)
         self.check_free(self.path)
         self.path.mkdir(parents=True, exist_ok=True)
+        from abduce.controller.journal import Journal
+
+        # the journal first: it is what a restart resumes from, so a stop before the other files
+        # exist leaves a run that resumes (reopen creates them), never a half-made directory that
+        # neither resumes nor starts afresh
+        self.journal = Journal.create(self.path / "journal.sqlite", {**config, "versions": library_versions()})
         self._write_json("config.json", {**config, "versions": library_versions()})
         self._measurements = open(self.path / "measurements.jsonl", "a", encoding="utf-8")
         self._decisions = open(self.path / "decisions.jsonl", "a", encoding="utf-8")
-        from abduce.controller.journal import Journal
-
-        self.journal = Journal.create(self.path / "journal.sqlite", {**config, "versions": library_versions()})
 
     @classmethod
     def reopen(cls, path: str | os.PathLike) -> RunDirectory:
@@ -103,6 +106,8 @@ class RunDirectory:
         self = cls.__new__(cls)
         self.path = Path(path)
         self.journal = Journal.open(self.path / "journal.sqlite")
+        if not (self.path / "config.json").exists():  # stopped between the journal and the other files
+            self._write_json("config.json", self.journal.config())
         self._measurements = open(self.path / "measurements.jsonl", "a", encoding="utf-8")
         self._decisions = open(self.path / "decisions.jsonl", "a", encoding="utf-8")
         return self

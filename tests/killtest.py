@@ -505,12 +505,22 @@ def run(kills: int, budget: int, seed: int, workdir: Path, log=print, policy: st
         "failures": failures,
         "measurements": len(rows),
         "unique_ids": len(set(ids)),
+        "undecided": undecided(rig.journal),
         "measured_twice": sorted(rid for rid, n in driver.counts.items() if n > 1),
         "instrument_measurements": sum(driver.counts.values()),
         "equals_uninterrupted": [tuple(r[1]) for r in rows] == ref_x and [r[2] for r in rows] == ref_y,
         "seconds": round(time.monotonic() - began, 1),
         "kill_log": kill_log,
     }
+
+
+def undecided(path: Path) -> list[str]:
+    """Request ids whose measurement the journal holds without a decision (a step killed mid-fit whose
+    resume did not journal the decision it never wrote)."""
+    with Journal.open(path, readonly=True) as j:
+        events = list(j.events())
+    decided = {e.request_id for e in events if e.kind == "decision"}
+    return [e.request_id for e in events if e.kind == "measurement" and e.request_id not in decided]
 
 
 def main() -> None:
@@ -526,7 +536,7 @@ def main() -> None:
     print(json.dumps({k: v for k, v in result.items() if k != "kill_log"}, indent=2))
     ok = (result["measurements"] == result["unique_ids"] == args.budget and not result["measured_twice"]
           and result["instrument_measurements"] == args.budget and result["equals_uninterrupted"]
-          and not result["not_as_targeted"] and not result["failures"]
+          and not result["not_as_targeted"] and not result["failures"] and not result["undecided"]
           and (args.max_seconds is not None or result["kills"] == args.kills))
     sys.exit(0 if ok else 1)
 

@@ -294,3 +294,30 @@ def live_next(run):
         r = campaign.ask()
         campaign.tell(Measurement(r.request_id, r.x, float(sim.measure(np.array([r.x]))[0])))
     return campaign.ask()
+
+
+def test_a_stop_while_the_journal_was_being_created_leaves_a_run_that_starts_afresh(tmp_path):
+    """Creation writes ``.NAME.creating`` and renames it into place: a stop before the rename leaves no
+    journal (the next start begins afresh, over the stale file), never half of one."""
+    from abduce.controller.rundir import RunDirectory
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / ".journal.sqlite.creating").write_bytes(b"SQLite format 3\x00 half written")
+    RunDirectory.check_free(run)  # nothing of a run is there
+    rundir = RunDirectory(run, CONFIG)
+    assert rundir.journal.config()["policy"] == CONFIG["policy"]
+    rundir.close()
+    assert not (run / ".journal.sqlite.creating").exists()
+
+
+def test_a_run_stopped_after_its_journal_and_before_its_other_files_resumes(tmp_path):
+    from abduce.controller.rundir import RunDirectory
+
+    run = tmp_path / "run"
+    with Journal.create(run / "journal.sqlite", CONFIG):
+        pass  # the journal is made first; nothing else yet
+    rundir = RunDirectory.reopen(run)
+    assert json.loads((run / "config.json").read_text()) == CONFIG
+    rundir.journal.append("error", {"reason": "x"})
+    rundir.close()

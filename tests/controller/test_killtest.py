@@ -25,4 +25,5 @@ def test_kills_in_chosen_journal_states_lose_nothing_and_measure_nothing_twice(t
     # nothing lost, nothing measured twice, the same data as an uninterrupted run
     assert result["measurements"] == result["unique_ids"] == BUDGET
     assert result["measured_twice"] == [] and result["instrument_measurements"] == BUDGET
+    assert result["undecided"] == []  # a step killed mid-fit gets its decision journalled on resume
     assert result["equals_uninterrupted"]
