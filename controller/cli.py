@@ -49,7 +49,10 @@ def _progress(label: str, total: int, progress: bool):
     def show(record) -> None:
         lead = max(record.probabilities, key=record.probabilities.get) if record.probabilities else "-"
         p = record.probabilities.get(lead, 0.0) if record.probabilities else 0.0
-        bar.update(task, completed=record.step + 1, status=f"leader {lead} ({p:.2f})")
+        status = f"leader {lead} ({p:.2f})" if not record.unfitted else f"no leader: {', '.join(record.unfitted)} unfitted"
+        if record.none is not None:
+            status += f", none of these {record.none['probability']:.2f}"
+        bar.update(task, completed=record.step + 1, status=status)
 
     return bar, show
 
@@ -148,9 +151,16 @@ def summary_table(summary: dict) -> Table:
     table.add_column("probability", justify="right")
     table.add_column("parameters (posterior mean ± sd)")
     table.add_column("times chosen", justify="right")
+    table.add_column("fit failures", justify="right")
+    failures = summary.get("fit_failures", {})
     for h in sorted(summary["hypotheses"], key=lambda h: -h["probability"]):
         params = ", ".join(f"{k} = {v['mean']:.4g} ± {v['sd']:.2g}" for k, v in h["parameters"].items())
-        table.add_row(h["name"], f"{h['probability']:.3f}", params, str(h["times_chosen"]))
+        name = h["name"] + (" (never fitted)" if h["name"] in summary.get("unfitted", ()) else "")
+        table.add_row(name, f"{h['probability']:.3f}", params, str(h["times_chosen"]), str(failures.get(h["name"], 0)))
+    none = summary.get("none")
+    if none is not None:
+        table.add_row("[italic]none of these[/italic]", f"{none['probability']:.3f}", "a flexible GP, no law", "-",
+                      str(failures.get("none of these", 0)))
     return table
 
 

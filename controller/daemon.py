@@ -77,6 +77,7 @@ class Daemon:
         self._stop = threading.Event()
         self._running = threading.Event()
         self._running.set()
+        self._nothing_explains = False  # "none of these" more probable than every law, at the last step
         self._lock = threading.Lock()
         self._status: dict = {"state": "starting", "campaign": settings.campaign.name, "n": 0,
                               "budget": settings.campaign.budget, "run_dir": str(settings.daemon.run_dir)}
@@ -168,7 +169,9 @@ class Daemon:
                 if record is None:  # a NaN/inf reading, journalled and skipped
                     continue
                 rundir(record)
-                self._set(n=campaign.n, leader=campaign.leader(), probabilities=record.probabilities, phase=None)
+                self._warn_if_nothing_explains(record)
+                self._set(n=campaign.n, leader=campaign.leader(), probabilities=record.probabilities, phase=None,
+                          none=record.none["probability"] if record.none else None)
             if campaign.done:
                 rundir.finish(campaign)
                 rundir = None
@@ -184,6 +187,18 @@ class Daemon:
             link.close()
             audit.close()
             control.close()
+
+    def _warn_if_nothing_explains(self, record) -> None:
+        """Log a warning when "none of these" becomes more probable than every law (once, until it is not)."""
+        nothing = record.none is not None and record.none["probability"] > max(record.probabilities.values(), default=0.0)
+        if nothing and not self._nothing_explains:
+            log.warning("after %d measurements no hypothesis explains the data: none of these at p = %.3f, "
+                        "the best law %s at %.3f", record.step + 1, record.none["probability"],
+                        max(record.probabilities, key=record.probabilities.get, default="-"),
+                        max(record.probabilities.values(), default=0.0))
+        elif not nothing and self._nothing_explains:
+            log.info("after %d measurements a hypothesis explains the data better than none of these", record.step + 1)
+        self._nothing_explains = nothing
 
     def _start_web(self, run_dir: Path):
         """The live web view of the run (``[daemon] web = "HOST:PORT"``, see ``abduce serve``), or None.

@@ -172,6 +172,9 @@ def probabilities_figure(inspection: Inspection) -> Figure:
     for i, name in enumerate(inspection.hypotheses):
         p = [m.probabilities.get(name, np.nan) for m in inspection.measurements]
         ax.plot(n, p, color=color(i), marker="." if len(n) <= 200 else None, label=name)
+    none = [np.nan if m.none is None else m.none for m in inspection.measurements]
+    if not all(np.isnan(none)):
+        ax.plot(n, none, color="black", linestyle="--", label="none of these")
     ax.set_xlabel("measurements")
     ax.set_ylabel("posterior probability")
     ax.set_ylim(-0.02, 1.02)

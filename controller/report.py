@@ -40,6 +40,7 @@ figure img { max-width: 100%; }
 pre { background: #f6f6f6; padding: 1em; overflow-x: auto; }
 .leader { font-weight: bold; }
 .note { color: #666; }
+.warning { color: #8a3b00; font-weight: bold; }
 </style>
 </head>
 <body>
@@ -64,16 +65,30 @@ pre { background: #f6f6f6; padding: 1em; overflow-x: auto; }
 <h2>Hypotheses</h2>
 <table>
 <tr><th>hypothesis</th><th>probability</th><th>log evidence</th>
-<th>parameters (posterior mean ± sd)</th><th>times chosen</th><th>mean reward</th></tr>
+<th>parameters (posterior mean ± sd)</th><th>times chosen</th><th>mean reward</th><th>fit failures</th></tr>
 {% for h in hypotheses %}
-<tr{% if h.name == ins.summary.leader %} class="leader"{% endif %}><td>{{ h.name }}</td>
+<tr{% if h.name == ins.summary.leader %} class="leader"{% endif %}><td>{{ h.name }}{% if h.name in ins.summary.unfitted %} (never fitted){% endif %}</td>
 <td>{{ "%.3f" | format(h.probability) }}</td>
 <td>{{ "-" if h.log_evidence is none else "%.2f" | format(h.log_evidence) }}</td>
 <td class="text">{{ h.parameters_text or "-" }}</td>
 <td>{{ h.times_chosen }}</td>
-<td>{{ "-" if h.mean_reward is none else "%.2f" | format(h.mean_reward) }}</td></tr>
+<td>{{ "-" if h.mean_reward is none else "%.2f" | format(h.mean_reward) }}</td>
+<td>{{ ins.summary.fit_failures.get(h.name, 0) }}</td></tr>
 {% endfor %}
+{% if ins.summary.none %}
+<tr class="none-of-these"><td><em>none of these</em></td>
+<td>{{ "%.3f" | format(ins.summary.none.probability) }}</td>
+<td>{{ "%.2f" | format(ins.summary.none.log_evidence) }}</td>
+<td class="text">a flexible GP with no law (the alternative to every hypothesis)</td><td>-</td><td>-</td>
+<td>{{ ins.summary.fit_failures.get("none of these", 0) }}</td></tr>
+{% endif %}
 </table>
+{% if ins.summary.none and ins.summary.none.probability > (hypotheses | map(attribute="probability") | max) %}
+<p class="warning">No hypothesis explains the data: "none of these" is the most probable explanation.</p>
+{% endif %}
+{% if ins.summary.unfitted %}
+<p class="warning">Never fitted (no probability, so no leader): {{ ins.summary.unfitted | join(", ") }}.</p>
+{% endif %}
 </section>
 
 <section id="plots">

@@ -65,7 +65,7 @@ from pydantic import BaseModel, ConfigDict
 from abduce.controller.errors import AbduceError, ConfigError
 from abduce.controller.inspect import HypothesisSummary, Inspection, MeasurementRow, inspect_run
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: none, unfitted, fit_failures
 FIGURES = ("posteriors", "probabilities", "choices", "acquisition", "spectra")
 SHOWN = ("posteriors", "probabilities")  # drawn on the page; the others are linked
 POLL_S = 0.5  # how often a server-sent-event stream looks at the journals
@@ -97,6 +97,9 @@ class RunStatus(_Strict):
     stopped: bool  # the stopping rule fired
     leader: str | None
     probabilities: dict[str, float]
+    none: float | None  # the probability of "none of these"
+    unfitted: list[str]  # never fitted: no probability, so no leader
+    fit_failures: dict[str, int]
     hypotheses: list[HypothesisSummary]
     in_flight: int
     errors: int
@@ -242,7 +245,7 @@ class Campaigns:
 
     def _status(self, run: _Run, head: tuple[int, float, str] | None) -> RunStatus:
         empty = dict(mode=None, measurements=0, budget=None, stopped=False, leader=None, probabilities={},
-                     hypotheses=[], in_flight=0, errors=0, last=None)
+                     none=None, unfitted=[], fit_failures={}, hypotheses=[], in_flight=0, errors=0, last=None)
         base = dict(name=run.name, run=str(run.journal))
         if head is None and not run.journal.exists():
             return RunStatus(**base, seq=None, updated=None, last_event=None, state="waiting",
@@ -262,6 +265,7 @@ class Campaigns:
             state="complete" if st.stopped or st.measurements >= st.budget else "in-progress", message=None,
             mode=ins.mode, measurements=st.measurements, budget=st.budget, stopped=st.stopped, leader=s.leader,
             probabilities={h.name: h.probability for h in s.hypotheses}, hypotheses=s.hypotheses,
+            none=s.none.probability if s.none else None, unfitted=s.unfitted, fit_failures=s.fit_failures,
             in_flight=len(st.in_flight), errors=len(st.errors), last=last,
         )
 

@@ -206,3 +206,21 @@ def test_status_answers_while_a_fit_is_running(tmp_path):
             proc.wait()
         if agent is not None:
             agent.stop()
+
+
+def test_the_daemon_warns_once_when_none_of_these_becomes_the_most_probable(tmp_path, caplog):
+    import logging
+    from types import SimpleNamespace
+
+    new_key(tmp_path / "lab.key", "lab")
+    path = tmp_path / "daemon.toml"
+    path.write_text(CONFIG.format(seed=3, budget=5, listen=LOOPBACK, control=LOOPBACK))
+    d = Daemon(load_settings(path), path)
+    steps = [({"linear": 0.7}, 0.3), ({"linear": 0.2}, 0.8), ({"linear": 0.1}, 0.9), ({"linear": 0.6}, 0.4)]
+    with caplog.at_level(logging.INFO, logger="abduce.daemon"):
+        for i, (probs, none) in enumerate(steps):
+            d._warn_if_nothing_explains(SimpleNamespace(step=i, probabilities=probs, none={"probability": none}))
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == ["after 2 measurements no hypothesis explains the data: none of these at p = 0.800, "
+                        "the best law linear at 0.200"]
+    assert any("after 4 measurements a hypothesis explains the data" in r.getMessage() for r in caplog.records)

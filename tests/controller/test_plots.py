@@ -81,13 +81,17 @@ def test_probabilities_and_choices_come_from_the_journal():
         ins = inspect_journal(journal)
     fig = probabilities_figure(ins)
     (ax,) = fig.axes
-    assert [line.get_label() for line in ax.lines] == ins.hypotheses
+    assert [line.get_label() for line in ax.lines] == [*ins.hypotheses, "none of these"]
     assert ax.get_xlabel() == "measurements" and ax.get_ylabel() == "posterior probability"
+    none = ax.lines[-1]
+    np.testing.assert_array_equal(none.get_ydata(), [np.nan if m.none is None else m.none for m in ins.measurements])
+    total = np.nansum([[*m.probabilities.values(), m.none or 0.0] for m in ins.measurements if m.probabilities], axis=1)
+    np.testing.assert_allclose(total, 1.0)  # the laws and "none of these" share all the probability
     second = ax.lines[0]
     np.testing.assert_array_equal(second.get_xdata(), np.arange(1, 11))
     expected = [m.probabilities.get("second-order", np.nan) for m in ins.measurements]
     np.testing.assert_array_equal(second.get_ydata(), expected)
-    assert _legend(ax) == ins.hypotheses
+    assert _legend(ax) == [*ins.hypotheses, "none of these"]
 
     fig = choices_figure(ins)
     top, bottom = fig.axes

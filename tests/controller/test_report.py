@@ -42,6 +42,9 @@ def test_the_report_is_one_self_contained_page_with_every_section(tmp_path):
     assert f'<tr class="leader"><td>{leader}</td>' in html
     assert "x_c = 0." in html and "±" in html
     assert html.count('<tr class="measurement">') == 10  # every measurement
+    none = summary["none"]["probability"]  # "none of these", its probability and its fit failures
+    assert f'<tr class="none-of-these"><td><em>none of these</em></td>\n<td>{none:.3f}</td>' in html
+    assert html.count("<th>fit failures</th>") == 1
     config = html.split('<section id="config">')[1]
     assert "&#34;policy&#34;: &#34;epsilon-greedy&#34;" in config  # the config event, pretty-printed JSON
 

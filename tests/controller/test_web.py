@@ -91,6 +91,9 @@ def test_the_page_and_the_json_show_every_campaign(tmp_path):
     assert status["last_event"] == "decision"
     assert status["leader"] == expected.summary.leader
     assert status["probabilities"] == {h.name: h.probability for h in expected.summary.hypotheses}
+    assert status["none"] == expected.summary.none.probability and status["unfitted"] == []
+    assert status["fit_failures"] == expected.summary.fit_failures
+    assert '<tr class="none-of-these"><td><em>none of these</em></td>' in html
     assert status["last"]["request_id"] == expected.measurements[-1].request_id
     with Journal.open(live / "journal.sqlite", readonly=True) as j:
         assert status["seq"] == max(e.seq for e in j.events())
