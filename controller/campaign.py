@@ -560,13 +560,23 @@ class Campaign:
         out[~np.isfinite(out)] = np.nan
         return out, self.hypothesis_names[driver] if driver is not None else None
 
-    def posterior(self, hypothesis: str) -> tuple[np.ndarray, np.ndarray] | None:
-        """``(mean, sd)`` of ``hypothesis`` at :meth:`points` (physical units); None before its first fit."""
-        slot = next((s for s in self._slots if s.hypothesis.name == hypothesis), None)
+    def posterior(self, hypothesis: str, plug_in: bool = False) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(mean, sd)`` of the latent function under ``hypothesis`` at :meth:`points` (physical units);
+        None before its first fit. "none of these" answers too.
+
+        The band integrates over the physical parameters' posterior (the evidence's importance draws:
+        :meth:`abduce.hypotheses.evidence.EvidenceTracker.band`), so the uncertainty of ``x_c`` reaches
+        it; the kernel hyperparameters stay at their fit. ``plug_in``: the parameters at their fitted
+        values instead (what the acquisitions score with, and the only band past the inducing switch).
+        """
+        slot = next((s for s in self._all_slots() if s.hypothesis.name == hypothesis), None)
         if slot is None or slot.posterior is None:
             return None
-        return (slot.posterior.mean.detach().cpu().numpy(),
-                slot.posterior.var.clamp_min(0).sqrt().detach().cpu().numpy())
+        if plug_in or not isinstance(slot.posterior, CandidatePosterior) or type(slot.evidence) is not EvidenceTracker:
+            mean, var = slot.posterior.mean, slot.posterior.var
+        else:
+            mean, var = slot.evidence.band(slot.posterior)
+        return mean.detach().cpu().numpy(), var.clamp_min(0).sqrt().detach().cpu().numpy()
 
     def load_snapshot(self, measurements: list[tuple[str, tuple[float, ...], float]],
                       failed: list[tuple[float, ...]], asked_by: list[str | None], records: list[dict],
@@ -607,7 +617,7 @@ class Campaign:
             if rec.reward is not None and rec.hypothesis in names:
                 self._slots[names.index(rec.hypothesis)].rewards.append(rec.reward)
         u, y = self._data_tensors()
-        for slot in self._all_slots():
+        for index, slot in enumerate(self._all_slots()):
             saved = fits.get(slot.hypothesis.name)
             if saved is None or int(saved["n"]) > len(y):
                 continue
@@ -615,7 +625,15 @@ class Campaign:
             frame = Frame(lo=self.space.lo, span=self.space.span, s=data_scale(y[:k]))
             slot.fit = Fit.from_json(slot.hypothesis, frame, saved, device=self.device)
             slot.last_refit_n = k
-            slot.posterior = self._posterior_of(slot.fit, u, y)
+            if slot.fit.inducing:  # conditioned once on all the data (plug-in band): 10^4 rank-1 steps would not pay
+                slot.posterior = self._posterior_of(slot.fit, u, y)
+                continue
+            # as the live campaign did: conditioned at the fit, with its evidence, then point by point,
+            # so the band (which integrates over the evidence's draws) is the live one
+            slot.posterior, slot.evidence = self._conditioned(slot.fit, u[:k], y[:k], self._int_seed("evidence", k - 1, index))
+            for j in range(k, len(y)):
+                v_new = float(y[j]) / slot.fit.frame.s
+                slot.evidence.add(slot.posterior.add(u[j], v_new), u[j], v_new)
         self._stopped = bool(records and records[-1]["stopped"])
         self._snapshot = True
 

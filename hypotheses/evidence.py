@@ -52,7 +52,7 @@ from torch import Tensor
 
 from abduce.hypotheses.fitting import log_prior
 from abduce.hypotheses.model import DTYPE, StructuredGP, relative_mean
-from abduce.hypotheses.posterior import CholeskyRow, RowBuffer
+from abduce.hypotheses.posterior import CandidatePosterior, CholeskyRow, RowBuffer, chunk_for
 from abduce.hypotheses.sparse import SparseCandidatePosterior, SparseRow, titsias_terms
 
 _LOG_2PI = math.log(2 * math.pi)
@@ -159,6 +159,47 @@ class EvidenceTracker:
         mean = {name: float((w * t).sum()) for name, t in physical.items()}
         sd = {name: float((w * (t - mean[name]) ** 2).sum().clamp_min(0).sqrt()) for name, t in physical.items()}
         return Evidence(log_z=log_z, mean=mean, sd=sd, ess=ess)
+
+
+    def weights(self) -> Tensor:
+        """Normalised importance weights of the draws inside the bounds, ``S_inside`` (the posterior
+        over the physical parameters that :meth:`evidence` summarises)."""
+        log_w = self._loglik() + self.log_pq[self.inside]
+        return torch.softmax(log_w, 0)
+
+    def band(self, posterior: CandidatePosterior, mass: float = 1.0 - 1e-9, chunk: int | None = None) -> tuple[Tensor, Tensor]:
+        """Posterior mean and latent variance at ``posterior.points`` (physical units) with the physical
+        parameters integrated over their posterior instead of plugged in at the fit.
+
+        Each draw ``theta_s`` of this tracker gives the GP posterior of the same kernel about its own mean
+        (``L``, ``V`` shared with ``posterior``, which must be the exact posterior built with this tracker):
+
+            mu_s(C) = m(C; theta_s) + V^T a_s,        a_s = L^-1 (v - m(X; theta_s))   (the tracker's ``w``)
+            mean(C) = sum_s w_s mu_s(C),              var(C) = var_f(C) + sum_s w_s (mu_s(C) - mean(C))^2
+
+        with ``var_f`` the latent variance of the kernel (the same for every draw). The kernel and noise
+        hyperparameters stay at their fitted values. Draws are taken in order of weight until they hold
+        ``mass`` of it. ``O(N n S)`` in blocks of ``chunk`` points.
+        """
+        with torch.no_grad():
+            w = self.weights()
+            order = torch.argsort(w, descending=True)
+            keep = order[: int(torch.searchsorted(torch.cumsum(w[order], 0), torch.tensor(mass, dtype=w.dtype))) + 1]
+            wk = w[keep] / w[keep].sum()
+            draws = {name: t[keep] for name, t in self._draws(self.inside).items()}
+            a = self.w[:, keep]  # n x S
+            points = posterior.points
+            chunk = chunk or chunk_for(len(keep) + len(a), points.device)
+            means, spread = [], []
+            for start in range(0, len(points), chunk):
+                block = points[start : start + chunk]
+                mu = relative_mean(self.hypothesis, self.frame, block, draws)  # S x b
+                mu = torch.broadcast_to(mu, (len(keep), len(block))) + a.T @ posterior.v_factor[:, start : start + chunk]
+                mean = wk @ mu
+                means.append(mean)
+                spread.append(wk @ (mu - mean) ** 2)
+            s = self.frame.s
+            return torch.cat(means) * s, (posterior.var_rel + torch.cat(spread)) * s**2
 
 
 class SparseEvidenceTracker(EvidenceTracker):

@@ -84,3 +84,39 @@ def test_importance_sampling_matches_plain_prior_monte_carlo_for_three_parameter
     ll = torch.cat(logliks)
     brute = float(torch.logsumexp(ll, 0)) - math.log(len(ll)) - len(u) * math.log(fit.frame.s)
     assert estimate.log_z == pytest.approx(brute, abs=0.1)
+
+
+def test_the_band_integrated_over_the_parameters_equals_a_direct_mixture(transition_data):
+    """The tracker's band against the mixture computed from scratch: for each importance draw, the GP
+    posterior mean by a direct solve with K (no cached factors), weighted by the draw's likelihood times
+    prior over proposal; the variance is the kernel's latent variance plus the spread of the means."""
+    from abduce.hypotheses.model import relative_mean
+
+    u, y = transition_data
+    u, y = u[::2], y[::2]
+    hyp = BUILTIN["second-order"]
+    fit = fit_hypothesis(hyp, u, y, LO, SPAN, None, FitSettings(screen=64), seed=0)
+    model = fit.model(u, y)
+    points = torch.linspace(0, 1, 57, dtype=torch.float64).unsqueeze(-1)
+    post = CandidatePosterior(model, u, y / model.frame.s, points)
+    tracker = log_evidence(model, u, y, samples=256, seed=0, chol=post.chol)
+    mean, var = tracker.band(post, mass=1.0)
+
+    v = y / model.frame.s
+    k = (model.covar_module(u).to_dense() + model.likelihood.noise * torch.eye(len(u), dtype=torch.float64)).detach()
+    kc = model.covar_module(points, u).to_dense().detach()  # N x n
+    inside = tracker.inside
+    draws = {p.name: tracker.phi[inside, i : i + 1] for i, p in enumerate(hyp.free)}
+    m_x = relative_mean(hyp, model.frame, u, draws)  # S x n
+    m_c = relative_mean(hyp, model.frame, points, draws)  # S x N
+    resid = v.unsqueeze(0) - m_x
+    loglik = torch.distributions.MultivariateNormal(torch.zeros(len(u), dtype=torch.float64), covariance_matrix=k).log_prob(resid)
+    w = torch.softmax(loglik + tracker.log_pq[inside], 0)
+    mu = m_c + (kc @ torch.linalg.solve(k, resid.T)).T  # S x N
+    expected_mean = (w.unsqueeze(-1) * mu).sum(0)
+    latent = model.covar_module(points, diag=True).to_dense().detach() - (kc * torch.linalg.solve(k, kc.T).T).sum(-1)
+    expected_var = latent + (w.unsqueeze(-1) * (mu - expected_mean) ** 2).sum(0)
+    s = model.frame.s
+    torch.testing.assert_close(mean, expected_mean * s, rtol=1e-7, atol=1e-9)
+    torch.testing.assert_close(var, expected_var * s**2, rtol=1e-6, atol=1e-10)
+    assert (var >= post.var - 1e-12).all()  # never narrower than the plug-in band's latent variance
