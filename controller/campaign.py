@@ -147,8 +147,9 @@ class StepRecord:
         stopped: whether the stopping rule fired after this step.
         unfitted: hypotheses that have never been fitted (every fit so far failed):
             they have no probability yet, and while any is left no leader is declared.
-        none: "none of these" (``{"probability", "log_evidence"}``), None when the campaign
-            leaves it out or before its first fit. ``probabilities`` and this sum to 1.
+        none: "none of these" (``{"probability", "log_evidence", "log_evidence_se"}``), None when the
+            campaign leaves it out or before its first fit. ``probabilities`` and this sum to 1.
+        log_evidence_se: per hypothesis, the Monte Carlo standard error of its log evidence.
     """
 
     step: int
@@ -167,6 +168,7 @@ class StepRecord:
     stopped: bool
     unfitted: tuple[str, ...] = ()
     none: dict[str, float] | None = None
+    log_evidence_se: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -336,6 +338,7 @@ class Campaign:
                     "name": name,
                     "probability": last.probabilities.get(name, 0.0) if last else 0.0,
                     "log_evidence": last.log_evidence.get(name) if last else None,
+                    "log_evidence_se": last.log_evidence_se.get(name) if last else None,
                     "times_chosen": s.times_chosen,
                     "mean_reward": None if math.isnan(s.mean_reward) else s.mean_reward,
                     "parameters": {p: {"mean": v[0], "sd": v[1]} for p, v in params.items()},
@@ -610,7 +613,8 @@ class Campaign:
         fields = [f.name for f in dataclasses.fields(StepRecord)]
         for body in records:
             rec = StepRecord(**{k: body[k] for k in fields if k in body})  # older journals lack later fields
-            rec = dataclasses.replace(rec, x=tuple(rec.x), refit=tuple(rec.refit), unfitted=tuple(rec.unfitted))
+            rec = dataclasses.replace(rec, x=tuple(rec.x), refit=tuple(rec.refit), unfitted=tuple(rec.unfitted),
+                                      log_evidence_se=dict(rec.log_evidence_se))
             if rec.none is not None:
                 rec = dataclasses.replace(rec, none=dict(rec.none))
             self._history.append(rec)
@@ -814,7 +818,9 @@ class Campaign:
         usable = self._usable()
         evidence = {i: self._slots[i].evidence.evidence() for i in usable}  # type: ignore[union-attr]
         log_z = {names[i]: evidence[i].log_z for i in usable}
-        probs, none = self._probabilities(log_z)
+        log_z_se = {names[i]: evidence[i].log_z_se for i in usable}
+        probs, none = self._probabilities(log_z, log_z_se)
+        floor = self._probability_floor(log_z, log_z_se, none)
         ivs = {names[i]: self._slots[i].posterior.integrated_variance() for i in usable}  # type: ignore[union-attr]
         params = {
             names[i]: {p: [evidence[i].mean[p], evidence[i].sd[p]] for p in evidence[i].mean} for i in usable
@@ -828,6 +834,7 @@ class Campaign:
             integrated_variance=ivs[leader] if leader else math.inf,
             unfitted=len(unfitted),
             none_probability=none["probability"] if none else 0.0,
+            probability_floor=floor,
         )
         if self.stopping(view):
             self._stopped = True
@@ -850,20 +857,43 @@ class Campaign:
             stopped=self._stopped,
             unfitted=unfitted,
             none=none,
+            log_evidence_se=log_z_se,
         )
 
-    def _probabilities(self, log_z: dict[str, float]) -> tuple[dict[str, float], dict[str, float] | None]:
+    def _prior(self, k: int) -> list[float]:
+        """Prior probabilities of ``k`` laws and, last, of "none of these" (when it is weighed)."""
+        pn = self.settings.none_prior
+        return [(1.0 - pn) / len(self._slots)] * k + [pn]
+
+    def _probabilities(self, log_z: dict[str, float], log_z_se: dict[str, float]
+                       ) -> tuple[dict[str, float], dict[str, float] | None]:
         """The laws' posterior probabilities and that of "none of these" (``{"probability",
-        "log_evidence"}``, None when left out or not fitted yet), under the prior ``none_prior`` for it
-        and an equal share of the rest for each law."""
+        "log_evidence", "log_evidence_se"}``, None when left out or not fitted yet), under the prior
+        ``none_prior`` for it and an equal share of the rest for each law."""
         if not log_z:
             return {}, None
         names, values = list(log_z), list(log_z.values())
         none_slot = self._none if self._none is not None and self._none.evidence is not None else None
         if none_slot is None:
             return dict(zip(names, probabilities(values))), None
-        none_log_z = none_slot.evidence.evidence().log_z
-        pn = self.settings.none_prior
-        prior = [(1.0 - pn) / len(self._slots)] * len(values) + [pn]
-        p = probabilities(values + [none_log_z], prior)
-        return dict(zip(names, p[:-1])), {"probability": p[-1], "log_evidence": none_log_z}
+        none_ev = none_slot.evidence.evidence()
+        p = probabilities(values + [none_ev.log_z], self._prior(len(values)))
+        return dict(zip(names, p[:-1])), {"probability": p[-1], "log_evidence": none_ev.log_z,
+                                          "log_evidence_se": none_ev.log_z_se}
+
+    def _probability_floor(self, log_z: dict[str, float], log_z_se: dict[str, float],
+                           none: dict[str, float] | None) -> float:
+        """The leader's probability were the estimator's noise against it: its log evidence 2 standard
+        errors lower, every other's (and none of these') 2 higher. A probability threshold is only
+        crossed when this floor crosses it, never by Monte Carlo noise alone."""
+        if not log_z:
+            return 0.0
+        names = list(log_z)
+        leader = max(names, key=log_z.__getitem__)
+        shifted = [log_z[n] + (-2.0 if n == leader else 2.0) * log_z_se.get(n, 0.0) for n in names]
+        if none is None:
+            p = probabilities(shifted)
+        else:
+            p = probabilities(shifted + [none["log_evidence"] + 2.0 * none.get("log_evidence_se", 0.0)],
+                              self._prior(len(names)))
+        return p[names.index(leader)]

@@ -43,11 +43,13 @@ schema, :data:`SCHEMA` is their JSON schema)::
         "leader": str | null,          # null while a hypothesis has never been fitted
         "measurements": int,
         "hypotheses": [{"name": str, "probability": float, "log_evidence": float | null,
+                        "log_evidence_se": float | null,   # Monte Carlo standard error of log_evidence
                         "times_chosen": int, "mean_reward": float | null,
                         "parameters": {P: {"mean": float, "sd": float}}}],
         "unfitted": [str, ...],        # never fitted so far: no probability yet
         "fit_failures": {hypothesis: int},  # refits that failed, per hypothesis (and "none of these")
-        "none": {"probability": float, "log_evidence": float} | null   # "none of these"; with the
+        "none": {"probability": float, "log_evidence": float, "log_evidence_se": float} | null
+                                       # "none of these"; with the
                                        # hypotheses' probabilities it sums to 1
       },
       "measurements": [                # every measurement told, in order
@@ -100,6 +102,7 @@ class HypothesisSummary(_Strict):
     name: str
     probability: float
     log_evidence: float | None
+    log_evidence_se: float | None  # its Monte Carlo standard error
     times_chosen: int
     mean_reward: float | None
     parameters: dict[str, ParameterEstimate]
@@ -110,6 +113,7 @@ class NoneOfThese(_Strict):
 
     probability: float
     log_evidence: float
+    log_evidence_se: float = 0.0
 
 
 class Summary(_Strict):
@@ -323,6 +327,7 @@ def _summary(names, last: dict | None, n: int, requests, records: list[dict]) ->
             name=name,
             probability=probs.get(name, 0.0),
             log_evidence=last["log_evidence"].get(name) if last else None,
+            log_evidence_se=last.get("log_evidence_se", {}).get(name) if last else None,
             times_chosen=chosen.get(name, 0),
             mean_reward=None if mean is None or math.isnan(mean) else mean,
             parameters={p: ParameterEstimate(mean=v[0], sd=v[1]) for p, v in params.items()},
@@ -364,14 +369,21 @@ def render(inspection: Inspection, rows: int = TABLE_ROWS) -> list:
     hyps = Table(title=f"{inspection.run}{at}: leader {s.leader or '-'}")
     hyps.add_column("hypothesis", no_wrap=True)
     hyps.add_column("probability", justify="right")
-    hyps.add_column("log evidence", justify="right")
+    hyps.add_column("log evidence (± MC se)", justify="right")
     hyps.add_column("parameters (mean ± sd)", no_wrap=True)
     hyps.add_column("chosen", justify="right")
     hyps.add_column("mean reward", justify="right")
+    hyps.add_column("fit failures", justify="right")
     for h in sorted(s.hypotheses, key=lambda h: -h.probability):
         params = "\n".join(f"{p} = {estimate(v.mean, v.sd)}" for p, v in h.parameters.items())
-        hyps.add_row(h.name, f"{h.probability:.3f}", _num(h.log_evidence, ".2f"), params or "-",
-                     str(h.times_chosen), _num(h.mean_reward, ".2f"))
+        ev = _num(h.log_evidence, ".2f") + (f" ± {h.log_evidence_se:.2f}" if h.log_evidence_se is not None else "")
+        name = h.name + (" (never fitted)" if h.name in s.unfitted else "")
+        hyps.add_row(name, f"{h.probability:.3f}", ev, params or "-",
+                     str(h.times_chosen), _num(h.mean_reward, ".2f"), str(s.fit_failures.get(h.name, 0)))
+    if s.none is not None:
+        hyps.add_row("none of these", f"{s.none.probability:.3f}",
+                     f"{s.none.log_evidence:.2f} ± {s.none.log_evidence_se:.2f}", "a flexible GP, no law", "-", "-",
+                     str(s.fit_failures.get(NONE_NAME, 0)))
     shown = inspection.measurements[-rows:] if rows else []
     meas = Table(title=f"measurements ({len(shown)} of {len(inspection.measurements)} shown)")
     for col in ("step", "x", "y"):
@@ -382,6 +394,8 @@ def render(inspection: Inspection, rows: int = TABLE_ROWS) -> list:
         lead = f"{m.leader} ({m.probabilities[m.leader]:.2f})" if m.leader else "-"
         meas.add_row(str(m.step), ", ".join(f"{v:.4g}" for v in m.x), f"{m.y:.4g}", m.hypothesis or "-", m.reason,
                      _num(m.reward, ".0f"), lead)
+    if s.none is not None and s.none.probability > max((h.probability for h in s.hypotheses), default=0.0):
+        hyps.caption = "no hypothesis explains the data: none of these is the most probable explanation"
     state = "stopped" if st.stopped else ("in progress" if st.measurements < st.budget else "at budget")
     line = (f"{st.measurements} / {st.budget} measurements, {state}; policy {st.policy}"
             f"{', acquisition ' + st.acquisition if st.acquisition else ''}")

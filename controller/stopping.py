@@ -24,6 +24,8 @@ class CampaignView:
         unfitted: hypotheses never fitted yet (no probability: ``probabilities``
             are over the others), so no leader can be declared.
         none_probability: the probability of "none of these" (0 when not weighed).
+        probability_floor: the leader's probability with the Monte Carlo error of the evidences
+            against it (2 standard errors each way); None where unknown (then the probability itself).
     """
 
     n: int
@@ -31,6 +33,7 @@ class CampaignView:
     integrated_variance: float
     unfitted: int = 0
     none_probability: float = 0.0
+    probability_floor: float | None = None
 
 
 class StoppingRule(ABC):
@@ -66,8 +69,9 @@ class Budget(StoppingRule):
 
 @dataclass(frozen=True)
 class ProbabilityAbove(StoppingRule):
-    """Stop when the leading hypothesis's posterior probability reaches ``p`` -- never while a hypothesis
-    has not been fitted (its probability is unknown, not 0), nor while "none of these" is more probable."""
+    """Stop when the leading hypothesis's posterior probability reaches ``p`` even with the evidence
+    estimator's noise against it (``CampaignView.probability_floor``) -- never while a hypothesis has not
+    been fitted (its probability is unknown, not 0), nor while "none of these" is more probable."""
 
     p: float
 
@@ -75,7 +79,8 @@ class ProbabilityAbove(StoppingRule):
         if not view.probabilities or view.unfitted:
             return False
         best = max(view.probabilities)
-        return best >= self.p and best > view.none_probability
+        floor = best if view.probability_floor is None else min(best, view.probability_floor)
+        return floor >= self.p and best > view.none_probability
 
     def describe(self) -> str:
         return f"leading hypothesis at probability >= {self.p}"

@@ -66,12 +66,16 @@ class Evidence:
         log_z: log marginal likelihood of ``y`` in physical units (nats).
         mean, sd: posterior mean and sd of each free parameter, physical units.
         ess: effective sample size of the final stage (of ``samples``).
+        log_z_se: Monte Carlo standard error of ``log_z``: with ``S`` draws of normalised weights
+            ``w_s``, ``se(Z) / Z = sqrt((S sum w_s^2 - 1) / (S - 1)) = sqrt((S / ess - 1) / (S - 1))``
+            (the i.i.d. formula; the scrambled Sobol draws do no worse).
     """
 
     log_z: float
     mean: dict[str, float]
     sd: dict[str, float]
     ess: float
+    log_z_se: float = 0.0
 
 
 def _gaussian_draws(mu: Tensor, cov: Tensor, unit: Tensor) -> Tensor:
@@ -155,10 +159,11 @@ class EvidenceTracker:
             return Evidence(log_z=log_z, mean={}, sd={}, ess=float(count))
         w = torch.softmax(log_w, 0)
         ess = float(1.0 / (w**2).sum())
+        se = math.sqrt(max(0.0, (count / ess - 1.0) / (count - 1))) if count > 1 else 0.0
         physical = {p.name: self.frame.to_physical(p, self.phi[:, i]) for i, p in enumerate(self.hypothesis.free)}
         mean = {name: float((w * t).sum()) for name, t in physical.items()}
         sd = {name: float((w * (t - mean[name]) ** 2).sum().clamp_min(0).sqrt()) for name, t in physical.items()}
-        return Evidence(log_z=log_z, mean=mean, sd=sd, ess=ess)
+        return Evidence(log_z=log_z, mean=mean, sd=sd, ess=ess, log_z_se=se)
 
 
     def weights(self) -> Tensor:

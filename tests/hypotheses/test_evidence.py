@@ -120,3 +120,17 @@ def test_the_band_integrated_over_the_parameters_equals_a_direct_mixture(transit
     torch.testing.assert_close(mean, expected_mean * s, rtol=1e-7, atol=1e-9)
     torch.testing.assert_close(var, expected_var * s**2, rtol=1e-6, atol=1e-10)
     assert (var >= post.var - 1e-12).all()  # never narrower than the plug-in band's latent variance
+
+
+def test_the_standard_error_of_log_z_is_that_of_the_mean_importance_weight(transition_data):
+    """se(log Z) = se(Z) / Z with Z the mean of the unnormalised weights and se(Z) its sample sd / sqrt(S)."""
+    u, y = transition_data
+    fit = fit_hypothesis(BUILTIN["second-order"], u, y, LO, SPAN, None, FitSettings(screen=64), seed=0)
+    tracker = log_evidence(fit.model(u, y), u, y, samples=256, seed=0)
+    ev = tracker.evidence()
+    log_w = torch.full_like(tracker.log_pq, -math.inf)
+    log_w[tracker.inside] = tracker._loglik() + tracker.log_pq[tracker.inside]
+    omega = (log_w - log_w.max()).exp()  # weights up to a constant factor, which cancels
+    expected = float(omega.std(unbiased=True) / math.sqrt(len(omega)) / omega.mean())
+    assert ev.log_z_se == pytest.approx(expected, rel=1e-9)
+    assert ev.log_z_se > 0
