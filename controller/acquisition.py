@@ -16,12 +16,14 @@ Registered by name:
 ``ucb``         ``mean + 2 sd`` of one hypothesis (looks for maxima)
 ``nipv``        reduction of the posterior variance integrated over the space
 ``discriminate`` Box-Hill divergence between all hypotheses + weighted information gain
+``model-information`` the expected information of the next reading about *which* hypothesis is true
 =============== ======================================================================
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 from abc import ABC, abstractmethod
 from typing import ClassVar
 
@@ -66,6 +68,46 @@ def discrimination_score(mean: Tensor, var: Tensor, noise: Tensor, weights: Tens
         j_ij = 0.5 * ((s2[i] - s2[j]) ** 2 / (s2[i] * s2[j]) + (mean[i] - mean[j]) ** 2 * (1 / s2[i] + 1 / s2[j]))
         score = score + weights[i] * weights[j] * j_ij
     return score
+
+
+GAUSS_HERMITE_NODES = 32  # per hypothesis: ~1e-5 relative for mixtures of normals of widths 1:5 (tested); ample to rank
+
+
+def model_information(mean: Tensor, var: Tensor, noise: Tensor, weights: Tensor, nodes: int = GAUSS_HERMITE_NODES) -> Tensor:
+    """The mutual information (nats) between the next reading ``y`` at each point and the hypothesis index.
+
+    Each hypothesis predicts ``y ~ N(mu_i, s_i^2)``, ``s_i^2 = var_i + noise_i``; with probabilities
+    ``p_i`` the reading follows the mixture ``q(y) = sum_i p_i N(y; mu_i, s_i^2)``, and
+
+        I(y; H) = H[q] - sum_i p_i H[N(mu_i, s_i^2)]
+                = sum_i p_i E_{y ~ N_i}[ log N_i(y) - log q(y) ]
+
+    (Bayesian active model selection, Gardner et al., NeurIPS 2015). Each expectation is a
+    Gauss-Hermite quadrature over its own normal, ``nodes`` points. It is 0 where the hypotheses
+    predict alike or one holds all the probability, and at most the entropy of ``p``.
+
+    Args:
+        mean, var: ``K x b`` predictive means and latent variances (one unit system).
+        noise: ``K`` noise variances.
+        weights: ``K`` probabilities (renormalised here).
+
+    Returns:
+        ``b`` values in nats.
+    """
+    import numpy as np
+
+    t, w = np.polynomial.hermite.hermgauss(nodes)
+    t = torch.as_tensor(t, dtype=mean.dtype, device=mean.device)
+    w = torch.as_tensor(w, dtype=mean.dtype, device=mean.device) / math.sqrt(math.pi)
+    p = (weights / weights.sum()).to(mean)
+    s2 = var + noise.unsqueeze(-1)  # K x b
+    y = mean.unsqueeze(-1) + (2 * s2).sqrt().unsqueeze(-1) * t  # K x b x Q: nodes of each normal
+    # log N_j(y) for every component j at every node of every component i: K_j x K_i x b x Q
+    log_n = -0.5 * ((y.unsqueeze(0) - mean[:, None, :, None]) ** 2 / s2[:, None, :, None]
+                    + torch.log(2 * math.pi * s2[:, None, :, None]))
+    log_q = torch.logsumexp(torch.log(p.clamp_min(1e-300))[:, None, None, None] + log_n, dim=0)  # K_i x b x Q
+    own = log_n.diagonal(dim1=0, dim2=1).permute(2, 0, 1)  # K_i x b x Q: log N_i at its own nodes
+    return torch.einsum("i,ibq,q->b", p, own - log_q, w).clamp_min(0)
 
 
 class ModelDiscrimination(AcquisitionFunction):
@@ -217,3 +259,40 @@ class Discriminate(Acquisition):
 
     def botorch(self, models, driver, weights, reference):
         return ModelDiscrimination(models, weights)
+
+
+class ModelInformationAcquisition(AcquisitionFunction):
+    """:func:`model_information` as a BoTorch acquisition over K structured GPs (``q = 1``)."""
+
+    def __init__(self, models: list[StructuredGP], weights: Tensor) -> None:
+        super().__init__(model=ModelListGP(*models))
+        self.models = models
+        self.register_buffer("weights", weights)
+
+    @t_batch_mode_transform(expected_q=1)
+    def forward(self, X: Tensor) -> Tensor:
+        """``X``: ``b x 1 x d`` relative inputs -> ``b`` values (nats)."""
+        means, variances, noises = [], [], []
+        for m in self.models:
+            post = m.posterior(X)
+            s = m.frame.s
+            means.append(post.mean[..., 0, 0] * s)
+            variances.append(post.variance[..., 0, 0] * s**2)
+            noises.append(m.likelihood.noise.reshape(()) * s**2)
+        return model_information(torch.stack(means), torch.stack(variances), torch.stack(noises), self.weights)
+
+
+@ACQUISITIONS.register("model-information")
+class ModelInformation(Acquisition):
+    """Where the next reading says most about which hypothesis is true (:func:`model_information`)."""
+
+    name = "model-information"
+
+    def score(self, posteriors, driver, weights, reference):
+        mean = torch.stack([p.mean for p in posteriors])
+        var = torch.stack([p.var for p in posteriors])
+        noise = torch.tensor([p.noise for p in posteriors], dtype=mean.dtype, device=mean.device)
+        return model_information(mean, var, noise, weights.to(mean))
+
+    def botorch(self, models, driver, weights, reference):
+        return ModelInformationAcquisition(models, weights)

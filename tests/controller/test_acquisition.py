@@ -103,3 +103,49 @@ def test_botorch_discrimination_equals_the_finite_set_score(fitted):
 def test_unknown_acquisition_names_the_known_ones():
     with pytest.raises(KeyError, match="nipv"):
         ACQUISITIONS["nope"]
+
+
+def test_model_information_equals_the_mutual_information_by_quadrature():
+    """I(y; H) for three hypotheses at two points against scipy's quadrature of
+    sum_i p_i int N_i(y) log(N_i(y) / q(y)) dy; and its limits: log 2 for two far-apart equiprobable
+    hypotheses, 0 for identical ones or one that holds all the probability."""
+    import math
+
+    from scipy import integrate
+
+    from abduce.controller.acquisition import model_information
+
+    mean = torch.tensor([[0.0, 1.0], [0.3, 1.0], [1.5, -2.0]], dtype=torch.float64)
+    var = torch.tensor([[0.01, 0.2], [0.05, 0.1], [0.2, 0.3]], dtype=torch.float64)
+    noise = torch.tensor([0.02, 0.05, 0.01], dtype=torch.float64)
+    w = torch.tensor([0.5, 0.3, 0.2], dtype=torch.float64)
+    got, fine = model_information(mean, var, noise, w), model_information(mean, var, noise, w, nodes=128)
+    for b in range(2):
+        mu, s2 = mean[:, b].tolist(), (var[:, b] + noise).tolist()
+        pdf = lambda y, i: math.exp(-((y - mu[i]) ** 2) / (2 * s2[i])) / math.sqrt(2 * math.pi * s2[i])
+        q = lambda y: sum(float(w[j]) * pdf(y, j) for j in range(3))
+        total = 0.0
+        for i in range(3):
+            f = lambda y: pdf(y, i) * (math.log(pdf(y, i)) - math.log(q(y))) if pdf(y, i) > 0 else 0.0
+            sd = math.sqrt(s2[i])
+            total += float(w[i]) * integrate.quad(f, mu[i] - 12 * sd, mu[i] + 12 * sd, limit=400, epsabs=1e-13)[0]
+        assert float(fine[b]) == pytest.approx(total, rel=1e-7, abs=1e-10)  # the formula, to quadrature's accuracy
+        assert float(got[b]) == pytest.approx(total, rel=1e-4)  # the default nodes: ample to rank candidates
+    far = model_information(torch.tensor([[0.0], [50.0]], dtype=torch.float64), torch.zeros(2, 1, dtype=torch.float64),
+                            torch.tensor([1.0, 1.0], dtype=torch.float64), torch.tensor([0.5, 0.5], dtype=torch.float64))
+    assert float(far) == pytest.approx(math.log(2), rel=1e-9)
+    same = model_information(torch.ones(2, 1, dtype=torch.float64), torch.ones(2, 1, dtype=torch.float64),
+                             torch.tensor([1.0, 1.0], dtype=torch.float64), torch.tensor([0.5, 0.5], dtype=torch.float64))
+    assert float(same) == pytest.approx(0.0, abs=1e-12)
+    sure = model_information(mean, var, noise, torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64))
+    assert torch.allclose(sure, torch.zeros(2, dtype=torch.float64), atol=1e-12)
+
+
+def test_botorch_model_information_equals_the_finite_set_score(fitted):
+    u, y, models = fitted
+    cand = torch.linspace(0, 1, 41, dtype=torch.float64).unsqueeze(-1)
+    w = torch.tensor([0.3, 0.7], dtype=torch.float64)
+    posts = [CandidatePosterior(m, u, y / s, cand) for m, s in models]
+    finite = ACQUISITIONS["model-information"]().score(posts, 0, w, torch.arange(41))
+    continuous = ACQUISITIONS["model-information"]().botorch([m for m, _ in models], 0, w, None)(cand.unsqueeze(1))
+    torch.testing.assert_close(finite, continuous.detach(), rtol=1e-6, atol=1e-9)
