@@ -1,7 +1,6 @@
 """The simulated driver serves any simulator: scalar or spectroscopic, directly and over a real link."""
 
 import threading
-import time
 
 import numpy as np
 import pytest
