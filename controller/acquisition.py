@@ -110,6 +110,27 @@ def model_information(mean: Tensor, var: Tensor, noise: Tensor, weights: Tensor,
     return torch.einsum("i,ibq,q->b", p, own - log_q, w).clamp_min(0)
 
 
+def predictive(models: list[StructuredGP], X: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """``K x b`` means and latent variances and ``K`` noise variances of K models at ``X`` (``b x 1 x d``),
+    physical units (each model in its own relative frame)."""
+    means, variances, noises = [], [], []
+    for m in models:
+        post = m.posterior(X)
+        s = m.frame.s
+        means.append(post.mean[..., 0, 0] * s)
+        variances.append(post.variance[..., 0, 0] * s**2)
+        noises.append(m.likelihood.noise.reshape(()) * s**2)
+    return torch.stack(means), torch.stack(variances), torch.stack(noises)
+
+
+def at_points(posteriors: list[PosteriorAtPoints]) -> tuple[Tensor, Tensor, Tensor]:
+    """The same from posteriors kept at a finite candidate set: ``K x N``, ``K x N``, ``K``."""
+    mean = torch.stack([p.mean for p in posteriors])
+    var = torch.stack([p.var for p in posteriors])
+    noise = torch.tensor([p.noise for p in posteriors], dtype=mean.dtype, device=mean.device)
+    return mean, var, noise
+
+
 class ModelDiscrimination(AcquisitionFunction):
     """:func:`discrimination_score` as a BoTorch acquisition over K structured GPs (``q = 1``).
 
@@ -131,14 +152,7 @@ class ModelDiscrimination(AcquisitionFunction):
     @t_batch_mode_transform(expected_q=1)
     def forward(self, X: Tensor) -> Tensor:
         """``X``: ``b x 1 x d`` relative inputs -> ``b`` scores."""
-        means, variances, noises = [], [], []
-        for m in self.models:
-            post = m.posterior(X)
-            s = m.frame.s
-            means.append(post.mean[..., 0, 0] * s)
-            variances.append(post.variance[..., 0, 0] * s**2)
-            noises.append(m.likelihood.noise.reshape(()) * s**2)
-        return discrimination_score(torch.stack(means), torch.stack(variances), torch.stack(noises), self.weights)
+        return discrimination_score(*predictive(self.models, X), self.weights)
 
 
 class IntegratedVarianceReduction(AcquisitionFunction):
@@ -252,9 +266,7 @@ class Discriminate(Acquisition):
     name = "discriminate"
 
     def score(self, posteriors, driver, weights, reference):
-        mean = torch.stack([p.mean for p in posteriors])
-        var = torch.stack([p.var for p in posteriors])
-        noise = torch.tensor([p.noise for p in posteriors], dtype=mean.dtype, device=mean.device)
+        mean, var, noise = at_points(posteriors)
         return discrimination_score(mean, var, noise, weights.to(mean))
 
     def botorch(self, models, driver, weights, reference):
@@ -272,14 +284,7 @@ class ModelInformationAcquisition(AcquisitionFunction):
     @t_batch_mode_transform(expected_q=1)
     def forward(self, X: Tensor) -> Tensor:
         """``X``: ``b x 1 x d`` relative inputs -> ``b`` values (nats)."""
-        means, variances, noises = [], [], []
-        for m in self.models:
-            post = m.posterior(X)
-            s = m.frame.s
-            means.append(post.mean[..., 0, 0] * s)
-            variances.append(post.variance[..., 0, 0] * s**2)
-            noises.append(m.likelihood.noise.reshape(()) * s**2)
-        return model_information(torch.stack(means), torch.stack(variances), torch.stack(noises), self.weights)
+        return model_information(*predictive(self.models, X), self.weights)
 
 
 @ACQUISITIONS.register("model-information")
@@ -289,9 +294,7 @@ class ModelInformation(Acquisition):
     name = "model-information"
 
     def score(self, posteriors, driver, weights, reference):
-        mean = torch.stack([p.mean for p in posteriors])
-        var = torch.stack([p.var for p in posteriors])
-        noise = torch.tensor([p.noise for p in posteriors], dtype=mean.dtype, device=mean.device)
+        mean, var, noise = at_points(posteriors)
         return model_information(mean, var, noise, weights.to(mean))
 
     def botorch(self, models, driver, weights, reference):

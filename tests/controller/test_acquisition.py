@@ -5,7 +5,6 @@ from botorch.acquisition.active_learning import qNegIntegratedPosteriorVariance
 from abduce.controller.acquisition import (
     ACQUISITIONS,
     IntegratedVarianceReduction,
-    ModelDiscrimination,
     discrimination_score,
 )
 from abduce.hypotheses.fitting import FitSettings, fit_hypothesis
@@ -90,13 +89,14 @@ def test_discrimination_fades_when_one_hypothesis_holds_all_the_probability():
     assert sure.item() == pytest.approx(0.0, abs=1e-9)
 
 
-def test_botorch_discrimination_equals_the_finite_set_score(fitted):
+@pytest.mark.parametrize("name", ["discriminate", "model-information"])
+def test_the_botorch_form_equals_the_finite_set_score(fitted, name):
     u, y, models = fitted
     cand = torch.linspace(0, 1, 41, dtype=torch.float64).unsqueeze(-1)
     w = torch.tensor([0.3, 0.7], dtype=torch.float64)
     posts = [CandidatePosterior(m, u, y / s, cand) for m, s in models]
-    finite = ACQUISITIONS["discriminate"]().score(posts, 0, w, torch.arange(41))
-    continuous = ModelDiscrimination([m for m, _ in models], w)(cand.unsqueeze(1))
+    finite = ACQUISITIONS[name]().score(posts, 0, w, torch.arange(41))
+    continuous = ACQUISITIONS[name]().botorch([m for m, _ in models], 0, w, None)(cand.unsqueeze(1))
     torch.testing.assert_close(finite, continuous.detach(), rtol=1e-6, atol=1e-9)
 
 
@@ -139,13 +139,3 @@ def test_model_information_equals_the_mutual_information_by_quadrature():
     assert float(same) == pytest.approx(0.0, abs=1e-12)
     sure = model_information(mean, var, noise, torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64))
     assert torch.allclose(sure, torch.zeros(2, dtype=torch.float64), atol=1e-12)
-
-
-def test_botorch_model_information_equals_the_finite_set_score(fitted):
-    u, y, models = fitted
-    cand = torch.linspace(0, 1, 41, dtype=torch.float64).unsqueeze(-1)
-    w = torch.tensor([0.3, 0.7], dtype=torch.float64)
-    posts = [CandidatePosterior(m, u, y / s, cand) for m, s in models]
-    finite = ACQUISITIONS["model-information"]().score(posts, 0, w, torch.arange(41))
-    continuous = ACQUISITIONS["model-information"]().botorch([m for m, _ in models], 0, w, None)(cand.unsqueeze(1))
-    torch.testing.assert_close(finite, continuous.detach(), rtol=1e-6, atol=1e-9)
