@@ -457,6 +457,7 @@ def sweep(
     out: Path = typer.Option(None, "--out", help="Results folder (default: runs/sweeps/NAME)."),
     scheduler: str = typer.Option(None, help="Address of a running Dask scheduler (default: a LocalCluster here)."),
     workers: int = typer.Option(None, min=1, help="LocalCluster worker processes (default: the cores)."),
+    family: list[str] = typer.Option(None, "--family", help="Run only this family of the config (repeatable)."),
 ) -> None:
     """Run a grid of campaigns (problems x hypothesis sets x policies x seeds) on Dask; table, summary, plot."""
     _pin_threads()
@@ -464,6 +465,8 @@ def sweep(
 
     try:
         cfg = load_sweep(config)
+        if family:
+            cfg = cfg.only(family)
         total = len(cfg.cells())
     except AbduceError as exc:
         _fail(exc)

@@ -75,3 +75,69 @@ def test_candidates_and_bad_settings():
         Transition1D(grid=0, noise_per_point=True)
     with pytest.raises(ConfigError, match="dwell_s"):
         Transition1D(dwell_s=-1.0)
+
+
+# ---- out-of-set truths: shapes no built-in law explains (hand-computed values) ----
+
+
+@pytest.mark.parametrize(
+    "law,options,x,expected",
+    [
+        # A/2 (0.6 - x)^0.5 + A/2 (0.3 - x)^0.5 with A = 2
+        ("two-transitions", {"x_c": 0.6, "x_c2": 0.3, "amplitude": 2.0}, 0.2, 0.4**0.5 + 0.1**0.5),
+        ("two-transitions", {"x_c": 0.6, "x_c2": 0.3, "amplitude": 2.0}, 0.45, 0.15**0.5),
+        ("two-transitions", {"x_c": 0.6, "x_c2": 0.3, "amplitude": 2.0}, 0.7, 0.0),
+        # 2 exp(-(0.7 - 0.6)^2 / (2 0.1^2)) = 2 e^-0.5
+        ("peak", {"x_c": 0.6, "width": 0.1, "amplitude": 2.0}, 0.7, 2.0 * 0.6065306597126334),
+        ("peak", {"x_c": 0.6, "width": 0.1, "amplitude": 2.0}, 0.6, 2.0),
+        # 3 steps down to x_c = 0.6 from lo = 0: edges at 0.2, 0.4, 0.6
+        ("staircase", {"x_c": 0.6, "steps": 3}, 0.1, 1.0),
+        ("staircase", {"x_c": 0.6, "steps": 3}, 0.3, 2 / 3),
+        ("staircase", {"x_c": 0.6, "steps": 3}, 0.5, 1 / 3),
+        ("staircase", {"x_c": 0.6, "steps": 3}, 0.7, 0.0),
+        # (0.6 - 0.35)^0.5 + 0.5 (0.35 - 0) / 1 = 0.5 + 0.175; above x_c only the background
+        ("sloped-transition", {"x_c": 0.6, "background": 0.5}, 0.35, 0.675),
+        ("sloped-transition", {"x_c": 0.6, "background": 0.5}, 0.8, 0.4),
+        ("sloped-transition", {"x_c": 0.6, "background": 0.5, "lo": 0.2, "hi": 1.2, "amplitude": 2.0}, 0.7, 2 * 0.25),
+    ],
+)
+def test_out_of_set_truths_against_hand_computed_values(law, options, x, expected):
+    assert Transition1D(law=law, **options).truth(np.array([[x]]))[0] == pytest.approx(expected, rel=1e-12, abs=1e-15)
+
+
+def test_a_staircase_of_one_step_is_the_first_order_law():
+    x = np.linspace(0, 1, 101)[:, None]
+    np.testing.assert_array_equal(Transition1D(law="staircase", steps=1, x_c=0.43).truth(x),
+                                  Transition1D(law="first-order", x_c=0.43).truth(x))
+
+
+def test_noise_fraction_is_a_fraction_of_the_truths_range_over_the_space():
+    # second-order on [0, 1]: from A (x_c - 0)^beta at x = 0 down to 0 -> range 2 sqrt(0.6)
+    sim = Transition1D(law="second-order", x_c=0.6, beta=0.5, amplitude=2.0, noise_fraction=0.1)
+    assert sim.noise == pytest.approx(0.1 * 2.0 * 0.6**0.5, rel=1e-12)
+    peak = Transition1D(law="peak", x_c=0.5, width=0.05, amplitude=3.0, noise_fraction=0.04)
+    assert peak.noise == pytest.approx(0.04 * 3.0 * (1 - np.exp(-0.5 * 10**2)), rel=1e-9)  # min at the edges
+    assert Transition1D(law="first-order", amplitude=4.0, noise_fraction=0.0).noise == 0.0
+
+
+@pytest.mark.parametrize(
+    "options,match",
+    [
+        ({"law": "peak", "width": 0.0}, "width must be > 0"),
+        ({"law": "staircase", "steps": 0}, "steps must be an integer >= 1"),
+        ({"law": "staircase", "steps": 2.5}, "steps must be an integer >= 1"),
+        ({"law": "staircase", "steps": True}, "steps must be an integer >= 1"),
+        ({"law": "two-transitions", "x_c2": float("nan")}, "x_c2 must be finite"),
+        ({"law": "sloped-transition", "background": float("inf")}, "background must be finite"),
+        ({"noise": 0.1, "noise_fraction": 0.1}, "noise or noise_fraction, not both"),
+        ({"noise_fraction": -0.1}, "noise_fraction must be >= 0"),
+        ({"law": "fourth-order"}, "unknown law 'fourth-order'.*staircase"),
+    ],
+)
+def test_bad_out_of_set_settings_name_the_setting(options, match):
+    with pytest.raises(ConfigError, match=match):
+        Transition1D(**options)
+
+
+def test_a_staircase_of_steps_given_as_a_whole_float_takes_an_int():
+    assert Transition1D(law="staircase", steps=2.0).steps == 2

@@ -1,0 +1,112 @@
+"""The identification benchmark: every family of deploy/sweeps/identification.toml on Dask, or some of them.
+
+Prints the campaigns and the time estimate first, then runs the sweep
+(:func:`abduce.controller.sweep.run_sweep`) and prints the README's table
+(``summary.md`` in the output folder)::
+
+    python tests/benchmarks/identification_benchmark.py [--out DIR] [--family NAME ...]
+        [--campaigns N] [--budget N] [--policy NAME ...] [--workers 2] [--scheduler ADDR]
+        [--estimate-from RESULTS.csv] [--dry-run]
+
+``--family`` runs one family alone (repeatable); ``--campaigns`` caps the
+campaigns per policy (the first ones: the same truths as the full run);
+``--budget`` replaces every family's budget and ``--policy`` keeps only the
+policies named (a smoke run). ``--dry-run``
+prints the estimate and stops.
+
+The estimate: per family and policy, campaigns x CPU seconds per measurement x
+budget, over the workers. CPU seconds per measurement come from
+``--estimate-from`` (a results.csv of an earlier run, e.g. one family at a
+few campaigns; its ``cpu_seconds`` per campaign, per family and policy where
+it has them, else per policy), else from ``MEASURED`` below.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "sweeps" / "identification.toml"
+
+# CPU seconds per measurement of one campaign, by policy and space (finite: a grid of candidates; box: the
+# continuous space): the median over the campaigns of reduced runs of this config (MEASURED_ON), with one
+# thread per campaign on the 2-core machine while other test runs loaded it (CPU time, which that load
+# inflates little; the wall time under it, load average 2-5, was 1.5-3x more). Used when no
+# --estimate-from is given. 38 campaigns in all (2 per policy and family; 8 of them on the box).
+MEASURED_ON = "second-order, sigmoid, peak, loops-remanence; 2 campaigns per policy each; 2026-12-01"
+MEASURED = {
+    ("discriminate", "finite"): 0.31, ("discriminate", "box"): 0.58,
+    ("random", "finite"): 0.25, ("random", "box"): 0.35,
+    ("epsilon-greedy", "finite"): 0.20, ("epsilon-greedy", "box"): 0.33,
+    ("grid", "finite"): 0.28, ("grid", "box"): 0.35,
+    ("plain-gp", "finite"): 0.39, ("plain-gp", "box"): 0.48,
+}
+
+
+def estimate_table(config, results_csv: Path | None):
+    """DataFrame (family, policy, space, campaigns, budget, seconds_per_campaign, seconds)."""
+    import pandas as pd
+
+    from abduce.controller.sweep import estimate
+
+    if results_csv is not None:
+        return estimate(config, pd.read_csv(results_csv))
+    rows = [{"problem": "-", "policy": p, "space": space, "campaign": i, "n": 1, "cpu_seconds": s}
+            for i, ((p, space), s) in enumerate(MEASURED.items())]
+    return estimate(config, pd.DataFrame(rows))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--config", type=Path, default=CONFIG)
+    ap.add_argument("--out", type=Path, default=Path("runs/sweeps/identification"))
+    ap.add_argument("--family", action="append", default=None, help="run only this family (repeatable)")
+    ap.add_argument("--campaigns", type=int, default=None, help="at most this many campaigns per policy and family")
+    ap.add_argument("--budget", type=int, default=None, help="every family's budget (a smoke run)")
+    ap.add_argument("--policy", action="append", default=None, help="run only this policy (repeatable)")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--scheduler", default=None, help="a running Dask scheduler (default: a LocalCluster)")
+    ap.add_argument("--estimate-from", type=Path, default=None, help="results.csv whose cpu_seconds give the costs")
+    ap.add_argument("--dry-run", action="store_true", help="print the estimate and stop")
+    args = ap.parse_args(argv)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # before torch: one thread per campaign (README, "Speed")
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+    from abduce.controller.errors import AbduceError
+    from abduce.controller.sweep import load_sweep, run_sweep
+
+    try:
+        config = load_sweep(args.config)
+        if args.family:
+            config = config.only(args.family)
+        if args.campaigns or args.budget or args.policy:
+            config = config.reduced(args.campaigns, args.budget, args.policy)
+    except AbduceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    cells = config.cells()
+    est = estimate_table(config, args.estimate_from)
+    per_family = est.groupby("family", sort=False).agg(campaigns=("campaigns", "sum"), budget=("budget", "first"),
+                                                       seconds=("seconds", "sum"))
+    print(per_family.assign(core_minutes=(per_family["seconds"] / 60).round(1)).drop(columns="seconds").to_string())
+    total = est["seconds"].sum() / args.workers
+    print(f"{len(cells)} campaigns; estimate {total / 3600:.2f} h on {args.workers} dedicated cores "
+          f"({est['seconds'].sum() / 3600:.2f} core-hours"
+          f"{', costs from ' + str(args.estimate_from) if args.estimate_from else ', costs measured on ' + MEASURED_ON})")
+    if args.dry_run:
+        return 0
+    t0 = time.perf_counter()
+    step = max(1, len(cells) // 50)
+    run_sweep(config, args.out, scheduler=args.scheduler, workers=args.workers,
+              progress=lambda done, n: print(f"  {done}/{n} campaigns, {time.perf_counter() - t0:.0f} s", flush=True)
+              if done % step == 0 or done == n else None)
+    print(f"done in {(time.perf_counter() - t0) / 60:.1f} min; outputs in {args.out}")
+    print((args.out / "summary.md").read_text(encoding="utf-8"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
