@@ -218,13 +218,15 @@ class InstrumentAgent:
                 if self.registered and now - last_heard > 3 * self.heartbeat_s:
                     log.warning("controller silent for %.1f s: re-registering", now - last_heard)
                     self.registered = False
+                # hello and pings never wait for a peer: until one has connected (a controller not yet up, or
+                # one whose CURVE handshake refuses this agent), a DEALER's send would block, and with it stop()
                 if not self.registered and now - last_hello >= self.heartbeat_s:
                     self._send(data, Hello(instrument_id=self.instrument_id, versions=list(SUPPORTED_VERSIONS),
-                                           capabilities=self.capabilities, software="abduce"))
+                                           capabilities=self.capabilities, software="abduce"), block=False)
                     last_hello = now
                 elif self.registered and now - last_control_ping >= self.heartbeat_s:
                     # keeps the control lane routable and shows it alive
-                    self._send(control, Ping())
+                    self._send(control, Ping(), block=False)
                     last_control_ping = now
                 events = dict(poller.poll(timeout=int(250 * min(1.0, self.heartbeat_s))))
                 if pipe in events:
@@ -263,8 +265,12 @@ class InstrumentAgent:
         s.connect(endpoint)
         return s
 
-    def _send(self, sock: zmq.Socket, content, parent=None, buffers=()) -> None:
-        sock.send_multipart(self.codec.encode(content, parent=parent, buffers=buffers))
+    def _send(self, sock: zmq.Socket, content, parent=None, buffers=(), block: bool = True) -> None:
+        """Send one message; with ``block=False`` it is dropped (to be sent again later) when no peer is connected."""
+        try:
+            sock.send_multipart(self.codec.encode(content, parent=parent, buffers=buffers), 0 if block else zmq.NOBLOCK)
+        except zmq.Again:
+            pass
 
     def _recv(self, sock: zmq.Socket) -> Message | None:
         frames = sock.recv_multipart()

@@ -53,5 +53,6 @@ def test_a_curve_identity_not_allowed_cannot_register_even_with_the_signing_key(
             link.wait_for_agent(1.5)
         assert link.agents == {}
     finally:
-        agent.stop()
+        agent.stop()  # its hello finds no peer (the handshake refused it), and must not hang it
         link.close()
+    assert not agent.thread.is_alive()
