@@ -185,12 +185,12 @@ class GatedAgent(InstrumentAgent):
         s.connect(endpoint)
         return s
 
-    def _send(self, sock, content, parent=None, buffers=()) -> None:
+    def _send(self, sock, content, parent=None, buffers=(), block: bool = True) -> None:
         if isinstance(content, Hello):
             while not self.hello_gate.wait(0.05):
                 if self._stop.is_set():
                     return
-        super()._send(sock, content, parent=parent, buffers=buffers)
+        super()._send(sock, content, parent=parent, buffers=buffers, block=block)
 
 
 # ---------------------------------------------------------------- looking at the journal
