@@ -49,7 +49,9 @@ from abduce.controller.measurements import MeasureRequest, Measurement
 from abduce.controller.policies import POLICIES, Policy, PolicyView, SelectionContext
 from abduce.controller.space import DTYPE, Space
 from abduce.controller.stopping import CampaignView, StoppingRule
+from abduce.controller.verdict import explained
 from abduce.hypotheses.check import check
+from abduce.hypotheses.criticism import criticise
 from abduce.hypotheses.declaration import Frame, Hypothesis
 from abduce.hypotheses.evidence import EvidenceTracker, log_evidence, probabilities
 from abduce.hypotheses.library import NONE_OF_THESE
@@ -92,6 +94,10 @@ class CampaignSettings:
         exact_memory_gb: cap on the exact path's candidate factors (``n x N`` float64
             per hypothesis, with the row buffer's headroom): with many candidates the
             switch comes earlier, at ``n = exact_memory_gb 2^30 / (8 x 2.2 N K)`` (:meth:`Campaign.exact_limit`).
+        check_below: up to this n, every step checks each fitted hypothesis against its data
+            (:mod:`abduce.hypotheses.criticism`: leave-one-out residuals, the noise against that of
+            "none of these", the residual's amplitude against its prior; ``O(n^3)`` each;
+            ``StepRecord.checks``); 0 never checks.
     """
 
     n_init: int = 5
@@ -110,6 +116,7 @@ class CampaignSettings:
     batch_fit_below: int = 100
     exact_memory_gb: float = 4.0
     none_prior: float = 0.1
+    check_below: int = 400
 
     def __post_init__(self) -> None:
         if self.n_init < 1:
@@ -122,6 +129,8 @@ class CampaignSettings:
             raise ConfigError(f"device must be auto, cpu or cuda, got {self.device!r}")
         if not 0.0 <= self.none_prior < 1.0:
             raise ConfigError(f"none_prior must be in [0, 1), got {self.none_prior}")
+        if self.check_below < 0:
+            raise ConfigError(f"check_below must be >= 0, got {self.check_below}")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -150,6 +159,9 @@ class StepRecord:
         none: "none of these" (``{"probability", "log_evidence", "log_evidence_se"}``), None when the
             campaign leaves it out or before its first fit. ``probabilities`` and this sum to 1.
         log_evidence_se: per hypothesis, the Monte Carlo standard error of its log evidence.
+        checks: per fitted hypothesis (and "none of these"), its posterior predictive checks
+            (:meth:`abduce.hypotheses.criticism.Criticism.to_json`), up to ``CampaignSettings.check_below``
+            measurements.
     """
 
     step: int
@@ -169,6 +181,7 @@ class StepRecord:
     unfitted: tuple[str, ...] = ()
     none: dict[str, float] | None = None
     log_evidence_se: dict[str, float] = field(default_factory=dict)
+    checks: dict[str, dict] = field(default_factory=dict)
 
 
 @dataclass
@@ -327,7 +340,8 @@ class Campaign:
         return counts
 
     def summary(self) -> dict:
-        """``{"leader", "measurements", "hypotheses": [{"name", "probability", "times_chosen", "parameters"}]}``."""
+        """``{"leader", "measurements", "hypotheses": [{"name", "probability", "times_chosen", "parameters",
+        "check"}], "unfitted", "fit_failures", "none", "explained"}`` (:func:`~abduce.controller.verdict.explained`)."""
         last = self._history[-1] if self._history else None
         hyps = []
         for s in self._slots:
@@ -342,11 +356,13 @@ class Campaign:
                     "times_chosen": s.times_chosen,
                     "mean_reward": None if math.isnan(s.mean_reward) else s.mean_reward,
                     "parameters": {p: {"mean": v[0], "sd": v[1]} for p, v in params.items()},
+                    "check": last.checks.get(name) if last else None,
                 }
             )
+        none = dict(last.none, check=last.checks.get(NONE_OF_THESE.name)) if last and last.none else None
         return {"leader": self.leader(), "measurements": self.n, "hypotheses": hyps,
                 "unfitted": list(last.unfitted) if last else [], "fit_failures": self.fit_failures(),
-                "none": dict(last.none) if last and last.none else None}
+                "none": none, "explained": explained(hyps, none)}
 
     def points(self) -> np.ndarray:
         """``N x d`` physical coordinates of the points the posteriors are kept at: the
@@ -858,7 +874,25 @@ class Campaign:
             unfitted=unfitted,
             none=none,
             log_evidence_se=log_z_se,
+            checks=self._checks(usable),
         )
+
+    def _checks(self, usable: list[int]) -> dict[str, dict]:
+        """The posterior predictive checks of the fitted laws and of "none of these" (StepRecord.checks)."""
+        if self.n > self.settings.check_below:
+            return {}
+        slots = [self._slots[i] for i in usable]
+        if self._none is not None and self._none.posterior is not None:
+            slots.append(self._none)
+        reference = self._none.posterior.noise_rel if self._none is not None and self._none.posterior is not None else None
+        out = {}
+        for slot in slots:
+            h = slot.hypothesis
+            c = criticise(slot.posterior, h.kernel or self.settings.fit.priors, flexible=slot is self._none,
+                          reference_noise=reference)
+            if c is not None:
+                out[h.name] = c.to_json()
+        return out
 
     def _prior(self, k: int) -> list[float]:
         """Prior probabilities of ``k`` laws and, last, of "none of these" (when it is weighed)."""

@@ -52,6 +52,8 @@ def _progress(label: str, total: int, progress: bool):
         status = f"leader {lead} ({p:.2f})" if not record.unfitted else f"no leader: {', '.join(record.unfitted)} unfitted"
         if record.none is not None:
             status += f", none of these {record.none['probability']:.2f}"
+        if (record.checks.get(lead) or {}).get("misfit"):
+            status += f", {lead} fails its checks"
         bar.update(task, completed=record.step + 1, status=status)
 
     return bar, show
@@ -152,16 +154,27 @@ def summary_table(summary: dict) -> Table:
     table.add_column("parameters (posterior mean ± sd)")
     table.add_column("times chosen", justify="right")
     table.add_column("fit failures", justify="right")
+    table.add_column("checks")
     failures = summary.get("fit_failures", {})
     for h in sorted(summary["hypotheses"], key=lambda h: -h["probability"]):
         params = ", ".join(f"{k} = {v['mean']:.4g} ± {v['sd']:.2g}" for k, v in h["parameters"].items())
         name = h["name"] + (" (never fitted)" if h["name"] in summary.get("unfitted", ()) else "")
-        table.add_row(name, f"{h['probability']:.3f}", params, str(h["times_chosen"]), str(failures.get(h["name"], 0)))
+        table.add_row(name, f"{h['probability']:.3f}", params, str(h["times_chosen"]), str(failures.get(h["name"], 0)),
+                      _check_text(h.get("check")))
     none = summary.get("none")
     if none is not None:
         table.add_row("[italic]none of these[/italic]", f"{none['probability']:.3f}", "a flexible GP, no law", "-",
-                      str(failures.get("none of these", 0)))
+                      str(failures.get("none of these", 0)), _check_text(none.get("check")))
+    if summary.get("explained") is False:
+        table.caption = ("no hypothesis explains the data: none of these is the most probable explanation"
+                         if none is not None and none["probability"] > max(h["probability"] for h in summary["hypotheses"])
+                         else "the most probable law fails its posterior predictive checks (see its row)")
     return table
+
+
+def _check_text(check: dict | None) -> str:
+    """``ok`` / ``misfit`` / ``-`` (the statistics are in summary.json and ``abduce inspect``)."""
+    return "-" if check is None else ("misfit" if check["misfit"] else "ok")
 
 
 def _fail(exc: Exception) -> None:

@@ -78,6 +78,7 @@ class Daemon:
         self._running = threading.Event()
         self._running.set()
         self._nothing_explains = False  # "none of these" more probable than every law, at the last step
+        self._leader_misfits = False  # the most probable law failed its posterior predictive checks, at the last step
         self._lock = threading.Lock()
         self._status: dict = {"state": "starting", "campaign": settings.campaign.name, "n": 0,
                               "budget": settings.campaign.budget, "run_dir": str(settings.daemon.run_dir)}
@@ -199,6 +200,13 @@ class Daemon:
         elif not nothing and self._nothing_explains:
             log.info("after %d measurements a hypothesis explains the data better than none of these", record.step + 1)
         self._nothing_explains = nothing
+        lead = max(record.probabilities, key=record.probabilities.get, default=None)
+        check = record.checks.get(lead) if lead is not None else None
+        misfit = bool(check and check["misfit"]) and not nothing
+        if misfit and not self._leader_misfits:
+            log.warning("after %d measurements the most probable law %s fails its checks: %s", record.step + 1, lead,
+                        "; ".join(check["reasons"]))
+        self._leader_misfits = misfit
 
     def _start_web(self, run_dir: Path):
         """The live web view of the run (``[daemon] web = "HOST:PORT"``, see ``abduce serve``), or None.

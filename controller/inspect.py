@@ -34,7 +34,7 @@ JSON (``abduce inspect RUN --json``; the pydantic models below *are* the
 schema, :data:`SCHEMA` is their JSON schema)::
 
     {
-      "schema_version": 2,
+      "schema_version": 3,
       "run": str,                      # the journal file
       "mode": str,                     # in-process | listen | daemon | rehearsal
       "step": int | null,              # the --step asked for (null: all)
@@ -45,12 +45,15 @@ schema, :data:`SCHEMA` is their JSON schema)::
         "hypotheses": [{"name": str, "probability": float, "log_evidence": float | null,
                         "log_evidence_se": float | null,   # Monte Carlo standard error of log_evidence
                         "times_chosen": int, "mean_reward": float | null,
-                        "parameters": {P: {"mean": float, "sd": float}}}],
+                        "parameters": {P: {"mean": float, "sd": float}},
+                        "check": CHECK | null}],   # posterior predictive checks, null: not checked
         "unfitted": [str, ...],        # never fitted so far: no probability yet
         "fit_failures": {hypothesis: int},  # refits that failed, per hypothesis (and "none of these")
-        "none": {"probability": float, "log_evidence": float, "log_evidence_se": float} | null
+        "none": {"probability": float, "log_evidence": float, "log_evidence_se": float,
+                 "check": CHECK | null} | null
                                        # "none of these"; with the
                                        # hypotheses' probabilities it sums to 1
+        "explained": bool | null       # the most probable explanation is a law that passes its checks
       },
       "measurements": [                # every measurement told, in order
         {"step": int, "request_id": str, "x": [float, ...], "y": float,
@@ -69,6 +72,11 @@ schema, :data:`SCHEMA` is their JSON schema)::
                     "message": str | null, "skipped": bool}]
       }
     }
+
+    CHECK = {"n": int, "loo_rms": float, "loo_limit": float, "loo_worst": float,
+             "residual_sd": float, "residual_quantile": float | null,
+             "noise_ratio": float | null, "noise_limit": float | null, "misfit": bool,
+             "reasons": [str, ...]}     # abduce.hypotheses.criticism.Criticism
 """
 
 from __future__ import annotations
@@ -83,8 +91,10 @@ from pydantic import BaseModel, ConfigDict
 from abduce.controller.errors import ConfigError
 from abduce.controller.journal import Event, Journal
 from abduce.controller.rebuild import spec_of
+from abduce.controller.verdict import explained
 
-SCHEMA_VERSION = 2  # 2: summary.unfitted, summary.fit_failures, summary.none, measurements[].none
+SCHEMA_VERSION = 3  # 2: summary.unfitted, summary.fit_failures, summary.none, measurements[].none;
+# 3: summary.hypotheses[].check, summary.none.check, summary.explained
 NONE_NAME = "none of these"  # abduce.hypotheses.library.NONE_OF_THESE.name (this module imports no torch)
 TABLE_ROWS = 20  # measurements shown in the terminal table (all of them in the JSON)
 
@@ -98,6 +108,21 @@ class ParameterEstimate(_Strict):
     sd: float
 
 
+class Check(_Strict):
+    """A hypothesis's posterior predictive checks (abduce.hypotheses.criticism.Criticism)."""
+
+    n: int
+    loo_rms: float
+    loo_limit: float
+    loo_worst: float
+    residual_sd: float
+    residual_quantile: float | None
+    noise_ratio: float | None
+    noise_limit: float | None
+    misfit: bool
+    reasons: list[str]
+
+
 class HypothesisSummary(_Strict):
     name: str
     probability: float
@@ -106,6 +131,7 @@ class HypothesisSummary(_Strict):
     times_chosen: int
     mean_reward: float | None
     parameters: dict[str, ParameterEstimate]
+    check: Check | None = None
 
 
 class NoneOfThese(_Strict):
@@ -114,6 +140,7 @@ class NoneOfThese(_Strict):
     probability: float
     log_evidence: float
     log_evidence_se: float = 0.0
+    check: Check | None = None
 
 
 class Summary(_Strict):
@@ -123,6 +150,7 @@ class Summary(_Strict):
     unfitted: list[str]
     fit_failures: dict[str, int]
     none: NoneOfThese | None
+    explained: bool | None = None
 
 
 class MeasurementRow(_Strict):
@@ -318,6 +346,7 @@ def _summary(names, last: dict | None, n: int, requests, records: list[dict]) ->
         if r.get("reward") is not None and r.get("hypothesis") is not None:
             rewards.setdefault(r["hypothesis"], []).append(r["reward"])
     probs = last["probabilities"] if last else {}
+    checks = last.get("checks", {}) if last else {}
     hyps = []
     for name in names:
         params = last["parameters"].get(name, {}) if last else {}
@@ -331,6 +360,7 @@ def _summary(names, last: dict | None, n: int, requests, records: list[dict]) ->
             times_chosen=chosen.get(name, 0),
             mean_reward=None if mean is None or math.isnan(mean) else mean,
             parameters={p: ParameterEstimate(mean=v[0], sd=v[1]) for p, v in params.items()},
+            check=checks.get(name),
         ))
     unfitted = list(last.get("unfitted", ())) if last else []
     none = last.get("none") if last else None
@@ -339,8 +369,10 @@ def _summary(names, last: dict | None, n: int, requests, records: list[dict]) ->
     for r in records:
         for name in r.get("fit_failures", {}):
             failures[name] = failures.get(name, 0) + 1
+    none_of = NoneOfThese(**none, check=checks.get(NONE_NAME)) if none else None
     return Summary(leader=leader_of(probs, unfitted), measurements=n, hypotheses=hyps, unfitted=unfitted,
-                   fit_failures=failures, none=NoneOfThese(**none) if none else None)
+                   fit_failures=failures, none=none_of,
+                   explained=explained([h.model_dump() for h in hyps], none_of.model_dump() if none_of else None))
 
 
 # --------------------------------------------------------------------------- people
@@ -360,6 +392,13 @@ def _num(v: float | None, fmt: str = ".3f") -> str:
     return "-" if v is None else format(v, fmt)
 
 
+def check_cell(check: Check | None) -> str:
+    """``ok (loo 1.04)`` / ``MISFIT (loo 2.31)`` / ``-``: a hypothesis's checks in a table cell."""
+    if check is None:
+        return "-"
+    return f"{'MISFIT' if check.misfit else 'ok'} (loo {check.loo_rms:.2f}, residual {check.residual_sd:.2f})"
+
+
 def render(inspection: Inspection, rows: int = TABLE_ROWS) -> list:
     """Rich renderables for the terminal: the hypotheses, the last ``rows`` measurements, the stopping state."""
     from rich.table import Table
@@ -374,16 +413,18 @@ def render(inspection: Inspection, rows: int = TABLE_ROWS) -> list:
     hyps.add_column("chosen", justify="right")
     hyps.add_column("mean reward", justify="right")
     hyps.add_column("fit failures", justify="right")
+    hyps.add_column("checks", no_wrap=True)
     for h in sorted(s.hypotheses, key=lambda h: -h.probability):
         params = "\n".join(f"{p} = {estimate(v.mean, v.sd)}" for p, v in h.parameters.items())
         ev = _num(h.log_evidence, ".2f") + (f" ± {h.log_evidence_se:.2f}" if h.log_evidence_se is not None else "")
         name = h.name + (" (never fitted)" if h.name in s.unfitted else "")
         hyps.add_row(name, f"{h.probability:.3f}", ev, params or "-",
-                     str(h.times_chosen), _num(h.mean_reward, ".2f"), str(s.fit_failures.get(h.name, 0)))
+                     str(h.times_chosen), _num(h.mean_reward, ".2f"), str(s.fit_failures.get(h.name, 0)),
+                     check_cell(h.check))
     if s.none is not None:
         hyps.add_row("none of these", f"{s.none.probability:.3f}",
                      f"{s.none.log_evidence:.2f} ± {s.none.log_evidence_se:.2f}", "a flexible GP, no law", "-", "-",
-                     str(s.fit_failures.get(NONE_NAME, 0)))
+                     str(s.fit_failures.get(NONE_NAME, 0)), check_cell(s.none.check))
     shown = inspection.measurements[-rows:] if rows else []
     meas = Table(title=f"measurements ({len(shown)} of {len(inspection.measurements)} shown)")
     for col in ("step", "x", "y"):
@@ -396,6 +437,9 @@ def render(inspection: Inspection, rows: int = TABLE_ROWS) -> list:
                      _num(m.reward, ".0f"), lead)
     if s.none is not None and s.none.probability > max((h.probability for h in s.hypotheses), default=0.0):
         hyps.caption = "no hypothesis explains the data: none of these is the most probable explanation"
+    elif s.explained is False:
+        best = max(s.hypotheses, key=lambda h: h.probability)
+        hyps.caption = f"the most probable law, {best.name}, fails its checks: " + "; ".join(best.check.reasons)
     state = "stopped" if st.stopped else ("in progress" if st.measurements < st.budget else "at budget")
     line = (f"{st.measurements} / {st.budget} measurements, {state}; policy {st.policy}"
             f"{', acquisition ' + st.acquisition if st.acquisition else ''}")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from jinja2 import Environment
 
-from abduce.controller.inspect import Inspection, estimate, journal_path
+from abduce.controller.inspect import Check, Inspection, check_cell, estimate, journal_path
 from abduce.controller.journal import Journal
 
 SECTIONS = ("stopping", "hypotheses", "plots", "measurements", "config")
@@ -65,7 +65,7 @@ pre { background: #f6f6f6; padding: 1em; overflow-x: auto; }
 <h2>Hypotheses</h2>
 <table>
 <tr><th>hypothesis</th><th>probability</th><th>log evidence</th>
-<th>parameters (posterior mean ± sd)</th><th>times chosen</th><th>mean reward</th><th>fit failures</th></tr>
+<th>parameters (posterior mean ± sd)</th><th>times chosen</th><th>mean reward</th><th>fit failures</th><th>checks</th></tr>
 {% for h in hypotheses %}
 <tr{% if h.name == ins.summary.leader %} class="leader"{% endif %}><td>{{ h.name }}{% if h.name in ins.summary.unfitted %} (never fitted){% endif %}</td>
 <td>{{ "%.3f" | format(h.probability) }}</td>
@@ -73,18 +73,23 @@ pre { background: #f6f6f6; padding: 1em; overflow-x: auto; }
 <td class="text">{{ h.parameters_text or "-" }}</td>
 <td>{{ h.times_chosen }}</td>
 <td>{{ "-" if h.mean_reward is none else "%.2f" | format(h.mean_reward) }}</td>
-<td>{{ ins.summary.fit_failures.get(h.name, 0) }}</td></tr>
+<td>{{ ins.summary.fit_failures.get(h.name, 0) }}</td>
+<td class="text">{{ check_cell(h.check) }}</td></tr>
 {% endfor %}
 {% if ins.summary.none %}
 <tr class="none-of-these"><td><em>none of these</em></td>
 <td>{{ "%.3f" | format(ins.summary.none.probability) }}</td>
 <td>{{ "%.2f" | format(ins.summary.none.log_evidence) }}</td>
 <td class="text">a flexible GP with no law (the alternative to every hypothesis)</td><td>-</td><td>-</td>
-<td>{{ ins.summary.fit_failures.get("none of these", 0) }}</td></tr>
+<td>{{ ins.summary.fit_failures.get("none of these", 0) }}</td>
+<td class="text">{{ check_cell(ins.summary.none.check) }}</td></tr>
 {% endif %}
 </table>
 {% if ins.summary.none and ins.summary.none.probability > (hypotheses | map(attribute="probability") | max) %}
 <p class="warning">No hypothesis explains the data: "none of these" is the most probable explanation.</p>
+{% elif ins.summary.explained is false %}
+{% set best = hypotheses | sort(attribute="probability") | last %}
+<p class="warning">The most probable law, {{ best.name }}, fails its checks: {{ best.check.reasons | join("; ") }}.</p>
 {% endif %}
 {% if ins.summary.unfitted %}
 <p class="warning">Never fitted (no probability, so no leader): {{ ins.summary.unfitted | join(", ") }}.</p>
@@ -146,6 +151,7 @@ def render_report(inspection: Inspection, config: dict, figures: dict, skipped: 
         ins=inspection,
         st=inspection.stopping,
         hypotheses=hypotheses,
+        check_cell=lambda c: check_cell(Check(**c) if isinstance(c, dict) else c),
         figures=[(name, png_base64(fig)) for name, fig in figures.items()],
         skipped=list(skipped.items()),
         config=json.dumps(config, indent=2, sort_keys=True, default=str),

@@ -63,9 +63,9 @@ from urllib.parse import urlencode
 from pydantic import BaseModel, ConfigDict
 
 from abduce.controller.errors import AbduceError, ConfigError
-from abduce.controller.inspect import HypothesisSummary, Inspection, MeasurementRow, inspect_run
+from abduce.controller.inspect import HypothesisSummary, Inspection, MeasurementRow, check_cell, inspect_run
 
-SCHEMA_VERSION = 2  # 2: none, unfitted, fit_failures
+SCHEMA_VERSION = 3  # 2: none, unfitted, fit_failures; 3: explained, hypotheses[].check
 FIGURES = ("posteriors", "probabilities", "choices", "acquisition", "spectra")
 SHOWN = ("posteriors", "probabilities")  # drawn on the page; the others are linked
 POLL_S = 0.5  # how often a server-sent-event stream looks at the journals
@@ -100,6 +100,7 @@ class RunStatus(_Strict):
     none: float | None  # the probability of "none of these"
     unfitted: list[str]  # never fitted: no probability, so no leader
     fit_failures: dict[str, int]
+    explained: bool | None  # the most probable explanation is a law that passes its checks (None: not checked)
     hypotheses: list[HypothesisSummary]
     in_flight: int
     errors: int
@@ -245,7 +246,7 @@ class Campaigns:
 
     def _status(self, run: _Run, head: tuple[int, float, str] | None) -> RunStatus:
         empty = dict(mode=None, measurements=0, budget=None, stopped=False, leader=None, probabilities={},
-                     none=None, unfitted=[], fit_failures={}, hypotheses=[], in_flight=0, errors=0, last=None)
+                     none=None, unfitted=[], fit_failures={}, explained=None, hypotheses=[], in_flight=0, errors=0, last=None)
         base = dict(name=run.name, run=str(run.journal))
         if head is None and not run.journal.exists():
             return RunStatus(**base, seq=None, updated=None, last_event=None, state="waiting",
@@ -266,7 +267,7 @@ class Campaigns:
             mode=ins.mode, measurements=st.measurements, budget=st.budget, stopped=st.stopped, leader=s.leader,
             probabilities={h.name: h.probability for h in s.hypotheses}, hypotheses=s.hypotheses,
             none=s.none.probability if s.none else None, unfitted=s.unfitted, fit_failures=s.fit_failures,
-            in_flight=len(st.in_flight), errors=len(st.errors), last=last,
+            explained=s.explained, in_flight=len(st.in_flight), errors=len(st.errors), last=last,
         )
 
     def inspection(self, name: str) -> Inspection | None:
@@ -337,6 +338,7 @@ def _template():
     source = importlib.resources.files("abduce.controller").joinpath("web_page.html").read_text(encoding="utf-8")
     env = Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True)
     env.filters["clock"] = lambda t: "-" if t is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
+    env.globals["check_cell"] = check_cell
     return env.from_string(source)
 
 

@@ -159,7 +159,7 @@ CURIE_WEISS = Hypothesis(
 # scale allows (amplitude up to 2 s, features down to 2% of the space, rougher Matern-3/2): it explains a
 # transition as well as any law does, but pays for the freedom in its marginal likelihood (a log det of
 # a wide kernel); a law that fits with a small residual wins. Two transitions, a peak or a staircase
-# leave every law with a large residual, which its own kernel prior (at most 0.5 s, median 0.05 s)
+# leave every law with a large residual, which its own kernel prior (at most 0.15 s, median 0.03 s)
 # makes expensive, and then this wins.
 NONE_OF_THESE = Hypothesis(
     name="none of these",

@@ -120,6 +120,18 @@ class PosteriorAtPoints:
         self._mean = model.mean_module
         self.points = points
         self.noise_rel = float(model.likelihood.noise.detach())
+        self.outputscale_rel = float(model.covar_module.outputscale.detach())
+
+    def loo_residuals(self) -> Tensor | None:
+        """``n`` standardised leave-one-out residuals, or None where this posterior cannot give them.
+
+        With the hyperparameters and the physical parameters held at the fit, the
+        prediction of ``v_i`` from the other points is ``N(v_i - alpha_i / q_i, 1 / q_i)``,
+        ``alpha = K^-1 (v - m)`` and ``q_i = [K^-1]_ii`` (Rasmussen & Williams 2006, eq.
+        5.12), so ``z_i = alpha_i / sqrt(q_i)`` is N(0, 1) for every point if the model
+        is right. ``K = K_f + sigma_n^2 I`` on the measured points.
+        """
+        return None
 
     @property
     def mean(self) -> Tensor:
@@ -180,6 +192,15 @@ class CandidatePosterior(PosteriorAtPoints):
     @property
     def n(self) -> int:
         return len(self.u)
+
+    def loo_residuals(self) -> Tensor:
+        """``n`` standardised leave-one-out residuals (:meth:`PosteriorAtPoints.loo_residuals`):
+        from ``L`` (``K = L L^T``) and ``a = L^-1 (v - m)``, ``alpha = L^-T a`` and
+        ``q_i = ||L^-1 e_i||^2``; ``O(n^3)``."""
+        with torch.no_grad():
+            eye = torch.eye(self.n, dtype=self.chol.dtype, device=self.chol.device)
+            linv = torch.linalg.solve_triangular(self.chol, eye, upper=False)
+            return (linv.T @ self.a) / (linv**2).sum(0).sqrt()
 
     def add(self, u_new: Tensor, v_new: float) -> CholeskyRow:
         """Condition on one more measurement (``u_new``: ``d``, relative; ``v_new``: relative).

@@ -110,11 +110,11 @@ EXPECTED_EPSILON_GREEDY = [
     (2, 0.92, None, "initial-design", ()),
     (3, 0.04, None, "initial-design", (SO, LIN)),  # first fit of all, at n = n_init
     (4, 0.54, SO, "warm-up", (SO, LIN)),  # below n = 10 every hypothesis is due on growth
-    (5, 0.2, LIN, "warm-up", (SO, LIN)),
+    (5, 0.19, LIN, "warm-up", (SO, LIN)),
     (6, 1.0, SO, "exploit", (SO, LIN)),
-    (7, 0.82, LIN, "exploit", (SO, LIN)),
-    (8, 0.45, SO, "exploit", (SO, LIN)),
-    (9, 0.63, SO, "exploit", (SO, LIN)),
+    (7, 0.0, LIN, "exploit", (SO, LIN)),
+    (8, 0.8, SO, "exploit", (SO, LIN)),
+    (9, 0.45, LIN, "exploit", (SO, LIN)),
 ]
 
 

@@ -219,8 +219,29 @@ def test_the_daemon_warns_once_when_none_of_these_becomes_the_most_probable(tmp_
     steps = [({"linear": 0.7}, 0.3), ({"linear": 0.2}, 0.8), ({"linear": 0.1}, 0.9), ({"linear": 0.6}, 0.4)]
     with caplog.at_level(logging.INFO, logger="abduce.daemon"):
         for i, (probs, none) in enumerate(steps):
-            d._warn_if_nothing_explains(SimpleNamespace(step=i, probabilities=probs, none={"probability": none}))
+            d._warn_if_nothing_explains(SimpleNamespace(step=i, probabilities=probs, none={"probability": none},
+                                                        checks={}))
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert warnings == ["after 2 measurements no hypothesis explains the data: none of these at p = 0.800, "
                         "the best law linear at 0.200"]
     assert any("after 4 measurements a hypothesis explains the data" in r.getMessage() for r in caplog.records)
+
+
+def test_the_daemon_warns_once_when_the_most_probable_law_fails_its_checks(tmp_path, caplog):
+    import logging
+    from types import SimpleNamespace
+
+    new_key(tmp_path / "lab.key", "lab")
+    path = tmp_path / "daemon.toml"
+    path.write_text(CONFIG.format(seed=3, budget=5, listen=LOOPBACK, control=LOOPBACK))
+    d = Daemon(load_settings(path), path)
+    bad = {"misfit": True, "reasons": ["noise sd 0.300 of the data scale is 5.0x that of none of these (0.060)"]}
+    steps = [{"linear": {"misfit": False, "reasons": []}}, {"linear": bad}, {"linear": bad},
+             {"linear": {"misfit": False, "reasons": []}}, {"linear": bad}]
+    with caplog.at_level(logging.INFO, logger="abduce.daemon"):
+        for i, checks in enumerate(steps):
+            d._warn_if_nothing_explains(SimpleNamespace(step=i, probabilities={"linear": 0.9}, none={"probability": 0.1},
+                                                        checks=checks))
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == ["after 2 measurements the most probable law linear fails its checks: " + bad["reasons"][0],
+                        "after 5 measurements the most probable law linear fails its checks: " + bad["reasons"][0]]

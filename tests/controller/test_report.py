@@ -45,6 +45,8 @@ def test_the_report_is_one_self_contained_page_with_every_section(tmp_path):
     none = summary["none"]["probability"]  # "none of these", its probability and its fit failures
     assert f'<tr class="none-of-these"><td><em>none of these</em></td>\n<td>{none:.3f}</td>' in html
     assert html.count("<th>fit failures</th>") == 1
+    check = next(h for h in summary["hypotheses"] if h["name"] == leader)["check"]  # its posterior predictive checks
+    assert f"(loo {check['loo_rms']:.2f}, residual {check['residual_sd']:.2f})" in html and "<th>checks</th>" in html
     config = html.split('<section id="config">')[1]
     assert "&#34;policy&#34;: &#34;epsilon-greedy&#34;" in config  # the config event, pretty-printed JSON
 

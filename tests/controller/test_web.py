@@ -93,6 +93,9 @@ def test_the_page_and_the_json_show_every_campaign(tmp_path):
     assert status["probabilities"] == {h.name: h.probability for h in expected.summary.hypotheses}
     assert status["none"] == expected.summary.none.probability and status["unfitted"] == []
     assert status["fit_failures"] == expected.summary.fit_failures
+    assert status["explained"] == expected.summary.explained and expected.summary.explained is not None
+    lead = next(h for h in expected.summary.hypotheses if h.name == expected.summary.leader)
+    assert f'<td class="checks">{"MISFIT" if lead.check.misfit else "ok"} (loo {lead.check.loo_rms:.2f}' in html
     assert '<tr class="none-of-these"><td><em>none of these</em></td>' in html
     assert status["last"]["request_id"] == expected.measurements[-1].request_id
     with Journal.open(live / "journal.sqlite", readonly=True) as j:

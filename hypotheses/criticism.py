@@ -1,0 +1,136 @@
+"""Posterior predictive checks: does a fitted hypothesis explain its own data?
+
+The evidence ranks the hypotheses against each other; it cannot say that the
+best of them is still wrong. "None of these" (:data:`abduce.hypotheses.library.NONE_OF_THESE`)
+answers that in the evidence, and these checks answer it for each hypothesis
+on its own, from its fit, so that a user sees *which* law fails and how:
+
+* **Leave-one-out residuals.** With the fit's hyperparameters and physical
+  parameters, ``z_i = alpha_i / sqrt([K^-1]_ii)`` (``alpha = K^-1 (v - m)``) is the
+  standardised error of predicting point ``i`` from the others, N(0, 1) for
+  every point when the model is right (:meth:`~abduce.hypotheses.posterior.PosteriorAtPoints.loo_residuals`).
+  A law whose residual kernel is too narrow to absorb a misfit shows it here:
+  ``sum z_i^2`` is then far above its chi-square reference. The check fails
+  when ``rms(z) = sqrt(mean z_i^2)`` exceeds ``sqrt(chi2_{0.999}(n) / n)``, the
+  0.1% tail of ``n`` independent N(0, 1) residuals (1.35 at ``n = 40``). The ``z_i``
+  are correlated, so this is a reference, not an exact test; the false-alarm rate
+  on data drawn from the laws is measured in ``tests/hypotheses/test_criticism.py``.
+* **The noise against the flexible model's.** A law can also call its
+  misfit noise: fitted to a peak, a straight line passes both checks above
+  with a noise variance as large as the peak. Every hypothesis sees the same
+  instrument, so their noise estimates should agree; "none of these", which
+  has no shape to defend, gives the reference. The check fails when the law's
+  noise variance exceeds it by more than the 99.9% point of ``F(n, n)`` (the
+  ratio of two variance estimates from ``n`` points each; 3.2 at ``n = 30``).
+* **The residual against its prior.** A law whose residual kernel *does*
+  absorb the misfit fits well and passes the first check, but only with a
+  residual amplitude its prior puts little mass on. The check fails when the
+  fitted outputscale lies above the 99.9% point of its log-normal prior
+  (``KernelPriors``: median and sigma, relative frame). "None of these" is
+  exempt: its broad residual is the model, not a correction to one.
+
+Both are plug-in (parameters at their fitted values), so they are slightly
+optimistic; they are diagnostics shown beside the probabilities, never
+inputs to them. Computed up to ``n = CampaignSettings.check_below`` points
+(``O(n^3)``), and only for exact inference (inducing-point posteriors give no
+leave-one-out residuals here).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+from scipy.stats import chi2, f
+
+from abduce.hypotheses.declaration import KernelPriors
+from abduce.hypotheses.posterior import PosteriorAtPoints
+
+LOO_TAIL = 1e-3  # the chi-square tail beyond which rms(z) fails
+RESIDUAL_TAIL = 1e-3  # the prior tail beyond which the residual amplitude fails
+NOISE_TAIL = 1e-3  # the F tail beyond which the noise variance ratio to the reference fails
+
+
+@dataclass(frozen=True)
+class Criticism:
+    """One hypothesis's checks against its data.
+
+    Attributes:
+        n: measurements checked.
+        loo_rms: ``sqrt(mean z_i^2)`` of the standardised leave-one-out residuals (1 when right).
+        loo_limit: the ``loo_rms`` above which the check fails, ``sqrt(chi2_{1-LOO_TAIL}(n) / n)``.
+        loo_worst: ``max |z_i|``.
+        residual_sd: the residual kernel's amplitude ``sqrt(outputscale)`` as a fraction of the data scale.
+        residual_quantile: where that outputscale lies in its prior (its CDF), None for "none of these".
+        noise_ratio: its noise variance over the reference's ("none of these"), None without one.
+        noise_limit: the ``noise_ratio`` above which the check fails, ``F_{1-NOISE_TAIL}(n, n)``.
+        misfit: either check failed.
+        reasons: what failed, in words.
+    """
+
+    n: int
+    loo_rms: float
+    loo_limit: float
+    loo_worst: float
+    residual_sd: float
+    residual_quantile: float | None
+    noise_ratio: float | None
+    noise_limit: float | None
+    misfit: bool
+    reasons: tuple[str, ...]
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["reasons"] = list(self.reasons)
+        return d
+
+
+def loo_limit(n: int) -> float:
+    """The rms of ``n`` standardised residuals above which the leave-one-out check fails."""
+    return math.sqrt(float(chi2.ppf(1.0 - LOO_TAIL, n)) / n)
+
+
+def noise_limit(n: int) -> float:
+    """The noise variance ratio (law over reference, ``n`` points each) above which the check fails."""
+    return float(f.ppf(1.0 - NOISE_TAIL, n, n))
+
+
+def criticise(posterior: PosteriorAtPoints, priors: KernelPriors, flexible: bool = False,
+              reference_noise: float | None = None) -> Criticism | None:
+    """The checks of one fitted hypothesis (module docstring), or None where the posterior gives
+    no leave-one-out residuals (inducing points).
+
+    Args:
+        posterior: the hypothesis's posterior on its ``n`` measured points.
+        priors: the kernel priors it was fitted under (its own or the campaign's).
+        flexible: True for "none of these": its residual amplitude is not checked against its prior.
+        reference_noise: the noise variance of "none of these" on the same data (relative frame,
+            as ``posterior.noise_rel``), None to skip the noise check.
+    """
+    z = posterior.loo_residuals()
+    if z is None or len(z) == 0:
+        return None
+    n = len(z)
+    rms = float(z.square().mean().sqrt())
+    limit = loo_limit(n)
+    reasons = []
+    if not rms <= limit:  # NaN fails too
+        reasons.append(f"leave-one-out residuals rms {rms:.2f} > {limit:.2f} (n = {n})")
+    quantile = None
+    if not flexible:
+        z_prior = (math.log(max(posterior.outputscale_rel, 1e-300)) - math.log(priors.outputscale_median)) / priors.outputscale_sigma
+        quantile = 0.5 * math.erfc(-z_prior / math.sqrt(2.0))
+        if quantile > 1.0 - RESIDUAL_TAIL:
+            reasons.append(f"residual amplitude {math.sqrt(posterior.outputscale_rel):.3f} of the data scale is beyond "
+                           f"its prior's {100 * (1 - RESIDUAL_TAIL):.1f}% point "
+                           f"({math.sqrt(priors.outputscale_median):.3f} median)")
+    ratio = ratio_limit = None
+    if reference_noise is not None and reference_noise > 0 and not flexible:
+        ratio, ratio_limit = posterior.noise_rel / reference_noise, noise_limit(n)
+        if not ratio <= ratio_limit:
+            reasons.append(f"noise sd {math.sqrt(posterior.noise_rel):.3f} of the data scale is "
+                           f"{math.sqrt(ratio):.1f}x that of none of these ({math.sqrt(reference_noise):.3f}): "
+                           "it calls the misfit noise")
+    return Criticism(n=n, loo_rms=rms, loo_limit=limit, loo_worst=float(z.abs().max()),
+                     residual_sd=math.sqrt(posterior.outputscale_rel), residual_quantile=quantile,
+                     noise_ratio=ratio, noise_limit=ratio_limit, misfit=bool(reasons), reasons=tuple(reasons))

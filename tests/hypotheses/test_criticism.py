@@ -1,0 +1,100 @@
+"""Posterior predictive checks (abduce.hypotheses.criticism): the leave-one-out residuals against a
+brute-force oracle, the false-alarm rate on data a law generated, and the misfit they exist to catch."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from abduce.controller.verdict import explained
+from abduce.hypotheses.criticism import criticise, loo_limit, noise_limit
+from abduce.hypotheses.declaration import KernelPriors
+from abduce.hypotheses.fitting import FitSettings, fit_hypothesis
+from abduce.hypotheses.library import BUILTIN, NONE_OF_THESE
+from abduce.hypotheses.posterior import CandidatePosterior
+from abduce.simulators.transition1d import Transition1D
+
+
+def _posterior(name, u, y):
+    h = NONE_OF_THESE if name == NONE_OF_THESE.name else BUILTIN[name]
+    fit = fit_hypothesis(h, u, y, (0.0,), (1.0,), None, FitSettings(), seed=0)
+    cand = torch.linspace(0, 1, 51, dtype=torch.float64).unsqueeze(-1)
+    return fit, CandidatePosterior(fit.model(u, y), u, y / fit.frame.s, cand)
+
+
+def test_loo_residuals_equal_predicting_each_point_from_the_others(transition_data):
+    """The closed form against n conditionings with one point left out (hyperparameters fixed)."""
+    u, y = transition_data
+    u, y = u[:20], y[:20]
+    fit, post = _posterior("second-order", u, y)
+    z = post.loo_residuals()
+    v = y / fit.frame.s
+    model = fit.model(u, y)
+    with torch.no_grad():
+        m = model.mean_module(u)
+        k = model.covar_module(u, u).to_dense() + post.noise_rel * torch.eye(len(u), dtype=u.dtype)
+    expected = []
+    for i in range(len(u)):
+        keep = [j for j in range(len(u)) if j != i]
+        kk, ki = k[keep][:, keep], k[keep, i]
+        mu = m[i] + ki @ torch.linalg.solve(kk, v[keep] - m[keep])
+        var = k[i, i] - ki @ torch.linalg.solve(kk, ki)
+        expected.append(float((v[i] - mu) / var.sqrt()))
+    torch.testing.assert_close(z, torch.tensor(expected, dtype=z.dtype), rtol=1e-6, atol=1e-8)
+
+
+def test_the_limits_are_the_chi_square_and_f_tails():
+    assert loo_limit(40) == pytest.approx(1.355, abs=0.005)  # sqrt(chi2.ppf(0.999, 40) / 40) = sqrt(73.40 / 40)
+    assert loo_limit(400) < loo_limit(40)  # more points, a tighter reference
+    assert noise_limit(30) == pytest.approx(3.22, abs=0.01)  # f.ppf(0.999, 30, 30)
+
+
+@pytest.mark.parametrize("truth", ["second-order", "sigmoid"])
+def test_a_law_on_its_own_data_passes_its_checks(truth):
+    """The false-alarm rate: 8 noisy data sets drawn from the law itself, fitted by it; at most one fails."""
+    failed = []
+    for seed in range(8):
+        sim = Transition1D(law=truth, x_c=0.3 + 0.05 * seed, seed=seed, noise_fraction=0.05)
+        x = np.random.default_rng(seed).uniform(0, 1, 30)[:, None]
+        u, y = torch.tensor(x), torch.tensor(sim.measure(x))
+        _, post = _posterior(truth, u, y)
+        _, none = _posterior(NONE_OF_THESE.name, u, y)
+        c = criticise(post, KernelPriors(), reference_noise=none.noise_rel)
+        if c.misfit:
+            failed.append((seed, c.reasons))
+    assert len(failed) <= 1, failed
+
+
+def test_a_law_that_cannot_explain_a_peak_fails_its_checks():
+    """A Gaussian peak in the middle of the space, fitted by the straight line and the sigmoid: each
+    calls the peak noise (or residual), far more than the flexible model needs."""
+    sim = Transition1D(law="peak", x_c=0.5, seed=3, noise_fraction=0.03)
+    x = np.linspace(0, 1, 30)[:, None]
+    u, y = torch.tensor(x), torch.tensor(sim.measure(x))
+    _, none = _posterior(NONE_OF_THESE.name, u, y)
+    for name in ("linear", "sigmoid"):
+        _, post = _posterior(name, u, y)
+        c = criticise(post, KernelPriors(), reference_noise=none.noise_rel)
+        assert c.misfit, (name, c)
+        assert c.reasons and all(isinstance(r, str) for r in c.reasons)
+
+
+def test_none_of_these_is_not_checked_against_a_residual_prior(transition_data):
+    u, y = transition_data
+    _, post = _posterior("linear", u, y)
+    assert criticise(post, KernelPriors(), flexible=True).residual_quantile is None
+    q = criticise(post, KernelPriors()).residual_quantile
+    assert 0.0 <= q <= 1.0 and math.isfinite(q)
+
+
+def _h(name, p, misfit=None):
+    return {"name": name, "probability": p, "check": None if misfit is None else {"misfit": misfit}}
+
+
+def test_explained_is_the_most_probable_explanation_passing_its_checks():
+    assert explained([], None) is None
+    assert explained([_h("a", 0.7, False), _h("b", 0.2, True)], {"probability": 0.1}) is True
+    assert explained([_h("a", 0.7, True), _h("b", 0.2, False)], {"probability": 0.1}) is False
+    assert explained([_h("a", 0.3, False), _h("b", 0.2, False)], {"probability": 0.5}) is False
+    assert explained([_h("a", 0.7), _h("b", 0.3)], None) is None  # not checked (past check_below)
