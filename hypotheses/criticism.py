@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 
 from scipy.stats import chi2, f
 
@@ -85,11 +86,13 @@ class Criticism:
         return d
 
 
+@lru_cache(maxsize=4096)
 def loo_limit(n: int) -> float:
     """The rms of ``n`` standardised residuals above which the leave-one-out check fails."""
     return math.sqrt(float(chi2.ppf(1.0 - LOO_TAIL, n)) / n)
 
 
+@lru_cache(maxsize=4096)
 def noise_limit(n: int) -> float:
     """The noise variance ratio (law over reference, ``n`` points each) above which the check fails."""
     return float(f.ppf(1.0 - NOISE_TAIL, n, n))
