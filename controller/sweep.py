@@ -381,10 +381,12 @@ def run_cell(cell: dict[str, Any]) -> list[dict[str, Any]]:
 
     def record(r) -> None:
         leader, p_leader = _leader(r)
+        check = r.checks.get(leader) if leader else None
         rows.append({**key, "n": r.step + 1,
                      "p_true": r.probabilities.get(truth_name, math.nan) if in_set else math.nan,
                      "leader": leader, "p_leader": p_leader,
-                     "p_none": float(r.none["probability"]) if r.none else math.nan})
+                     "p_none": float(r.none["probability"]) if r.none else math.nan,
+                     "leader_misfit": math.nan if check is None else float(check["misfit"])})
         last[:] = [r]
 
     run_campaign(campaign, instrument, [record])
@@ -439,6 +441,8 @@ def summarize(results, threshold: float = 0.95, quantile: float = 0.95):
     the set); ``identified_at_budget`` (fraction with P(true) >= ``threshold``); ``wrong_at_09``
     (fraction where a wrong law leads with P >= 0.9; out of the set, any law); ``p_none_median``
     (median P("none of these")); ``none_leads`` (fraction where it is more probable than every law);
+    ``flagged`` (fraction the user is told that the set does not explain the data: "none of these"
+    leads, or the leading law fails its posterior predictive checks, ``leader_misfit``);
     ``coverage_mean`` / ``coverage_min`` (the true law's 95% band over the points); ``xc_within_2sd``
     (fraction with ``|x_c error| <= 2 sd``) and ``xc_err_over_sd_median`` (median ``|error| / sd``);
     the median final ``error``, ``seconds`` and ``cpu_seconds``.
@@ -460,13 +464,17 @@ def summarize(results, threshold: float = 0.95, quantile: float = 0.95):
         has_xc = xc_err.notna() & xc_sd.notna()
         ratio = (xc_err[has_xc].abs() / xc_sd[has_xc]).replace(np.inf, np.nan)
         p_none, p_leader = _col(last, "p_none"), _col(last, "p_leader")
+        misfit = _col(last, "leader_misfit")
+        none_leads = p_none > p_leader.fillna(0.0)
         out.append({"problem": prob, "hypothesis_set": hset, "policy": policy, "truth": truth,
                     "seeds": last[camp].nunique(),
                     "n95": int(ok.index[0]) if in_set and len(ok) else math.nan,
                     "identified_at_budget": float(curve.iloc[-1]) if in_set and len(curve) else math.nan,
                     "wrong_at_09": _fraction(_col(last, "wrong_at_09")),
                     "p_none_median": float(p_none.median()) if p_none.notna().any() else math.nan,
-                    "none_leads": float((p_none > p_leader.fillna(0.0)).mean()) if p_none.notna().any() else math.nan,
+                    "none_leads": float(none_leads.mean()) if p_none.notna().any() else math.nan,
+                    "flagged": float((none_leads | (misfit == 1.0)).mean())
+                    if p_none.notna().any() or misfit.notna().any() else math.nan,
                     "coverage_mean": float(_col(last, "coverage").mean()),
                     "coverage_min": float(_col(last, "coverage").min()),
                     "xc_within_2sd": float((ratio <= 2.0).mean()) if has_xc.any() else math.nan,
@@ -538,7 +546,7 @@ def _fmt(v, spec: str = ".2f", missing: str = "—") -> str:
 def markdown(summary, calib=None, budgets: Mapping[str, int] | None = None) -> str:
     """The README's table: one row per family (problem) and policy, and the calibration below it."""
     head = ("| family | policy | campaigns | identified (P ≥ 0.95) | wrong (P ≥ 0.9) | n95 | P(none) median "
-            "| none leads | band coverage mean (min) | x_c within 2 sd | median \\|err\\|/sd |")
+            "| none leads | flagged | band coverage mean (min) | x_c within 2 sd | median \\|err\\|/sd |")
     lines = [head, "|" + "---|" * head.count(" | ") + "---|"]
     for r in summary.itertuples(index=False):
         budget = f" ({budgets[r.problem]})" if budgets and r.problem in budgets else ""
@@ -546,6 +554,7 @@ def markdown(summary, calib=None, budgets: Mapping[str, int] | None = None) -> s
         cov = "n/a" if math.isnan(r.coverage_mean) else f"{r.coverage_mean:.2f} ({r.coverage_min:.2f})"
         lines.append(f"| {r.problem}{budget} | {r.policy} | {r.seeds} | {_fmt(r.identified_at_budget, missing='n/a')} "
                      f"| {_fmt(r.wrong_at_09)} | {n95} | {_fmt(r.p_none_median, '.3f')} | {_fmt(r.none_leads)} "
+                     f"| {_fmt(getattr(r, 'flagged', math.nan))} "
                      f"| {cov} | {_fmt(r.xc_within_2sd, missing='n/a')} "
                      f"| {_fmt(r.xc_err_over_sd_median, '.3g', missing='n/a')} |")
     if calib is not None and len(calib):

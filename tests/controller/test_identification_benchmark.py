@@ -89,12 +89,12 @@ def test_the_slice_writes_every_output_with_its_columns(smoke):
     for name in ("results.csv", "summary.csv", "calibration.csv", "summary.md", "identification.png", "reliability.png"):
         assert (out / name).stat().st_size > 0, name
     assert {"problem", "hypothesis_set", "policy", "seed", "campaign", "truth", "n", "p_true", "leader", "p_leader",
-            "p_none", "error", "seconds", "cpu_seconds", "coverage", "xc_error", "xc_sd", "wrong_at_09", "space",
+            "p_none", "leader_misfit", "error", "seconds", "cpu_seconds", "coverage", "xc_error", "xc_sd", "wrong_at_09", "space",
             "truth_x_c", "truth_amplitude", "truth_noise_fraction", "truth_grid", "truth_beta", "truth_width"} <= set(results)
     sizes = results.groupby(["problem", "policy", "campaign"])["n"].agg(list)
     assert len(sizes) == 2 * 2 * 2 and all(v == list(range(1, 9)) for v in sizes)
     summary = pd.read_csv(out / "summary.csv")
-    assert {"n95", "identified_at_budget", "wrong_at_09", "p_none_median", "none_leads", "coverage_mean", "coverage_min",
+    assert {"n95", "identified_at_budget", "wrong_at_09", "p_none_median", "none_leads", "flagged", "coverage_mean", "coverage_min",
             "xc_within_2sd", "xc_err_over_sd_median"} <= set(summary)
     table = [line for line in (out / "summary.md").read_text().splitlines() if line.startswith("| ")]
     assert sum(line.startswith(("| second-order (8) |", "| peak (8) |")) for line in table) == 4

@@ -308,7 +308,7 @@ def test_band_coverage_counts_the_points_inside_the_95_percent_band():
 def frame(rows):
     base = {"hypothesis_set": "h", "leader": "", "p_leader": math.nan, "p_none": math.nan, "error": math.nan,
             "seconds": math.nan, "cpu_seconds": math.nan, "coverage": math.nan, "xc_error": math.nan,
-            "xc_sd": math.nan, "wrong_at_09": math.nan}
+            "xc_sd": math.nan, "wrong_at_09": math.nan, "leader_misfit": math.nan}
     return pd.DataFrame([{**base, **r} for r in rows])
 
 
@@ -326,10 +326,13 @@ def test_summarize_families_at_the_budget():
         rows.append({"problem": "so", "policy": "random", "campaign": c, "seed": 100 + c, "truth": "second-order",
                      "n": 2, "p_true": pt, "leader": leader, "p_leader": pl, "p_none": pn, "wrong_at_09": wrong,
                      "coverage": cov, "xc_error": e, "xc_sd": sd, "error": 0.1 * c, "cpu_seconds": 2.0})
-    # out of the set, 3 campaigns: none leads in two (0.8 > 0.2, 0.6 > 0.4), a law at 0.93 in the third
-    for c, (pl, pn, wrong) in enumerate([(0.2, 0.8, 0.0), (0.4, 0.6, 0.0), (0.93, 0.05, 1.0)]):
+    # out of the set, 4 campaigns: none leads in two (0.8 > 0.2, 0.6 > 0.4), a law at 0.93 in the third
+    # and at 0.7 in the fourth, which fails its checks (flagged: 3 of 4)
+    for c, (pl, pn, wrong, misfit) in enumerate([(0.2, 0.8, 0.0, 0.0), (0.4, 0.6, 0.0, 1.0), (0.93, 0.05, 1.0, 0.0),
+                                                 (0.7, 0.3, 0.0, 1.0)]):
         rows.append({"problem": "peak", "policy": "random", "campaign": c, "seed": c, "truth": "none", "n": 2,
-                     "p_true": math.nan, "leader": "linear", "p_leader": pl, "p_none": pn, "wrong_at_09": wrong})
+                     "p_true": math.nan, "leader": "linear", "p_leader": pl, "p_none": pn, "wrong_at_09": wrong,
+                     "leader_misfit": misfit})
     s = summarize(frame(rows)).set_index("problem")
     so, peak = s.loc["so"], s.loc["peak"]
     assert so["seeds"] == 4 and so["identified_at_budget"] == pytest.approx(0.25)  # only 0.97 >= 0.95
@@ -339,11 +342,12 @@ def test_summarize_families_at_the_budget():
     assert so["xc_within_2sd"] == pytest.approx(2 / 3) and so["xc_err_over_sd_median"] == pytest.approx(1.0)
     assert so["median_error"] == pytest.approx(0.15) and so["median_cpu_seconds"] == 2.0
     assert peak["truth"] == "none" and math.isnan(peak["identified_at_budget"]) and math.isnan(peak["n95"])
-    assert peak["p_none_median"] == pytest.approx(0.6) and peak["none_leads"] == pytest.approx(2 / 3)
-    assert peak["wrong_at_09"] == pytest.approx(1 / 3) and math.isnan(peak["coverage_mean"])
+    assert peak["p_none_median"] == pytest.approx(0.45) and peak["none_leads"] == pytest.approx(2 / 4)
+    assert peak["wrong_at_09"] == pytest.approx(1 / 4) and math.isnan(peak["coverage_mean"])
+    assert peak["flagged"] == pytest.approx(3 / 4) and so["flagged"] == 0.0  # none leads, or the leader misfits
     md = markdown(summarize(frame(rows)), budgets={"so": 2, "peak": 2})
-    assert "| so (2) | random | 4 | 0.25 | 0.25 | — | 0.020 | 0.00 | 0.80 (0.50) | 0.67 | 1 |" in md
-    assert "| peak (2) | random | 3 | n/a | 0.33 | n/a | 0.600 | 0.67 | n/a | n/a | n/a |" in md
+    assert "| so (2) | random | 4 | 0.25 | 0.25 | — | 0.020 | 0.00 | 0.00 | 0.80 (0.50) | 0.67 | 1 |" in md
+    assert "| peak (2) | random | 4 | n/a | 0.25 | n/a | 0.450 | 0.50 | 0.75 | n/a | n/a | n/a |" in md
 
 
 def test_calibration_bins_the_leaders_probability_and_weighs_the_gaps():
