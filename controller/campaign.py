@@ -51,7 +51,7 @@ from abduce.controller.space import DTYPE, Space
 from abduce.controller.stopping import CampaignView, StoppingRule
 from abduce.controller.verdict import explained
 from abduce.hypotheses.check import check
-from abduce.hypotheses.criticism import criticise
+from abduce.hypotheses.criticism import criticise, difference_noise
 from abduce.hypotheses.declaration import Frame, Hypothesis
 from abduce.hypotheses.evidence import EvidenceTracker, log_evidence, probabilities
 from abduce.hypotheses.library import NONE_OF_THESE
@@ -95,8 +95,8 @@ class CampaignSettings:
             per hypothesis, with the row buffer's headroom): with many candidates the
             switch comes earlier, at ``n = exact_memory_gb 2^30 / (8 x 2.2 N K)`` (:meth:`Campaign.exact_limit`).
         check_below: up to this n, every step checks each fitted hypothesis against its data
-            (:mod:`abduce.hypotheses.criticism`: leave-one-out residuals, the noise against that of
-            "none of these", the residual's amplitude against its prior; ``O(n^3)`` each;
+            (:mod:`abduce.hypotheses.criticism`: leave-one-out residuals, the noise against a
+            model-free estimate from neighbouring readings, the residual's amplitude against its prior; ``O(n^3)`` each;
             ``StepRecord.checks``); 0 never checks.
     """
 
@@ -884,7 +884,8 @@ class Campaign:
         slots = [self._slots[i] for i in usable]
         if self._none is not None and self._none.posterior is not None:
             slots.append(self._none)
-        reference = self._none.posterior.noise_rel if self._none is not None and self._none.posterior is not None else None
+        u, y = self._data_tensors()
+        reference = difference_noise(u, y / data_scale(y))
         out = {}
         for slot in slots:
             h = slot.hypothesis

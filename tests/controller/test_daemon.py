@@ -235,7 +235,7 @@ def test_the_daemon_warns_once_when_the_most_probable_law_fails_its_checks(tmp_p
     path = tmp_path / "daemon.toml"
     path.write_text(CONFIG.format(seed=3, budget=5, listen=LOOPBACK, control=LOOPBACK))
     d = Daemon(load_settings(path), path)
-    bad = {"misfit": True, "reasons": ["noise sd 0.300 of the data scale is 5.0x that of none of these (0.060)"]}
+    bad = {"misfit": True, "reasons": ["noise sd 0.300 of the data scale is 5.0x the data's own (0.060, from neighbouring readings)"]}
     steps = [{"linear": {"misfit": False, "reasons": []}}, {"linear": bad}, {"linear": bad},
              {"linear": {"misfit": False, "reasons": []}}, {"linear": bad}]
     with caplog.at_level(logging.INFO, logger="abduce.daemon"):

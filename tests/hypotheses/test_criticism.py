@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from abduce.controller.verdict import explained
-from abduce.hypotheses.criticism import criticise, loo_limit, noise_limit
+from abduce.hypotheses.criticism import criticise, difference_noise, loo_limit, noise_limit
 from abduce.hypotheses.declaration import KernelPriors
 from abduce.hypotheses.fitting import FitSettings, fit_hypothesis
 from abduce.hypotheses.library import BUILTIN, NONE_OF_THESE
@@ -47,7 +47,7 @@ def test_loo_residuals_equal_predicting_each_point_from_the_others(transition_da
 def test_the_limits_are_the_chi_square_and_f_tails():
     assert loo_limit(40) == pytest.approx(1.355, abs=0.005)  # sqrt(chi2.ppf(0.999, 40) / 40) = sqrt(73.40 / 40)
     assert loo_limit(400) < loo_limit(40)  # more points, a tighter reference
-    assert noise_limit(30) == pytest.approx(3.22, abs=0.01)  # f.ppf(0.999, 30, 30)
+    assert noise_limit(30) == pytest.approx(6.61, abs=0.01)  # f.ppf(0.999, 30, 30 / 2.7)
 
 
 @pytest.mark.parametrize("truth", ["second-order", "sigmoid"])
@@ -58,9 +58,8 @@ def test_a_law_on_its_own_data_passes_its_checks(truth):
         sim = Transition1D(law=truth, x_c=0.3 + 0.05 * seed, seed=seed, noise_fraction=0.05)
         x = np.random.default_rng(seed).uniform(0, 1, 30)[:, None]
         u, y = torch.tensor(x), torch.tensor(sim.measure(x))
-        _, post = _posterior(truth, u, y)
-        _, none = _posterior(NONE_OF_THESE.name, u, y)
-        c = criticise(post, KernelPriors(), reference_noise=none.noise_rel)
+        fit, post = _posterior(truth, u, y)
+        c = criticise(post, KernelPriors(), reference_noise=difference_noise(u, y / fit.frame.s))
         if c.misfit:
             failed.append((seed, c.reasons))
     assert len(failed) <= 1, failed
@@ -68,16 +67,25 @@ def test_a_law_on_its_own_data_passes_its_checks(truth):
 
 def test_a_law_that_cannot_explain_a_peak_fails_its_checks():
     """A Gaussian peak in the middle of the space, fitted by the straight line and the sigmoid: each
-    calls the peak noise (or residual), far more than the flexible model needs."""
+    calls the peak noise (or residual), far more than neighbouring readings differ by."""
     sim = Transition1D(law="peak", x_c=0.5, seed=3, noise_fraction=0.03)
     x = np.linspace(0, 1, 30)[:, None]
     u, y = torch.tensor(x), torch.tensor(sim.measure(x))
-    _, none = _posterior(NONE_OF_THESE.name, u, y)
     for name in ("linear", "sigmoid"):
-        _, post = _posterior(name, u, y)
-        c = criticise(post, KernelPriors(), reference_noise=none.noise_rel)
+        fit, post = _posterior(name, u, y)
+        c = criticise(post, KernelPriors(), reference_noise=difference_noise(u, y / fit.frame.s))
         assert c.misfit, (name, c)
         assert c.reasons and all(isinstance(r, str) for r in c.reasons)
+
+
+def test_the_difference_noise_recovers_the_noise_and_ignores_a_jump():
+    """Readings of a jump plus N(0, 0.1^2) noise at 400 points: the estimate is within 15% of 0.01."""
+    rng = np.random.default_rng(0)
+    x = np.sort(rng.uniform(0, 1, 400))
+    y = np.where(x < 0.5, 1.0, 0.0) + rng.normal(0, 0.1, 400)
+    est = difference_noise(torch.tensor(x[:, None]), torch.tensor(y))
+    assert est == pytest.approx(0.01, rel=0.15)
+    assert difference_noise(torch.zeros(3, 1, dtype=torch.float64), torch.zeros(3, dtype=torch.float64)) is None
 
 
 def test_none_of_these_is_not_checked_against_a_residual_prior(transition_data):
