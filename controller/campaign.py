@@ -885,12 +885,12 @@ class Campaign:
         if self._none is not None and self._none.posterior is not None:
             slots.append(self._none)
         u, y = self._data_tensors()
-        reference = difference_noise(u, y / data_scale(y))
+        reference = difference_noise(u, y)
         out = {}
         for slot in slots:
             h = slot.hypothesis
             c = criticise(slot.posterior, h.kernel or self.settings.fit.priors, flexible=slot is self._none,
-                          reference_noise=reference)
+                          reference=reference)
             if c is not None:
                 out[h.name] = c.to_json()
         return out

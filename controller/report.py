@@ -88,7 +88,7 @@ pre { background: #f6f6f6; padding: 1em; overflow-x: auto; }
 {% if ins.summary.none and ins.summary.none.probability > (hypotheses | map(attribute="probability") | max) %}
 <p class="warning">No hypothesis explains the data: "none of these" is the most probable explanation.</p>
 {% elif ins.summary.explained is false %}
-{% set best = hypotheses | sort(attribute="probability") | last %}
+{% set best = hypotheses | sort(attribute="probability", reverse=true) | first %}
 <p class="warning">The most probable law, {{ best.name }}, fails its checks: {{ best.check.reasons | join("; ") }}.</p>
 {% endif %}
 {% if ins.summary.unfitted %}

@@ -22,19 +22,29 @@ on its own, from its fit, so that a user sees *which* law fails and how:
   differences between each reading and its nearest measured neighbour's:
   ``sigma_d^2 = median_i (v_i - v_nn(i))^2 / (2 * 0.4549)`` (0.4549: the median
   of chi-square with 1 degree of freedom; the median ignores the few pairs that
-  straddle a jump). Curvature between neighbours only raises it, which makes
-  the check more lenient, never stricter. (The noise of "none of these" was
+  straddle a jump; each pair of mutual nearest neighbours counts once). A
+  slope between neighbours only raises it (the difference picks up slope x
+  spacing), which makes the check more lenient, never stricter; so does its
+  floor, the noise variance's lower bound (``KernelPriors.noise_bounds``, in the
+  data scale: no law can fit less noise than that). Both sides are compared in
+  physical units, so a law whose posterior was updated since its last refit
+  (a frame of an older data scale) is compared correctly. (The noise of "none of these" was
   tried first as the reference and failed: it interpolates small-noise data
   and put the true law at 70-100x its noise.) The check fails when the law's
   noise variance exceeds ``sigma_d^2`` by more than the 99.9% point of
-  ``F(n, n / 2.7)`` (the median of ``n`` squares carries the information of
-  about ``n / 2.7`` of their mean's; 6.6 at ``n = 30``).
+  ``F(n, m / 2.7)`` for ``m`` distinct pairs (the median of ``m`` squares
+  carries the information of about ``m / 2.7`` of their mean's; 11.4 at
+  ``n = 30, m = 20``).
 * **The residual against its prior.** A law whose residual kernel *does*
   absorb the misfit fits well and passes the first check, but only with a
   residual amplitude its prior puts little mass on. The check fails when the
   fitted outputscale lies above the 99.9% point of its log-normal prior
-  (``KernelPriors``: median and sigma, relative frame). "None of these" is
-  exempt: its broad residual is the model, not a correction to one.
+  (``KernelPriors``: median and sigma, relative frame). With the defaults
+  (median 3% of the data scale, sigma 1, at most 15%) that point is a residual
+  sd of 14.1%, so in practice it fires when the residual presses against its
+  upper bound. "None of these" is exempt from this check and the noise check:
+  its broad residual is the model, not a correction to one (its leave-one-out
+  residuals are checked).
 
 All three are plug-in (parameters at their fitted values), so they are slightly
 optimistic; they are diagnostics shown beside the probabilities, never
@@ -75,9 +85,10 @@ class Criticism:
         loo_worst: ``max |z_i|``.
         residual_sd: the residual kernel's amplitude ``sqrt(outputscale)`` as a fraction of the data scale.
         residual_quantile: where that outputscale lies in its prior (its CDF), None for "none of these".
-        noise_ratio: its noise variance over the model-free reference (:func:`difference_noise`), None without one.
-        noise_limit: the ``noise_ratio`` above which the check fails, ``F_{1-NOISE_TAIL}(n, n / 2.7)``.
-        misfit: either check failed.
+        noise_ratio: its noise variance over the model-free reference (:func:`difference_noise`, floored
+            at the noise bound), None without one.
+        noise_limit: the ``noise_ratio`` above which the check fails, ``F_{1-NOISE_TAIL}(n, m / 2.7)``.
+        misfit: any of the checks failed.
         reasons: what failed, in words.
     """
 
@@ -105,27 +116,39 @@ def loo_limit(n: int) -> float:
 
 
 @lru_cache(maxsize=4096)
-def noise_limit(n: int) -> float:
-    """The ratio of a law's noise variance to :func:`difference_noise` above which the check fails."""
-    return float(f.ppf(1.0 - NOISE_TAIL, n, max(1.0, n / _MEDIAN_DOF)))
+def noise_limit(n: int, pairs: int) -> float:
+    """The ratio of a law's noise variance (``n`` points) to :func:`difference_noise` (``pairs``
+    distinct squared differences) above which the check fails."""
+    return float(f.ppf(1.0 - NOISE_TAIL, n, max(1.0, pairs / _MEDIAN_DOF)))
 
 
-def difference_noise(u: Tensor, v: Tensor) -> float | None:
-    """A model-free noise variance of readings ``v`` (``n``) at ``u`` (``n x d``, unit coordinates):
-    ``median_i (v_i - v_nn(i))^2 / (2 * 0.4549)`` over each point's nearest other point ``nn(i)``
-    (module docstring). None below 4 points."""
-    n = len(v)
+@dataclass(frozen=True)
+class DifferenceNoise:
+    """A model-free noise variance (physical units squared) and the distinct pairs it came from."""
+
+    variance: float
+    pairs: int
+
+
+def difference_noise(u: Tensor, y: Tensor) -> DifferenceNoise | None:
+    """A model-free noise variance of readings ``y`` (``n``) at ``u`` (``n x d``, unit coordinates):
+    ``median (y_i - y_nn(i))^2 / (2 * 0.4549)`` over the distinct pairs of each point and its nearest
+    other point ``nn(i)`` (module docstring), in ``y``'s units squared. None below 4 points."""
+    n = len(y)
     if n < 4:
         return None
     with torch.no_grad():
         d = torch.cdist(u, u)
         d.fill_diagonal_(math.inf)
-        sq = (v - v[d.argmin(1)]).square()
-        return float(sq.median()) / (2.0 * _CHI2_1_MEDIAN)
+        i = torch.arange(n, device=u.device)
+        j = d.argmin(1)
+        pairs = torch.unique(torch.stack([torch.minimum(i, j), torch.maximum(i, j)]), dim=1)
+        sq = (y[pairs[0]] - y[pairs[1]]).square()
+        return DifferenceNoise(float(torch.quantile(sq, 0.5)) / (2.0 * _CHI2_1_MEDIAN), pairs.shape[1])
 
 
 def criticise(posterior: PosteriorAtPoints, priors: KernelPriors, flexible: bool = False,
-              reference_noise: float | None = None) -> Criticism | None:
+              reference: DifferenceNoise | None = None) -> Criticism | None:
     """The checks of one fitted hypothesis (module docstring), or None where the posterior gives
     no leave-one-out residuals (inducing points).
 
@@ -133,8 +156,8 @@ def criticise(posterior: PosteriorAtPoints, priors: KernelPriors, flexible: bool
         posterior: the hypothesis's posterior on its ``n`` measured points.
         priors: the kernel priors it was fitted under (its own or the campaign's).
         flexible: True for "none of these": its residual amplitude is not checked against its prior.
-        reference_noise: the model-free noise variance of the same data (:func:`difference_noise`,
-            relative frame as ``posterior.noise_rel``), None to skip the noise check.
+        reference: the model-free noise of the same data (:func:`difference_noise`, physical
+            units), None to skip the noise check.
     """
     z = posterior.loo_residuals()
     if z is None or len(z) == 0:
@@ -154,12 +177,14 @@ def criticise(posterior: PosteriorAtPoints, priors: KernelPriors, flexible: bool
                            f"its prior's {100 * (1 - RESIDUAL_TAIL):.1f}% point "
                            f"({math.sqrt(priors.outputscale_median):.3f} median)")
     ratio = ratio_limit = None
-    if reference_noise is not None and reference_noise > 0 and not flexible:
-        ratio, ratio_limit = posterior.noise_rel / reference_noise, noise_limit(n)
-        if not ratio <= ratio_limit:
-            reasons.append(f"noise sd {math.sqrt(posterior.noise_rel):.3f} of the data scale is "
-                           f"{math.sqrt(ratio):.1f}x the data's own ({math.sqrt(reference_noise):.3f}, "
-                           "from neighbouring readings): it calls the misfit noise")
+    if reference is not None and not flexible:
+        floor = priors.noise_bounds[0] * posterior.s**2  # the least noise any law can fit, physical units
+        ref = max(reference.variance, floor)
+        if ref > 0 and math.isfinite(ref):
+            ratio, ratio_limit = posterior.noise / ref, noise_limit(n, reference.pairs)
+            if not ratio <= ratio_limit:
+                reasons.append(f"noise sd {math.sqrt(posterior.noise):.3g} is {math.sqrt(ratio):.1f}x the data's own "
+                               f"({math.sqrt(ref):.3g}, from neighbouring readings): it calls the misfit noise")
     return Criticism(n=n, loo_rms=rms, loo_limit=limit, loo_worst=float(z.abs().max()),
                      residual_sd=math.sqrt(posterior.outputscale_rel), residual_quantile=quantile,
                      noise_ratio=ratio, noise_limit=ratio_limit, misfit=bool(reasons), reasons=tuple(reasons))

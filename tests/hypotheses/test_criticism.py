@@ -47,7 +47,7 @@ def test_loo_residuals_equal_predicting_each_point_from_the_others(transition_da
 def test_the_limits_are_the_chi_square_and_f_tails():
     assert loo_limit(40) == pytest.approx(1.355, abs=0.005)  # sqrt(chi2.ppf(0.999, 40) / 40) = sqrt(73.40 / 40)
     assert loo_limit(400) < loo_limit(40)  # more points, a tighter reference
-    assert noise_limit(30) == pytest.approx(6.61, abs=0.01)  # f.ppf(0.999, 30, 30 / 2.7)
+    assert noise_limit(30, 20) == pytest.approx(11.40, abs=0.01)  # f.ppf(0.999, 30, 20 / 2.7)
 
 
 @pytest.mark.parametrize("truth", ["second-order", "sigmoid"])
@@ -59,7 +59,7 @@ def test_a_law_on_its_own_data_passes_its_checks(truth):
         x = np.random.default_rng(seed).uniform(0, 1, 30)[:, None]
         u, y = torch.tensor(x), torch.tensor(sim.measure(x))
         fit, post = _posterior(truth, u, y)
-        c = criticise(post, KernelPriors(), reference_noise=difference_noise(u, y / fit.frame.s))
+        c = criticise(post, KernelPriors(), reference=difference_noise(u, y))
         if c.misfit:
             failed.append((seed, c.reasons))
     assert len(failed) <= 1, failed
@@ -73,19 +73,52 @@ def test_a_law_that_cannot_explain_a_peak_fails_its_checks():
     u, y = torch.tensor(x), torch.tensor(sim.measure(x))
     for name in ("linear", "sigmoid"):
         fit, post = _posterior(name, u, y)
-        c = criticise(post, KernelPriors(), reference_noise=difference_noise(u, y / fit.frame.s))
+        c = criticise(post, KernelPriors(), reference=difference_noise(u, y))
         assert c.misfit, (name, c)
         assert c.reasons and all(isinstance(r, str) for r in c.reasons)
 
 
 def test_the_difference_noise_recovers_the_noise_and_ignores_a_jump():
-    """Readings of a jump plus N(0, 0.1^2) noise at 400 points: the estimate is within 15% of 0.01."""
+    """Readings of a jump plus N(0, 0.1^2) noise at 400 points: the estimate is within 15% of 0.01;
+    each pair of mutual nearest neighbours counts once."""
     rng = np.random.default_rng(0)
     x = np.sort(rng.uniform(0, 1, 400))
     y = np.where(x < 0.5, 1.0, 0.0) + rng.normal(0, 0.1, 400)
     est = difference_noise(torch.tensor(x[:, None]), torch.tensor(y))
-    assert est == pytest.approx(0.01, rel=0.15)
+    assert est.variance == pytest.approx(0.01, rel=0.15)
+    assert 200 <= est.pairs < 400
     assert difference_noise(torch.zeros(3, 1, dtype=torch.float64), torch.zeros(3, dtype=torch.float64)) is None
+
+
+def test_a_precise_instrument_is_not_a_misfit():
+    """Noise far below the noise variance's lower bound: the law fits the bound, and the reference is
+    floored there too (it was once flagged at 2.7x)."""
+    sim = Transition1D(law="sigmoid", x_c=0.5, seed=2, noise_fraction=0.0005)
+    x = np.random.default_rng(2).uniform(0, 1, 30)[:, None]
+    u, y = torch.tensor(x), torch.tensor(sim.measure(x))
+    _, post = _posterior("sigmoid", u, y)
+    c = criticise(post, KernelPriors(), reference=difference_noise(u, y))
+    assert not c.misfit, c.reasons
+
+
+def test_the_noise_check_compares_physical_units_after_the_data_scale_grows():
+    """A law fitted on the first points (an older, smaller data scale) and updated point by point:
+    its noise is compared in physical units, so the same data pass the noise check whatever the frame
+    (the stale fit's leave-one-out residuals may fail, rightly: its parameters predate the new points)."""
+    sim = Transition1D(law="second-order", x_c=0.6, seed=4, noise_fraction=0.05)
+    x = np.linspace(0.45, 1.0, 30)[:, None]  # the largest readings (small x) come last
+    x = np.concatenate([x, np.linspace(0.0, 0.25, 8)[:, None]])
+    u, y = torch.tensor(x), torch.tensor(sim.measure(x))
+    fit = fit_hypothesis(BUILTIN["second-order"], u[:30], y[:30], (0.0,), (1.0,), None, FitSettings(), seed=0)
+    cand = torch.linspace(0, 1, 51, dtype=torch.float64).unsqueeze(-1)
+    post = CandidatePosterior(fit.model(u[:30], y[:30]), u[:30], y[:30] / fit.frame.s, cand)
+    for i in range(30, len(u)):
+        post.add(u[i], float(y[i]) / fit.frame.s)
+    assert float(y.abs().max()) > 1.3 * fit.frame.s  # the scale grew since the fit
+    c = criticise(post, KernelPriors(), reference=difference_noise(u, y))
+    ref = difference_noise(u, y).variance
+    assert c.noise_ratio == pytest.approx(post.noise / ref)  # physical over physical, not the fit's frame over today's
+    assert c.noise_ratio < 3.0 and not any("noise" in r for r in c.reasons), c
 
 
 def test_none_of_these_is_not_checked_against_a_residual_prior(transition_data):
