@@ -874,17 +874,17 @@ class Campaign:
             unfitted=unfitted,
             none=none,
             log_evidence_se=log_z_se,
-            checks=self._checks(usable),
+            checks=self._checks(usable, u, y),
         )
 
-    def _checks(self, usable: list[int]) -> dict[str, dict]:
-        """The posterior predictive checks of the fitted laws and of "none of these" (StepRecord.checks)."""
+    def _checks(self, usable: list[int], u: Tensor, y: Tensor) -> dict[str, dict]:
+        """The posterior predictive checks of the fitted laws and of "none of these" (StepRecord.checks)
+        on the step's data (``u``: ``n x d`` unit coordinates, ``y``: ``n``)."""
         if self.n > self.settings.check_below:
             return {}
         slots = [self._slots[i] for i in usable]
         if self._none is not None and self._none.posterior is not None:
             slots.append(self._none)
-        u, y = self._data_tensors()
         reference = difference_noise(u, y)
         out = {}
         for slot in slots:
