@@ -55,6 +55,7 @@ from abduce.hypotheses.criticism import criticise, difference_noise
 from abduce.hypotheses.declaration import Frame, Hypothesis
 from abduce.hypotheses.evidence import EvidenceTracker, log_evidence, probabilities
 from abduce.hypotheses.library import NONE_OF_THESE
+from abduce.hypotheses.occam import log_occam
 from abduce.hypotheses.batched import fit_hypotheses_batched
 from abduce.hypotheses.fitting import Fit, FitSettings, data_scale, fit_planned, plan_fit
 from abduce.hypotheses.posterior import CandidatePosterior, PosteriorAtPoints
@@ -98,6 +99,10 @@ class CampaignSettings:
             (:mod:`abduce.hypotheses.criticism`: leave-one-out residuals, the noise against a
             model-free estimate from neighbouring readings, the residual's amplitude against its prior; ``O(n^3)`` each;
             ``StepRecord.checks``); 0 never checks.
+        hyperparameter_evidence: each log evidence includes the Laplace factor that integrates
+            the kernel and noise hyperparameters out (:mod:`abduce.hypotheses.occam`, computed
+            at every refit on the first 400 points); False holds them at their fit (the
+            evidence before this factor, kept for side-by-side measurement).
     """
 
     n_init: int = 5
@@ -117,6 +122,7 @@ class CampaignSettings:
     exact_memory_gb: float = 4.0
     none_prior: float = 0.1
     check_below: int = 400
+    hyperparameter_evidence: bool = True
 
     def __post_init__(self) -> None:
         if self.n_init < 1:
@@ -792,8 +798,12 @@ class Campaign:
         model = fit.model(u, y)
         posterior = self._posterior_of(fit, u, y, model)
         if fit.inducing:
-            return posterior, log_evidence(model, u, y, self.settings.evidence_samples, seed, sparse=posterior)
-        return posterior, log_evidence(model, u, y, self.settings.evidence_samples, seed, chol=posterior.chol)
+            tracker = log_evidence(model, u, y, self.settings.evidence_samples, seed, sparse=posterior)
+        else:
+            tracker = log_evidence(model, u, y, self.settings.evidence_samples, seed, chol=posterior.chol)
+        if self.settings.hyperparameter_evidence:
+            tracker.log_occam = log_occam(model, u, y / fit.frame.s)
+        return posterior, tracker
 
     def _posterior_of(self, fit: Fit, u: Tensor, y: Tensor, model=None) -> PosteriorAtPoints:
         model = fit.model(u, y) if model is None else model

@@ -187,3 +187,19 @@ def test_bad_construction():
         make(hyps=[])
     with pytest.raises(ConfigError):
         make(hyps=[BUILTIN["linear"], BUILTIN["linear"]])
+
+
+def test_the_evidence_integrates_the_hyperparameters_unless_told_not_to():
+    """The same measurements (the grid baseline ignores the probabilities), weighed with and without the
+    hyperparameters' Laplace factor (abduce.hypotheses.occam): every law's log evidence moves by a factor of
+    a few nats at most, down, and "none of these" moves too."""
+    runs = {}
+    for flag in (True, False):
+        c, sim = make(policy="grid", budget=10, settings=dataclasses.replace(FAST, hyperparameter_evidence=flag))
+        runs[flag] = drive(c, sim)
+    on, off = runs[True].history[-1], runs[False].history[-1]
+    assert runs[True].data == runs[False].data
+    for name in on.log_evidence:
+        shift = on.log_evidence[name] - off.log_evidence[name]
+        assert -15.0 < shift < 0.0, (name, shift)
+    assert on.none["log_evidence"] != off.none["log_evidence"]
