@@ -40,7 +40,7 @@ from botorch.optim.fit import fit_gpytorch_mll_scipy
 from gpytorch.mlls import ExactMarginalLogLikelihood
 from torch import Tensor
 
-from abduce.controller.errors import FitError
+from abduce.controller.errors import ConfigError, FitError
 from abduce.hypotheses.declaration import Frame, Hypothesis
 from abduce.hypotheses.model import DTYPE, KernelPriors, StructuredGP, relative_mean
 from abduce.hypotheses.sparse import Features, TitsiasMarginalLogLikelihood, inducing_points, titsias_terms
@@ -60,6 +60,12 @@ class FitSettings:
             posterior per point) by less than ``ftol`` relative to its size (SciPy's
             ``ftol``; its default is 2.2e-9).
         priors: kernel and noise priors.
+        explore_every: a warm fit starts only from the screened draws that beat the warm state
+            under the prior-median kernel; whenever ``n`` is a multiple of this, it also starts from
+            the best draw regardless (0: never). A warm state stuck in a local optimum scores better
+            than every prior draw under that kernel and was never left: on the identification
+            benchmark a second-order truth (beta = 0.14) ended at P = 1.0 for first-order, its own fit
+            15 nats of log evidence below a cold fit on the same data.
     """
 
     screen: int = 256
@@ -67,6 +73,11 @@ class FitSettings:
     maxiter: int = 150
     ftol: float = 2.220446049250313e-09
     priors: KernelPriors = field(default_factory=KernelPriors)
+    explore_every: int = 4
+
+    def __post_init__(self) -> None:
+        if self.explore_every < 0:
+            raise ConfigError(f"explore_every must be >= 0, got {self.explore_every}")
 
 
 @dataclass
@@ -371,9 +382,10 @@ def plan_fit(
             bar = float(0.5 * residual_quads(model, u, v, current, z).sum() - log_prior(hypothesis, current).sum())
         else:
             bar = math.inf
+        explore = warm is not None and settings.explore_every > 0 and len(u) % settings.explore_every == 0
         order = torch.argsort(score)
-        for i in order[: settings.restarts].tolist():
-            if float(score[i]) < bar and math.isfinite(float(score[i])):
+        for rank, i in enumerate(order[: settings.restarts].tolist()):
+            if (float(score[i]) < bar or (explore and rank == 0)) and math.isfinite(float(score[i])):
                 starts.append({name: t[i, 0] for name, t in draws.items()})
     if not starts:
         starts.append({})

@@ -47,3 +47,25 @@ def test_a_mean_that_is_always_nan_raises_a_typed_error(transition_data):
     with pytest.raises(FitError) as info:
         fit_hypothesis(broken, u, y, LO, SPAN, None, FitSettings(), seed=0)
     assert info.value.hypothesis == "broken" and info.value.n == 40
+
+
+@pytest.mark.parametrize("explore_every,n,expected", [(4, 36, 2), (0, 36, 1), (4, 35, 1)])
+def test_a_warm_fit_also_starts_from_the_screen_every_few_points(transition_data, explore_every, n, expected):
+    """A warm state that beats every screened draw under the prior-median kernel (here: the optimum itself)
+    is the only start, except when n is a multiple of explore_every: then the best draw is started too, so
+    a warm state stuck in a local optimum is left (FitSettings.explore_every)."""
+    from abduce.hypotheses.fitting import plan_fit
+
+    u, y = transition_data
+    u, y = u[:n], y[:n]
+    settings = FitSettings(explore_every=explore_every)
+    warm = fit_hypothesis(BUILTIN["second-order"], u, y, LO, SPAN, None, settings, seed=0)
+    plan = plan_fit(BUILTIN["second-order"], u, y, LO, SPAN, warm, settings, seed=1)
+    assert len(plan.starts) == expected
+
+
+def test_explore_every_must_not_be_negative():
+    from abduce.controller.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="explore_every"):
+        FitSettings(explore_every=-1)
