@@ -101,7 +101,7 @@ class CampaignSettings:
             ``StepRecord.checks``); 0 never checks.
         hyperparameter_evidence: each log evidence includes the Laplace factor that integrates
             the kernel and noise hyperparameters out (:mod:`abduce.hypotheses.occam`, computed
-            at every refit on the first 400 points); False holds them at their fit (the
+            at every refit on the first 200 points); False holds them at their fit (the
             evidence before this factor, kept for side-by-side measurement).
     """
 
