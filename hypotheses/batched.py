@@ -42,19 +42,19 @@ from torch import Tensor
 
 from abduce.controller.errors import FitError
 from abduce.hypotheses.fitting import Fit, FitPlan, FitSettings, fit_planned, one_blas_thread
-from abduce.hypotheses.model import DTYPE, StructuredGP, relative_mean
+from abduce.hypotheses.model import DTYPE, LOG_2PI, StructuredGP, relative_mean
+from abduce.hypotheses.occam import matern_correlation
 
-_LOG_2PI = math.log(2 * math.pi)
 _log = logging.getLogger("abduce.fitting")
 
 
-def _matern(r: Tensor, nu: Tensor) -> Tensor:
-    """GPyTorch's Matern correlation for per-member ``nu`` (``B``), distances ``B x n x n``."""
-    nu = nu.view(-1, 1, 1)
-    root = torch.sqrt(2 * nu)
-    poly = torch.where(nu == 0.5, torch.ones_like(r),
-                       torch.where(nu == 1.5, 1 + math.sqrt(3) * r, 1 + math.sqrt(5) * r + 5.0 / 3.0 * r**2))
-    return poly * torch.exp(-root * r)
+def _matern(s: Tensor, nu: Tensor) -> Tensor:
+    """GPyTorch's Matern correlation for per-member ``nu`` (``B``), squared distances ``B x n x n`` (> 0)."""
+    out = None
+    for value in nu.unique().tolist():
+        k = matern_correlation(s, value)
+        out = k if out is None else torch.where((nu == value).view(-1, 1, 1), k, out)
+    return out
 
 
 class _Unbatchable(ValueError):
@@ -199,11 +199,11 @@ def _objective(batch: _Rows, rows: Tensor, u: Tensor, v: Tensor) -> Tensor:
         at += count
     mean = torch.cat(means)
     x = (u - u.mean(0)).unsqueeze(0) / ls.unsqueeze(1)  # B x n x d
-    r = (x.unsqueeze(2) - x.unsqueeze(1)).pow(2).sum(-1).clamp_min(1e-30).sqrt()
-    k = scale.view(-1, 1, 1) * _matern(r, batch.nu) + noise.view(-1, 1, 1) * torch.eye(n, dtype=u.dtype, device=u.device)
+    s = (x.unsqueeze(2) - x.unsqueeze(1)).pow(2).sum(-1).clamp_min(1e-30)
+    k = scale.view(-1, 1, 1) * _matern(s, batch.nu) + noise.view(-1, 1, 1) * torch.eye(n, dtype=u.dtype, device=u.device)
     chol = torch.linalg.cholesky(k)
     w = torch.linalg.solve_triangular(chol, (v.unsqueeze(0) - mean).unsqueeze(-1), upper=False)[..., 0]
-    loglik = -0.5 * (w**2).sum(-1) - torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1) - 0.5 * n * _LOG_2PI
+    loglik = -0.5 * (w**2).sum(-1) - torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1) - 0.5 * n * LOG_2PI
     return -(loglik + log_prior) / n
 
 

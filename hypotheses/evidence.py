@@ -62,11 +62,10 @@ import torch
 from torch import Tensor
 
 from abduce.hypotheses.fitting import log_prior
-from abduce.hypotheses.model import DTYPE, StructuredGP, relative_mean
+from abduce.hypotheses.model import DTYPE, LOG_2PI, StructuredGP, relative_mean
 from abduce.hypotheses.posterior import CandidatePosterior, CholeskyRow, RowBuffer, chunk_for
 from abduce.hypotheses.sparse import SparseCandidatePosterior, SparseRow, titsias_terms
 
-_LOG_2PI = math.log(2 * math.pi)
 STAGE0_SCALES = (0.1, 0.01, 0.001)  # the first proposal's widths about the fit, in units of each parameter's bounds
 
 
@@ -162,7 +161,7 @@ class EvidenceTracker:
 
     def _loglik(self) -> Tensor:
         """Log likelihood of the draws inside the bounds, ``S_inside``."""
-        return -0.5 * (self.w**2).sum(0) - 0.5 * self.logdet - 0.5 * self.n * _LOG_2PI
+        return -0.5 * (self.w**2).sum(0) - 0.5 * self.logdet - 0.5 * self.n * LOG_2PI
 
     def evidence(self) -> Evidence:
         """The current estimate: log Z in physical units, posterior moments, ESS."""
@@ -263,7 +262,7 @@ class SparseEvidenceTracker(EvidenceTracker):
             self.log_s_total += math.log(self.frame.s)
 
     def _loglik(self) -> Tensor:
-        return -0.5 * self.quad - 0.5 * (self.logdet + self.trace) - 0.5 * self.n * _LOG_2PI
+        return -0.5 * self.quad - 0.5 * (self.logdet + self.trace) - 0.5 * self.n * LOG_2PI
 
 
 def _ess(log_w: Tensor) -> float:
@@ -328,7 +327,7 @@ def log_evidence(
             def loglik(rel: dict[str, Tensor]) -> Tensor:
                 r = (v.unsqueeze(0) - relative_mean(hyp, frame, u, rel).expand(-1, n)).T
                 quad, logdet, trace = titsias_terms(feats, r, noise, prior_diag)
-                return -0.5 * quad - 0.5 * (logdet + trace) - 0.5 * n * _LOG_2PI
+                return -0.5 * quad - 0.5 * (logdet + trace) - 0.5 * n * LOG_2PI
         else:
             if chol is None:
                 k = model.covar_module(u).to_dense() + model.likelihood.noise * torch.eye(n, dtype=DTYPE, device=u.device)
@@ -341,7 +340,7 @@ def log_evidence(
             def loglik(rel: dict[str, Tensor]) -> Tensor:
                 r = (v.unsqueeze(0) - relative_mean(hyp, frame, u, rel).expand(-1, n)).T
                 w = torch.linalg.solve_triangular(chol, r, upper=False)
-                return -0.5 * (w**2).sum(0) - 0.5 * logdet - 0.5 * n * _LOG_2PI
+                return -0.5 * (w**2).sum(0) - 0.5 * logdet - 0.5 * n * LOG_2PI
         if not free:
             return tracker(torch.zeros(1, 0, dtype=DTYPE, device=u.device), torch.zeros(1, dtype=DTYPE, device=u.device))
 

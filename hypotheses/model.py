@@ -14,6 +14,8 @@ under which every built-in law keeps its form.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from botorch.models import SingleTaskGP
 from gpytorch.constraints import Interval
@@ -26,6 +28,7 @@ from torch import Tensor
 from abduce.hypotheses.declaration import Frame, Hypothesis, KernelPriors  # noqa: F401 (KernelPriors: re-exported)
 
 DTYPE = torch.float64
+LOG_2PI = math.log(2 * math.pi)  # the Gaussian log densities' constant, one definition for every module
 
 
 def physical_parameters(hypothesis: Hypothesis, frame: Frame, relative: dict[str, Tensor]) -> dict[str, Tensor]:

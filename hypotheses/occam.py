@@ -43,15 +43,34 @@ their bounds is ignored (each holds more than 99.8% of its prior's mass).
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
+from linear_operator.utils.cholesky import psd_safe_cholesky
+from linear_operator.utils.errors import NotPSDError
+from linear_operator.utils.warnings import NumericalWarning
 from torch import Tensor
 
-from abduce.hypotheses.model import StructuredGP
+from abduce.hypotheses.model import LOG_2PI, StructuredGP
 
 MAX_POINTS = 200  # the factor on the first 200 points: a refit's Newton steps stay ~0.1 s a hypothesis
 NEWTON_STEPS = 30
-_LOG_2PI = math.log(2 * math.pi)
+
+
+def matern_correlation(s: Tensor, nu: float) -> Tensor:
+    """The Matern correlation of the squared scaled distance ``s = r^2``, for ``nu`` in {1/2, 3/2, 5/2}:
+    with ``a = sqrt(2 nu) r``, ``e^-a`` (1/2), ``(1 + a) e^-a`` (3/2), ``(1 + a + a^2/3) e^-a`` (5/2);
+    ``s``'s shape. GPyTorch's ``MaternKernel`` in closed form, for the code that builds kernel matrices
+    itself (this module, the batched fits of :mod:`abduce.hypotheses.batched`). Autograd through it
+    needs ``s > 0`` (``sqrt`` at 0): callers clamp the squared distance first.
+    """
+    if nu not in (0.5, 1.5, 2.5):
+        raise ValueError(f"Matern nu must be 0.5, 1.5 or 2.5, got {nu}")
+    a = math.sqrt(2.0 * nu) * s.clamp_min(0).sqrt()
+    e = torch.exp(-a)
+    if nu == 2.5:
+        return (1.0 + a + a * a / 3.0) * e
+    return (1.0 + a) * e if nu == 1.5 else e
 
 
 def matern(s: Tensor, nu: float) -> tuple[Tensor, Tensor, Tensor]:
@@ -69,24 +88,17 @@ def matern(s: Tensor, nu: float) -> tuple[Tensor, Tensor, Tensor]:
     (gpytorch's ``MaternKernel`` gives ``k`` but not these; tests/hypotheses/test_occam.py checks the
     two agree and the derivatives against autograd.)
     """
+    k = matern_correlation(s, nu)
     r = s.clamp_min(0).sqrt()
     zero = s <= 0
     safe = torch.where(zero, torch.ones_like(r), r)
+    e = torch.exp(-math.sqrt(2.0 * nu) * r)
     if nu == 2.5:
-        a = math.sqrt(5.0) * r
-        e = torch.exp(-a)
-        return (1.0 + a + a * a / 3.0) * e, -5.0 / 6.0 * (1.0 + a) * e, 25.0 / 12.0 * e
+        return k, -5.0 / 6.0 * (1.0 + math.sqrt(5.0) * r) * e, 25.0 / 12.0 * e
     if nu == 1.5:
-        a = math.sqrt(3.0) * r
-        e = torch.exp(-a)
-        d2 = torch.where(zero, torch.zeros_like(r), 3.0 * math.sqrt(3.0) / (4.0 * safe) * e)
-        return (1.0 + a) * e, -1.5 * e, d2
-    if nu == 0.5:
-        e = torch.exp(-r)
-        d1 = torch.where(zero, torch.zeros_like(r), -e / (2.0 * safe))
-        d2 = torch.where(zero, torch.zeros_like(r), (1.0 + 1.0 / safe) * e / (4.0 * safe**2))
-        return e, d1, d2
-    raise ValueError(f"Matern nu must be 0.5, 1.5 or 2.5, got {nu}")
+        return k, -1.5 * e, torch.where(zero, torch.zeros_like(r), 3.0 * math.sqrt(3.0) / (4.0 * safe) * e)
+    d1 = torch.where(zero, torch.zeros_like(r), -e / (2.0 * safe))
+    return k, d1, torch.where(zero, torch.zeros_like(r), (1.0 + 1.0 / safe) * e / (4.0 * safe**2))
 
 
 def loglik_derivatives(z: Tensor, diff2: Tensor, resid: Tensor, nu: float) -> tuple[Tensor, Tensor, Tensor] | None:
@@ -107,19 +119,23 @@ def loglik_derivatives(z: Tensor, diff2: Tensor, resid: Tensor, nu: float) -> tu
         resid: ``n`` residuals; nu: the Matern smoothness.
 
     Returns:
-        ``(l, g, H)`` (a scalar, ``D``, ``D x D``), or None where ``K`` is not positive definite.
+        ``(l, g, H)`` (a scalar, ``D``, ``D x D``), or None where ``K`` is not positive definite even
+        with the jitter GPyTorch's ``psd_safe_cholesky`` adds (``1e-8`` to ``1e-6`` on the diagonal).
     """
     n, d = resid.shape[0], diff2.shape[-1]
     rho = diff2 * torch.exp(-2.0 * z[1 : 1 + d])  # n x n x d
     k, k1, k2 = matern(rho.sum(-1), nu)
     amp, noise = torch.exp(z[0]), torch.exp(z[-1])
     eye = torch.eye(n, dtype=resid.dtype, device=resid.device)
-    chol, info = torch.linalg.cholesky_ex(amp * k + noise * eye)
-    if int(info) != 0:
+    try:  # GPyTorch's own rule where a kernel matrix is singular to rounding: jitter 1e-8, x10, three tries
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NumericalWarning)
+            chol = psd_safe_cholesky(amp * k + noise * eye)
+    except NotPSDError:
         return None
     alpha = torch.cholesky_solve(resid.unsqueeze(-1), chol).squeeze(-1)
     w = torch.cholesky_inverse(chol)
-    value = -0.5 * resid @ alpha - chol.diagonal().log().sum() - 0.5 * n * _LOG_2PI
+    value = -0.5 * resid @ alpha - chol.diagonal().log().sum() - 0.5 * n * LOG_2PI
     # first derivatives of K: [amp C, amp dC/dz_j ..., noise I]; second: K_00 = K_0, K_0j = K_j, K_jk, K_-1-1 = noise I
     dc = [-2.0 * rho[..., j] * k1 for j in range(d)]
     firsts = [amp * k] + [amp * c for c in dc] + [noise * eye]
@@ -187,7 +203,7 @@ def log_occam(model: StructuredGP, u: Tensor, v: Tensor, max_points: int = MAX_P
         if out is None:
             return None
         value, grad, hess = out
-        log_p = (-0.5 * ((z - mu) / sigma) ** 2 - sigma.log() - 0.5 * _LOG_2PI).sum()
+        log_p = (-0.5 * ((z - mu) / sigma) ** 2 - sigma.log() - 0.5 * LOG_2PI).sum()
         return -float(value + log_p), -(grad - (z - mu) * precision), -(hess - torch.diag(precision)), float(value)
 
     with torch.no_grad():
@@ -195,7 +211,7 @@ def log_occam(model: StructuredGP, u: Tensor, v: Tensor, max_points: int = MAX_P
                            lik.noise.reshape(-1)[:1]]).to(**kw).log()
     z = torch.minimum(torch.maximum(start, lo), hi)
     here = joint(z)
-    if here is None:  # the fit's own kernel matrix: positive definite with its jitter, not always without
+    if here is None:  # not positive definite even with jitter: no Newton step can start, the fit's factor stands
         return 0.0
     f, grad, hess, ll_fit = here
     damping, rejected = 0.0, 0
@@ -215,4 +231,4 @@ def log_occam(model: StructuredGP, u: Tensor, v: Tensor, max_points: int = MAX_P
                 break
     floor = float(precision.min())
     evals = torch.linalg.eigvalsh(hess).clamp_min(floor) if torch.isfinite(hess).all() else precision
-    return -f - ll_fit + 0.5 * len(z) * _LOG_2PI - 0.5 * float(evals.log().sum())
+    return -f - ll_fit + 0.5 * len(z) * LOG_2PI - 0.5 * float(evals.log().sum())

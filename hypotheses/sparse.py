@@ -43,9 +43,9 @@ import torch
 from gpytorch.mlls import MarginalLogLikelihood
 from torch import Tensor
 
+from abduce.hypotheses.model import LOG_2PI
 from abduce.hypotheses.posterior import PosteriorAtPoints, chunk_for, integrated_variance_reduction
 
-_LOG_2PI = math.log(2 * math.pi)
 JITTER = 1e-6  # relative to the kernel's variance
 
 
@@ -138,7 +138,7 @@ class TitsiasMarginalLogLikelihood(MarginalLogLikelihood):
         phi = feats(u)
         r = v - model.mean_module(u)
         quad, logdet, trace = titsias_terms(phi, r, noise, model.covar_module(u, diag=True))
-        res = -0.5 * (quad + logdet + trace + n * _LOG_2PI)
+        res = -0.5 * (quad + logdet + trace + n * LOG_2PI)
         for _, module, prior, closure, _ in self.model.named_priors():
             res = res + prior.log_prob(closure(module)).sum()
         return res / n

@@ -1,5 +1,7 @@
 """Batched fitting of several hypotheses equals fitting them one by one (within rounding)."""
 
+import dataclasses
+
 import pytest
 import torch
 from gpytorch.mlls import ExactMarginalLogLikelihood
@@ -15,6 +17,19 @@ LO, SPAN = (0.0,), (1.0,)
 def test_batched_objective_is_gpytorchs_exact_marginal_likelihood(transition_data):
     u, y = transition_data
     plans = [plan_fit(BUILTIN[n], u, y, LO, SPAN, None, FitSettings(restarts=2), seed=1) for n in NAMES]
+    models = [p.start_model(state) for p in plans for state in p.starts]
+    ours = negative_log_posteriors(models, u, plans[0].v)
+    for model, value in zip(models, ours):
+        mll = ExactMarginalLogLikelihood(model.likelihood, model)
+        with torch.no_grad():
+            assert float(value) == pytest.approx(-float(mll(model(u), plans[0].v)), rel=1e-9, abs=1e-9)
+
+
+def test_batched_objective_takes_each_members_own_smoothness(transition_data):
+    """Members of one batch with Matern nu = 1/2, 3/2 and 5/2: each equals GPyTorch's likelihood of its own."""
+    u, y = transition_data
+    hyps = [dataclasses.replace(BUILTIN["linear"], name=f"linear-{nu}", nu=nu) for nu in (0.5, 1.5, 2.5)]
+    plans = [plan_fit(h, u, y, LO, SPAN, None, FitSettings(restarts=1), seed=2) for h in hyps]
     models = [p.start_model(state) for p in plans for state in p.starts]
     ours = negative_log_posteriors(models, u, plans[0].v)
     for model, value in zip(models, ours):

@@ -10,7 +10,7 @@ from gpytorch.kernels import MaternKernel
 
 from abduce.hypotheses.fitting import FitSettings, fit_hypothesis
 from abduce.hypotheses.library import BUILTIN, NONE_OF_THESE
-from abduce.hypotheses.occam import log_occam, loglik_derivatives, matern
+from abduce.hypotheses.occam import log_occam, loglik_derivatives, matern, matern_correlation
 from abduce.simulators.transition1d import Transition1D
 
 
@@ -59,6 +59,27 @@ def test_closed_form_gradient_and_hessian_equal_autograd(nu, d):
     assert float(value) == pytest.approx(float(ref.detach()), abs=1e-9)
     assert torch.allclose(grad, ref_grad, rtol=1e-7, atol=1e-8)
     assert torch.allclose(hess, ref_hess, rtol=1e-6, atol=1e-7)
+
+
+def test_matern_correlation_is_the_first_of_materns_three_and_refuses_other_smoothness():
+    s = torch.linspace(0.0, 4.0, 9, dtype=torch.float64)
+    for nu in (0.5, 1.5, 2.5):
+        assert torch.equal(matern_correlation(s, nu), matern(s, nu)[0])
+    with pytest.raises(ValueError, match="nu must be 0.5, 1.5 or 2.5, got 2.0"):
+        matern_correlation(s, 2.0)
+
+
+def test_a_kernel_matrix_singular_to_rounding_gets_gpytorchs_jitter_not_a_refusal():
+    """Duplicated inputs and a noise of e^-60: K is singular in float64 (the bare Cholesky fails); with
+    the jitter GPyTorch adds, the likelihood and its derivatives are finite."""
+    u = torch.tensor([[0.2], [0.2], [0.5], [0.5], [0.8]], dtype=torch.float64)
+    resid = torch.tensor([0.1, 0.1, -0.2, -0.2, 0.05], dtype=torch.float64)
+    diff2 = (u.unsqueeze(1) - u.unsqueeze(0)) ** 2
+    z = torch.tensor([math.log(0.05), math.log(0.3), -60.0], dtype=torch.float64)
+    k = math.exp(float(z[0])) * matern(diff2.sum(-1) * math.exp(-2 * float(z[1])), 2.5)[0]
+    assert int(torch.linalg.cholesky_ex(k + math.exp(-60.0) * torch.eye(5, dtype=torch.float64))[1]) != 0
+    value, grad, hess = loglik_derivatives(z, diff2, resid, 2.5)
+    assert math.isfinite(float(value)) and torch.isfinite(grad).all() and torch.isfinite(hess).all()
 
 
 def _fit(name, x, y):
