@@ -51,8 +51,11 @@ def log_smooth_relu(t: Tensor, delta: Tensor) -> Tensor:
 
 
 def _second_order(x: Tensor, p: dict[str, Tensor]) -> Tensor:
-    # A relu(x_c - x)^beta as A exp(beta log(...)): finite, with finite gradients, however far x is above x_c
-    return p["A"] * torch.exp(p["beta"] * log_smooth_relu(p["x_c"] - x[..., 0], p["delta"]))
+    # A relu((x_c - x) / span)^beta as A exp(beta log(...)): finite, with finite gradients, however far x is
+    # above x_c. The distance is in units of the space's span so that A, bounded in units of the data
+    # scale, means the same on every space: in physical units, (x_c - x)^beta on a space 0.25 wide made
+    # A = m / (x_c - x)^beta several times the data scale and cut off the power laws a few points allow.
+    return p["A"] * torch.exp(p["beta"] * (log_smooth_relu(p["x_c"] - x[..., 0], p["delta"]) - torch.log(p["span"])))
 
 
 def _first_order(x: Tensor, p: dict[str, Tensor]) -> Tensor:
@@ -77,7 +80,7 @@ def _curie_weiss(x: Tensor, p: dict[str, Tensor]) -> Tensor:
 
 
 # A step's height is at most the data's range (1.5 s with margin for noise);
-# a power law's prefactor A = m(lo) / (x_c - lo)^beta may be larger.
+# a power law's prefactor A = m(lo) / ((x_c - lo) / span)^beta may be larger.
 _AMPLITUDE = Parameter("A", bounds=(0.0, 1.5), unit="y")
 _POWER_AMPLITUDE = Parameter("A", bounds=(0.0, 3.0), unit="y")
 _XC = Parameter("x_c", bounds=(0.0, 1.0), unit="x")
@@ -94,9 +97,11 @@ SECOND_ORDER = Hypothesis(
         # (95% of its mass in [0.14, 0.66]) and allows up to 2.
         Parameter("beta", bounds=(0.05, 2.0), prior=LogNormal(median=0.3, sigma=0.4)),
         _DELTA,
+        Parameter("span", unit="dx", fixed=1.0),
     ),
     doc="Second-order (continuous) transition: the order parameter "
-    "m(x) = A (x_c - x)^beta below x_c, 0 above (Landau theory gives beta = 1/2).",
+    "m(x) = A ((x_c - x) / span)^beta below x_c, 0 above (Landau theory gives beta = 1/2); "
+    "span is the width of the space, so A is the law's value one span below x_c.",
 )
 
 FIRST_ORDER = Hypothesis(

@@ -55,7 +55,8 @@ def test_the_second_order_law_stays_the_law_far_above_its_critical_point():
     h = BUILTIN["second-order"]
     x = torch.linspace(0.0, 1.0, 201, dtype=torch.float64).unsqueeze(-1)
     p = {"A": torch.tensor(1.3, dtype=torch.float64), "x_c": torch.tensor(0.05, dtype=torch.float64),
-         "beta": torch.tensor(0.4, dtype=torch.float64), "delta": torch.tensor(1e-3, dtype=torch.float64)}
+         "beta": torch.tensor(0.4, dtype=torch.float64), "delta": torch.tensor(1e-3, dtype=torch.float64),
+         "span": torch.tensor(1.0, dtype=torch.float64)}
     plain = 1.3 * smooth_relu(0.05 - x[:, 0], p["delta"]) ** 0.4  # the direct form: exact until it underflows
     kept = (0.05 - x[:, 0]) / 1e-3 > -700  # softplus still a normal float there: no precision lost
     assert 0 < kept.sum() < len(x)
