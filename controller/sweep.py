@@ -76,7 +76,10 @@ what a dedicated core would take), ``coverage`` (fraction of the campaign's poin
 95% band ``mean +- 1.96 sd`` covers the noise-free truth), ``xc_error`` (the
 true law's fitted ``x_c`` minus the true one) and ``xc_sd``, ``wrong_at_09``
 (1 when the final leader is not the truth and has ``P >= 0.9``; out of the
-set, when any law has ``P >= 0.9``) and ``truth_NAME`` for each drawn option.
+set, when any law has ``P >= 0.9``), ``noise_z`` (how lucky the campaign's noise
+was: ``sum_i (y_i - truth(x_i)) / (sigma sqrt(n))`` over its readings, N(0, 1)
+for a fair draw; NaN where the simulator declares no scalar ``noise``) and
+``truth_NAME`` for each drawn option.
 
 ``summary.csv``: per problem (family), set and policy (:func:`summarize`).
 ``calibration.csv``: reliability of the leader's probability over every
@@ -350,6 +353,24 @@ def band_coverage(mean: np.ndarray, sd: np.ndarray, truth: np.ndarray, z: float 
     return float(np.mean(np.abs(np.asarray(mean) - np.asarray(truth)) <= z * np.asarray(sd)))
 
 
+def noise_z(campaign, driver, reduction: str | None = None) -> float:
+    """The standardised mean of the noise in ``campaign``'s readings, ``sum_i (y_i - truth(x_i)) / (sigma sqrt(n))``
+    (N(0, 1) for a fair draw of the simulator's noise of sd ``sigma``): a band that is honest misses the
+    truth across a whole plateau when this is beyond about 2, so coverage is read beside it. NaN where the
+    simulator declares no scalar ``noise`` or the readings are reduced (the noise of a reduction is not ``sigma``)."""
+    from abduce.controller.rehearsal import truth_on
+
+    sim = _simulator(driver)
+    sigma = getattr(sim, "noise", None)
+    x, y = campaign.data
+    if reduction is not None or not isinstance(sigma, (int, float)) or not sigma > 0 or not y:
+        return math.nan
+    truth = truth_on(driver, np.asarray(x, dtype=float), None)
+    if truth is None:
+        return math.nan
+    return float(np.sum(np.asarray(y, dtype=float) - truth) / (sigma * math.sqrt(len(y))))
+
+
 def _leader(record) -> tuple[str, float]:
     """The step's leading law and its probability; ("", NaN) while a law is unfitted or before a fit."""
     if record.unfitted or not record.probabilities:
@@ -396,7 +417,8 @@ def run_cell(cell: dict[str, Any]) -> list[dict[str, Any]]:
     truth = truth_on(instrument.driver, points, p["reduction"])
     end = rows[-1]
     end.update({"error": reconstruction_error(campaign, truth) if truth is not None else math.nan,
-                "coverage": math.nan, "xc_error": math.nan, "xc_sd": math.nan, "wrong_at_09": math.nan})
+                "coverage": math.nan, "xc_error": math.nan, "xc_sd": math.nan, "wrong_at_09": math.nan,
+                "noise_z": noise_z(campaign, instrument.driver, p["reduction"])})
     if in_set:
         post = campaign.posterior(truth_name)
         if post is not None and truth is not None:
@@ -443,7 +465,9 @@ def summarize(results, threshold: float = 0.95, quantile: float = 0.95):
     (median P("none of these")); ``none_leads`` (fraction where it is more probable than every law);
     ``flagged`` (fraction the user is told that the set does not explain the data: "none of these"
     leads, or the leading law fails its posterior predictive checks, ``leader_misfit``);
-    ``coverage_mean`` / ``coverage_min`` (the true law's 95% band over the points); ``xc_within_2sd``
+    ``coverage_mean`` / ``coverage_min`` (the true law's 95% band over the points); ``coverage_fair_noise``
+    (its mean over the campaigns whose ``noise_z`` is within 2: what the band does when the data are not
+    the tail of their own noise; NaN without the column); ``xc_within_2sd``
     (fraction with ``|x_c error| <= 2 sd``) and ``xc_err_over_sd_median`` (median ``|error| / sd``);
     the median final ``error``, ``seconds`` and ``cpu_seconds``.
     """
@@ -477,6 +501,7 @@ def summarize(results, threshold: float = 0.95, quantile: float = 0.95):
                     if p_none.notna().any() or misfit.notna().any() else math.nan,
                     "coverage_mean": float(_col(last, "coverage").mean()),
                     "coverage_min": float(_col(last, "coverage").min()),
+                    "coverage_fair_noise": float(_col(last, "coverage")[_col(last, "noise_z").abs() <= 2.0].mean()),
                     "xc_within_2sd": float((ratio <= 2.0).mean()) if has_xc.any() else math.nan,
                     "xc_err_over_sd_median": float(ratio.median()) if has_xc.any() else math.nan,
                     "median_error": float(_col(last, "error").median()),
@@ -552,6 +577,9 @@ def markdown(summary, calib=None, budgets: Mapping[str, int] | None = None) -> s
         budget = f" ({budgets[r.problem]})" if budgets and r.problem in budgets else ""
         n95 = _fmt(r.n95, ".0f") if not (isinstance(r.identified_at_budget, float) and math.isnan(r.identified_at_budget)) else "n/a"
         cov = "n/a" if math.isnan(r.coverage_mean) else f"{r.coverage_mean:.2f} ({r.coverage_min:.2f})"
+        fair = getattr(r, "coverage_fair_noise", math.nan)
+        if cov != "n/a" and not math.isnan(fair):
+            cov += f"; {fair:.2f} fair noise"
         lines.append(f"| {r.problem}{budget} | {r.policy} | {r.seeds} | {_fmt(r.identified_at_budget, missing='n/a')} "
                      f"| {_fmt(r.wrong_at_09)} | {n95} | {_fmt(r.p_none_median, '.3f')} | {_fmt(r.none_leads)} "
                      f"| {_fmt(getattr(r, 'flagged', math.nan))} "

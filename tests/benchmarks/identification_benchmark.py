@@ -32,17 +32,19 @@ from pathlib import Path
 CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "sweeps" / "identification.toml"
 
 # CPU seconds per measurement of one campaign, by policy and space (finite: a grid of candidates; box: the
-# continuous space): the median over the campaigns of reduced runs of this config (MEASURED_ON), with one
-# thread per campaign on the 2-core machine while other test runs loaded it (CPU time, which that load
-# inflates little; the wall time under it, load average 2-5, was 1.5-3x more). Used when no
-# --estimate-from is given. 38 campaigns in all (2 per policy and family; 8 of them on the box).
-MEASURED_ON = "second-order, sigmoid, peak, loops-remanence; 2 campaigns per policy each; 2026-12-01"
+# continuous space), with one thread per campaign on the 2-core machine: the median over the campaigns of
+# runs of this config (MEASURED_ON). discriminate: its full run (360 campaigns, the machine otherwise
+# nearly idle); the other policies: the reduced run (6 campaigns a family), half of it beside a test run,
+# which inflated discriminate's figures there by 12% (finite) and 21% (box) against the full run's, so
+# theirs are upper bounds. CPU time; the wall time under other load grows with it (1.5-3x at load
+# average 2-6). Used when no --estimate-from is given.
+MEASURED_ON = "discriminate: its full run, 2026-12-03; the others: the reduced run of 2026-12-02"
 MEASURED = {
-    ("discriminate", "finite"): 0.31, ("discriminate", "box"): 0.58,
-    ("random", "finite"): 0.25, ("random", "box"): 0.35,
-    ("epsilon-greedy", "finite"): 0.20, ("epsilon-greedy", "box"): 0.33,
-    ("grid", "finite"): 0.28, ("grid", "box"): 0.35,
-    ("plain-gp", "finite"): 0.39, ("plain-gp", "box"): 0.48,
+    ("discriminate", "finite"): 0.39, ("discriminate", "box"): 0.77,
+    ("random", "finite"): 0.43, ("random", "box"): 0.47,
+    ("epsilon-greedy", "finite"): 0.32, ("epsilon-greedy", "box"): 0.50,
+    ("grid", "finite"): 0.43, ("grid", "box"): 0.48,
+    ("plain-gp", "finite"): 0.55, ("plain-gp", "box"): 0.61,
 }
 
 

@@ -319,13 +319,14 @@ def test_summarize_families_at_the_budget():
     ends = [("second-order", 0.97, 0.97, 0.01, 0.0), ("second-order", 0.92, 0.92, 0.02, 0.0),
             ("linear", 0.95, 0.03, 0.02, 1.0), ("linear", 0.6, 0.3, 0.1, 0.0)]
     cover = [1.0, 0.9, 0.5, 0.8]
+    luck = [0.5, -1.0, 2.5, 1.9]  # noise_z: campaign 2's data are the tail of its noise (|z| > 2)
     xc = [(0.01, 0.01), (-0.03, 0.01), (0.05, 0.1), (math.nan, math.nan)]  # |err|/sd = 1, 3, 0.5
-    for c, ((leader, pl, pt, pn, wrong), cov, (e, sd)) in enumerate(zip(ends, cover, xc)):
+    for c, ((leader, pl, pt, pn, wrong), cov, (e, sd), z) in enumerate(zip(ends, cover, xc, luck)):
         rows.append({"problem": "so", "policy": "random", "campaign": c, "seed": 100 + c, "truth": "second-order",
                      "n": 1, "p_true": 0.3, "leader": "linear", "p_leader": 0.5, "p_none": 0.2})
         rows.append({"problem": "so", "policy": "random", "campaign": c, "seed": 100 + c, "truth": "second-order",
                      "n": 2, "p_true": pt, "leader": leader, "p_leader": pl, "p_none": pn, "wrong_at_09": wrong,
-                     "coverage": cov, "xc_error": e, "xc_sd": sd, "error": 0.1 * c, "cpu_seconds": 2.0})
+                     "coverage": cov, "xc_error": e, "xc_sd": sd, "error": 0.1 * c, "cpu_seconds": 2.0, "noise_z": z})
     # out of the set, 4 campaigns: none leads in two (0.8 > 0.2, 0.6 > 0.4), a law at 0.93 in the third
     # and at 0.7 in the fourth, which fails its checks (flagged: 3 of 4)
     for c, (pl, pn, wrong, misfit) in enumerate([(0.2, 0.8, 0.0, 0.0), (0.4, 0.6, 0.0, 1.0), (0.93, 0.05, 1.0, 0.0),
@@ -339,6 +340,8 @@ def test_summarize_families_at_the_budget():
     assert so["wrong_at_09"] == pytest.approx(0.25) and so["p_none_median"] == pytest.approx(0.02)
     assert so["none_leads"] == 0.0 and math.isnan(so["n95"])
     assert so["coverage_mean"] == pytest.approx(0.8) and so["coverage_min"] == pytest.approx(0.5)
+    assert so["coverage_fair_noise"] == pytest.approx((1.0 + 0.9 + 0.8) / 3)  # campaign 2 (|z| = 2.5) left out
+    assert math.isnan(peak["coverage_fair_noise"])
     assert so["xc_within_2sd"] == pytest.approx(2 / 3) and so["xc_err_over_sd_median"] == pytest.approx(1.0)
     assert so["median_error"] == pytest.approx(0.15) and so["median_cpu_seconds"] == 2.0
     assert peak["truth"] == "none" and math.isnan(peak["identified_at_budget"]) and math.isnan(peak["n95"])
@@ -346,7 +349,7 @@ def test_summarize_families_at_the_budget():
     assert peak["wrong_at_09"] == pytest.approx(1 / 4) and math.isnan(peak["coverage_mean"])
     assert peak["flagged"] == pytest.approx(3 / 4) and so["flagged"] == 0.0  # none leads, or the leader misfits
     md = markdown(summarize(frame(rows)), budgets={"so": 2, "peak": 2})
-    assert "| so (2) | random | 4 | 0.25 | 0.25 | — | 0.020 | 0.00 | 0.00 | 0.80 (0.50) | 0.67 | 1 |" in md
+    assert "| so (2) | random | 4 | 0.25 | 0.25 | — | 0.020 | 0.00 | 0.00 | 0.80 (0.50); 0.90 fair noise | 0.67 | 1 |" in md
     assert "| peak (2) | random | 4 | n/a | 0.25 | n/a | 0.450 | 0.50 | 0.75 | n/a | n/a | n/a |" in md
 
 
