@@ -3,9 +3,9 @@
 A campaign *identifies* its truth when it ends (at the README's budget, 40
 measurements) with the true hypothesis at posterior probability >= 0.9 *and*,
 for a law with a critical point, x_c within 0.05 of the truth: both at once,
-counted per campaign. The fast tier runs three seeds per (policy, truth), and
-at least 11 of each policy's 12 campaigns must identify (a regression of the
-science fails CI); the slow tier
+counted per campaign. The fast tier runs three seeds per truth for
+``discriminate`` (the slow tier for ``epsilon-greedy`` too), and at least 11
+of the 12 campaigns must identify (a regression of the science fails CI); the slow tier
 runs the full bar, 10 seeds each, at least 9 of which must identify.
 `python tests/benchmarks/identification.py` prints the same as a table.
 """
@@ -28,7 +28,10 @@ def identified(p: float, xc_err: float | None) -> bool:
     return p >= 0.9 and (xc_err is None or xc_err <= 0.05)
 
 
-@pytest.mark.parametrize("policy", ["epsilon-greedy", "discriminate"])
+@pytest.mark.parametrize("policy", [
+    # epsilon-greedy's twelve campaigns took 130 s of the fast tier's ~600 s on 2 cores; the slow tier's ten
+    # seeds per truth hold it to the bar, and discriminate (the default policy) stays here
+    pytest.param("epsilon-greedy", marks=pytest.mark.slow), "discriminate"])
 def test_identifies_the_true_law_in_eleven_of_twelve_campaigns(policy):
     """Three seeds per truth, 12 campaigns: the README's rate (>= 9 of 10) allows at most one miss."""
     results = {(truth, seed): identify(policy, truth, seed) for truth in TRUTHS for seed in (100, 101, 102)}
