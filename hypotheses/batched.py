@@ -48,12 +48,14 @@ from abduce.hypotheses.occam import matern_correlation
 _log = logging.getLogger("abduce.fitting")
 
 
-def _matern(s: Tensor, nu: Tensor) -> Tensor:
-    """GPyTorch's Matern correlation for per-member ``nu`` (``B``), squared distances ``B x n x n`` (> 0)."""
+def _matern(s: Tensor, batch: _Rows) -> Tensor:
+    """GPyTorch's Matern correlation for each member's ``nu`` (``batch.nu``, ``B``), squared distances
+    ``B x n x n`` (> 0). The distinct values come from the layouts (Python floats), so the objective's hot
+    path asks the device for none of them."""
     out = None
-    for value in nu.unique().tolist():
+    for value in sorted({layout.nu for layout in batch.layouts}):
         k = matern_correlation(s, value)
-        out = k if out is None else torch.where((nu == value).view(-1, 1, 1), k, out)
+        out = k if out is None else torch.where((batch.nu == value).view(-1, 1, 1), k, out)
     return out
 
 
@@ -200,7 +202,7 @@ def _objective(batch: _Rows, rows: Tensor, u: Tensor, v: Tensor) -> Tensor:
     mean = torch.cat(means)
     x = (u - u.mean(0)).unsqueeze(0) / ls.unsqueeze(1)  # B x n x d
     s = (x.unsqueeze(2) - x.unsqueeze(1)).pow(2).sum(-1).clamp_min(1e-30)
-    k = scale.view(-1, 1, 1) * _matern(s, batch.nu) + noise.view(-1, 1, 1) * torch.eye(n, dtype=u.dtype, device=u.device)
+    k = scale.view(-1, 1, 1) * _matern(s, batch) + noise.view(-1, 1, 1) * torch.eye(n, dtype=u.dtype, device=u.device)
     chol = torch.linalg.cholesky(k)
     w = torch.linalg.solve_triangular(chol, (v.unsqueeze(0) - mean).unsqueeze(-1), upper=False)[..., 0]
     loglik = -0.5 * (w**2).sum(-1) - torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1) - 0.5 * n * LOG_2PI

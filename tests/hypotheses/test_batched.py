@@ -14,15 +14,20 @@ NAMES = ("second-order", "first-order", "linear", "sigmoid")
 LO, SPAN = (0.0,), (1.0,)
 
 
-def test_batched_objective_is_gpytorchs_exact_marginal_likelihood(transition_data):
-    u, y = transition_data
-    plans = [plan_fit(BUILTIN[n], u, y, LO, SPAN, None, FitSettings(restarts=2), seed=1) for n in NAMES]
+def _assert_the_objective_is_gpytorchs(plans, u):
+    """Every start of every plan: the batched objective equals GPyTorch's exact marginal likelihood."""
     models = [p.start_model(state) for p in plans for state in p.starts]
     ours = negative_log_posteriors(models, u, plans[0].v)
     for model, value in zip(models, ours):
         mll = ExactMarginalLogLikelihood(model.likelihood, model)
         with torch.no_grad():
             assert float(value) == pytest.approx(-float(mll(model(u), plans[0].v)), rel=1e-9, abs=1e-9)
+
+
+def test_batched_objective_is_gpytorchs_exact_marginal_likelihood(transition_data):
+    u, y = transition_data
+    plans = [plan_fit(BUILTIN[n], u, y, LO, SPAN, None, FitSettings(restarts=2), seed=1) for n in NAMES]
+    _assert_the_objective_is_gpytorchs(plans, u)
 
 
 def test_batched_objective_takes_each_members_own_smoothness(transition_data):
@@ -30,12 +35,7 @@ def test_batched_objective_takes_each_members_own_smoothness(transition_data):
     u, y = transition_data
     hyps = [dataclasses.replace(BUILTIN["linear"], name=f"linear-{nu}", nu=nu) for nu in (0.5, 1.5, 2.5)]
     plans = [plan_fit(h, u, y, LO, SPAN, None, FitSettings(restarts=1), seed=2) for h in hyps]
-    models = [p.start_model(state) for p in plans for state in p.starts]
-    ours = negative_log_posteriors(models, u, plans[0].v)
-    for model, value in zip(models, ours):
-        mll = ExactMarginalLogLikelihood(model.likelihood, model)
-        with torch.no_grad():
-            assert float(value) == pytest.approx(-float(mll(model(u), plans[0].v)), rel=1e-9, abs=1e-9)
+    _assert_the_objective_is_gpytorchs(plans, u)
 
 
 @pytest.mark.parametrize("warm, names", [(False, NAMES), (True, NAMES), (True, NAMES[:1])])
