@@ -57,14 +57,28 @@ def test_the_second_order_law_stays_the_law_far_above_its_critical_point():
     p = {"A": torch.tensor(1.3, dtype=torch.float64), "x_c": torch.tensor(0.05, dtype=torch.float64),
          "beta": torch.tensor(0.4, dtype=torch.float64), "delta": torch.tensor(1e-3, dtype=torch.float64),
          "span": torch.tensor(1.0, dtype=torch.float64)}
-    plain = 1.3 * smooth_relu(0.05 - x[:, 0], p["delta"]) ** 0.4  # the direct form: exact until it underflows
-    kept = (0.05 - x[:, 0]) / 1e-3 > -700  # softplus still a normal float there: no precision lost
+    plain = 1.3 * smooth_relu(0.05 - x[:, 0], 0.4 * p["delta"]) ** 0.4  # the direct form: exact until it underflows
+    kept = (0.05 - x[:, 0]) / 0.4e-3 > -700  # softplus still a normal float there: no precision lost
     assert 0 < kept.sum() < len(x)
     torch.testing.assert_close(h.mean(x, p)[kept], plain[kept], rtol=1e-12, atol=0)
     assert (h.mean(x, p)[~kept] < 1e-100).all()  # where the direct form gave exactly 0
     below = x[:, 0] < 0.05 - 0.01
     exact = 1.3 * (0.05 - x[below, 0]) ** 0.4  # relu(t)^beta itself, well below x_c
     torch.testing.assert_close(h.mean(x, p)[below], exact, rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize("beta", [0.125, 0.25, 0.5, 2.0])
+def test_the_second_order_kink_is_sharp_for_every_exponent(beta):
+    """Five deltas above x_c the law is under 1% of its value five deltas below, whatever beta: the
+    kink is rounded over beta * delta (the power of a kink rounded over delta fell over delta / beta:
+    at beta = 1/8 it kept 44% of that value there, and fits put x_c below the truth)."""
+    h = BUILTIN["second-order"]
+    f64 = {"dtype": torch.float64}
+    p = {"A": torch.tensor(1.0, **f64), "x_c": torch.tensor(0.5, **f64), "beta": torch.tensor(beta, **f64),
+         "delta": torch.tensor(1e-3, **f64), "span": torch.tensor(1.0, **f64)}
+    below, above = h.mean(torch.tensor([[0.495], [0.505]], **f64), p)
+    assert float(above) < 0.01 * float(below)
+    assert float(below) == pytest.approx(0.005**beta, rel=0.1)  # and still the power law just below x_c
 
 
 def test_check_passes_every_builtin_on_boxes_and_candidate_sets():
