@@ -44,7 +44,8 @@ import torch
 from torch import Tensor
 
 from abduce.controller.acquisition import ACQUISITIONS, Acquisition
-from abduce.controller.errors import CampaignStateError, ConfigError, FitError, MeasurementRejected
+from abduce.controller.errors import CampaignStateError, ConfigError, MeasurementRejected
+from abduce.hypotheses.errors import FitError
 from abduce.controller.measurements import MeasureRequest, Measurement
 from abduce.controller.policies import POLICIES, Policy, PolicyView, SelectionContext
 from abduce.controller.space import DTYPE, Space

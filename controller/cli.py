@@ -373,7 +373,7 @@ def instrument_serve(
         drv = build_driver(driver, options)
         injected = None
         if faults:
-            from abduce.simulators.faults import Faults, FaultyDriver, hard_exit
+            from abduce.instruments.drivers.faults import Faults, FaultyDriver, hard_exit
 
             injected = Faults.parse(faults)
             drv = FaultyDriver(drv, injected, on_crash=hard_exit)

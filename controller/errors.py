@@ -4,8 +4,10 @@ Every error abduce raises on purpose derives from :class:`AbduceError`, so a
 caller (the CLI, the daemon, a notebook) can catch abduce's failures apart
 from bugs. Subclasses carry the data a caller needs to act, not only a string.
 
-This module imports nothing heavy: ``abduce.instruments`` (torch-free) may use
-it too.
+This module is the shared leaf: it imports nothing, and every package
+(``abduce.instruments`` and ``abduce.simulators``, torch-free, too) may import
+it. It holds the root and the errors more than one package raises; an error
+only one package raises lives there (``abduce.hypotheses.errors``).
 """
 
 from __future__ import annotations
@@ -36,23 +38,6 @@ class UnknownNameError(ConfigError, KeyError):
         return self.args[0]
 
 
-class HypothesisError(ConfigError):
-    """A hypothesis's mean or its gradient is not finite somewhere inside its declared range.
-
-    Attributes:
-        hypothesis: the hypothesis's name.
-        parameters: the relative parameter values where it fails (``{name: value}``).
-        point: the relative point of the space where it fails (``u`` in the unit cube).
-        what: ``"value"`` or ``"gradient of NAME"``.
-    """
-
-    def __init__(self, hypothesis: str, parameters: dict[str, float], point: tuple[float, ...], what: str) -> None:
-        self.hypothesis, self.parameters, self.point, self.what = hypothesis, parameters, point, what
-        values = ", ".join(f"{k}={v:.6g}" for k, v in parameters.items())
-        super().__init__(f"hypothesis {hypothesis!r}: the {what} is not finite at relative parameters "
-                         f"({values}) and relative point u={tuple(round(float(v), 6) for v in point)}")
-
-
 class MeasurementRejected(AbduceError, ValueError):
     """``Campaign.tell`` refused a measurement; the campaign is unchanged.
 
@@ -69,16 +54,3 @@ class MeasurementRejected(AbduceError, ValueError):
 
 class CampaignStateError(AbduceError, RuntimeError):
     """A call that the campaign's state does not allow (e.g. ``ask`` after it stopped)."""
-
-
-class FitError(AbduceError, RuntimeError):
-    """Fitting a hypothesis failed from every start.
-
-    Attributes:
-        hypothesis: the hypothesis's name.
-        n: how many measurements it was fitted to.
-    """
-
-    def __init__(self, hypothesis: str, n: int, detail: str) -> None:
-        self.hypothesis, self.n = hypothesis, n
-        super().__init__(f"fitting hypothesis {hypothesis!r} on {n} points failed: {detail}")

@@ -40,7 +40,7 @@ from gpytorch.mlls import ExactMarginalLogLikelihood
 from gpytorch.priors import LogNormalPrior, NormalPrior
 from torch import Tensor
 
-from abduce.controller.errors import FitError
+from abduce.hypotheses.errors import FitError
 from abduce.hypotheses.fitting import Fit, FitPlan, FitSettings, fit_planned, one_blas_thread
 from abduce.hypotheses.model import DTYPE, LOG_2PI, StructuredGP, relative_mean
 from abduce.hypotheses.occam import matern_correlation

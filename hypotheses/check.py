@@ -12,7 +12,7 @@ parameter, in the relative frame the fits use, at
 
 each at a grid of points of the space that includes its edges (every axis at
 0, 1 and between; the candidate points themselves for a finite set), and
-raises :class:`~abduce.controller.errors.HypothesisError` naming the first
+raises :class:`~abduce.hypotheses.errors.HypothesisError` naming the first
 parameter values and point where something is not finite. A campaign runs it
 on each of its hypotheses before it measures anything.
 
@@ -30,7 +30,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from abduce.controller.errors import HypothesisError
+from abduce.hypotheses.errors import HypothesisError
 from abduce.hypotheses.declaration import Frame, Hypothesis
 from abduce.hypotheses.model import DTYPE, relative_mean
 

@@ -40,7 +40,8 @@ from botorch.optim.fit import fit_gpytorch_mll_scipy
 from gpytorch.mlls import ExactMarginalLogLikelihood
 from torch import Tensor
 
-from abduce.controller.errors import ConfigError, FitError
+from abduce.controller.errors import ConfigError
+from abduce.hypotheses.errors import FitError
 from abduce.hypotheses.declaration import Frame, Hypothesis
 from abduce.hypotheses.model import DTYPE, KernelPriors, StructuredGP, relative_mean
 from abduce.hypotheses.sparse import Features, TitsiasMarginalLogLikelihood, inducing_points, titsias_terms

@@ -46,7 +46,7 @@ from abduce.instruments.protocol.models import (
 )
 
 if TYPE_CHECKING:  # fault injection for tests; never imported at run time
-    from abduce.simulators.faults import Faults
+    from abduce.instruments.drivers.faults import Faults
 
 log = logging.getLogger("abduce.agent")
 
@@ -80,7 +80,7 @@ class InstrumentAgent:
         cache_size: results kept for retries and queries.
         curve: optional ``(server_public, own_public, own_secret)`` CURVE keys (z85 bytes).
         faults: for tests only: drop some results and send some late, out of
-            order, with seeded decisions (:class:`abduce.simulators.faults.Faults`,
+            order, with seeded decisions (:class:`abduce.instruments.drivers.faults.Faults`,
             ``p_drop``, ``p_reorder``, ``hold_s``). None (the default): every
             result is sent at once, and the send path has no extra step.
     """

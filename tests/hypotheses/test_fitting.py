@@ -1,6 +1,6 @@
 import pytest
 
-from abduce.controller.errors import FitError
+from abduce.hypotheses.errors import FitError
 from abduce.hypotheses.declaration import Hypothesis, Parameter
 from abduce.hypotheses.fitting import FitSettings, fit_hypothesis
 from abduce.hypotheses.library import BUILTIN

@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from abduce.controller.errors import HypothesisError
+from abduce.hypotheses.errors import HypothesisError
 from abduce.hypotheses import Hypothesis, Parameter, check
 from abduce.hypotheses.declaration import Frame
 from abduce.hypotheses.library import BUILTIN, smooth_relu

@@ -37,7 +37,7 @@ from abduce.instruments.drivers.simulated import SimulatedDriver
 from abduce.instruments.keys import load_key, new_key
 from abduce.instruments.protocol.codec import Codec, Keyring
 from abduce.instruments.protocol.models import Measure
-from abduce.simulators.faults import AgentCrash, Faults, FaultyDriver
+from abduce.instruments.drivers.faults import AgentCrash, Faults, FaultyDriver
 from abduce.simulators.transition1d import Transition1D
 from tests.controller.test_daemon import CONFIG as DAEMON_CONFIG
 from abduce.controller.rundir import read_endpoints

@@ -10,7 +10,7 @@ import pytest
     "module",
     ["abduce.instruments", "abduce.simulators", "abduce.simulators.transition1d", "abduce.simulators.registry",
      "abduce.controller.errors", "abduce.instruments.agent", "abduce.instruments.drivers.simulated",
-     "abduce.instruments.drivers.recorded", "abduce.simulators.faults", "abduce.simulators.record",
+     "abduce.instruments.drivers.recorded", "abduce.instruments.drivers.faults", "abduce.instruments.drivers.record",
      "abduce.simulators.loops", "abduce.simulators.spm", "abduce.simulators.phase2d"],
 )
 def test_imports_without_torch(module):

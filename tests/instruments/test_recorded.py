@@ -14,7 +14,7 @@ from abduce.instruments.agent import InstrumentAgent
 from abduce.instruments.drivers.recorded import RecordedDataset, RecordedDriver, build
 from abduce.instruments.protocol.codec import Codec
 from abduce.instruments.protocol.models import Measure
-from abduce.simulators.record import record
+from abduce.instruments.drivers.record import record
 from abduce.simulators.transition1d import Transition1D
 from tests.instruments.conftest import AgentThread
 

@@ -13,7 +13,7 @@ from abduce.instruments.drivers.base import Driver, Reading
 from abduce.instruments.drivers.simulated import SimulatedDriver
 from abduce.instruments.protocol.models import Axis, Capabilities, Channel, Measure
 from abduce.simulators.base import check_simulator
-from abduce.simulators.faults import AgentCrash, Faults, FaultyDriver, FaultySimulator, ReplyGate
+from abduce.instruments.drivers.faults import AgentCrash, Faults, FaultyDriver, FaultySimulator, ReplyGate
 from abduce.simulators.transition1d import Transition1D
 
 # ------------------------------------------------------------ spec and validation
