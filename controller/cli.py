@@ -60,10 +60,10 @@ def _progress(label: str, total: int, progress: bool):
 
 
 def run_in_process(opts, out: Path, progress: bool = True) -> dict:
-    """Run a :class:`~abduce.controller.simulated.SimulatedRun`; write the run directory; return the summary."""
+    """Run a :class:`~abduce.controller.rehearse.simulated.SimulatedRun`; write the run directory; return the summary."""
     import dataclasses
 
-    from abduce.controller.rundir import RunDirectory
+    from abduce.controller.journal.rundir import RunDirectory
 
     rundir = RunDirectory(out, {"mode": "in-process", **dataclasses.asdict(opts)})
     bar, show = _progress(opts.policy, opts.budget, progress)
@@ -103,10 +103,10 @@ def run_listening(
     """
     import dataclasses
 
-    from abduce.controller.link import InstrumentLink
-    from abduce.controller.loop import run_campaign
-    from abduce.controller.remote import AuditLog, LinkInstrument, space_of
-    from abduce.controller.rundir import RunDirectory
+    from abduce.controller.drive.link import InstrumentLink
+    from abduce.controller.drive.loop import run_campaign
+    from abduce.controller.drive.remote import AuditLog, LinkInstrument, space_of
+    from abduce.controller.journal.rundir import RunDirectory
     from abduce.instruments.keys import load_key
     from abduce.instruments.protocol.codec import Codec, Keyring
 
@@ -122,7 +122,7 @@ def run_listening(
         link = InstrumentLink(opts.listen, codec, audit=audit, curve=curve,
                               curve_clients=str(curve_clients) if curve_clients else None)
         with link:
-            from abduce.controller.rundir import write_endpoints
+            from abduce.controller.journal.rundir import write_endpoints
 
             write_endpoints(out, instrument=link.endpoint)
             console.print(f"listening on {link.endpoint}; waiting for an instrument agent")
@@ -223,13 +223,13 @@ def run(
         if listen:
             if key is None:
                 raise typer.BadParameter("--listen needs --key (make one with `abduce keys new PATH`)")
-            from abduce.controller.remote import ListenRun
+            from abduce.controller.drive.remote import ListenRun
 
             opts = ListenRun(listen=listen, hypotheses=_split(hypotheses), policy=policy, acquisition=acquisition,
                              budget=budget, seed=seed, n_init=n_init, epsilon=epsilon, wait_s=wait)
             summary = run_listening(opts, key, out, progress=not quiet, curve_secret=curve_secret, curve_clients=curve_clients)
         else:
-            from abduce.controller.simulated import SimulatedRun
+            from abduce.controller.rehearse.simulated import SimulatedRun
 
             opts = SimulatedRun(
                 simulator=simulator, truth=truth, hypotheses=_split(hypotheses), policy=policy, acquisition=acquisition,
@@ -256,7 +256,7 @@ def demo(
     from abduce.instruments.keys import new_key
 
     _pin_threads()
-    from abduce.controller.rundir import RunDirectory
+    from abduce.controller.journal.rundir import RunDirectory
 
     try:
         RunDirectory.check_free(out)
@@ -275,7 +275,7 @@ def demo(
             stdout=subprocess.DEVNULL, stderr=open(out / "agent.log", "a"),
         ))
 
-    from abduce.controller.remote import ListenRun
+    from abduce.controller.drive.remote import ListenRun
 
     opts = ListenRun(listen="tcp://127.0.0.1:0", hypotheses=("second-order", "first-order", "linear", "sigmoid"),
                      policy="discriminate", budget=40, seed=seed, n_init=5, wait_s=60.0)
@@ -289,7 +289,7 @@ def demo(
             agent.wait(timeout=10)
     Console().print(summary_table(summary))
     console.print(f"run directory: {out}")
-    from abduce.controller.report import write_report
+    from abduce.controller.views.report import write_report
 
     try:
         console.print(f"report: {write_report(out, out / 'report.html')}")
@@ -363,7 +363,7 @@ def instrument_serve(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         key_id, secret = load_key(key)
-        from abduce.controller.rehearsal import build_driver
+        from abduce.controller.rehearse.rehearsal import build_driver
 
         options = _options(option)
         if driver == "simulated:transition-1d":
@@ -405,8 +405,8 @@ def daemon(config: Path = typer.Argument(..., help="TOML settings (see deploy/co
 
 
 def _control(config: Path, command: str, as_json: bool, timeout: float = 5.0) -> None:
-    from abduce.controller.control import request
-    from abduce.controller.settings import load_settings
+    from abduce.controller.drive.control import request
+    from abduce.controller.recipe.settings import load_settings
     from abduce.instruments.keys import load_key
 
     try:
@@ -414,7 +414,7 @@ def _control(config: Path, command: str, as_json: bool, timeout: float = 5.0) ->
         _, secret = load_key(settings.instrument.key)
         endpoint = settings.daemon.control
         if endpoint.rpartition(":")[2] == "0":  # bound on a free port: the daemon named it in its run directory
-            from abduce.controller.rundir import read_endpoints
+            from abduce.controller.journal.rundir import read_endpoints
 
             endpoint = read_endpoints(settings.daemon.run_dir)["control"]
         reply = request(endpoint, secret, command, timeout_s=timeout)
@@ -466,7 +466,7 @@ def stop(config: Path = typer.Option(..., "--config"), as_json: bool = typer.Opt
 
 @app.command()
 def sweep(
-    config: Path = typer.Argument(..., help="Sweep config (TOML; see controller/sweep.py and sweeps/)."),
+    config: Path = typer.Argument(..., help="Sweep config (TOML; see controller/rehearse/sweep.py and sweeps/)."),
     out: Path = typer.Option(None, "--out", help="Results folder (default: runs/sweeps/NAME)."),
     scheduler: str = typer.Option(None, help="Address of a running Dask scheduler (default: a LocalCluster here)."),
     workers: int = typer.Option(None, min=1, help="LocalCluster worker processes (default: the cores)."),
@@ -474,7 +474,7 @@ def sweep(
 ) -> None:
     """Run a grid of campaigns (problems x hypothesis sets x policies x seeds) on Dask; table, summary, plot."""
     _pin_threads()
-    from abduce.controller.sweep import load_sweep, run_sweep
+    from abduce.controller.rehearse.sweep import load_sweep, run_sweep
 
     try:
         cfg = load_sweep(config)
@@ -515,7 +515,7 @@ def replay(
 ) -> None:
     """Re-run a recorded campaign with another policy or hypothesis set; print both side by side."""
     _pin_threads()
-    from abduce.controller.whatif import rows, what_if
+    from abduce.controller.rehearse.whatif import rows, what_if
 
     try:
         result = what_if(run, policy=policy, hypotheses=_split(hypotheses) if hypotheses else None, against=against,
@@ -538,10 +538,10 @@ def replay(
 def inspect_cmd(
     run: Path = typer.Argument(..., help="A run directory or its journal.sqlite (read-only; a running daemon's too)."),
     step: int = typer.Option(None, "--step", min=0, help="Show the campaign as it stood after N measurements."),
-    as_json: bool = typer.Option(False, "--json", help="The same as JSON (schema: abduce.controller.inspect)."),
+    as_json: bool = typer.Option(False, "--json", help="The same as JSON (schema: abduce.controller.views.inspection)."),
 ) -> None:
     """Summarise a campaign from its journal: hypotheses, measurements, stopping state (no refitting)."""
-    from abduce.controller.inspect import inspect_run, render
+    from abduce.controller.views.inspection import inspect_run, render
 
     try:
         inspection = inspect_run(run, step)
@@ -564,7 +564,7 @@ def plot(
 ) -> None:
     """Plot posteriors, probabilities, choices and rewards, the acquisition and raw spectra."""
     _pin_threads(all_cores=True)
-    from abduce.controller.plots import write_plots
+    from abduce.controller.views.plots import write_plots
 
     try:
         plots = write_plots(run, out, step, fmt)
@@ -584,7 +584,7 @@ def report(
 ) -> None:
     """One self-contained HTML page: summary tables, plots, measurements and the config."""
     _pin_threads(all_cores=True)
-    from abduce.controller.report import write_report
+    from abduce.controller.views.report import write_report
 
     try:
         path = write_report(run, out, step)
@@ -602,7 +602,7 @@ def export(
 ) -> None:
     """Measurements, raw arrays and posteriors as one NetCDF/HDF5 file (xarray, h5netcdf)."""
     _pin_threads(all_cores=True)
-    from abduce.controller.export import export_run
+    from abduce.controller.views.export import export_run
 
     try:
         path = export_run(run, out, step, posteriors)
@@ -622,7 +622,7 @@ def serve(
     """A live, read-only web page of campaigns: status and plots, updated as measurements arrive."""
     _pin_threads()
     from abduce.controller.errors import ConfigError
-    from abduce.controller.web import WebServer, loopback
+    from abduce.controller.views.web import WebServer, loopback
 
     try:
         missing = [str(r) for r in runs if not r.exists()]

@@ -9,7 +9,7 @@ The status names the part of the step the campaign thread is in (``phase``:
 deciding, measuring, learning) and the endpoints bound (``endpoints``; port 0
 in the config binds free ports, also named in ``RUN/endpoints.json``).
 
-The control lane (:mod:`abduce.controller.control`) answers on its own
+The control lane (:mod:`abduce.controller.drive.control`) answers on its own
 thread, from a snapshot the loop updates after every step, so ``abduce
 status`` answers at once even while a fit takes seconds. ``stop`` and SIGTERM
 let the current step finish its journal writes and exit cleanly; SIGHUP
@@ -31,15 +31,15 @@ import threading
 import time
 from pathlib import Path
 
-from abduce.controller.control import ControlServer
+from abduce.controller.drive.control import ControlServer
 from abduce.controller.errors import AbduceError
-from abduce.controller.link import InstrumentLink
-from abduce.controller.loop import step
-from abduce.controller.remote import AuditLog, LinkInstrument, space_of
-from abduce.controller.resume import replay
-from abduce.controller.rundir import RunDirectory, write_endpoints
-from abduce.controller.settings import Settings, load_settings
-from abduce.controller.setup import SCALE_KEYS, campaign_from_names
+from abduce.controller.drive.link import InstrumentLink
+from abduce.controller.drive.loop import step
+from abduce.controller.drive.remote import AuditLog, LinkInstrument, space_of
+from abduce.controller.journal.resume import replay
+from abduce.controller.journal.rundir import RunDirectory, write_endpoints
+from abduce.controller.recipe.settings import Settings, load_settings
+from abduce.controller.recipe.build import SCALE_KEYS, campaign_from_names
 from abduce.instruments.keys import load_key
 from abduce.instruments.protocol.codec import Codec, Keyring
 
@@ -218,7 +218,7 @@ class Daemon:
         address = self.settings.daemon.web
         if not address:
             return None
-        from abduce.controller.web import WebServer, check_bind, parse_address
+        from abduce.controller.views.web import WebServer, check_bind, parse_address
 
         host, port = parse_address(address)
         secret = self.settings.daemon.web_token
@@ -234,7 +234,7 @@ class Daemon:
 
     def _wait_for_agent(self, link: InstrumentLink):
         """Wait up to ``wait_s`` for the instrument, giving up early (None) on stop."""
-        from abduce.controller.link import LinkError
+        from abduce.controller.drive.link import LinkError
 
         deadline = time.monotonic() + self.settings.instrument.wait_s
         while not self._stop.is_set():

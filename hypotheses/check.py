@@ -85,7 +85,7 @@ def check(
 
     Args:
         hypothesis: the declaration to check.
-        space: an :class:`abduce.controller.space.Space` (its ``lo``, ``hi`` and candidates), or
+        space: an :class:`abduce.controller.core.space.Space` (its ``lo``, ``hi`` and candidates), or
             give ``lo`` and ``hi`` (``d`` bounds each, physical units) and optionally ``candidates``
             (``N x d``) instead.
         draws: Sobol draws of the parameter box (corners and edges come on top).

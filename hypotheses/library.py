@@ -168,7 +168,7 @@ CURIE_WEISS = Hypothesis(
 )
 
 # "None of these": no physics, a flexible residual. It competes in the evidence with the laws of a
-# campaign (abduce.controller.campaign, CampaignSettings.none_prior), so the user sees when the set as a
+# campaign (abduce.controller.core.campaign, CampaignSettings.none_prior), so the user sees when the set as a
 # whole does not explain the data. A constant mean and a residual GP whose prior allows anything the data
 # scale allows (amplitude up to 2 s, features down to 2% of the space, rougher Matern-3/2): it explains a
 # transition as well as any law does, but pays for the freedom in its marginal likelihood (a log det of

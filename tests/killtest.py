@@ -70,8 +70,8 @@ import zmq
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from abduce.controller.control import ControlError, request  # noqa: E402
-from abduce.controller.journal import Journal  # noqa: E402
+from abduce.controller.drive.control import ControlError, request  # noqa: E402
+from abduce.controller.journal.store import Journal  # noqa: E402
 from abduce.instruments.agent import InstrumentAgent  # noqa: E402
 from abduce.instruments.drivers.simulated import SimulatedDriver  # noqa: E402
 from abduce.instruments.keys import load_key, new_key  # noqa: E402
@@ -488,7 +488,7 @@ def run(kills: int, budget: int, seed: int, workdir: Path, log=print, policy: st
         agent_thread.join(10)
     rows = journal_measurements(rig.journal)
     ids = [r[0] for r in rows]
-    from abduce.controller.simulated import SimulatedRun
+    from abduce.controller.rehearse.simulated import SimulatedRun
 
     reference = SimulatedRun(truth="second-order", hypotheses=HYPOTHESES, policy=policy, budget=budget,
                              seed=seed, grid=grid, n_init=N_INIT).run()

@@ -87,13 +87,13 @@ TARGETS = {
         "Codec.decode",
     ),
     "journal": Target(
-        "controller/journal.py", "abduce.controller.journal", (),
-        ("tests/controller/test_journal_mutants.py", "tests/controller/test_journal.py"),
+        "controller/journal/store.py", "abduce.controller.journal.store", (),
+        ("tests/controller/journal/test_journal_mutants.py", "tests/controller/journal/test_journal.py"),
         "Journal.append",
     ),
     "tell": Target(
-        "controller/campaign.py", "abduce.controller.campaign", ("Campaign.tell", "Campaign._validate"),
-        ("tests/controller/test_tell_validation.py", "tests/controller/test_campaign.py"),
+        "controller/core/campaign.py", "abduce.controller.core.campaign", ("Campaign.tell", "Campaign._validate"),
+        ("tests/controller/core/test_tell_validation.py", "tests/controller/core/test_campaign.py"),
         "Campaign._validate",
     ),
     "agent-limits": Target(

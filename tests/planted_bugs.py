@@ -12,15 +12,15 @@ import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUGS = [
-  ("fsync dropped", "controller/journal.py", "            os.fsync(self._wal_fd())", "            self._wal_fd()",
-   ["tests/controller/test_journal.py", "tests/controller/test_journal_mutants.py"]),
+  ("fsync dropped", "controller/journal/store.py", "            os.fsync(self._wal_fd())", "            self._wal_fd()",
+   ["tests/controller/journal/test_journal.py", "tests/controller/journal/test_journal_mutants.py"]),
   ("HMAC comparison skipped", "instruments/protocol/codec.py", "if not hmac.compare_digest(expected, signature):", "if False:", ["tests/instruments/test_codec_fuzz.py", "tests/instruments/test_codec.py"]),
-  ("autocommit dropped", "controller/journal.py", "conn = sqlite3.connect(path, isolation_level=None)", "conn = sqlite3.connect(path)",
-   ["tests/controller/test_journal.py"]),
-  ("Box-Hill sign flipped", "controller/acquisition.py", "score = score + weights[i] * weights[j] * j_ij", "score = score - weights[i] * weights[j] * j_ij",
-   ["tests/controller/test_acquisition.py"]),
-  ("duplicate request id accepted", "controller/campaign.py", 'raise MeasurementRejected(rid, "duplicate", "this request was already told")', "pass",
-   ["tests/controller/test_tell_validation.py", "tests/controller/test_campaign.py"]),
+  ("autocommit dropped", "controller/journal/store.py", "conn = sqlite3.connect(path, isolation_level=None)", "conn = sqlite3.connect(path)",
+   ["tests/controller/journal/test_journal.py"]),
+  ("Box-Hill sign flipped", "controller/decide/acquisition.py", "score = score + weights[i] * weights[j] * j_ij", "score = score - weights[i] * weights[j] * j_ij",
+   ["tests/controller/decide/test_acquisition.py"]),
+  ("duplicate request id accepted", "controller/core/campaign.py", 'raise MeasurementRejected(rid, "duplicate", "this request was already told")', "pass",
+   ["tests/controller/core/test_tell_validation.py", "tests/controller/core/test_campaign.py"]),
   ("agent limit check skipped", "instruments/agent.py", '        """The agent\'s own safety check: dimension, axis limits, candidate grid."""\n', '        """The agent\'s own safety check: dimension, axis limits, candidate grid."""\n        return None\n', ["tests/instruments/test_agent_limits.py", "tests/instruments/test_link_agent.py"]),
   ("agent result cache ignored", "instruments/agent.py", "        done = self._results.get(m.request_id)\n        if done is not None:  # a retry", "        done = None\n        if done is not None:  # a retry", ["tests/instruments/test_agent_limits.py", "tests/instruments/test_link_agent.py"]),
 ]
@@ -45,7 +45,7 @@ for name, path, old, new, tests in BUGS:
     assert old in s, (name, old)
     open(p, "w").write(s.replace(old, new))
     env = {**os.environ, "PYTHONPATH": os.path.join(d, "_shim") + ":" + d, "PYTHONDONTWRITEBYTECODE": "1"}
-    probe = subprocess.run([f"{ROOT}/.venv/bin/python", "-c", "import abduce.controller.journal as j; print(j.__file__)"], cwd=d, env=env, capture_output=True, text=True).stdout.strip()
+    probe = subprocess.run([f"{ROOT}/.venv/bin/python", "-c", "import abduce.controller.journal.store as j; print(j.__file__)"], cwd=d, env=env, capture_output=True, text=True).stdout.strip()
     assert probe.startswith(d), probe  # the copy, not the checkout, is what the tests import
     r = subprocess.run([f"{ROOT}/.venv/bin/python", "-m", "pytest", "-q", "-x", "-n", "0", "-p", "no:cacheprovider", *tests], cwd=d, env=env, capture_output=True, text=True)
     tail = r.stdout.strip().splitlines()[-1] if r.stdout.strip() else r.stderr[-300:]

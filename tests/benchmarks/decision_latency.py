@@ -47,8 +47,8 @@ def bench(policy: str, n: int, steps: int, candidates: int, device: str = "cpu",
 
     import numpy as np
 
-    from abduce.controller.measurements import Measurement
-    from abduce.controller.simulated import SimulatedRun
+    from abduce.controller.core.measurements import Measurement
+    from abduce.controller.rehearse.simulated import SimulatedRun
 
     # past n = 100 a hypothesis is refit once n grows 10%: time enough steps to include one
     # (up to n = 1000; beyond, the first fit's time stands for a refit's)

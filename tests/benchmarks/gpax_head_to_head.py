@@ -11,7 +11,7 @@ budget, runs
   the loop around them written as the GPax hypothesis-learning example does
   it (see "The GPax loop" below);
 - ``abduce epsilon-greedy`` and ``abduce discriminate``: abduce campaigns
-  (:class:`abduce.controller.simulated.SimulatedRun`), driven ask/tell;
+  (:class:`abduce.controller.rehearse.simulated.SimulatedRun`), driven ask/tell;
 
 and prints per-step time (median), total time, the fraction of seeds whose
 winner is the true hypothesis, the reconstruction error against the truth,
@@ -72,7 +72,7 @@ hypothesis-learning example, arXiv 2112.06649):
 
 For abduce the winner is ``campaign.leader()`` (highest posterior
 probability) and the error is
-:func:`abduce.controller.rehearsal.reconstruction_error` (RMS error of the
+:func:`abduce.controller.rehearse.rehearsal.reconstruction_error` (RMS error of the
 leader's posterior mean against the noise-free truth over the grid, relative
 to the truth's range); GPax's error is the same formula
 (:func:`relative_rmse`).
@@ -233,7 +233,7 @@ def format_table(summary: Sequence[dict], header: str = "") -> str:
 
 
 def _abduce_run(policy: str, seed: int, budget: int, grid: int, n_init: int, epsilon: float):
-    from abduce.controller.simulated import SimulatedRun
+    from abduce.controller.rehearse.simulated import SimulatedRun
 
     return SimulatedRun(truth=TRUTH, hypotheses=HYPOTHESES, policy=policy, budget=budget, grid=grid,
                         seed=seed, n_init=n_init, epsilon=epsilon)
@@ -241,8 +241,8 @@ def _abduce_run(policy: str, seed: int, budget: int, grid: int, n_init: int, eps
 
 def run_abduce(policy: str, seed: int, budget: int, grid: int, n_init: int, epsilon: float) -> dict:
     """One abduce campaign driven ask/tell, each decision timed."""
-    from abduce.controller.measurements import Measurement
-    from abduce.controller.rehearsal import reconstruction_error
+    from abduce.controller.core.measurements import Measurement
+    from abduce.controller.rehearse.rehearsal import reconstruction_error
 
     t_start = time.perf_counter()
     campaign, sim = _abduce_run(policy, seed, budget, grid, n_init, epsilon).build()
@@ -359,7 +359,7 @@ def _gpax_kernel_and_noise_priors() -> tuple[Callable, Callable]:
 
 def _initial_design(seed: int, budget: int, grid: int, n_init: int, epsilon: float, sim) -> tuple[list, list]:
     """The first ``n_init`` requests of an abduce campaign with this seed, measured on ``sim`` (no fit happens)."""
-    from abduce.controller.measurements import Measurement
+    from abduce.controller.core.measurements import Measurement
 
     campaign, _ = _abduce_run("epsilon-greedy", seed, budget, grid, n_init, epsilon).build()
     xs, ys = [], []

@@ -26,7 +26,7 @@ def one(policy: str, truth: str, seed: int, budget: int) -> dict:
     import torch
 
     torch.set_num_threads(1)
-    from abduce.controller.simulated import SimulatedRun
+    from abduce.controller.rehearse.simulated import SimulatedRun
 
     t0 = time.perf_counter()
     c = SimulatedRun(truth=truth, policy=policy, seed=seed, budget=budget, hypotheses=TRUTHS).run()

@@ -1,7 +1,7 @@
 """The identification benchmark: every family of deploy/sweeps/identification.toml on Dask, or some of them.
 
 Prints the campaigns and the time estimate first, then runs the sweep
-(:func:`abduce.controller.sweep.run_sweep`) and prints the README's table
+(:func:`abduce.controller.rehearse.sweep.run_sweep`) and prints the README's table
 (``summary.md`` in the output folder)::
 
     python tests/benchmarks/identification_benchmark.py [--out DIR] [--family NAME ...]
@@ -52,7 +52,7 @@ def estimate_table(config, results_csv: Path | None):
     """DataFrame (family, policy, space, campaigns, budget, seconds_per_campaign, seconds)."""
     import pandas as pd
 
-    from abduce.controller.sweep import estimate
+    from abduce.controller.rehearse.sweep import estimate
 
     if results_csv is not None:
         return estimate(config, pd.read_csv(results_csv))
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
     from abduce.controller.errors import AbduceError
-    from abduce.controller.sweep import load_sweep, run_sweep
+    from abduce.controller.rehearse.sweep import load_sweep, run_sweep
 
     try:
         config = load_sweep(args.config)

@@ -30,9 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 def main() -> None:
     import numpy as np
 
-    from abduce.controller.journal import Journal
-    from abduce.controller.measurements import Measurement
-    from abduce.controller.simulated import SimulatedRun
+    from abduce.controller.journal.store import Journal
+    from abduce.controller.core.measurements import Measurement
+    from abduce.controller.rehearse.simulated import SimulatedRun
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=500)

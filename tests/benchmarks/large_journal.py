@@ -39,11 +39,11 @@ def make_run(path: Path, n: int, grid: int, seed: int) -> float:
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # as the daemon runs campaigns
     import numpy as np
 
-    from abduce.controller.campaign import CampaignSettings
-    from abduce.controller.loop import run_campaign
-    from abduce.controller.measurements import Measurement
-    from abduce.controller.rundir import RunDirectory
-    from abduce.controller.simulated import SimulatedRun
+    from abduce.controller.core.campaign import CampaignSettings
+    from abduce.controller.drive.loop import run_campaign
+    from abduce.controller.core.measurements import Measurement
+    from abduce.controller.journal.rundir import RunDirectory
+    from abduce.controller.rehearse.simulated import SimulatedRun
     from abduce.hypotheses.fitting import FitSettings
 
     opts = SimulatedRun(hypotheses=("second-order", "linear"), policy="epsilon-greedy", budget=n, grid=grid,

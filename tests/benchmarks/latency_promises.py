@@ -35,8 +35,8 @@ sys.path.insert(0, str(ROOT))
 
 def status_during_a_refit(fit_n: int) -> tuple[list[float], float]:
     """Status round trips (s) sent while the daemon's refit at ``fit_n`` runs, and that refit's length (s)."""
-    from abduce.controller.control import request
-    from abduce.controller.rundir import read_endpoints
+    from abduce.controller.drive.control import request
+    from abduce.controller.journal.rundir import read_endpoints
     from abduce.instruments.agent import InstrumentAgent
     from abduce.instruments.drivers.simulated import build
     from abduce.instruments.keys import load_key, new_key
@@ -78,7 +78,7 @@ def status_during_a_refit(fit_n: int) -> tuple[list[float], float]:
 
 
 def abort_while_measuring(repeats: int = 5) -> list[float]:
-    from abduce.controller.link import InstrumentLink
+    from abduce.controller.drive.link import InstrumentLink
     from abduce.instruments.agent import InstrumentAgent
     from abduce.instruments.protocol.codec import Codec, Keyring
     from abduce.instruments.protocol.models import Measure

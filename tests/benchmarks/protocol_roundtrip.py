@@ -31,7 +31,7 @@ import zmq.auth
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from abduce.controller.link import InstrumentLink  # noqa: E402
+from abduce.controller.drive.link import InstrumentLink  # noqa: E402
 from abduce.instruments.keys import new_key  # noqa: E402
 from abduce.instruments.protocol.codec import Codec, Keyring  # noqa: E402
 from abduce.instruments.protocol.models import Measure  # noqa: E402

@@ -26,7 +26,7 @@ def test_reward_is_plus_one_when_median_variance_fell_else_minus_one():
 
 
 def test_relative_rmse_is_reconstruction_errors_formula():
-    from abduce.controller.rehearsal import reconstruction_error
+    from abduce.controller.rehearse.rehearsal import reconstruction_error
 
     truth = np.linspace(0.0, 2.0, 11)
     mean = truth + np.sin(np.arange(11))

@@ -31,7 +31,7 @@ def test_run_writes_the_documented_run_directory(tmp_path):
     assert len(decisions) == 7 and decisions[-1]["probabilities"]
     config = json.loads((out / "config.json").read_text())
     assert config["policy"] == "discriminate" and "torch" in config["versions"]
-    from abduce.controller.journal import Journal
+    from abduce.controller.journal.store import Journal
 
     with Journal.open(out / "journal.sqlite", readonly=True) as journal:
         assert [e.request_id for e in journal.events("measurement")] == [json.loads(l)["request_id"] for l in lines]

@@ -10,15 +10,15 @@ from collections import Counter
 
 import pytest
 
-from abduce.controller.control import ControlError, request
+from abduce.controller.drive.control import ControlError, request
 from abduce.controller.daemon import Daemon
-from abduce.controller.journal import Journal
-from abduce.controller.settings import load_settings
+from abduce.controller.journal.store import Journal
+from abduce.controller.recipe.settings import load_settings
 from abduce.instruments.agent import InstrumentAgent
 from abduce.instruments.drivers.simulated import build
 from abduce.instruments.keys import load_key, new_key
 from abduce.instruments.protocol.codec import Codec, Keyring, unpack_frames
-from abduce.controller.rundir import read_endpoints
+from abduce.controller.journal.rundir import read_endpoints
 from tests.instruments.conftest import LOOPBACK, AgentThread, ipc_endpoint, wait_until
 
 CONFIG = """

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from abduce.controller.verdict import explained
+from abduce.controller.core.verdict import explained
 from abduce.hypotheses.criticism import criticise, difference_noise, loo_limit, noise_limit
 from abduce.hypotheses.declaration import KernelPriors
 from abduce.hypotheses.fitting import FitSettings, fit_hypothesis

@@ -108,9 +108,9 @@ def test_check_names_the_parameters_and_point_where_a_law_breaks():
 
 
 def test_check_catches_a_value_that_is_not_finite_and_a_campaign_refuses_the_law():
-    from abduce.controller.campaign import Campaign
-    from abduce.controller.space import Space
-    from abduce.controller.stopping import Budget
+    from abduce.controller.core.campaign import Campaign
+    from abduce.controller.core.space import Space
+    from abduce.controller.decide.stopping import Budget
 
     log_law = Hypothesis("log-law", lambda x, p: p["a"] * torch.log(x[..., 0]), (Parameter("a", unit="y"),),
                          doc="m = a log x, which is -inf at x = 0")

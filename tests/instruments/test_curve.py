@@ -5,7 +5,7 @@ import shutil
 import pytest
 import zmq.auth
 
-from abduce.controller.link import InstrumentLink, LinkError
+from abduce.controller.drive.link import InstrumentLink, LinkError
 from abduce.instruments.agent import InstrumentAgent
 from abduce.instruments.keys import new_key
 from abduce.instruments.protocol.codec import Codec

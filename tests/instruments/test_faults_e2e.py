@@ -18,18 +18,18 @@ import time
 import numpy as np
 import pytest
 
-from abduce.controller.campaign import Campaign, CampaignSettings
+from abduce.controller.core.campaign import Campaign, CampaignSettings
 from abduce.controller.daemon import Daemon
 from abduce.controller.errors import MeasurementRejected
-from abduce.controller.journal import Journal
-from abduce.controller.link import InstrumentLink
-from abduce.controller.loop import run_campaign
-from abduce.controller.measurements import Measurement
-from abduce.controller.remote import LinkInstrument, space_of
-from abduce.controller.resume import replay
-from abduce.controller.settings import load_settings
-from abduce.controller.setup import campaign_from_names
-from abduce.controller.stopping import Budget
+from abduce.controller.journal.store import Journal
+from abduce.controller.drive.link import InstrumentLink
+from abduce.controller.drive.loop import run_campaign
+from abduce.controller.core.measurements import Measurement
+from abduce.controller.drive.remote import LinkInstrument, space_of
+from abduce.controller.journal.resume import replay
+from abduce.controller.recipe.settings import load_settings
+from abduce.controller.recipe.build import campaign_from_names
+from abduce.controller.decide.stopping import Budget
 from abduce.hypotheses.fitting import FitSettings
 from abduce.hypotheses.library import BUILTIN
 from abduce.instruments.agent import InstrumentAgent
@@ -40,7 +40,7 @@ from abduce.instruments.protocol.models import Measure
 from abduce.instruments.drivers.faults import AgentCrash, Faults, FaultyDriver
 from abduce.simulators.transition1d import Transition1D
 from tests.controller.test_daemon import CONFIG as DAEMON_CONFIG
-from abduce.controller.rundir import read_endpoints
+from abduce.controller.journal.rundir import read_endpoints
 from tests.instruments.conftest import LOOPBACK, SlowDriver, wait_until
 
 SEED = 5

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from abduce.controller.errors import ConfigError
-from abduce.controller.link import InstrumentLink, LinkError
+from abduce.controller.drive.link import InstrumentLink, LinkError
 from abduce.instruments.agent import InstrumentAgent
 from abduce.instruments.drivers.simulated import build
 from abduce.instruments.protocol.codec import Codec, Keyring

@@ -9,7 +9,7 @@ import pytest
 import xarray as xr
 
 from abduce.controller.errors import ConfigError, MeasurementRejected
-from abduce.controller.link import InstrumentLink, LinkError
+from abduce.controller.drive.link import InstrumentLink, LinkError
 from abduce.instruments.agent import InstrumentAgent
 from abduce.instruments.drivers.recorded import RecordedDataset, RecordedDriver, build
 from abduce.instruments.protocol.codec import Codec
@@ -243,13 +243,13 @@ def test_the_recorded_file_answers_every_candidate_as_the_live_frozen_simulator_
 
 
 def _campaign(space, seed: int = SEED):
-    from abduce.controller.setup import campaign_from_names
+    from abduce.controller.recipe.build import campaign_from_names
 
     return campaign_from_names(space, ("second-order", "linear"), "epsilon-greedy", None, 12, seed, 4, 0.1)
 
 
 def _run(instrument, space):
-    from abduce.controller.loop import run_campaign
+    from abduce.controller.drive.loop import run_campaign
 
     asked = []
 
@@ -262,8 +262,8 @@ def _run(instrument, space):
 
 
 def _replay_in_process(driver):
-    from abduce.controller.measurements import Measurement
-    from abduce.controller.space import Space
+    from abduce.controller.core.measurements import Measurement
+    from abduce.controller.core.space import Space
 
     def replay(request):
         reading = driver.measure(Measure(request_id=request.request_id, points=[list(request.x)]))
@@ -273,8 +273,8 @@ def _replay_in_process(driver):
 
 
 def test_a_replayed_recording_gives_exactly_the_live_campaign_with_the_same_noise(tmp_path):
-    from abduce.controller.measurements import Measurement
-    from abduce.controller.space import Space
+    from abduce.controller.core.measurements import Measurement
+    from abduce.controller.core.space import Space
 
     record(Transition1D(grid=GRID, seed=SEED), tmp_path / "run.h5")
     replayed = _replay_in_process(build(f"recorded:{tmp_path / 'run.h5'}"))
@@ -292,8 +292,8 @@ def test_a_replayed_recording_gives_exactly_the_live_campaign_with_the_same_nois
 
 @pytest.mark.slow
 def test_a_replayed_recording_gives_the_campaign_of_a_live_simulator_with_frozen_noise(tmp_path):
-    from abduce.controller.measurements import Measurement
-    from abduce.controller.space import Space
+    from abduce.controller.core.measurements import Measurement
+    from abduce.controller.core.space import Space
 
     record(Transition1D(grid=GRID, seed=SEED, noise_per_point=True), tmp_path / "frozen.npz")
     replayed = _replay_in_process(build(f"recorded:{tmp_path / 'frozen.npz'}"))
@@ -305,7 +305,7 @@ def test_a_replayed_recording_gives_the_campaign_of_a_live_simulator_with_frozen
 
 @pytest.mark.slow
 def test_a_replay_over_the_protocol_gives_the_in_process_campaign(tmp_path, endpoint, keyring):
-    from abduce.controller.remote import LinkInstrument, space_of
+    from abduce.controller.drive.remote import LinkInstrument, space_of
 
     record(Transition1D(grid=GRID, seed=SEED), tmp_path / "run.nsid")
     driver = build(f"recorded:{tmp_path / 'run.nsid'}")

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import zmq
 
-from abduce.controller.campaign import Campaign, CampaignSettings
-from abduce.controller.link import InstrumentLink
-from abduce.controller.loop import run_campaign
-from abduce.controller.remote import LinkInstrument, space_of
-from abduce.controller.stopping import Budget
+from abduce.controller.core.campaign import Campaign, CampaignSettings
+from abduce.controller.drive.link import InstrumentLink
+from abduce.controller.drive.loop import run_campaign
+from abduce.controller.drive.remote import LinkInstrument, space_of
+from abduce.controller.decide.stopping import Budget
 from abduce.hypotheses.fitting import FitSettings
 from abduce.hypotheses.library import BUILTIN
 from abduce.instruments.agent import InstrumentAgent

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from abduce.controller.errors import ConfigError
-from abduce.controller.link import InstrumentLink
+from abduce.controller.drive.link import InstrumentLink
 from abduce.instruments.agent import InstrumentAgent
 from abduce.instruments.drivers.simulated import SimulatedDriver, build
 from abduce.instruments.protocol.codec import Codec

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from abduce.controller.errors import ConfigError
-from abduce.controller.reduction import coercive_field, loop_area, remanence
+from abduce.controller.intake.reduction import coercive_field, loop_area, remanence
 from abduce.simulators.loops import Loops
 
 

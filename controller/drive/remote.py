@@ -1,0 +1,103 @@
+"""Campaigns through the instrument protocol: the controller end of ``abduce run --listen``."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from abduce.controller.core.campaign import Campaign
+from abduce.controller.drive.link import Agent, InstrumentLink
+from abduce.controller.core.measurements import MeasureRequest, Measurement
+from abduce.controller.intake.readings import pick_channel, to_measurement
+from abduce.controller.recipe.build import campaign_from_names
+from abduce.controller.core.space import Space
+from abduce.instruments.protocol.codec import pack_frames
+from abduce.instruments.protocol.models import Capabilities, Measure
+
+
+def space_of(capabilities: Capabilities) -> Space:
+    """The campaign space an instrument declares: its candidate grid, else the box of its axis limits."""
+    names = [a.name for a in capabilities.axes]
+    if capabilities.candidates is not None:
+        return Space.finite(capabilities.candidates, names=names)
+    return Space.box([(a.min, a.max) for a in capabilities.axes], names=names)
+
+
+class LinkInstrument:
+    """``f(MeasureRequest) -> Measurement`` over an :class:`InstrumentLink` (for :func:`run_campaign`).
+
+    The measured value is the campaign's ``channel`` (default: the first
+    scalar channel), or the ``reduction`` of an array channel (a spectrum,
+    kept with the measurement); see :mod:`abduce.controller.intake.readings`.
+    """
+
+    def __init__(
+        self,
+        link: InstrumentLink,
+        agent: Agent,
+        channel: str | None = None,
+        timeout_s: float | None = None,
+        in_flight: set[str] | None = None,
+        reduction: str | None = None,
+    ):
+        self.link, self.agent, self.timeout_s = link, agent, timeout_s
+        self.in_flight = set(in_flight or ())  # requests sent before a restart: settled with query first
+        self.channel = pick_channel(agent.capabilities, channel, reduction)
+        self.reduction = None
+        if reduction is not None:
+            from abduce.controller.intake.reduction import resolve_reduction
+
+            self.reduction = resolve_reduction(reduction)
+
+    def __call__(self, request: MeasureRequest) -> Measurement:
+        reply = self.link.measure(
+            Measure(request_id=request.request_id, points=[list(request.x)], idempotent=self.agent.capabilities.idempotent),
+            self.agent.instrument_id,
+            timeout_s=self.timeout_s,
+            settle=request.request_id in self.in_flight,
+        )
+        self.in_flight.discard(request.request_id)
+        result = reply.result
+        arrays = {a.channel: np.frombuffer(reply.buffers[a.buffer], dtype=a.dtype).reshape(a.shape)
+                  for a in result.arrays}
+        return to_measurement(request.request_id, request.x, result.points, result.values, arrays, self.channel,
+                              self.reduction, raw=pack_frames(reply.raw), source=reply.key_id)
+
+
+@dataclass(frozen=True)
+class ListenRun:
+    """A campaign against whatever instrument registers on ``listen``."""
+
+    listen: str
+    hypotheses: tuple[str, ...]
+    policy: str = "epsilon-greedy"
+    acquisition: str | None = None
+    budget: int = 40
+    seed: int = 0
+    n_init: int = 5
+    epsilon: float = 0.1
+    wait_s: float = 60.0
+
+    def campaign(self, space: Space) -> Campaign:
+        return campaign_from_names(
+            space, self.hypotheses, self.policy, self.acquisition, self.budget, self.seed, self.n_init, self.epsilon
+        )
+
+
+class AuditLog:
+    """``audit.jsonl``: one line per message in or out: time, direction, key id, type, request id."""
+
+    def __init__(self, path: Path) -> None:
+        self._f = open(path, "a", encoding="utf-8")
+
+    def __call__(self, direction: str, key_id: str, msg_type: str, request_id: str | None) -> None:
+        self._f.write(json.dumps({"t": time.time(), "dir": direction, "key_id": key_id, "msg_type": msg_type,
+                                  "request_id": request_id}) + "\n")
+        self._f.flush()
+
+    def close(self) -> None:
+        self._f.close()

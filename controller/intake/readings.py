@@ -1,0 +1,68 @@
+"""From what an instrument returned to the scalar the hypotheses explain.
+
+One function serves every path -- a remote agent over the protocol
+(:class:`~abduce.controller.drive.remote.LinkInstrument`) and an in-process driver
+(:mod:`abduce.controller.rehearse.rehearsal`) -- so a rehearsal and a real campaign
+turn readings into measurements the same way:
+
+* a scalar channel: its value for the (one) point;
+* an array channel (a spectrum): the campaign's declared *reduction* of it
+  (e.g. ``loop-area``), the raw array kept with the measurement;
+* no reading, or one that is not a finite number: NaN, which
+  ``Campaign.tell`` refuses with a clear error.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+
+from abduce.controller.errors import ConfigError
+from abduce.controller.core.measurements import Measurement
+from abduce.instruments.protocol.models import Capabilities
+
+Reduction = Callable[[np.ndarray], float]
+
+
+def pick_channel(capabilities: Capabilities, channel: str | None, reduction: str | None) -> str:
+    """The channel a campaign explains: the one named, else the first scalar (or, with a
+    reduction, the first array) channel. Raises ConfigError when the choice cannot work."""
+    by_name = {c.name: c for c in capabilities.channels}
+    if channel is not None:
+        if channel not in by_name:
+            raise ConfigError(f"the instrument has no channel {channel!r}; it declares {sorted(by_name)}")
+        chosen = by_name[channel]
+    else:
+        wanted = [c for c in capabilities.channels if bool(c.shape) == (reduction is not None)]
+        if not wanted:
+            kind = "array (spectrum) channel to reduce" if reduction else "scalar channel"
+            raise ConfigError(f"the instrument declares no {kind}; channels: {sorted(by_name)}")
+        chosen = wanted[0]
+    if chosen.shape and reduction is None:
+        raise ConfigError(f"channel {chosen.name!r} is a spectrum of shape {chosen.shape}: declare a reduction "
+                          "(e.g. reduction = \"loop-area\") to turn it into the value the hypotheses explain")
+    return chosen.name
+
+
+def to_measurement(
+    request_id: str,
+    requested: Sequence[float],
+    points: Sequence[Sequence[float]],
+    values: Mapping[str, Sequence[float | None]],
+    arrays: Mapping[str, np.ndarray],
+    channel: str,
+    reduction: Reduction | None,
+    **extra,
+) -> Measurement:
+    """One point's measurement. ``arrays[c]`` has shape ``(n_points, *spectrum_shape)``."""
+    x = tuple(float(v) for v in points[0]) if points else tuple(requested)
+    kept = {name: np.asarray(a)[0] for name, a in arrays.items()} or None
+    if channel in arrays:
+        spectrum = np.asarray(arrays[channel])[0]
+        y = float(reduction(spectrum)) if reduction is not None else math.nan
+    else:
+        value = (values.get(channel) or [None])[0]
+        y = math.nan if value is None else float(value)
+    return Measurement(request_id, x, y, arrays=kept, **extra)

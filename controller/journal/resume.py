@@ -1,0 +1,77 @@
+"""Rebuild a campaign from its journal: resume after a crash, and the replay corpus.
+
+The campaign is deterministic (same seed, same measurements -> same
+requests), so replaying is re-asking and re-telling: for each journalled
+measurement, in order, ``ask()`` must return a request with the journalled id
+(else the journal belongs to another campaign and :class:`JournalError` says
+so), then ``tell`` gives it the journalled value; the next request after a
+resume is the one an uninterrupted run would have sent. Fitted states
+journalled with each decision are restored rather than refitted (exactly:
+float64 through JSON is lossless), so a resume costs the conditioning and
+evidence updates, not the fits; a decision lost to a power cut only means
+that step is refitted. Measurements that ``tell`` refused (journalled with an
+``error``) are skipped, as they were live. Requests journalled but never answered are
+returned as *in flight*, for the caller to settle (query the instrument, or
+re-measure where allowed). Steps whose measurement was journalled but whose
+decision was not (a stop mid-fit) are returned as *undecided*: their step
+records, for the caller to journal, so the journal holds every step's decision.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from abduce.controller.core.campaign import Campaign, StepRecord
+from abduce.controller.views.inspection import refused_readings
+from abduce.controller.journal.store import Journal, JournalError
+from abduce.controller.core.measurements import MeasureRequest, Measurement
+
+
+@dataclass(frozen=True)
+class Resumed:
+    campaign: Campaign
+    in_flight: tuple[MeasureRequest, ...]
+    undecided: tuple[StepRecord, ...] = ()
+
+
+def replay(campaign: Campaign, journal: Journal, limit: int | None = None) -> Resumed:
+    """Re-tell every journalled measurement (or the first ``limit``) to a fresh ``campaign``
+    built from the journal's config."""
+    told: set[str] = set()
+    undecided: list[StepRecord] = []
+    requested: dict[str, MeasureRequest] = {}
+    # measurements tell() refused are not part of the data (an instrument error leaves the request in flight)
+    events = list(journal.events())  # one read: errors and decisions come after the measurements they settle
+    refused, skipped = refused_readings(events)
+    fits = {e.request_id: e.body.get("fits") for e in events if e.kind == "decision"}  # restored, not refitted
+    for event in events:
+        if limit is not None and event.kind == "measurement" and campaign.n >= limit:
+            break
+        if event.kind == "request":
+            b = event.body
+            requested[event.request_id] = MeasureRequest(
+                request_id=event.request_id, step=b["step"], x=tuple(b["x"]), hypothesis=b["hypothesis"], reason=b["reason"]
+            )
+        elif event.kind == "measurement" and event.request_id in skipped:
+            request = campaign.ask()
+            _check(request, event, journal)
+            campaign.skip(event.request_id)
+            told.add(event.request_id)  # settled: not in flight
+        elif event.kind == "measurement" and event.request_id not in refused:
+            request = campaign.ask()
+            _check(request, event, journal)
+            record = campaign.tell(Measurement(event.request_id, tuple(event.body["x"]), float(event.body["y"])),
+                                   restore=fits.get(event.request_id))
+            told.add(event.request_id)
+            if event.request_id not in fits:
+                undecided.append(record)
+    in_flight = tuple(r for rid, r in requested.items() if rid not in told)
+    return Resumed(campaign, in_flight, tuple(undecided))
+
+
+def _check(request: MeasureRequest, event, journal: Journal) -> None:
+    if request.request_id != event.request_id:
+        raise JournalError(
+            f"{journal.path}: step {request.step} asks for request {request.request_id} but the journal "
+            f"recorded {event.request_id}: the journal was written by a campaign with other settings"
+        )

@@ -1,0 +1,144 @@
+"""Campaigns against an in-process driver: rehearsals, what-if replays and sweep cells.
+
+The driver is the very object ``abduce instrument serve`` would serve (a
+simulated, recorded or faulty driver); the campaign's space comes from its
+declared capabilities and its readings become measurements through
+:func:`abduce.controller.intake.readings.to_measurement`, exactly as over the
+protocol. Only the sockets are skipped, so thousands of short campaigns (a
+sweep) cost what their fits cost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from abduce.controller.core.campaign import Campaign
+from abduce.controller.journal.store import Journal
+from abduce.controller.drive.loop import Consumer, run_campaign
+from abduce.controller.core.measurements import MeasureRequest, Measurement
+from abduce.controller.intake.readings import pick_channel, to_measurement
+from abduce.controller.drive.remote import space_of
+from abduce.controller.recipe.build import campaign_from_names
+from abduce.instruments.drivers.base import Driver
+from abduce.instruments.protocol.models import Measure
+
+
+class DriverInstrument:
+    """``f(MeasureRequest) -> Measurement`` calling a driver in this process."""
+
+    def __init__(self, driver: Driver, channel: str | None = None, reduction: str | None = None) -> None:
+        self.driver = driver
+        self.capabilities = driver.describe()
+        self.channel = pick_channel(self.capabilities, channel, reduction)
+        self.reduction = None
+        if reduction is not None:
+            from abduce.controller.intake.reduction import resolve_reduction
+
+            self.reduction = resolve_reduction(reduction)
+
+    def __call__(self, request: MeasureRequest) -> Measurement:
+        reading = self.driver.measure(Measure(request_id=request.request_id, points=[list(request.x)]))
+        return to_measurement(request.request_id, request.x, reading.points, reading.values, reading.arrays,
+                              self.channel, self.reduction)
+
+
+@dataclass(frozen=True)
+class Rehearsal:
+    """A campaign against a simulator or recorded data set, by name.
+
+    Attributes:
+        source: ``simulated:NAME`` (a registered simulator) or ``recorded:PATH``.
+        options: constructor options of the simulator (``seed`` defaults to ``seed``).
+        hypotheses, policy, acquisition, budget, seed, n_init, epsilon: the campaign.
+        channel, reduction: what the hypotheses explain (a reduction for spectra).
+    """
+
+    source: str
+    hypotheses: tuple[str, ...]
+    options: Mapping[str, Any] = field(default_factory=dict)
+    policy: str = "discriminate"
+    acquisition: str | None = None
+    budget: int = 40
+    seed: int = 0
+    n_init: int = 5
+    epsilon: float = 0.1
+    channel: str | None = None
+    reduction: str | None = None
+
+    def driver(self) -> Driver:
+        return build_driver(self.source, {"seed": self.seed, **self.options} if self.source.startswith("simulated")
+                            else dict(self.options))
+
+    def build(self) -> tuple[Campaign, DriverInstrument]:
+        instrument = DriverInstrument(self.driver(), self.channel, self.reduction)
+        campaign = campaign_from_names(space_of(instrument.capabilities), self.hypotheses, self.policy,
+                                       self.acquisition, self.budget, self.seed, self.n_init, self.epsilon)
+        return campaign, instrument
+
+    def run(self, consumers: Iterable[Consumer] = (), journal: Journal | None = None) -> Campaign:
+        campaign, instrument = self.build()
+        return run_campaign(campaign, instrument, consumers, journal=journal)
+
+
+def build_driver(spec: str, options: Mapping[str, Any] | None = None) -> Driver:
+    """``simulated:NAME``, ``recorded:PATH`` or ``package.module:DriverClass`` -> a driver.
+
+    Raises:
+        ConfigError: an unknown kind, a driver that does not import, or not a Driver.
+    """
+    import importlib
+
+    from abduce.controller.errors import ConfigError
+
+    options = dict(options or {})
+    kind, _, rest = spec.partition(":")
+    if kind == "simulated":
+        from abduce.instruments.drivers.simulated import build
+
+        try:
+            return build(spec, **options)
+        except TypeError as exc:
+            raise ConfigError(f"driver {spec!r}: {exc}") from None
+    if kind == "recorded":
+        from abduce.instruments.drivers.recorded import build as build_recorded
+
+        return build_recorded(spec, **options)
+    if not rest or "." not in kind:
+        raise ConfigError(f"driver {spec!r}: use simulated:SIMULATOR, recorded:PATH or package.module:DriverClass")
+    try:
+        drv = getattr(importlib.import_module(kind), rest)(**options)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"driver {spec!r} does not import: {exc}") from None
+    if not isinstance(drv, Driver):
+        raise ConfigError(f"driver {spec!r} built a {type(drv).__name__}, not an abduce Driver")
+    return drv
+
+
+def truth_on(driver: Driver, points: np.ndarray, reduction: str | None = None) -> np.ndarray | None:
+    """The noise-free value at ``points`` (``n x d``) where the source knows it (a simulator), else None."""
+    sim = getattr(driver, "simulator", None)
+    while sim is not None and not hasattr(sim, "truth") and hasattr(sim, "simulator"):
+        sim = sim.simulator  # through fault wrappers
+    if sim is None or not hasattr(sim, "truth"):
+        return None
+    t = np.asarray(sim.truth(points))
+    if reduction is not None and t.ndim > 1:
+        from abduce.controller.intake.reduction import resolve_reduction
+
+        f = resolve_reduction(reduction)
+        t = np.array([f(row) for row in t])
+    return t
+
+
+def reconstruction_error(campaign: Campaign, truth: np.ndarray) -> float:
+    """RMS error of the leading hypothesis's posterior mean against ``truth`` over the campaign's points,
+    relative to the truth's range (0 = perfect; ~0.3 = no better than a flat line)."""
+    mean = campaign.posterior_mean()
+    if mean is None or truth is None:
+        return float("nan")
+    span = float(np.ptp(truth)) or 1.0
+    return float(np.sqrt(np.mean((mean - truth) ** 2)) / span)

@@ -1,0 +1,126 @@
+"""``abduce replay RUN``: what would another policy or hypothesis set have done with this sample?
+
+The recorded campaign is rebuilt from its journal; the what-if campaign runs
+with the changed settings (same seed, same budget) against a simulator or a
+recorded data set -- by default the simulator the run itself used. Both are
+then described the same way:
+
+* ``to_identification``: the first number of measurements after which the
+  true hypothesis (where the source knows it, else the recorded run's final
+  leader) had posterior probability >= 0.95; None if never;
+* ``probabilities``: the final posterior probabilities;
+* ``error``: the reconstruction error of the final leader against the
+  source's truth (RMS over the space / the truth's range), where it is known.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import Any
+
+from abduce.controller.core.campaign import Campaign
+from abduce.controller.errors import ConfigError
+from abduce.controller.views.inspection import journal_path
+from abduce.controller.journal.store import Journal
+from abduce.controller.journal.rebuild import RunSpec, rebuild
+from abduce.controller.rehearse.rehearsal import Rehearsal, reconstruction_error, truth_on
+
+THRESHOLD = 0.95
+
+
+def describe(campaign: Campaign, target: str | None, truth) -> dict[str, Any]:
+    """The side-by-side figures of one campaign (module docstring)."""
+    first = None
+    for record in campaign.history:
+        if target is not None and record.probabilities.get(target, 0.0) >= THRESHOLD:
+            first = record.step + 1
+            break
+    return {
+        "policy": campaign.policy.name,
+        "hypotheses": list(campaign.hypothesis_names),
+        "measurements": campaign.n,
+        "to_identification": first,
+        "leader": campaign.leader(),
+        "probabilities": campaign.probabilities(),
+        "error": reconstruction_error(campaign, truth) if truth is not None else None,
+    }
+
+
+def what_if(
+    run: Path,
+    policy: str | None = None,
+    hypotheses: tuple[str, ...] | None = None,
+    against: str | None = None,
+    options: dict[str, Any] | None = None,
+    truth: str | None = None,
+    out: Path | None = None,
+) -> dict[str, Any]:
+    """Rebuild ``run``, re-run it with the changes, return ``{"recorded", "what_if", "target", "source"}``.
+
+    Raises:
+        ConfigError: the run was against a real instrument and no ``against`` was given.
+    """
+    with Journal.open(journal_path(run), readonly=True) as journal:
+        spec, recorded = rebuild(journal)
+    source = against or spec.source
+    if source is None:
+        raise ConfigError(f"{run} ran against a real instrument ({spec.mode}); give --against SIMULATOR|DATASET")
+    opts = dict(options or {}) if against else dict(spec.options)
+    rehearsal = Rehearsal(source=source, options=opts, hypotheses=tuple(hypotheses or spec.hypotheses),
+                          policy=policy or spec.policy, acquisition=None if policy else spec.acquisition,
+                          budget=spec.budget, seed=spec.seed, n_init=spec.n_init, epsilon=spec.epsilon,
+                          channel=spec.channel, reduction=spec.reduction)
+    campaign, instrument = rehearsal.build()
+    consumers = []
+    rundir = None
+    if out is not None:
+        from abduce.controller.journal.rundir import RunDirectory
+
+        rundir = RunDirectory(out, {"mode": "rehearsal", "replay_of": str(run),
+                                    **{k: v for k, v in dataclasses.asdict(rehearsal).items()}, "truth": truth})
+        consumers.append(rundir)
+    from abduce.controller.drive.loop import run_campaign
+
+    try:
+        run_campaign(campaign, instrument, consumers, journal=rundir.journal if rundir else None)
+    finally:
+        if rundir is not None:
+            rundir.finish(campaign) if campaign.done else rundir.close()
+    known = truth or spec.truth or (opts.get("truth") if isinstance(opts.get("truth"), str) else None)
+    target = known or recorded.leader()
+    values = truth_on(instrument.driver, recorded.points(), spec.reduction)
+    return {
+        "source": source,
+        "target": target,
+        "target_is_truth": known is not None,
+        "recorded": describe(recorded, target, values),
+        "what_if": describe(campaign, target, truth_on(instrument.driver, campaign.points(), spec.reduction)),
+    }
+
+
+def _fmt(v) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+
+def rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(label, recorded, what-if) rows for a table."""
+    a, b = result["recorded"], result["what_if"]
+    names = list(dict.fromkeys([*a["probabilities"], *b["probabilities"]]))
+    out = [
+        ("policy", a["policy"], b["policy"]),
+        ("hypotheses", ", ".join(a["hypotheses"]), ", ".join(b["hypotheses"])),
+        ("measurements", _fmt(a["measurements"]), _fmt(b["measurements"])),
+        (f"measurements to P({result['target']}) >= {THRESHOLD}", _fmt(a["to_identification"]),
+         _fmt(b["to_identification"])),
+        ("final leader", _fmt(a["leader"]), _fmt(b["leader"])),
+    ]
+    out += [(f"P({n})", _fmt(a["probabilities"].get(n)), _fmt(b["probabilities"].get(n))) for n in names]
+    out.append(("error vs truth", _fmt(a["error"]), _fmt(b["error"])))
+    return out
+
+
+__all__ = ["what_if", "rows", "describe", "RunSpec"]

@@ -1,0 +1,450 @@
+"""``abduce inspect RUN``: how a campaign stands, read from its journal alone.
+
+Everything here is computed from the journal's events -- the config, the
+requests, the measurements and the decision records (step records) -- with
+no campaign rebuilt and nothing refitted, so a journal of 10^4 measurements
+is summarised in a second or two, and this module imports no torch. The
+journal is opened read-only (SQLite WAL readers), so a run can be inspected
+while a daemon is still writing it.
+
+``inspect_journal(journal, step=N)`` is the campaign as it stood after its
+first ``N`` measurements were told (all of them by default) and before it
+asked for the next one. Its ``summary`` is what ``Campaign.summary()`` of that
+campaign returns, key for key and float for float (tests/controller/
+test_inspect.py drives a live campaign and compares after every step):
+
+* ``probability``, ``log_evidence``, ``parameters``: the ``N``-th decision record.
+* ``times_chosen``: the distinct requests journalled up to the ``N``-th
+  measurement (before the ``N+1``-th request) that named the hypothesis as
+  their driver -- the campaign counts asks, and a request whose reading was
+  skipped (NaN) was asked too. Without ``step``, a request still in flight
+  counts as well: the live campaign has asked for it.
+* ``mean_reward``: the mean of the rewards in the decision records of the
+  steps the hypothesis drove (``null`` where it never earned one).
+
+What cannot match: a decision record lost to a power cut (decisions ride on
+the next fsync; see :mod:`abduce.controller.journal.store`) leaves its step without
+probabilities here, where a resumed campaign refits it; the summary then
+shows the last decision journalled. Hypotheses named by a dotted path
+(``pkg.mod:LAW``) are shown under the name their decision records use, or
+under the dotted path before their first fit. Non-finite floats are written
+as ``null`` in the JSON.
+
+JSON (``abduce inspect RUN --json``; the pydantic models below *are* the
+schema, :data:`SCHEMA` is their JSON schema)::
+
+    {
+      "schema_version": 3,
+      "run": str,                      # the journal file
+      "mode": str,                     # in-process | listen | daemon | rehearsal
+      "step": int | null,              # the --step asked for (null: all)
+      "hypotheses": [str, ...],        # in the campaign's order
+      "summary": {                     # == Campaign.summary() after `measurements` tells
+        "leader": str | null,          # null while a hypothesis has never been fitted
+        "measurements": int,
+        "hypotheses": [{"name": str, "probability": float, "log_evidence": float | null,
+                        "log_evidence_se": float | null,   # Monte Carlo standard error of log_evidence
+                        "times_chosen": int, "mean_reward": float | null,
+                        "parameters": {P: {"mean": float, "sd": float}},
+                        "check": CHECK | null}],   # posterior predictive checks, null: not checked
+        "unfitted": [str, ...],        # never fitted so far: no probability yet
+        "fit_failures": {hypothesis: int},  # refits that failed, per hypothesis (and "none of these")
+        "none": {"probability": float, "log_evidence": float, "log_evidence_se": float,
+                 "check": CHECK | null} | null
+                                       # "none of these"; with the
+                                       # hypotheses' probabilities it sums to 1
+        "explained": bool | null       # the most probable explanation is a law that passes its checks
+      },
+      "measurements": [                # every measurement told, in order
+        {"step": int, "request_id": str, "x": [float, ...], "y": float,
+         "hypothesis": str | null,     # who chose the point (null: initial design, discriminate)
+         "reason": str, "reward": float | null, "refit": [str, ...],
+         "probabilities": {hypothesis: float},   # after this measurement ({} before the first fit)
+         "none": float | null,         # P(none of these) after this measurement
+         "leader": str | null,
+         "arrays": [str, ...]}         # names of the raw array channels kept with it
+      ],
+      "stopping": {
+        "measurements": int, "budget": int, "stopped": bool,   # stopped: the rule fired
+        "policy": str, "acquisition": str | null,
+        "in_flight": [str, ...],       # request ids sent and never answered
+        "errors": [{"request_id": str | null, "stage": str | null, "reason": str | null,
+                    "message": str | null, "skipped": bool}]
+      }
+    }
+
+    CHECK = {"n": int, "loo_rms": float, "loo_limit": float, "loo_worst": float,
+             "residual_sd": float, "residual_quantile": float | null,
+             "noise_ratio": float | null, "noise_limit": float | null, "misfit": bool,
+             "reasons": [str, ...]}     # abduce.hypotheses.criticism.Criticism
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from abduce.controller.errors import ConfigError
+from abduce.controller.journal.store import Event, Journal
+from abduce.controller.journal.rebuild import spec_of
+from abduce.controller.core.verdict import explained
+
+SCHEMA_VERSION = 3  # 2: summary.unfitted, summary.fit_failures, summary.none, measurements[].none;
+# 3: summary.hypotheses[].check, summary.none.check, summary.explained
+NONE_NAME = "none of these"  # abduce.hypotheses.library.NONE_OF_THESE.name (this module imports no torch)
+TABLE_ROWS = 20  # measurements shown in the terminal table (all of them in the JSON)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", ser_json_inf_nan="null")
+
+
+class ParameterEstimate(_Strict):
+    mean: float
+    sd: float
+
+
+class Check(_Strict):
+    """A hypothesis's posterior predictive checks (abduce.hypotheses.criticism.Criticism)."""
+
+    n: int
+    loo_rms: float
+    loo_limit: float
+    loo_worst: float
+    residual_sd: float
+    residual_quantile: float | None
+    noise_ratio: float | None
+    noise_limit: float | None
+    misfit: bool
+    reasons: list[str]
+
+
+class HypothesisSummary(_Strict):
+    name: str
+    probability: float
+    log_evidence: float | None
+    log_evidence_se: float | None  # its Monte Carlo standard error
+    times_chosen: int
+    mean_reward: float | None
+    parameters: dict[str, ParameterEstimate]
+    check: Check | None = None
+
+
+class NoneOfThese(_Strict):
+    """The flexible alternative to every law of the set (abduce.hypotheses.library.NONE_OF_THESE)."""
+
+    probability: float
+    log_evidence: float
+    log_evidence_se: float = 0.0
+    check: Check | None = None
+
+
+class Summary(_Strict):
+    leader: str | None
+    measurements: int
+    hypotheses: list[HypothesisSummary]
+    unfitted: list[str]
+    fit_failures: dict[str, int]
+    none: NoneOfThese | None
+    explained: bool | None = None
+
+
+class MeasurementRow(_Strict):
+    step: int
+    request_id: str
+    x: list[float]
+    y: float
+    hypothesis: str | None
+    reason: str
+    reward: float | None
+    refit: list[str]
+    probabilities: dict[str, float]
+    none: float | None  # the probability of "none of these" after this measurement
+    leader: str | None
+    arrays: list[str]
+
+
+class ErrorRow(_Strict):
+    request_id: str | None
+    stage: str | None
+    reason: str | None
+    message: str | None
+    skipped: bool
+
+
+class Stopping(_Strict):
+    measurements: int
+    budget: int
+    stopped: bool
+    policy: str
+    acquisition: str | None
+    in_flight: list[str]
+    errors: list[ErrorRow]
+
+
+class Inspection(_Strict):
+    """The output of ``abduce inspect --json`` (module docstring)."""
+
+    schema_version: int
+    run: str
+    mode: str
+    step: int | None
+    hypotheses: list[str]
+    summary: Summary
+    measurements: list[MeasurementRow]
+    stopping: Stopping
+
+
+SCHEMA: dict[str, Any] = Inspection.model_json_schema()
+
+
+def journal_path(run: str | os.PathLike) -> Path:
+    """A run directory or a journal file -> the journal file."""
+    path = Path(run)
+    return path / "journal.sqlite" if path.is_dir() else path
+
+
+def leader_of(probabilities: dict[str, float], unfitted=()) -> str | None:
+    """The most probable hypothesis (the first of equals), None while any is unfitted: as ``Campaign.leader``."""
+    if unfitted:
+        return None
+    return max(probabilities, key=probabilities.__getitem__) if probabilities else None
+
+
+def inspect_run(run: str | os.PathLike, step: int | None = None) -> Inspection:
+    """Open ``run`` (a run directory or its journal) read-only and inspect it."""
+    with Journal.open(journal_path(run), readonly=True) as journal:
+        return inspect_journal(journal, step)
+
+
+def refused_readings(events) -> tuple[set[str], set[str]]:
+    """``(refused, skipped)`` request ids: measurements ``tell`` refused (not part of the data; an
+    instrument error leaves its request in flight instead), and of those, the NaN/inf readings
+    whose point was skipped."""
+    errors = [e for e in events if e.kind == "error" and e.body.get("stage") != "instrument"]
+    return {e.request_id for e in errors}, {e.request_id for e in errors if e.body.get("skipped")}
+
+
+def inspect_journal(journal: Journal, step: int | None = None, events: list[Event] | None = None) -> Inspection:
+    """The campaign after its first ``step`` measurements (all by default), from the journal's events
+    (``events``: all of them, when the caller has read them already).
+
+    Raises:
+        ConfigError: ``step`` is negative.
+        JournalError: the journal cannot be read.
+    """
+    if step is not None and step < 0:
+        raise ConfigError(f"--step must be >= 0, got {step}")
+    config = journal.config()
+    setup = spec_of(config)
+    events = _cut(list(journal.events()) if events is None else events, step)
+    errors = [e for e in events if e.kind == "error"]
+    refused, skipped = refused_readings(errors)
+    requests: dict[str, dict] = {}
+    decisions: dict[str, dict] = {}
+    told: list[Event] = []
+    for e in events:
+        if e.kind == "request":
+            requests.setdefault(e.request_id, e.body)
+        elif e.kind == "decision":
+            decisions[e.request_id] = e.body
+        elif e.kind == "measurement" and e.request_id not in refused:
+            told.append(e)
+    rows = [_row(i, m, requests.get(m.request_id, {}), decisions.get(m.request_id)) for i, m in enumerate(told)]
+    records = [decisions[m.request_id] for m in told if m.request_id in decisions]
+    names = _names(setup.hypotheses, records)
+    summary = _summary(names, records[-1] if records else None, len(told), requests.values(), records)
+    settled = {m.request_id for m in told} | skipped  # as replay: a refused reading leaves its request in flight
+    return Inspection(
+        schema_version=SCHEMA_VERSION,
+        run=str(journal.path),
+        mode=setup.mode,
+        step=step,
+        hypotheses=list(names),
+        summary=summary,
+        measurements=rows,
+        stopping=Stopping(
+            measurements=len(told),
+            budget=setup.budget,
+            stopped=bool(records[-1]["stopped"]) if records else False,
+            policy=setup.policy,
+            acquisition=setup.acquisition,
+            in_flight=[rid for rid in requests if rid not in settled],
+            errors=[ErrorRow(request_id=e.request_id, stage=e.body.get("stage"), reason=e.body.get("reason"),
+                             message=e.body.get("message"), skipped=bool(e.body.get("skipped"))) for e in errors],
+        ),
+    )
+
+
+# --------------------------------------------------------------------------- internals
+
+
+def _cut(events: list[Event], step: int | None) -> list[Event]:
+    """The events up to the ``step``-th told measurement and what it caused, before the next request."""
+    if step is None:
+        return events
+    refused, _ = refused_readings(events)
+    told, end = 0, None
+    for i, e in enumerate(events):
+        if told >= step and e.kind == "request":
+            end = i
+            break
+        if e.kind == "measurement" and e.request_id not in refused:
+            if told == step:
+                end = i
+                break
+            told += 1
+    if told < step:
+        raise ConfigError(f"--step {step}: the journal holds only {told} measurements")
+    return events if end is None else events[:end]
+
+
+def _row(i: int, m: Event, request: dict, decision: dict | None) -> MeasurementRow:
+    probs = decision["probabilities"] if decision else {}
+    return MeasurementRow(
+        step=int(request.get("step", decision["step"] if decision else i)),
+        request_id=m.request_id,
+        x=[float(v) for v in m.body["x"]],
+        y=float(m.body["y"]),
+        hypothesis=request.get("hypothesis", decision.get("hypothesis") if decision else None),
+        reason=str(request.get("reason", decision.get("reason", "") if decision else "")),
+        reward=decision.get("reward") if decision else None,
+        refit=list(decision.get("refit", ())) if decision else [],
+        probabilities=probs,
+        none=(decision.get("none") or {}).get("probability") if decision else None,
+        leader=leader_of(probs, decision.get("unfitted", ()) if decision else ()),
+        arrays=list(m.body.get("arrays") or {}),
+    )
+
+
+def _names(configured: tuple[str, ...], records: list[dict]) -> tuple[str, ...]:
+    """The hypotheses' names in the campaign's order.
+
+    Built-ins are named as configured; a dotted path takes the name its
+    decision records use (the first name not configured, in order of first
+    appearance), else stays a path.
+    """
+    seen: dict[str, None] = {}
+    for r in records:
+        for key in (*r.get("probabilities", {}), *r.get("fit_failures", {})):
+            seen.setdefault(key, None)
+    spare = iter([n for n in seen if n not in configured])
+    return tuple(c if c in seen or ("." not in c and ":" not in c) else next(spare, c) for c in configured)
+
+
+def _summary(names, last: dict | None, n: int, requests, records: list[dict]) -> Summary:
+    chosen: dict[str, int] = dict.fromkeys(names, 0)
+    for r in requests:
+        if r.get("hypothesis") is not None:
+            chosen[r["hypothesis"]] = chosen.get(r["hypothesis"], 0) + 1
+    rewards: dict[str, list[float]] = {name: [] for name in names}
+    for r in records:
+        if r.get("reward") is not None and r.get("hypothesis") is not None:
+            rewards.setdefault(r["hypothesis"], []).append(r["reward"])
+    probs = last["probabilities"] if last else {}
+    checks = last.get("checks", {}) if last else {}
+    hyps = []
+    for name in names:
+        params = last["parameters"].get(name, {}) if last else {}
+        earned = rewards[name]
+        mean = sum(earned) / len(earned) if earned else None
+        hyps.append(HypothesisSummary(
+            name=name,
+            probability=probs.get(name, 0.0),
+            log_evidence=last["log_evidence"].get(name) if last else None,
+            log_evidence_se=last.get("log_evidence_se", {}).get(name) if last else None,
+            times_chosen=chosen.get(name, 0),
+            mean_reward=None if mean is None or math.isnan(mean) else mean,
+            parameters={p: ParameterEstimate(mean=v[0], sd=v[1]) for p, v in params.items()},
+            check=checks.get(name),
+        ))
+    unfitted = list(last.get("unfitted", ())) if last else []
+    none = last.get("none") if last else None
+    failures = dict.fromkeys((*names, *([NONE_NAME] if none is not None or any(
+        NONE_NAME in r.get("fit_failures", {}) for r in records) else [])), 0)
+    for r in records:
+        for name in r.get("fit_failures", {}):
+            failures[name] = failures.get(name, 0) + 1
+    none_of = NoneOfThese(**none, check=checks.get(NONE_NAME)) if none else None
+    return Summary(leader=leader_of(probs, unfitted), measurements=n, hypotheses=hyps, unfitted=unfitted,
+                   fit_failures=failures, none=none_of,
+                   explained=explained([h.model_dump() for h in hyps], none_of.model_dump() if none_of else None))
+
+
+# --------------------------------------------------------------------------- people
+
+
+def estimate(mean: float, sd: float) -> str:
+    """``0.598 ± 0.012``: the mean to the decimal place of the sd's second significant digit."""
+    if not (math.isfinite(mean) and math.isfinite(sd)) or sd <= 0:
+        return f"{mean:.4g} ± {sd:.2g}"
+    digits = 1 - math.floor(math.log10(sd))
+    if digits < 0 or digits > 8 or abs(mean) >= 1e6:
+        return f"{mean:.4g} ± {sd:.2g}"
+    return f"{mean:.{digits}f} ± {sd:.{digits}f}"
+
+
+def _num(v: float | None, fmt: str = ".3f") -> str:
+    return "-" if v is None else format(v, fmt)
+
+
+def check_cell(check: Check | None) -> str:
+    """``ok (loo 1.04)`` / ``MISFIT (loo 2.31)`` / ``-``: a hypothesis's checks in a table cell."""
+    if check is None:
+        return "-"
+    return f"{'MISFIT' if check.misfit else 'ok'} (loo {check.loo_rms:.2f}, residual {check.residual_sd:.2f})"
+
+
+def render(inspection: Inspection, rows: int = TABLE_ROWS) -> list:
+    """Rich renderables for the terminal: the hypotheses, the last ``rows`` measurements, the stopping state."""
+    from rich.table import Table
+
+    s, st = inspection.summary, inspection.stopping
+    at = f" after {inspection.step} measurements" if inspection.step is not None else ""
+    hyps = Table(title=f"{inspection.run}{at}: leader {s.leader or '-'}")
+    hyps.add_column("hypothesis", no_wrap=True)
+    hyps.add_column("probability", justify="right")
+    hyps.add_column("log evidence (± MC se)", justify="right")
+    hyps.add_column("parameters (mean ± sd)", no_wrap=True)
+    hyps.add_column("chosen", justify="right")
+    hyps.add_column("mean reward", justify="right")
+    hyps.add_column("fit failures", justify="right")
+    hyps.add_column("checks", no_wrap=True)
+    for h in sorted(s.hypotheses, key=lambda h: -h.probability):
+        params = "\n".join(f"{p} = {estimate(v.mean, v.sd)}" for p, v in h.parameters.items())
+        ev = _num(h.log_evidence, ".2f") + (f" ± {h.log_evidence_se:.2f}" if h.log_evidence_se is not None else "")
+        name = h.name + (" (never fitted)" if h.name in s.unfitted else "")
+        hyps.add_row(name, f"{h.probability:.3f}", ev, params or "-",
+                     str(h.times_chosen), _num(h.mean_reward, ".2f"), str(s.fit_failures.get(h.name, 0)),
+                     check_cell(h.check))
+    if s.none is not None:
+        hyps.add_row("none of these", f"{s.none.probability:.3f}",
+                     f"{s.none.log_evidence:.2f} ± {s.none.log_evidence_se:.2f}", "a flexible GP, no law", "-", "-",
+                     str(s.fit_failures.get(NONE_NAME, 0)), check_cell(s.none.check))
+    shown = inspection.measurements[-rows:] if rows else []
+    meas = Table(title=f"measurements ({len(shown)} of {len(inspection.measurements)} shown)")
+    for col in ("step", "x", "y"):
+        meas.add_column(col, justify="right")
+    for col in ("chosen by", "reason", "reward", "leader (p)"):
+        meas.add_column(col, no_wrap=True)
+    for m in shown:
+        lead = f"{m.leader} ({m.probabilities[m.leader]:.2f})" if m.leader else "-"
+        meas.add_row(str(m.step), ", ".join(f"{v:.4g}" for v in m.x), f"{m.y:.4g}", m.hypothesis or "-", m.reason,
+                     _num(m.reward, ".0f"), lead)
+    if s.none is not None and s.none.probability > max((h.probability for h in s.hypotheses), default=0.0):
+        hyps.caption = "no hypothesis explains the data: none of these is the most probable explanation"
+    elif s.explained is False:
+        best = max(s.hypotheses, key=lambda h: h.probability)
+        hyps.caption = f"the most probable law, {best.name}, fails its checks: " + "; ".join(best.check.reasons)
+    state = "stopped" if st.stopped else ("in progress" if st.measurements < st.budget else "at budget")
+    line = (f"{st.measurements} / {st.budget} measurements, {state}; policy {st.policy}"
+            f"{', acquisition ' + st.acquisition if st.acquisition else ''}")
+    if st.in_flight:
+        line += f"; {len(st.in_flight)} request(s) in flight"
+    if st.errors:
+        line += f"; {len(st.errors)} error(s) journalled"
+    return [hyps, meas, line]

@@ -1,0 +1,171 @@
+"""``abduce report RUN --out FILE.html``: one self-contained HTML page about a campaign.
+
+Sections (each an ``<section id=...>``): ``stopping`` (where the campaign
+stands), ``hypotheses`` (the summary table: probability, log evidence,
+fitted parameters ± sd, times chosen, mean reward), ``plots`` (every figure
+of :mod:`abduce.controller.views.plots`, inlined as base64 PNG, with a note for
+each one skipped), ``measurements`` (every measurement told) and ``config``
+(the journal's config event, pretty-printed JSON). The page loads nothing:
+no external scripts, stylesheets, fonts or images, so it can be mailed or
+archived as it is. Rendered with jinja2 (autoescaped).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+from pathlib import Path
+
+from jinja2 import Environment
+
+from abduce.controller.views.inspection import Check, Inspection, check_cell, estimate, journal_path
+from abduce.controller.journal.store import Journal
+
+SECTIONS = ("stopping", "hypotheses", "plots", "measurements", "config")
+
+_TEMPLATE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>abduce report: {{ run }}</title>
+<style>
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 75em; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
+th, td { border-bottom: 1px solid #ccc; padding: 0.25em 0.7em; text-align: right; }
+th:first-child, td:first-child, td.text { text-align: left; }
+figure { margin: 1em 0 2em; }
+figure img { max-width: 100%; }
+pre { background: #f6f6f6; padding: 1em; overflow-x: auto; }
+.leader { font-weight: bold; }
+.note { color: #666; }
+.warning { color: #8a3b00; font-weight: bold; }
+</style>
+</head>
+<body>
+<h1>abduce campaign report</h1>
+<p class="note">{{ run }}{% if ins.step is not none %}, as it stood after {{ ins.step }} measurements{% endif %}</p>
+
+<section id="stopping">
+<h2>State</h2>
+<table>
+<tr><th>measurements</th><td>{{ st.measurements }} / {{ st.budget }}</td></tr>
+<tr><th>stopped</th><td>{{ "yes" if st.stopped else "no" }}</td></tr>
+<tr><th>policy</th><td>{{ st.policy }}</td></tr>
+<tr><th>acquisition</th><td>{{ st.acquisition or "the policy's default" }}</td></tr>
+<tr><th>mode</th><td>{{ ins.mode }}</td></tr>
+<tr><th>leader</th><td>{{ ins.summary.leader or "-" }}</td></tr>
+<tr><th>requests in flight</th><td>{{ st.in_flight | length }}</td></tr>
+<tr><th>errors journalled</th><td>{{ st.errors | length }}</td></tr>
+</table>
+</section>
+
+<section id="hypotheses">
+<h2>Hypotheses</h2>
+<table>
+<tr><th>hypothesis</th><th>probability</th><th>log evidence</th>
+<th>parameters (posterior mean ± sd)</th><th>times chosen</th><th>mean reward</th><th>fit failures</th><th>checks</th></tr>
+{% for h in hypotheses %}
+<tr{% if h.name == ins.summary.leader %} class="leader"{% endif %}><td>{{ h.name }}{% if h.name in ins.summary.unfitted %} (never fitted){% endif %}</td>
+<td>{{ "%.3f" | format(h.probability) }}</td>
+<td>{{ "-" if h.log_evidence is none else "%.2f" | format(h.log_evidence) }}</td>
+<td class="text">{{ h.parameters_text or "-" }}</td>
+<td>{{ h.times_chosen }}</td>
+<td>{{ "-" if h.mean_reward is none else "%.2f" | format(h.mean_reward) }}</td>
+<td>{{ ins.summary.fit_failures.get(h.name, 0) }}</td>
+<td class="text">{{ check_cell(h.check) }}</td></tr>
+{% endfor %}
+{% if ins.summary.none %}
+<tr class="none-of-these"><td><em>none of these</em></td>
+<td>{{ "%.3f" | format(ins.summary.none.probability) }}</td>
+<td>{{ "%.2f" | format(ins.summary.none.log_evidence) }}</td>
+<td class="text">a flexible GP with no law (the alternative to every hypothesis)</td><td>-</td><td>-</td>
+<td>{{ ins.summary.fit_failures.get("none of these", 0) }}</td>
+<td class="text">{{ check_cell(ins.summary.none.check) }}</td></tr>
+{% endif %}
+</table>
+{% if ins.summary.none and ins.summary.none.probability > (hypotheses | map(attribute="probability") | max) %}
+<p class="warning">No hypothesis explains the data: "none of these" is the most probable explanation.</p>
+{% elif ins.summary.explained is false %}
+{% set best = hypotheses | sort(attribute="probability", reverse=true) | first %}
+<p class="warning">The most probable law, {{ best.name }}, fails its checks: {{ best.check.reasons | join("; ") }}.</p>
+{% endif %}
+{% if ins.summary.unfitted %}
+<p class="warning">Never fitted (no probability, so no leader): {{ ins.summary.unfitted | join(", ") }}.</p>
+{% endif %}
+</section>
+
+<section id="plots">
+<h2>Plots</h2>
+{% for name, src in figures %}
+<figure id="plot-{{ name }}"><img alt="{{ name }}" src="data:image/png;base64,{{ src }}">
+<figcaption>{{ name }}</figcaption></figure>
+{% endfor %}
+{% for name, why in skipped %}
+<p class="note">{{ name }}: not drawn ({{ why }})</p>
+{% endfor %}
+</section>
+
+<section id="measurements">
+<h2>Measurements</h2>
+<table>
+<tr><th>step</th><th>x</th><th>y</th><th>chosen by</th><th>reason</th><th>reward</th><th>leader (p)</th></tr>
+{% for m in ins.measurements %}
+<tr class="measurement"><td>{{ m.step }}</td><td>{{ m.x | map("round", 6) | join(", ") }}</td>
+<td>{{ "%.5g" | format(m.y) }}</td>
+<td class="text">{{ m.hypothesis or "-" }}</td><td class="text">{{ m.reason }}</td>
+<td>{{ "-" if m.reward is none else "%.0f" | format(m.reward) }}</td>
+<td class="text">{% if m.leader %}{{ m.leader }} ({{ "%.2f" | format(m.probabilities[m.leader]) }})
+{%- else %}-{% endif %}</td></tr>
+{% endfor %}
+</table>
+</section>
+
+<section id="config">
+<h2>Config</h2>
+<pre>{{ config }}</pre>
+</section>
+</body>
+</html>
+"""
+
+
+def png_base64(fig, dpi: int = 100) -> str:
+    """A matplotlib figure as base64-encoded PNG."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def render_report(inspection: Inspection, config: dict, figures: dict, skipped: dict[str, str]) -> str:
+    """The HTML page from an inspection, the journal's config and figures (name -> Figure)."""
+    env = Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True)
+    hypotheses = [
+        {**h.model_dump(),
+         "parameters_text": ", ".join(f"{p} = {estimate(v.mean, v.sd)}" for p, v in h.parameters.items())}
+        for h in sorted(inspection.summary.hypotheses, key=lambda h: -h.probability)
+    ]
+    return env.from_string(_TEMPLATE).render(
+        run=inspection.run,
+        ins=inspection,
+        st=inspection.stopping,
+        hypotheses=hypotheses,
+        check_cell=lambda c: check_cell(Check(**c) if isinstance(c, dict) else c),
+        figures=[(name, png_base64(fig)) for name, fig in figures.items()],
+        skipped=list(skipped.items()),
+        config=json.dumps(config, indent=2, sort_keys=True, default=str),
+    )
+
+
+def write_report(run: str | os.PathLike, out: str | os.PathLike, step: int | None = None) -> Path:
+    """Write the report of ``run`` (a run directory or its journal) to the HTML file ``out``."""
+    from abduce.controller.views.plots import build_plots
+
+    with Journal.open(journal_path(run), readonly=True) as journal:
+        plots = build_plots(journal, step)
+    html = render_report(plots.inspection, plots.config, plots.figures, plots.skipped)  # type: ignore[arg-type]
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(html, encoding="utf-8")
+    return out
