@@ -105,7 +105,8 @@ def run_listening(
 
     from abduce.controller.drive.link import InstrumentLink
     from abduce.controller.drive.loop import run_campaign
-    from abduce.controller.drive.remote import AuditLog, LinkInstrument, space_of
+    from abduce.controller.drive.remote import AuditLog, LinkInstrument
+    from abduce.controller.intake.capabilities import space_of
     from abduce.controller.journal.rundir import RunDirectory
     from abduce.instruments.keys import load_key
     from abduce.instruments.protocol.codec import Codec, Keyring
@@ -363,7 +364,7 @@ def instrument_serve(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         key_id, secret = load_key(key)
-        from abduce.controller.rehearse.rehearsal import build_driver
+        from abduce.instruments.drivers.sources import build_driver
 
         options = _options(option)
         if driver == "simulated:transition-1d":
@@ -622,7 +623,8 @@ def serve(
     """A live, read-only web page of campaigns: status and plots, updated as measurements arrive."""
     _pin_threads()
     from abduce.controller.errors import ConfigError
-    from abduce.controller.views.web import WebServer, loopback
+    from abduce.controller.recipe.addresses import loopback
+    from abduce.controller.views.web import WebServer
 
     try:
         missing = [str(r) for r in runs if not r.exists()]

@@ -35,11 +35,13 @@ from abduce.controller.drive.control import ControlServer
 from abduce.controller.errors import AbduceError
 from abduce.controller.drive.link import InstrumentLink
 from abduce.controller.drive.loop import step
-from abduce.controller.drive.remote import AuditLog, LinkInstrument, space_of
+from abduce.controller.drive.remote import AuditLog, LinkInstrument
+from abduce.controller.intake.capabilities import space_of
 from abduce.controller.journal.resume import replay
 from abduce.controller.journal.rundir import RunDirectory, write_endpoints
 from abduce.controller.recipe.settings import Settings, load_settings
-from abduce.controller.recipe.build import SCALE_KEYS, campaign_from_names
+from abduce.controller.recipe.build import campaign_from_names
+from abduce.controller.recipe.settings import SCALE_KEYS
 from abduce.instruments.keys import load_key
 from abduce.instruments.protocol.codec import Codec, Keyring
 
@@ -218,7 +220,8 @@ class Daemon:
         address = self.settings.daemon.web
         if not address:
             return None
-        from abduce.controller.views.web import WebServer, check_bind, parse_address
+        from abduce.controller.recipe.addresses import check_bind, parse_address
+        from abduce.controller.views.web import WebServer
 
         host, port = parse_address(address)
         secret = self.settings.daemon.web_token

@@ -2,7 +2,8 @@
 # Set up (once) and use abduce from a checkout.
 #
 #   bash deploy/dev.sh demo [--out DIR]   the main job: a campaign against a simulated microscope
-#   bash deploy/dev.sh test [PYTEST ARGS] the test suite (fast tier; add `-m slow` for the slow tier)
+#   bash deploy/dev.sh test [PYTEST ARGS] the lints, then the test suite (fast tier; add `-m slow` for the slow tier)
+#   bash deploy/dev.sh lint               the lints alone
 #   bash deploy/dev.sh abduce ARGS...     any abduce command
 #
 # Creates .venv with Python 3.11+ and installs the CPU build of torch 2.13.0
@@ -35,7 +36,11 @@ cmd="${1:-}"
 shift || true
 case "$cmd" in
     demo) exec "$VENV/bin/abduce" demo "$@" ;;
-    test) exec "$VENV/bin/python" -m pytest "$@" ;;
+    lint) exec "$VENV/bin/lint-imports" --no-cache ;;
+    test)
+        # the architecture's contracts (pyproject.toml, [tool.importlinter]) first: seconds, before minutes of tests
+        "$VENV/bin/lint-imports" --no-cache >/dev/null || { "$VENV/bin/lint-imports" --no-cache; exit 1; }
+        exec "$VENV/bin/python" -m pytest "$@" ;;
     abduce) exec "$VENV/bin/abduce" "$@" ;;
-    *) echo "usage: bash deploy/dev.sh {demo|test|abduce} [ARGS...]" >&2; exit 2 ;;
+    *) echo "usage: bash deploy/dev.sh {demo|test|lint|abduce} [ARGS...]" >&2; exit 2 ;;
 esac

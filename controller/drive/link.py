@@ -25,6 +25,7 @@ from typing import NamedTuple
 import zmq
 
 from abduce.controller.errors import AbduceError, ConfigError
+from abduce.controller.recipe.addresses import endpoint_is_loopback
 from abduce.instruments.protocol.codec import Codec, Message, ProtocolError
 from abduce.instruments.protocol.models import (
     Abort,
@@ -49,15 +50,6 @@ from abduce.instruments.protocol.models import (
 
 log = logging.getLogger("abduce.link")
 _MSG_TYPES = {model: name for name, model in MESSAGES.items()}
-
-
-def is_loopback(endpoint: str) -> bool:
-    """Whether a ``tcp://host:port`` (or ``inproc://``/``ipc://``) endpoint stays on this machine."""
-    scheme, _, rest = endpoint.partition("://")
-    if scheme in ("inproc", "ipc"):
-        return True
-    host = rest.rpartition(":")[0].strip("[]")
-    return host in ("localhost", "::1") or host.startswith("127.")
 
 
 class LinkError(AbduceError):
@@ -136,7 +128,7 @@ class InstrumentLink:
         curve: tuple[bytes, bytes] | None = None,
         curve_clients: str | None = None,
     ) -> None:
-        if curve is None and not is_loopback(endpoint):
+        if curve is None and not endpoint_is_loopback(endpoint):
             raise ConfigError(
                 f"{endpoint} is not loopback: binding beyond this machine requires CURVE keys (abduce keys new --curve)"
             )
@@ -259,7 +251,11 @@ class InstrumentLink:
         if self.curve is not None:
             s.curve_server = True
             s.curve_publickey, s.curve_secretkey = self.curve
-        s.bind(endpoint)
+        try:
+            s.bind(endpoint)
+        except zmq.ZMQError:
+            s.close(linger=0)  # an open socket, bound or not, keeps the context's term() waiting
+            raise
         return s
 
     def _bind_lanes(self) -> tuple[zmq.Socket, zmq.Socket]:
@@ -279,11 +275,12 @@ class InstrumentLink:
             bound = data.last_endpoint.decode()
             try:
                 control = self._router(control_endpoint(bound))
-            except zmq.ZMQError:
+            except zmq.ZMQError as exc:
                 data.close(linger=0)
                 if wildcard:
                     continue
-                raise
+                raise LinkError(None, "bind", f"cannot bind {self.endpoint}'s control lane {control_endpoint(bound)} "
+                                f"(the instrument port + 1): {exc.strerror}") from None
             self.endpoint = bound
             return data, control
         raise LinkError(None, "bind", f"no free pair of ports for {self.endpoint} in 100 tries")
@@ -298,7 +295,9 @@ class InstrumentLink:
                 self._auth.configure_curve(domain="*", location=self.curve_clients or zmq.auth.CURVE_ALLOW_ANY)
             data, control = self._bind_lanes()
         except Exception as exc:  # a port in use, a bad address
-            self._bind_error = LinkError(None, "bind", f"cannot bind {self.endpoint}: {exc}")
+            self._bind_error = exc if isinstance(exc, LinkError) else LinkError(None, "bind",
+                                                                                 f"cannot bind {self.endpoint}: {exc}")
+            self._wake_recv.close(linger=0)  # the loop below never runs: close() would wait on it in ctx.term()
             self._ready.set()
             return
         self._ready.set()

@@ -16,15 +16,7 @@ from abduce.controller.intake.readings import pick_channel, to_measurement
 from abduce.controller.recipe.build import campaign_from_names
 from abduce.controller.core.space import Space
 from abduce.instruments.protocol.codec import pack_frames
-from abduce.instruments.protocol.models import Capabilities, Measure
-
-
-def space_of(capabilities: Capabilities) -> Space:
-    """The campaign space an instrument declares: its candidate grid, else the box of its axis limits."""
-    names = [a.name for a in capabilities.axes]
-    if capabilities.candidates is not None:
-        return Space.finite(capabilities.candidates, names=names)
-    return Space.box([(a.min, a.max) for a in capabilities.axes], names=names)
+from abduce.instruments.protocol.models import Measure
 
 
 class LinkInstrument:

@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from abduce.controller.core.campaign import Campaign, StepRecord
-from abduce.controller.views.inspection import refused_readings
+from abduce.controller.journal.events import refused_readings
 from abduce.controller.journal.store import Journal, JournalError
 from abduce.controller.core.measurements import MeasureRequest, Measurement
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from abduce.controller.core.campaign import Campaign, CampaignSettings
 from abduce.controller.decide.policies import POLICIES
-from abduce.controller.journal.rebuild import SCALE_KEYS
+from abduce.controller.recipe.settings import SCALE_KEYS
 from abduce.controller.core.space import Space
 from abduce.controller.decide.stopping import Budget
 from abduce.hypotheses.library import resolve_hypothesis

@@ -38,6 +38,11 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# The [campaign] keys that reach CampaignSettings (device, the large-n switch); journalled with the
+# config, read back by recipe.spec without torch.
+SCALE_KEYS = ("device", "exact_max_n", "inducing", "exact_memory_gb")
+
+
 class CampaignSection(_Section):
     """What to learn: hypotheses, policy, budget, seed."""
 
@@ -94,7 +99,7 @@ class DaemonSection(_Section):
     @model_validator(mode="after")
     def _web_view(self) -> DaemonSection:
         if self.web is not None:
-            from abduce.controller.views.web import check_bind, parse_address
+            from abduce.controller.recipe.addresses import check_bind, parse_address
 
             try:
                 host, _ = parse_address(self.web)

@@ -21,9 +21,10 @@ from abduce.controller.journal.store import Journal
 from abduce.controller.drive.loop import Consumer, run_campaign
 from abduce.controller.core.measurements import MeasureRequest, Measurement
 from abduce.controller.intake.readings import pick_channel, to_measurement
-from abduce.controller.drive.remote import space_of
+from abduce.controller.intake.capabilities import space_of
 from abduce.controller.recipe.build import campaign_from_names
 from abduce.instruments.drivers.base import Driver
+from abduce.instruments.drivers.sources import build_driver
 from abduce.instruments.protocol.models import Measure
 
 
@@ -82,40 +83,6 @@ class Rehearsal:
     def run(self, consumers: Iterable[Consumer] = (), journal: Journal | None = None) -> Campaign:
         campaign, instrument = self.build()
         return run_campaign(campaign, instrument, consumers, journal=journal)
-
-
-def build_driver(spec: str, options: Mapping[str, Any] | None = None) -> Driver:
-    """``simulated:NAME``, ``recorded:PATH`` or ``package.module:DriverClass`` -> a driver.
-
-    Raises:
-        ConfigError: an unknown kind, a driver that does not import, or not a Driver.
-    """
-    import importlib
-
-    from abduce.controller.errors import ConfigError
-
-    options = dict(options or {})
-    kind, _, rest = spec.partition(":")
-    if kind == "simulated":
-        from abduce.instruments.drivers.simulated import build
-
-        try:
-            return build(spec, **options)
-        except TypeError as exc:
-            raise ConfigError(f"driver {spec!r}: {exc}") from None
-    if kind == "recorded":
-        from abduce.instruments.drivers.recorded import build as build_recorded
-
-        return build_recorded(spec, **options)
-    if not rest or "." not in kind:
-        raise ConfigError(f"driver {spec!r}: use simulated:SIMULATOR, recorded:PATH or package.module:DriverClass")
-    try:
-        drv = getattr(importlib.import_module(kind), rest)(**options)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigError(f"driver {spec!r} does not import: {exc}") from None
-    if not isinstance(drv, Driver):
-        raise ConfigError(f"driver {spec!r} built a {type(drv).__name__}, not an abduce Driver")
-    return drv
 
 
 def truth_on(driver: Driver, points: np.ndarray, reduction: str | None = None) -> np.ndarray | None:

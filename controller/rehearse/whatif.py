@@ -24,7 +24,8 @@ from abduce.controller.core.campaign import Campaign
 from abduce.controller.errors import ConfigError
 from abduce.controller.views.inspection import journal_path
 from abduce.controller.journal.store import Journal
-from abduce.controller.journal.rebuild import RunSpec, rebuild
+from abduce.controller.journal.rebuild import rebuild
+from abduce.controller.recipe.spec import RunSpec
 from abduce.controller.rehearse.rehearsal import Rehearsal, reconstruction_error, truth_on
 
 THRESHOLD = 0.95

@@ -90,7 +90,8 @@ from pydantic import BaseModel, ConfigDict
 
 from abduce.controller.errors import ConfigError
 from abduce.controller.journal.store import Event, Journal
-from abduce.controller.journal.rebuild import spec_of
+from abduce.controller.journal.events import refused_readings
+from abduce.controller.recipe.spec import spec_of
 from abduce.controller.core.verdict import explained
 
 SCHEMA_VERSION = 3  # 2: summary.unfitted, summary.fit_failures, summary.none, measurements[].none;
@@ -219,14 +220,6 @@ def inspect_run(run: str | os.PathLike, step: int | None = None) -> Inspection:
     """Open ``run`` (a run directory or its journal) read-only and inspect it."""
     with Journal.open(journal_path(run), readonly=True) as journal:
         return inspect_journal(journal, step)
-
-
-def refused_readings(events) -> tuple[set[str], set[str]]:
-    """``(refused, skipped)`` request ids: measurements ``tell`` refused (not part of the data; an
-    instrument error leaves its request in flight instead), and of those, the NaN/inf readings
-    whose point was skipped."""
-    errors = [e for e in events if e.kind == "error" and e.body.get("stage") != "instrument"]
-    return {e.request_id for e in errors}, {e.request_id for e in errors if e.body.get("skipped")}
 
 
 def inspect_journal(journal: Journal, step: int | None = None, events: list[Event] | None = None) -> Inspection:

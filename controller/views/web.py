@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import hmac
 import importlib.resources
-import ipaddress
 import json
 import re
 import secrets
@@ -63,15 +62,14 @@ from urllib.parse import urlencode
 from pydantic import BaseModel, ConfigDict
 
 from abduce.controller.errors import AbduceError, ConfigError
+from abduce.controller.recipe.addresses import check_bind
 from abduce.controller.views.inspection import HypothesisSummary, Inspection, MeasurementRow, check_cell, inspect_run
 
 SCHEMA_VERSION = 3  # 2: none, unfitted, fit_failures; 3: explained, hypotheses[].check
 FIGURES = ("posteriors", "probabilities", "choices", "acquisition", "spectra")
 SHOWN = ("posteriors", "probabilities")  # drawn on the page; the others are linked
 POLL_S = 0.5  # how often a server-sent-event stream looks at the journals
-MIN_TOKEN = 16  # characters
 DPI = 90
-LOOPBACK_NAMES = ("localhost",)
 
 _DRAW = threading.RLock()  # matplotlib's font cache and the rebuilds share state: one figure at a time
 
@@ -114,46 +112,6 @@ class RunList(_Strict):
 
 
 # --------------------------------------------------------------------------- the runs (no web here)
-
-
-def loopback(host: str) -> bool:
-    """Whether ``host`` names this machine only (``127.0.0.0/8``, ``::1``, ``localhost``)."""
-    host = host.strip("[]")
-    if host.lower() in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def check_bind(host: str, token: str | None,
-               token_from: str = "--token, or ABDUCE_WEB_TOKEN in the environment") -> None:
-    """Refuse a bind beyond loopback without a token, and a short token anywhere.
-
-    Args:
-        token_from: where the user gives the token (named in the error).
-
-    Raises:
-        ConfigError: says which, and how to make a token.
-    """
-    make = 'make one with: python -c "import secrets; print(secrets.token_urlsafe(32))"'
-    if token is not None and len(token) < MIN_TOKEN:
-        raise ConfigError(f"the web view's token must be at least {MIN_TOKEN} characters; {make}")
-    if token is None and not loopback(host):
-        raise ConfigError(f"the web view binds {host}, beyond loopback, so it needs a token ({token_from}); {make}")
-
-
-def parse_address(address: str) -> tuple[str, int]:
-    """``HOST:PORT`` (``[::1]:8765`` for IPv6) -> (host, port).
-
-    Raises:
-        ConfigError: not of that shape.
-    """
-    m = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\]:(\d{1,5})|([A-Za-z0-9_.-]+):(\d{1,5})", address.strip())
-    if m is None or int(m.group(2) or m.group(4)) > 65535:
-        raise ConfigError(f"web address {address!r}: use HOST:PORT, e.g. 127.0.0.1:8765 or [::1]:8765")
-    return (m.group(1) or m.group(3)), int(m.group(2) or m.group(4))
 
 
 def journal_head(path: Path) -> tuple[int, float, str] | None:

@@ -25,7 +25,8 @@ from abduce.controller.journal.store import Journal
 from abduce.controller.drive.link import InstrumentLink
 from abduce.controller.drive.loop import run_campaign
 from abduce.controller.core.measurements import Measurement
-from abduce.controller.drive.remote import LinkInstrument, space_of
+from abduce.controller.drive.remote import LinkInstrument
+from abduce.controller.intake.capabilities import space_of
 from abduce.controller.journal.resume import replay
 from abduce.controller.recipe.settings import load_settings
 from abduce.controller.recipe.build import campaign_from_names

@@ -177,3 +177,31 @@ def test_a_non_idempotent_request_unknown_after_restart_is_reported_lost_not_res
 def test_binding_beyond_loopback_without_curve_is_refused(keyring):
     with pytest.raises(ConfigError, match="CURVE"):
         InstrumentLink("tcp://0.0.0.0:5555", Codec(keyring, "lab"))
+
+
+def test_a_taken_control_lane_is_a_clear_error_and_the_link_still_closes(keyring):
+    """The control lane is the instrument port + 1: taken, the link says so and closes (it used to hang in
+    the ZeroMQ context's term, so a daemon whose ports collided never exited)."""
+    import zmq
+
+    ctx = zmq.Context.instance()
+    for _ in range(20):  # a free port whose successor we can hold
+        probe = ctx.socket(zmq.ROUTER)
+        port = probe.bind_to_random_port("tcp://127.0.0.1")
+        probe.close(linger=0)
+        squatter = ctx.socket(zmq.ROUTER)
+        try:
+            squatter.bind(f"tcp://127.0.0.1:{port + 1}")
+            break
+        except zmq.ZMQError:
+            squatter.close(linger=0)
+    try:
+        link = InstrumentLink(f"tcp://127.0.0.1:{port}", Codec(keyring, "lab"))
+        with pytest.raises(LinkError, match=rf"control lane tcp://127.0.0.1:{port + 1} \(the instrument port \+ 1\)"):
+            link.start()
+        closer = threading.Thread(target=link.close, daemon=True)
+        closer.start()
+        closer.join(60)  # milliseconds when it works; a hang is the bug
+        assert not closer.is_alive()
+    finally:
+        squatter.close(linger=0)

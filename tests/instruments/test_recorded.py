@@ -305,7 +305,8 @@ def test_a_replayed_recording_gives_the_campaign_of_a_live_simulator_with_frozen
 
 @pytest.mark.slow
 def test_a_replay_over_the_protocol_gives_the_in_process_campaign(tmp_path, endpoint, keyring):
-    from abduce.controller.drive.remote import LinkInstrument, space_of
+    from abduce.controller.drive.remote import LinkInstrument
+    from abduce.controller.intake.capabilities import space_of
 
     record(Transition1D(grid=GRID, seed=SEED), tmp_path / "run.nsid")
     driver = build(f"recorded:{tmp_path / 'run.nsid'}")

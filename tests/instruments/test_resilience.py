@@ -10,7 +10,8 @@ import zmq
 from abduce.controller.core.campaign import Campaign, CampaignSettings
 from abduce.controller.drive.link import InstrumentLink
 from abduce.controller.drive.loop import run_campaign
-from abduce.controller.drive.remote import LinkInstrument, space_of
+from abduce.controller.drive.remote import LinkInstrument
+from abduce.controller.intake.capabilities import space_of
 from abduce.controller.decide.stopping import Budget
 from abduce.hypotheses.fitting import FitSettings
 from abduce.hypotheses.library import BUILTIN

@@ -53,7 +53,7 @@ def test_the_config_has_the_issues_families_and_counts(config):
 
 
 def test_every_drawn_truth_of_the_full_benchmark_builds_its_simulator(config):
-    from abduce.controller.rehearse.rehearsal import build_driver
+    from abduce.instruments.drivers.sources import build_driver
 
     seen = set()
     for cell in config.cells():

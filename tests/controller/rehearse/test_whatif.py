@@ -6,7 +6,8 @@ import pytest
 
 from abduce.controller.errors import ConfigError
 from abduce.controller.journal.store import Journal
-from abduce.controller.journal.rebuild import rebuild, spec_of
+from abduce.controller.journal.rebuild import rebuild
+from abduce.controller.recipe.spec import spec_of
 from abduce.controller.rehearse.rehearsal import Rehearsal
 from abduce.controller.rehearse.whatif import rows, what_if
 from abduce.controller.cli import run_in_process

@@ -262,7 +262,7 @@ def test_the_table_shows_the_last_rows_and_the_json_all(tmp_path):
 
 
 def test_every_journal_mode_is_read_for_inspection():
-    from abduce.controller.journal.rebuild import spec_of
+    from abduce.controller.recipe.spec import spec_of
 
     out, _ = recorded()
     with Journal.open(out / "journal.sqlite", readonly=True) as j:

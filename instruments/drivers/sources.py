@@ -1,0 +1,43 @@
+"""A driver from its name: ``simulated:NAME``, ``recorded:PATH`` or ``package.module:DriverClass``.
+
+What ``abduce instrument serve --driver``, rehearsals, sweeps and a rebuilt journal's spec all build from.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from typing import Any
+
+from abduce.controller.errors import ConfigError
+from abduce.instruments.drivers.base import Driver
+
+
+def build_driver(spec: str, options: Mapping[str, Any] | None = None) -> Driver:
+    """``simulated:NAME``, ``recorded:PATH`` or ``package.module:DriverClass`` -> a driver.
+
+    Raises:
+        ConfigError: an unknown kind, a driver that does not import, or not a Driver.
+    """
+    options = dict(options or {})
+    kind, _, rest = spec.partition(":")
+    if kind == "simulated":
+        from abduce.instruments.drivers.simulated import build
+
+        try:
+            return build(spec, **options)
+        except TypeError as exc:
+            raise ConfigError(f"driver {spec!r}: {exc}") from None
+    if kind == "recorded":
+        from abduce.instruments.drivers.recorded import build as build_recorded
+
+        return build_recorded(spec, **options)
+    if not rest or "." not in kind:
+        raise ConfigError(f"driver {spec!r}: use simulated:SIMULATOR, recorded:PATH or package.module:DriverClass")
+    try:
+        drv = getattr(importlib.import_module(kind), rest)(**options)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"driver {spec!r} does not import: {exc}") from None
+    if not isinstance(drv, Driver):
+        raise ConfigError(f"driver {spec!r} built a {type(drv).__name__}, not an abduce Driver")
+    return drv

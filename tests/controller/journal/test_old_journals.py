@@ -1,0 +1,60 @@
+"""Journals written before the journal's events were typed (issue 14) keep resuming and inspecting as they did.
+
+The fixtures were written by ``ddb13dd``'s code: ``in-process.sqlite`` by ``abduce run`` (9 measurements),
+``daemon-nan-readings.sqlite`` by ``abduce daemon`` against ``abduce instrument serve --faults nan=0.3``
+(14 measurements and 4 NaN readings the campaign refused and skipped). Beside each, ``*.inspect.json`` is
+what ``abduce inspect --json`` printed then (its ``run`` path replaced by ``RUN``); regenerate it only with the
+code that wrote the journal.
+"""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from abduce.controller.journal.rebuild import snapshot
+from abduce.controller.journal.resume import replay
+from abduce.controller.journal.store import Journal
+from abduce.controller.recipe.spec import spec_of
+from abduce.controller.views.inspection import inspect_journal
+
+FIXTURES = Path(__file__).parents[2] / "fixtures" / "journals"
+OLD = {"in-process.sqlite": (9, 0), "daemon-nan-readings.sqlite": (14, 4)}
+
+
+def opened(tmp_path: Path, name: str) -> Journal:
+    copy = tmp_path / name  # a copy: opening may leave -shm/-wal files beside it
+    shutil.copyfile(FIXTURES / name, copy)
+    return Journal.open(copy, readonly=True)
+
+
+def inspected(journal: Journal) -> dict:
+    got = json.loads(inspect_journal(journal).model_dump_json())
+    got["run"] = "RUN"
+    return got
+
+
+@pytest.mark.parametrize("name", sorted(OLD))
+def test_an_old_journal_inspects_as_it_did(tmp_path, name):
+    expected = json.loads((FIXTURES / name).with_suffix(".inspect.json").read_text())
+    with opened(tmp_path, name) as journal:
+        assert inspected(journal) == expected
+
+
+@pytest.mark.parametrize("name", sorted(OLD))
+def test_an_old_journal_resumes_where_it_stopped(tmp_path, name):
+    measured, refused = OLD[name]
+    with opened(tmp_path, name) as journal:
+        events = list(journal.events())
+        assert sum(e.kind == "error" for e in events) == refused
+        last = [e.body for e in events if e.kind == "decision"][-1]
+        resumed = replay(spec_of(journal.config()).campaign(), journal)
+        assert resumed.campaign.n == measured and resumed.in_flight == () and resumed.undecided == ()
+        assert resumed.campaign.done
+        probabilities = resumed.campaign.probabilities()
+        assert probabilities.keys() == last["probabilities"].keys()
+        for name_, p in last["probabilities"].items():
+            assert probabilities[name_] == pytest.approx(p, abs=1e-3), name_  # fits restored, evidence recomputed
+        _, looked = snapshot(journal, events=events)
+        assert looked.n == measured
