@@ -41,15 +41,22 @@ def _pin_threads(all_cores: bool = False) -> None:
 
 def _progress(label: str, total: int, progress: bool):
     bar = Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=console, disable=not progress,
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not progress,
     )
     task = bar.add_task(label, total=total, status="")
 
     def show(record) -> None:
         lead = max(record.probabilities, key=record.probabilities.get) if record.probabilities else "-"
         p = record.probabilities.get(lead, 0.0) if record.probabilities else 0.0
-        status = f"leader {lead} ({p:.2f})" if not record.unfitted else f"no leader: {', '.join(record.unfitted)} unfitted"
+        status = (
+            f"leader {lead} ({p:.2f})" if not record.unfitted else f"no leader: {', '.join(record.unfitted)} unfitted"
+        )
         if record.none is not None:
             status += f", none of these {record.none['probability']:.2f}"
         if (record.checks.get(lead) or {}).get("misfit"):
@@ -60,7 +67,8 @@ def _progress(label: str, total: int, progress: bool):
 
 
 def run_in_process(opts, out: Path, progress: bool = True) -> dict:
-    """Run a :class:`~abduce.controller.rehearse.simulated.SimulatedRun`; write the run directory; return the summary."""
+    """Run a :class:`~abduce.controller.rehearse.simulated.SimulatedRun`; write the run directory; return the "
+    "summary."""
     import dataclasses
 
     from abduce.controller.journal.rundir import RunDirectory
@@ -76,24 +84,13 @@ def run_in_process(opts, out: Path, progress: bool = True) -> dict:
     return rundir.finish(campaign)
 
 
-def _certificate(path: Path | None) -> tuple[bytes, bytes] | None:
-    """A CURVE certificate file (as `abduce keys new --curve` writes) -> (public, secret or None)."""
-    if path is None:
-        return None
-    import zmq.auth
-
-    from abduce.controller.errors import ConfigError
-
-    if not path.exists():
-        raise ConfigError(f"CURVE certificate {path} does not exist")
-    try:
-        return zmq.auth.load_certificate(str(path))
-    except Exception as exc:  # zmq raises plain ValueError/OSError variants
-        raise ConfigError(f"{path} is not a CURVE certificate: {exc}") from None
-
-
 def run_listening(
-    opts, key: Path, out: Path, progress: bool = True, curve_secret: Path | None = None, curve_clients: Path | None = None,
+    opts,
+    key: Path,
+    out: Path,
+    progress: bool = True,
+    curve_secret: Path | None = None,
+    curve_clients: Path | None = None,
     on_listening=None,
 ) -> dict:
     """Bind ``opts.listen``, wait for an instrument agent, run the campaign through it.
@@ -108,7 +105,7 @@ def run_listening(
     from abduce.controller.drive.remote import AuditLog, LinkInstrument
     from abduce.controller.intake.capabilities import space_of
     from abduce.controller.journal.rundir import RunDirectory
-    from abduce.instruments.keys import load_key
+    from abduce.instruments.keys import load_certificate, load_key
     from abduce.instruments.protocol.codec import Codec, Keyring
 
     key_id, secret = load_key(key)
@@ -117,11 +114,12 @@ def run_listening(
     out.mkdir(parents=True, exist_ok=True)
     audit = AuditLog(out / "audit.jsonl")
     try:
-        curve = _certificate(curve_secret)
+        curve = load_certificate(curve_secret)
         if curve is not None and curve[1] is None:
             raise typer.BadParameter(f"{curve_secret} holds no secret key (use the .key_secret file)")
-        link = InstrumentLink(opts.listen, codec, audit=audit, curve=curve,
-                              curve_clients=str(curve_clients) if curve_clients else None)
+        link = InstrumentLink(
+            opts.listen, codec, audit=audit, curve=curve, curve_clients=str(curve_clients) if curve_clients else None
+        )
         with link:
             from abduce.controller.journal.rundir import write_endpoints
 
@@ -132,8 +130,12 @@ def run_listening(
             agent = link.wait_for_agent(timeout_s=opts.wait_s)
             console.print(f"instrument {agent.instrument_id!r} registered (key {agent.key_id!r})")
             campaign = opts.campaign(space_of(agent.capabilities))
-            config = {"mode": "listen", **dataclasses.asdict(opts), "instrument": agent.instrument_id,
-                      "capabilities": agent.capabilities.model_dump()}
+            config = {
+                "mode": "listen",
+                **dataclasses.asdict(opts),
+                "instrument": agent.instrument_id,
+                "capabilities": agent.capabilities.model_dump(),
+            }
             rundir = RunDirectory(out, config)
             bar, show = _progress(opts.policy, opts.budget, progress)
             with bar:
@@ -160,16 +162,30 @@ def summary_table(summary: dict) -> Table:
     for h in sorted(summary["hypotheses"], key=lambda h: -h["probability"]):
         params = ", ".join(f"{k} = {v['mean']:.4g} ± {v['sd']:.2g}" for k, v in h["parameters"].items())
         name = h["name"] + (" (never fitted)" if h["name"] in summary.get("unfitted", ()) else "")
-        table.add_row(name, f"{h['probability']:.3f}", params, str(h["times_chosen"]), str(failures.get(h["name"], 0)),
-                      _check_text(h.get("check")))
+        table.add_row(
+            name,
+            f"{h['probability']:.3f}",
+            params,
+            str(h["times_chosen"]),
+            str(failures.get(h["name"], 0)),
+            _check_text(h.get("check")),
+        )
     none = summary.get("none")
     if none is not None:
-        table.add_row("[italic]none of these[/italic]", f"{none['probability']:.3f}", "a flexible GP, no law", "-",
-                      str(failures.get("none of these", 0)), _check_text(none.get("check")))
+        table.add_row(
+            "[italic]none of these[/italic]",
+            f"{none['probability']:.3f}",
+            "a flexible GP, no law",
+            "-",
+            str(failures.get("none of these", 0)),
+            _check_text(none.get("check")),
+        )
     if summary.get("explained") is False:
-        table.caption = ("no hypothesis explains the data: none of these is the most probable explanation"
-                         if none is not None and none["probability"] > max(h["probability"] for h in summary["hypotheses"])
-                         else "the most probable law fails its posterior predictive checks (see its row)")
+        table.caption = (
+            "no hypothesis explains the data: none of these is the most probable explanation"
+            if none is not None and none["probability"] > max(h["probability"] for h in summary["hypotheses"])
+            else "the most probable law fails its posterior predictive checks (see its row)"
+        )
     return table
 
 
@@ -212,11 +228,20 @@ def run(
     n_init: int = typer.Option(5, min=1, help="Space-filling measurements before the first fit."),
     epsilon: float = typer.Option(0.1, min=0.0, max=1.0, help="epsilon-greedy: exploration probability."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
-    listen: str = typer.Option(None, help="Bind here (e.g. tcp://127.0.0.1:5555) and run through the instrument agent that registers; the simulator options are then unused."),
+    listen: str = typer.Option(
+        None,
+        help="Bind here (e.g. tcp://127.0.0.1:5555) and run through the instrument agent that registers; the "
+        "simulator options are then unused.",
+    ),
     key: Path = typer.Option(None, help="Signing key file (with --listen)."),
     wait: float = typer.Option(60.0, help="With --listen: seconds to wait for an agent."),
-    curve_secret: Path = typer.Option(None, help="With --listen: this controller's CURVE secret certificate (PATH.curve.key_secret); turns encryption on."),
-    curve_clients: Path = typer.Option(None, help="With --curve-secret: directory of the agents' public certificates allowed in."),
+    curve_secret: Path = typer.Option(
+        None,
+        help="With --listen: this controller's CURVE secret certificate (PATH.curve.key_secret); turns encryption on.",
+    ),
+    curve_clients: Path = typer.Option(
+        None, help="With --curve-secret: directory of the agents' public certificates allowed in."
+    ),
 ) -> None:
     """Run a campaign (in-process against a simulator, or through an instrument agent with --listen)."""
     _pin_threads()
@@ -226,15 +251,37 @@ def run(
                 raise typer.BadParameter("--listen needs --key (make one with `abduce keys new PATH`)")
             from abduce.controller.drive.remote import ListenRun
 
-            opts = ListenRun(listen=listen, hypotheses=_split(hypotheses), policy=policy, acquisition=acquisition,
-                             budget=budget, seed=seed, n_init=n_init, epsilon=epsilon, wait_s=wait)
-            summary = run_listening(opts, key, out, progress=not quiet, curve_secret=curve_secret, curve_clients=curve_clients)
+            opts = ListenRun(
+                listen=listen,
+                hypotheses=_split(hypotheses),
+                policy=policy,
+                acquisition=acquisition,
+                budget=budget,
+                seed=seed,
+                n_init=n_init,
+                epsilon=epsilon,
+                wait_s=wait,
+            )
+            summary = run_listening(
+                opts, key, out, progress=not quiet, curve_secret=curve_secret, curve_clients=curve_clients
+            )
         else:
             from abduce.controller.rehearse.simulated import SimulatedRun
 
             opts = SimulatedRun(
-                simulator=simulator, truth=truth, hypotheses=_split(hypotheses), policy=policy, acquisition=acquisition,
-                budget=budget, seed=seed, x_c=x_c, beta=beta, noise=noise, grid=grid, n_init=n_init, epsilon=epsilon,
+                simulator=simulator,
+                truth=truth,
+                hypotheses=_split(hypotheses),
+                policy=policy,
+                acquisition=acquisition,
+                budget=budget,
+                seed=seed,
+                x_c=x_c,
+                beta=beta,
+                noise=noise,
+                grid=grid,
+                n_init=n_init,
+                epsilon=epsilon,
             )
             summary = run_in_process(opts, out, progress=not quiet)
     except AbduceError as exc:
@@ -270,16 +317,41 @@ def demo(
     agents: list[subprocess.Popen] = []
 
     def start_agent(endpoint: str) -> None:  # once the controller has bound its free ports
-        agents.append(subprocess.Popen(
-            [sys.executable, "-m", "abduce.controller.cli", "instrument", "serve", "--driver", "simulated:transition-1d",
-             "--connect", endpoint, "--key", str(key), "--truth", "second-order", "--seed", str(seed)],
-            stdout=subprocess.DEVNULL, stderr=open(out / "agent.log", "a"),
-        ))
+        agents.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "abduce.controller.cli",
+                    "instrument",
+                    "serve",
+                    "--driver",
+                    "simulated:transition-1d",
+                    "--connect",
+                    endpoint,
+                    "--key",
+                    str(key),
+                    "--truth",
+                    "second-order",
+                    "--seed",
+                    str(seed),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=open(out / "agent.log", "a"),
+            )
+        )
 
     from abduce.controller.drive.remote import ListenRun
 
-    opts = ListenRun(listen="tcp://127.0.0.1:0", hypotheses=("second-order", "first-order", "linear", "sigmoid"),
-                     policy="discriminate", budget=40, seed=seed, n_init=5, wait_s=60.0)
+    opts = ListenRun(
+        listen="tcp://127.0.0.1:0",
+        hypotheses=("second-order", "first-order", "linear", "sigmoid"),
+        policy="discriminate",
+        budget=40,
+        seed=seed,
+        n_init=5,
+        wait_s=60.0,
+    )
     try:
         summary = run_listening(opts, key, out, progress=not quiet, on_listening=start_agent)
     except AbduceError as exc:
@@ -340,25 +412,37 @@ app.add_typer(instrument_app, name="instrument")
 
 @instrument_app.command("serve")
 def instrument_serve(
-    driver: str = typer.Option(..., help="simulated:SIMULATOR (transition-1d, loops, phase-2d, spm-image), recorded:PATH (HDF5/NSID, NetCDF, NPZ) or package.module:DriverClass."),
+    driver: str = typer.Option(
+        ...,
+        help="simulated:SIMULATOR (transition-1d, loops, phase-2d, spm-image), recorded:PATH (HDF5/NSID, "
+        "NetCDF, NPZ) or package.module:DriverClass.",
+    ),
     connect: str = typer.Option(..., help="The controller's endpoint, e.g. tcp://127.0.0.1:5555."),
     key: Path = typer.Option(..., help="Signing key file."),
     instrument_id: str = typer.Option(None, "--id", help="Instrument name (default: the driver spec)."),
     truth: str = typer.Option("second-order", help="Simulator: the law its data follow."),
     seed: int = typer.Option(0, help="Simulator: noise seed."),
     grid: int = typer.Option(501, min=0, help="Simulator: candidate grid size (0 = continuous)."),
-    option: list[str] = typer.Option(None, "--option", "-o", help="Driver option KEY=VALUE (repeatable), e.g. -o law=sigmoid -o dwell_s=0.01."),
+    option: list[str] = typer.Option(
+        None, "--option", "-o", help="Driver option KEY=VALUE (repeatable), e.g. -o law=sigmoid -o dwell_s=0.01."
+    ),
     duration: float = typer.Option(None, help="Stop after this many seconds (default: run until killed)."),
     curve_secret: Path = typer.Option(None, help="This agent's CURVE secret certificate (PATH.curve.key_secret)."),
     curve_server: Path = typer.Option(None, help="The controller's CURVE public certificate (PATH.curve.key)."),
-    faults: str = typer.Option(None, "--faults", help="Inject faults, for rehearsals and tests: e.g. latency=0.01,drop=0.05,nan=0.02,crash=0.01,reorder=0.05,seed=3 (keys: latency, jitter, drop, nan, inf, crash, reorder, hold, seed). A crash exits with status 1."),
+    faults: str = typer.Option(
+        None,
+        "--faults",
+        help="Inject faults, for rehearsals and tests: e.g. "
+        "latency=0.01,drop=0.05,nan=0.02,crash=0.01,reorder=0.05,seed=3 "
+        "(keys: latency, jitter, drop, nan, inf, crash, reorder, hold, seed). A crash exits with status 1.",
+    ),
 ) -> None:
     """Serve a driver to a controller (an instrument agent)."""
     import logging
     import signal
 
     from abduce.instruments.agent import InstrumentAgent
-    from abduce.instruments.keys import load_key
+    from abduce.instruments.keys import load_certificate, load_key
     from abduce.instruments.protocol.codec import Codec, Keyring
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -382,12 +466,13 @@ def instrument_serve(
         if (curve_secret is None) != (curve_server is None):
             raise typer.BadParameter("--curve-secret and --curve-server go together")
         if curve_secret is not None:
-            own, server = _certificate(curve_secret), _certificate(curve_server)
+            own, server = load_certificate(curve_secret), load_certificate(curve_server)
             curve = (server[0], own[0], own[1])
     except AbduceError as exc:
         _fail(exc)
-    agent = InstrumentAgent(drv, connect, Codec(Keyring({key_id: secret}), key_id), instrument_id or driver, curve=curve,
-                            faults=injected)
+    agent = InstrumentAgent(
+        drv, connect, Codec(Keyring({key_id: secret}), key_id), instrument_id or driver, curve=curve, faults=injected
+    )
     signal.signal(signal.SIGTERM, lambda *_: agent.stop())
     agent.serve(duration_s=duration)
 
@@ -485,13 +570,19 @@ def sweep(
     except AbduceError as exc:
         _fail(exc)
     out = out or Path("runs/sweeps") / cfg.sweep.name
-    bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   console=console)
+    bar = Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+    )
     task = bar.add_task(f"sweep {cfg.sweep.name}", total=total)
     try:
         with bar:
-            _, summary = run_sweep(cfg, out, scheduler=scheduler, workers=workers,
-                                   progress=lambda done, _: bar.update(task, completed=done))
+            _, summary = run_sweep(
+                cfg,
+                out,
+                scheduler=scheduler,
+                workers=workers,
+                progress=lambda done, _: bar.update(task, completed=done),
+            )
     except AbduceError as exc:
         _fail(exc)
     table = Table(title=f"{total} campaigns; n95 = measurements to identify the truth in 95% of seeds")
@@ -507,9 +598,13 @@ def sweep(
 def replay(
     run: Path = typer.Argument(..., help="A run directory or its journal.sqlite."),
     policy: str = typer.Option(None, help="Policy for the what-if run (default: the recorded one)."),
-    hypotheses: str = typer.Option(None, help="Comma-separated hypotheses for the what-if run (default: the recorded ones)."),
+    hypotheses: str = typer.Option(
+        None, help="Comma-separated hypotheses for the what-if run (default: the recorded ones)."
+    ),
     against: str = typer.Option(None, help="simulated:NAME or recorded:PATH (default: the simulator the run used)."),
-    option: list[str] = typer.Option(None, "--option", "-o", help="Option KEY=VALUE of --against's driver (repeatable)."),
+    option: list[str] = typer.Option(
+        None, "--option", "-o", help="Option KEY=VALUE of --against's driver (repeatable)."
+    ),
     truth: str = typer.Option(None, help="The hypothesis that is true for this sample, where known."),
     out: Path = typer.Option(None, "--out", help="Keep the what-if run's run directory here."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
@@ -519,8 +614,15 @@ def replay(
     from abduce.controller.rehearse.whatif import rows, what_if
 
     try:
-        result = what_if(run, policy=policy, hypotheses=_split(hypotheses) if hypotheses else None, against=against,
-                         options=_options(option), truth=truth, out=out)
+        result = what_if(
+            run,
+            policy=policy,
+            hypotheses=_split(hypotheses) if hypotheses else None,
+            against=against,
+            options=_options(option),
+            truth=truth,
+            out=out,
+        )
     except AbduceError as exc:
         _fail(exc)
     if as_json:
@@ -539,7 +641,9 @@ def replay(
 def inspect_cmd(
     run: Path = typer.Argument(..., help="A run directory or its journal.sqlite (read-only; a running daemon's too)."),
     step: int = typer.Option(None, "--step", min=0, help="Show the campaign as it stood after N measurements."),
-    as_json: bool = typer.Option(False, "--json", help="The same as JSON (schema: abduce.controller.views.inspection)."),
+    as_json: bool = typer.Option(
+        False, "--json", help="The same as JSON (schema: abduce.controller.views.inspection)."
+    ),
 ) -> None:
     """Summarise a campaign from its journal: hypotheses, measurements, stopping state (no refitting)."""
     from abduce.controller.views.inspection import inspect_run, render
@@ -599,7 +703,9 @@ def export(
     run: Path = typer.Argument(..., help="A run directory or its journal.sqlite."),
     out: Path = typer.Option(..., "--out", help="FILE.nc or FILE.h5 (NetCDF-4 / HDF5, never overwritten)."),
     step: int = typer.Option(None, "--step", min=0, help="The campaign as it stood after N measurements."),
-    posteriors: bool = typer.Option(True, "--posteriors/--no-posteriors", help="Rebuild the campaign for its posteriors."),
+    posteriors: bool = typer.Option(
+        True, "--posteriors/--no-posteriors", help="Rebuild the campaign for its posteriors."
+    ),
 ) -> None:
     """Measurements, raw arrays and posteriors as one NetCDF/HDF5 file (xarray, h5netcdf)."""
     _pin_threads(all_cores=True)
@@ -614,11 +720,17 @@ def export(
 
 @app.command()
 def serve(
-    runs: list[Path] = typer.Argument(..., help="Run directories or journal files (a directory may wait for its journal)."),
+    runs: list[Path] = typer.Argument(
+        ..., help="Run directories or journal files (a directory may wait for its journal)."
+    ),
     host: str = typer.Option("127.0.0.1", help="Address to listen on; beyond loopback a token is required."),
     port: int = typer.Option(8765, min=0, max=65535, help="Port (0: a free one)."),
-    token: str = typer.Option(None, envvar="ABDUCE_WEB_TOKEN", show_envvar=True,
-                              help="Every request must carry it (?token= or Authorization: Bearer); required beyond loopback."),
+    token: str = typer.Option(
+        None,
+        envvar="ABDUCE_WEB_TOKEN",
+        show_envvar=True,
+        help="Every request must carry it (?token= or Authorization: Bearer); required beyond loopback.",
+    ),
 ) -> None:
     """A live, read-only web page of campaigns: status and plots, updated as measurements arrive."""
     _pin_threads()
@@ -635,11 +747,18 @@ def serve(
         _fail(exc)
     except OSError as exc:
         _fail(ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}"))
-    console.print(f"serving {len(runs)} campaign{'s' if len(runs) != 1 else ''} at {server.url}"
-                  + ("?token=..." if token else ""), soft_wrap=True, highlight=False)
+    console.print(
+        f"serving {len(runs)} campaign{'s' if len(runs) != 1 else ''} at {server.url}"
+        + ("?token=..." if token else ""),
+        soft_wrap=True,
+        highlight=False,
+    )
     if not loopback(host):
-        console.print("plain HTTP beyond loopback: the token travels in clear; prefer an SSH tunnel or a TLS proxy",
-                      soft_wrap=True, highlight=False)
+        console.print(
+            "plain HTTP beyond loopback: the token travels in clear; prefer an SSH tunnel or a TLS proxy",
+            soft_wrap=True,
+            highlight=False,
+        )
     server.run()
 
 

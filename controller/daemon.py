@@ -32,17 +32,16 @@ import time
 from pathlib import Path
 
 from abduce.controller.drive.control import ControlServer
-from abduce.controller.errors import AbduceError
 from abduce.controller.drive.link import InstrumentLink
 from abduce.controller.drive.loop import step
 from abduce.controller.drive.remote import AuditLog, LinkInstrument
+from abduce.controller.errors import AbduceError
 from abduce.controller.intake.capabilities import space_of
 from abduce.controller.journal.resume import replay
 from abduce.controller.journal.rundir import RunDirectory, write_endpoints
-from abduce.controller.recipe.settings import Settings, load_settings
 from abduce.controller.recipe.build import campaign_from_names
-from abduce.controller.recipe.settings import SCALE_KEYS
-from abduce.instruments.keys import load_key
+from abduce.controller.recipe.settings import SCALE_KEYS, Settings, load_settings
+from abduce.instruments.keys import load_certificate, load_key
 from abduce.instruments.protocol.codec import Codec, Keyring
 
 log = logging.getLogger("abduce.daemon")
@@ -59,7 +58,11 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(settings: Settings) -> None:
-    handler = logging.StreamHandler(sys.stderr) if settings.daemon.log == "stderr" else logging.FileHandler(settings.daemon.log)
+    handler = (
+        logging.StreamHandler(sys.stderr)
+        if settings.daemon.log == "stderr"
+        else logging.FileHandler(settings.daemon.log)
+    )
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
@@ -82,8 +85,13 @@ class Daemon:
         self._nothing_explains = False  # "none of these" more probable than every law, at the last step
         self._leader_misfits = False  # the most probable law failed its posterior predictive checks, at the last step
         self._lock = threading.Lock()
-        self._status: dict = {"state": "starting", "campaign": settings.campaign.name, "n": 0,
-                              "budget": settings.campaign.budget, "run_dir": str(settings.daemon.run_dir)}
+        self._status: dict = {
+            "state": "starting",
+            "campaign": settings.campaign.name,
+            "n": 0,
+            "budget": settings.campaign.budget,
+            "run_dir": str(settings.daemon.run_dir),
+        }
 
     # ------------------------------------------------------------ control (control thread)
 
@@ -122,19 +130,22 @@ class Daemon:
         run_dir.mkdir(parents=True, exist_ok=True)
         control = ControlServer(s.daemon.control, secret, self.control).start()
         audit = AuditLog(run_dir / "audit.jsonl")
-        curve = None
-        if s.instrument.curve_secret is not None:
-            import zmq.auth
-
-            curve = zmq.auth.load_certificate(str(s.instrument.curve_secret))
-        link = InstrumentLink(s.instrument.listen, Codec(Keyring({key_id: secret}), key_id), audit=audit, curve=curve,
-                              curve_clients=str(s.instrument.curve_clients) if s.instrument.curve_clients else None)
+        curve = load_certificate(s.instrument.curve_secret)
+        link = InstrumentLink(
+            s.instrument.listen,
+            Codec(Keyring({key_id: secret}), key_id),
+            audit=audit,
+            curve=curve,
+            curve_clients=str(s.instrument.curve_clients) if s.instrument.curve_clients else None,
+        )
         rundir = web = None
         try:
             web = self._start_web(run_dir)
             link.start()
             write_endpoints(run_dir, instrument=link.endpoint, control=control.endpoint)
-            self._set(state="waiting-for-instrument", endpoints={"instrument": link.endpoint, "control": control.endpoint})
+            self._set(
+                state="waiting-for-instrument", endpoints={"instrument": link.endpoint, "control": control.endpoint}
+            )
             log.info("listening on %s (control lane %s); waiting for an instrument", link.endpoint, control.endpoint)
             agent = self._wait_for_agent(link)
             if agent is None:
@@ -142,23 +153,41 @@ class Daemon:
                 return dict(self._status)
             self._set(instrument=agent.instrument_id)
             c = s.campaign
-            campaign = campaign_from_names(space_of(agent.capabilities), c.hypotheses, c.policy, c.acquisition,
-                                           c.budget, c.seed, c.n_init, c.epsilon,
-                                           scale={k: getattr(c, k) for k in SCALE_KEYS})
+            campaign = campaign_from_names(
+                space_of(agent.capabilities),
+                c.hypotheses,
+                c.policy,
+                c.acquisition,
+                c.budget,
+                c.seed,
+                c.n_init,
+                c.epsilon,
+                scale={k: getattr(c, k) for k in SCALE_KEYS},
+            )
             in_flight: set[str] = set()
             if resuming:
                 rundir = RunDirectory.reopen(run_dir)
                 resumed = replay(campaign, rundir.journal)
                 in_flight = {r.request_id for r in resumed.in_flight}
                 for record in resumed.undecided:  # stopped mid-fit: the decision the step never journalled
-                    rundir.journal.append("decision", {**vars(record), "fits": campaign.fit_states(record.refit)},
-                                          request_id=record.request_id, durability="next")
+                    rundir.journal.append(
+                        "decision",
+                        {**vars(record), "fits": campaign.fit_states(record.refit)},
+                        request_id=record.request_id,
+                        durability="next",
+                    )
                     rundir(record)
                 log.info("resumed %s at %d measurements (%d in flight)", c.name, campaign.n, len(in_flight))
             else:
-                rundir = RunDirectory(run_dir, {"mode": "daemon", **json.loads(s.model_dump_json()),
-                                                "instrument": agent.instrument_id,
-                                                "capabilities": agent.capabilities.model_dump()})
+                rundir = RunDirectory(
+                    run_dir,
+                    {
+                        "mode": "daemon",
+                        **json.loads(s.model_dump_json()),
+                        "instrument": agent.instrument_id,
+                        "capabilities": agent.capabilities.model_dump(),
+                    },
+                )
             instrument = LinkInstrument(link, agent, channel=c.channel, in_flight=in_flight, reduction=c.reduction)
             self._set(state="running" if self._running.is_set() else "paused", n=campaign.n)
             while not campaign.done and not self._stop.is_set():
@@ -173,8 +202,13 @@ class Daemon:
                     continue
                 rundir(record)
                 self._warn_if_nothing_explains(record)
-                self._set(n=campaign.n, leader=campaign.leader(), probabilities=record.probabilities, phase=None,
-                          none=record.none["probability"] if record.none else None)
+                self._set(
+                    n=campaign.n,
+                    leader=campaign.leader(),
+                    probabilities=record.probabilities,
+                    phase=None,
+                    none=record.none["probability"] if record.none else None,
+                )
             if campaign.done:
                 rundir.finish(campaign)
                 rundir = None
@@ -193,12 +227,18 @@ class Daemon:
 
     def _warn_if_nothing_explains(self, record) -> None:
         """Log a warning when "none of these" becomes more probable than every law (once, until it is not)."""
-        nothing = record.none is not None and record.none["probability"] > max(record.probabilities.values(), default=0.0)
+        nothing = record.none is not None and record.none["probability"] > max(
+            record.probabilities.values(), default=0.0
+        )
         if nothing and not self._nothing_explains:
-            log.warning("after %d measurements no hypothesis explains the data: none of these at p = %.3f, "
-                        "the best law %s at %.3f", record.step + 1, record.none["probability"],
-                        max(record.probabilities, key=record.probabilities.get, default="-"),
-                        max(record.probabilities.values(), default=0.0))
+            log.warning(
+                "after %d measurements no hypothesis explains the data: none of these at p = %.3f, "
+                "the best law %s at %.3f",
+                record.step + 1,
+                record.none["probability"],
+                max(record.probabilities, key=record.probabilities.get, default="-"),
+                max(record.probabilities.values(), default=0.0),
+            )
         elif not nothing and self._nothing_explains:
             log.info("after %d measurements a hypothesis explains the data better than none of these", record.step + 1)
         self._nothing_explains = nothing
@@ -206,8 +246,12 @@ class Daemon:
         check = record.checks.get(lead) if lead is not None else None
         misfit = bool(check and check["misfit"]) and not nothing
         if misfit and not self._leader_misfits:
-            log.warning("after %d measurements the most probable law %s fails its checks: %s", record.step + 1, lead,
-                        "; ".join(check["reasons"]))
+            log.warning(
+                "after %d measurements the most probable law %s fails its checks: %s",
+                record.step + 1,
+                lead,
+                "; ".join(check["reasons"]),
+            )
         self._leader_misfits = misfit
 
     def _start_web(self, run_dir: Path):
@@ -242,8 +286,9 @@ class Daemon:
         deadline = time.monotonic() + self.settings.instrument.wait_s
         while not self._stop.is_set():
             try:
-                return link.wait_for_agent(min(1.0, max(0.01, deadline - time.monotonic())),
-                                           self.settings.instrument.instrument_id)
+                return link.wait_for_agent(
+                    min(1.0, max(0.01, deadline - time.monotonic())), self.settings.instrument.instrument_id
+                )
             except LinkError:
                 if time.monotonic() >= deadline:
                     raise

@@ -1,11 +1,12 @@
-"""Name -> implementation registries (policies, acquisitions, stopping rules)."""
+"""Name -> implementation registries (policies, acquisitions, stopping rules), and dotted paths to user code."""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
-from abduce.controller.errors import UnknownNameError
+from abduce.controller.errors import ConfigError, UnknownNameError
 
 T = TypeVar("T")
 
@@ -48,3 +49,17 @@ class Registry(Generic[T]):
 
     def names(self) -> list[str]:
         return list(self._items)
+
+
+def import_dotted(kind: str, path: str) -> object:
+    """``package.module:name`` (or ``package.module.name``) -> that object: a user's own hypothesis,
+    reduction or driver, named where a registered name would go.
+
+    Raises:
+        ConfigError: it does not import (the message names ``kind``, ``path`` and why).
+    """
+    module_name, _, attr = path.partition(":") if ":" in path else path.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ConfigError(f"{kind} {path!r} does not import: {exc}") from exc

@@ -32,14 +32,20 @@ fi
 # Measured on the 2-core machines (README, "Speed"): passive OpenMP waits.
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 
+# The architecture's contracts (pyproject.toml, [tool.importlinter]) and the style (ruff check, ruff format).
+lint() {
+    "$VENV/bin/lint-imports" --no-cache >/dev/null || { "$VENV/bin/lint-imports" --no-cache; exit 1; }
+    "$VENV/bin/ruff" check --quiet . || { echo "ruff check failed (fix, or: ruff check --fix .)" >&2; exit 1; }
+    "$VENV/bin/ruff" format --check --quiet . || { echo "ruff format --check failed (run: ruff format .)" >&2; exit 1; }
+}
+
 cmd="${1:-}"
 shift || true
 case "$cmd" in
     demo) exec "$VENV/bin/abduce" demo "$@" ;;
-    lint) exec "$VENV/bin/lint-imports" --no-cache ;;
+    lint) lint ;;
     test)
-        # the architecture's contracts (pyproject.toml, [tool.importlinter]) first: seconds, before minutes of tests
-        "$VENV/bin/lint-imports" --no-cache >/dev/null || { "$VENV/bin/lint-imports" --no-cache; exit 1; }
+        lint  # seconds, before minutes of tests
         exec "$VENV/bin/python" -m pytest "$@" ;;
     abduce) exec "$VENV/bin/abduce" "$@" ;;
     *) echo "usage: bash deploy/dev.sh {demo|test|lint|abduce} [ARGS...]" >&2; exit 2 ;;

@@ -85,8 +85,11 @@ class _Layout:
         self.nu = float(kern.base_kernel.nu)
         self._params = [kern.base_kernel.raw_lengthscale, kern.raw_outputscale, lik.raw_noise]
         self._params += [getattr(mean, f"raw_{p.name}") for p in self.hypothesis.free]
-        self._constraints = [kern.base_kernel.raw_lengthscale_constraint, kern.raw_outputscale_constraint,
-                             lik.raw_noise_constraint]
+        self._constraints = [
+            kern.base_kernel.raw_lengthscale_constraint,
+            kern.raw_outputscale_constraint,
+            lik.raw_noise_constraint,
+        ]
         self._constraints += [getattr(mean, f"raw_{p.name}_constraint") for p in self.hypothesis.free]
         self._priors = [kern.base_kernel.lengthscale_prior, kern.outputscale_prior, lik.noise_prior]
         self._priors += [getattr(mean, f"{p.name}_prior", None) for p in self.hypothesis.free]
@@ -103,8 +106,13 @@ class _Layout:
             raise _Unbatchable(f"{self.hypothesis.name}: batched fitting does not know every prior of this model")
         # GPyTorch's interval constraints are enforced by transforms, so the raw parameters are
         # unbounded; padding columns (zero gradient) then stay where they start
-        if any(b is not None and math.isfinite(b) for pair in bounds.values() for t in pair if t is not None
-               for b in torch.as_tensor(t).reshape(-1).tolist()):
+        if any(
+            b is not None and math.isfinite(b)
+            for pair in bounds.values()
+            for t in pair
+            if t is not None
+            for b in torch.as_tensor(t).reshape(-1).tolist()
+        ):
             raise _Unbatchable("batched fitting needs unbounded raw parameters")
         self.constants = self._constants()
 
@@ -158,7 +166,9 @@ def _terms(raw: Tensor, consts: Tensor) -> tuple[Tensor, Tensor]:
     value = torch.sigmoid(raw) * width + lo
     lognormal = kind == 2
     z = torch.where(lognormal, torch.log(torch.where(lognormal, value, torch.ones_like(value))), value)
-    density = -((z - mu) ** 2) / (2 * var) - log_sigma - math.log(math.sqrt(2 * math.pi)) - torch.where(lognormal, z, 0.0)
+    density = (
+        -((z - mu) ** 2) / (2 * var) - log_sigma - math.log(math.sqrt(2 * math.pi)) - torch.where(lognormal, z, 0.0)
+    )
     return value, torch.where(kind == 0, 0.0, density).sum(-1)
 
 
@@ -167,8 +177,9 @@ class _Rows:
     per-column constants ``6 x B x width`` (:meth:`_Layout._constants`, padded with
     ``(0, 1, 0, 0, 1, 0)``) and their Matern smoothness ``B``."""
 
-    def __init__(self, layouts: list[_Layout], width: int, device, consts: Tensor | None = None,
-                 nu: Tensor | None = None) -> None:
+    def __init__(
+        self, layouts: list[_Layout], width: int, device, consts: Tensor | None = None, nu: Tensor | None = None
+    ) -> None:
         self.layouts = layouts
         self.runs = [(layout, sum(1 for _ in run)) for layout, run in groupby(layouts)]
         if consts is None:
@@ -214,8 +225,12 @@ def negative_log_posteriors(models: list[StructuredGP], u: Tensor, v: Tensor) ->
     current parameters, computed together as the batched optimiser computes them."""
     layouts = [_Layout(m) for m in models]
     width = max(layout.width for layout in layouts)
-    rows = torch.stack([torch.nn.functional.pad(layout.pack_state(layout.model.state_dict()), (0, width - layout.width))
-                        for layout in layouts])
+    rows = torch.stack(
+        [
+            torch.nn.functional.pad(layout.pack_state(layout.model.state_dict()), (0, width - layout.width))
+            for layout in layouts
+        ]
+    )
     return _objective(_Rows(layouts, width, u.device), rows, u, v)
 
 
@@ -282,8 +297,13 @@ def fit_hypotheses_batched(plans: list[FitPlan], settings: FitSettings) -> list[
         return f, g
 
     with one_blas_thread():
-        xs, fs, results = fmin_l_bfgs_b_batched(func, members.x0, maxiter=settings.maxiter, pass_batch_indices=True,
-                                               factr=settings.ftol / np.finfo(float).eps)
+        xs, fs, results = fmin_l_bfgs_b_batched(
+            func,
+            members.x0,
+            maxiter=settings.maxiter,
+            pass_batch_indices=True,
+            factr=settings.ftol / np.finfo(float).eps,
+        )
     outcomes: list[list] = [[] for _ in plans]
     for b, owner in enumerate(members.owner):
         plan, layout = plans[owner], members.layouts[owner]

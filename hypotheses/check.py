@@ -30,8 +30,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from abduce.hypotheses.errors import HypothesisError
 from abduce.hypotheses.declaration import Frame, Hypothesis
+from abduce.hypotheses.errors import HypothesisError
 from abduce.hypotheses.model import DTYPE, relative_mean
 
 _CORNER_LIMIT = 10  # free parameters up to which every corner of the box is visited (2^10 corners)
@@ -58,7 +58,9 @@ def parameter_draws(hypothesis: Hypothesis, draws: int = 256, seed: int = 0) -> 
     return torch.cat(rows)
 
 
-def space_points(lo: Sequence[float], hi: Sequence[float], candidates: Tensor | None = None, per_axis: int = 65) -> Tensor:
+def space_points(
+    lo: Sequence[float], hi: Sequence[float], candidates: Tensor | None = None, per_axis: int = 65
+) -> Tensor:
     """``n x d`` relative points: a grid with the edges (at most ~4,000 points), plus the candidates if any."""
     d = len(lo)
     per = max(3, min(per_axis, int(round(4096 ** (1 / d)))))

@@ -59,9 +59,8 @@ import math
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 
-from scipy.stats import chi2, f
-
 import torch
+from scipy.stats import chi2, f
 from torch import Tensor
 
 from abduce.hypotheses.declaration import KernelPriors
@@ -71,7 +70,9 @@ LOO_TAIL = 1e-3  # the chi-square tail beyond which rms(z) fails
 RESIDUAL_TAIL = 1e-3  # the prior tail beyond which the residual amplitude fails
 NOISE_TAIL = 1e-3  # the F tail beyond which the noise variance ratio to the reference fails
 _CHI2_1_MEDIAN = 0.45493642311957283  # scipy.stats.chi2.median(1)
-_MEDIAN_DOF = 2.7  # n squares' median weighs as about n / 2.7 of their mean (asymptotic variance 5.44 / n against 2 / n)
+_MEDIAN_DOF = (
+    2.7  # n squares' median weighs as about n / 2.7 of their mean (asymptotic variance 5.44 / n against 2 / n)
+)
 
 
 @dataclass(frozen=True)
@@ -147,8 +148,9 @@ def difference_noise(u: Tensor, y: Tensor) -> DifferenceNoise | None:
         return DifferenceNoise(float(torch.quantile(sq, 0.5)) / (2.0 * _CHI2_1_MEDIAN), pairs.shape[1])
 
 
-def criticise(posterior: PosteriorAtPoints, priors: KernelPriors, flexible: bool = False,
-              reference: DifferenceNoise | None = None) -> Criticism | None:
+def criticise(
+    posterior: PosteriorAtPoints, priors: KernelPriors, flexible: bool = False, reference: DifferenceNoise | None = None
+) -> Criticism | None:
     """The checks of one fitted hypothesis (module docstring), or None where the posterior gives
     no leave-one-out residuals (inducing points).
 
@@ -170,12 +172,16 @@ def criticise(posterior: PosteriorAtPoints, priors: KernelPriors, flexible: bool
         reasons.append(f"leave-one-out residuals rms {rms:.2f} > {limit:.2f} (n = {n})")
     quantile = None
     if not flexible:
-        z_prior = (math.log(max(posterior.outputscale_rel, 1e-300)) - math.log(priors.outputscale_median)) / priors.outputscale_sigma
+        z_prior = (
+            math.log(max(posterior.outputscale_rel, 1e-300)) - math.log(priors.outputscale_median)
+        ) / priors.outputscale_sigma
         quantile = 0.5 * math.erfc(-z_prior / math.sqrt(2.0))
         if quantile > 1.0 - RESIDUAL_TAIL:
-            reasons.append(f"residual amplitude {math.sqrt(posterior.outputscale_rel):.3f} of the data scale is beyond "
-                           f"its prior's {100 * (1 - RESIDUAL_TAIL):.1f}% point "
-                           f"({math.sqrt(priors.outputscale_median):.3f} median)")
+            reasons.append(
+                f"residual amplitude {math.sqrt(posterior.outputscale_rel):.3f} of the data scale is beyond "
+                f"its prior's {100 * (1 - RESIDUAL_TAIL):.1f}% point "
+                f"({math.sqrt(priors.outputscale_median):.3f} median)"
+            )
     ratio = ratio_limit = None
     if reference is not None and not flexible:
         floor = priors.noise_bounds[0] * posterior.s**2  # the least noise any law can fit, physical units
@@ -183,8 +189,19 @@ def criticise(posterior: PosteriorAtPoints, priors: KernelPriors, flexible: bool
         if ref > 0 and math.isfinite(ref):
             ratio, ratio_limit = posterior.noise / ref, noise_limit(n, reference.pairs)
             if not ratio <= ratio_limit:
-                reasons.append(f"noise sd {math.sqrt(posterior.noise):.3g} is {math.sqrt(ratio):.1f}x the data's own "
-                               f"({math.sqrt(ref):.3g}, from neighbouring readings): it calls the misfit noise")
-    return Criticism(n=n, loo_rms=rms, loo_limit=limit, loo_worst=float(z.abs().max()),
-                     residual_sd=math.sqrt(posterior.outputscale_rel), residual_quantile=quantile,
-                     noise_ratio=ratio, noise_limit=ratio_limit, misfit=bool(reasons), reasons=tuple(reasons))
+                reasons.append(
+                    f"noise sd {math.sqrt(posterior.noise):.3g} is {math.sqrt(ratio):.1f}x the data's own "
+                    f"({math.sqrt(ref):.3g}, from neighbouring readings): it calls the misfit noise"
+                )
+    return Criticism(
+        n=n,
+        loo_rms=rms,
+        loo_limit=limit,
+        loo_worst=float(z.abs().max()),
+        residual_sd=math.sqrt(posterior.outputscale_rel),
+        residual_quantile=quantile,
+        noise_ratio=ratio,
+        noise_limit=ratio_limit,
+        misfit=bool(reasons),
+        reasons=tuple(reasons),
+    )

@@ -22,8 +22,10 @@ class HypothesisError(ConfigError):
     def __init__(self, hypothesis: str, parameters: dict[str, float], point: tuple[float, ...], what: str) -> None:
         self.hypothesis, self.parameters, self.point, self.what = hypothesis, parameters, point, what
         values = ", ".join(f"{k}={v:.6g}" for k, v in parameters.items())
-        super().__init__(f"hypothesis {hypothesis!r}: the {what} is not finite at relative parameters "
-                         f"({values}) and relative point u={tuple(round(float(v), 6) for v in point)}")
+        super().__init__(
+            f"hypothesis {hypothesis!r}: the {what} is not finite at relative parameters "
+            f"({values}) and relative point u={tuple(round(float(v), 6) for v in point)}"
+        )
 
 
 class FitError(AbduceError, RuntimeError):

@@ -44,8 +44,9 @@ stage past 0 whose untempered effective sample size is at least S/10 (at most
 proposal needs about seven) and keeps the stage past 0 with the largest
 effective sample size: where none reaches S/10, the last stage is not always
 the best, and one with a handful of effective draws would report a parameter
-sd near 0 and a noisy log evidence (its standard error says how noisy). The posterior of a power law near its kink is far from
-Gaussian, which is why a Laplace proposal (tried first) failed there. The prior
+sd near 0 and a noisy log evidence (its standard error says how noisy). The
+posterior of a power law near its kink is far from Gaussian, which is why a
+Laplace proposal (tried first) failed there. The prior
 component bounds the weights. With the kernel fixed, every draw costs one
 triangular solve against a shared Cholesky factor (``O(n^2 S)``).
 
@@ -180,14 +181,15 @@ class EvidenceTracker:
         sd = {name: float((w * (t - mean[name]) ** 2).sum().clamp_min(0).sqrt()) for name, t in physical.items()}
         return Evidence(log_z=log_z, mean=mean, sd=sd, ess=ess, log_z_se=se, log_occam=self.log_occam)
 
-
     def weights(self) -> Tensor:
         """Normalised importance weights of the draws inside the bounds, ``S_inside`` (the posterior
         over the physical parameters that :meth:`evidence` summarises)."""
         log_w = self._loglik() + self.log_pq[self.inside]
         return torch.softmax(log_w, 0)
 
-    def band(self, posterior: CandidatePosterior, mass: float = 1.0 - 1e-9, chunk: int | None = None) -> tuple[Tensor, Tensor]:
+    def band(
+        self, posterior: CandidatePosterior, mass: float = 1.0 - 1e-9, chunk: int | None = None
+    ) -> tuple[Tensor, Tensor]:
         """Posterior mean and latent variance at ``posterior.points`` (physical units) with the physical
         parameters integrated over their posterior instead of plugged in at the fit.
 
@@ -214,7 +216,9 @@ class EvidenceTracker:
             for start in range(0, len(points), chunk):
                 block = points[start : start + chunk]
                 mu = relative_mean(self.hypothesis, self.frame, block, draws)  # S x b
-                mu = torch.broadcast_to(mu, (len(keep), len(block))) + a.T @ posterior.v_factor[:, start : start + chunk]
+                mu = (
+                    torch.broadcast_to(mu, (len(keep), len(block))) + a.T @ posterior.v_factor[:, start : start + chunk]
+                )
                 mean = wk @ mu
                 means.append(mean)
                 spread.append(wk @ (mu - mean) ** 2)
@@ -237,8 +241,16 @@ class SparseEvidenceTracker(EvidenceTracker):
             built from the same model and data (its features and noise are used).
     """
 
-    def __init__(self, model: StructuredGP, u: Tensor, v: Tensor, posterior, phi: Tensor, log_pq: Tensor,
-                 feats: Tensor | None = None) -> None:
+    def __init__(
+        self,
+        model: StructuredGP,
+        u: Tensor,
+        v: Tensor,
+        posterior,
+        phi: Tensor,
+        log_pq: Tensor,
+        feats: Tensor | None = None,
+    ) -> None:
         self._common(model, u, phi, log_pq)
         self.noise = posterior.noise_rel
         with torch.no_grad():
@@ -330,7 +342,9 @@ def log_evidence(
                 return -0.5 * quad - 0.5 * (logdet + trace) - 0.5 * n * LOG_2PI
         else:
             if chol is None:
-                k = model.covar_module(u).to_dense() + model.likelihood.noise * torch.eye(n, dtype=DTYPE, device=u.device)
+                k = model.covar_module(u).to_dense() + model.likelihood.noise * torch.eye(
+                    n, dtype=DTYPE, device=u.device
+                )
                 chol = torch.linalg.cholesky(k)
             logdet = 2 * chol.diagonal().log().sum()
 
@@ -341,8 +355,11 @@ def log_evidence(
                 r = (v.unsqueeze(0) - relative_mean(hyp, frame, u, rel).expand(-1, n)).T
                 w = torch.linalg.solve_triangular(chol, r, upper=False)
                 return -0.5 * (w**2).sum(0) - 0.5 * logdet - 0.5 * n * LOG_2PI
+
         if not free:
-            return tracker(torch.zeros(1, 0, dtype=DTYPE, device=u.device), torch.zeros(1, dtype=DTYPE, device=u.device))
+            return tracker(
+                torch.zeros(1, 0, dtype=DTYPE, device=u.device), torch.zeros(1, dtype=DTYPE, device=u.device)
+            )
 
         lo = torch.tensor([p.bounds[0] for p in free], dtype=DTYPE, device=u.device)
         hi = torch.tensor([p.bounds[1] for p in free], dtype=DTYPE, device=u.device)
@@ -352,7 +369,9 @@ def log_evidence(
         def as_dict(phi: Tensor) -> dict[str, Tensor]:
             return {p.name: phi[:, i : i + 1] for i, p in enumerate(free)}
 
-        def stage(components: list[tuple[Tensor, Tensor]], alpha: float, stage_seed: int) -> tuple[Tensor, Tensor, Tensor]:
+        def stage(
+            components: list[tuple[Tensor, Tensor]], alpha: float, stage_seed: int
+        ) -> tuple[Tensor, Tensor, Tensor]:
             """Draws from ``alpha prior + (1 - alpha)/C sum_c N(mu_c, cov_c)``, their ``log p - log q``
             and ``log w``."""
             sobol = torch.quasirandom.SobolEngine(k_dim, scramble=True, seed=stage_seed)
@@ -362,13 +381,19 @@ def log_evidence(
                 [p.prior.from_unit(unit[:n_prior, i], *p.bounds) for i, p in enumerate(free)], dim=-1
             )
             cuts = torch.linspace(n_prior, samples, len(components) + 1).round().long().tolist()
-            phi = torch.cat([from_prior] + [_gaussian_draws(mu, cov, unit[a:b])
-                                            for (mu, cov), a, b in zip(components, cuts[:-1], cuts[1:])])
+            phi = torch.cat(
+                [from_prior]
+                + [_gaussian_draws(mu, cov, unit[a:b]) for (mu, cov), a, b in zip(components, cuts[:-1], cuts[1:])]
+            )
             lp = log_prior(hyp, as_dict(phi)).squeeze(-1)
             log_share = math.log((1 - alpha) / len(components))
-            log_q = torch.logsumexp(torch.stack(
-                [math.log(alpha) + lp if alpha > 0 else torch.full_like(lp, -math.inf)]
-                + [log_share + _gaussian_logpdf(phi, mu, cov) for mu, cov in components]), 0)
+            log_q = torch.logsumexp(
+                torch.stack(
+                    [math.log(alpha) + lp if alpha > 0 else torch.full_like(lp, -math.inf)]
+                    + [log_share + _gaussian_logpdf(phi, mu, cov) for mu, cov in components]
+                ),
+                0,
+            )
             log_pq = lp - log_q
             inside = torch.isfinite(lp)
             log_w = torch.full_like(lp, -math.inf)

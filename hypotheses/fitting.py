@@ -41,8 +41,8 @@ from gpytorch.mlls import ExactMarginalLogLikelihood
 from torch import Tensor
 
 from abduce.controller.errors import ConfigError
-from abduce.hypotheses.errors import FitError
 from abduce.hypotheses.declaration import Frame, Hypothesis
+from abduce.hypotheses.errors import FitError
 from abduce.hypotheses.model import DTYPE, KernelPriors, StructuredGP, relative_mean
 from abduce.hypotheses.sparse import Features, TitsiasMarginalLogLikelihood, inducing_points, titsias_terms
 
@@ -112,20 +112,38 @@ class Fit:
     def to_json(self) -> dict:
         """The fitted state as JSON (exact: float64 values round-trip through ``repr``)."""
         return {
-            "state": {k: {"dtype": str(t.dtype).removeprefix("torch."), "shape": list(t.shape),
-                          "data": t.detach().cpu().reshape(-1).tolist()} for k, t in self.state.items()},
-            "n": self.n, "log_posterior": self.log_posterior, "starts": self.starts, "capped": self.capped,
+            "state": {
+                k: {
+                    "dtype": str(t.dtype).removeprefix("torch."),
+                    "shape": list(t.shape),
+                    "data": t.detach().cpu().reshape(-1).tolist(),
+                }
+                for k, t in self.state.items()
+            },
+            "n": self.n,
+            "log_posterior": self.log_posterior,
+            "starts": self.starts,
+            "capped": self.capped,
             "inducing": self.inducing,
         }
 
     @classmethod
     def from_json(cls, hypothesis: Hypothesis, frame: Frame, d: dict, device=None) -> Fit:
         """The inverse of :meth:`to_json` (``frame`` is recomputed from the data by the caller)."""
-        state = {k: torch.tensor(v["data"], dtype=getattr(torch, v["dtype"]), device=device).reshape(v["shape"])
-                 for k, v in d["state"].items()}
-        return cls(hypothesis=hypothesis, frame=frame, state=state, n=int(d["n"]),
-                   log_posterior=float(d["log_posterior"]), starts=int(d["starts"]), capped=int(d.get("capped", 0)),
-                   inducing=int(d.get("inducing", 0)))
+        state = {
+            k: torch.tensor(v["data"], dtype=getattr(torch, v["dtype"]), device=device).reshape(v["shape"])
+            for k, v in d["state"].items()
+        }
+        return cls(
+            hypothesis=hypothesis,
+            frame=frame,
+            state=state,
+            n=int(d["n"]),
+            log_posterior=float(d["log_posterior"]),
+            starts=int(d["starts"]),
+            capped=int(d.get("capped", 0)),
+            inducing=int(d.get("inducing", 0)),
+        )
 
     def model(self, u: Tensor, y: Tensor) -> StructuredGP:
         """This fit's model (frozen hyperparameters) conditioned on ``u`` (``n x d``), ``y`` (``n``).
@@ -134,12 +152,16 @@ class Fit:
         ``StructuredGP`` costs milliseconds, a fair part of a small-n step); every other call builds one."""
         model, self._model = self._model, None
         if model is None or model.train_inputs[0] is not u or not torch.equal(model.train_targets, y / self.frame.s):
-            model = StructuredGP(self.hypothesis, self.frame, u, (y / self.frame.s).unsqueeze(-1),
-                                 self.hypothesis.kernel or KernelPriors())  # its constraints read the state
+            model = StructuredGP(
+                self.hypothesis,
+                self.frame,
+                u,
+                (y / self.frame.s).unsqueeze(-1),
+                self.hypothesis.kernel or KernelPriors(),
+            )  # its constraints read the state
         model.load_state_dict(self.state)
         model.eval()
         return model
-
 
 
 def data_scale(y: Tensor) -> float:
@@ -233,7 +255,9 @@ def residual_quads(model: StructuredGP, u: Tensor, v: Tensor, relative: dict[str
     with torch.no_grad():
         r = (v.unsqueeze(0) - relative_mean(model.hypothesis, model.frame, u, relative).expand(-1, len(u))).T
         phi = Features(model.covar_module, z)(u)
-        quad, _, _ = titsias_terms(phi, r, model.likelihood.noise.reshape(()), model.covar_module(u, diag=True).to_dense())
+        quad, _, _ = titsias_terms(
+            phi, r, model.likelihood.noise.reshape(()), model.covar_module(u, diag=True).to_dense()
+        )
         return quad
 
 
@@ -317,11 +341,15 @@ class FitPlan:
 
     def mll(self, model: StructuredGP):
         """The objective: exact marginal likelihood, or the SGPR bound on ``z``."""
-        return (ExactMarginalLogLikelihood(model.likelihood, model) if self.z is None
-                else TitsiasMarginalLogLikelihood(model.likelihood, model, self.z))
+        return (
+            ExactMarginalLogLikelihood(model.likelihood, model)
+            if self.z is None
+            else TitsiasMarginalLogLikelihood(model.likelihood, model, self.z)
+        )
 
-    def outcome(self, model: StructuredGP, capped: bool, mll=None,
-                value: float | None = None) -> tuple[float, dict[str, Tensor], bool] | str:
+    def outcome(
+        self, model: StructuredGP, capped: bool, mll=None, value: float | None = None
+    ) -> tuple[float, dict[str, Tensor], bool] | str:
         """``(log posterior per point, state, capped)`` of an optimised start, or why it failed
         (``value``: the log posterior per point where the optimiser already computed it; else it is
         computed with ``mll``, by default :meth:`mll`)."""
@@ -333,7 +361,9 @@ class FitPlan:
             return "non-finite log likelihood"
         return value, {k: t.detach().clone() for k, t in model.state_dict().items()}, capped
 
-    def best(self, outcomes: list[tuple[float, dict[str, Tensor], bool] | str], model: StructuredGP | None = None) -> Fit:
+    def best(
+        self, outcomes: list[tuple[float, dict[str, Tensor], bool] | str], model: StructuredGP | None = None
+    ) -> Fit:
         """The start with the highest log posterior, as a :class:`Fit` (``model``: one on the plan's
         data that :meth:`Fit.model` may take instead of building one).
 
@@ -345,8 +375,17 @@ class FitPlan:
             failures = [o for o in outcomes if isinstance(o, str)]
             raise FitError(self.hypothesis.name, len(self.u), "; ".join(failures) or "no start converged")
         value, state, _ = max(done, key=lambda o: o[0])
-        return Fit(hypothesis=self.hypothesis, frame=self.frame, state=state, n=len(self.u), log_posterior=value,
-                   starts=len(self.starts), capped=sum(o[2] for o in done), inducing=self.inducing, _model=model)
+        return Fit(
+            hypothesis=self.hypothesis,
+            frame=self.frame,
+            state=state,
+            n=len(self.u),
+            log_posterior=value,
+            starts=len(self.starts),
+            capped=sum(o[2] for o in done),
+            inducing=self.inducing,
+            _model=model,
+        )
 
 
 def plan_fit(
@@ -378,8 +417,13 @@ def plan_fit(
         draws = prior_draws(hypothesis, settings.screen, seed, u.device)
         score = 0.5 * residual_quads(model, u, v, draws, z) - log_prior(hypothesis, draws).squeeze(-1)
         if warm is not None:
-            current = {p.name: getattr(model.physics, f"raw_{p.name}_constraint").transform(
-                initial[f"mean_module.raw_{p.name}"]).detach().reshape(1, 1) for p in hypothesis.free}
+            current = {
+                p.name: getattr(model.physics, f"raw_{p.name}_constraint")
+                .transform(initial[f"mean_module.raw_{p.name}"])
+                .detach()
+                .reshape(1, 1)
+                for p in hypothesis.free
+            }
             bar = float(0.5 * residual_quads(model, u, v, current, z).sum() - log_prior(hypothesis, current).sum())
         else:
             bar = math.inf
@@ -394,7 +438,10 @@ def plan_fit(
     for start in starts:
         state = {k: t.detach().clone() for k, t in (initial if start is None else default).items()}
         for name, value in (start or {}).items():
-            state[f"mean_module.raw_{name}"] = model.physics.raw(name, value).reshape(state[f"mean_module.raw_{name}"].shape)
+            state[f"mean_module.raw_{name}"] = model.physics.raw(name, value).reshape(
+                state[f"mean_module.raw_{name}"].shape
+            )
         states.append(state)
-    return FitPlan(hypothesis=hypothesis, frame=frame, u=u, v=v, z=z, priors=priors, starts=states,
-                   inducing=inducing, model=model)
+    return FitPlan(
+        hypothesis=hypothesis, frame=frame, u=u, v=v, z=z, priors=priors, starts=states, inducing=inducing, model=model
+    )

@@ -20,15 +20,13 @@ built-in is checked over its whole declared range (:func:`abduce.hypotheses.chec
 
 from __future__ import annotations
 
-import importlib
-
 import torch
 from torch import Tensor
 from torch.nn.functional import softplus
 
 from abduce.controller.errors import ConfigError, UnknownNameError
+from abduce.controller.registry import import_dotted
 from abduce.hypotheses.declaration import Hypothesis, KernelPriors, LogNormal, Parameter
-
 
 _SOFTPLUS_TAIL = -30.0  # below this, softplus(z) = e^z (1 - e^z / 2 + ...): log softplus(z) = z to 1e-13
 
@@ -60,8 +58,9 @@ def _second_order(x: Tensor, p: dict[str, Tensor]) -> Tensor:
     # e^(beta t / delta), over delta / beta, so at beta = 1/8 the law one grid step (0.005) above x_c was
     # still 44% of its value one step below, and fits moved x_c below the truth by several of its sds.
     # With beta * delta it falls as e^(t / delta) for every beta (0.4% of that value there).
-    return p["A"] * torch.exp(p["beta"] * (log_smooth_relu(p["x_c"] - x[..., 0], p["beta"] * p["delta"])
-                                           - torch.log(p["span"])))
+    return p["A"] * torch.exp(
+        p["beta"] * (log_smooth_relu(p["x_c"] - x[..., 0], p["beta"] * p["delta"]) - torch.log(p["span"]))
+    )
 
 
 def _first_order(x: Tensor, p: dict[str, Tensor]) -> Tensor:
@@ -182,8 +181,14 @@ NONE_OF_THESE = Hypothesis(
     doc="No law of the set: m(x) = c plus a flexible residual GP (amplitude median 0.3 s, up to 2 s; "
     "lengthscale median 0.15, at least 0.02 of the space; Matern-3/2).",
     nu=1.5,
-    kernel=KernelPriors(outputscale_median=0.3**2, outputscale_sigma=1.5, outputscale_bounds=(1e-4, 4.0),
-                        lengthscale_median=0.15, lengthscale_sigma=1.0, lengthscale_bounds=(0.02, 10.0)),
+    kernel=KernelPriors(
+        outputscale_median=0.3**2,
+        outputscale_sigma=1.5,
+        outputscale_bounds=(1e-4, 4.0),
+        lengthscale_median=0.15,
+        lengthscale_sigma=1.0,
+        lengthscale_bounds=(0.02, 10.0),
+    ),
 )
 
 BUILTIN: dict[str, Hypothesis] = {
@@ -206,14 +211,12 @@ def resolve_hypothesis(name: str) -> Hypothesis:
     if name in BUILTIN:
         return BUILTIN[name]
     if name == NONE_OF_THESE.name:
-        raise ConfigError(f"{name!r} is not a hypothesis to list: every campaign weighs it (CampaignSettings.none_prior)")
+        raise ConfigError(
+            f"{name!r} is not a hypothesis to list: every campaign weighs it (CampaignSettings.none_prior)"
+        )
     if "." not in name and ":" not in name:
         raise UnknownNameError("hypothesis", name, list(BUILTIN))
-    module_name, _, attr = name.partition(":") if ":" in name else name.rpartition(".")
-    try:
-        obj = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigError(f"hypothesis {name!r} does not import: {exc}") from exc
+    obj = import_dotted("hypothesis", name)
     if callable(obj) and not isinstance(obj, Hypothesis):
         obj = obj()
     if not isinstance(obj, Hypothesis):

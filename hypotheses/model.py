@@ -120,12 +120,16 @@ class StructuredGP(SingleTaskGP):
         base = MaternKernel(
             nu=hypothesis.nu,
             ard_num_dims=d,
-            lengthscale_prior=LogNormalPrior(torch.log(torch.tensor(priors.lengthscale_median)), priors.lengthscale_sigma),
+            lengthscale_prior=LogNormalPrior(
+                torch.log(torch.tensor(priors.lengthscale_median)), priors.lengthscale_sigma
+            ),
             lengthscale_constraint=Interval(*priors.lengthscale_bounds),
         )
         covar = ScaleKernel(
             base,
-            outputscale_prior=LogNormalPrior(torch.log(torch.tensor(priors.outputscale_median)), priors.outputscale_sigma),
+            outputscale_prior=LogNormalPrior(
+                torch.log(torch.tensor(priors.outputscale_median)), priors.outputscale_sigma
+            ),
             outputscale_constraint=Interval(*priors.outputscale_bounds),
         )
         likelihood = GaussianLikelihood(

@@ -187,9 +187,11 @@ def log_occam(model: StructuredGP, u: Tensor, v: Tensor, max_points: int = MAX_P
     kern, lik = model.covar_module, model.likelihood
     with torch.no_grad():
         resid = (v - model.mean_module(u)).reshape(-1)
-    (mu_o, s_o), (mu_l, s_l), (mu_n, s_n) = (_log_normal(kern.outputscale_prior),
-                                             _log_normal(kern.base_kernel.lengthscale_prior),
-                                             _log_normal(lik.noise_covar.noise_prior))
+    (mu_o, s_o), (mu_l, s_l), (mu_n, s_n) = (
+        _log_normal(kern.outputscale_prior),
+        _log_normal(kern.base_kernel.lengthscale_prior),
+        _log_normal(lik.noise_covar.noise_prior),
+    )
     kw = {"dtype": u.dtype, "device": u.device}
     mu = torch.cat([mu_o.reshape(1), mu_l.expand(d), mu_n.reshape(1)]).to(**kw)
     sigma = torch.cat([s_o.reshape(1), s_l.expand(d), s_n.reshape(1)]).to(**kw)
@@ -212,8 +214,13 @@ def log_occam(model: StructuredGP, u: Tensor, v: Tensor, max_points: int = MAX_P
         return -float(value + log_p), -(grad - (z - mu) * precision), -(hess - torch.diag(precision)), float(value)
 
     with torch.no_grad():
-        start = torch.cat([kern.outputscale.reshape(1), kern.base_kernel.lengthscale.reshape(-1),
-                           lik.noise.reshape(-1)[:1]]).to(**kw).log()
+        start = (
+            torch.cat(
+                [kern.outputscale.reshape(1), kern.base_kernel.lengthscale.reshape(-1), lik.noise.reshape(-1)[:1]]
+            )
+            .to(**kw)
+            .log()
+        )
     z = torch.minimum(torch.maximum(start, lo), hi)
     here = joint(z)
     if here is None:  # not positive definite even with jitter: no Newton step can start, the fit's factor stands

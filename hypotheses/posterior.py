@@ -153,7 +153,6 @@ class PosteriorAtPoints:
         return float(self.var.mean())
 
 
-
 class CandidatePosterior(PosteriorAtPoints):
     """Posterior mean and variance of one hypothesis at ``N`` fixed points.
 

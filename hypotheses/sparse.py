@@ -89,8 +89,10 @@ class Features:
     def __call__(self, x: Tensor, chunk: int | None = None) -> Tensor:
         """``m x b`` features of ``b x d`` points (in chunks of ``chunk`` points)."""
         chunk = chunk or chunk_for(self.m, x.device)
-        blocks = [torch.linalg.solve_triangular(self.chol, self.kernel(self.z, x[i : i + chunk]).to_dense(), upper=False)
-                  for i in range(0, len(x), chunk)]
+        blocks = [
+            torch.linalg.solve_triangular(self.chol, self.kernel(self.z, x[i : i + chunk]).to_dense(), upper=False)
+            for i in range(0, len(x), chunk)
+        ]
         return torch.cat(blocks, dim=1) if blocks else x.new_zeros(self.m, 0)
 
 

@@ -17,7 +17,7 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -26,6 +26,7 @@ import zmq
 from abduce.instruments.drivers.base import Driver
 from abduce.instruments.protocol.codec import Codec, Message, ProtocolError
 from abduce.instruments.protocol.models import (
+    SUPPORTED_VERSIONS,
     Abort,
     AbortReply,
     Ack,
@@ -41,7 +42,6 @@ from abduce.instruments.protocol.models import (
     ResultAck,
     SafeState,
     SafeStateReply,
-    SUPPORTED_VERSIONS,
     Welcome,
 )
 
@@ -60,7 +60,7 @@ def control_endpoint(endpoint: str) -> str:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat()
+    return datetime.now(UTC).isoformat()
 
 
 @dataclass
@@ -117,14 +117,24 @@ class InstrumentAgent:
         axes = self.capabilities.axes
         for p in m.points:
             if len(p) != len(axes):
-                return Reject(request_id=m.request_id, code="wrong-dimension", reason=f"point {p} has {len(p)} coordinates, the instrument {len(axes)}")
+                return Reject(
+                    request_id=m.request_id,
+                    code="wrong-dimension",
+                    reason=f"point {p} has {len(p)} coordinates, the instrument {len(axes)}",
+                )
             for v, a in zip(p, axes):
                 if not (a.min <= v <= a.max):
-                    return Reject(request_id=m.request_id, code="out-of-limits", reason=f"{a.name} = {v} outside [{a.min}, {a.max}]")
+                    return Reject(
+                        request_id=m.request_id,
+                        code="out-of-limits",
+                        reason=f"{a.name} = {v} outside [{a.min}, {a.max}]",
+                    )
             if self._candidates is not None:
                 span = np.array([a.max - a.min for a in axes])
                 if np.min(np.max(np.abs(self._candidates - np.asarray(p)) / span, axis=1)) > 1e-6:
-                    return Reject(request_id=m.request_id, code="off-grid", reason=f"point {p} is not one of the candidates")
+                    return Reject(
+                        request_id=m.request_id, code="off-grid", reason=f"point {p} is not one of the candidates"
+                    )
         return None
 
     # ------------------------------------------------------------ worker
@@ -142,14 +152,28 @@ class InstrumentAgent:
                 buffers.append(a.tobytes())
             values = {k: [v if math.isfinite(v) else None for v in vals] for k, vals in reading.values.items()}
             content = Result(
-                request_id=job.request_id, status="ok", points=reading.points, values=values,
-                arrays=arrays, started=started, finished=_now(), state=reading.state,
+                request_id=job.request_id,
+                status="ok",
+                points=reading.points,
+                values=values,
+                arrays=arrays,
+                started=started,
+                finished=_now(),
+                state=reading.state,
             )
             return _Done(content, buffers)
         except Exception as exc:  # the driver failed: say so, keep serving
             log.exception("driver failed on request %s", job.request_id)
-            return _Done(Result(request_id=job.request_id, status="failed", started=started, finished=_now(),
-                                error=f"{type(exc).__name__}: {exc}"[:500]), [])
+            return _Done(
+                Result(
+                    request_id=job.request_id,
+                    status="failed",
+                    started=started,
+                    finished=_now(),
+                    error=f"{type(exc).__name__}: {exc}"[:500],
+                ),
+                [],
+            )
 
     def _work(self, pipe_addr: str, ctx: zmq.Context) -> None:
         pipe = ctx.socket(zmq.PAIR)
@@ -221,8 +245,16 @@ class InstrumentAgent:
                 # hello and pings never wait for a peer: until one has connected (a controller not yet up, or
                 # one whose CURVE handshake refuses this agent), a DEALER's send would block, and with it stop()
                 if not self.registered and now - last_hello >= self.heartbeat_s:
-                    self._send(data, Hello(instrument_id=self.instrument_id, versions=list(SUPPORTED_VERSIONS),
-                                           capabilities=self.capabilities, software="abduce"), block=False)
+                    self._send(
+                        data,
+                        Hello(
+                            instrument_id=self.instrument_id,
+                            versions=list(SUPPORTED_VERSIONS),
+                            capabilities=self.capabilities,
+                            software="abduce",
+                        ),
+                        block=False,
+                    )
                     last_hello = now
                 elif self.registered and now - last_control_ping >= self.heartbeat_s:
                     # keeps the control lane routable and shows it alive
@@ -283,7 +315,9 @@ class InstrumentAgent:
                 log.warning("bad error message from controller (not answered): %s", exc)
             else:
                 log.warning("bad message from controller: %s", exc)
-                self._send(sock, Error(code=exc.code, message=exc.message, request_id=exc.request_id), parent=exc.header)
+                self._send(
+                    sock, Error(code=exc.code, message=exc.message, request_id=exc.request_id), parent=exc.header
+                )
             return None
 
     def _handle(self, sock: zmq.Socket, msg: Message) -> None:
@@ -348,4 +382,6 @@ class InstrumentAgent:
         elif q.request_id in self._inflight:
             self._send(sock, Ack(request_id=q.request_id), parent=h)
         else:
-            self._send(sock, Reject(request_id=q.request_id, code="unknown-request", reason="no such request here"), parent=h)
+            self._send(
+                sock, Reject(request_id=q.request_id, code="unknown-request", reason="no such request here"), parent=h
+            )

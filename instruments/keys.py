@@ -52,7 +52,7 @@ def load_key(path: str | os.PathLike) -> tuple[str, bytes]:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ConfigError(f"key file {path} is not a JSON key file: {exc}") from None
     if not isinstance(obj, dict) or not isinstance(obj.get("key_id"), str) or not isinstance(obj.get("hmac"), str):
-        raise ConfigError(f"key file {path} must hold {{\"key_id\": ..., \"hmac\": ...}}")
+        raise ConfigError(f'key file {path} must hold {{"key_id": ..., "hmac": ...}}')
     try:
         secret = bytes.fromhex(obj["hmac"])
     except ValueError:
@@ -60,3 +60,23 @@ def load_key(path: str | os.PathLike) -> tuple[str, bytes]:
     if len(secret) < 32:
         raise ConfigError(f"key file {path}: the secret is shorter than 32 bytes")
     return obj["key_id"], secret
+
+
+def load_certificate(path: str | os.PathLike | None) -> tuple[bytes, bytes | None] | None:
+    """A CURVE certificate file (as ``abduce keys new --curve`` writes) -> ``(public, secret or None)``;
+    None for None. The controller's daemon and command line, and the agent, all read theirs here.
+
+    Raises:
+        ConfigError: no such file, or not a CURVE certificate.
+    """
+    if path is None:
+        return None
+    import zmq.auth
+
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"CURVE certificate {path} does not exist")
+    try:
+        return zmq.auth.load_certificate(str(path))
+    except Exception as exc:  # zmq raises plain ValueError/OSError variants
+        raise ConfigError(f"{path} is not a CURVE certificate: {exc}") from None

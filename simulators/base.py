@@ -60,8 +60,18 @@ class Simulator(Protocol):
         """``truth(x)`` plus seeded noise; same shape."""
 
 
-INTERFACE = ("bounds", "axis_names", "seed", "dwell_s", "channel", "spectrum_shape", "noise_per_point",
-             "candidates", "truth", "measure")
+INTERFACE = (
+    "bounds",
+    "axis_names",
+    "seed",
+    "dwell_s",
+    "channel",
+    "spectrum_shape",
+    "noise_per_point",
+    "candidates",
+    "truth",
+    "measure",
+)
 
 
 def check_simulator(obj: object) -> Simulator:
@@ -152,8 +162,15 @@ class Noise:
         shape: the shape of one point's noise (``()`` a scalar, ``(m,)`` a response row).
     """
 
-    def __init__(self, seed: int, candidates: np.ndarray | None, noise: float, dwell_s: float,
-                 noise_per_point: bool, shape: tuple[int, ...] = ()) -> None:
+    def __init__(
+        self,
+        seed: int,
+        candidates: np.ndarray | None,
+        noise: float,
+        dwell_s: float,
+        noise_per_point: bool,
+        shape: tuple[int, ...] = (),
+    ) -> None:
         check_common(noise, dwell_s, noise_per_point, candidates)
         self._rng = np.random.default_rng(seed)
         self._frozen = FrozenNoise(candidates, self._rng, shape) if noise_per_point else None

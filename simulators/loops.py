@@ -121,8 +121,17 @@ class Loops:
             raise ConfigError(f"a 1D simulator has one axis name, got {self.axis_names}")
         self.axis_names = tuple(self.axis_names)
         self.noise = 0.05 * self.r0 if self.noise is None else self.noise
-        self._law = Transition1D(law=self.law, x_c=self.x_c, beta=self.beta, amplitude=1.0, width=self.width,
-                                 noise=0.0, lo=self.lo, hi=self.hi, grid=0)
+        self._law = Transition1D(
+            law=self.law,
+            x_c=self.x_c,
+            beta=self.beta,
+            amplitude=1.0,
+            width=self.width,
+            noise=0.0,
+            lo=self.lo,
+            hi=self.hi,
+            grid=0,
+        )
         if not self._law.truth(np.array([self.lo]))[0] > 0:
             raise ConfigError(f"law {self.law!r} vanishes at the wafer's start x = {self.lo} (x_c = {self.x_c})")
         cands = self.candidates()

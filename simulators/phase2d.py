@@ -84,7 +84,9 @@ class Phase2D:
         if self.law not in LAWS:
             raise ConfigError(f"unknown phase-2d law {self.law!r}; known: {', '.join(LAWS)}")
         if not (self.x_lo < self.x_hi and self.t_lo < self.t_hi):
-            raise ConfigError(f"empty space: composition [{self.x_lo}, {self.x_hi}], temperature [{self.t_lo}, {self.t_hi}]")
+            raise ConfigError(
+                f"empty space: composition [{self.x_lo}, {self.x_hi}], temperature [{self.t_lo}, {self.t_hi}]"
+            )
         if len(self.axis_names) != 2:
             raise ConfigError(f"a 2D simulator has two axis names, got {self.axis_names}")
         self.axis_names = tuple(self.axis_names)
@@ -94,10 +96,13 @@ class Phase2D:
         self.grid = g
         tc = self.critical_temperature(np.linspace(self.x_lo, self.x_hi, 1001))
         if not tc.min() > 0:
-            raise ConfigError(f"T_c(x) = {self.tc0} + {self.tc1} x + {self.tc2} x^2 is not > 0 on [{self.x_lo}, {self.x_hi}]")
+            raise ConfigError(
+                f"T_c(x) = {self.tc0} + {self.tc1} x + {self.tc2} x^2 is not > 0 on [{self.x_lo}, {self.x_hi}]"
+            )
         self.noise = 0.05 * self.amplitude if self.noise is None else self.noise
-        self._law = Transition1D(law=self.law, x_c=1.0, beta=self.beta, amplitude=self.amplitude,
-                                 width=self.width, noise=0.0, grid=0)
+        self._law = Transition1D(
+            law=self.law, x_c=1.0, beta=self.beta, amplitude=self.amplitude, width=self.width, noise=0.0, grid=0
+        )
         cands = self.candidates()
         self._noise = Noise(self.seed, cands, self.noise, self.dwell_s, self.noise_per_point)
 
@@ -110,7 +115,9 @@ class Phase2D:
         gx, gt = self.grid
         if not gx:
             return None
-        xs, ts = np.meshgrid(np.linspace(self.x_lo, self.x_hi, gx), np.linspace(self.t_lo, self.t_hi, gt), indexing="ij")
+        xs, ts = np.meshgrid(
+            np.linspace(self.x_lo, self.x_hi, gx), np.linspace(self.t_lo, self.t_hi, gt), indexing="ij"
+        )
         return np.column_stack([xs.ravel(), ts.ravel()])
 
     def critical_temperature(self, x: np.ndarray) -> np.ndarray:

@@ -91,14 +91,25 @@ class SPMImage:
         if not self.pixel_size > 0:
             raise ConfigError(f"pixel_size must be > 0, got {self.pixel_size}")
         if self.domains < 1 or not self.domain_offset >= 0 or not self.ripple_period > 0:
-            raise ConfigError("need domains >= 1, domain_offset >= 0 and ripple_period > 0, got "
-                              f"{self.domains}, {self.domain_offset}, {self.ripple_period}")
+            raise ConfigError(
+                "need domains >= 1, domain_offset >= 0 and ripple_period > 0, got "
+                f"{self.domains}, {self.domain_offset}, {self.ripple_period}"
+            )
         if len(self.axis_names) != 2:
             raise ConfigError(f"an image has two axis names, got {self.axis_names}")
         self.axis_names = tuple(self.axis_names)
         self.noise = 0.05 * self.amplitude if self.noise is None else self.noise
-        self._law = Transition1D(law=self.law, x_c=self.x_c, beta=self.beta, amplitude=self.amplitude,
-                                 width=self.width, noise=0.0, lo=0.0, hi=1.0, grid=0)
+        self._law = Transition1D(
+            law=self.law,
+            x_c=self.x_c,
+            beta=self.beta,
+            amplitude=self.amplitude,
+            width=self.width,
+            noise=0.0,
+            lo=0.0,
+            hi=1.0,
+            grid=0,
+        )
         layout = np.random.default_rng([self.seed, 1])
         (_, xmax), (_, ymax) = self.bounds
         self.centres = layout.uniform((0.0, 0.0), (xmax, ymax), size=(self.domains, 2))
@@ -136,4 +147,3 @@ class SPMImage:
         """Truth plus Gaussian noise: drawn from this simulator's stream, or frozen per pixel."""
         t = self.truth(x)
         return t + self.noise * self._noise.standard(as_points(x, 2))
-

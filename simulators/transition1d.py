@@ -147,7 +147,9 @@ class Transition1D:
             raise ConfigError(f"steps must be an integer >= 1, got {self.steps!r}")
         self.steps = int(self.steps)
         if noise is not None and noise_fraction is not None:
-            raise ConfigError(f"give noise or noise_fraction, not both (noise={noise}, noise_fraction={noise_fraction})")
+            raise ConfigError(
+                f"give noise or noise_fraction, not both (noise={noise}, noise_fraction={noise_fraction})"
+            )
         if noise_fraction is not None:
             if not noise_fraction >= 0:
                 raise ConfigError(f"noise_fraction must be >= 0, got {noise_fraction}")
@@ -184,15 +186,18 @@ class Transition1D:
             case "curie-weiss":
                 return a * 0.1 / (t - self.lo + 0.1)
             case "two-transitions":
-                return 0.5 * a * (np.clip(xc - t, 0.0, None) ** self.beta
-                                  + np.clip(self.x_c2 - t, 0.0, None) ** self.beta)
+                return (
+                    0.5 * a * (np.clip(xc - t, 0.0, None) ** self.beta + np.clip(self.x_c2 - t, 0.0, None) ** self.beta)
+                )
             case "peak":
                 return a * np.exp(-0.5 * ((t - xc) / self.width) ** 2)
             case "staircase":
                 edges = self.lo + (xc - self.lo) * np.arange(1, self.steps + 1) / self.steps
                 return a / self.steps * (t[:, None] < edges[None, :]).sum(axis=1)
             case "sloped-transition":
-                return a * np.clip(xc - t, 0.0, None) ** self.beta + self.background * a * (t - self.lo) / (self.hi - self.lo)
+                return a * np.clip(xc - t, 0.0, None) ** self.beta + self.background * a * (t - self.lo) / (
+                    self.hi - self.lo
+                )
         raise AssertionError(self.law)
 
     def span(self) -> float:

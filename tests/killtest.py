@@ -206,8 +206,10 @@ class State:
     measurements: int = 0
 
 
-_LAST = ("SELECT seq, kind, request_id, (SELECT COUNT(*) FROM events WHERE kind = 'measurement') "
-         "FROM events ORDER BY seq DESC LIMIT 1")  # one statement: one consistent snapshot
+_LAST = (
+    "SELECT seq, kind, request_id, (SELECT COUNT(*) FROM events WHERE kind = 'measurement') "
+    "FROM events ORDER BY seq DESC LIMIT 1"
+)  # one statement: one consistent snapshot
 
 
 class Watch:
@@ -378,8 +380,12 @@ def reach(rig: Rig, target: Target, proc: subprocess.Popen, before: State) -> st
     if target.kind == "mid-fit":  # the only moment not held still: caught by polling, missed ones let go
         need = max(before.measurements + target.skip + 1, N_INIT)
         status(proc, rig.control, rig.secret, ("running",))  # replayed: its steps begin (no journal polls till then)
-        catch(proc, rig.journal, lambda s: s.kind == "measurement" and s.seq > before.seq and s.measurements >= need,
-              rig.misses)
+        catch(
+            proc,
+            rig.journal,
+            lambda s: s.kind == "measurement" and s.seq > before.seq and s.measurements >= need,
+            rig.misses,
+        )
         return None
     held = rig.driver.wait_held(proc)  # measured; the daemon waits for the reply
     if held is None:
@@ -400,19 +406,39 @@ def verify(rig: Rig, target: Target, before: State, held: str | None) -> dict:
     state = classify(after, before.seq)
     ok = state == target.kind
     if target.kind == "in-flight":  # measured by the instrument once, its measurement nowhere in the journal
-        ok = ok and after.request_id == held and rig.driver.counts[held] == 1 and not any(
-            e.kind == "measurement" and e.request_id == held for e in events)
+        ok = (
+            ok
+            and after.request_id == held
+            and rig.driver.counts[held] == 1
+            and not any(e.kind == "measurement" and e.request_id == held for e in events)
+        )
     elif target.kind == "between-steps":
         ok = ok and after.request_id == held
     elif target.kind == "mid-fit":  # told to nobody: no decision for it
-        ok = ok and after.measurements >= max(before.measurements + target.skip + 1, N_INIT) and not any(
-            e.kind == "decision" and e.request_id == after.request_id for e in events)
-    return {"target": target.kind, "state": state, "ok": ok, "measurements": after.measurements,
-            "last_event": after.kind, "request_id": after.request_id}
+        ok = (
+            ok
+            and after.measurements >= max(before.measurements + target.skip + 1, N_INIT)
+            and not any(e.kind == "decision" and e.request_id == after.request_id for e in events)
+        )
+    return {
+        "target": target.kind,
+        "state": state,
+        "ok": ok,
+        "measurements": after.measurements,
+        "last_event": after.kind,
+        "request_id": after.request_id,
+    }
 
 
-def run(kills: int, budget: int, seed: int, workdir: Path, log=print, policy: str = "discriminate",
-        max_seconds: float | None = None) -> dict:
+def run(
+    kills: int,
+    budget: int,
+    seed: int,
+    workdir: Path,
+    log=print,
+    policy: str = "discriminate",
+    max_seconds: float | None = None,
+) -> dict:
     began = time.monotonic()
     new_key(workdir / "lab.key", "lab")
     listen, control = ipc_endpoint(), ipc_endpoint()  # stable across the daemon's restarts
@@ -448,8 +474,12 @@ def run(kills: int, budget: int, seed: int, workdir: Path, log=print, policy: st
                 agent.hello_gate.set()
             holds = target is not None and target.kind in ("in-flight", "between-steps")
             driver.hold(target.skip + 1 if holds else None)
-            proc = subprocess.Popen([sys.executable, "-m", "abduce.controller.cli", "daemon", str(config)],
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "abduce.controller.cli", "daemon", str(config)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                env=env,
+            )
             starts += 1
             spawned = time.monotonic()
             try:
@@ -464,11 +494,13 @@ def run(kills: int, budget: int, seed: int, workdir: Path, log=print, policy: st
                     if target is not None:
                         log(f"the campaign was done before kill {len(kill_log) + 1} of {len(plan)}")
                     break
-                failures.append({"start": starts, "returncode": proc.returncode,
-                                 "target": None if target is None else target.kind})
+                failures.append(
+                    {"start": starts, "returncode": proc.returncode, "target": None if target is None else target.kind}
+                )
                 if len(failures) >= 3:
-                    raise RuntimeError(f"the daemon exited on its own 3 times: {failures}; "
-                                       f"see {workdir / 'daemon.log'}") from None
+                    raise RuntimeError(
+                        f"the daemon exited on its own 3 times: {failures}; see {workdir / 'daemon.log'}"
+                    ) from None
                 continue
             proc.send_signal(signal.SIGKILL)  # frozen; SIGKILL ends a stopped process too
             proc.wait()
@@ -477,8 +509,10 @@ def run(kills: int, budget: int, seed: int, workdir: Path, log=print, policy: st
             k["life_s"] = round(time.monotonic() - spawned, 2)  # spawn to kill, for the record
             kill_log.append(k)
             how = target.kind if k["ok"] else f"{target.kind}, NOT AS TARGETED: {k['state']}"
-            log(f"kill {len(kill_log)}/{len(plan)} ({how}): journal holds {k['measurements']}/{budget}, "
-                f"ends with {k['last_event']} {k['request_id'] or ''}")
+            log(
+                f"kill {len(kill_log)}/{len(plan)} ({how}): journal holds {k['measurements']}/{budget}, "
+                f"ends with {k['last_event']} {k['request_id'] or ''}"
+            )
     finally:
         driver.release()
         if proc is not None and proc.poll() is None:
@@ -490,8 +524,9 @@ def run(kills: int, budget: int, seed: int, workdir: Path, log=print, policy: st
     ids = [r[0] for r in rows]
     from abduce.controller.rehearse.simulated import SimulatedRun
 
-    reference = SimulatedRun(truth="second-order", hypotheses=HYPOTHESES, policy=policy, budget=budget,
-                             seed=seed, grid=grid, n_init=N_INIT).run()
+    reference = SimulatedRun(
+        truth="second-order", hypotheses=HYPOTHESES, policy=policy, budget=budget, seed=seed, grid=grid, n_init=N_INIT
+    ).run()
     ref_x, ref_y = reference.data
     by_state = Counter(k["state"] for k in kill_log)
     return {
@@ -534,10 +569,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         result = run(args.kills, args.budget, args.seed, Path(d), policy=args.policy, max_seconds=args.max_seconds)
     print(json.dumps({k: v for k, v in result.items() if k != "kill_log"}, indent=2))
-    ok = (result["measurements"] == result["unique_ids"] == args.budget and not result["measured_twice"]
-          and result["instrument_measurements"] == args.budget and result["equals_uninterrupted"]
-          and not result["not_as_targeted"] and not result["failures"] and not result["undecided"]
-          and (args.max_seconds is not None or result["kills"] == args.kills))
+    ok = (
+        result["measurements"] == result["unique_ids"] == args.budget
+        and not result["measured_twice"]
+        and result["instrument_measurements"] == args.budget
+        and result["equals_uninterrupted"]
+        and not result["not_as_targeted"]
+        and not result["failures"]
+        and not result["undecided"]
+        and (args.max_seconds is not None or result["kills"] == args.kills)
+    )
     sys.exit(0 if ok else 1)
 
 

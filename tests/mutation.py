@@ -81,23 +81,35 @@ class Target:
 
 TARGETS = {
     "codec": Target(
-        "instruments/protocol/codec.py", "abduce.instruments.protocol.codec", (),
-        ("tests/instruments/test_codec.py", "tests/instruments/test_codec_mutants.py", "tests/instruments/test_spec.py",
-         "tests/instruments/test_codec_fuzz.py"),
+        "instruments/protocol/codec.py",
+        "abduce.instruments.protocol.codec",
+        (),
+        (
+            "tests/instruments/test_codec.py",
+            "tests/instruments/test_codec_mutants.py",
+            "tests/instruments/test_spec.py",
+            "tests/instruments/test_codec_fuzz.py",
+        ),
         "Codec.decode",
     ),
     "journal": Target(
-        "controller/journal/store.py", "abduce.controller.journal.store", (),
+        "controller/journal/store.py",
+        "abduce.controller.journal.store",
+        (),
         ("tests/controller/journal/test_journal_mutants.py", "tests/controller/journal/test_journal.py"),
         "Journal.append",
     ),
     "tell": Target(
-        "controller/core/campaign.py", "abduce.controller.core.campaign", ("Campaign.tell", "Campaign._validate"),
+        "controller/core/campaign.py",
+        "abduce.controller.core.campaign",
+        ("Campaign.tell", "Campaign._validate"),
         ("tests/controller/core/test_tell_validation.py", "tests/controller/core/test_campaign.py"),
         "Campaign._validate",
     ),
     "agent-limits": Target(
-        "instruments/agent.py", "abduce.instruments.agent", ("InstrumentAgent.check",),
+        "instruments/agent.py",
+        "abduce.instruments.agent",
+        ("InstrumentAgent.check",),
         ("tests/instruments/test_agent_limits.py", "tests/instruments/test_link_agent.py"),
         "InstrumentAgent.check",
     ),
@@ -107,63 +119,134 @@ TARGETS = {
 # Lines are compared stripped, so the entries survive edits elsewhere in the file.
 SMALL_INT = "`is not` on two ints equal in value: CPython caches -5..256, and a length or dimension is far below 256"
 EQUIVALENT: dict[tuple[str, str, str], str] = {
-    ("codec", 'if frame == b"{}":  # the common empty parent header / metadata',
-     'if frame is b"{}":  # the common empty parent header / metadata'):
-        "a frame is never the literal's object, so the fast path is skipped and the full parse returns the same {}",
-    ("codec", "except (UnicodeDecodeError, json.JSONDecodeError, ValueError, RecursionError) as exc:",
-     "except (CosmicRayTestingException, json.JSONDecodeError, ValueError, RecursionError) as exc:"):
-        "UnicodeDecodeError is a ValueError, still caught by the ValueError in the same tuple",
-    ("codec", 'raise ValueError(f"{text[:40]} is not a finite number")',
-     'raise ValueError(f"{text[: 41]} is not a finite number")'):
-        "harmless: how many characters of an overflowing number the error message quotes",
-    ("codec", 'raise ValueError(f"{text[:40]} is not a finite number")',
-     'raise ValueError(f"{text[: 39]} is not a finite number")'):
-        "harmless: how many characters of an overflowing number the error message quotes",
-    ("codec", 'return int(version.split(".", 1)[0])', 'return int(version.split(".", 2)[0])'):
-        "the part before the first dot is the same whether the rest is split once or twice",
-    ("codec", "except (ValueError, ValidationError) as exc:", "except (ValueError, CosmicRayTestingException) as exc:"):
-        "pydantic's ValidationError is a ValueError, still caught by the ValueError beside it",
-    ("codec", "while i < len(blob):", "while i != len(blob):"):
-        "i only grows by whole frames checked to fit (i + 4 + n <= len(blob)), so it never passes len(blob)",
-    ("journal", "head = f.read(100)", "head = f.read( 101)"):
-        "only len(head) < 100 and the first 16 bytes are looked at: one byte more read changes neither",
-    ("journal", r'if len(head) < 100 or not head.startswith(b"SQLite format 3\x00"):',
-     r'if len(head) != 100 or not head.startswith(b"SQLite format 3\x00"):'):
-        "f.read(100) returns at most 100 bytes, so != 100 is < 100",
-    ("journal", "conn = sqlite3.connect(uri, uri=True, isolation_level=None)",
-     "conn = sqlite3.connect(uri, uri=False, isolation_level=None)"):
-        "this SQLite is built with URI filenames on (SQLITE_USE_URI=1, as Debian's is), so the flag changes "
-        "nothing here; elsewhere the mutant opens a file named 'file:...' and is refused as another application",
-    ("journal", 'app_id = conn.execute("PRAGMA application_id").fetchone()[0]',
-     'app_id = conn.execute("PRAGMA application_id").fetchone()[ -1]'): "a one-column row: [-1] is [0]",
-    ("journal", 'version = conn.execute("PRAGMA user_version").fetchone()[0]',
-     'version = conn.execute("PRAGMA user_version").fetchone()[ -1]'): "a one-column row: [-1] is [0]",
-    ("journal", 'check = conn.execute("PRAGMA quick_check").fetchone()[0]',
-     'check = conn.execute("PRAGMA quick_check").fetchone()[ -1]'): "a one-column row: [-1] is [0]",
+    (
+        "codec",
+        'if frame == b"{}":  # the common empty parent header / metadata',
+        'if frame is b"{}":  # the common empty parent header / metadata',
+    ): "a frame is never the literal's object, so the fast path is skipped and the full parse returns the same {}",
+    (
+        "codec",
+        "except (UnicodeDecodeError, json.JSONDecodeError, ValueError, RecursionError) as exc:",
+        "except (CosmicRayTestingException, json.JSONDecodeError, ValueError, RecursionError) as exc:",
+    ): "UnicodeDecodeError is a ValueError, still caught by the ValueError in the same tuple",
+    (
+        "codec",
+        'raise ValueError(f"{text[:40]} is not a finite number")',
+        'raise ValueError(f"{text[: 41]} is not a finite number")',
+    ): "harmless: how many characters of an overflowing number the error message quotes",
+    (
+        "codec",
+        'raise ValueError(f"{text[:40]} is not a finite number")',
+        'raise ValueError(f"{text[: 39]} is not a finite number")',
+    ): "harmless: how many characters of an overflowing number the error message quotes",
+    (
+        "codec",
+        'return int(version.split(".", 1)[0])',
+        'return int(version.split(".", 2)[0])',
+    ): "the part before the first dot is the same whether the rest is split once or twice",
+    (
+        "codec",
+        "except (ValueError, ValidationError) as exc:",
+        "except (ValueError, CosmicRayTestingException) as exc:",
+    ): "pydantic's ValidationError is a ValueError, still caught by the ValueError beside it",
+    (
+        "codec",
+        "while i < len(blob):",
+        "while i != len(blob):",
+    ): "i only grows by whole frames checked to fit (i + 4 + n <= len(blob)), so it never passes len(blob)",
+    (
+        "journal",
+        "head = f.read(100)",
+        "head = f.read( 101)",
+    ): "only len(head) < 100 and the first 16 bytes are looked at: one byte more read changes neither",
+    (
+        "journal",
+        r'if len(head) < 100 or not head.startswith(b"SQLite format 3\x00"):',
+        r'if len(head) != 100 or not head.startswith(b"SQLite format 3\x00"):',
+    ): "f.read(100) returns at most 100 bytes, so != 100 is < 100",
+    (
+        "journal",
+        "conn = sqlite3.connect(uri, uri=True, isolation_level=None)",
+        "conn = sqlite3.connect(uri, uri=False, isolation_level=None)",
+    ): "this SQLite is built with URI filenames on (SQLITE_USE_URI=1, as Debian's is), so the flag changes "
+    "nothing here; elsewhere the mutant opens a file named 'file:...' and is refused as another application",
+    (
+        "journal",
+        'app_id = conn.execute("PRAGMA application_id").fetchone()[0]',
+        'app_id = conn.execute("PRAGMA application_id").fetchone()[ -1]',
+    ): "a one-column row: [-1] is [0]",
+    (
+        "journal",
+        'version = conn.execute("PRAGMA user_version").fetchone()[0]',
+        'version = conn.execute("PRAGMA user_version").fetchone()[ -1]',
+    ): "a one-column row: [-1] is [0]",
+    (
+        "journal",
+        'check = conn.execute("PRAGMA quick_check").fetchone()[0]',
+        'check = conn.execute("PRAGMA quick_check").fetchone()[ -1]',
+    ): "a one-column row: [-1] is [0]",
     ("journal", "if version != SCHEMA_VERSION:", "if version is not SCHEMA_VERSION:"): SMALL_INT,
-    ("journal", 'if check != "ok":', 'if check < "ok":'):
-        "every problem quick_check reports starts with an upper-case letter or '*' ('*** in database', "
-        "'NULL value', 'CHECK constraint failed'...), all of which sort below 'ok'",
-    ("journal", "@staticmethod", ""):
-        "_lock_for is only called on the class (cls._lock_for), where a plain function takes the same argument",
-    ("journal", "fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)", "fcntl.flock(lock, fcntl.LOCK_EX + fcntl.LOCK_NB)"):
-        "LOCK_EX (2) and LOCK_NB (4) share no bit: | is +",
-    ("journal", "fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)", "fcntl.flock(lock, fcntl.LOCK_EX ^ fcntl.LOCK_NB)"):
-        "LOCK_EX (2) and LOCK_NB (4) share no bit: | is ^",
-    ("journal", "self._syncer.shutdown(wait=True)", "self._syncer.shutdown(wait=False)"):
-        "close() has already waited for the only fsync the one-thread pool can hold (flush, or the failed one it caught)",
-    ("journal", 'if durability == "now":', 'if durability >= "now":'):
-        "durability was checked to be now, background or next, and only now sorts >= 'now'",
-    ("journal", 'elif durability == "background":', 'elif durability <= "background":'):
-        "durability was checked to be now, background or next, and only background sorts <= 'background'",
-    ("journal", 'self._syncer = ThreadPoolExecutor(1, thread_name_prefix="journal-fsync")',
-     'self._syncer = ThreadPoolExecutor( 2, thread_name_prefix="journal-fsync")'):
-        "at most one fsync is ever submitted at a time (append waits for the pending one first), so a second thread never runs",
-    ("journal", "if self._wal is None or self._wal[1] != ino:", "if self._wal is None or self._wal[ 0] != ino:"):
-        "harmless: comparing the fd, not the inode, reopens the WAL on every fsync (closing the old fd): the same file is synced",
-    ("journal", "if self._wal is None or self._wal[1] != ino:", "if self._wal is None or self._wal[1] is not ino:"):
-        "harmless: two inode numbers from two stat calls are never one object, so the WAL is reopened on every fsync "
-        "(closing the old fd): the same file is synced",
+    (
+        "journal",
+        'if check != "ok":',
+        'if check < "ok":',
+    ): "every problem quick_check reports starts with an upper-case letter or '*' ('*** in database', "
+    "'NULL value', 'CHECK constraint failed'...), all of which sort below 'ok'",
+    (
+        "journal",
+        "@staticmethod",
+        "",
+    ): "_lock_for is only called on the class (cls._lock_for), where a plain function takes the same argument",
+    (
+        "journal",
+        "fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)",
+        "fcntl.flock(lock, fcntl.LOCK_EX + fcntl.LOCK_NB)",
+    ): "LOCK_EX (2) and LOCK_NB (4) share no bit: | is +",
+    (
+        "journal",
+        "fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)",
+        "fcntl.flock(lock, fcntl.LOCK_EX ^ fcntl.LOCK_NB)",
+    ): "LOCK_EX (2) and LOCK_NB (4) share no bit: | is ^",
+    (
+        "journal",
+        "self._syncer.shutdown(wait=True)",
+        "self._syncer.shutdown(wait=False)",
+    ): (
+        "close() has already waited for the only fsync the one-thread pool can hold (flush, or the "
+        "failed one it caught)"
+    ),
+    (
+        "journal",
+        'if durability == "now":',
+        'if durability >= "now":',
+    ): "durability was checked to be now, background or next, and only now sorts >= 'now'",
+    (
+        "journal",
+        'elif durability == "background":',
+        'elif durability <= "background":',
+    ): "durability was checked to be now, background or next, and only background sorts <= 'background'",
+    (
+        "journal",
+        'self._syncer = ThreadPoolExecutor(1, thread_name_prefix="journal-fsync")',
+        'self._syncer = ThreadPoolExecutor( 2, thread_name_prefix="journal-fsync")',
+    ): (
+        "at most one fsync is ever submitted at a time (append waits for the pending one first), "
+        "so a second thread never runs"
+    ),
+    (
+        "journal",
+        "if self._wal is None or self._wal[1] != ino:",
+        "if self._wal is None or self._wal[ 0] != ino:",
+    ): (
+        "harmless: comparing the fd, not the inode, reopens the WAL on every fsync (closing the "
+        "old fd): the same file is synced"
+    ),
+    (
+        "journal",
+        "if self._wal is None or self._wal[1] != ino:",
+        "if self._wal is None or self._wal[1] is not ino:",
+    ): "harmless: two inode numbers from two stat calls are never one object, so the WAL is reopened on every fsync "
+    "(closing the old fd): the same file is synced",
     ("tell", "if len(x) != self.space.d:", "if len(x) is not self.space.d:"): SMALL_INT,
     ("agent-limits", "if len(p) != len(axes):", "if len(p) is not len(axes):"): SMALL_INT,
 }
@@ -265,10 +348,15 @@ def snapshot(source: str) -> dict[str, bytes]:
                 if member.isfile():
                     files[member.name] = tar.extractfile(member).read()
         return files
-    names = subprocess.run(
-        ["git", "-C", str(ROOT), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        check=True, capture_output=True,
-    ).stdout.decode().split("\0")
+    names = (
+        subprocess.run(
+            ["git", "-C", str(ROOT), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            check=True,
+            capture_output=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     files = {}
     for name in filter(None, names):
         path = ROOT / name
@@ -309,8 +397,14 @@ class Copy:
     def run(self, args: list[str], timeout: float) -> tuple[int | None, str, float]:
         """``(returncode or None on timeout, output tail, seconds)``; the whole process group goes on timeout."""
         start = time.monotonic()
-        proc = subprocess.Popen([sys.executable, *args], cwd=self.root, env=self.env(), stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, *args],
+            cwd=self.root,
+            env=self.env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         try:
             out, _ = proc.communicate(timeout=timeout)
             rc = proc.returncode
@@ -328,8 +422,14 @@ class Copy:
         if not fork:
             return self.run(["-m", "pytest", *args], timeout)
         if self.runner is None or self.runner.poll() is not None:
-            self.runner = subprocess.Popen([sys.executable, str(self.shim / "abduce_mutation_runner.py")], cwd=self.root,
-                                           env=self.env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            self.runner = subprocess.Popen(
+                [sys.executable, str(self.shim / "abduce_mutation_runner.py")],
+                cwd=self.root,
+                env=self.env(),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
             ready = self.runner.stdout.readline()
             if "ready" not in ready:
                 raise SystemExit(f"the test runner in {self.root} did not start: {ready!r}")
@@ -388,7 +488,12 @@ def _functions(tree: ast.Module) -> dict[str, ast.FunctionDef]:
 def _body_lines(fn: ast.FunctionDef) -> tuple[int, int]:
     """The lines of a function's body, after its docstring."""
     body = fn.body
-    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+    if (
+        body
+        and isinstance(body[0], ast.Expr)
+        and isinstance(body[0].value, ast.Constant)
+        and isinstance(body[0].value.value, str)
+    ):
         body = body[1:] or body
     return body[0].lineno, fn.end_lineno
 
@@ -414,7 +519,9 @@ def mutants(name: str, target: Target, source: str) -> list[Mutant]:
         from cosmic_ray.mutating import MutationVisitor
         from cosmic_ray.plugins import get_operator, operator_names
     except ImportError:
-        raise SystemExit("cosmic-ray is not installed: pip install -e '.[mutation]' (or 'cosmic-ray>=8.7,<9')") from None
+        raise SystemExit(
+            "cosmic-ray is not installed: pip install -e '.[mutation]' (or 'cosmic-ray>=8.7,<9')"
+        ) from None
 
     tree = ast.parse(source)
     if target.functions:
@@ -426,8 +533,10 @@ def mutants(name: str, target: Target, source: str) -> list[Mutant]:
     else:
         ranges = [(1, len(source.splitlines()))]
     annotations = _annotation_spans(tree)
-    future = any(isinstance(n, ast.ImportFrom) and n.module == "__future__" and any(a.name == "annotations" for a in n.names)
-                 for n in tree.body)
+    future = any(
+        isinstance(n, ast.ImportFrom) and n.module == "__future__" and any(a.name == "annotations" for a in n.names)
+        for n in tree.body
+    )
     lines = source.splitlines()
     nodes = list(ast_nodes(get_ast(source)))  # positions only: the operators do not change what they look at
     out, seen = [], set()
@@ -446,8 +555,10 @@ def mutants(name: str, target: Target, source: str) -> list[Mutant]:
                 code = MutationVisitor.mutate_code(source, op, occurrence)
             except Exception as exc:  # noqa: BLE001 -- an operator that cannot handle this node (e.g. a dotted
                 # name in ``except (A, b.C)``): report it, and go on without that mutant
-                print(f"{target.file}:{start[0]}: {op_name} cannot mutate here ({type(exc).__name__}); skipped",
-                      file=sys.stderr)
+                print(
+                    f"{target.file}:{start[0]}: {op_name} cannot mutate here ({type(exc).__name__}); skipped",
+                    file=sys.stderr,
+                )
                 continue
             if code is None or code == source or code in seen:
                 continue
@@ -502,7 +613,9 @@ def preflight(copy: Copy, name: str, target: Target, tests: list[str], log, fork
     for mode in sorted({False, fork}):  # the unmutated tests pass in a new interpreter, and forked from the runner
         rc, out, baseline = copy.pytest(tests, 900, fork=mode)
         if rc != 0:
-            raise SystemExit(f"{name}: the unmutated tests do not pass ({'forked' if mode else 'spawned'}, rc {rc}):\n{out}")
+            raise SystemExit(
+                f"{name}: the unmutated tests do not pass ({'forked' if mode else 'spawned'}, rc {rc}):\n{out}"
+            )
     try:
         path.write_text(plant(original, target.canary, CANARY_KILL))
         rc_kill, out_kill, _ = copy.pytest(tests, 900, fork=fork)
@@ -511,16 +624,19 @@ def preflight(copy: Copy, name: str, target: Target, tests: list[str], log, fork
     finally:
         path.write_text(original)
     if outcome(rc_kill) != "killed":
-        raise SystemExit(f"{name}: a raise planted in {target.canary} was not caught (rc {rc_kill}): the tests do not "
-                         f"run the copy's code\n{out_kill}")
+        raise SystemExit(
+            f"{name}: a raise planted in {target.canary} was not caught (rc {rc_kill}): the tests do not "
+            f"run the copy's code\n{out_kill}"
+        )
     if rc_live != 0:
         raise SystemExit(f"{name}: a no-op planted in {target.canary} failed the tests (rc {rc_live})\n{out_live}")
     log(f"{name}: imports {where}; baseline {baseline:.1f} s; planted raise killed, planted no-op survived")
     return baseline
 
 
-def run_all(copies: list[Copy], work: list[Mutant], tests: dict[str, list[str]], timeouts: dict[str, float], log,
-            fork: bool) -> None:
+def run_all(
+    copies: list[Copy], work: list[Mutant], tests: dict[str, list[str]], timeouts: dict[str, float], log, fork: bool
+) -> None:
     jobs: queue.Queue[Mutant] = queue.Queue()
     for m in work:
         jobs.put(m)
@@ -570,29 +686,48 @@ def summarize(names: list[str], results: list[Mutant]) -> dict[str, dict]:
         scored = len(ms) - count["error"]
         caught = count["killed"] + count["timeout"]
         out[name] = {
-            "total": len(ms), **count, "equivalent": len(equivalent),
+            "total": len(ms),
+            **count,
+            "equivalent": len(equivalent),
             "rate": caught / scored if scored else float("nan"),
-            "rate_without_equivalent": caught / (scored - len(equivalent)) if scored > len(equivalent) else float("nan"),
+            "rate_without_equivalent": caught / (scored - len(equivalent))
+            if scored > len(equivalent)
+            else float("nan"),
         }
     return out
 
 
 def report(names: list[str], results: list[Mutant], summary: dict, meta: dict) -> str:
-    lines = ["| target | file | mutants | killed | survived | timeout | error | kill rate | kill rate, equivalent mutants aside |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| target | file | mutants | killed | survived | timeout | error | kill rate | kill rate, equivalent "
+        "mutants aside |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for name in names:
         s, t = summary[name], TARGETS[name]
         where = t.file + (f" ({', '.join(t.functions)})" if t.functions else "")
-        lines.append(f"| {name} | `{where}` | {s['total']} | {s['killed']} | {s['survived']} | {s['timeout']} | "
-                     f"{s['error']} | {s['rate']:.1%} | {s['rate_without_equivalent']:.1%} |")
-    lines += ["", f"Made by `.venv/bin/python {meta['command']}` on a snapshot of the {meta['source']} at "
-              f"{meta['head']}: {len(results)} mutants" + (f" (a seeded sample of {meta['sample']} a target)" if meta['sample'] else "")
-              + (f", {meta['run']} of them run now" if meta['run'] != len(results) else "")
-              + f", {meta['jobs']} jobs, {meta['seconds'] / 60:.1f} min.", ""]
+        lines.append(
+            f"| {name} | `{where}` | {s['total']} | {s['killed']} | {s['survived']} | {s['timeout']} | "
+            f"{s['error']} | {s['rate']:.1%} | {s['rate_without_equivalent']:.1%} |"
+        )
+    lines += [
+        "",
+        f"Made by `.venv/bin/python {meta['command']}` on a snapshot of the {meta['source']} at "
+        f"{meta['head']}: {len(results)} mutants"
+        + (f" (a seeded sample of {meta['sample']} a target)" if meta["sample"] else "")
+        + (f", {meta['run']} of them run now" if meta["run"] != len(results) else "")
+        + f", {meta['jobs']} jobs, {meta['seconds'] / 60:.1f} min.",
+        "",
+    ]
     for name in names:
         t = TARGETS[name]
         survivors = [m for m in results if m.target == name and m.outcome in ("survived", "error")]
-        lines += [f"### {name}: survivors ({len(survivors)})", "", f"Tests: {', '.join(f'`{x}`' for x in t.tests)}.", ""]
+        lines += [
+            f"### {name}: survivors ({len(survivors)})",
+            "",
+            f"Tests: {', '.join(f'`{x}`' for x in t.tests)}.",
+            "",
+        ]
         for m in survivors:
             why = EQUIVALENT.get(m.key)
             tag = f" -- **equivalent**: {why}" if why else (" -- **error** (harness)" if m.outcome == "error" else "")
@@ -618,22 +753,34 @@ def write_report(path: Path, text: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--targets", default=",".join(TARGETS), help=f"comma-separated, of {', '.join(TARGETS)}")
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel test runs (one tree copy each)")
-    p.add_argument("--source", choices=["worktree", "head"], default="worktree",
-                   help="snapshot the working tree as it is on disk (default) or the last commit")
+    p.add_argument(
+        "--source",
+        choices=["worktree", "head"],
+        default="worktree",
+        help="snapshot the working tree as it is on disk (default) or the last commit",
+    )
     p.add_argument("--only", help="run only mutants whose 'target:line operator' matches this glob")
-    p.add_argument("--rerun", type=Path,
-                   help="run only the survivors recorded in this --json file; the report keeps that file's other outcomes")
+    p.add_argument(
+        "--rerun",
+        type=Path,
+        help="run only the survivors recorded in this --json file; the report keeps that file's other outcomes",
+    )
     p.add_argument("--sample", type=int, help="run a fixed random sample of this many mutants per target (seeded)")
     p.add_argument("--markdown", type=Path, help="write the report here")
     p.add_argument("--json", type=Path, help="write every mutant's outcome here")
     p.add_argument("--list", action="store_true", help="list the mutants and exit")
     p.add_argument("--keep", action="store_true", help="keep the temporary copies")
-    p.add_argument("--spawn", action="store_true",
-                   help="run each mutant's tests in a new interpreter (slower: ~3 s more a mutant) instead of forking "
-                        "them from a process that has imported torch, numpy, scipy, pydantic... once")
+    p.add_argument(
+        "--spawn",
+        action="store_true",
+        help="run each mutant's tests in a new interpreter (slower: ~3 s more a mutant) instead of forking "
+        "them from a process that has imported torch, numpy, scipy, pydantic... once",
+    )
     args = p.parse_args(argv)
     names = [n.strip() for n in args.targets.split(",") if n.strip()]
     unknown = [n for n in names if n not in TARGETS]
@@ -643,7 +790,9 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.monotonic()
     files = snapshot(args.source)
-    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    head = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
     work: list[Mutant] = []
     for name in names:
         t = TARGETS[name]
@@ -652,8 +801,10 @@ def main(argv: list[str] | None = None) -> int:
         work += mutants(name, t, files[t.file].decode())
     every = list(work)
     if args.rerun:
-        previous = {(r["target"], r["before"].strip(), r["after"].strip(), r["operator"]): r
-                    for r in json.loads(args.rerun.read_text())["mutants"]}
+        previous = {
+            (r["target"], r["before"].strip(), r["after"].strip(), r["operator"]): r
+            for r in json.loads(args.rerun.read_text())["mutants"]
+        }
         for m in every:
             r = previous.get((*m.key, m.operator))
             if r is not None:
@@ -711,9 +862,15 @@ def main(argv: list[str] | None = None) -> int:
         else:
             shutil.rmtree(base, ignore_errors=True)
 
-    meta = {"source": args.source, "head": head, "jobs": jobs, "seconds": time.monotonic() - started,
-            "command": " ".join(["tests/mutation.py", *(argv if argv is not None else sys.argv[1:])]),
-            "run": len(work), "sample": args.sample}
+    meta = {
+        "source": args.source,
+        "head": head,
+        "jobs": jobs,
+        "seconds": time.monotonic() - started,
+        "command": " ".join(["tests/mutation.py", *(argv if argv is not None else sys.argv[1:])]),
+        "run": len(work),
+        "sample": args.sample,
+    }
     summary = summarize(names, every)
     text = report(names, every, summary, meta)
     for name, why in skipped.items():
@@ -722,9 +879,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.markdown:
         write_report(args.markdown, text)
     if args.json:
-        args.json.write_text(json.dumps({"meta": meta, "summary": summary,
-                                         "mutants": [{k: v for k, v in asdict(m).items() if k != "code"} for m in every]},
-                                        indent=1))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "meta": meta,
+                    "summary": summary,
+                    "mutants": [{k: v for k, v in asdict(m).items() if k != "code"} for m in every],
+                },
+                indent=1,
+            )
+        )
     return 0
 
 

@@ -27,13 +27,23 @@ def suite_files() -> list[Path]:
 
 
 def _is_clock(node: ast.AST) -> bool:
-    return (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in CLOCKS
-            and isinstance(node.func.value, ast.Name) and node.func.value.id == "time")
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in CLOCKS
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id == "time"
+    )
 
 
 def _is_sleep(node: ast.AST) -> bool:
-    return (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "sleep"
-            and isinstance(node.func.value, ast.Name) and node.func.value.id == "time")
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "sleep"
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id == "time"
+    )
 
 
 def violations(source: str, name: str = "<test>") -> list[str]:
@@ -72,7 +82,10 @@ def test_the_rules_see_what_they_forbid():
         "    time.sleep(1.0)\n"
     )
     assert [v.split(": ", 1)[1] for v in violations(bad)] == [
-        "an assert on a wall-clock duration", "an assert on a wall-clock duration", "time.sleep outside a polling loop"]
+        "an assert on a wall-clock duration",
+        "an assert on a wall-clock duration",
+        "time.sleep outside a polling loop",
+    ]
     good = (
         "import time\n"
         "def wait_until(p, timeout):\n"

@@ -43,22 +43,22 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from abduce.controller.decide.acquisition import ACQUISITIONS, Acquisition
-from abduce.controller.errors import CampaignStateError, ConfigError, MeasurementRejected
-from abduce.hypotheses.errors import FitError
-from abduce.controller.core.measurements import MeasureRequest, Measurement
-from abduce.controller.decide.policies import POLICIES, Policy, PolicyView, SelectionContext
+from abduce.controller.core.measurements import Measurement, MeasureRequest
 from abduce.controller.core.space import DTYPE, Space
-from abduce.controller.decide.stopping import CampaignView, StoppingRule
 from abduce.controller.core.verdict import explained
+from abduce.controller.decide.acquisition import ACQUISITIONS, Acquisition
+from abduce.controller.decide.policies import POLICIES, Policy, PolicyView, SelectionContext
+from abduce.controller.decide.stopping import CampaignView, StoppingRule
+from abduce.controller.errors import CampaignStateError, ConfigError, MeasurementRejected
+from abduce.hypotheses.batched import fit_hypotheses_batched
 from abduce.hypotheses.check import check
 from abduce.hypotheses.criticism import criticise, difference_noise
 from abduce.hypotheses.declaration import Frame, Hypothesis
+from abduce.hypotheses.errors import FitError
 from abduce.hypotheses.evidence import EvidenceTracker, log_evidence, probabilities
+from abduce.hypotheses.fitting import Fit, FitSettings, data_scale, fit_planned, plan_fit
 from abduce.hypotheses.library import NONE_OF_THESE
 from abduce.hypotheses.occam import log_occam
-from abduce.hypotheses.batched import fit_hypotheses_batched
-from abduce.hypotheses.fitting import Fit, FitSettings, data_scale, fit_planned, plan_fit
 from abduce.hypotheses.posterior import CandidatePosterior, PosteriorAtPoints
 from abduce.hypotheses.sparse import SparseCandidatePosterior, inducing_points
 
@@ -277,7 +277,9 @@ class Campaign:
         self.device = resolve_device(self.settings.device)
         self._slots = [_Slot(h) for h in hypotheses]
         if NONE_OF_THESE.name in names:
-            raise ConfigError(f"{NONE_OF_THESE.name!r} is weighed by every campaign (none_prior); it is not a hypothesis to list")
+            raise ConfigError(
+                f"{NONE_OF_THESE.name!r} is weighed by every campaign (none_prior); it is not a hypothesis to list"
+            )
         # "none of these": fitted and weighed like the laws, never chosen by a policy or scored by an acquisition
         self._none = _Slot(NONE_OF_THESE) if self.settings.none_prior > 0 else None
         self._x: list[tuple[float, ...]] = []
@@ -338,8 +340,9 @@ class Campaign:
         """How many refits of each hypothesis failed so far (0 for those that never failed); "none of
         these" too, once it has been weighed."""
         counts = dict.fromkeys(self.hypothesis_names, 0)
-        if self._history and (self._history[-1].none is not None
-                              or any(NONE_OF_THESE.name in r.fit_failures for r in self._history)):
+        if self._history and (
+            self._history[-1].none is not None or any(NONE_OF_THESE.name in r.fit_failures for r in self._history)
+        ):
             counts[NONE_OF_THESE.name] = 0  # once it has been weighed (or tried)
         for record in self._history:
             for name in record.fit_failures:
@@ -348,7 +351,8 @@ class Campaign:
 
     def summary(self) -> dict:
         """``{"leader", "measurements", "hypotheses": [{"name", "probability", "times_chosen", "parameters",
-        "check"}], "unfitted", "fit_failures", "none", "explained"}`` (:func:`~abduce.controller.core.verdict.explained`)."""
+        "check"}], "unfitted", "fit_failures", "none", "explained"}``
+        (:func:`~abduce.controller.core.verdict.explained`)."""
         last = self._history[-1] if self._history else None
         hyps = []
         for s in self._slots:
@@ -367,9 +371,15 @@ class Campaign:
                 }
             )
         none = dict(last.none, check=last.checks.get(NONE_OF_THESE.name)) if last and last.none else None
-        return {"leader": self.leader(), "measurements": self.n, "hypotheses": hyps,
-                "unfitted": list(last.unfitted) if last else [], "fit_failures": self.fit_failures(),
-                "none": none, "explained": explained(hyps, none)}
+        return {
+            "leader": self.leader(),
+            "measurements": self.n,
+            "hypotheses": hyps,
+            "unfitted": list(last.unfitted) if last else [],
+            "fit_failures": self.fit_failures(),
+            "none": none,
+            "explained": explained(hyps, none),
+        }
 
     def points(self) -> np.ndarray:
         """``N x d`` physical coordinates of the points the posteriors are kept at: the
@@ -475,8 +485,10 @@ class Campaign:
 
     def _check_live(self) -> None:
         if self._snapshot:
-            raise CampaignStateError("this campaign is a snapshot for inspection; "
-                                     "rebuild it (abduce.controller.journal.rebuild.rebuild) to go on")
+            raise CampaignStateError(
+                "this campaign is a snapshot for inspection; "
+                "rebuild it (abduce.controller.journal.rebuild.rebuild) to go on"
+            )
 
     def _rng(self, purpose: str, step: int, index: int = 0) -> np.random.Generator:
         return np.random.default_rng([self.seed, step, _PURPOSES[purpose], index])
@@ -604,9 +616,14 @@ class Campaign:
             mean, var = slot.evidence.band(slot.posterior)
         return mean.detach().cpu().numpy(), var.clamp_min(0).sqrt().detach().cpu().numpy()
 
-    def load_snapshot(self, measurements: list[tuple[str, tuple[float, ...], float]],
-                      failed: list[tuple[float, ...]], asked_by: list[str | None], records: list[dict],
-                      fits: dict[str, dict]) -> None:
+    def load_snapshot(
+        self,
+        measurements: list[tuple[str, tuple[float, ...], float]],
+        failed: list[tuple[float, ...]],
+        asked_by: list[str | None],
+        records: list[dict],
+        fits: dict[str, dict],
+    ) -> None:
         """For looking at only (plots, exports): the state after ``measurements`` without replaying a step.
 
         Takes the data, the points whose readings failed, the hypothesis behind every
@@ -636,8 +653,13 @@ class Campaign:
         fields = [f.name for f in dataclasses.fields(StepRecord)]
         for body in records:
             rec = StepRecord(**{k: body[k] for k in fields if k in body})  # older journals lack later fields
-            rec = dataclasses.replace(rec, x=tuple(rec.x), refit=tuple(rec.refit), unfitted=tuple(rec.unfitted),
-                                      log_evidence_se=dict(rec.log_evidence_se))
+            rec = dataclasses.replace(
+                rec,
+                x=tuple(rec.x),
+                refit=tuple(rec.refit),
+                unfitted=tuple(rec.unfitted),
+                log_evidence_se=dict(rec.log_evidence_se),
+            )
             if rec.none is not None:
                 rec = dataclasses.replace(rec, none=dict(rec.none))
             self._history.append(rec)
@@ -657,7 +679,9 @@ class Campaign:
                 continue
             # as the live campaign did: conditioned at the fit, with its evidence, then point by point,
             # so the band (which integrates over the evidence's draws) is the live one
-            slot.posterior, slot.evidence = self._conditioned(slot.fit, u[:k], y[:k], self._int_seed("evidence", k - 1, index))
+            slot.posterior, slot.evidence = self._conditioned(
+                slot.fit, u[:k], y[:k], self._int_seed("evidence", k - 1, index)
+            )
             for j in range(k, len(y)):
                 v_new = float(y[j]) / slot.fit.frame.s
                 slot.evidence.add(slot.posterior.add(u[j], v_new), u[j], v_new)
@@ -667,10 +691,18 @@ class Campaign:
     def _acquire(self, driver: int | None, step: int) -> tuple[float, ...]:
         if type(self.policy).select is not Policy.select:  # a baseline picks the point itself
             u, y = self._data_tensors()
-            chosen = self.policy.select(SelectionContext(
-                points=self._points, finite=self.space.is_finite,
-                measured=(tuple(self._measured_idx) if self.settings.exclude_measured else ()) + tuple(self._failed_idx),
-                u=u, y=y, step=step, rng=self._rng("policy", step, 1 + self._attempts.get(step, 0))))
+            chosen = self.policy.select(
+                SelectionContext(
+                    points=self._points,
+                    finite=self.space.is_finite,
+                    measured=(tuple(self._measured_idx) if self.settings.exclude_measured else ())
+                    + tuple(self._failed_idx),
+                    u=u,
+                    y=y,
+                    step=step,
+                    rng=self._rng("policy", step, 1 + self._attempts.get(step, 0)),
+                )
+            )
             if isinstance(chosen, int):
                 return tuple(self.space.candidates[chosen].tolist())  # type: ignore[index]
             if chosen is not None:
@@ -689,10 +721,14 @@ class Campaign:
             cand, _ = optimize_acqf(
                 acq, bounds=bounds, q=1, num_restarts=self.settings.restarts, raw_samples=self.settings.raw_samples
             )
-        return tuple(self.space.from_unit(cand[0].detach()).clamp(
-            torch.tensor(self.space.lo, dtype=DTYPE, device=self.device),
-            torch.tensor(self.space.hi, dtype=DTYPE, device=self.device),
-        ).tolist())
+        return tuple(
+            self.space.from_unit(cand[0].detach())
+            .clamp(
+                torch.tensor(self.space.lo, dtype=DTYPE, device=self.device),
+                torch.tensor(self.space.hi, dtype=DTYPE, device=self.device),
+            )
+            .tolist()
+        )
 
     def _validate(self, m: Measurement) -> MeasureRequest:
         rid = m.request_id
@@ -702,7 +738,9 @@ class Campaign:
             raise MeasurementRejected(rid, "unknown-request", "no outstanding request has this id")
         x = tuple(m.x)
         if len(x) != self.space.d:
-            raise MeasurementRejected(rid, "wrong-dimension", f"point has {len(x)} coordinates, the space has {self.space.d}")
+            raise MeasurementRejected(
+                rid, "wrong-dimension", f"point has {len(x)} coordinates, the space has {self.space.d}"
+            )
         try:
             values = [float(v) for v in (*x, m.y)]
         except (TypeError, ValueError) as exc:
@@ -710,7 +748,9 @@ class Campaign:
         if not all(math.isfinite(v) for v in values):
             raise MeasurementRejected(rid, "non-finite", f"x={x}, y={m.y} contains NaN or inf")
         if not self.space.contains(x):
-            raise MeasurementRejected(rid, "outside-space", f"x={x} is outside {list(zip(self.space.lo, self.space.hi))}")
+            raise MeasurementRejected(
+                rid, "outside-space", f"x={x} is outside {list(zip(self.space.lo, self.space.hi))}"
+            )
         if self.space.is_finite and self.space.index_of(x) is None:
             raise MeasurementRejected(rid, "outside-space", f"x={x} is not one of the candidates")
         return self._pending
@@ -743,8 +783,11 @@ class Campaign:
 
     def fit_states(self, names: Iterable[str]) -> dict[str, dict]:
         """The current fitted state of each named hypothesis, as JSON (for the journal; see ``tell``)."""
-        return {s.hypothesis.name: s.fit.to_json() for s in self._all_slots()
-                if s.hypothesis.name in set(names) and s.fit is not None}
+        return {
+            s.hypothesis.name: s.fit.to_json()
+            for s in self._all_slots()
+            if s.hypothesis.name in set(names) and s.fit is not None
+        }
 
     def _all_slots(self) -> list[_Slot]:
         """The hypotheses' slots and, last, that of "none of these" (when the campaign weighs it)."""
@@ -764,16 +807,33 @@ class Campaign:
         to_fit = []
         for slot in due:
             if inducing and (slot.fit is None or slot.fit.inducing == 0):
-                _log.info("%s: n = %d > %d, switching from exact inference to %d inducing points",
-                          slot.hypothesis.name, n, self.exact_limit, inducing)
+                _log.info(
+                    "%s: n = %d > %d, switching from exact inference to %d inducing points",
+                    slot.hypothesis.name,
+                    n,
+                    self.exact_limit,
+                    inducing,
+                )
             saved = self._restore.get(slot.hypothesis.name)
             if saved is not None and int(saved["n"]) == n:
                 frame = Frame(lo=self.space.lo, span=self.space.span, s=data_scale(y))
                 fits[id(slot)] = Fit.from_json(slot.hypothesis, frame, saved, device=self.device)
             else:
                 to_fit.append(slot)
-        plans = [plan_fit(slot.hypothesis, u, y, self.space.lo, self.space.span, slot.fit, self.settings.fit,
-                          self._int_seed("fit", step, index[id(slot)]), inducing=inducing) for slot in to_fit]
+        plans = [
+            plan_fit(
+                slot.hypothesis,
+                u,
+                y,
+                self.space.lo,
+                self.space.span,
+                slot.fit,
+                self.settings.fit,
+                self._int_seed("fit", step, index[id(slot)]),
+                inducing=inducing,
+            )
+            for slot in to_fit
+        ]
         if plans and not inducing and n <= self.settings.batch_fit_below:
             fits.update(zip(map(id, to_fit), fit_hypotheses_batched(plans, self.settings.fit)))
         else:
@@ -789,7 +849,9 @@ class Campaign:
                 failures[slot.hypothesis.name] = str(fit)
                 continue
             slot.fit, slot.last_refit_n = fit, n
-            slot.posterior, slot.evidence = self._conditioned(fit, u, y, self._int_seed("evidence", step, index[id(slot)]))
+            slot.posterior, slot.evidence = self._conditioned(
+                fit, u, y, self._int_seed("evidence", step, index[id(slot)])
+            )
         return failures
 
     def _conditioned(self, fit: Fit, u: Tensor, y: Tensor, seed: int):
@@ -849,12 +911,13 @@ class Campaign:
         probs, none = self._probabilities(log_z, log_z_se)
         floor = self._probability_floor(log_z, log_z_se, none)
         ivs = {names[i]: self._slots[i].posterior.integrated_variance() for i in usable}  # type: ignore[union-attr]
-        params = {
-            names[i]: {p: [evidence[i].mean[p], evidence[i].sd[p]] for p in evidence[i].mean} for i in usable
-        }
+        params = {names[i]: {p: [evidence[i].mean[p], evidence[i].sd[p]] for p in evidence[i].mean} for i in usable}
         leader = max(probs, key=probs.__getitem__) if probs else None
-        unfitted = (tuple(names[i] for i, slot in enumerate(self._slots) if slot.fit is None)
-                    if self.n >= self.settings.n_init else ())
+        unfitted = (
+            tuple(names[i] for i, slot in enumerate(self._slots) if slot.fit is None)
+            if self.n >= self.settings.n_init
+            else ()
+        )
         view = CampaignView(
             n=self.n,
             probabilities=tuple(probs.values()),
@@ -865,7 +928,11 @@ class Campaign:
         )
         if self.stopping(view):
             self._stopped = True
-        elif self.space.is_finite and self.settings.exclude_measured and len(set(self._measured_idx)) >= len(self._points):
+        elif (
+            self.space.is_finite
+            and self.settings.exclude_measured
+            and len(set(self._measured_idx)) >= len(self._points)
+        ):
             self._stopped = True
         return StepRecord(
             step=step,
@@ -900,8 +967,9 @@ class Campaign:
         out = {}
         for slot in slots:
             h = slot.hypothesis
-            c = criticise(slot.posterior, h.kernel or self.settings.fit.priors, flexible=slot is self._none,
-                          reference=reference)
+            c = criticise(
+                slot.posterior, h.kernel or self.settings.fit.priors, flexible=slot is self._none, reference=reference
+            )
             if c is not None:
                 out[h.name] = c.to_json()
         return out
@@ -911,8 +979,9 @@ class Campaign:
         pn = self.settings.none_prior
         return [(1.0 - pn) / len(self._slots)] * k + [pn]
 
-    def _probabilities(self, log_z: dict[str, float], log_z_se: dict[str, float]
-                       ) -> tuple[dict[str, float], dict[str, float] | None]:
+    def _probabilities(
+        self, log_z: dict[str, float], log_z_se: dict[str, float]
+    ) -> tuple[dict[str, float], dict[str, float] | None]:
         """The laws' posterior probabilities and that of "none of these" (``{"probability",
         "log_evidence", "log_evidence_se"}``, None when left out or not fitted yet), under the prior
         ``none_prior`` for it and an equal share of the rest for each law."""
@@ -924,11 +993,15 @@ class Campaign:
             return dict(zip(names, probabilities(values))), None
         none_ev = none_slot.evidence.evidence()
         p = probabilities(values + [none_ev.log_z], self._prior(len(values)))
-        return dict(zip(names, p[:-1])), {"probability": p[-1], "log_evidence": none_ev.log_z,
-                                          "log_evidence_se": none_ev.log_z_se}
+        return dict(zip(names, p[:-1])), {
+            "probability": p[-1],
+            "log_evidence": none_ev.log_z,
+            "log_evidence_se": none_ev.log_z_se,
+        }
 
-    def _probability_floor(self, log_z: dict[str, float], log_z_se: dict[str, float],
-                           none: dict[str, float] | None) -> float:
+    def _probability_floor(
+        self, log_z: dict[str, float], log_z_se: dict[str, float], none: dict[str, float] | None
+    ) -> float:
         """The leader's probability were the estimator's noise against it: its log evidence 2 standard
         errors lower, every other's (and none of these') 2 higher. A probability threshold is only
         crossed when this floor crosses it, never by Monte Carlo noise alone."""
@@ -940,6 +1013,7 @@ class Campaign:
         if none is None:
             p = probabilities(shifted)
         else:
-            p = probabilities(shifted + [none["log_evidence"] + 2.0 * none.get("log_evidence_se", 0.0)],
-                              self._prior(len(names)))
+            p = probabilities(
+                shifted + [none["log_evidence"] + 2.0 * none.get("log_evidence_se", 0.0)], self._prior(len(names))
+            )
         return p[names.index(leader)]

@@ -73,7 +73,9 @@ def discrimination_score(mean: Tensor, var: Tensor, noise: Tensor, weights: Tens
 GAUSS_HERMITE_NODES = 32  # per hypothesis: ~1e-5 relative for mixtures of normals of widths 1:5 (tested); ample to rank
 
 
-def model_information(mean: Tensor, var: Tensor, noise: Tensor, weights: Tensor, nodes: int = GAUSS_HERMITE_NODES) -> Tensor:
+def model_information(
+    mean: Tensor, var: Tensor, noise: Tensor, weights: Tensor, nodes: int = GAUSS_HERMITE_NODES
+) -> Tensor:
     """The mutual information (nats) between the next reading ``y`` at each point and the hypothesis index.
 
     Each hypothesis predicts ``y ~ N(mu_i, s_i^2)``, ``s_i^2 = var_i + noise_i``; with probabilities
@@ -103,8 +105,10 @@ def model_information(mean: Tensor, var: Tensor, noise: Tensor, weights: Tensor,
     s2 = var + noise.unsqueeze(-1)  # K x b
     y = mean.unsqueeze(-1) + (2 * s2).sqrt().unsqueeze(-1) * t  # K x b x Q: nodes of each normal
     # log N_j(y) for every component j at every node of every component i: K_j x K_i x b x Q
-    log_n = -0.5 * ((y.unsqueeze(0) - mean[:, None, :, None]) ** 2 / s2[:, None, :, None]
-                    + torch.log(2 * math.pi * s2[:, None, :, None]))
+    log_n = -0.5 * (
+        (y.unsqueeze(0) - mean[:, None, :, None]) ** 2 / s2[:, None, :, None]
+        + torch.log(2 * math.pi * s2[:, None, :, None])
+    )
     log_q = torch.logsumexp(torch.log(p.clamp_min(1e-300))[:, None, None, None] + log_n, dim=0)  # K_i x b x Q
     own = log_n.diagonal(dim1=0, dim2=1).permute(2, 0, 1)  # K_i x b x Q: log N_i at its own nodes
     return torch.einsum("i,ibq,q->b", p, own - log_q, w).clamp_min(0)
@@ -178,7 +182,9 @@ class IntegratedVarianceReduction(AcquisitionFunction):
         self.kernel = model.covar_module
         self.noise = model.likelihood.noise.reshape(()).detach()
         with torch.no_grad():
-            k = self.kernel(train).to_dense() + self.noise * torch.eye(len(train), dtype=train.dtype, device=train.device)
+            k = self.kernel(train).to_dense() + self.noise * torch.eye(
+                len(train), dtype=train.dtype, device=train.device
+            )
             self.chol = torch.linalg.cholesky(k)
             self.train = train
             self.reference = reference

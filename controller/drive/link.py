@@ -28,13 +28,14 @@ from abduce.controller.errors import AbduceError, ConfigError
 from abduce.controller.recipe.addresses import endpoint_is_loopback
 from abduce.instruments.protocol.codec import Codec, Message, ProtocolError
 from abduce.instruments.protocol.models import (
+    MESSAGES,
+    SUPPORTED_VERSIONS,
     Abort,
     AbortReply,
     Ack,
     Capabilities,
     Error,
     Hello,
-    MESSAGES,
     Measure,
     Ping,
     Pong,
@@ -44,7 +45,6 @@ from abduce.instruments.protocol.models import (
     ResultAck,
     SafeState,
     SafeStateReply,
-    SUPPORTED_VERSIONS,
     Welcome,
 )
 
@@ -237,7 +237,9 @@ class InstrumentLink:
         done, box = threading.Event(), []
         self._put(("control", (instrument_id, content, done, box)))
         if not done.wait(timeout_s):
-            raise LinkError(getattr(content, "request_id", None), "timeout", f"no reply on the control lane in {timeout_s} s")
+            raise LinkError(
+                getattr(content, "request_id", None), "timeout", f"no reply on the control lane in {timeout_s} s"
+            )
         if isinstance(box[0], LinkError):
             raise box[0]
         return box[0]
@@ -279,8 +281,12 @@ class InstrumentLink:
                 data.close(linger=0)
                 if wildcard:
                     continue
-                raise LinkError(None, "bind", f"cannot bind {self.endpoint}'s control lane {control_endpoint(bound)} "
-                                f"(the instrument port + 1): {exc.strerror}") from None
+                raise LinkError(
+                    None,
+                    "bind",
+                    f"cannot bind {self.endpoint}'s control lane {control_endpoint(bound)} "
+                    f"(the instrument port + 1): {exc.strerror}",
+                ) from None
             self.endpoint = bound
             return data, control
         raise LinkError(None, "bind", f"no free pair of ports for {self.endpoint} in 100 tries")
@@ -295,8 +301,9 @@ class InstrumentLink:
                 self._auth.configure_curve(domain="*", location=self.curve_clients or zmq.auth.CURVE_ALLOW_ANY)
             data, control = self._bind_lanes()
         except Exception as exc:  # a port in use, a bad address
-            self._bind_error = exc if isinstance(exc, LinkError) else LinkError(None, "bind",
-                                                                                 f"cannot bind {self.endpoint}: {exc}")
+            self._bind_error = (
+                exc if isinstance(exc, LinkError) else LinkError(None, "bind", f"cannot bind {self.endpoint}: {exc}")
+            )
             self._wake_recv.close(linger=0)  # the loop below never runs: close() would wait on it in ctx.term()
             self._ready.set()
             return
@@ -334,8 +341,12 @@ class InstrumentLink:
                                 log.warning("bad message: %s", exc)
                                 # a ROUTER's first frame is always the peer's identity, tag or not
                                 ids = exc.identities or frames[:1]
-                                self._send(sock, ids, Error(code=exc.code, message=exc.message,
-                                                            request_id=exc.request_id), parent=exc.header)
+                                self._send(
+                                    sock,
+                                    ids,
+                                    Error(code=exc.code, message=exc.message, request_id=exc.request_id),
+                                    parent=exc.header,
+                                )
                             continue
                         self.audit("in", msg.header.key_id, msg.msg_type, getattr(msg.content, "request_id", None))
                         self._handle(sock, msg)
@@ -461,7 +472,9 @@ class InstrumentLink:
                     return
                 if p.settling:
                     self._pending.pop(c.request_id)
-                    p.error = LinkError(c.request_id, "lost", "the restarted agent does not know this non-idempotent request")
+                    p.error = LinkError(
+                        c.request_id, "lost", "the restarted agent does not know this non-idempotent request"
+                    )
                     p.done.set()
                     return
                 return  # an unacked non-idempotent request: keep querying, never re-send
@@ -480,8 +493,12 @@ class InstrumentLink:
         c: Hello = msg.content  # type: ignore[assignment]
         common = [v for v in SUPPORTED_VERSIONS if v in c.versions]
         if not common:
-            self._send(sock, msg.identities, Error(code="unsupported-version",
-                       message=f"controller speaks {', '.join(SUPPORTED_VERSIONS)}"), parent=msg.header)
+            self._send(
+                sock,
+                msg.identities,
+                Error(code="unsupported-version", message=f"controller speaks {', '.join(SUPPORTED_VERSIONS)}"),
+                parent=msg.header,
+            )
             return
         old = self.agents.get(c.instrument_id)
         agent = Agent(c.instrument_id, msg.identities[0], msg.header.session, msg.header.key_id, c.capabilities)
@@ -489,8 +506,12 @@ class InstrumentLink:
             self.agents[c.instrument_id] = agent
             self._registered.notify_all()
         best = max(common, key=lambda v: tuple(int(p) for p in v.split(".")))  # "1.10" > "1.9"
-        self._send(sock, msg.identities, Welcome(version=best, controller_session=self.codec.session,
-                                                  heartbeat_s=self.heartbeat_s), parent=msg.header)
+        self._send(
+            sock,
+            msg.identities,
+            Welcome(version=best, controller_session=self.codec.session, heartbeat_s=self.heartbeat_s),
+            parent=msg.header,
+        )
         if old is not None and old.session != agent.session:
             log.warning("agent %s restarted (new session): settling in-flight requests", c.instrument_id)
             for p in self._pending.values():

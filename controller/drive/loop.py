@@ -10,9 +10,9 @@ import logging
 from collections.abc import Callable, Iterable
 
 from abduce.controller.core.campaign import Campaign, StepRecord
+from abduce.controller.core.measurements import Measurement, MeasureRequest
 from abduce.controller.errors import AbduceError, MeasurementRejected
 from abduce.controller.journal.store import Journal
-from abduce.controller.core.measurements import MeasureRequest, Measurement
 
 log = logging.getLogger("abduce.loop")
 
@@ -40,7 +40,9 @@ def run_campaign(
 
 
 def step(
-    campaign: Campaign, instrument: Instrument, journal: Journal | None = None,
+    campaign: Campaign,
+    instrument: Instrument,
+    journal: Journal | None = None,
     phase: Callable[[str], None] | None = None,
 ) -> StepRecord | None:
     """One ask -> measure -> tell, journalling the request before it is sent and the
@@ -61,9 +63,11 @@ def step(
         measurement = instrument(request)
     except AbduceError as exc:  # rejected, lost, timed out: who said what, before it propagates
         if journal is not None:
-            journal.append("error", {"stage": "instrument", "reason": getattr(exc, "code", type(exc).__name__),
-                                     "message": str(exc)},
-                           request_id=request.request_id)
+            journal.append(
+                "error",
+                {"stage": "instrument", "reason": getattr(exc, "code", type(exc).__name__), "message": str(exc)},
+                request_id=request.request_id,
+            )
         raise
     if journal is not None:
         # committed before it is told; its fsync runs alongside the tell and is done before the next
@@ -71,8 +75,14 @@ def step(
         body = {"x": list(measurement.x), "y": measurement.y}
         if measurement.arrays:  # raw spectra, kept with the value reduced from them
             body["arrays"] = {name: _plain(a) for name, a in measurement.arrays.items()}
-        journal.append("measurement", body, request_id=request.request_id,
-                       key_id=measurement.source, blob=measurement.raw, durability="background")
+        journal.append(
+            "measurement",
+            body,
+            request_id=request.request_id,
+            key_id=measurement.source,
+            blob=measurement.raw,
+            durability="background",
+        )
     phase("learning")
     try:
         record = campaign.tell(measurement)
@@ -80,8 +90,11 @@ def step(
         # a reading that is not a number: skip the point and ask elsewhere, up to max_failures in a row
         skip = exc.reason == "non-finite" and campaign.consecutive_failures + 1 < campaign.settings.max_failures
         if journal is not None:
-            journal.append("error", {"stage": "tell", "reason": exc.reason, "message": str(exc), "skipped": skip},
-                           request_id=request.request_id)
+            journal.append(
+                "error",
+                {"stage": "tell", "reason": exc.reason, "message": str(exc), "skipped": skip},
+                request_id=request.request_id,
+            )
         if not skip:
             raise
         log.warning("request %s at %s: %s; the point is skipped", request.request_id, request.x, exc)
@@ -90,8 +103,12 @@ def step(
     if journal is not None:
         # replay recomputes decisions, so this one rides on the next fsync
         # with the fitted states of this step's refits: a resume restores them instead of refitting
-        journal.append("decision", {**vars(record), "fits": campaign.fit_states(record.refit)},
-                       request_id=request.request_id, durability="next")
+        journal.append(
+            "decision",
+            {**vars(record), "fits": campaign.fit_states(record.refit)},
+            request_id=request.request_id,
+            durability="next",
+        )
     return record
 
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 
 from abduce.controller.core.campaign import Campaign
+from abduce.controller.core.measurements import Measurement, MeasureRequest
+from abduce.controller.core.space import Space
 from abduce.controller.drive.link import Agent, InstrumentLink
-from abduce.controller.core.measurements import MeasureRequest, Measurement
 from abduce.controller.intake.readings import pick_channel, to_measurement
 from abduce.controller.recipe.build import campaign_from_names
-from abduce.controller.core.space import Space
 from abduce.instruments.protocol.codec import pack_frames
 from abduce.instruments.protocol.models import Measure
 
@@ -47,17 +47,29 @@ class LinkInstrument:
 
     def __call__(self, request: MeasureRequest) -> Measurement:
         reply = self.link.measure(
-            Measure(request_id=request.request_id, points=[list(request.x)], idempotent=self.agent.capabilities.idempotent),
+            Measure(
+                request_id=request.request_id, points=[list(request.x)], idempotent=self.agent.capabilities.idempotent
+            ),
             self.agent.instrument_id,
             timeout_s=self.timeout_s,
             settle=request.request_id in self.in_flight,
         )
         self.in_flight.discard(request.request_id)
         result = reply.result
-        arrays = {a.channel: np.frombuffer(reply.buffers[a.buffer], dtype=a.dtype).reshape(a.shape)
-                  for a in result.arrays}
-        return to_measurement(request.request_id, request.x, result.points, result.values, arrays, self.channel,
-                              self.reduction, raw=pack_frames(reply.raw), source=reply.key_id)
+        arrays = {
+            a.channel: np.frombuffer(reply.buffers[a.buffer], dtype=a.dtype).reshape(a.shape) for a in result.arrays
+        }
+        return to_measurement(
+            request.request_id,
+            request.x,
+            result.points,
+            result.values,
+            arrays,
+            self.channel,
+            self.reduction,
+            raw=pack_frames(reply.raw),
+            source=reply.key_id,
+        )
 
 
 @dataclass(frozen=True)
@@ -87,8 +99,12 @@ class AuditLog:
         self._f = open(path, "a", encoding="utf-8")
 
     def __call__(self, direction: str, key_id: str, msg_type: str, request_id: str | None) -> None:
-        self._f.write(json.dumps({"t": time.time(), "dir": direction, "key_id": key_id, "msg_type": msg_type,
-                                  "request_id": request_id}) + "\n")
+        self._f.write(
+            json.dumps(
+                {"t": time.time(), "dir": direction, "key_id": key_id, "msg_type": msg_type, "request_id": request_id}
+            )
+            + "\n"
+        )
         self._f.flush()
 
     def close(self) -> None:

@@ -19,8 +19,8 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
-from abduce.controller.errors import ConfigError
 from abduce.controller.core.measurements import Measurement
+from abduce.controller.errors import ConfigError
 from abduce.instruments.protocol.models import Capabilities
 
 Reduction = Callable[[np.ndarray], float]
@@ -41,8 +41,10 @@ def pick_channel(capabilities: Capabilities, channel: str | None, reduction: str
             raise ConfigError(f"the instrument declares no {kind}; channels: {sorted(by_name)}")
         chosen = wanted[0]
     if chosen.shape and reduction is None:
-        raise ConfigError(f"channel {chosen.name!r} is a spectrum of shape {chosen.shape}: declare a reduction "
-                          "(e.g. reduction = \"loop-area\") to turn it into the value the hypotheses explain")
+        raise ConfigError(
+            f"channel {chosen.name!r} is a spectrum of shape {chosen.shape}: declare a reduction "
+            '(e.g. reduction = "loop-area") to turn it into the value the hypotheses explain'
+        )
     return chosen.name
 
 

@@ -19,13 +19,12 @@ averaging many of them is unbiased). Numpy only: no torch.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 
 import numpy as np
 
 from abduce.controller.errors import ConfigError, UnknownNameError
-from abduce.controller.registry import Registry
+from abduce.controller.registry import Registry, import_dotted
 
 Reduction = Callable[[np.ndarray], float]
 
@@ -40,7 +39,9 @@ def _loop(spectrum: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return a[0], a[1]
 
 
-def _branches(bias: np.ndarray, resp: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+def _branches(
+    bias: np.ndarray, resp: np.ndarray
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """``((v_up, p_up), (v_down, p_down))``: the ascending and descending branches, in cycle order.
 
     Both include the two extreme points; the cycle is closed (the descending
@@ -141,11 +142,7 @@ def resolve_reduction(spec: str) -> Reduction:
         err = UnknownNameError("reduction", spec, REDUCTIONS.names())
         err.args = (f"{err.args[0]}; or give a 'package.module:function' path",)
         raise err
-    module_name, _, attr = spec.partition(":") if ":" in spec else spec.rpartition(".")
-    try:
-        func = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError, ValueError) as exc:
-        raise ConfigError(f"reduction {spec!r} does not import: {exc}") from exc
+    func = import_dotted("reduction", spec)
     if not callable(func):
         raise ConfigError(f"reduction {spec!r} is a {type(func).__name__}, not a function")
     return func

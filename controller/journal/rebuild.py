@@ -49,8 +49,10 @@ def snapshot(journal: Journal, upto: int | None = None, events: list | None = No
         # cheap proof that this journal is this campaign's (a replay re-asks every step instead)
         step = int((asked.get(e.request_id) or {}).get("step", -1))
         if e.request_id != campaign.request_id(step, attempts.get(step, 0)):
-            raise JournalError(f"{journal.path}: request {e.request_id} is not the one this campaign asks at step "
-                               f"{step}: the journal was written by a campaign with other settings")
+            raise JournalError(
+                f"{journal.path}: request {e.request_id} is not the one this campaign asks at step "
+                f"{step}: the journal was written by a campaign with other settings"
+            )
         asked_by.append(asked[e.request_id].get("hypothesis"))
         if e.request_id in skipped:
             failed.append(tuple(e.body["x"]))
@@ -64,8 +66,10 @@ def snapshot(journal: Journal, upto: int | None = None, events: list | None = No
         points = [x for _, x, _ in measurements] + failed
         off = [x for x, i in zip(points, campaign.space.indices_of(points)) if i is None]
         if off:
-            raise JournalError(f"{journal.path}: x = {list(off[0])} was measured but is not one of the campaign's "
-                               f"candidates ({len(off)} such points): the journal was written for another space")
+            raise JournalError(
+                f"{journal.path}: x = {list(off[0])} was measured but is not one of the campaign's "
+                f"candidates ({len(off)} such points): the journal was written for another space"
+            )
     campaign.load_snapshot(measurements, failed, asked_by, records, fits)
     return spec, campaign
 

@@ -22,9 +22,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from abduce.controller.core.campaign import Campaign, StepRecord
+from abduce.controller.core.measurements import Measurement, MeasureRequest
 from abduce.controller.journal.events import refused_readings
 from abduce.controller.journal.store import Journal, JournalError
-from abduce.controller.core.measurements import MeasureRequest, Measurement
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,11 @@ def replay(campaign: Campaign, journal: Journal, limit: int | None = None) -> Re
         if event.kind == "request":
             b = event.body
             requested[event.request_id] = MeasureRequest(
-                request_id=event.request_id, step=b["step"], x=tuple(b["x"]), hypothesis=b["hypothesis"], reason=b["reason"]
+                request_id=event.request_id,
+                step=b["step"],
+                x=tuple(b["x"]),
+                hypothesis=b["hypothesis"],
+                reason=b["reason"],
             )
         elif event.kind == "measurement" and event.request_id in skipped:
             request = campaign.ask()
@@ -60,8 +64,10 @@ def replay(campaign: Campaign, journal: Journal, limit: int | None = None) -> Re
         elif event.kind == "measurement" and event.request_id not in refused:
             request = campaign.ask()
             _check(request, event, journal)
-            record = campaign.tell(Measurement(event.request_id, tuple(event.body["x"]), float(event.body["y"])),
-                                   restore=fits.get(event.request_id))
+            record = campaign.tell(
+                Measurement(event.request_id, tuple(event.body["x"]), float(event.body["y"])),
+                restore=fits.get(event.request_id),
+            )
             told.add(event.request_id)
             if event.request_id not in fits:
                 undecided.append(record)

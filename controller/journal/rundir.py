@@ -67,7 +67,9 @@ def read_endpoints(path: str | os.PathLike) -> dict[str, str]:
     try:
         return json.loads((Path(path) / ENDPOINTS).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"{Path(path) / ENDPOINTS} does not exist: no controller has bound its endpoints for this run yet") from None
+        raise ConfigError(
+            f"{Path(path) / ENDPOINTS} does not exist: no controller has bound its endpoints for this run yet"
+        ) from None
 
 
 class RunDirectory:

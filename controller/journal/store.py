@@ -48,9 +48,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-Durability = Literal["now", "background", "next"]
-
 from abduce.controller.errors import AbduceError
+
+Durability = Literal["now", "background", "next"]
 
 APPLICATION_ID = 0x0ABDCE01  # SQLite PRAGMA application_id of abduce journals
 SCHEMA_VERSION = 1
@@ -119,7 +119,9 @@ class Journal:
         if path.exists():
             raise JournalError(f"{path} already exists; a journal is never overwritten (resume it instead)")
         if path.is_symlink():  # dangling: the rename below would replace the link, not create its target
-            raise JournalError(f"cannot create journal {path}: it is a symbolic link to {os.readlink(path)}, which does not exist")
+            raise JournalError(
+                f"cannot create journal {path}: it is a symbolic link to {os.readlink(path)}, which does not exist"
+            )
         path.parent.mkdir(parents=True, exist_ok=True)
         lock = cls._lock_for(path)
         tmp = path.with_name(f".{path.name}.creating")
@@ -131,8 +133,11 @@ class Journal:
                 build.execute(f"PRAGMA application_id={APPLICATION_ID}")
                 build.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
                 build.executescript(_SCHEMA)
-                build.execute("INSERT INTO events (t, kind, request_id, key_id, body, blob, sha256) "
-                              "VALUES (?, 'config', NULL, NULL, ?, NULL, NULL)", (time.time(), json.dumps(config)))
+                build.execute(
+                    "INSERT INTO events (t, kind, request_id, key_id, body, blob, sha256) "
+                    "VALUES (?, 'config', NULL, NULL, ?, NULL, NULL)",
+                    (time.time(), json.dumps(config)),
+                )
             build.close()
             os.replace(tmp, path)
             dir_fd = os.open(path.parent, os.O_RDONLY)

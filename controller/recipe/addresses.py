@@ -38,8 +38,9 @@ def endpoint_is_loopback(endpoint: str) -> bool:
     return loopback(rest.rpartition(":")[0])
 
 
-def check_bind(host: str, token: str | None,
-               token_from: str = "--token, or ABDUCE_WEB_TOKEN in the environment") -> None:
+def check_bind(
+    host: str, token: str | None, token_from: str = "--token, or ABDUCE_WEB_TOKEN in the environment"
+) -> None:
     """Refuse a web bind beyond loopback without a token, and a short token anywhere.
 
     Args:

@@ -6,10 +6,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from abduce.controller.core.campaign import Campaign, CampaignSettings
-from abduce.controller.decide.policies import POLICIES
-from abduce.controller.recipe.settings import SCALE_KEYS
 from abduce.controller.core.space import Space
+from abduce.controller.decide.policies import POLICIES
 from abduce.controller.decide.stopping import Budget
+from abduce.controller.recipe.settings import SCALE_KEYS
 from abduce.hypotheses.library import resolve_hypothesis
 
 

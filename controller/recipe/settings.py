@@ -69,7 +69,9 @@ class CampaignSection(_Section):
 
         for name in names:
             if name not in BUILTIN and "." not in name and ":" not in name:
-                raise ValueError(f"unknown hypothesis {name!r}; built-ins: {', '.join(sorted(BUILTIN))}, or a dotted path")
+                raise ValueError(
+                    f"unknown hypothesis {name!r}; built-ins: {', '.join(sorted(BUILTIN))}, or a dotted path"
+                )
         if len(set(names)) != len(names):
             raise ValueError("hypothesis names must be unique")
         return names
@@ -103,8 +105,11 @@ class DaemonSection(_Section):
 
             try:
                 host, _ = parse_address(self.web)
-                check_bind(host, None if self.web_token is None else self.web_token.get_secret_value(),
-                           token_from="[daemon] web_token")
+                check_bind(
+                    host,
+                    None if self.web_token is None else self.web_token.get_secret_value(),
+                    token_from="[daemon] web_token",
+                )
             except ConfigError as exc:
                 raise ValueError(str(exc)) from None
         return self

@@ -66,8 +66,17 @@ class RunSpec:
     def campaign(self) -> Campaign:
         from abduce.controller.recipe.build import campaign_from_names
 
-        return campaign_from_names(self.space(), self.hypotheses, self.policy, self.acquisition, self.budget,
-                                   self.seed, self.n_init, self.epsilon, scale=self.scale)
+        return campaign_from_names(
+            self.space(),
+            self.hypotheses,
+            self.policy,
+            self.acquisition,
+            self.budget,
+            self.seed,
+            self.n_init,
+            self.epsilon,
+            scale=self.scale,
+        )
 
 
 _TRANSITION_OPTIONS = ("truth", "x_c", "beta", "noise", "grid")
@@ -80,21 +89,43 @@ def spec_of(config: dict[str, Any]) -> RunSpec:
     if mode == "in-process":
         c = config
         options = {k: c[k] for k in _TRANSITION_OPTIONS if k in c}
-        return RunSpec(mode, tuple(c["hypotheses"]), c["policy"], c.get("acquisition"), int(c["budget"]),
-                       int(c["seed"]), int(c["n_init"]), float(c["epsilon"]),
-                       source=f"simulated:{c.get('simulator', 'transition-1d')}", options=options, truth=c.get("truth"))
+        return RunSpec(
+            mode,
+            tuple(c["hypotheses"]),
+            c["policy"],
+            c.get("acquisition"),
+            int(c["budget"]),
+            int(c["seed"]),
+            int(c["n_init"]),
+            float(c["epsilon"]),
+            source=f"simulated:{c.get('simulator', 'transition-1d')}",
+            options=options,
+            truth=c.get("truth"),
+        )
     if mode == "listen":
         c = config
-        return RunSpec(mode, *(c[k] if k != "hypotheses" else tuple(c[k]) for k in common),
-                       capabilities=c.get("capabilities"))
+        return RunSpec(
+            mode, *(c[k] if k != "hypotheses" else tuple(c[k]) for k in common), capabilities=c.get("capabilities")
+        )
     if mode == "daemon":
         c = config["campaign"]
-        return RunSpec(mode, *(c.get(k) if k != "hypotheses" else tuple(c[k]) for k in common),
-                       capabilities=config.get("capabilities"), channel=c.get("channel"), reduction=c.get("reduction"),
-                       scale={k: c[k] for k in SCALE_KEYS if k in c})
+        return RunSpec(
+            mode,
+            *(c.get(k) if k != "hypotheses" else tuple(c[k]) for k in common),
+            capabilities=config.get("capabilities"),
+            channel=c.get("channel"),
+            reduction=c.get("reduction"),
+            scale={k: c[k] for k in SCALE_KEYS if k in c},
+        )
     if mode == "rehearsal":
         c = config
-        return RunSpec(mode, *(c[k] if k != "hypotheses" else tuple(c[k]) for k in common), source=c["source"],
-                       options=dict(c.get("options") or {}), truth=c.get("truth"), channel=c.get("channel"),
-                       reduction=c.get("reduction"))
+        return RunSpec(
+            mode,
+            *(c[k] if k != "hypotheses" else tuple(c[k]) for k in common),
+            source=c["source"],
+            options=dict(c.get("options") or {}),
+            truth=c.get("truth"),
+            channel=c.get("channel"),
+            reduction=c.get("reduction"),
+        )
     raise ConfigError(f"the journal's config has mode {mode!r}; known: in-process, listen, daemon, rehearsal")

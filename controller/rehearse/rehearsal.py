@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 
 from abduce.controller.core.campaign import Campaign
-from abduce.controller.journal.store import Journal
+from abduce.controller.core.measurements import Measurement, MeasureRequest
 from abduce.controller.drive.loop import Consumer, run_campaign
-from abduce.controller.core.measurements import MeasureRequest, Measurement
-from abduce.controller.intake.readings import pick_channel, to_measurement
 from abduce.controller.intake.capabilities import space_of
+from abduce.controller.intake.readings import pick_channel, to_measurement
+from abduce.controller.journal.store import Journal
 from abduce.controller.recipe.build import campaign_from_names
 from abduce.instruments.drivers.base import Driver
 from abduce.instruments.drivers.sources import build_driver
@@ -43,8 +43,9 @@ class DriverInstrument:
 
     def __call__(self, request: MeasureRequest) -> Measurement:
         reading = self.driver.measure(Measure(request_id=request.request_id, points=[list(request.x)]))
-        return to_measurement(request.request_id, request.x, reading.points, reading.values, reading.arrays,
-                              self.channel, self.reduction)
+        return to_measurement(
+            request.request_id, request.x, reading.points, reading.values, reading.arrays, self.channel, self.reduction
+        )
 
 
 @dataclass(frozen=True)
@@ -71,13 +72,23 @@ class Rehearsal:
     reduction: str | None = None
 
     def driver(self) -> Driver:
-        return build_driver(self.source, {"seed": self.seed, **self.options} if self.source.startswith("simulated")
-                            else dict(self.options))
+        return build_driver(
+            self.source,
+            {"seed": self.seed, **self.options} if self.source.startswith("simulated") else dict(self.options),
+        )
 
     def build(self) -> tuple[Campaign, DriverInstrument]:
         instrument = DriverInstrument(self.driver(), self.channel, self.reduction)
-        campaign = campaign_from_names(space_of(instrument.capabilities), self.hypotheses, self.policy,
-                                       self.acquisition, self.budget, self.seed, self.n_init, self.epsilon)
+        campaign = campaign_from_names(
+            space_of(instrument.capabilities),
+            self.hypotheses,
+            self.policy,
+            self.acquisition,
+            self.budget,
+            self.seed,
+            self.n_init,
+            self.epsilon,
+        )
         return campaign, instrument
 
     def run(self, consumers: Iterable[Consumer] = (), journal: Journal | None = None) -> Campaign:

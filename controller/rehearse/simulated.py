@@ -12,11 +12,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from abduce.controller.core.campaign import Campaign
-from abduce.controller.journal.store import Journal
-from abduce.controller.drive.loop import Consumer, run_campaign
-from abduce.controller.core.measurements import MeasureRequest, Measurement
-from abduce.controller.recipe.build import campaign_from_names
+from abduce.controller.core.measurements import Measurement, MeasureRequest
 from abduce.controller.core.space import Space
+from abduce.controller.drive.loop import Consumer, run_campaign
+from abduce.controller.journal.store import Journal
+from abduce.controller.recipe.build import campaign_from_names
 from abduce.simulators.registry import SIMULATORS
 
 
@@ -60,7 +60,14 @@ class SimulatedRun:
         candidates = sim.candidates()
         space = Space.finite(candidates) if candidates is not None else Space.box(sim.bounds)
         campaign = campaign_from_names(
-            space, self.hypotheses, self.policy, self.acquisition, self.budget, self.seed, self.n_init, self.epsilon,
+            space,
+            self.hypotheses,
+            self.policy,
+            self.acquisition,
+            self.budget,
+            self.seed,
+            self.n_init,
+            self.epsilon,
             scale={"device": self.device},
         )
         return campaign, sim

@@ -178,7 +178,9 @@ class Draw(_Strict):
         given = [k for k in ("uniform", "log_uniform", "choice", "cycle") if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError(f"give exactly one of uniform, log_uniform, choice, cycle (got {given or 'none'})")
-        if self.uniform is not None and not (math.isfinite(self.uniform[0]) and self.uniform[0] <= self.uniform[1] < math.inf):
+        if self.uniform is not None and not (
+            math.isfinite(self.uniform[0]) and self.uniform[0] <= self.uniform[1] < math.inf
+        ):
             raise ValueError(f"uniform needs finite lo <= hi, got {list(self.uniform)}")
         if self.log_uniform is not None and not 0 < self.log_uniform[0] <= self.log_uniform[1] < math.inf:
             raise ValueError(f"log_uniform needs 0 < lo <= hi, got {list(self.log_uniform)}")
@@ -244,12 +246,16 @@ class SweepConfig(_Strict):
             if f.name in names[:i]:
                 raise ValueError(f"{where}.name: family.{names.index(f.name)} is called {f.name!r} too")
             if f.hypothesis_set not in self.hypothesis_sets:
-                raise ValueError(f"{where}.hypothesis_set: {f.hypothesis_set!r} is not defined; "
-                                 f"defined: {sorted(self.hypothesis_sets)}")
+                raise ValueError(
+                    f"{where}.hypothesis_set: {f.hypothesis_set!r} is not defined; "
+                    f"defined: {sorted(self.hypothesis_sets)}"
+                )
             if f.truth != OUT_OF_SET and f.truth not in self.hypothesis_sets[f.hypothesis_set]:
-                raise ValueError(f"{where}.truth: {f.truth!r} is not in set {f.hypothesis_set!r} "
-                                 f"({', '.join(self.hypothesis_sets[f.hypothesis_set])}); "
-                                 f"out of the set, write truth = {OUT_OF_SET!r}")
+                raise ValueError(
+                    f"{where}.truth: {f.truth!r} is not in set {f.hypothesis_set!r} "
+                    f"({', '.join(self.hypothesis_sets[f.hypothesis_set])}); "
+                    f"out of the set, write truth = {OUT_OF_SET!r}"
+                )
             if not (f.campaigns or self.sweep.campaigns):
                 raise ValueError(f"{where}.campaigns: give campaigns per policy here or under [sweep]")
         return self
@@ -270,12 +276,14 @@ class SweepConfig(_Strict):
         known = [f.name for f in self.family]
         unknown = [n for n in families if n not in known]
         if unknown:
-            raise ConfigError(f"no family {', '.join(map(repr, unknown))} in sweep {self.sweep.name!r}; "
-                              f"families: {', '.join(known)}")
+            raise ConfigError(
+                f"no family {', '.join(map(repr, unknown))} in sweep {self.sweep.name!r}; families: {', '.join(known)}"
+            )
         return self.model_copy(update={"problem": [], "family": [f for f in self.family if f.name in families]})
 
-    def reduced(self, campaigns: int | None = None, budget: int | None = None,
-                policies: Sequence[str] | None = None) -> SweepConfig:
+    def reduced(
+        self, campaigns: int | None = None, budget: int | None = None, policies: Sequence[str] | None = None
+    ) -> SweepConfig:
         """A smaller run of the families: at most ``campaigns`` per policy and family (the first ones, so
         the same truths as the full run), another ``budget``, only ``policies``.
 
@@ -284,11 +292,16 @@ class SweepConfig(_Strict):
         """
         fams = []
         for f in self.family:
-            counts = {p: min(c, campaigns) if campaigns else c for p, c in self.counts(f).items()
-                      if policies is None or p in policies}
+            counts = {
+                p: min(c, campaigns) if campaigns else c
+                for p, c in self.counts(f).items()
+                if policies is None or p in policies
+            }
             if not counts:
-                raise ConfigError(f"family {f.name!r} runs none of the policies {list(policies or [])}; "
-                                  f"it runs {', '.join(self.counts(f))}")
+                raise ConfigError(
+                    f"family {f.name!r} runs none of the policies {list(policies or [])}; "
+                    f"it runs {', '.join(self.counts(f))}"
+                )
             fams.append(f.model_copy(update={"campaigns": counts, "budget": budget or self.budget(f)}))
         sweep = self.sweep.model_copy(update={"budget": budget or self.sweep.budget})
         return self.model_copy(update={"family": fams, "sweep": sweep})
@@ -301,21 +314,50 @@ class SweepConfig(_Strict):
             sets = p.hypothesis_sets or list(self.hypothesis_sets)
             for s in sets:
                 if s not in self.hypothesis_sets:
-                    raise ConfigError(f"problem {p.name!r} names hypothesis set {s!r}; defined: {sorted(self.hypothesis_sets)}")
+                    raise ConfigError(
+                        f"problem {p.name!r} names hypothesis set {s!r}; defined: {sorted(self.hypothesis_sets)}"
+                    )
             for s, policy, seed in itertools.product(sets, self.sweep.policies or [], self.sweep.seed_list()):
-                out.append({"problem": p.model_dump(exclude={"hypothesis_sets"}), "hypothesis_set": s,
-                            "hypotheses": self.hypothesis_sets[s], "policy": policy, "seed": seed, "campaign": seed,
-                            "budget": self.sweep.budget, "drawn": {}, "kind": "problem", **common})
+                out.append(
+                    {
+                        "problem": p.model_dump(exclude={"hypothesis_sets"}),
+                        "hypothesis_set": s,
+                        "hypotheses": self.hypothesis_sets[s],
+                        "policy": policy,
+                        "seed": seed,
+                        "campaign": seed,
+                        "budget": self.sweep.budget,
+                        "drawn": {},
+                        "kind": "problem",
+                        **common,
+                    }
+                )
         for f in self.family:
             for policy, count in self.counts(f).items():
                 for i in range(count):
                     drawn = draw(f.name, i, f.ranges)
-                    problem = {"name": f.name, "source": f.source, "options": {**f.options, **drawn},
-                               "truth": f.truth, "channel": f.channel, "reduction": f.reduction}
-                    out.append({"problem": problem, "hypothesis_set": f.hypothesis_set,
-                                "hypotheses": self.hypothesis_sets[f.hypothesis_set], "policy": policy,
-                                "seed": campaign_seed(f.name, i), "campaign": i, "budget": self.budget(f),
-                                "drawn": drawn, "kind": "family", **common})
+                    problem = {
+                        "name": f.name,
+                        "source": f.source,
+                        "options": {**f.options, **drawn},
+                        "truth": f.truth,
+                        "channel": f.channel,
+                        "reduction": f.reduction,
+                    }
+                    out.append(
+                        {
+                            "problem": problem,
+                            "hypothesis_set": f.hypothesis_set,
+                            "hypotheses": self.hypothesis_sets[f.hypothesis_set],
+                            "policy": policy,
+                            "seed": campaign_seed(f.name, i),
+                            "campaign": i,
+                            "budget": self.budget(f),
+                            "drawn": drawn,
+                            "kind": "family",
+                            **common,
+                        }
+                    )
         return out
 
 
@@ -388,26 +430,47 @@ def run_cell(cell: dict[str, Any]) -> list[dict[str, Any]]:
 
     torch.set_num_threads(1)  # one campaign per worker thread: measured fastest on small machines
     p = cell["problem"]
-    rehearsal = Rehearsal(source=p["source"], options=p["options"], hypotheses=tuple(cell["hypotheses"]),
-                          policy=cell["policy"], budget=cell["budget"], seed=cell["seed"], n_init=cell["n_init"],
-                          epsilon=cell["epsilon"], channel=p["channel"], reduction=p["reduction"])
+    rehearsal = Rehearsal(
+        source=p["source"],
+        options=p["options"],
+        hypotheses=tuple(cell["hypotheses"]),
+        policy=cell["policy"],
+        budget=cell["budget"],
+        seed=cell["seed"],
+        n_init=cell["n_init"],
+        epsilon=cell["epsilon"],
+        channel=p["channel"],
+        reduction=p["reduction"],
+    )
     t0, c0 = time.perf_counter(), time.process_time()
     campaign, instrument = rehearsal.build()
     rows = []
     truth_name = p["truth"]
     in_set = truth_name in cell["hypotheses"]
-    key = {"problem": p["name"], "hypothesis_set": cell["hypothesis_set"], "policy": cell["policy"],
-           "seed": cell["seed"], "campaign": cell["campaign"], "truth": truth_name or ""}
+    key = {
+        "problem": p["name"],
+        "hypothesis_set": cell["hypothesis_set"],
+        "policy": cell["policy"],
+        "seed": cell["seed"],
+        "campaign": cell["campaign"],
+        "truth": truth_name or "",
+    }
     last = []
 
     def record(r) -> None:
         leader, p_leader = _leader(r)
         check = r.checks.get(leader) if leader else None
-        rows.append({**key, "n": r.step + 1,
-                     "p_true": r.probabilities.get(truth_name, math.nan) if in_set else math.nan,
-                     "leader": leader, "p_leader": p_leader,
-                     "p_none": float(r.none["probability"]) if r.none else math.nan,
-                     "leader_misfit": math.nan if check is None else float(check["misfit"])})
+        rows.append(
+            {
+                **key,
+                "n": r.step + 1,
+                "p_true": r.probabilities.get(truth_name, math.nan) if in_set else math.nan,
+                "leader": leader,
+                "p_leader": p_leader,
+                "p_none": float(r.none["probability"]) if r.none else math.nan,
+                "leader_misfit": math.nan if check is None else float(check["misfit"]),
+            }
+        )
         last[:] = [r]
 
     run_campaign(campaign, instrument, [record])
@@ -416,9 +479,16 @@ def run_cell(cell: dict[str, Any]) -> list[dict[str, Any]]:
     points = campaign.points()
     truth = truth_on(instrument.driver, points, p["reduction"])
     end = rows[-1]
-    end.update({"error": reconstruction_error(campaign, truth) if truth is not None else math.nan,
-                "coverage": math.nan, "xc_error": math.nan, "xc_sd": math.nan, "wrong_at_09": math.nan,
-                "noise_z": noise_z(campaign, instrument.driver, p["reduction"])})
+    end.update(
+        {
+            "error": reconstruction_error(campaign, truth) if truth is not None else math.nan,
+            "coverage": math.nan,
+            "xc_error": math.nan,
+            "xc_sd": math.nan,
+            "wrong_at_09": math.nan,
+            "noise_z": noise_z(campaign, instrument.driver, p["reduction"]),
+        }
+    )
     if in_set:
         post = campaign.posterior(truth_name)
         if post is not None and truth is not None:
@@ -490,23 +560,31 @@ def summarize(results, threshold: float = 0.95, quantile: float = 0.95):
         p_none, p_leader = _col(last, "p_none"), _col(last, "p_leader")
         misfit = _col(last, "leader_misfit")
         none_leads = p_none > p_leader.fillna(0.0)
-        out.append({"problem": prob, "hypothesis_set": hset, "policy": policy, "truth": truth,
-                    "seeds": last[camp].nunique(),
-                    "n95": int(ok.index[0]) if in_set and len(ok) else math.nan,
-                    "identified_at_budget": float(curve.iloc[-1]) if in_set and len(curve) else math.nan,
-                    "wrong_at_09": _fraction(_col(last, "wrong_at_09")),
-                    "p_none_median": float(p_none.median()) if p_none.notna().any() else math.nan,
-                    "none_leads": float(none_leads.mean()) if p_none.notna().any() else math.nan,
-                    "flagged": float((none_leads | (misfit == 1.0)).mean())
-                    if p_none.notna().any() or misfit.notna().any() else math.nan,
-                    "coverage_mean": float(_col(last, "coverage").mean()),
-                    "coverage_min": float(_col(last, "coverage").min()),
-                    "coverage_fair_noise": float(_col(last, "coverage")[_col(last, "noise_z").abs() <= 2.0].mean()),
-                    "xc_within_2sd": float((ratio <= 2.0).mean()) if has_xc.any() else math.nan,
-                    "xc_err_over_sd_median": float(ratio.median()) if has_xc.any() else math.nan,
-                    "median_error": float(_col(last, "error").median()),
-                    "median_seconds": float(_col(last, "seconds").median()),
-                    "median_cpu_seconds": float(_col(last, "cpu_seconds").median())})
+        out.append(
+            {
+                "problem": prob,
+                "hypothesis_set": hset,
+                "policy": policy,
+                "truth": truth,
+                "seeds": last[camp].nunique(),
+                "n95": int(ok.index[0]) if in_set and len(ok) else math.nan,
+                "identified_at_budget": float(curve.iloc[-1]) if in_set and len(curve) else math.nan,
+                "wrong_at_09": _fraction(_col(last, "wrong_at_09")),
+                "p_none_median": float(p_none.median()) if p_none.notna().any() else math.nan,
+                "none_leads": float(none_leads.mean()) if p_none.notna().any() else math.nan,
+                "flagged": float((none_leads | (misfit == 1.0)).mean())
+                if p_none.notna().any() or misfit.notna().any()
+                else math.nan,
+                "coverage_mean": float(_col(last, "coverage").mean()),
+                "coverage_min": float(_col(last, "coverage").min()),
+                "coverage_fair_noise": float(_col(last, "coverage")[_col(last, "noise_z").abs() <= 2.0].mean()),
+                "xc_within_2sd": float((ratio <= 2.0).mean()) if has_xc.any() else math.nan,
+                "xc_err_over_sd_median": float(ratio.median()) if has_xc.any() else math.nan,
+                "median_error": float(_col(last, "error").median()),
+                "median_seconds": float(_col(last, "seconds").median()),
+                "median_cpu_seconds": float(_col(last, "cpu_seconds").median()),
+            }
+        )
     return pd.DataFrame(out)
 
 
@@ -542,8 +620,13 @@ def calibration(results, bins: Sequence[tuple[float, float]] = CALIBRATION_BINS)
     truth = results["truth"].fillna("").astype(str)
     leader = results["leader"].fillna("").astype(str)
     # P(true) is NaN out of the set, for a truth missing from the set, and while the truth is unfitted (no leader then)
-    cases = results[(truth != "") & (truth != OUT_OF_SET) & results["p_true"].notna() & (leader != "")
-                    & (results["p_leader"] >= bins[0][0])]
+    cases = results[
+        (truth != "")
+        & (truth != OUT_OF_SET)
+        & results["p_true"].notna()
+        & (leader != "")
+        & (results["p_leader"] >= bins[0][0])
+    ]
     edges = np.array([lo for lo, _ in bins])
     rows = []
     groups = [(pol, g) for pol, g in cases.groupby("policy", sort=False)] + [("all", cases)]
@@ -555,11 +638,23 @@ def calibration(results, bins: Sequence[tuple[float, float]] = CALIBRATION_BINS)
         for b, (lo, hi) in enumerate(bins):
             m = which == b
             label = f">{lo:g}" if b == len(bins) - 1 else f"{lo:g}-{hi:g}"
-            part.append({"policy": policy, "bin": label, "lo": lo, "hi": hi, "count": int(m.sum()),
-                         "confidence": float(conf[m].mean()) if m.any() else math.nan,
-                         "accuracy": float(correct[m].mean()) if m.any() else math.nan})
+            part.append(
+                {
+                    "policy": policy,
+                    "bin": label,
+                    "lo": lo,
+                    "hi": hi,
+                    "count": int(m.sum()),
+                    "confidence": float(conf[m].mean()) if m.any() else math.nan,
+                    "accuracy": float(correct[m].mean()) if m.any() else math.nan,
+                }
+            )
         total = sum(r["count"] for r in part)
-        ece = sum(r["count"] / total * abs(r["accuracy"] - r["confidence"]) for r in part if r["count"]) if total else math.nan
+        ece = (
+            sum(r["count"] / total * abs(r["accuracy"] - r["confidence"]) for r in part if r["count"])
+            if total
+            else math.nan
+        )
         rows.extend({**r, "cases": total, "ece": ece} for r in part)
     return pd.DataFrame(rows, columns=["policy", "bin", "lo", "hi", "count", "confidence", "accuracy", "cases", "ece"])
 
@@ -570,25 +665,36 @@ def _fmt(v, spec: str = ".2f", missing: str = "—") -> str:
 
 def markdown(summary, calib=None, budgets: Mapping[str, int] | None = None) -> str:
     """The README's table: one row per family (problem) and policy, and the calibration below it."""
-    head = ("| family | policy | campaigns | identified (P ≥ 0.95) | wrong (P ≥ 0.9) | n95 | P(none) median "
-            "| none leads | flagged | band coverage mean (min) | x_c within 2 sd | median \\|err\\|/sd |")
+    head = (
+        "| family | policy | campaigns | identified (P ≥ 0.95) | wrong (P ≥ 0.9) | n95 | P(none) median "
+        "| none leads | flagged | band coverage mean (min) | x_c within 2 sd | median \\|err\\|/sd |"
+    )
     lines = [head, "|" + "---|" * head.count(" | ") + "---|"]
     for r in summary.itertuples(index=False):
         budget = f" ({budgets[r.problem]})" if budgets and r.problem in budgets else ""
-        n95 = _fmt(r.n95, ".0f") if not (isinstance(r.identified_at_budget, float) and math.isnan(r.identified_at_budget)) else "n/a"
+        n95 = (
+            _fmt(r.n95, ".0f")
+            if not (isinstance(r.identified_at_budget, float) and math.isnan(r.identified_at_budget))
+            else "n/a"
+        )
         cov = "n/a" if math.isnan(r.coverage_mean) else f"{r.coverage_mean:.2f} ({r.coverage_min:.2f})"
         fair = getattr(r, "coverage_fair_noise", math.nan)
         if cov != "n/a" and not math.isnan(fair):
             cov += f"; {fair:.2f} fair noise"
-        lines.append(f"| {r.problem}{budget} | {r.policy} | {r.seeds} | {_fmt(r.identified_at_budget, missing='n/a')} "
-                     f"| {_fmt(r.wrong_at_09)} | {n95} | {_fmt(r.p_none_median, '.3f')} | {_fmt(r.none_leads)} "
-                     f"| {_fmt(getattr(r, 'flagged', math.nan))} "
-                     f"| {cov} | {_fmt(r.xc_within_2sd, missing='n/a')} "
-                     f"| {_fmt(r.xc_err_over_sd_median, '.3g', missing='n/a')} |")
+        lines.append(
+            f"| {r.problem}{budget} | {r.policy} | {r.seeds} | {_fmt(r.identified_at_budget, missing='n/a')} "
+            f"| {_fmt(r.wrong_at_09)} | {n95} | {_fmt(r.p_none_median, '.3f')} | {_fmt(r.none_leads)} "
+            f"| {_fmt(getattr(r, 'flagged', math.nan))} "
+            f"| {cov} | {_fmt(r.xc_within_2sd, missing='n/a')} "
+            f"| {_fmt(r.xc_err_over_sd_median, '.3g', missing='n/a')} |"
+        )
     if calib is not None and len(calib):
         labels = list(dict.fromkeys(calib["bin"]))
-        lines += ["", "| policy | " + " | ".join(f"P(leader) {b}" for b in labels) + " | ECE |",
-                  "|---|" + "---|" * (len(labels) + 1)]
+        lines += [
+            "",
+            "| policy | " + " | ".join(f"P(leader) {b}" for b in labels) + " | ECE |",
+            "|---|" + "---|" * (len(labels) + 1),
+        ]
         for policy, g in calib.groupby("policy", sort=False):
             cells = [f"{_fmt(r.accuracy)} ({r.count})" for r in g.itertuples(index=False)]
             lines.append(f"| {policy} | " + " | ".join(cells) + f" | {_fmt(g['ece'].iloc[0], '.3f')} |")
@@ -607,7 +713,7 @@ def plot(results, path: Path, threshold: float = 0.95) -> None:
     cols = min(len(panels), 4)
     rows = math.ceil(len(panels) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 3.6 * rows), squeeze=False)
-    for ax in axes.flat[len(panels):]:
+    for ax in axes.flat[len(panels) :]:
         ax.set_visible(False)
     for ax, ((prob, hset), g) in zip(axes.flat, panels):
         out_of_set = "truth" in g and (g["truth"] == OUT_OF_SET).all()
@@ -637,8 +743,14 @@ def plot_reliability(calib, path: Path) -> None:
     for policy, g in calib.groupby("policy", sort=False):
         g = g[g["count"] > 0]
         pooled = policy == "all"
-        ax.plot(g["confidence"], g["accuracy"], marker="o", lw=2.2 if pooled else 1.0, color="black" if pooled else None,
-                label=f"{policy} (ECE {_fmt(g['ece'].iloc[0] if len(g) else math.nan, '.3f')})")
+        ax.plot(
+            g["confidence"],
+            g["accuracy"],
+            marker="o",
+            lw=2.2 if pooled else 1.0,
+            color="black" if pooled else None,
+            label=f"{policy} (ECE {_fmt(g['ece'].iloc[0] if len(g) else math.nan, '.3f')})",
+        )
         axc.plot(g["confidence"], g["count"], marker=".", lw=2.2 if pooled else 0.8, color="black" if pooled else None)
     ax.set_ylabel("fraction: leader is the truth")
     ax.set_xlim(0.5, 1.0)
@@ -673,10 +785,11 @@ def estimate(config: SweepConfig, results):
     import pandas as pd
 
     last = results.sort_values("n").groupby(["problem", "policy", _campaign_key(results)]).tail(1)
-    last = last.assign(per_step=last["cpu_seconds"] / last["n"],
-                       space=last["space"] if "space" in last else "finite")
-    tables = [last.groupby(keys)["per_step"].median().to_dict()
-              for keys in (["problem", "policy", "space"], ["policy", "space"], ["policy"])]
+    last = last.assign(per_step=last["cpu_seconds"] / last["n"], space=last["space"] if "space" in last else "finite")
+    tables = [
+        last.groupby(keys)["per_step"].median().to_dict()
+        for keys in (["problem", "policy", "space"], ["policy", "space"], ["policy"])
+    ]
     rows: dict[tuple, dict] = {}
     for cell in config.cells():
         if cell["kind"] != "family":
@@ -684,16 +797,31 @@ def estimate(config: SweepConfig, results):
         name, policy = cell["problem"]["name"], cell["policy"]
         space = "box" if cell["problem"]["options"].get("grid", None) == 0 else "finite"
         per = next((t[k] for t, k in zip(tables, ((name, policy, space), (policy, space), policy)) if k in t), math.nan)
-        row = rows.setdefault((name, policy, space), {"family": name, "policy": policy, "space": space, "campaigns": 0,
-                                                      "budget": cell["budget"], "seconds": 0.0})
+        row = rows.setdefault(
+            (name, policy, space),
+            {
+                "family": name,
+                "policy": policy,
+                "space": space,
+                "campaigns": 0,
+                "budget": cell["budget"],
+                "seconds": 0.0,
+            },
+        )
         row["campaigns"] += 1
         row["seconds"] += per * cell["budget"]
     out = pd.DataFrame(list(rows.values()))
     return out.assign(seconds_per_campaign=out["seconds"] / out["campaigns"])
 
 
-def run_sweep(config: SweepConfig, out: Path, scheduler: str | None = None, workers: int | None = None,
-              progress=None, families: Sequence[str] | None = None):
+def run_sweep(
+    config: SweepConfig,
+    out: Path,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    progress=None,
+    families: Sequence[str] | None = None,
+):
     """Run every cell on Dask; write the outputs under ``out`` (see the module docstring).
 
     Args:
@@ -715,8 +843,13 @@ def run_sweep(config: SweepConfig, out: Path, scheduler: str | None = None, work
     out.mkdir(parents=True, exist_ok=True)
     cluster = None
     if scheduler is None:
-        cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
-                               dashboard_address=None, host="127.0.0.1")
+        cluster = LocalCluster(
+            n_workers=workers or os.cpu_count() or 1,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            host="127.0.0.1",
+        )
     client = Client(cluster if cluster is not None else scheduler)
     try:
         futures = client.map(run_cell, cells, pure=False)

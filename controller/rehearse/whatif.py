@@ -22,11 +22,11 @@ from typing import Any
 
 from abduce.controller.core.campaign import Campaign
 from abduce.controller.errors import ConfigError
-from abduce.controller.views.inspection import journal_path
-from abduce.controller.journal.store import Journal
 from abduce.controller.journal.rebuild import rebuild
+from abduce.controller.journal.store import Journal
 from abduce.controller.recipe.spec import RunSpec
 from abduce.controller.rehearse.rehearsal import Rehearsal, reconstruction_error, truth_on
+from abduce.controller.views.inspection import journal_path
 
 THRESHOLD = 0.95
 
@@ -69,18 +69,34 @@ def what_if(
     if source is None:
         raise ConfigError(f"{run} ran against a real instrument ({spec.mode}); give --against SIMULATOR|DATASET")
     opts = dict(options or {}) if against else dict(spec.options)
-    rehearsal = Rehearsal(source=source, options=opts, hypotheses=tuple(hypotheses or spec.hypotheses),
-                          policy=policy or spec.policy, acquisition=None if policy else spec.acquisition,
-                          budget=spec.budget, seed=spec.seed, n_init=spec.n_init, epsilon=spec.epsilon,
-                          channel=spec.channel, reduction=spec.reduction)
+    rehearsal = Rehearsal(
+        source=source,
+        options=opts,
+        hypotheses=tuple(hypotheses or spec.hypotheses),
+        policy=policy or spec.policy,
+        acquisition=None if policy else spec.acquisition,
+        budget=spec.budget,
+        seed=spec.seed,
+        n_init=spec.n_init,
+        epsilon=spec.epsilon,
+        channel=spec.channel,
+        reduction=spec.reduction,
+    )
     campaign, instrument = rehearsal.build()
     consumers = []
     rundir = None
     if out is not None:
         from abduce.controller.journal.rundir import RunDirectory
 
-        rundir = RunDirectory(out, {"mode": "rehearsal", "replay_of": str(run),
-                                    **{k: v for k, v in dataclasses.asdict(rehearsal).items()}, "truth": truth})
+        rundir = RunDirectory(
+            out,
+            {
+                "mode": "rehearsal",
+                "replay_of": str(run),
+                **{k: v for k, v in dataclasses.asdict(rehearsal).items()},
+                "truth": truth,
+            },
+        )
         consumers.append(rundir)
     from abduce.controller.drive.loop import run_campaign
 
@@ -115,8 +131,11 @@ def rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:
         ("policy", a["policy"], b["policy"]),
         ("hypotheses", ", ".join(a["hypotheses"]), ", ".join(b["hypotheses"])),
         ("measurements", _fmt(a["measurements"]), _fmt(b["measurements"])),
-        (f"measurements to P({result['target']}) >= {THRESHOLD}", _fmt(a["to_identification"]),
-         _fmt(b["to_identification"])),
+        (
+            f"measurements to P({result['target']}) >= {THRESHOLD}",
+            _fmt(a["to_identification"]),
+            _fmt(b["to_identification"]),
+        ),
         ("final leader", _fmt(a["leader"]), _fmt(b["leader"])),
     ]
     out += [(f"P({n})", _fmt(a["probabilities"].get(n)), _fmt(b["probabilities"].get(n))) for n in names]

@@ -41,8 +41,8 @@ import numpy as np
 import xarray as xr
 
 from abduce.controller.errors import ConfigError
-from abduce.controller.views.inspection import inspect_journal, journal_path
 from abduce.controller.journal.store import Journal
+from abduce.controller.views.inspection import inspect_journal, journal_path
 
 EXPORT_VERSION = 1
 SUFFIXES = (".nc", ".h5", ".hdf5", ".nc4")
@@ -94,8 +94,12 @@ def build_dataset(journal: Journal, step: int | None = None, posteriors: bool = 
     }
     index = {r.request_id: i for i, r in enumerate(rows)}
     data.update(_raw_arrays(journal, [r.request_id for r in rows if r.arrays], index, n))
-    coords = {"measurement": np.array([r.step for r in rows], dtype=np.int64), "axis": axes, "hypothesis": names,
-              "parameter": params}
+    coords = {
+        "measurement": np.array([r.step for r in rows], dtype=np.int64),
+        "axis": axes,
+        "hypothesis": names,
+        "parameter": params,
+    }
     if campaign is not None:
         from abduce.controller.views.plots import posterior_of
 
@@ -136,8 +140,9 @@ def _raw_arrays(journal: Journal, with_arrays: list[str], index: dict[str, int],
     for name, arrays in found.items():
         shapes = {a.shape for a in arrays.values()}
         if len(shapes) != 1:
-            raise ConfigError(f"array channel {name!r} changes shape within the run ({sorted(shapes)}); "
-                              "it cannot be one variable")
+            raise ConfigError(
+                f"array channel {name!r} changes shape within the run ({sorted(shapes)}); it cannot be one variable"
+            )
         shape = shapes.pop()
         full = np.full((n, *shape), np.nan)
         for i, a in arrays.items():
@@ -146,8 +151,9 @@ def _raw_arrays(journal: Journal, with_arrays: list[str], index: dict[str, int],
     return out
 
 
-def export_run(run: str | os.PathLike, out: str | os.PathLike, step: int | None = None,
-               posteriors: bool = True) -> Path:
+def export_run(
+    run: str | os.PathLike, out: str | os.PathLike, step: int | None = None, posteriors: bool = True
+) -> Path:
     """Write ``run``'s dataset to ``out`` (``.nc``, ``.h5``; never over an existing file).
 
     Raises:

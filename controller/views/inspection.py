@@ -88,11 +88,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from abduce.controller.errors import ConfigError
-from abduce.controller.journal.store import Event, Journal
-from abduce.controller.journal.events import refused_readings
-from abduce.controller.recipe.spec import spec_of
 from abduce.controller.core.verdict import explained
+from abduce.controller.errors import ConfigError
+from abduce.controller.journal.events import refused_readings
+from abduce.controller.journal.store import Event, Journal
+from abduce.controller.recipe.spec import spec_of
 
 SCHEMA_VERSION = 3  # 2: summary.unfitted, summary.fit_failures, summary.none, measurements[].none;
 # 3: summary.hypotheses[].check, summary.none.check, summary.explained
@@ -267,8 +267,16 @@ def inspect_journal(journal: Journal, step: int | None = None, events: list[Even
             policy=setup.policy,
             acquisition=setup.acquisition,
             in_flight=[rid for rid in requests if rid not in settled],
-            errors=[ErrorRow(request_id=e.request_id, stage=e.body.get("stage"), reason=e.body.get("reason"),
-                             message=e.body.get("message"), skipped=bool(e.body.get("skipped"))) for e in errors],
+            errors=[
+                ErrorRow(
+                    request_id=e.request_id,
+                    stage=e.body.get("stage"),
+                    reason=e.body.get("reason"),
+                    message=e.body.get("message"),
+                    skipped=bool(e.body.get("skipped")),
+                )
+                for e in errors
+            ],
         ),
     )
 
@@ -345,27 +353,40 @@ def _summary(names, last: dict | None, n: int, requests, records: list[dict]) ->
         params = last["parameters"].get(name, {}) if last else {}
         earned = rewards[name]
         mean = sum(earned) / len(earned) if earned else None
-        hyps.append(HypothesisSummary(
-            name=name,
-            probability=probs.get(name, 0.0),
-            log_evidence=last["log_evidence"].get(name) if last else None,
-            log_evidence_se=last.get("log_evidence_se", {}).get(name) if last else None,
-            times_chosen=chosen.get(name, 0),
-            mean_reward=None if mean is None or math.isnan(mean) else mean,
-            parameters={p: ParameterEstimate(mean=v[0], sd=v[1]) for p, v in params.items()},
-            check=checks.get(name),
-        ))
+        hyps.append(
+            HypothesisSummary(
+                name=name,
+                probability=probs.get(name, 0.0),
+                log_evidence=last["log_evidence"].get(name) if last else None,
+                log_evidence_se=last.get("log_evidence_se", {}).get(name) if last else None,
+                times_chosen=chosen.get(name, 0),
+                mean_reward=None if mean is None or math.isnan(mean) else mean,
+                parameters={p: ParameterEstimate(mean=v[0], sd=v[1]) for p, v in params.items()},
+                check=checks.get(name),
+            )
+        )
     unfitted = list(last.get("unfitted", ())) if last else []
     none = last.get("none") if last else None
-    failures = dict.fromkeys((*names, *([NONE_NAME] if none is not None or any(
-        NONE_NAME in r.get("fit_failures", {}) for r in records) else [])), 0)
+    failures = dict.fromkeys(
+        (
+            *names,
+            *([NONE_NAME] if none is not None or any(NONE_NAME in r.get("fit_failures", {}) for r in records) else []),
+        ),
+        0,
+    )
     for r in records:
         for name in r.get("fit_failures", {}):
             failures[name] = failures.get(name, 0) + 1
     none_of = NoneOfThese(**none, check=checks.get(NONE_NAME)) if none else None
-    return Summary(leader=leader_of(probs, unfitted), measurements=n, hypotheses=hyps, unfitted=unfitted,
-                   fit_failures=failures, none=none_of,
-                   explained=explained([h.model_dump() for h in hyps], none_of.model_dump() if none_of else None))
+    return Summary(
+        leader=leader_of(probs, unfitted),
+        measurements=n,
+        hypotheses=hyps,
+        unfitted=unfitted,
+        fit_failures=failures,
+        none=none_of,
+        explained=explained([h.model_dump() for h in hyps], none_of.model_dump() if none_of else None),
+    )
 
 
 # --------------------------------------------------------------------------- people
@@ -411,13 +432,27 @@ def render(inspection: Inspection, rows: int = TABLE_ROWS) -> list:
         params = "\n".join(f"{p} = {estimate(v.mean, v.sd)}" for p, v in h.parameters.items())
         ev = _num(h.log_evidence, ".2f") + (f" ± {h.log_evidence_se:.2f}" if h.log_evidence_se is not None else "")
         name = h.name + (" (never fitted)" if h.name in s.unfitted else "")
-        hyps.add_row(name, f"{h.probability:.3f}", ev, params or "-",
-                     str(h.times_chosen), _num(h.mean_reward, ".2f"), str(s.fit_failures.get(h.name, 0)),
-                     check_cell(h.check))
+        hyps.add_row(
+            name,
+            f"{h.probability:.3f}",
+            ev,
+            params or "-",
+            str(h.times_chosen),
+            _num(h.mean_reward, ".2f"),
+            str(s.fit_failures.get(h.name, 0)),
+            check_cell(h.check),
+        )
     if s.none is not None:
-        hyps.add_row("none of these", f"{s.none.probability:.3f}",
-                     f"{s.none.log_evidence:.2f} ± {s.none.log_evidence_se:.2f}", "a flexible GP, no law", "-", "-",
-                     str(s.fit_failures.get(NONE_NAME, 0)), check_cell(s.none.check))
+        hyps.add_row(
+            "none of these",
+            f"{s.none.probability:.3f}",
+            f"{s.none.log_evidence:.2f} ± {s.none.log_evidence_se:.2f}",
+            "a flexible GP, no law",
+            "-",
+            "-",
+            str(s.fit_failures.get(NONE_NAME, 0)),
+            check_cell(s.none.check),
+        )
     shown = inspection.measurements[-rows:] if rows else []
     meas = Table(title=f"measurements ({len(shown)} of {len(inspection.measurements)} shown)")
     for col in ("step", "x", "y"):
@@ -426,16 +461,25 @@ def render(inspection: Inspection, rows: int = TABLE_ROWS) -> list:
         meas.add_column(col, no_wrap=True)
     for m in shown:
         lead = f"{m.leader} ({m.probabilities[m.leader]:.2f})" if m.leader else "-"
-        meas.add_row(str(m.step), ", ".join(f"{v:.4g}" for v in m.x), f"{m.y:.4g}", m.hypothesis or "-", m.reason,
-                     _num(m.reward, ".0f"), lead)
+        meas.add_row(
+            str(m.step),
+            ", ".join(f"{v:.4g}" for v in m.x),
+            f"{m.y:.4g}",
+            m.hypothesis or "-",
+            m.reason,
+            _num(m.reward, ".0f"),
+            lead,
+        )
     if s.none is not None and s.none.probability > max((h.probability for h in s.hypotheses), default=0.0):
         hyps.caption = "no hypothesis explains the data: none of these is the most probable explanation"
     elif s.explained is False:
         best = max(s.hypotheses, key=lambda h: h.probability)
         hyps.caption = f"the most probable law, {best.name}, fails its checks: " + "; ".join(best.check.reasons)
     state = "stopped" if st.stopped else ("in progress" if st.measurements < st.budget else "at budget")
-    line = (f"{st.measurements} / {st.budget} measurements, {state}; policy {st.policy}"
-            f"{', acquisition ' + st.acquisition if st.acquisition else ''}")
+    line = (
+        f"{st.measurements} / {st.budget} measurements, {state}; policy {st.policy}"
+        f"{', acquisition ' + st.acquisition if st.acquisition else ''}"
+    )
     if st.in_flight:
         line += f"; {len(st.in_flight)} request(s) in flight"
     if st.errors:

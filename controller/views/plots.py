@@ -45,8 +45,8 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from abduce.controller.errors import AbduceError
-from abduce.controller.views.inspection import Inspection, inspect_journal, journal_path
 from abduce.controller.journal.store import Journal
+from abduce.controller.views.inspection import Inspection, inspect_journal, journal_path
 
 FORMATS = ("png", "svg")
 SPECTRA_SHOWN = 4
@@ -104,15 +104,22 @@ def _posteriors_1d(campaign, ylabel: str) -> Figure:
         post = posterior_of(campaign, name)
         if post is not None:
             mean, sd = post[0][order], post[1][order]
-            ax.fill_between(points[order], mean - 2 * sd, mean + 2 * sd, color=color(i), alpha=0.25,
-                            label="± 2 sd")
+            ax.fill_between(points[order], mean - 2 * sd, mean + 2 * sd, color=color(i), alpha=0.25, label="± 2 sd")
             ax.plot(points[order], mean, color=color(i), zorder=4, label=f"{name} posterior mean")
         else:
             ax.text(0.5, 0.9, "not fitted yet", transform=ax.transAxes, ha="center")
         # many measurements: small, faint dots under the curves, so the fit stays visible
         dense = len(ys) > 200
-        ax.scatter(mx, ys, s=3 if dense else 16, color="k", alpha=0.25 if dense else 1.0, zorder=2 if dense else 3,
-                   linewidths=0, label=f"measurements ({len(ys)})")
+        ax.scatter(
+            mx,
+            ys,
+            s=3 if dense else 16,
+            color="k",
+            alpha=0.25 if dense else 1.0,
+            zorder=2 if dense else 3,
+            linewidths=0,
+            label=f"measurements ({len(ys)})",
+        )
         ax.set_title(_title(name, probs, leader))
         ax.set_xlabel(campaign.space.names[0])
         ax.set_ylabel(ylabel)
@@ -152,8 +159,15 @@ def _posteriors_2d(campaign, ylabel: str) -> Figure:
                 fig.colorbar(mesh, ax=ax, label=f"{ylabel} {what}" if what == "mean" else f"{ylabel} sd")
             else:
                 ax.text(0.5, 0.5, "not fitted yet", transform=ax.transAxes, ha="center")
-            ax.scatter(measured[:, 0], measured[:, 1], s=18, facecolor="none", edgecolor="w" if post is not None
-                       else "k", linewidths=1.2, label=f"measurements ({len(measured)})")
+            ax.scatter(
+                measured[:, 0],
+                measured[:, 1],
+                s=18,
+                facecolor="none",
+                edgecolor="w" if post is not None else "k",
+                linewidths=1.2,
+                label=f"measurements ({len(measured)})",
+            )
             ax.set_title(f"{_title(name, probs, leader)}: posterior {what}")
             ax.set_xlabel(campaign.space.names[0])
             ax.set_ylabel(campaign.space.names[1])
@@ -199,8 +213,12 @@ def choices_figure(inspection: Inspection) -> Figure:
     ):
         chosen = [m for m in inspection.measurements if keep(m.reward)]
         if chosen:
-            top.scatter([m.step + 1 for m in chosen], [level.get(m.hypothesis or NO_DRIVER, len(rows) - 1)
-                                                       for m in chosen], label=label, **style)
+            top.scatter(
+                [m.step + 1 for m in chosen],
+                [level.get(m.hypothesis or NO_DRIVER, len(rows) - 1) for m in chosen],
+                label=label,
+                **style,
+            )
     top.set_yticks(range(len(rows)), rows)
     top.set_ylim(-0.5, len(rows) - 0.5)
     top.set_ylabel("chosen by")
@@ -271,19 +289,31 @@ def acquisition_figure(campaign) -> Figure:
     if d == 1:
         order = np.argsort(pts[:, 0])
         ax.plot(pts[order, 0], scores[order], color="C0", label=f"{name} acquisition")
-        ax.plot(measured[:, 0], np.full(len(measured), np.nanmin(scores) if best is not None else 0.0), "|",
-                color="k", markersize=12, label=f"measured ({len(measured)})")
+        ax.plot(
+            measured[:, 0],
+            np.full(len(measured), np.nanmin(scores) if best is not None else 0.0),
+            "|",
+            color="k",
+            markersize=12,
+            label=f"measured ({len(measured)})",
+        )
         if best is not None:  # on a box, ask() optimises further from the reference points
             what = "next" if campaign.space.is_finite else "best reference point"
-            ax.plot(pts[best, 0], scores[best], "*", color="C3", markersize=14,
-                    label=f"{what}: x = {pts[best, 0]:.4g}")
+            ax.plot(pts[best, 0], scores[best], "*", color="C3", markersize=14, label=f"{what}: x = {pts[best, 0]:.4g}")
         ax.set_xlabel(campaign.space.names[0])
         ax.set_ylabel(f"{name} score")
     else:
         if best is not None:
             fig.colorbar(_map(ax, pts, scores, "viridis"), ax=ax, label=f"{name} score")
-        ax.scatter(measured[:, 0], measured[:, 1], s=18, facecolor="none", edgecolor="k", linewidths=1.2,
-                   label=f"measured ({len(measured)})")
+        ax.scatter(
+            measured[:, 0],
+            measured[:, 1],
+            s=18,
+            facecolor="none",
+            edgecolor="k",
+            linewidths=1.2,
+            label=f"measured ({len(measured)})",
+        )
         if best is not None:
             ax.plot(pts[best, 0], pts[best, 1], "*", color="C3", markersize=14, label="next")
         ax.set_xlabel(campaign.space.names[0])
@@ -313,17 +343,20 @@ def spectra_of(journal: Journal, inspection: Inspection, events: list | None = N
     if not steps:
         return []
     out = []
-    for e in (journal.events("measurement") if events is None else (e for e in events if e.kind == "measurement")):
+    for e in journal.events("measurement") if events is None else (e for e in events if e.kind == "measurement"):
         m = steps.get(e.request_id)
         if m is not None and e.body.get("arrays"):
-            arrays = {k: np.asarray(a["data"], dtype=np.dtype(a["dtype"])).reshape(a["shape"])
-                      for k, a in e.body["arrays"].items()}
+            arrays = {
+                k: np.asarray(a["data"], dtype=np.dtype(a["dtype"])).reshape(a["shape"])
+                for k, a in e.body["arrays"].items()
+            }
             out.append(Spectrum(m.step, tuple(m.x), m.y, arrays))
     return out
 
 
-def spectra_figure(spectra: list[Spectrum], shown: int = SPECTRA_SHOWN, xlabel: str = "x",
-                   ylabel: str = "reduced value") -> Figure:
+def spectra_figure(
+    spectra: list[Spectrum], shown: int = SPECTRA_SHOWN, xlabel: str = "x", ylabel: str = "reduced value"
+) -> Figure:
     """A few raw spectra (evenly spread over the campaign), next to every reduced value with those marked.
 
     A ``2 x m`` array is drawn as row 1 against row 0 (a loop: response against
@@ -335,8 +368,9 @@ def spectra_figure(spectra: list[Spectrum], shown: int = SPECTRA_SHOWN, xlabel: 
     if not spectra:
         raise NothingToPlot("no measurement was journalled with raw arrays")
     picks = sorted({int(round(v)) for v in np.linspace(0, len(spectra) - 1, min(shown, len(spectra)))})
-    fig = Figure(figsize=(4 * (len(picks) + 1) if len(picks) < 4 else 16, 3.6 if len(picks) < 4 else 7),
-                 layout="constrained")
+    fig = Figure(
+        figsize=(4 * (len(picks) + 1) if len(picks) < 4 else 16, 3.6 if len(picks) < 4 else 7), layout="constrained"
+    )
     ncols = len(picks) + 1 if len(picks) < 4 else 3
     nrows = 1 if len(picks) < 4 else 2
     grid = fig.add_gridspec(nrows, ncols)
@@ -355,14 +389,20 @@ def spectra_figure(spectra: list[Spectrum], shown: int = SPECTRA_SHOWN, xlabel: 
         else:
             ax.imshow(a.reshape(a.shape[0], -1), aspect="auto")
             ax.set_xlabel(name)
-        ax.set_title(f"step {s.step}, x = {', '.join(f'{v:.4g}' for v in s.x)}\n{ylabel} = {s.y:.4g}",
-                     fontsize="small")
+        ax.set_title(f"step {s.step}, x = {', '.join(f'{v:.4g}' for v in s.x)}\n{ylabel} = {s.y:.4g}", fontsize="small")
     summary_ax = fig.add_subplot(grid[:, -1])
     x = np.array([s.x[0] for s in spectra])
     y = np.array([s.y for s in spectra])
     summary_ax.scatter(x, y, s=14, color="k", label=f"measurements ({len(spectra)})")
-    summary_ax.scatter(x[picks], y[picks], s=80, facecolor="none", edgecolor=[color(j) for j in range(len(picks))],
-                       linewidths=1.5, label="spectra shown")
+    summary_ax.scatter(
+        x[picks],
+        y[picks],
+        s=80,
+        facecolor="none",
+        edgecolor=[color(j) for j in range(len(picks))],
+        linewidths=1.5,
+        label="spectra shown",
+    )
     summary_ax.set_xlabel(xlabel)
     summary_ax.set_ylabel(ylabel)
     summary_ax.set_title("reduced values")
@@ -409,8 +449,10 @@ def build_plots(journal: Journal, step: int | None = None, rebuild_campaign: boo
     else:
         out.skipped["posteriors"] = out.skipped["acquisition"] = "not asked for (no rebuild)"
     if campaign is not None:
-        for name, make in (("posteriors", lambda: posteriors_figure(campaign, ylabel)),
-                           ("acquisition", lambda: acquisition_figure(campaign))):
+        for name, make in (
+            ("posteriors", lambda: posteriors_figure(campaign, ylabel)),
+            ("acquisition", lambda: acquisition_figure(campaign)),
+        ):
             try:
                 out.figures[name] = make()
             except NothingToPlot as exc:

@@ -20,8 +20,8 @@ from pathlib import Path
 
 from jinja2 import Environment
 
-from abduce.controller.views.inspection import Check, Inspection, check_cell, estimate, journal_path
 from abduce.controller.journal.store import Journal
+from abduce.controller.views.inspection import Check, Inspection, check_cell, estimate, journal_path
 
 SECTIONS = ("stopping", "hypotheses", "plots", "measurements", "config")
 
@@ -65,9 +65,11 @@ pre { background: #f6f6f6; padding: 1em; overflow-x: auto; }
 <h2>Hypotheses</h2>
 <table>
 <tr><th>hypothesis</th><th>probability</th><th>log evidence</th>
-<th>parameters (posterior mean ± sd)</th><th>times chosen</th><th>mean reward</th><th>fit failures</th><th>checks</th></tr>
+<th>parameters (posterior mean ± sd)</th><th>times chosen</th><th>mean reward</th><th>fit failures</th>
+<th>checks</th></tr>
 {% for h in hypotheses %}
-<tr{% if h.name == ins.summary.leader %} class="leader"{% endif %}><td>{{ h.name }}{% if h.name in ins.summary.unfitted %} (never fitted){% endif %}</td>
+<tr{% if h.name == ins.summary.leader %} class="leader"{% endif %}><td>{{ h.name }}
+{%- if h.name in ins.summary.unfitted %} (never fitted){% endif %}</td>
 <td>{{ "%.3f" | format(h.probability) }}</td>
 <td>{{ "-" if h.log_evidence is none else "%.2f" | format(h.log_evidence) }}</td>
 <td class="text">{{ h.parameters_text or "-" }}</td>
@@ -142,8 +144,10 @@ def render_report(inspection: Inspection, config: dict, figures: dict, skipped: 
     """The HTML page from an inspection, the journal's config and figures (name -> Figure)."""
     env = Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True)
     hypotheses = [
-        {**h.model_dump(),
-         "parameters_text": ", ".join(f"{p} = {estimate(v.mean, v.sd)}" for p, v in h.parameters.items())}
+        {
+            **h.model_dump(),
+            "parameters_text": ", ".join(f"{p} = {estimate(v.mean, v.sd)}" for p, v in h.parameters.items()),
+        }
         for h in sorted(inspection.summary.hypotheses, key=lambda h: -h.probability)
     ]
     return env.from_string(_TEMPLATE).render(

@@ -203,29 +203,64 @@ class Campaigns:
             return status
 
     def _status(self, run: _Run, head: tuple[int, float, str] | None) -> RunStatus:
-        empty = dict(mode=None, measurements=0, budget=None, stopped=False, leader=None, probabilities={},
-                     none=None, unfitted=[], fit_failures={}, explained=None, hypotheses=[], in_flight=0, errors=0, last=None)
+        empty = dict(
+            mode=None,
+            measurements=0,
+            budget=None,
+            stopped=False,
+            leader=None,
+            probabilities={},
+            none=None,
+            unfitted=[],
+            fit_failures={},
+            explained=None,
+            hypotheses=[],
+            in_flight=0,
+            errors=0,
+            last=None,
+        )
         base = dict(name=run.name, run=str(run.journal))
         if head is None and not run.journal.exists():
-            return RunStatus(**base, seq=None, updated=None, last_event=None, state="waiting",
-                             message="no journal yet: the campaign has not started", **empty)
+            return RunStatus(
+                **base,
+                seq=None,
+                updated=None,
+                last_event=None,
+                state="waiting",
+                message="no journal yet: the campaign has not started",
+                **empty,
+            )
         try:
             ins = inspect_run(run.journal)
         except AbduceError as exc:
             run.inspection = None
-            return RunStatus(**base, seq=None, updated=None, last_event=None, state="unreadable", message=str(exc),
-                             **empty)
+            return RunStatus(
+                **base, seq=None, updated=None, last_event=None, state="unreadable", message=str(exc), **empty
+            )
         run.inspection = ins
         st, s = ins.stopping, ins.summary
         last = ins.measurements[-1] if ins.measurements else None
         return RunStatus(
-            **base, seq=head[0] if head else None, updated=head[1] if head else None,
+            **base,
+            seq=head[0] if head else None,
+            updated=head[1] if head else None,
             last_event=head[2] if head else None,
-            state="complete" if st.stopped or st.measurements >= st.budget else "in-progress", message=None,
-            mode=ins.mode, measurements=st.measurements, budget=st.budget, stopped=st.stopped, leader=s.leader,
-            probabilities={h.name: h.probability for h in s.hypotheses}, hypotheses=s.hypotheses,
-            none=s.none.probability if s.none else None, unfitted=s.unfitted, fit_failures=s.fit_failures,
-            explained=s.explained, in_flight=len(st.in_flight), errors=len(st.errors), last=last,
+            state="complete" if st.stopped or st.measurements >= st.budget else "in-progress",
+            message=None,
+            mode=ins.mode,
+            measurements=st.measurements,
+            budget=st.budget,
+            stopped=st.stopped,
+            leader=s.leader,
+            probabilities={h.name: h.probability for h in s.hypotheses},
+            hypotheses=s.hypotheses,
+            none=s.none.probability if s.none else None,
+            unfitted=s.unfitted,
+            fit_failures=s.fit_failures,
+            explained=s.explained,
+            in_flight=len(st.in_flight),
+            errors=len(st.errors),
+            last=last,
         )
 
     def inspection(self, name: str) -> Inspection | None:
@@ -319,8 +354,11 @@ class TokenRequired:
         if scope["type"] == "http" and not self._carried(scope):
             from starlette.responses import PlainTextResponse
 
-            response = PlainTextResponse("401: this view needs its token (?token=... or Authorization: Bearer ...)\n",
-                                         status_code=401, headers={"WWW-Authenticate": 'Bearer realm="abduce"'})
+            response = PlainTextResponse(
+                "401: this view needs its token (?token=... or Authorization: Bearer ...)\n",
+                status_code=401,
+                headers={"WWW-Authenticate": 'Bearer realm="abduce"'},
+            )
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)
@@ -358,8 +396,8 @@ def create_app(campaigns: Campaigns, token: str | None = None, poll_s: float = P
         script = f"'nonce-{nonce}'" if nonce else "'none'"
         return {
             "Content-Security-Policy": f"default-src 'none'; img-src 'self'; connect-src 'self'; "
-                                       f"style-src {script}; script-src {script}; base-uri 'none'; "
-                                       "form-action 'none'; frame-ancestors 'none'",
+            f"style-src {script}; script-src {script}; base-uri 'none'; "
+            "form-action 'none'; frame-ancestors 'none'",
             "Referrer-Policy": "no-referrer",
             "X-Content-Type-Options": "nosniff",
             "Cache-Control": "no-cache",
@@ -377,14 +415,15 @@ def create_app(campaigns: Campaigns, token: str | None = None, poll_s: float = P
     async def page(request):
         statuses = await run_in_threadpool(lambda: [campaigns.status(n) for n in campaigns.names])
         nonce = secrets.token_urlsafe(16)
-        html = template.render(runs=statuses, url=url, shown=SHOWN, others=FIGURES[len(SHOWN):], nonce=nonce,
-                               poll_s=poll_s)
+        html = template.render(
+            runs=statuses, url=url, shown=SHOWN, others=FIGURES[len(SHOWN) :], nonce=nonce, poll_s=poll_s
+        )
         return HTMLResponse(html, headers=headers(nonce))
 
     async def card(request):
         name = known(request)
         status = await run_in_threadpool(campaigns.status, name)
-        html = str(template.module.card(status, url, SHOWN, FIGURES[len(SHOWN):]))
+        html = str(template.module.card(status, url, SHOWN, FIGURES[len(SHOWN) :]))
         return HTMLResponse(html, headers=headers())
 
     async def runs(request):
@@ -422,8 +461,9 @@ def create_app(campaigns: Campaigns, token: str | None = None, poll_s: float = P
                         yield ServerSentEvent(json.dumps({"run": name, "seq": seq}), event="update")
                 heads = now
 
-        return EventSourceResponse(stream(), ping=15, headers=headers(), shutdown_event=shutdown,
-                                   shutdown_grace_period=poll_s + 1)
+        return EventSourceResponse(
+            stream(), ping=15, headers=headers(), shutdown_event=shutdown, shutdown_grace_period=poll_s + 1
+        )
 
     middleware = []
     if token is not None:
@@ -488,8 +528,15 @@ class WebServer:
         OSError: the address cannot be bound.
     """
 
-    def __init__(self, runs: Sequence[str | Path], host: str = "127.0.0.1", port: int = 8765,
-                 token: str | None = None, poll_s: float = POLL_S, own_logging: bool = True) -> None:
+    def __init__(
+        self,
+        runs: Sequence[str | Path],
+        host: str = "127.0.0.1",
+        port: int = 8765,
+        token: str | None = None,
+        poll_s: float = POLL_S,
+        own_logging: bool = True,
+    ) -> None:
         import uvicorn
 
         check_bind(host, token)
@@ -498,8 +545,16 @@ class WebServer:
         self.socket = _bind(host, port)
         self.url = url_of(self.socket)
         logging = {} if own_logging else {"log_config": None}
-        self.server = uvicorn.Server(uvicorn.Config(self.app, access_log=own_logging, timeout_graceful_shutdown=2,
-                                                    server_header=False, lifespan="off", **logging))
+        self.server = uvicorn.Server(
+            uvicorn.Config(
+                self.app,
+                access_log=own_logging,
+                timeout_graceful_shutdown=2,
+                server_header=False,
+                lifespan="off",
+                **logging,
+            )
+        )
         self._thread: threading.Thread | None = None
 
     def run(self) -> None:

@@ -56,8 +56,15 @@ _STREAMS = {"latency": 1, "values": 2, "crash": 3, "drop": 4, "reorder": 5}
 
 # short keys of the CLI spec -> fields
 _KEYS = {
-    "latency": "latency_s", "jitter": "jitter_s", "drop": "p_drop", "nan": "p_nan", "inf": "p_inf",
-    "crash": "p_crash", "reorder": "p_reorder", "hold": "hold_s", "seed": "seed",
+    "latency": "latency_s",
+    "jitter": "jitter_s",
+    "drop": "p_drop",
+    "nan": "p_nan",
+    "inf": "p_inf",
+    "crash": "p_crash",
+    "reorder": "p_reorder",
+    "hold": "hold_s",
+    "seed": "seed",
 }
 
 

@@ -59,15 +59,21 @@ def record(simulator, path: str | Path, fmt: str | None = None):
         raise ConfigError(f"{type(simulator).__name__} is continuous (no candidate grid): nothing to record")
     points = np.asarray(points, dtype=float)
     d = points.shape[1]
-    axis_names = tuple(getattr(simulator, "axis_names", None) or (("x",) if d == 1 else tuple(f"x{i}" for i in range(d))))
+    axis_names = tuple(
+        getattr(simulator, "axis_names", None) or (("x",) if d == 1 else tuple(f"x{i}" for i in range(d)))
+    )
     channel = getattr(simulator, "channel", "y") or "y"
     shape = tuple(getattr(simulator, "spectrum_shape", ()) or ())
     values = np.asarray(simulator.measure(points), dtype=float)
     if values.shape != (len(points), *shape):
-        raise ConfigError(f"{type(simulator).__name__}.measure gave shape {values.shape} for {len(points)} points; "
-                          f"expected {(len(points), *shape)}")
+        raise ConfigError(
+            f"{type(simulator).__name__}.measure gave shape {values.shape} for {len(points)} points; "
+            f"expected {(len(points), *shape)}"
+        )
     ds = RecordedDataset(
-        points=points, axis_names=axis_names, values={channel: values},
+        points=points,
+        axis_names=axis_names,
+        values={channel: values},
         attrs={"simulator": type(simulator).__name__, "simulator_options": json.dumps(_options(simulator))},
     )
     ds.save(path, fmt)

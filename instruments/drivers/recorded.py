@@ -52,8 +52,14 @@ from abduce.controller.errors import ConfigError, MeasurementRejected
 from abduce.instruments.drivers.base import Driver, Reading
 from abduce.instruments.protocol.models import Axis, Capabilities, Channel, Measure
 
-FORMATS: dict[str, str] = {".h5": "hdf5", ".hdf5": "hdf5", ".nsid": "nsid", ".nc": "netcdf", ".netcdf": "netcdf",
-                           ".npz": "npz"}
+FORMATS: dict[str, str] = {
+    ".h5": "hdf5",
+    ".hdf5": "hdf5",
+    ".nsid": "nsid",
+    ".nc": "netcdf",
+    ".netcdf": "netcdf",
+    ".npz": "npz",
+}
 SPECTRAL_TYPES = frozenset({"spectral", "temporal", "reciprocal", "channel"})
 _WIRE_DTYPE = re.compile(r"^[<>|=]?(f[248]|[iu][1248]|b1)$")  # what an ArraySpec may carry
 _H5_INTERNAL = frozenset({"DIMENSION_LIST", "DIMENSION_LABELS", "REFERENCE_LIST", "CLASS", "NAME"})
@@ -97,8 +103,10 @@ class RecordedDataset:
             raise ConfigError(f"axis names {self.axis_names} repeat")
         uniq, counts = np.unique(pts, axis=0, return_counts=True)
         if (counts > 1).any():
-            raise ConfigError(f"recorded point {uniq[counts > 1][0].tolist()} appears {counts.max()} times; "
-                              "a replayed data set needs one reading per point")
+            raise ConfigError(
+                f"recorded point {uniq[counts > 1][0].tolist()} appears {counts.max()} times; "
+                "a replayed data set needs one reading per point"
+            )
         if not self.values:
             raise ConfigError("a recorded data set needs at least one channel")
         values = {}
@@ -109,7 +117,9 @@ class RecordedDataset:
                 raise ConfigError(f"channel {name!r} has the name of an axis")
             a = np.asarray(arr)
             if a.ndim == 0 or a.shape[0] != len(pts):
-                raise ConfigError(f"channel {name!r} has shape {a.shape}; expected ({len(pts)}, ...) for {len(pts)} points")
+                raise ConfigError(
+                    f"channel {name!r} has shape {a.shape}; expected ({len(pts)}, ...) for {len(pts)} points"
+                )
             if np.iscomplexobj(a):
                 raise ConfigError(f"channel {name!r} is complex: store the real and imaginary parts as two channels")
             if a.ndim == 1 or not _WIRE_DTYPE.match(a.dtype.str):
@@ -170,8 +180,9 @@ class RecordedDataset:
 def _format_of(path: Path) -> str:
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
-        raise ConfigError(f"recorded data set {path}: unknown extension {path.suffix!r}; "
-                          f"use one of {', '.join(FORMATS)}")
+        raise ConfigError(
+            f"recorded data set {path}: unknown extension {path.suffix!r}; use one of {', '.join(FORMATS)}"
+        )
     return fmt
 
 
@@ -195,7 +206,9 @@ def _plain(v):
 
 def _simple(v) -> bool:
     """Whether an HDF5 attribute is plain data (not object references, as dimension-scale bookkeeping holds)."""
-    return not (isinstance(v, np.ndarray) and v.dtype.kind == "O" and not all(isinstance(x, (str, bytes)) for x in v.flat))
+    return not (
+        isinstance(v, np.ndarray) and v.dtype.kind == "O" and not all(isinstance(x, (str, bytes)) for x in v.flat)
+    )
 
 
 def _storable(attrs: dict[str, Any]) -> dict[str, Any]:
@@ -236,8 +249,10 @@ def load_hdf5(path: Path, axes=None) -> RecordedDataset:
             return _load_abduce_h5(path, f)
         mains = _nsid_mains(f)
         if not mains:
-            raise ConfigError(f"{path}: neither abduce's layout (datasets 'points' and 'values/<channel>') nor NSID "
-                              "(a dataset with attribute 'main_data_name' and dimension scales) found")
+            raise ConfigError(
+                f"{path}: neither abduce's layout (datasets 'points' and 'values/<channel>') nor NSID "
+                "(a dataset with attribute 'main_data_name' and dimension scales) found"
+            )
         return _load_nsid(path, mains, axes)
 
 
@@ -286,7 +301,9 @@ def _nsid_mains(f) -> list:
     import h5py
 
     found = []
-    f.visititems(lambda _, obj: found.append(obj) if isinstance(obj, h5py.Dataset) and "main_data_name" in obj.attrs else None)
+    f.visititems(
+        lambda _, obj: found.append(obj) if isinstance(obj, h5py.Dataset) and "main_data_name" in obj.attrs else None
+    )
     return found
 
 
@@ -325,7 +342,9 @@ def _load_nsid(path: Path, mains: list, axes) -> RecordedDataset:
         if axes is not None:
             unknown = [a for a in axes if a not in names]
             if unknown:
-                raise ConfigError(f"{path}: {dset.name} has no dimension {', '.join(map(repr, unknown))}; it has {names}")
+                raise ConfigError(
+                    f"{path}: {dset.name} has no dimension {', '.join(map(repr, unknown))}; it has {names}"
+                )
             grid = [names.index(a) for a in axes]
         else:
             grid = [i for i, d in enumerate(dims) if d.kind not in SPECTRAL_TYPES]
@@ -340,13 +359,16 @@ def _load_nsid(path: Path, mains: list, axes) -> RecordedDataset:
         if points is None:
             points, axis_names = pts, grid_names
             units.update({dims[i].name: dims[i].unit for i in grid if dims[i].unit})
-            attrs = {k: _plain(v) for k, v in dset.attrs.items()
-                     if k not in _H5_INTERNAL and k != "units" and _simple(v)}
+            attrs = {
+                k: _plain(v) for k, v in dset.attrs.items() if k not in _H5_INTERNAL and k != "units" and _simple(v)
+            }
         elif grid_names != axis_names or not np.array_equal(pts, points):
-            raise ConfigError(f"{path}: {dset.name} is on another grid ({grid_names}) than {mains[0].name} ({axis_names})")
+            raise ConfigError(
+                f"{path}: {dset.name} is on another grid ({grid_names}) than {mains[0].name} ({axis_names})"
+            )
         ch = dset.name.rsplit("/", 1)[-1]
         ch = ch if ch not in values else f"{ch}_{len(values)}"
-        values[ch] = data.reshape(n, *data.shape[len(grid):])
+        values[ch] = data.reshape(n, *data.shape[len(grid) :])
         if _text(dset.attrs.get("units", "")):
             units[ch] = _text(dset.attrs["units"])
     return RecordedDataset(points=points, axis_names=axis_names, values=values, units=units, attrs=attrs)
@@ -357,8 +379,10 @@ def _product_grid(ds: RecordedDataset) -> tuple[list[np.ndarray], np.ndarray]:
     axes = [np.unique(ds.points[:, j]) for j in range(ds.d)]
     shape = tuple(len(a) for a in axes)
     if math.prod(shape) != ds.n:
-        raise ConfigError(f"NSID stores a cartesian grid; these {ds.n} points are not one ({' x '.join(map(str, shape))} "
-                          "axis values): write abduce's HDF5 layout (.h5), NetCDF or NPZ instead")
+        raise ConfigError(
+            f"NSID stores a cartesian grid; these {ds.n} points are not one ({' x '.join(map(str, shape))} "
+            "axis values): write abduce's HDF5 layout (.h5), NetCDF or NPZ instead"
+        )
     flat = np.ravel_multi_index(tuple(np.searchsorted(a, ds.points[:, j]) for j, a in enumerate(axes)), shape)
     return axes, flat
 
@@ -375,21 +399,41 @@ def save_nsid(ds: RecordedDataset, path: Path) -> None:
         for k, (ch, arr) in enumerate(ds.values.items()):
             g = f.create_group(f"Measurement_000/Channel_{k:03d}")
             spec = arr.shape[1:]
-            grid = np.full((ds.n, *spec), np.nan, dtype=arr.dtype) if arr.dtype.kind == "f" else np.zeros((ds.n, *spec), arr.dtype)
+            grid = (
+                np.full((ds.n, *spec), np.nan, dtype=arr.dtype)
+                if arr.dtype.kind == "f"
+                else np.zeros((ds.n, *spec), arr.dtype)
+            )
             grid[flat] = arr
             main = g.create_dataset(ch, data=grid.reshape(shape + spec))
-            kind = {(1, 0): "LINE_PLOT", (2, 0): "IMAGE", (0, 1): "SPECTRUM", (1, 1): "LINE_PLOT_FAMILY",
-                    (2, 1): "SPECTRAL_IMAGE", (2, 2): "IMAGE_4D"}.get((ds.d, len(spec)), "UNKNOWN")
-            main.attrs.update({"quantity": ch, "units": ds.units.get(ch, ""), "main_data_name": ch, "data_type": kind,
-                               "modality": "", "source": "abduce", "nsid_version": "0.0.7"})
+            kind = {
+                (1, 0): "LINE_PLOT",
+                (2, 0): "IMAGE",
+                (0, 1): "SPECTRUM",
+                (1, 1): "LINE_PLOT_FAMILY",
+                (2, 1): "SPECTRAL_IMAGE",
+                (2, 2): "IMAGE_4D",
+            }.get((ds.d, len(spec)), "UNKNOWN")
+            main.attrs.update(
+                {
+                    "quantity": ch,
+                    "units": ds.units.get(ch, ""),
+                    "main_data_name": ch,
+                    "data_type": kind,
+                    "modality": "",
+                    "source": "abduce",
+                    "nsid_version": "0.0.7",
+                }
+            )
             for key, v in _storable(ds.attrs).items():
                 main.attrs.setdefault(key, v)
             dims = [(a, vals, "UNKNOWN", ds.units.get(a, "")) for a, vals in zip(ds.axis_names, axes)]
             dims += [(f"{ch}_dim{j}", np.arange(m), "SPECTRAL", "") for j, m in enumerate(spec)]
             for i, (name, vals, dtype, unit) in enumerate(dims):
                 scale = g.create_dataset(name, data=vals)
-                scale.attrs.update({"name": name, "units": unit, "quantity": name, "dimension_type": dtype,
-                                    "nsid_version": "0.0.7"})
+                scale.attrs.update(
+                    {"name": name, "units": unit, "quantity": name, "dimension_type": dtype, "nsid_version": "0.0.7"}
+                )
                 scale.make_scale(name)
                 main.dims[i].label = name
                 main.dims[i].attach_scale(scale)
@@ -419,11 +463,15 @@ def load_netcdf(path: Path, axes=None) -> RecordedDataset:
     axes = list(axes)
     missing = [a for a in axes if a not in xds.coords and a not in xds.dims]
     if missing:
-        raise ConfigError(f"{path}: axes {missing} are neither coordinates nor dimensions (it has dims "
-                          f"{list(xds.dims)}, coordinates {list(xds.coords)})")
+        raise ConfigError(
+            f"{path}: axes {missing} are neither coordinates nor dimensions (it has dims "
+            f"{list(xds.dims)}, coordinates {list(xds.coords)})"
+        )
     if all(a in xds.dims for a in axes):  # a cartesian grid over these dimensions
         grid_dims = axes
-        coords = [xds[a].values.astype(float) if a in xds.coords else np.arange(xds.sizes[a], dtype=float) for a in axes]
+        coords = [
+            xds[a].values.astype(float) if a in xds.coords else np.arange(xds.sizes[a], dtype=float) for a in axes
+        ]
         mesh = np.meshgrid(*coords, indexing="ij")
         points = np.stack([m.reshape(-1) for m in mesh], axis=1)
     else:  # a list of points: each axis a coordinate along one shared dimension
@@ -438,7 +486,7 @@ def load_netcdf(path: Path, axes=None) -> RecordedDataset:
             continue  # not over the grid (a bias waveform, a calibration): metadata, not a channel
         rest = [dim for dim in var.dims if dim not in grid_dims]
         arr = var.transpose(*grid_dims, *rest).values
-        values[str(ch)] = arr.reshape(len(points), *arr.shape[len(grid_dims):])
+        values[str(ch)] = arr.reshape(len(points), *arr.shape[len(grid_dims) :])
         if var.attrs.get("units"):
             units[str(ch)] = _text(var.attrs["units"])
     if not values:
@@ -458,8 +506,10 @@ def save_netcdf(ds: RecordedDataset, path: Path) -> None:
     taken = set(ds.axis_names) | set(ds.values)
     point = "point" if "point" not in taken else "abduce_point"
     coords = {a: (point, ds.points[:, j], {"units": ds.units.get(a, "")}) for j, a in enumerate(ds.axis_names)}
-    data = {ch: ((point, *[f"{ch}_dim{j}" for j in range(arr.ndim - 1)]), arr, {"units": ds.units.get(ch, "")})
-            for ch, arr in ds.values.items()}
+    data = {
+        ch: ((point, *[f"{ch}_dim{j}" for j in range(arr.ndim - 1)]), arr, {"units": ds.units.get(ch, "")})
+        for ch, arr in ds.values.items()
+    }
     attrs = {**_storable(ds.attrs), "abduce_axes": json.dumps(list(ds.axis_names))}
     xr.Dataset(data, coords=coords, attrs=attrs).to_netcdf(path, engine="h5netcdf")
 
@@ -475,11 +525,13 @@ def load_npz(path: Path) -> RecordedDataset:
         chans = [k for k in z.files if k.startswith("values_")]  # in the order written
         if "points" not in keys or not chans:
             missing = (["'points'"] if "points" not in keys else []) + ([] if chans else ["any 'values_<channel>'"])
-            raise ConfigError(f"{path}: missing {' and '.join(missing)} (NPZ layout: points, axis_names, values_<channel>)")
+            raise ConfigError(
+                f"{path}: missing {' and '.join(missing)} (NPZ layout: points, axis_names, values_<channel>)"
+            )
         points = z["points"]
         d = points.shape[1] if points.ndim == 2 else 1
         names = [str(x) for x in z["axis_names"].tolist()] if "axis_names" in keys else [f"x{i}" for i in range(d)]
-        values = {k[len("values_"):]: z[k] for k in chans}
+        values = {k[len("values_") :]: z[k] for k in chans}
         units = json.loads(str(z["units_json"])) if "units_json" in keys else {}
         attrs = json.loads(str(z["attrs_json"])) if "attrs_json" in keys else {}
     return RecordedDataset(points=points, axis_names=tuple(names), values=values, units=units, attrs=attrs)
@@ -488,9 +540,14 @@ def load_npz(path: Path) -> RecordedDataset:
 def save_npz(ds: RecordedDataset, path: Path) -> None:
     arrays = {f"values_{ch}": arr for ch, arr in ds.values.items()}
     with open(path, "wb") as fh:  # a path without .npz must not grow one
-        np.savez(fh, points=ds.points, axis_names=np.array(ds.axis_names, dtype=str),
-                 units_json=np.array(json.dumps(ds.units)), attrs_json=np.array(json.dumps(_storable(ds.attrs))),
-                 **arrays)
+        np.savez(
+            fh,
+            points=ds.points,
+            axis_names=np.array(ds.axis_names, dtype=str),
+            units_json=np.array(json.dumps(ds.units)),
+            attrs_json=np.array(json.dumps(_storable(ds.attrs))),
+            **arrays,
+        )
 
 
 # ------------------------------------------------------------------ the driver
@@ -532,7 +589,9 @@ class RecordedDriver(Driver):
         self._span = hi - self._lo
         flat = [a for a, s in zip(dataset.axis_names, self._span) if not s > 0]
         if flat:
-            raise ConfigError(f"recorded axis {', '.join(map(repr, flat))} takes a single value; an instrument axis needs a range")
+            raise ConfigError(
+                f"recorded axis {', '.join(map(repr, flat))} takes a single value; an instrument axis needs a range"
+            )
         self._tree = cKDTree(self._unit(dataset.points))
         if tolerance is None:
             tolerance = 0.5 * float(self._tree.query(self._tree.data, k=2)[0][:, 1].min())
@@ -546,11 +605,20 @@ class RecordedDriver(Driver):
     def describe(self) -> Capabilities:
         ds = self.dataset
         return Capabilities(
-            axes=[Axis(name=a, unit=ds.units.get(a, ""), min=float(lo), max=float(lo + s))
-                  for a, lo, s in zip(ds.axis_names, self._lo, self._span)],
+            axes=[
+                Axis(name=a, unit=ds.units.get(a, ""), min=float(lo), max=float(lo + s))
+                for a, lo, s in zip(ds.axis_names, self._lo, self._span)
+            ],
             candidates=ds.points.tolist(),
-            channels=[Channel(name=ch, unit=ds.units.get(ch, ""), shape=list(arr.shape[1:]),
-                              dtype="<f8" if arr.ndim == 1 else arr.dtype.str) for ch, arr in ds.values.items()],
+            channels=[
+                Channel(
+                    name=ch,
+                    unit=ds.units.get(ch, ""),
+                    shape=list(arr.shape[1:]),
+                    dtype="<f8" if arr.ndim == 1 else arr.dtype.str,
+                )
+                for ch, arr in ds.values.items()
+            ],
             simulator=bool(ds.attrs.get("simulator")),
             idempotent=True,
         )
@@ -570,16 +638,22 @@ class RecordedDriver(Driver):
         ds = self.dataset
         x = np.asarray(request.points, dtype=float)
         if x.ndim != 2 or x.shape[1] != ds.d:
-            raise MeasurementRejected(request.request_id, "wrong-dimension",
-                                      f"points of shape {x.shape}; the recorded grid has {ds.d} axes {ds.axis_names}")
+            raise MeasurementRejected(
+                request.request_id,
+                "wrong-dimension",
+                f"points of shape {x.shape}; the recorded grid has {ds.d} axes {ds.axis_names}",
+            )
         idx, dist = self.lookup(x)
         far = np.flatnonzero(dist > self.tolerance)
         if far.size:
             i = int(far[0])
             raise MeasurementRejected(
-                request.request_id, "off-grid",
-                f"point {x[i].tolist()} is off the recorded grid: the nearest recorded point {ds.points[idx[i]].tolist()} "
-                f"is {dist[i]:.3g} axis spans away, the tolerance {self.tolerance:.3g}")
+                request.request_id,
+                "off-grid",
+                f"point {x[i].tolist()} is off the recorded grid: the nearest recorded point "
+                f"{ds.points[idx[i]].tolist()} "
+                f"is {dist[i]:.3g} axis spans away, the tolerance {self.tolerance:.3g}",
+            )
         return Reading(
             points=ds.points[idx].tolist(),
             values={ch: [float(v) for v in arr[idx]] for ch, arr in ds.values.items() if arr.ndim == 1},

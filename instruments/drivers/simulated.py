@@ -40,7 +40,10 @@ class SimulatedDriver(Driver):
     def describe(self) -> Capabilities:
         cands = self.simulator.candidates()
         return Capabilities(
-            axes=[Axis(name=name, min=lo, max=hi) for name, (lo, hi) in zip(self.simulator.axis_names, self.simulator.bounds)],
+            axes=[
+                Axis(name=name, min=lo, max=hi)
+                for name, (lo, hi) in zip(self.simulator.axis_names, self.simulator.bounds)
+            ],
             candidates=None if cands is None else cands.tolist(),
             channels=[Channel(name=self.channel, shape=list(self.shape))],
             simulator=True,

@@ -5,11 +5,11 @@ What ``abduce instrument serve --driver``, rehearsals, sweeps and a rebuilt jour
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from typing import Any
 
 from abduce.controller.errors import ConfigError
+from abduce.controller.registry import import_dotted
 from abduce.instruments.drivers.base import Driver
 
 
@@ -34,10 +34,11 @@ def build_driver(spec: str, options: Mapping[str, Any] | None = None) -> Driver:
         return build_recorded(spec, **options)
     if not rest or "." not in kind:
         raise ConfigError(f"driver {spec!r}: use simulated:SIMULATOR, recorded:PATH or package.module:DriverClass")
+    cls = import_dotted("driver", spec)
     try:
-        drv = getattr(importlib.import_module(kind), rest)(**options)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigError(f"driver {spec!r} does not import: {exc}") from None
+        drv = cls(**options)
+    except TypeError as exc:  # options it does not take, or a class that is not one to build
+        raise ConfigError(f"driver {spec!r}: {exc}") from None
     if not isinstance(drv, Driver):
         raise ConfigError(f"driver {spec!r} built a {type(drv).__name__}, not an abduce Driver")
     return drv

@@ -39,7 +39,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -204,7 +204,7 @@ class Codec:
             "version": self.version,
             "session": self.session,
             "seq": self._seq,
-            "date": datetime.now(timezone.utc).isoformat(),
+            "date": datetime.now(UTC).isoformat(),
             "key_id": self.key_id,
         }
         self._seq += 1
@@ -238,14 +238,22 @@ class Codec:
             raise ProtocolError("missing-frame", "no protocol tag frame") from None
         identities, rest = frames[:at], frames[at + 1 :]
         if len(rest) < 5:
-            raise ProtocolError("missing-frame", f"{len(rest)} frames after the tag, need at least 5", identities=identities)
+            raise ProtocolError(
+                "missing-frame", f"{len(rest)} frames after the tag, need at least 5", identities=identities
+            )
         signature, h_raw, p_raw, m_raw, c_raw, *buffers = rest
         for name, raw in (("header", h_raw), ("parent_header", p_raw), ("metadata", m_raw), ("content", c_raw)):
             if len(raw) > self.max_json_bytes:
-                raise ProtocolError("too-large", f"{name} frame of {len(raw)} bytes exceeds {self.max_json_bytes}", identities=identities)
+                raise ProtocolError(
+                    "too-large",
+                    f"{name} frame of {len(raw)} bytes exceeds {self.max_json_bytes}",
+                    identities=identities,
+                )
         for i, b in enumerate(buffers):
             if len(b) > self.max_buffer_bytes:
-                raise ProtocolError("too-large", f"buffer {i} of {len(b)} bytes exceeds {self.max_buffer_bytes}", identities=identities)
+                raise ProtocolError(
+                    "too-large", f"buffer {i} of {len(b)} bytes exceeds {self.max_buffer_bytes}", identities=identities
+                )
         try:
             header = Header.model_validate(_load_object(h_raw, "header"))
         except (ValueError, ValidationError) as exc:
@@ -255,7 +263,9 @@ class Codec:
             raise ProtocolError("unknown-key", f"unknown key {header.key_id!r}", identities=identities)
         expected = self.keyring.sign(header.key_id, rest[1:])
         if not hmac.compare_digest(expected, signature):
-            raise ProtocolError("bad-signature", f"signature does not match key {header.key_id!r}", identities=identities)
+            raise ProtocolError(
+                "bad-signature", f"signature does not match key {header.key_id!r}", identities=identities
+            )
         if signature in self._seen:
             raise ProtocolError("replayed", "this signature was seen before", identities=identities)
         self._remember(signature)
@@ -287,15 +297,21 @@ class Codec:
         for spec in getattr(content, "arrays", ()):
             if spec.buffer >= len(buffers):
                 raise ProtocolError(
-                    "buffer-mismatch", f"array {spec.channel!r} names buffer {spec.buffer}; {len(buffers)} sent",
-                    header, identities, request_id,
+                    "buffer-mismatch",
+                    f"array {spec.channel!r} names buffer {spec.buffer}; {len(buffers)} sent",
+                    header,
+                    identities,
+                    request_id,
                 )
             want = math.prod(spec.shape) * _DTYPE_SIZES[spec.dtype[-1]]
             if len(buffers[spec.buffer]) != want:
                 raise ProtocolError(
                     "buffer-mismatch",
-                    f"array {spec.channel!r}: {spec.dtype} {spec.shape} needs {want} bytes, buffer has {len(buffers[spec.buffer])}",
-                    header, identities, request_id,
+                    f"array {spec.channel!r}: {spec.dtype} {spec.shape} needs {want} bytes, buffer has "
+                    f"{len(buffers[spec.buffer])}",
+                    header,
+                    identities,
+                    request_id,
                 )
         return Message(header, content, parent, metadata, tuple(buffers), tuple(identities), tuple(frames[at:]))
 

@@ -61,9 +61,13 @@ def splice(text: str, body: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m abduce.instruments.protocol.schema", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m abduce.instruments.protocol.schema", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--write", action="store_true", help=f"rewrite the schema section of {SPEC.name}")
-    parser.add_argument("--spec", type=Path, default=SPEC, help="the specification file (default: the one beside this module)")
+    parser.add_argument(
+        "--spec", type=Path, default=SPEC, help="the specification file (default: the one beside this module)"
+    )
     args = parser.parse_args(argv)
     body = render()
     if not args.write:

@@ -36,8 +36,11 @@ def row(n: int, warm: bool, repeats: int, names: tuple[str, ...] = NAMES) -> dic
     y = torch.tensor(sim.measure(u.numpy()))
     settings = FitSettings()
     cut = max(5, int(0.9 * n))
-    warm_fits = {h: fit_hypothesis(BUILTIN[h], u[:cut], y[:cut], (0.0,), (1.0,), None, settings, seed=1)
-                 for h in names} if warm else {}
+    warm_fits = (
+        {h: fit_hypothesis(BUILTIN[h], u[:cut], y[:cut], (0.0,), (1.0,), None, settings, seed=1) for h in names}
+        if warm
+        else {}
+    )
     one, many = [], []
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -55,18 +58,32 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="20,50,100,200,400")
     ap.add_argument("--repeats", type=int, default=2)
-    ap.add_argument("--k", type=int, default=4, choices=range(1, 5),
-                    help="hypotheses fitted (1: one hypothesis's starts batched, as an epsilon-greedy step's refit)")
+    ap.add_argument(
+        "--k",
+        type=int,
+        default=4,
+        choices=range(1, 5),
+        help="hypotheses fitted (1: one hypothesis's starts batched, as an epsilon-greedy step's refit)",
+    )
     args = ap.parse_args()
     import torch
 
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, K = {args.k}, campaign fit settings, best of {args.repeats}")
-    print(f"{'n':>6}{'start':>7}{'starts':>8}{'one by one s':>14}{'batched s':>11}{'speed-up':>10}{'max |d log post|':>18}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, K = {args.k}, campaign fit settings, "
+        f"best of {args.repeats}"
+    )
+    print(
+        f"{'n':>6}{'start':>7}{'starts':>8}{'one by one s':>14}{'batched s':>11}{'speed-up':>10}"
+        f"{'max |d log post|':>18}"
+    )
     for n in (int(s) for s in args.sizes.split(",")):
         for warm in (False, True):
             r = row(n, warm, args.repeats, NAMES[: args.k])
-            print(f"{n:>6}{'warm' if warm else 'cold':>7}{r['starts']:>8}{r['one_s']:>14.2f}{r['batched_s']:>11.2f}"
-                  f"{r['one_s'] / r['batched_s']:>10.2f}{r['gap']:>18.2e}", flush=True)
+            print(
+                f"{n:>6}{'warm' if warm else 'cold':>7}{r['starts']:>8}{r['one_s']:>14.2f}{r['batched_s']:>11.2f}"
+                f"{r['one_s'] / r['batched_s']:>10.2f}{r['gap']:>18.2e}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -53,11 +53,20 @@ def bench(policy: str, n: int, steps: int, candidates: int, device: str = "cpu",
     # past n = 100 a hypothesis is refit once n grows 10%: time enough steps to include one
     # (up to n = 1000; beyond, the first fit's time stands for a refit's)
     steps = max(steps, n // 10 + 5) if 100 < n <= 1000 else steps
-    run = SimulatedRun(policy=policy, n_init=n, budget=n + steps + 1, grid=candidates, seed=0,
-                       hypotheses=("second-order", "first-order", "linear", "sigmoid"), device=device)
+    run = SimulatedRun(
+        policy=policy,
+        n_init=n,
+        budget=n + steps + 1,
+        grid=candidates,
+        seed=0,
+        hypotheses=("second-order", "first-order", "linear", "sigmoid"),
+        device=device,
+    )
     campaign, sim = run.build()
     if n > 1000 and large_fit:  # the one-off first fit only; read before the first fit
-        fit = dataclasses.replace(campaign.settings.fit, **{k: int(v) for k, v in (kv.split("=") for kv in large_fit.split(","))})
+        fit = dataclasses.replace(
+            campaign.settings.fit, **{k: int(v) for k, v in (kv.split("=") for kv in large_fit.split(","))}
+        )
         campaign.settings = dataclasses.replace(campaign.settings, fit=fit)
 
     def measure(r):
@@ -100,13 +109,23 @@ def bench(policy: str, n: int, steps: int, candidates: int, device: str = "cpu",
 
 def _row(policy: str, n: int, candidates: int, args) -> dict:
     """One row in a fresh process (its own peak memory)."""
-    cmd = [sys.executable, __file__, "--row", f"{policy}:{n}:{candidates}", "--steps", str(args.steps),
-           "--device", args.device, "--large-fit", args.large_fit]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--row",
+        f"{policy}:{n}:{candidates}",
+        "--steps",
+        str(args.steps),
+        "--device",
+        args.device,
+        "--large-fit",
+        args.large_fit,
+    ]
     if args.threads:
         cmd += ["--threads", str(args.threads)]
     out = subprocess.run(cmd, capture_output=True, text=True)
     if out.returncode:
-        return {"error": (out.stderr.strip().splitlines() or ["exit %d" % out.returncode])[-1]}
+        return {"error": (out.stderr.strip().splitlines() or [f"exit {out.returncode}"])[-1]}
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -119,7 +138,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     ap.add_argument("--policies", default="epsilon-greedy,discriminate")
     ap.add_argument("--device", default="cpu", help="cpu or cuda (auto: cuda when present)")
-    ap.add_argument("--large-fit", default="maxiter=40,restarts=1", help="FitSettings for the first fit of rows with n > 1000")
+    ap.add_argument(
+        "--large-fit", default="maxiter=40,restarts=1", help="FitSettings for the first fit of rows with n > 1000"
+    )
     ap.add_argument("--row", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     import torch
@@ -132,13 +153,20 @@ def main() -> None:
         policy, n, candidates = args.row.split(":")
         print(json.dumps(bench(policy, int(n), args.steps, int(candidates), args.device, args.large_fit)))
         return
-    pairs = ([tuple(int(v) for v in p.split(":")) for p in args.grid.split(",")] if args.grid else
-             [(int(n), int(c)) for c in args.candidates.split(",") for n in args.sizes.split(",")])
+    pairs = (
+        [tuple(int(v) for v in p.split(":")) for p in args.grid.split(",")]
+        if args.grid
+        else [(int(n), int(c)) for c in args.candidates.split(",") for n in args.sizes.split(",")]
+    )
     where = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU, {os.cpu_count()} cores"
-    print(f"torch {torch.__version__} on {where}, {torch.get_num_threads()} threads, "
-          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, K = 4, {args.steps} timed steps per row")
-    print(f"{'policy':<16}{'n':>6}{'N':>8}{'inference':>14}{'median ms':>11}{'mean ms':>9}{'p90 ms':>9}{'max ms':>9}"
-          f"{'refit steps':>13}{'first fit s':>13}{'peak GB':>9}{'median/goal':>13}")
+    print(
+        f"torch {torch.__version__} on {where}, {torch.get_num_threads()} threads, "
+        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, K = 4, {args.steps} timed steps per row"
+    )
+    print(
+        f"{'policy':<16}{'n':>6}{'N':>8}{'inference':>14}{'median ms':>11}{'mean ms':>9}{'p90 ms':>9}{'max ms':>9}"
+        f"{'refit steps':>13}{'first fit s':>13}{'peak GB':>9}{'median/goal':>13}"
+    )
     for policy in args.policies.split(","):
         for n, candidates in pairs:
             r = _row(policy, n, candidates, args)
@@ -147,9 +175,12 @@ def main() -> None:
                 continue
             ratio = r["median_ms"] / GOAL_MS[policy]
             peak = r["peak_cuda_gb"] if args.device == "cuda" else r["peak_rss_gb"]
-            print(f"{policy:<16}{n:>6}{candidates:>8}{r['inference']:>14}{r['median_ms']:>11.1f}{r['mean_ms']:>9.1f}"
-                  f"{r['p90_ms']:>9.1f}{r['max_ms']:>9.1f}{r['refit_steps']:>8}/{r['steps']:<4}{r['first_fit_s']:>13.2f}"
-                  f"{peak:>9.2f}{ratio:>13.2f}", flush=True)
+            print(
+                f"{policy:<16}{n:>6}{candidates:>8}{r['inference']:>14}{r['median_ms']:>11.1f}{r['mean_ms']:>9.1f}"
+                f"{r['p90_ms']:>9.1f}{r['max_ms']:>9.1f}{r['refit_steps']:>8}/{r['steps']:<4}{r['first_fit_s']:>13.2f}"
+                f"{peak:>9.2f}{ratio:>13.2f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

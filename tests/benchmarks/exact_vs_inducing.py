@@ -45,8 +45,11 @@ def row(n: int, m: int, candidates: int, maxiter: int) -> dict:
         model.train()
         from gpytorch.mlls import ExactMarginalLogLikelihood
 
-        mll = (ExactMarginalLogLikelihood(model.likelihood, model) if not inducing
-               else TitsiasMarginalLogLikelihood(model.likelihood, model, inducing_points(u, m)))
+        mll = (
+            ExactMarginalLogLikelihood(model.likelihood, model)
+            if not inducing
+            else TitsiasMarginalLogLikelihood(model.likelihood, model, inducing_points(u, m))
+        )
         t0 = time.perf_counter()
         for _ in range(3):
             model.zero_grad()
@@ -55,8 +58,11 @@ def row(n: int, m: int, candidates: int, maxiter: int) -> dict:
         model.eval()
         t0 = time.perf_counter()
         v = y / fit.frame.s
-        post = (CandidatePosterior(model, u, v, cand) if not inducing
-                else SparseCandidatePosterior(model, u, v, cand, z=inducing_points(u, m)))
+        post = (
+            CandidatePosterior(model, u, v, cand)
+            if not inducing
+            else SparseCandidatePosterior(model, u, v, cand, z=inducing_points(u, m))
+        )
         out[f"{label}_condition_s"] = time.perf_counter() - t0
         rows = n if not inducing else m
         out[f"{label}_factor_gb"] = rows * candidates * 8 / 2**30
@@ -77,17 +83,24 @@ def main() -> None:
     args = ap.parse_args()
     import torch
 
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, m = {args.inducing}, "
-          f"N = {args.candidates}, one start, maxiter {args.maxiter}")
-    print(f"{'n':>6}{'eval ms exact':>15}{'inducing':>10}{'ratio':>7}{'fit s exact':>13}{'inducing':>10}{'ratio':>7}"
-          f"{'condition s':>13}{'inducing':>10}{'factor GB':>11}{'inducing':>10}{'max |dmean|':>13}{'|dx_c|':>9}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, m = {args.inducing}, "
+        f"N = {args.candidates}, one start, maxiter {args.maxiter}"
+    )
+    print(
+        f"{'n':>6}{'eval ms exact':>15}{'inducing':>10}{'ratio':>7}{'fit s exact':>13}{'inducing':>10}{'ratio':>7}"
+        f"{'condition s':>13}{'inducing':>10}{'factor GB':>11}{'inducing':>10}{'max |dmean|':>13}{'|dx_c|':>9}"
+    )
     for n in (int(s) for s in args.sizes.split(",")):
         r = row(n, args.inducing, args.candidates, args.maxiter)
-        print(f"{n:>6}{r['exact_eval_ms']:>15.1f}{r['inducing_eval_ms']:>10.1f}{r['exact_eval_ms'] / r['inducing_eval_ms']:>7.1f}"
-              f"{r['exact_fit_s']:>13.2f}{r['inducing_fit_s']:>10.2f}{r['exact_fit_s'] / r['inducing_fit_s']:>7.1f}"
-              f"{r['exact_condition_s']:>13.2f}{r['inducing_condition_s']:>10.2f}"
-              f"{r['exact_factor_gb']:>11.3f}{r['inducing_factor_gb']:>10.3f}{r['mean_gap']:>13.4f}{r['xc_gap']:>9.4f}",
-              flush=True)
+        print(
+            f"{n:>6}{r['exact_eval_ms']:>15.1f}{r['inducing_eval_ms']:>10.1f}"
+            f"{r['exact_eval_ms'] / r['inducing_eval_ms']:>7.1f}"
+            f"{r['exact_fit_s']:>13.2f}{r['inducing_fit_s']:>10.2f}{r['exact_fit_s'] / r['inducing_fit_s']:>7.1f}"
+            f"{r['exact_condition_s']:>13.2f}{r['inducing_condition_s']:>10.2f}"
+            f"{r['exact_factor_gb']:>11.3f}{r['inducing_factor_gb']:>10.3f}{r['mean_gap']:>13.4f}{r['xc_gap']:>9.4f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

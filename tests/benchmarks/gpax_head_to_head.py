@@ -235,8 +235,16 @@ def format_table(summary: Sequence[dict], header: str = "") -> str:
 def _abduce_run(policy: str, seed: int, budget: int, grid: int, n_init: int, epsilon: float):
     from abduce.controller.rehearse.simulated import SimulatedRun
 
-    return SimulatedRun(truth=TRUTH, hypotheses=HYPOTHESES, policy=policy, budget=budget, grid=grid,
-                        seed=seed, n_init=n_init, epsilon=epsilon)
+    return SimulatedRun(
+        truth=TRUTH,
+        hypotheses=HYPOTHESES,
+        policy=policy,
+        budget=budget,
+        grid=grid,
+        seed=seed,
+        n_init=n_init,
+        epsilon=epsilon,
+    )
 
 
 def run_abduce(policy: str, seed: int, budget: int, grid: int, n_init: int, epsilon: float) -> dict:
@@ -292,8 +300,9 @@ def _gpax_hypotheses() -> dict[str, tuple[Callable, Callable]]:
         return numpyro.sample(p, dist.Uniform(*bounds(h, p)))
 
     def truncated_lognormal(name: str, median: float, sigma: float, lo: float, hi: float):
-        log = numpyro.sample(f"log_{name}", dist.TruncatedNormal(math.log(median), sigma,
-                                                                 low=math.log(lo), high=math.log(hi)))
+        log = numpyro.sample(
+            f"log_{name}", dist.TruncatedNormal(math.log(median), sigma, low=math.log(lo), high=math.log(hi))
+        )
         return numpyro.deterministic(name, jnp.exp(log))
 
     def prior_of(h: str, p: str):
@@ -341,8 +350,9 @@ def _gpax_kernel_and_noise_priors() -> tuple[Callable, Callable]:
     kp = KernelPriors()
 
     def tln(name, median, sigma, lo, hi):
-        log = numpyro.sample(f"log_{name}", dist.TruncatedNormal(math.log(median), sigma,
-                                                                 low=math.log(lo), high=math.log(hi)))
+        log = numpyro.sample(
+            f"log_{name}", dist.TruncatedNormal(math.log(median), sigma, low=math.log(lo), high=math.log(hi))
+        )
         return numpyro.deterministic(name, jnp.exp(log))
 
     def kernel_prior():
@@ -396,10 +406,20 @@ def run_gpax(seed: int, budget: int, grid: int, n_init: int, epsilon: float, war
         s = float(np.max(np.abs(y))) or 1.0
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # noise_prior= is deprecated in GPax 0.1.9 but is what step() takes
-            obj, model = hypo.step(mean_fn, prior, jnp.asarray(np.asarray(xs)[:, None]), jnp.asarray(y / s),
-                                   x_unmeasured, gp_wrap=True, noise_prior=noise_prior, gp_kernel="Matern",
-                                   gp_kernel_prior=kernel_prior, num_warmup=warmup, num_samples=samples,
-                                   print_summary=False)
+            obj, model = hypo.step(
+                mean_fn,
+                prior,
+                jnp.asarray(np.asarray(xs)[:, None]),
+                jnp.asarray(y / s),
+                x_unmeasured,
+                gp_wrap=True,
+                noise_prior=noise_prior,
+                gp_kernel="Matern",
+                gp_kernel_prior=kernel_prior,
+                num_warmup=warmup,
+                num_samples=samples,
+                print_summary=False,
+            )
         return obj, model, s
 
     record = np.zeros((len(names), 2))
@@ -498,7 +518,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{INSTALL_HINT} ({exc})", file=sys.stderr)
         return 2
     import torch
-
     from gpax.utils import enable_x64
 
     enable_x64()
@@ -515,12 +534,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         for policy in ABDUCE_POLICIES:
             rows.append(run_abduce(policy, seed, args.budget, args.grid, args.n_init, args.epsilon))
             r = rows[-1]
-            print(f"  seed {seed} {r['method']:<24} winner {r['winner']:<13} err {r['recon_error']:.3f} "
-                  f"total {r['total_s']:.1f} s", flush=True)
+            print(
+                f"  seed {seed} {r['method']:<24} winner {r['winner']:<13} err {r['recon_error']:.3f} "
+                f"total {r['total_s']:.1f} s",
+                flush=True,
+            )
         rows.append(run_gpax(seed, args.budget, args.grid, args.n_init, args.epsilon, args.warmup, args.samples))
         r = rows[-1]
-        print(f"  seed {seed} {r['method']:<24} winner {r['winner']:<13} err {r['recon_error']:.3f} "
-              f"total {r['total_s']:.1f} s", flush=True)
+        print(
+            f"  seed {seed} {r['method']:<24} winner {r['winner']:<13} err {r['recon_error']:.3f} "
+            f"total {r['total_s']:.1f} s",
+            flush=True,
+        )
     summary = summarise(rows)
     table = format_table(summary, header)
     print()
@@ -529,11 +554,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
         write_csv(args.out / "results.csv", [result_row(r, args) for r in rows])
         rs = {r["method"]: r for r in ratios(summary)}
-        write_csv(args.out / "summary.csv", [
-            {**{k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in s.items()},
-             "gpax_step_over_this": f"{rs[s['method']]['step_ratio']:.2f}" if s["method"] in rs else ""}
-            for s in summary
-        ])
+        write_csv(
+            args.out / "summary.csv",
+            [
+                {
+                    **{k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in s.items()},
+                    "gpax_step_over_this": f"{rs[s['method']]['step_ratio']:.2f}" if s["method"] in rs else "",
+                }
+                for s in summary
+            ],
+        )
         (args.out / "table.txt").write_text(table + "\n")
     return 0
 

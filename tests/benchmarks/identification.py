@@ -55,7 +55,10 @@ def main() -> None:
     jobs = [(p, t, s, args.budget) for p in POLICIES for t in TRUTHS for s in range(args.seeds)]
     with ProcessPoolExecutor(args.workers) as pool:
         results = list(pool.map(one, *zip(*jobs)))
-    print(f"{'policy':<16}{'truth':<14}{'P(true)>=0.9':>14}{'|x_c err|<=0.05':>17}{'median P(true)':>16}{'s/campaign':>12}")
+    print(
+        f"{'policy':<16}{'truth':<14}{'P(true)>=0.9':>14}{'|x_c err|<=0.05':>17}{'median P(true)':>16}"
+        f"{'s/campaign':>12}"
+    )
     for p in POLICIES:
         for t in TRUTHS:
             rows = [r for r in results if r["policy"] == p and r["truth"] == t]
@@ -67,7 +70,9 @@ def main() -> None:
             print(f"{p:<16}{t:<14}{f'{ok}/{len(rows)}':>14}{xc_ok:>17}{med:>16.3f}{secs:>12.1f}")
     bad = [r for r in results if r["p_true"] < 0.9]
     for r in bad:
-        print(f"  miss: {r['policy']} truth={r['truth']} seed={r['seed']} P(true)={r['p_true']:.3f} leader={r['leader']}")
+        print(
+            f"  miss: {r['policy']} truth={r['truth']} seed={r['seed']} P(true)={r['p_true']:.3f} leader={r['leader']}"
+        )
 
 
 if __name__ == "__main__":

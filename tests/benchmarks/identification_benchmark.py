@@ -40,11 +40,16 @@ CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "sweeps" / "identifica
 # average 2-6). Used when no --estimate-from is given.
 MEASURED_ON = "discriminate: its full run, 2026-12-03; the others: the reduced run of 2026-12-02"
 MEASURED = {
-    ("discriminate", "finite"): 0.39, ("discriminate", "box"): 0.77,
-    ("random", "finite"): 0.43, ("random", "box"): 0.47,
-    ("epsilon-greedy", "finite"): 0.32, ("epsilon-greedy", "box"): 0.50,
-    ("grid", "finite"): 0.43, ("grid", "box"): 0.48,
-    ("plain-gp", "finite"): 0.55, ("plain-gp", "box"): 0.61,
+    ("discriminate", "finite"): 0.39,
+    ("discriminate", "box"): 0.77,
+    ("random", "finite"): 0.43,
+    ("random", "box"): 0.47,
+    ("epsilon-greedy", "finite"): 0.32,
+    ("epsilon-greedy", "box"): 0.50,
+    ("grid", "finite"): 0.43,
+    ("grid", "box"): 0.48,
+    ("plain-gp", "finite"): 0.55,
+    ("plain-gp", "box"): 0.61,
 }
 
 
@@ -56,8 +61,10 @@ def estimate_table(config, results_csv: Path | None):
 
     if results_csv is not None:
         return estimate(config, pd.read_csv(results_csv))
-    rows = [{"problem": "-", "policy": p, "space": space, "campaign": i, "n": 1, "cpu_seconds": s}
-            for i, ((p, space), s) in enumerate(MEASURED.items())]
+    rows = [
+        {"problem": "-", "policy": p, "space": space, "campaign": i, "n": 1, "cpu_seconds": s}
+        for i, ((p, space), s) in enumerate(MEASURED.items())
+    ]
     return estimate(config, pd.DataFrame(rows))
 
 
@@ -91,20 +98,31 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     cells = config.cells()
     est = estimate_table(config, args.estimate_from)
-    per_family = est.groupby("family", sort=False).agg(campaigns=("campaigns", "sum"), budget=("budget", "first"),
-                                                       seconds=("seconds", "sum"))
+    per_family = est.groupby("family", sort=False).agg(
+        campaigns=("campaigns", "sum"), budget=("budget", "first"), seconds=("seconds", "sum")
+    )
     print(per_family.assign(core_minutes=(per_family["seconds"] / 60).round(1)).drop(columns="seconds").to_string())
     total = est["seconds"].sum() / args.workers
-    print(f"{len(cells)} campaigns; estimate {total / 3600:.2f} h on {args.workers} dedicated cores "
-          f"({est['seconds'].sum() / 3600:.2f} core-hours"
-          f"{', costs from ' + str(args.estimate_from) if args.estimate_from else ', costs measured on ' + MEASURED_ON})")
+    print(
+        f"{len(cells)} campaigns; estimate {total / 3600:.2f} h on {args.workers} dedicated cores "
+        f"({est['seconds'].sum() / 3600:.2f} core-hours"
+        f"{', costs from ' + str(args.estimate_from) if args.estimate_from else ', costs measured on ' + MEASURED_ON})"
+    )
     if args.dry_run:
         return 0
     t0 = time.perf_counter()
     step = max(1, len(cells) // 50)
-    run_sweep(config, args.out, scheduler=args.scheduler, workers=args.workers,
-              progress=lambda done, n: print(f"  {done}/{n} campaigns, {time.perf_counter() - t0:.0f} s", flush=True)
-              if done % step == 0 or done == n else None)
+    run_sweep(
+        config,
+        args.out,
+        scheduler=args.scheduler,
+        workers=args.workers,
+        progress=lambda done, n: (
+            print(f"  {done}/{n} campaigns, {time.perf_counter() - t0:.0f} s", flush=True)
+            if done % step == 0 or done == n
+            else None
+        ),
+    )
     print(f"done in {(time.perf_counter() - t0) / 60:.1f} min; outputs in {args.out}")
     print((args.out / "summary.md").read_text(encoding="utf-8"))
     return 0

@@ -30,8 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 def main() -> None:
     import numpy as np
 
-    from abduce.controller.journal.store import Journal
     from abduce.controller.core.measurements import Measurement
+    from abduce.controller.journal.store import Journal
     from abduce.controller.rehearse.simulated import SimulatedRun
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -40,7 +40,9 @@ def main() -> None:
     ap.add_argument("--candidates", type=int, default=10_000)
     args = ap.parse_args()
     for policy in ("epsilon-greedy", "discriminate"):
-        run = SimulatedRun(policy=policy, n_init=args.n, budget=args.n + 2 * args.steps + 1, grid=args.candidates, seed=0)
+        run = SimulatedRun(
+            policy=policy, n_init=args.n, budget=args.n + 2 * args.steps + 1, grid=args.candidates, seed=0
+        )
         campaign, sim = run.build()
 
         def measure(r):
@@ -58,8 +60,14 @@ def main() -> None:
                 inline = i % 2 == 1  # alternate the two ways, so both see the same machine state
                 m = measure(request)
                 t0 = time.perf_counter()
-                journal.append("measurement", {"x": list(m.x), "y": m.y}, request_id=request.request_id,
-                               key_id="lab", blob=raw, durability="now" if inline else "background")
+                journal.append(
+                    "measurement",
+                    {"x": list(m.x), "y": m.y},
+                    request_id=request.request_id,
+                    key_id="lab",
+                    blob=raw,
+                    durability="now" if inline else "background",
+                )
                 j = time.perf_counter() - t0
                 t0 = time.perf_counter()
                 record = campaign.tell(m)
@@ -72,9 +80,12 @@ def main() -> None:
                 request = nxt
             journal.close()
         dec, jou, inl = statistics.median(decisions), statistics.median(journals), statistics.median(inlines)
-        print(f"{policy:<16} n={args.n}: decision median {1e3 * dec:7.1f} ms | journal on the critical path "
-              f"(1 fsync in line, 1 overlapped) {1e3 * jou:5.2f} ms = {100 * jou / dec:4.1f}% of a decision "
-              f"(goal < 5%) | 2 fsyncs in line {1e3 * inl:5.2f} ms = {100 * inl / dec:4.1f}%", flush=True)
+        print(
+            f"{policy:<16} n={args.n}: decision median {1e3 * dec:7.1f} ms | journal on the critical path "
+            f"(1 fsync in line, 1 overlapped) {1e3 * jou:5.2f} ms = {100 * jou / dec:4.1f}% of a decision "
+            f"(goal < 5%) | 2 fsyncs in line {1e3 * inl:5.2f} ms = {100 * inl / dec:4.1f}%",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

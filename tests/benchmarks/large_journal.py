@@ -40,21 +40,28 @@ def make_run(path: Path, n: int, grid: int, seed: int) -> float:
     import numpy as np
 
     from abduce.controller.core.campaign import CampaignSettings
-    from abduce.controller.drive.loop import run_campaign
     from abduce.controller.core.measurements import Measurement
+    from abduce.controller.drive.loop import run_campaign
     from abduce.controller.journal.rundir import RunDirectory
     from abduce.controller.rehearse.simulated import SimulatedRun
     from abduce.hypotheses.fitting import FitSettings
 
-    opts = SimulatedRun(hypotheses=("second-order", "linear"), policy="epsilon-greedy", budget=n, grid=grid,
-                        seed=seed)
-    settings = CampaignSettings(fit=FitSettings(screen=64, restarts=1, maxiter=30), refit_growth=1.0,
-                                refit_every_step_below=20, inducing=256, device="cpu")
+    opts = SimulatedRun(hypotheses=("second-order", "linear"), policy="epsilon-greedy", budget=n, grid=grid, seed=seed)
+    settings = CampaignSettings(
+        fit=FitSettings(screen=64, restarts=1, maxiter=30),
+        refit_growth=1.0,
+        refit_every_step_below=20,
+        inducing=256,
+        device="cpu",
+    )
     campaign, sim = opts.build()
     campaign.settings = settings  # before the first fit: every fit uses it
-    config = {"mode": "in-process", **dataclasses.asdict(opts),
-              "benchmark_settings": "screen=64 restarts=1 maxiter=30 refit_growth=1.0 refit_every_step_below=20 "
-                                    "inducing=256 (tests/benchmarks/large_journal.py)"}
+    config = {
+        "mode": "in-process",
+        **dataclasses.asdict(opts),
+        "benchmark_settings": "screen=64 restarts=1 maxiter=30 refit_growth=1.0 refit_every_step_below=20 "
+        "inducing=256 (tests/benchmarks/large_journal.py)",
+    }
     rundir = RunDirectory(path, config)
 
     def instrument(request):
@@ -91,10 +98,12 @@ def main() -> None:
         print(f"  done in {make_run(args.run, args.n, args.grid, args.seed):.0f} s", flush=True)
     out = Path(tempfile.mkdtemp(prefix="abduce-large-out-"))
     try:
-        rows = [("inspect --json", ["inspect", str(args.run), "--json"]),
-                ("plot", ["plot", str(args.run), "--out", str(out / "plots")]),
-                ("report", ["report", str(args.run), "--out", str(out / "report.html")]),
-                ("export", ["export", str(args.run), "--out", str(out / "run.nc")])]
+        rows = [
+            ("inspect --json", ["inspect", str(args.run), "--json"]),
+            ("plot", ["plot", str(args.run), "--out", str(out / "plots")]),
+            ("report", ["report", str(args.run), "--out", str(out / "report.html")]),
+            ("export", ["export", str(args.run), "--out", str(out / "run.nc")]),
+        ]
         print(f"journal of {args.n} measurements, {args.grid} candidates: {args.run}")
         print(f"{'command':<16}{'seconds':>9}{'/ goal':>8}")
         for label, cmd in rows:

@@ -49,16 +49,27 @@ def status_during_a_refit(fit_n: int) -> tuple[list[float], float]:
     text = CONFIG.format(seed=3, budget=fit_n + 3, listen=LOOPBACK, control=LOOPBACK)
     text = text.replace("n_init = 4", f"n_init = {fit_n}")
     (work / "daemon.toml").write_text(
-        text.replace('["second-order", "linear"]', '["second-order", "first-order", "sigmoid", "linear"]'))
+        text.replace('["second-order", "linear"]', '["second-order", "first-order", "sigmoid", "linear"]')
+    )
     key_id, secret = load_key(work / "lab.key")
-    proc = subprocess.Popen([sys.executable, "-m", "abduce.controller.cli", "daemon", str(work / "daemon.toml")],
-                            cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "abduce.controller.cli", "daemon", str(work / "daemon.toml")],
+        cwd=work,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     agent = None
     try:
         assert wait_until(lambda: (work / "run" / "endpoints.json").exists(), timeout=300)
         endpoints = read_endpoints(work / "run")
-        agent = AgentThread(InstrumentAgent(build("simulated:transition-1d", grid=1001, seed=3),
-                                            endpoints["instrument"], Codec(Keyring({key_id: secret}), key_id), "sim"))
+        agent = AgentThread(
+            InstrumentAgent(
+                build("simulated:transition-1d", grid=1001, seed=3),
+                endpoints["instrument"],
+                Codec(Keyring({key_id: secret}), key_id),
+                "sim",
+            )
+        )
         status = lambda: request(endpoints["control"], secret, "status", timeout_s=60)["status"]
         # the tell of the fit_n-th measurement fits all K for the first time (status n is fit_n - 1 meanwhile)
         in_fit = lambda s: s["n"] == fit_n - 1 and s.get("phase") == "learning"
@@ -93,7 +104,9 @@ def abort_while_measuring(repeats: int = 5) -> list[float]:
         try:
             link.wait_for_agent(60)
             assert wait_until(lambda: link.agents["sim"].control_identity is not None, timeout=60)
-            t = threading.Thread(target=lambda: link.measure(Measure(request_id=f"long{i}", points=[[0.5]]), "sim", 120))
+            t = threading.Thread(
+                target=lambda: link.measure(Measure(request_id=f"long{i}", points=[[0.5]]), "sim", 120)
+            )
             t.start()
             assert wait_until(lambda: driver.calls == [f"long{i}"], timeout=60)
             t0 = time.perf_counter()
@@ -114,7 +127,9 @@ def recorded_lookup(repeats: int = 5) -> list[float]:
 
     g = np.linspace(0.0, 1.0, 317)
     pts = np.stack([m.ravel() for m in np.meshgrid(g, 10 * g, indexing="ij")], axis=1)
-    driver = RecordedDriver(RecordedDataset(points=pts, axis_names=("a", "b"), values={"y": np.arange(len(pts), dtype=float)}))
+    driver = RecordedDriver(
+        RecordedDataset(points=pts, axis_names=("a", "b"), values={"y": np.arange(len(pts), dtype=float)})
+    )
     rng = np.random.default_rng(1)
     out = []
     for i in range(repeats):
@@ -134,13 +149,19 @@ def main() -> None:
     aborts = abort_while_measuring()
     lookups = recorded_lookup()
     print(f"{'promise':<48} {'median':>9} {'max':>9} {'goal':>8}  note")
-    print(f"{'status while the daemon refits (n = %d, K = 4)' % args.fit_n:<48} {1e3 * statistics.median(lat):>7.1f}ms "
-          f"{1e3 * max(lat):>7.1f}ms {'100ms':>8}  {len(lat)} answers during a {fit_s:.1f} s refit "
-          f"(refit / max answer = {fit_s / max(lat):.0f}x)")
-    print(f"{'abort on the control lane mid-measurement':<48} {1e3 * statistics.median(aborts):>7.1f}ms "
-          f"{1e3 * max(aborts):>7.1f}ms {'1000ms':>8}  the measurement would take 600 s")
-    print(f"{'recorded look-up, 2,000 of 100,489 points':<48} {1e3 * statistics.median(lookups):>7.1f}ms "
-          f"{1e3 * max(lookups):>7.1f}ms {'1000ms':>8}")
+    print(
+        f"{f'status while the daemon refits (n = {args.fit_n}, K = 4)':<48} {1e3 * statistics.median(lat):>7.1f}ms "
+        f"{1e3 * max(lat):>7.1f}ms {'100ms':>8}  {len(lat)} answers during a {fit_s:.1f} s refit "
+        f"(refit / max answer = {fit_s / max(lat):.0f}x)"
+    )
+    print(
+        f"{'abort on the control lane mid-measurement':<48} {1e3 * statistics.median(aborts):>7.1f}ms "
+        f"{1e3 * max(aborts):>7.1f}ms {'1000ms':>8}  the measurement would take 600 s"
+    )
+    print(
+        f"{'recorded look-up, 2,000 of 100,489 points':<48} {1e3 * statistics.median(lookups):>7.1f}ms "
+        f"{1e3 * max(lookups):>7.1f}ms {'1000ms':>8}"
+    )
 
 
 if __name__ == "__main__":

@@ -161,13 +161,35 @@ def abduce(count: int, window: int, curve, keydir: Path) -> tuple[float, float, 
     kwargs, extra = {}, []
     if curve:
         kwargs = {"curve": zmq.auth.load_certificate(str(keydir / "s.key.curve.key_secret")), "curve_clients": None}
-        extra = ["--curve-secret", str(keydir / "c.key.curve.key_secret"), "--curve-server", str(keydir / "s.key.curve.key")]
+        extra = [
+            "--curve-secret",
+            str(keydir / "c.key.curve.key_secret"),
+            "--curve-server",
+            str(keydir / "s.key.curve.key"),
+        ]
     link = InstrumentLink("tcp://127.0.0.1:0", Codec(ring, key_id), **kwargs).start()
     endpoint = link.endpoint  # the free pair of ports it bound
     agent = subprocess.Popen(
-        [sys.executable, "-m", "abduce.controller.cli", "instrument", "serve", "--driver", "simulated:transition-1d",
-         "--grid", "0", "--connect", endpoint, "--key", str(key), "--id", "bench", *extra],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "abduce.controller.cli",
+            "instrument",
+            "serve",
+            "--driver",
+            "simulated:transition-1d",
+            "--grid",
+            "0",
+            "--connect",
+            endpoint,
+            "--key",
+            str(key),
+            "--id",
+            "bench",
+            *extra,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         link.wait_for_agent(60)
@@ -178,7 +200,9 @@ def abduce(count: int, window: int, curve, keydir: Path) -> tuple[float, float, 
             lat.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         with ThreadPoolExecutor(window) as pool:
-            list(pool.map(lambda i: link.measure(Measure(request_id=f"p{i}", points=[[0.5]]), "bench", 30), range(count)))
+            list(
+                pool.map(lambda i: link.measure(Measure(request_id=f"p{i}", points=[[0.5]]), "bench", 30), range(count))
+            )
         rate = count / (time.perf_counter() - t0)
     finally:
         agent.terminate()
@@ -195,16 +219,28 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         new_key(Path(d) / "s.key", "s", curve=True)
         new_key(Path(d) / "c.key", "c", curve=True)
-        curve = (zmq.auth.load_certificate(f"{d}/s.key.curve.key_secret"), zmq.auth.load_certificate(f"{d}/c.key.curve.key_secret"))
+        curve = (
+            zmq.auth.load_certificate(f"{d}/s.key.curve.key_secret"),
+            zmq.auth.load_certificate(f"{d}/c.key.curve.key_secret"),
+        )
         print(f"TCP loopback, {args.count} sequential round trips, throughput with {args.window} in flight")
         f = floor(args.count, Path(d))
-        print(f"codec floor (a bare Python peer that decodes a signed measure and encodes a result): "
-              f"median {f[0]:.0f} us, p99 {f[1]:.0f} us")
-        print(f"{'mode':<10}{'raw median us':>15}{'raw p99 us':>12}{'raw msg/s':>11}{'abduce median us':>18}{'abduce p99 us':>15}{'abduce meas/s':>15}{'median ratio':>14}")
+        print(
+            f"codec floor (a bare Python peer that decodes a signed measure and encodes a result): "
+            f"median {f[0]:.0f} us, p99 {f[1]:.0f} us"
+        )
+        print(
+            f"{'mode':<10}{'raw median us':>15}{'raw p99 us':>12}{'raw msg/s':>11}{'abduce median us':>18}"
+            f"{'abduce p99 us':>15}{'abduce meas/s':>15}{'median ratio':>14}"
+        )
         for mode, c in (("signed", None), ("curve", curve)):
             r = raw(args.count, args.window, c)
             a = abduce(args.count, args.window, c, Path(d))
-            print(f"{mode:<10}{r[0]:>15.0f}{r[1]:>12.0f}{r[2]:>11.0f}{a[0]:>18.0f}{a[1]:>15.0f}{a[2]:>15.0f}{a[0] / r[0]:>14.1f}", flush=True)
+            print(
+                f"{mode:<10}{r[0]:>15.0f}{r[1]:>12.0f}{r[2]:>11.0f}{a[0]:>18.0f}{a[1]:>15.0f}{a[2]:>15.0f}"
+                f"{a[0] / r[0]:>14.1f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

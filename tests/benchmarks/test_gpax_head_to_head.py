@@ -40,8 +40,14 @@ def test_relative_rmse_is_reconstruction_errors_formula():
 
 
 def _row(method, seed, identified, steps, total, err):
-    return {"method": method, "seed": seed, "identified": identified, "step_times": steps, "total_s": total,
-            "recon_error": err}
+    return {
+        "method": method,
+        "seed": seed,
+        "identified": identified,
+        "step_times": steps,
+        "total_s": total,
+        "recon_error": err,
+    }
 
 
 def test_summary_and_ratios():
@@ -96,16 +102,38 @@ def test_jax_means_match_abduces_hypotheses():
             if q.fixed is not None:
                 p.setdefault(q.name, q.fixed if fixed.get(q.name) is None else fixed[q.name])
         ours = np.asarray(mean_fn(x, params[name]))
-        theirs = BUILTIN[name].mean(torch.as_tensor(x, dtype=torch.float64),
-                                    {k: torch.tensor(v, dtype=torch.float64) for k, v in p.items()}).numpy()
+        theirs = (
+            BUILTIN[name]
+            .mean(
+                torch.as_tensor(x, dtype=torch.float64), {k: torch.tensor(v, dtype=torch.float64) for k, v in p.items()}
+            )
+            .numpy()
+        )
         np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5, err_msg=name)
 
 
 @pytest.mark.slow
 def test_one_tiny_run_end_to_end(tmp_path):
     pytest.importorskip("gpax")
-    assert h2h.main(["--seeds", "1", "--budget", "7", "--warmup", "20", "--samples", "20", "--grid", "41",
-                     "--out", str(tmp_path)]) == 0
+    assert (
+        h2h.main(
+            [
+                "--seeds",
+                "1",
+                "--budget",
+                "7",
+                "--warmup",
+                "20",
+                "--samples",
+                "20",
+                "--grid",
+                "41",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     results = (tmp_path / "results.csv").read_text().splitlines()
     assert len(results) == 1 + 3  # header + three methods
     summary = (tmp_path / "summary.csv").read_text()

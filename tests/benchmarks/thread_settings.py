@@ -32,9 +32,26 @@ def main() -> None:
     rows = []
     for label, env, threads in SETTINGS:
         out = subprocess.run(
-            [sys.executable, "-W", "ignore", str(script), "--sizes", "50", "--steps", str(args.steps),
-             "--policies", "epsilon-greedy", "--candidates", "2000", "--threads", str(threads)],
-            env={**os.environ, **env, "OMP_NUM_THREADS": str(threads)}, capture_output=True, text=True, check=True,
+            [
+                sys.executable,
+                "-W",
+                "ignore",
+                str(script),
+                "--sizes",
+                "50",
+                "--steps",
+                str(args.steps),
+                "--policies",
+                "epsilon-greedy",
+                "--candidates",
+                "2000",
+                "--threads",
+                str(threads),
+            ],
+            env={**os.environ, **env, "OMP_NUM_THREADS": str(threads)},
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout
         line = [l for l in out.splitlines() if l.startswith("epsilon-greedy")][0]
         rows.append((label, float(re.split(r"\s+", line)[2])))

@@ -14,8 +14,22 @@ def test_run_writes_the_documented_run_directory(tmp_path):
     out = tmp_path / "run"
     result = runner.invoke(
         app,
-        ["run", "--out", str(out), "--budget", "7", "--seed", "1", "--grid", "101", "--quiet",
-         "--hypotheses", "second-order,linear", "--policy", "discriminate"],
+        [
+            "run",
+            "--out",
+            str(out),
+            "--budget",
+            "7",
+            "--seed",
+            "1",
+            "--grid",
+            "101",
+            "--quiet",
+            "--hypotheses",
+            "second-order,linear",
+            "--policy",
+            "discriminate",
+        ],
     )
     assert result.exit_code == 0, result.output
     assert "probability" in result.output and "second-order" in result.output
@@ -48,8 +62,12 @@ def test_run_refuses_a_directory_that_holds_a_run(tmp_path):
 
 
 def test_unknown_names_are_clear_errors(tmp_path):
-    for args, word in [(["--hypotheses", "second-ordr"], "second-ordr"), (["--policy", "greedy"], "greedy"),
-                       (["--truth", "third"], "third"), (["--simulator", "nope"], "nope")]:
+    for args, word in [
+        (["--hypotheses", "second-ordr"], "second-ordr"),
+        (["--policy", "greedy"], "greedy"),
+        (["--truth", "third"], "third"),
+        (["--simulator", "nope"], "nope"),
+    ]:
         result = runner.invoke(app, ["run", "--out", str(tmp_path / word), "--quiet", *args])
         assert result.exit_code == 2 and word in result.output, result.output
 

@@ -28,21 +28,62 @@ def test_keys_new_writes_a_private_key_and_never_overwrites(tmp_path):
 def test_run_listen_through_an_agent_process_matches_the_in_process_run(tmp_path):
     key = tmp_path / "lab.key"
     runner.invoke(app, ["keys", "new", str(key)])
-    common = ["--budget", "7", "--seed", "2", "--quiet", "--hypotheses", "second-order,linear", "--policy", "discriminate"]
+    common = [
+        "--budget",
+        "7",
+        "--seed",
+        "2",
+        "--quiet",
+        "--hypotheses",
+        "second-order,linear",
+        "--policy",
+        "discriminate",
+    ]
     out = tmp_path / "remote"
     controller = subprocess.Popen(  # binds free ports and names them in OUT/endpoints.json
-        [sys.executable, "-m", "abduce.controller.cli", "run", "--out", str(out), "--listen", "tcp://127.0.0.1:0",
-         "--key", str(key), "--wait", "600", *common],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "abduce.controller.cli",
+            "run",
+            "--out",
+            str(out),
+            "--listen",
+            "tcp://127.0.0.1:0",
+            "--key",
+            str(key),
+            "--wait",
+            "600",
+            *common,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     agent = None
     try:
         assert wait_until(lambda: (out / "endpoints.json").exists() or controller.poll() is not None, timeout=300)
         endpoint = json.loads((out / "endpoints.json").read_text())["instrument"]
         agent = subprocess.Popen(
-            [sys.executable, "-m", "abduce.controller.cli", "instrument", "serve", "--driver", "simulated:transition-1d",
-             "--connect", endpoint, "--key", str(key), "--seed", "2", "--grid", "101"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "abduce.controller.cli",
+                "instrument",
+                "serve",
+                "--driver",
+                "simulated:transition-1d",
+                "--connect",
+                endpoint,
+                "--key",
+                str(key),
+                "--seed",
+                "2",
+                "--grid",
+                "101",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         output, _ = controller.communicate(timeout=600)  # a guard against a hang only
     finally:
@@ -62,15 +103,31 @@ def test_run_listen_through_an_agent_process_matches_the_in_process_run(tmp_path
 
 
 def test_listen_with_a_missing_key_is_a_clear_error(tmp_path):
-    result = runner.invoke(app, ["run", "--out", str(tmp_path / "r"), "--listen", "tcp://127.0.0.1:5999", "--key", str(tmp_path / "nope.key"), "--quiet"])
+    result = runner.invoke(
+        app,
+        [
+            "run",
+            "--out",
+            str(tmp_path / "r"),
+            "--listen",
+            "tcp://127.0.0.1:5999",
+            "--key",
+            str(tmp_path / "nope.key"),
+            "--quiet",
+        ],
+    )
     assert result.exit_code == 2 and "does not exist" in result.output
 
 
 def test_the_demo_leaves_a_run_directory_and_a_self_contained_report(tmp_path):
     """The README's main job, end to end: agent process, signed TCP, 40 measurements, report."""
     out = tmp_path / "demo"
-    proc = subprocess.run([sys.executable, "-m", "abduce.controller.cli", "demo", "--out", str(out), "--quiet"],
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "abduce.controller.cli", "demo", "--out", str(out), "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["measurements"] == 40 and summary["leader"] == "second-order"

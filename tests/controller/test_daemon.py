@@ -10,15 +10,15 @@ from collections import Counter
 
 import pytest
 
-from abduce.controller.drive.control import ControlError, request
 from abduce.controller.daemon import Daemon
+from abduce.controller.drive.control import ControlError, request
+from abduce.controller.journal.rundir import read_endpoints
 from abduce.controller.journal.store import Journal
 from abduce.controller.recipe.settings import load_settings
 from abduce.instruments.agent import InstrumentAgent
 from abduce.instruments.drivers.simulated import build
 from abduce.instruments.keys import load_key, new_key
 from abduce.instruments.protocol.codec import Codec, Keyring, unpack_frames
-from abduce.controller.journal.rundir import read_endpoints
 from tests.instruments.conftest import LOOPBACK, AgentThread, ipc_endpoint, wait_until
 
 CONFIG = """
@@ -50,8 +50,11 @@ def setup(tmp_path):
     path = tmp_path / "daemon.toml"
     path.write_text(CONFIG.format(seed=3, budget=10, listen=listen, control=LOOPBACK))
     key_id, secret = load_key(tmp_path / "lab.key")
-    agent = AgentThread(InstrumentAgent(build("simulated:transition-1d", grid=101, seed=3), listen,
-                                        Codec(Keyring({key_id: secret}), key_id), "sim"))
+    agent = AgentThread(
+        InstrumentAgent(
+            build("simulated:transition-1d", grid=101, seed=3), listen, Codec(Keyring({key_id: secret}), key_id), "sim"
+        )
+    )
     yield path, secret
     agent.stop()
 
@@ -75,8 +78,12 @@ def parked(t: threading.Thread) -> bool:
     frame = sys._current_frames().get(t.ident)
     stack = traceback.extract_stack(frame) if frame is not None else []
     ours = [f for f in stack if f.filename.endswith("daemon.py")]
-    return bool(ours) and ours[-1].name == "run" and "self._running.wait()" in (ours[-1].line or "") \
+    return (
+        bool(ours)
+        and ours[-1].name == "run"
+        and "self._running.wait()" in (ours[-1].line or "")
         and stack[-1].filename.endswith("threading.py")
+    )
 
 
 def test_status_pause_resume_stop_and_resume_from_the_journal(setup):
@@ -178,15 +185,25 @@ def test_status_answers_while_a_fit_is_running(tmp_path):
     text = CONFIG.format(seed=3, budget=310, listen=LOOPBACK, control=LOOPBACK).replace("n_init = 4", "n_init = 300")
     path.write_text(text.replace('["second-order", "linear"]', '["second-order", "first-order", "sigmoid", "linear"]'))
     key_id, secret = load_key(tmp_path / "lab.key")
-    proc = subprocess.Popen([sys.executable, "-m", "abduce.controller.cli", "daemon", str(path)], cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "abduce.controller.cli", "daemon", str(path)],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     agent = None
     try:
         run = tmp_path / "run"
         assert wait_until(lambda: (run / "endpoints.json").exists() or proc.poll() is not None, timeout=300)
         endpoints = read_endpoints(run)
-        agent = AgentThread(InstrumentAgent(build("simulated:transition-1d", grid=1001, seed=3),
-                                            endpoints["instrument"], Codec(Keyring({key_id: secret}), key_id), "sim"))
+        agent = AgentThread(
+            InstrumentAgent(
+                build("simulated:transition-1d", grid=1001, seed=3),
+                endpoints["instrument"],
+                Codec(Keyring({key_id: secret}), key_id),
+                "sim",
+            )
+        )
         during: Counter = Counter()  # answers seen during each refit, by the step it refits at
 
         def three_answers_during_one_refit() -> bool:
@@ -219,11 +236,13 @@ def test_the_daemon_warns_once_when_none_of_these_becomes_the_most_probable(tmp_
     steps = [({"linear": 0.7}, 0.3), ({"linear": 0.2}, 0.8), ({"linear": 0.1}, 0.9), ({"linear": 0.6}, 0.4)]
     with caplog.at_level(logging.INFO, logger="abduce.daemon"):
         for i, (probs, none) in enumerate(steps):
-            d._warn_if_nothing_explains(SimpleNamespace(step=i, probabilities=probs, none={"probability": none},
-                                                        checks={}))
+            d._warn_if_nothing_explains(
+                SimpleNamespace(step=i, probabilities=probs, none={"probability": none}, checks={})
+            )
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert warnings == ["after 2 measurements no hypothesis explains the data: none of these at p = 0.800, "
-                        "the best law linear at 0.200"]
+    assert warnings == [
+        "after 2 measurements no hypothesis explains the data: none of these at p = 0.800, the best law linear at 0.200"
+    ]
     assert any("after 4 measurements a hypothesis explains the data" in r.getMessage() for r in caplog.records)
 
 
@@ -235,13 +254,24 @@ def test_the_daemon_warns_once_when_the_most_probable_law_fails_its_checks(tmp_p
     path = tmp_path / "daemon.toml"
     path.write_text(CONFIG.format(seed=3, budget=5, listen=LOOPBACK, control=LOOPBACK))
     d = Daemon(load_settings(path), path)
-    bad = {"misfit": True, "reasons": ["noise sd 0.300 of the data scale is 5.0x the data's own (0.060, from neighbouring readings)"]}
-    steps = [{"linear": {"misfit": False, "reasons": []}}, {"linear": bad}, {"linear": bad},
-             {"linear": {"misfit": False, "reasons": []}}, {"linear": bad}]
+    bad = {
+        "misfit": True,
+        "reasons": ["noise sd 0.300 of the data scale is 5.0x the data's own (0.060, from neighbouring readings)"],
+    }
+    steps = [
+        {"linear": {"misfit": False, "reasons": []}},
+        {"linear": bad},
+        {"linear": bad},
+        {"linear": {"misfit": False, "reasons": []}},
+        {"linear": bad},
+    ]
     with caplog.at_level(logging.INFO, logger="abduce.daemon"):
         for i, checks in enumerate(steps):
-            d._warn_if_nothing_explains(SimpleNamespace(step=i, probabilities={"linear": 0.9}, none={"probability": 0.1},
-                                                        checks=checks))
+            d._warn_if_nothing_explains(
+                SimpleNamespace(step=i, probabilities={"linear": 0.9}, none={"probability": 0.1}, checks=checks)
+            )
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert warnings == ["after 2 measurements the most probable law linear fails its checks: " + bad["reasons"][0],
-                        "after 5 measurements the most probable law linear fails its checks: " + bad["reasons"][0]]
+    assert warnings == [
+        "after 2 measurements the most probable law linear fails its checks: " + bad["reasons"][0],
+        "after 5 measurements the most probable law linear fails its checks: " + bad["reasons"][0],
+    ]

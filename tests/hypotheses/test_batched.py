@@ -43,7 +43,9 @@ def test_batched_fits_equal_one_by_one_fits(transition_data, warm, names):
     """Four hypotheses (a discriminate step's refits) or one (an epsilon-greedy step's: its starts batched)."""
     u, y = transition_data
     settings = FitSettings(screen=128, restarts=2, maxiter=150)
-    warm_fits = {n: fit_hypothesis(BUILTIN[n], u[:30], y[:30], LO, SPAN, None, settings, seed=7) for n in names} if warm else {}
+    warm_fits = (
+        {n: fit_hypothesis(BUILTIN[n], u[:30], y[:30], LO, SPAN, None, settings, seed=7) for n in names} if warm else {}
+    )
     single = [fit_hypothesis(BUILTIN[n], u, y, LO, SPAN, warm_fits.get(n), settings, seed=3) for n in names]
     plans = [plan_fit(BUILTIN[n], u, y, LO, SPAN, warm_fits.get(n), settings, seed=3) for n in names]
     batched = fit_hypotheses_batched(plans, settings)
@@ -52,7 +54,9 @@ def test_batched_fits_equal_one_by_one_fits(transition_data, warm, names):
         # the stated tolerance: log posterior per point within 1e-6, every fitted value within 1e-4
         assert many.log_posterior == pytest.approx(one.log_posterior, abs=1e-6)
         for key, value in one.state.items():
-            torch.testing.assert_close(many.state[key], value, rtol=1e-4, atol=1e-4, msg=f"{one.hypothesis.name}: {key}")
+            torch.testing.assert_close(
+                many.state[key], value, rtol=1e-4, atol=1e-4, msg=f"{one.hypothesis.name}: {key}"
+            )
         # the batched log posterior is the optimiser's last value: GPyTorch's at the state it reports
         model = next(p for p in plans if p.hypothesis.name == many.hypothesis.name).start_model(many.state)
         with torch.no_grad():
@@ -81,7 +85,9 @@ def test_a_prior_the_batched_objective_does_not_know_is_fitted_one_by_one(transi
         def gpytorch_prior(self):
             return GammaPrior(2.0, 2.0)
 
-    line = Hypothesis("gamma-line", lambda x, p: p["a"] * x[..., 0], (Parameter("a", bounds=(0.05, 5.0), prior=Gamma()),))
+    line = Hypothesis(
+        "gamma-line", lambda x, p: p["a"] * x[..., 0], (Parameter("a", bounds=(0.05, 5.0), prior=Gamma()),)
+    )
     u, y = transition_data
     settings = FitSettings(screen=64, restarts=1, maxiter=60)
     [many] = fit_hypotheses_batched([plan_fit(line, u, y, LO, SPAN, None, settings, seed=3)], settings)

@@ -32,7 +32,9 @@ def _brute_force_log_z(model, u, y, name, bounds, points=20001):
 def test_importance_sampling_matches_quadrature_for_one_parameter(transition_data, prior):
     u, y = transition_data
     kwargs = {"prior": prior} if prior else {}
-    hyp = Hypothesis("level", lambda x, p: p["c"] + 0 * x[..., 0], (Parameter("c", bounds=(-1.5, 1.5), unit="y", **kwargs),))
+    hyp = Hypothesis(
+        "level", lambda x, p: p["c"] + 0 * x[..., 0], (Parameter("c", bounds=(-1.5, 1.5), unit="y", **kwargs),)
+    )
     fit = fit_hypothesis(hyp, u, y, LO, SPAN, None, FitSettings(), seed=0)
     model = fit.model(u, y)
     estimate = log_evidence(model, u, y, samples=512, seed=0).evidence()
@@ -110,7 +112,9 @@ def test_the_band_integrated_over_the_parameters_equals_a_direct_mixture(transit
     m_x = relative_mean(hyp, model.frame, u, draws)  # S x n
     m_c = relative_mean(hyp, model.frame, points, draws)  # S x N
     resid = v.unsqueeze(0) - m_x
-    loglik = torch.distributions.MultivariateNormal(torch.zeros(len(u), dtype=torch.float64), covariance_matrix=k).log_prob(resid)
+    loglik = torch.distributions.MultivariateNormal(
+        torch.zeros(len(u), dtype=torch.float64), covariance_matrix=k
+    ).log_prob(resid)
     w = torch.softmax(loglik + tracker.log_pq[inside], 0)
     mu = m_c + (kc @ torch.linalg.solve(k, resid.T)).T  # S x N
     expected_mean = (w.unsqueeze(-1) * mu).sum(0)
@@ -168,7 +172,9 @@ def test_a_jump_between_two_close_measurements_is_integrated_not_missed():
             log_l.append(-0.5 * (w**2).sum(0) - chol.diagonal().log().sum() - 0.5 * len(u) * math.log(2 * math.pi))
         log_l = torch.cat(log_l).reshape(len(a_grid), len(xc_grid))
         cell = float(a_grid[1] - a_grid[0]) * float(xc_grid[1] - xc_grid[0])
-        exact = float(torch.logsumexp(log_l.reshape(-1), 0)) + math.log(cell) - math.log(1.5) - len(u) * math.log(frame.s)
+        exact = (
+            float(torch.logsumexp(log_l.reshape(-1), 0)) + math.log(cell) - math.log(1.5) - len(u) * math.log(frame.s)
+        )
     assert estimate.ess > 50
     assert estimate.log_z == pytest.approx(exact, abs=0.15)
 

@@ -1,7 +1,7 @@
 import pytest
 
-from abduce.hypotheses.errors import FitError
 from abduce.hypotheses.declaration import Hypothesis, Parameter
+from abduce.hypotheses.errors import FitError
 from abduce.hypotheses.fitting import FitSettings, fit_hypothesis
 from abduce.hypotheses.library import BUILTIN
 

@@ -38,9 +38,14 @@ def test_the_power_laws_amplitude_means_the_same_on_a_space_of_any_width():
     first-order at P = 0.997 from one reading below x_c."""
     f = lambda x, x_c, span: SECOND_ORDER.mean(  # noqa: E731
         torch.tensor(x, dtype=torch.float64)[:, None],
-        {"A": torch.tensor(2.0, dtype=torch.float64), "x_c": torch.tensor(x_c, dtype=torch.float64),
-         "beta": torch.tensor(0.5, dtype=torch.float64), "delta": torch.tensor(1e-3 * span, dtype=torch.float64),
-         "span": torch.tensor(span, dtype=torch.float64)})
+        {
+            "A": torch.tensor(2.0, dtype=torch.float64),
+            "x_c": torch.tensor(x_c, dtype=torch.float64),
+            "beta": torch.tensor(0.5, dtype=torch.float64),
+            "delta": torch.tensor(1e-3 * span, dtype=torch.float64),
+            "span": torch.tensor(span, dtype=torch.float64),
+        },
+    )
     u = np.linspace(0.0, 0.19, 20)
     torch.testing.assert_close(f(0.25 * u, 0.05, 0.25), f(u, 0.2, 1.0), rtol=1e-9, atol=1e-12)
     a_needed = 1.0 / math.sqrt(0.05 / 0.25)  # m(0) = 1 data scale with x_c = 0.05 on [0, 0.25]
@@ -55,9 +60,13 @@ def test_every_builtin_has_a_docstring_with_a_formula():
 def test_smoothed_kink_has_finite_gradients_at_x_c():
     x_c = torch.tensor(0.6, dtype=torch.float64, requires_grad=True)
     x = torch.tensor([[0.6]], dtype=torch.float64)
-    params = {"A": torch.tensor(1.0, dtype=torch.float64), "x_c": x_c,
-              "beta": torch.tensor(0.5, dtype=torch.float64), "delta": torch.tensor(1e-3, dtype=torch.float64),
-              "span": torch.tensor(1.0, dtype=torch.float64)}
+    params = {
+        "A": torch.tensor(1.0, dtype=torch.float64),
+        "x_c": x_c,
+        "beta": torch.tensor(0.5, dtype=torch.float64),
+        "delta": torch.tensor(1e-3, dtype=torch.float64),
+        "span": torch.tensor(1.0, dtype=torch.float64),
+    }
     SECOND_ORDER.mean(x, params).sum().backward()
     assert torch.isfinite(x_c.grad)
     assert smooth_relu(torch.tensor(-1.0), torch.tensor(1e-3)).item() >= 0

@@ -50,7 +50,9 @@ def test_closed_form_gradient_and_hessian_equal_autograd(nu, d):
     u = torch.rand(15, d, generator=g, dtype=torch.float64)
     resid = torch.randn(15, generator=g, dtype=torch.float64) * 0.3
     diff2 = (u.unsqueeze(1) - u.unsqueeze(0)) ** 2
-    z = torch.tensor([math.log(0.05)] + [math.log(0.2 + 0.1 * j) for j in range(d)] + [math.log(0.01)], dtype=torch.float64)
+    z = torch.tensor(
+        [math.log(0.05)] + [math.log(0.2 + 0.1 * j) for j in range(d)] + [math.log(0.01)], dtype=torch.float64
+    )
     value, grad, hess = loglik_derivatives(z, diff2, resid, nu)
     zr = z.clone().requires_grad_(True)
     ref = _reference_loglik(zr, diff2, resid, nu)
@@ -102,11 +104,15 @@ def test_the_factor_equals_a_brute_force_integral_over_the_hyperparameters(law, 
     kern, lik = model.covar_module, model.likelihood
     with torch.no_grad():
         resid = v - model.mean_module(u)
-        z_fit = torch.log(torch.stack([kern.outputscale.reshape(()), kern.base_kernel.lengthscale.reshape(()),
-                                       lik.noise.reshape(())]))
+        z_fit = torch.log(
+            torch.stack([kern.outputscale.reshape(()), kern.base_kernel.lengthscale.reshape(()), lik.noise.reshape(())])
+        )
     priors = [kern.outputscale_prior, kern.base_kernel.lengthscale_prior, lik.noise_covar.noise_prior]
-    constraints = [kern.raw_outputscale_constraint, kern.base_kernel.raw_lengthscale_constraint,
-                   lik.noise_covar.raw_noise_constraint]
+    constraints = [
+        kern.raw_outputscale_constraint,
+        kern.base_kernel.raw_lengthscale_constraint,
+        lik.noise_covar.raw_noise_constraint,
+    ]
     axes = []
     for i, (p, c) in enumerate(zip(priors, constraints)):
         lo = max(float(p.loc) - 6 * float(p.scale), math.log(float(c.lower_bound)))
@@ -122,12 +128,16 @@ def test_the_factor_equals_a_brute_force_integral_over_the_hyperparameters(law, 
     log_joint = []
     for block in grid.split(4096):  # the likelihood at every grid point, in batches
         a = math.sqrt(5.0) * r / torch.exp(block[:, 1, None, None])
-        cov = (torch.exp(block[:, 0, None, None]) * (1 + a + a * a / 3) * torch.exp(-a)
-               + torch.exp(block[:, 2, None, None]) * torch.eye(len(u), dtype=u.dtype))
+        cov = torch.exp(block[:, 0, None, None]) * (1 + a + a * a / 3) * torch.exp(-a) + torch.exp(
+            block[:, 2, None, None]
+        ) * torch.eye(len(u), dtype=u.dtype)
         chol = torch.linalg.cholesky(cov)
         w = torch.linalg.solve_triangular(chol, resid.expand(len(block), -1).unsqueeze(-1), upper=False)
-        ll = (-0.5 * (w**2).sum((-1, -2)) - chol.diagonal(dim1=-2, dim2=-1).log().sum(-1)
-              - 0.5 * len(u) * math.log(2 * math.pi))
+        ll = (
+            -0.5 * (w**2).sum((-1, -2))
+            - chol.diagonal(dim1=-2, dim2=-1).log().sum(-1)
+            - 0.5 * len(u) * math.log(2 * math.pi)
+        )
         lp = (-0.5 * ((block - loc) / scale) ** 2 - scale.log() - 0.5 * math.log(2 * math.pi)).sum(-1)
         log_joint.append(ll + lp)
     cell = math.prod(float(a[1] - a[0]) for a in axes)
@@ -142,8 +152,9 @@ def test_a_law_that_needs_its_residual_pays_for_it():
     largest amplitude, and pays several nats more for its hyperparameters than on data it generated."""
     x = np.linspace(0, 1, 30)[:, None]
     clean = Transition1D(law="second-order", x_c=0.5, beta=0.3, noise_fraction=0.03, seed=4).measure(x)
-    sloped = Transition1D(law="sloped-transition", x_c=0.5, beta=0.3, background=0.8, noise_fraction=0.03,
-                          seed=4).measure(x)
+    sloped = Transition1D(
+        law="sloped-transition", x_c=0.5, beta=0.3, background=0.8, noise_fraction=0.03, seed=4
+    ).measure(x)
     fits = log_occam(*_fit("second-order", x, clean))
     misfits = log_occam(*_fit("second-order", x, sloped))
     assert misfits < fits - 2.0

@@ -9,9 +9,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from abduce.hypotheses.errors import HypothesisError
 from abduce.hypotheses import Hypothesis, Parameter, check
 from abduce.hypotheses.declaration import Frame
+from abduce.hypotheses.errors import HypothesisError
 from abduce.hypotheses.library import BUILTIN, smooth_relu
 from abduce.hypotheses.model import relative_mean
 
@@ -54,9 +54,13 @@ def test_the_second_order_law_stays_the_law_far_above_its_critical_point():
     """In log space the kink's value is unchanged where it was representable, and tends to 0 beyond."""
     h = BUILTIN["second-order"]
     x = torch.linspace(0.0, 1.0, 201, dtype=torch.float64).unsqueeze(-1)
-    p = {"A": torch.tensor(1.3, dtype=torch.float64), "x_c": torch.tensor(0.05, dtype=torch.float64),
-         "beta": torch.tensor(0.4, dtype=torch.float64), "delta": torch.tensor(1e-3, dtype=torch.float64),
-         "span": torch.tensor(1.0, dtype=torch.float64)}
+    p = {
+        "A": torch.tensor(1.3, dtype=torch.float64),
+        "x_c": torch.tensor(0.05, dtype=torch.float64),
+        "beta": torch.tensor(0.4, dtype=torch.float64),
+        "delta": torch.tensor(1e-3, dtype=torch.float64),
+        "span": torch.tensor(1.0, dtype=torch.float64),
+    }
     plain = 1.3 * smooth_relu(0.05 - x[:, 0], 0.4 * p["delta"]) ** 0.4  # the direct form: exact until it underflows
     kept = (0.05 - x[:, 0]) / 0.4e-3 > -700  # softplus still a normal float there: no precision lost
     assert 0 < kept.sum() < len(x)
@@ -74,8 +78,13 @@ def test_the_second_order_kink_is_sharp_for_every_exponent(beta):
     at beta = 1/8 it kept 44% of that value there, and fits put x_c below the truth)."""
     h = BUILTIN["second-order"]
     f64 = {"dtype": torch.float64}
-    p = {"A": torch.tensor(1.0, **f64), "x_c": torch.tensor(0.5, **f64), "beta": torch.tensor(beta, **f64),
-         "delta": torch.tensor(1e-3, **f64), "span": torch.tensor(1.0, **f64)}
+    p = {
+        "A": torch.tensor(1.0, **f64),
+        "x_c": torch.tensor(0.5, **f64),
+        "beta": torch.tensor(beta, **f64),
+        "delta": torch.tensor(1e-3, **f64),
+        "span": torch.tensor(1.0, **f64),
+    }
     below, above = h.mean(torch.tensor([[0.495], [0.505]], **f64), p)
     assert float(above) < 0.01 * float(below)
     assert float(below) == pytest.approx(0.005**beta, rel=0.1)  # and still the power law just below x_c
@@ -91,8 +100,9 @@ def test_check_passes_every_builtin_on_boxes_and_candidate_sets():
 def test_check_names_the_parameters_and_point_where_a_law_breaks():
     """The law as it was written before (the plain power of the smoothed kink): its gradient in x_c is NaN
     once a point lies about 0.75 of the span above x_c."""
-    plain = replace(BUILTIN["second-order"],
-                    mean=lambda x, p: p["A"] * smooth_relu(p["x_c"] - x[..., 0], p["delta"]) ** p["beta"])
+    plain = replace(
+        BUILTIN["second-order"], mean=lambda x, p: p["A"] * smooth_relu(p["x_c"] - x[..., 0], p["delta"]) ** p["beta"]
+    )
     with pytest.raises(HypothesisError) as info:
         check(plain, lo=(0.0,), hi=(1.0,))
     err = info.value
@@ -112,8 +122,12 @@ def test_check_catches_a_value_that_is_not_finite_and_a_campaign_refuses_the_law
     from abduce.controller.core.space import Space
     from abduce.controller.decide.stopping import Budget
 
-    log_law = Hypothesis("log-law", lambda x, p: p["a"] * torch.log(x[..., 0]), (Parameter("a", unit="y"),),
-                         doc="m = a log x, which is -inf at x = 0")
+    log_law = Hypothesis(
+        "log-law",
+        lambda x, p: p["a"] * torch.log(x[..., 0]),
+        (Parameter("a", unit="y"),),
+        doc="m = a log x, which is -inf at x = 0",
+    )
     with pytest.raises(HypothesisError, match="the value is not finite") as info:
         check(log_law, lo=(0.0,), hi=(1.0,))
     assert info.value.point == (0.0,)

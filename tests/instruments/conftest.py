@@ -15,7 +15,6 @@ from abduce.instruments.drivers.base import Driver, Reading
 from abduce.instruments.protocol.codec import Keyring
 from abduce.instruments.protocol.models import Axis, Capabilities, Channel, Measure
 
-
 LOOPBACK = "tcp://127.0.0.1:0"  # a link or daemon binds a free pair of ports; read the one bound back
 
 
@@ -39,8 +38,12 @@ class SlowDriver(Driver):
         self._abort = threading.Event()
 
     def describe(self) -> Capabilities:
-        return Capabilities(axes=[Axis(name="x", min=0.0, max=1.0)], channels=[Channel(name="y")],
-                            simulator=True, idempotent=self.idempotent)
+        return Capabilities(
+            axes=[Axis(name="x", min=0.0, max=1.0)],
+            channels=[Channel(name="y")],
+            simulator=True,
+            idempotent=self.idempotent,
+        )
 
     def measure(self, request: Measure) -> Reading:
         self.calls.append(request.request_id)

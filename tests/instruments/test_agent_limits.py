@@ -36,8 +36,9 @@ class Fixed(Driver):
 
 
 def agent(axes, candidates=None) -> InstrumentAgent:
-    caps = Capabilities(axes=[Axis(name=n, min=lo, max=hi) for n, lo, hi in axes], candidates=candidates,
-                        channels=[Channel(name="y")])
+    caps = Capabilities(
+        axes=[Axis(name=n, min=lo, max=hi) for n, lo, hi in axes], candidates=candidates, channels=[Channel(name="y")]
+    )
     codec = Codec(Keyring({"k": bytes(32)}), "k")
     return InstrumentAgent(Fixed(caps), "tcp://127.0.0.1:9", codec, "limits")  # serve() is never called: no socket
 

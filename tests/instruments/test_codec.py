@@ -48,7 +48,11 @@ def examples() -> dict[str, tuple]:
     caps = Capabilities(
         axes=[Axis(name="x", unit="nm", min=-5.0, max=5.0), Axis(name="T", unit="K", min=4, max=300)],
         candidates=[[0.0, 4.0], [1.5, 300.0]],
-        channels=[Channel(name="y", unit="counts"), Channel(name="image", shape=[2, 3]), Channel(name="hist", shape=[5], dtype="<u2")],
+        channels=[
+            Channel(name="y", unit="counts"),
+            Channel(name="image", shape=[2, 3]),
+            Channel(name="hist", shape=[5], dtype="<u2"),
+        ],
         simulator=True,
         idempotent=False,
     )
@@ -69,8 +73,13 @@ def examples() -> dict[str, tuple]:
         "hello": (Hello(instrument_id="stem-1", versions=["1.0"], capabilities=caps, software="test 0"), ()),
         "welcome": (Welcome(version="1.0", controller_session="c" * 32, heartbeat_s=0.5), ()),
         "measure": (
-            Measure(request_id="r-1", points=[[0.0, 4.0], [1.5, 300.0]], parameters={"dwell_s": 0.1, "mode": "fast"},
-                    deadline_s=30.0, idempotent=False),
+            Measure(
+                request_id="r-1",
+                points=[[0.0, 4.0], [1.5, 300.0]],
+                parameters={"dwell_s": 0.1, "mode": "fast"},
+                deadline_s=30.0,
+                idempotent=False,
+            ),
             (),
         ),
         "ack": (Ack(request_id="r-1"), ()),
@@ -212,8 +221,9 @@ def test_signature_is_lowercase_hex_over_length_prefixed_frames(keyring, pair):
 
 def test_optional_fields_may_be_omitted(keyring, pair):
     a, b = pair
-    frames = resign(keyring, a.encode(Measure(request_id="r", points=[[1]])),
-                    content=b'{"request_id":"r","points":[[1]]}')
+    frames = resign(
+        keyring, a.encode(Measure(request_id="r", points=[[1]])), content=b'{"request_id":"r","points":[[1]]}'
+    )
     msg = b.decode(frames)
     assert msg.content == Measure(request_id="r", points=[[1.0]])
 
@@ -265,8 +275,14 @@ def test_header_failing_its_model(keyring, pair):
     a, b = pair
     frames = a.encode(Ping())
     h = header_of(frames)
-    for bad in ({**h, "seq": -1}, {**h, "extra": 1}, {k: v for k, v in h.items() if k != "session"},
-                {**h, "version": "1"}, {**h, "version": "9" * 5000 + ".0"}, {**h, "version": "\u0661.\u0660"}):
+    for bad in (
+        {**h, "seq": -1},
+        {**h, "extra": 1},
+        {k: v for k, v in h.items() if k != "session"},
+        {**h, "version": "1"},
+        {**h, "version": "9" * 5000 + ".0"},
+        {**h, "version": "\u0661.\u0660"},
+    ):
         expect("malformed", b, resign(keyring, frames, header=json.dumps(bad).encode()))
 
 
@@ -401,7 +417,9 @@ def test_array_dtype_must_be_one_numpy_reads(keyring, pair):
 
 def test_buffer_size_must_match_dtype_and_shape(pair):
     a, b = pair
-    content = Result(request_id="r-3", status="ok", arrays=[ArraySpec(channel="img", buffer=0, dtype="<f4", shape=[2, 3])])
+    content = Result(
+        request_id="r-3", status="ok", arrays=[ArraySpec(channel="img", buffer=0, dtype="<f4", shape=[2, 3])]
+    )
     exc = expect("buffer-mismatch", b, a.encode(content, buffers=[np.zeros((2, 3), "<f8").tobytes()]))
     assert exc.request_id == "r-3"
     assert isinstance(b.decode(a.encode(content, buffers=[np.zeros((2, 3), "<f4").tobytes()])), Message)
@@ -412,7 +430,10 @@ def test_array_naming_a_missing_buffer(pair):
     content = Result(
         request_id="r-4",
         status="ok",
-        arrays=[ArraySpec(channel="a", buffer=0, dtype="|u1", shape=[3]), ArraySpec(channel="b", buffer=1, dtype="|u1", shape=[3])],
+        arrays=[
+            ArraySpec(channel="a", buffer=0, dtype="|u1", shape=[3]),
+            ArraySpec(channel="b", buffer=1, dtype="|u1", shape=[3]),
+        ],
     )
     exc = expect("buffer-mismatch", b, a.encode(content, buffers=[b"abc"]))
     assert exc.request_id == "r-4"
@@ -420,8 +441,14 @@ def test_array_naming_a_missing_buffer(pair):
 
 def test_empty_array_and_zero_dimension(pair):
     a, b = pair
-    content = Result(request_id="r", status="ok", arrays=[ArraySpec(channel="e", buffer=0, dtype="<i8", shape=[0, 4]),
-                                                          ArraySpec(channel="s", buffer=1, dtype="<i8", shape=[])])
+    content = Result(
+        request_id="r",
+        status="ok",
+        arrays=[
+            ArraySpec(channel="e", buffer=0, dtype="<i8", shape=[0, 4]),
+            ArraySpec(channel="s", buffer=1, dtype="<i8", shape=[]),
+        ],
+    )
     msg = b.decode(a.encode(content, buffers=[b"", b"\0" * 8]))
     assert msg.buffers == (b"", b"\0" * 8)
 
@@ -437,7 +464,9 @@ def test_non_finite_values_cannot_be_built_and_travel_as_null(pair):
 def test_errors_from_a_readable_header_carry_it(keyring, pair):
     a, b = pair
     frames = a.encode(Measure(request_id="r-5", points=[[1.0]]), identities=[b"agent-7"])
-    exc = expect("invalid-content", b, resign(keyring, frames, content=b'{"request_id": "r-5", "points": [[]], "x": 1}'))
+    exc = expect(
+        "invalid-content", b, resign(keyring, frames, content=b'{"request_id": "r-5", "points": [[]], "x": 1}')
+    )
     assert exc.identities == (b"agent-7",)
     assert exc.header is not None and exc.header.msg_id == header_of(frames)["msg_id"]
     # the answer the receiver would send pairs with the offending header

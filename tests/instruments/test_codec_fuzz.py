@@ -113,8 +113,15 @@ def signed(parts: list[bytes], secret: bytes) -> list[bytes]:
 
 
 def header(msg_type: str, seq: int, key_id: str = "lab", **changes) -> dict:
-    h = {"msg_id": f"{SESSION}-{seq}", "msg_type": msg_type, "version": "1.0", "session": SESSION,
-         "seq": seq, "date": DATE, "key_id": key_id}
+    h = {
+        "msg_id": f"{SESSION}-{seq}",
+        "msg_type": msg_type,
+        "version": "1.0",
+        "session": SESSION,
+        "seq": seq,
+        "date": DATE,
+        "key_id": key_id,
+    }
     h.update(changes)
     return h
 
@@ -135,16 +142,42 @@ BASES: list[tuple[dict, dict | None, dict, object, tuple[bytes, ...]]] = [
     (header("welcome", 4), None, {}, Welcome(version="1.0", controller_session="c", heartbeat_s=1.0), ()),
     (header("reject", 5), MEASURE_HEADER, {}, Reject(request_id="r-1", code="busy", reason="later"), ()),
     (header("error", 6), None, {}, Error(code="internal", message="oops"), ()),
-    (header("measure", 7, key_id="other"), None, {"note": [1, "two", None]},
-     Measure(request_id="r-1", points=[[0.5, 1.0]], parameters={"dwell": 1}), ()),
-    (header("hello", 8), None, {},
-     Hello(instrument_id="i", versions=["1.0"], capabilities=Capabilities(
-         axes=[Axis(name="x", min=0, max=1)], candidates=[[0.5]], channels=[Channel(name="y")])), ()),
-    (header("result", 9), MEASURE_HEADER, {},
-     Result(request_id="r-1", status="ok", points=[[0.5]], values={"y": [1.0, None]},
-            arrays=[ArraySpec(channel="a", buffer=0, dtype="<f8", shape=[2]),
-                    ArraySpec(channel="b", buffer=1, dtype="|u1", shape=[3])]),
-     (b"\0" * 16, b"abc")),
+    (
+        header("measure", 7, key_id="other"),
+        None,
+        {"note": [1, "two", None]},
+        Measure(request_id="r-1", points=[[0.5, 1.0]], parameters={"dwell": 1}),
+        (),
+    ),
+    (
+        header("hello", 8),
+        None,
+        {},
+        Hello(
+            instrument_id="i",
+            versions=["1.0"],
+            capabilities=Capabilities(
+                axes=[Axis(name="x", min=0, max=1)], candidates=[[0.5]], channels=[Channel(name="y")]
+            ),
+        ),
+        (),
+    ),
+    (
+        header("result", 9),
+        MEASURE_HEADER,
+        {},
+        Result(
+            request_id="r-1",
+            status="ok",
+            points=[[0.5]],
+            values={"y": [1.0, None]},
+            arrays=[
+                ArraySpec(channel="a", buffer=0, dtype="<f8", shape=[2]),
+                ArraySpec(channel="b", buffer=1, dtype="|u1", shape=[3]),
+            ],
+        ),
+        (b"\0" * 16, b"abc"),
+    ),
 ]
 WITH_BUFFERS = {i for i, base in enumerate(BASES) if base[4]}
 
@@ -213,7 +246,7 @@ def spec_outcome(frames: list[bytes], seen: set[bytes]) -> Want:
     if TAG not in frames:
         return Want("missing-frame")
     at = frames.index(TAG)  # the first TAG; before it, routing
-    ids, rest = tuple(frames[:at]), frames[at + 1:]
+    ids, rest = tuple(frames[:at]), frames[at + 1 :]
     if len(rest) < 5:
         return Want("missing-frame", identities=ids)
     signature, h_raw, p_raw, m_raw, c_raw, *buffers = rest
@@ -273,7 +306,7 @@ def check(codec: Codec, frames: list[bytes], seen: set[bytes], want: str | None 
     at = frames.index(TAG)
     assert msg.raw == tuple(frames[at:]) and msg.raw[1:] in SIGNED, "accepted a message nobody signed"
     assert msg.identities == tuple(frames[:at])
-    _, h_raw, p_raw, m_raw, c_raw, *buffers = frames[at + 1:]
+    _, h_raw, p_raw, m_raw, c_raw, *buffers = frames[at + 1 :]
     assert msg.header == valid_header(h_raw) and msg.content == expected.content
     assert type(msg.content) is MESSAGES[msg.header.msg_type]
     parent = json_object(p_raw)
@@ -303,13 +336,28 @@ json_scalars = st.one_of(
 )
 json_values = st.recursive(
     json_scalars,
-    lambda children: st.one_of(st.lists(children, max_size=4), st.dictionaries(st.text(max_size=12), children, max_size=4)),
+    lambda children: st.one_of(
+        st.lists(children, max_size=4), st.dictionaries(st.text(max_size=12), children, max_size=4)
+    ),
     max_leaves=12,
 )
 not_an_object = st.one_of(
     st.builds(dumps, json_values).filter(lambda b: not b.startswith(b"{")),
-    st.sampled_from([b"", b"{", b"\xff{}", b"\xef\xbb\xbf{}", b'{"a":NaN}', b'{"a":1e400}', b'{"a":Infinity}',
-                     b'{"a":1}{"b":2}', b"[{}]", b'"{}"', b"{'a': 1}"]),
+    st.sampled_from(
+        [
+            b"",
+            b"{",
+            b"\xff{}",
+            b"\xef\xbb\xbf{}",
+            b'{"a":NaN}',
+            b'{"a":1e400}',
+            b'{"a":Infinity}',
+            b'{"a":1}{"b":2}',
+            b"[{}]",
+            b'"{}"',
+            b"{'a': 1}",
+        ]
+    ),
 )
 identities = st.lists(st.binary(max_size=8), min_size=1, max_size=3)  # shorter than the TAG: never one
 unknown_key_ids = st.text(min_size=1, max_size=20).filter(lambda k: k not in SECRETS)
@@ -461,7 +509,7 @@ def test_any_tampering_is_refused_unless_nothing_signed_changed(i, data):
     got = check(receiver(), frames, set())
     # accepted exactly when the frames from the first TAG on are the signed ones (swapping two {} frames
     # changes nothing; a frame ending up before the TAG is a routing identity)
-    assert (got.code == ACCEPT) is (TAG in frames and frames[frames.index(TAG):] == original)
+    assert (got.code == ACCEPT) is (TAG in frames and frames[frames.index(TAG) :] == original)
 
 
 # ---------------------------------------------------------------------------- forged: signed without the secret
@@ -475,7 +523,9 @@ def test_forgeries_are_unknown_key_or_bad_signature_whatever_they_carry(i, data)
     h["key_id"] = claim
     parts[0] = dumps(h)
     if data.draw(st.booleans()):  # content is never looked at before the signature is checked
-        parts[3] = data.draw(st.one_of(not_an_object, st.builds(dumps, json_values)).filter(lambda b: len(b) <= JSON_LIMIT))
+        parts[3] = data.draw(
+            st.one_of(not_an_object, st.builds(dumps, json_values)).filter(lambda b: len(b) <= JSON_LIMIT)
+        )
     # the signer holds some secret, but not the one of the key it claims
     secret = data.draw(st.sampled_from([s for k, s in [*SECRETS.items(), ("foreign", FOREIGN)] if k != claim]))
     frames = signed(parts, secret)
@@ -503,9 +553,13 @@ def test_a_correctly_signed_header_that_is_not_a_valid_header_is_malformed(i, da
             h[data.draw(st.text(min_size=1, max_size=8).filter(lambda k: k not in h))] = data.draw(json_values)
         elif how == "type":  # SPEC section 4: strings of 1 to 64 (128) characters, seq an integer >= 0
             key = data.draw(st.sampled_from(["msg_id", "msg_type", "session", "key_id", "seq"]))
-            h[key] = data.draw(st.sampled_from([None, [], {}, "", "x" * 200, -1] if key != "seq" else [None, "one", -1, 0.5, []]))
+            h[key] = data.draw(
+                st.sampled_from([None, [], {}, "", "x" * 200, -1] if key != "seq" else [None, "one", -1, 0.5, []])
+            )
         else:  # "MAJOR.MINOR", ASCII digits, 1 to 9 each
-            h["version"] = data.draw(st.sampled_from(["1", "1.0.0", "v1.0", "1.x", "", "1.0 ", "1234567890.0", "١.٠", 1.0]))
+            h["version"] = data.draw(
+                st.sampled_from(["1", "1.0.0", "v1.0", "1.x", "", "1.0 ", "1234567890.0", "١.٠", 1.0])
+            )
         parts[0] = dumps(h)
     check(receiver(), signed(parts, SECRETS["lab"]), set(), "malformed")
 
@@ -516,8 +570,15 @@ def test_the_checks_after_the_signature_in_order(i, data):
     """Correctly signed: version, then msg_type, then the other JSON frames, then the content."""
     h, parts = dict(BASES[i][0]), parts_of(i)
     how = data.draw(st.sampled_from(["version", "minor", "type", "parent", "parent-header", "metadata", "content"]))
-    want = {"version": "unsupported-version", "minor": ACCEPT, "type": "unknown-msg-type", "parent": "malformed",
-            "parent-header": "malformed", "metadata": "malformed", "content": "malformed"}[how]
+    want = {
+        "version": "unsupported-version",
+        "minor": ACCEPT,
+        "type": "unknown-msg-type",
+        "parent": "malformed",
+        "parent-header": "malformed",
+        "metadata": "malformed",
+        "content": "malformed",
+    }[how]
     if how == "version":
         h["version"] = data.draw(st.sampled_from(["0.1", "2.0", "10.0", "0.0", "999999999.1"]))
         parts[3] = data.draw(st.sampled_from([parts[3], b"garbage"]))  # never reached
@@ -572,17 +633,29 @@ def test_re_signed_random_json(i, data):
 @settings(FUZZ, max_examples=250)
 @given(st.data())
 def test_arrays_need_their_buffer_of_the_right_size(data):
-    arrays = data.draw(st.lists(st.fixed_dictionaries({
-        "channel": st.sampled_from(["a", "b"]),
-        "buffer": st.integers(min_value=0, max_value=3),
-        "dtype": st.sampled_from(["<f8", "|u1", ">i2", "b1", "<f4", "=u8", "<i8"]),  # all valid (SPEC section 10)
-        "shape": st.lists(st.integers(min_value=0, max_value=4), max_size=3),
-    }), min_size=1, max_size=3))
+    arrays = data.draw(
+        st.lists(
+            st.fixed_dictionaries(
+                {
+                    "channel": st.sampled_from(["a", "b"]),
+                    "buffer": st.integers(min_value=0, max_value=3),
+                    "dtype": st.sampled_from(
+                        ["<f8", "|u1", ">i2", "b1", "<f4", "=u8", "<i8"]
+                    ),  # all valid (SPEC section 10)
+                    "shape": st.lists(st.integers(min_value=0, max_value=4), max_size=3),
+                }
+            ),
+            min_size=1,
+            max_size=3,
+        )
+    )
     buffers = data.draw(st.lists(st.binary(max_size=48), max_size=4))
     content = {"request_id": "r-7", "status": "ok", "arrays": arrays}
     # the expectation from the array descriptions alone: prod(shape) * itemsize bytes, in a buffer that was sent
-    fits = all(a["buffer"] < len(buffers) and len(buffers[a["buffer"]]) == math.prod(a["shape"]) * int(a["dtype"][-1])
-               for a in arrays)
+    fits = all(
+        a["buffer"] < len(buffers) and len(buffers[a["buffer"]]) == math.prod(a["shape"]) * int(a["dtype"][-1])
+        for a in arrays
+    )
     parts = [dumps(header("result", 50)), b"{}", b"{}", dumps(content), *buffers]
     got = check(receiver(), signed(parts, SECRETS["lab"]), set(), ACCEPT if fits else "buffer-mismatch")
     if not fits:
@@ -599,7 +672,9 @@ def test_too_large_comes_before_everything_but_the_frame_count(i, data):
     else:
         parts.append(b"\0" * (BUFFER_LIMIT + 1 + data.draw(st.integers(0, 8))))
     if data.draw(st.booleans()):
-        parts[0] = data.draw(st.sampled_from([b"not json", dumps(header("ping", 0, key_id="nobody"))])) + b" " * JSON_LIMIT
+        parts[0] = (
+            data.draw(st.sampled_from([b"not json", dumps(header("ping", 0, key_id="nobody"))])) + b" " * JSON_LIMIT
+        )
     secret = data.draw(st.sampled_from([SECRETS["lab"], FOREIGN]))
     check(receiver(), signed(parts, secret), set(), "too-large")
 
@@ -626,7 +701,8 @@ def test_a_second_delivery_is_replayed_whoever_routes_it(i, ids1, ids2, how):
     codec, seen = receiver(), set()
     first = check(codec, ids1 + frames, seen)
     assert first.code == {"valid": ACCEPT, "version": "unsupported-version", "type": "unknown-msg-type"}.get(
-        how, "invalid-content")
+        how, "invalid-content"
+    )
     check(codec, ids2 + frames, seen, "replayed")  # SPEC section 5: authenticated, so remembered
     check(codec, frames, seen, "replayed")
     tampered = list(frames)
@@ -635,7 +711,11 @@ def test_a_second_delivery_is_replayed_whoever_routes_it(i, ids1, ids2, how):
 
 
 @settings(FUZZ, max_examples=150)
-@given(st.lists(st.tuples(base_index, st.sampled_from(["valid", "version", "tampered", "unsigned"])), min_size=1, max_size=12))
+@given(
+    st.lists(
+        st.tuples(base_index, st.sampled_from(["valid", "version", "tampered", "unsigned"])), min_size=1, max_size=12
+    )
+)
 def test_one_receiver_over_a_stream_with_repeats(stream):
     """The replay window holds exactly the authenticated signatures seen so far."""
     codec, seen = receiver(), set()
@@ -657,8 +737,12 @@ def test_the_oracle_itself_accepts_the_codecs_own_messages():
     sender = Codec(KEYRING, "lab")
     for i in range(len(BASES)):
         _, parent, metadata, content, buffers = BASES[i]
-        frames = sender.encode(content, parent=Header.model_validate(parent) if parent else None,
-                               metadata=metadata or None, buffers=buffers)
+        frames = sender.encode(
+            content,
+            parent=Header.model_validate(parent) if parent else None,
+            metadata=metadata or None,
+            buffers=buffers,
+        )
         assert spec_outcome(frames, set()).code == ACCEPT
         SIGNED.add(tuple(frames[1:]))
         check(receiver(), frames, set(), ACCEPT)

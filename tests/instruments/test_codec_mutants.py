@@ -133,7 +133,7 @@ def test_a_validation_error_lists_five_problems_and_counts_the_rest():
     message = info.value.message
     assert info.value.code == "invalid-content"
     assert message.startswith("ping: ")
-    listed = message[len("ping: "):].split("; ")
+    listed = message[len("ping: ") :].split("; ")
     assert len(listed) == 5 and listed[-1].endswith("(+2 more)")
     assert [part.split(":")[0] for part in listed] == [f"field{i}" for i in range(5)]
 
@@ -189,7 +189,7 @@ def test_json_nested_too_deep_for_the_parser_is_malformed(frame):
 
 def test_the_empty_object_and_an_equal_spelling_of_it_read_the_same():
     a, b = sender(), Codec(KEYS, "lab")
-    for spelling in (b"{}", b" { } ", b'{\n}'):
+    for spelling in (b"{}", b" { } ", b"{\n}"):
         msg = b.decode(resigned(a.encode(Ack(request_id="r")), parent=spelling, metadata=spelling))
         assert msg.parent is None and msg.metadata == {}
 
@@ -198,7 +198,10 @@ def test_the_empty_object_and_an_equal_spelling_of_it_read_the_same():
 
 
 def test_packed_frames_are_4_byte_big_endian_lengths_then_bytes():
-    assert pack_frames([b"ab", b"", b"\x00" * 3]) == b"\x00\x00\x00\x02ab" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x03\x00\x00\x00"
+    assert (
+        pack_frames([b"ab", b"", b"\x00" * 3])
+        == b"\x00\x00\x00\x02ab" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x03\x00\x00\x00"
+    )
     assert pack_frames([b"x" * 256]) == b"\x00\x00\x01\x00" + b"x" * 256
     assert pack_frames([]) == b""
 
@@ -257,7 +260,9 @@ def test_a_large_array_of_the_right_size_is_accepted():
     """prod(shape) * itemsize, for sizes past the small integers too (800 and 65,536 bytes)."""
     a, b = sender(), Codec(KEYS, "lab")
     for shape, dtype, size in (([100], "<f8", 800), ([128, 128], "<f4", 65_536), ([3, 300], "|u1", 900)):
-        content = Result(request_id="r", status="ok", arrays=[{"channel": "c", "buffer": 0, "dtype": dtype, "shape": shape}])
+        content = Result(
+            request_id="r", status="ok", arrays=[{"channel": "c", "buffer": 0, "dtype": dtype, "shape": shape}]
+        )
         msg = b.decode(a.encode(content, buffers=[b"\0" * size]))
         assert msg.buffers == (b"\0" * size,)
         assert code_of(b, a.encode(content, buffers=[b"\0" * (size + 1)])) == "buffer-mismatch"

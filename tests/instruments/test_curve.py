@@ -27,11 +27,19 @@ def certs(tmp_path):
 
 def serve(endpoint, keyring, certs, who):
     server_public, server_secret = certs["controller"]
-    link = InstrumentLink(endpoint, Codec(keyring, "lab"), heartbeat_s=0.2, curve=(server_public, server_secret),
-                          curve_clients=str(certs["allowed"])).start()
+    link = InstrumentLink(
+        endpoint,
+        Codec(keyring, "lab"),
+        heartbeat_s=0.2,
+        curve=(server_public, server_secret),
+        curve_clients=str(certs["allowed"]),
+    ).start()
     public, secret = certs[who]
-    agent = AgentThread(InstrumentAgent(SlowDriver(), link.endpoint, Codec(keyring, "lab"), "sim",
-                                        curve=(server_public, public, secret)))
+    agent = AgentThread(
+        InstrumentAgent(
+            SlowDriver(), link.endpoint, Codec(keyring, "lab"), "sim", curve=(server_public, public, secret)
+        )
+    )
     return link, agent
 
 

@@ -10,10 +10,10 @@ import pytest
 
 from abduce.controller.errors import ConfigError
 from abduce.instruments.drivers.base import Driver, Reading
+from abduce.instruments.drivers.faults import AgentCrash, Faults, FaultyDriver, FaultySimulator, ReplyGate
 from abduce.instruments.drivers.simulated import SimulatedDriver
 from abduce.instruments.protocol.models import Axis, Capabilities, Channel, Measure
 from abduce.simulators.base import check_simulator
-from abduce.instruments.drivers.faults import AgentCrash, Faults, FaultyDriver, FaultySimulator, ReplyGate
 from abduce.simulators.transition1d import Transition1D
 
 # ------------------------------------------------------------ spec and validation
@@ -21,8 +21,17 @@ from abduce.simulators.transition1d import Transition1D
 
 def test_the_cli_spec_sets_every_field():
     f = Faults.parse("latency=0.01, jitter=0.002,drop=0.05,nan=0.02,inf=0.01,crash=0.01,reorder=0.05,hold=0.5,seed=3")
-    assert f == Faults(latency_s=0.01, jitter_s=0.002, p_drop=0.05, p_nan=0.02, p_inf=0.01, p_crash=0.01,
-                       p_reorder=0.05, hold_s=0.5, seed=3)
+    assert f == Faults(
+        latency_s=0.01,
+        jitter_s=0.002,
+        p_drop=0.05,
+        p_nan=0.02,
+        p_inf=0.01,
+        p_crash=0.01,
+        p_reorder=0.05,
+        hold_s=0.5,
+        seed=3,
+    )
 
 
 def test_field_names_work_as_keys_and_an_empty_spec_is_no_faults():
@@ -57,9 +66,17 @@ def test_every_rate_must_be_a_probability(name, value):
         Faults(**{name: value})
 
 
-@pytest.mark.parametrize("kwargs, name", [({"latency_s": math.inf}, "latency_s"), ({"jitter_s": -0.1}, "jitter_s"),
-                                          ({"hold_s": -1.0}, "hold_s"), ({"seed": -1}, "seed"), ({"seed": 1.0}, "seed"),
-                                          ({"p_nan": 0.6, "p_inf": 0.6}, "p_nan + p_inf")])
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"latency_s": math.inf}, "latency_s"),
+        ({"jitter_s": -0.1}, "jitter_s"),
+        ({"hold_s": -1.0}, "hold_s"),
+        ({"seed": -1}, "seed"),
+        ({"seed": 1.0}, "seed"),
+        ({"p_nan": 0.6, "p_inf": 0.6}, "p_nan + p_inf"),
+    ],
+)
 def test_times_and_seed_are_checked(kwargs, name):
     with pytest.raises(ConfigError, match=name.replace("+", r"\+")):
         Faults(**kwargs)
@@ -73,10 +90,18 @@ def test_rates_at_the_edges_are_allowed():
 
 
 def test_the_faulty_simulator_delegates_the_interface_and_keeps_the_noise_stream():
-    plain, faulty = Transition1D(grid=11, seed=4), FaultySimulator(Transition1D(grid=11, seed=4), Faults(p_nan=0.3, seed=1))
+    plain, faulty = (
+        Transition1D(grid=11, seed=4),
+        FaultySimulator(Transition1D(grid=11, seed=4), Faults(p_nan=0.3, seed=1)),
+    )
     assert check_simulator(faulty) is faulty  # the whole interface, delegated
     assert (faulty.bounds, faulty.axis_names, faulty.seed, faulty.channel, faulty.spectrum_shape) == (
-        plain.bounds, plain.axis_names, 4, plain.channel, ())
+        plain.bounds,
+        plain.axis_names,
+        4,
+        plain.channel,
+        (),
+    )
     np.testing.assert_array_equal(faulty.candidates(), plain.candidates())
     x = np.linspace(0, 1, 200)[:, None]
     np.testing.assert_array_equal(faulty.truth(x), plain.truth(x))
@@ -94,8 +119,10 @@ def test_the_same_seed_corrupts_the_same_points():
         runs.append([sim.measure(np.array([[0.5], [0.7]])) for _ in range(20)])
     np.testing.assert_array_equal(np.array(runs[0]), np.array(runs[1]))  # NaN == NaN position-wise
     other = FaultySimulator(Transition1D(seed=0), Faults(p_nan=0.1, p_inf=0.1, seed=8))
-    assert not np.array_equal(np.isfinite(np.array([other.measure(np.array([[0.5], [0.7]])) for _ in range(20)])),
-                              np.isfinite(np.array(runs[0])))
+    assert not np.array_equal(
+        np.isfinite(np.array([other.measure(np.array([[0.5], [0.7]])) for _ in range(20)])),
+        np.isfinite(np.array(runs[0])),
+    )
 
 
 def test_inf_has_both_signs_and_nan_and_inf_rates_hold():
@@ -107,7 +134,9 @@ def test_inf_has_both_signs_and_nan_and_inf_rates_hold():
 
 def test_latency_and_jitter_are_slept_per_measurement(monkeypatch):
     slept = []
-    monkeypatch.setattr(time, "sleep", slept.append)  # the clock boundary: what is asked of the OS, not how long it took
+    monkeypatch.setattr(
+        time, "sleep", slept.append
+    )  # the clock boundary: what is asked of the OS, not how long it took
     faults = Faults(latency_s=0.02, jitter_s=0.02, seed=0)
     sim = FaultySimulator(Transition1D(seed=0), faults)
     for _ in range(5):
@@ -143,8 +172,7 @@ class SpectrumDriver(Driver):
 
     def measure(self, request: Measure) -> Reading:
         x = np.asarray(request.points, dtype=float)
-        return Reading(points=request.points, values={"y": list(x[:, 0])},
-                       arrays={"s": x[:, :1] * np.arange(1, 6)})
+        return Reading(points=request.points, values={"y": list(x[:, 0])}, arrays={"s": x[:, :1] * np.arange(1, 6)})
 
 
 def req(i: int, n: int = 1) -> Measure:
@@ -153,7 +181,9 @@ def req(i: int, n: int = 1) -> Measure:
 
 def test_a_crash_happens_before_measuring_and_is_not_an_ordinary_exception():
     calls = []
-    driver = FaultyDriver(SimulatedDriver(Transition1D(grid=11, seed=0)), Faults(p_crash=1.0), on_crash=lambda: calls.append(1))
+    driver = FaultyDriver(
+        SimulatedDriver(Transition1D(grid=11, seed=0)), Faults(p_crash=1.0), on_crash=lambda: calls.append(1)
+    )
     with pytest.raises(AgentCrash, match="r0"):
         driver.measure(req(0))
     assert not issubclass(AgentCrash, Exception)  # the agent's `except Exception` must not turn it into a result

@@ -19,29 +19,29 @@ import numpy as np
 import pytest
 
 from abduce.controller.core.campaign import Campaign, CampaignSettings
+from abduce.controller.core.measurements import Measurement
 from abduce.controller.daemon import Daemon
-from abduce.controller.errors import MeasurementRejected
-from abduce.controller.journal.store import Journal
+from abduce.controller.decide.stopping import Budget
 from abduce.controller.drive.link import InstrumentLink
 from abduce.controller.drive.loop import run_campaign
-from abduce.controller.core.measurements import Measurement
 from abduce.controller.drive.remote import LinkInstrument
+from abduce.controller.errors import MeasurementRejected
 from abduce.controller.intake.capabilities import space_of
 from abduce.controller.journal.resume import replay
-from abduce.controller.recipe.settings import load_settings
+from abduce.controller.journal.rundir import read_endpoints
+from abduce.controller.journal.store import Journal
 from abduce.controller.recipe.build import campaign_from_names
-from abduce.controller.decide.stopping import Budget
+from abduce.controller.recipe.settings import load_settings
 from abduce.hypotheses.fitting import FitSettings
 from abduce.hypotheses.library import BUILTIN
 from abduce.instruments.agent import InstrumentAgent
+from abduce.instruments.drivers.faults import AgentCrash, Faults, FaultyDriver
 from abduce.instruments.drivers.simulated import SimulatedDriver
 from abduce.instruments.keys import load_key, new_key
 from abduce.instruments.protocol.codec import Codec, Keyring
 from abduce.instruments.protocol.models import Measure
-from abduce.instruments.drivers.faults import AgentCrash, Faults, FaultyDriver
 from abduce.simulators.transition1d import Transition1D
 from tests.controller.test_daemon import CONFIG as DAEMON_CONFIG
-from abduce.controller.journal.rundir import read_endpoints
 from tests.instruments.conftest import LOOPBACK, SlowDriver, wait_until
 
 SEED = 5
@@ -50,9 +50,19 @@ BUDGET = 10
 
 def new_campaign(space) -> Campaign:
     return Campaign(
-        space, [BUILTIN["second-order"], BUILTIN["linear"]], "discriminate", None, Budget(BUDGET), seed=SEED,
-        settings=CampaignSettings(n_init=4, fit=FitSettings(screen=32, restarts=1, maxiter=20), evidence_samples=64,
-                                  reference_size=128, device="cpu"),
+        space,
+        [BUILTIN["second-order"], BUILTIN["linear"]],
+        "discriminate",
+        None,
+        Budget(BUDGET),
+        seed=SEED,
+        settings=CampaignSettings(
+            n_init=4,
+            fit=FitSettings(screen=32, restarts=1, maxiter=20),
+            evidence_samples=64,
+            reference_size=128,
+            device="cpu",
+        ),
     )
 
 
@@ -93,8 +103,9 @@ class Served:
 
 
 def start_link(endpoint, keyring, heartbeat_s=0.1, ack_timeout_s=0.2, audit=None) -> InstrumentLink:
-    return InstrumentLink(endpoint, Codec(keyring, "lab"), heartbeat_s=heartbeat_s, ack_timeout_s=ack_timeout_s,
-                          audit=audit).start()
+    return InstrumentLink(
+        endpoint, Codec(keyring, "lab"), heartbeat_s=heartbeat_s, ack_timeout_s=ack_timeout_s, audit=audit
+    ).start()
 
 
 def serve(driver, endpoint, keyring, faults: Faults | None = None) -> Served:
@@ -152,7 +163,9 @@ def test_latency_changes_nothing_but_the_time(endpoint, keyring, tmp_path, refer
 
 
 @pytest.mark.parametrize("latency_s", [0.0, 0.005], ids=["result-is-the-ack", "ack-then-result"])
-def test_dropped_results_are_fetched_again_and_nothing_is_measured_twice(endpoint, keyring, tmp_path, reference, latency_s):
+def test_dropped_results_are_fetched_again_and_nothing_is_measured_twice(
+    endpoint, keyring, tmp_path, reference, latency_s
+):
     # no latency: the result stands in for the ack, so a lost one is re-sent (idempotent) and answered from the cache;
     # with latency: the ack arrives, the result is lost, and the link queries for it
     faults = Faults(p_drop=0.3, latency_s=latency_s, seed=0)
@@ -202,7 +215,9 @@ def test_a_non_finite_value_is_journalled_its_point_skipped_and_the_campaign_fin
     assert len(bad) == 1 and math.isnan(bad[0].body["y"])  # what arrived, kept as evidence
     assert tuple(bad[0].body["x"]) not in [x for _, x, _ in got]  # the failed point is never asked for again
     errors = {e.request_id: e.body for e in ev["error"]}
-    assert errors[bad_rid]["stage"] == "tell" and errors[bad_rid]["reason"] == "non-finite" and errors[bad_rid]["skipped"]
+    assert (
+        errors[bad_rid]["stage"] == "tell" and errors[bad_rid]["reason"] == "non-finite" and errors[bad_rid]["skipped"]
+    )
     assert "y=nan" in errors[bad_rid]["message"]  # the wire carries a non-finite reading as null: NaN here
     # reopened: the skipped reading is not data, nothing is left in flight, the campaign is the live one
     with Journal.open(path, readonly=True) as j:
@@ -313,19 +328,44 @@ def test_a_restarted_agent_with_a_fresh_driver_from_the_same_seed_finishes_the_c
         link.close()
 
 
-def test_an_agent_process_that_crashes_exits_at_once_and_its_restart_finishes_the_campaign(endpoint, tmp_path, reference):
+def test_an_agent_process_that_crashes_exits_at_once_and_its_restart_finishes_the_campaign(
+    endpoint, tmp_path, reference
+):
     # `abduce instrument serve --faults`: os._exit(1) at the crash (seed 0: the ninth call), then a new process
     new_key(tmp_path / "lab.key", "lab")
     key_id, secret = load_key(tmp_path / "lab.key")
     log = open(tmp_path / "agent.log", "a")
 
     def spawn():
-        return subprocess.Popen([sys.executable, "-m", "abduce.controller.cli", "instrument", "serve", "--driver",
-                                 "simulated:transition-1d", "--grid", "101", "--seed", str(SEED), "--id", "sim",
-                                 "--connect", link.endpoint, "--key", str(tmp_path / "lab.key"),
-                                 "--faults", "crash=0.2,seed=0"], stdout=subprocess.DEVNULL, stderr=log)
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "abduce.controller.cli",
+                "instrument",
+                "serve",
+                "--driver",
+                "simulated:transition-1d",
+                "--grid",
+                "101",
+                "--seed",
+                str(SEED),
+                "--id",
+                "sim",
+                "--connect",
+                link.endpoint,
+                "--key",
+                str(tmp_path / "lab.key"),
+                "--faults",
+                "crash=0.2,seed=0",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
 
-    link = InstrumentLink(endpoint, Codec(Keyring({key_id: secret}), key_id), heartbeat_s=0.1, ack_timeout_s=0.2).start()
+    link = InstrumentLink(
+        endpoint, Codec(Keyring({key_id: secret}), key_id), heartbeat_s=0.1, ack_timeout_s=0.2
+    ).start()
     procs = [spawn()]
     try:
         registered = link.wait_for_agent(30)
@@ -460,7 +500,9 @@ def run_daemon(tmp_path, make_agents, budget=8):
 
     t = threading.Thread(target=go, daemon=True)
     t.start()
-    assert wait_until(lambda: (tmp_path / "run" / "endpoints.json").exists() or not t.is_alive(), timeout=120), "never bound"
+    assert wait_until(lambda: (tmp_path / "run" / "endpoints.json").exists() or not t.is_alive(), timeout=120), (
+        "never bound"
+    )
     agents = make_agents(read_endpoints(tmp_path / "run")["instrument"], Keyring({key_id: secret}))
     t.join(600)  # a guard against a hang only
     if t.is_alive():
@@ -482,8 +524,12 @@ def test_the_daemon_skips_a_nan_reading_and_finishes_with_clean_data_files(tmp_p
     measured_lines = [json.loads(line) for line in (run / "measurements.jsonl").read_text().splitlines()]
     assert len(measured_lines) == 8 and all(math.isfinite(m["y"]) for m in measured_lines)  # no NaN in the data files
     with Journal.open(run / "journal.sqlite", readonly=True) as j:
-        resumed = replay(campaign_from_names(space_of(driver.describe()), ["second-order", "linear"], "discriminate",
-                                             None, 8, SEED, 4, 0.1), j)
+        resumed = replay(
+            campaign_from_names(
+                space_of(driver.describe()), ["second-order", "linear"], "discriminate", None, 8, SEED, 4, 0.1
+            ),
+            j,
+        )
     assert resumed.campaign.n == 8 and resumed.in_flight == ()
 
 

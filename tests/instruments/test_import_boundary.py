@@ -8,10 +8,21 @@ import pytest
 
 @pytest.mark.parametrize(
     "module",
-    ["abduce.instruments", "abduce.simulators", "abduce.simulators.transition1d", "abduce.simulators.registry",
-     "abduce.controller.errors", "abduce.instruments.agent", "abduce.instruments.drivers.simulated",
-     "abduce.instruments.drivers.recorded", "abduce.instruments.drivers.faults", "abduce.instruments.drivers.record",
-     "abduce.simulators.loops", "abduce.simulators.spm", "abduce.simulators.phase2d"],
+    [
+        "abduce.instruments",
+        "abduce.simulators",
+        "abduce.simulators.transition1d",
+        "abduce.simulators.registry",
+        "abduce.controller.errors",
+        "abduce.instruments.agent",
+        "abduce.instruments.drivers.simulated",
+        "abduce.instruments.drivers.recorded",
+        "abduce.instruments.drivers.faults",
+        "abduce.instruments.drivers.record",
+        "abduce.simulators.loops",
+        "abduce.simulators.spm",
+        "abduce.simulators.phase2d",
+    ],
 )
 def test_imports_without_torch(module):
     code = f"import sys; sys.modules['torch'] = None; import {module}"
@@ -20,6 +31,9 @@ def test_imports_without_torch(module):
 
 
 def test_simulators_never_import_hypotheses():
-    code = "import sys; import abduce.simulators.registry; assert not any(m.startswith('abduce.hypotheses') for m in sys.modules)"
+    code = (
+        "import sys; import abduce.simulators.registry; "
+        "assert not any(m.startswith('abduce.hypotheses') for m in sys.modules)"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr

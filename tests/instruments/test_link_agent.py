@@ -6,8 +6,8 @@ import threading
 import numpy as np
 import pytest
 
-from abduce.controller.errors import ConfigError
 from abduce.controller.drive.link import InstrumentLink, LinkError
+from abduce.controller.errors import ConfigError
 from abduce.instruments.agent import InstrumentAgent
 from abduce.instruments.drivers.simulated import build
 from abduce.instruments.protocol.codec import Codec, Keyring
@@ -41,7 +41,11 @@ def test_the_agent_enforces_its_limits_whatever_the_controller_sends(endpoint, k
     link, agent = start(endpoint, keyring, build("simulated:transition-1d", grid=11))
     try:
         link.wait_for_agent(15)
-        for point, code in (([1.5], "rejected:out-of-limits"), ([0.15], "rejected:off-grid"), ([0.1, 0.2], "rejected:wrong-dimension")):
+        for point, code in (
+            ([1.5], "rejected:out-of-limits"),
+            ([0.15], "rejected:off-grid"),
+            ([0.1, 0.2], "rejected:wrong-dimension"),
+        ):
             with pytest.raises(LinkError) as info:
                 link.measure(Measure(request_id=f"bad{point}", points=[point]), "sim", 5)
             assert info.value.code == code
@@ -87,7 +91,9 @@ def test_an_agent_without_the_right_key_can_neither_register_nor_deliver(endpoin
 
         rogue = zmq.Context.instance().socket(zmq.DEALER)
         rogue.connect(link.endpoint)
-        forged = Codec(Keyring(agent_key), list(agent_key)[0]).encode(Result(request_id="victim", status="ok", points=[[0.1]], values={"y": [9.9]}))
+        forged = Codec(Keyring(agent_key), list(agent_key)[0]).encode(
+            Result(request_id="victim", status="ok", points=[[0.1]], values={"y": [9.9]})
+        )
         rogue.send_multipart(forged)
         assert done.wait(60) and done.exc.code == "timeout"
         rogue.close(linger=0)
@@ -105,7 +111,9 @@ def test_abort_on_the_control_lane_does_not_wait_behind_a_measurement(endpoint, 
         link.wait_for_agent(15)
         assert wait_until(lambda: link.agents["sim"].control_identity is not None)
         box = {}
-        t = threading.Thread(target=lambda: box.setdefault("r", link.measure(Measure(request_id="long", points=[[0.5]]), "sim", 120)))
+        t = threading.Thread(
+            target=lambda: box.setdefault("r", link.measure(Measure(request_id="long", points=[[0.5]]), "sim", 120))
+        )
         t.start()
         assert wait_until(lambda: driver.calls == ["long"])
         reply = link.abort("sim", "long", timeout_s=120)
@@ -126,7 +134,9 @@ def test_agent_restart_mid_request_settles_without_loss_or_double(endpoint, keyr
     try:
         link.wait_for_agent(15)
         box = {}
-        t = threading.Thread(target=lambda: box.setdefault("r", link.measure(Measure(request_id="inflight", points=[[0.25]]), "sim", 20)))
+        t = threading.Thread(
+            target=lambda: box.setdefault("r", link.measure(Measure(request_id="inflight", points=[[0.25]]), "sim", 20))
+        )
         t.start()
         assert wait_until(lambda: slow.calls == ["inflight"])
         first.agent.stop()  # the agent dies mid-measurement, its cache with it

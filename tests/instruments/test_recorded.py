@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-
 import h5py
 import numpy as np
 import pytest
 import xarray as xr
 
-from abduce.controller.errors import ConfigError, MeasurementRejected
 from abduce.controller.drive.link import InstrumentLink, LinkError
+from abduce.controller.errors import ConfigError, MeasurementRejected
 from abduce.instruments.agent import InstrumentAgent
+from abduce.instruments.drivers.record import record
 from abduce.instruments.drivers.recorded import RecordedDataset, RecordedDriver, build
 from abduce.instruments.protocol.codec import Codec
 from abduce.instruments.protocol.models import Measure
-from abduce.instruments.drivers.record import record
 from abduce.simulators.transition1d import Transition1D
 from tests.instruments.conftest import AgentThread
 
@@ -39,8 +38,13 @@ def loop_dataset(nan_at: int | None = 7) -> RecordedDataset:
     area = np.trapezoid(resp, bias, axis=1)
     if nan_at is not None:
         area[nan_at] = np.nan
-    return RecordedDataset(points=pts, axis_names=("a", "b"), values={"loop": loops, "area": area},
-                           units={"a": "um", "loop": "pm"}, attrs={"sample": "PZT-3"})
+    return RecordedDataset(
+        points=pts,
+        axis_names=("a", "b"),
+        values={"loop": loops, "area": area},
+        units={"a": "um", "loop": "pm"},
+        attrs={"sample": "PZT-3"},
+    )
 
 
 def start(endpoint, keyring, driver):
@@ -95,11 +99,24 @@ def test_an_nsid_file_as_pynsid_writes_it_is_read_from_its_dimension_scales(tmp_
     with h5py.File(path, "w") as f:
         g = f.create_group("Measurement_000/Channel_000")
         main = g.create_dataset("Raw_Data", data=data)
-        main.attrs.update({"quantity": "Piezoresponse", "units": "a.u.", "main_data_name": "BEPS", "data_type": "SPECTRAL_IMAGE",
-                           "modality": "BEPS", "source": "pycroscopy", "nsid_version": "0.0.7"})
-        for i, (name, vals, kind, unit) in enumerate([("x", x, "SPATIAL", "nm"), ("y", y, "SPATIAL", "nm"), ("Bias", bias, "SPECTRAL", "V")]):
+        main.attrs.update(
+            {
+                "quantity": "Piezoresponse",
+                "units": "a.u.",
+                "main_data_name": "BEPS",
+                "data_type": "SPECTRAL_IMAGE",
+                "modality": "BEPS",
+                "source": "pycroscopy",
+                "nsid_version": "0.0.7",
+            }
+        )
+        for i, (name, vals, kind, unit) in enumerate(
+            [("x", x, "SPATIAL", "nm"), ("y", y, "SPATIAL", "nm"), ("Bias", bias, "SPECTRAL", "V")]
+        ):
             s = g.create_dataset(name, data=vals)
-            s.attrs.update({"name": name, "units": unit, "quantity": name, "dimension_type": kind, "nsid_version": "0.0.7"})
+            s.attrs.update(
+                {"name": name, "units": unit, "quantity": name, "dimension_type": kind, "nsid_version": "0.0.7"}
+            )
             s.make_scale(name)
             main.dims[i].label = name
             main.dims[i].attach_scale(s)
@@ -122,8 +139,14 @@ def test_a_gridded_netcdf_takes_its_axes_from_an_attribute_or_the_caller(tmp_pat
     a, b, bias = np.array([1.0, 2.0, 3.0]), np.array([0.5, 1.5]), np.linspace(-1, 1, 6)
     current = np.random.default_rng(0).normal(size=(3, 2, 6))
     topo = np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
-    xds = xr.Dataset({"current": (("a", "b", "bias"), current, {"units": "nA"}), "topo": (("a", "b"), topo),
-                      "waveform": (("bias",), bias)}, coords={"a": a, "b": b, "bias": bias})
+    xds = xr.Dataset(
+        {
+            "current": (("a", "b", "bias"), current, {"units": "nA"}),
+            "topo": (("a", "b"), topo),
+            "waveform": (("bias",), bias),
+        },
+        coords={"a": a, "b": b, "bias": bias},
+    )
     xds.to_netcdf(tmp_path / "plain.nc", engine="h5netcdf")
     ds = RecordedDataset.load(tmp_path / "plain.nc", axes=["a", "b"])
     assert ds.axis_names == ("a", "b") and set(ds.values) == {"current", "topo"}  # the waveform is not over the grid
@@ -154,13 +177,17 @@ def test_unreadable_data_sets_are_clear_config_errors(tmp_path):
     np.savez(tmp_path / "bare.npz", points=np.zeros((3, 1)))
     with pytest.raises(ConfigError, match=r"bare\.npz.*values_<channel>"):
         RecordedDataset.load(tmp_path / "bare.npz")
-    not_a_product = RecordedDataset(points=[[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]], axis_names=("a", "b"), values={"y": [1.0, 2.0, 3.0]})
+    not_a_product = RecordedDataset(
+        points=[[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]], axis_names=("a", "b"), values={"y": [1.0, 2.0, 3.0]}
+    )
     with pytest.raises(ConfigError, match="not one"):
         not_a_product.save(tmp_path / "tri.nsid")
     with pytest.raises(ConfigError, match="appears 2 times"):
         RecordedDataset(points=[[0.0], [0.0]], axis_names=("x",), values={"y": [1.0, 2.0]})
     with pytest.raises(ConfigError, match="single value"):
-        RecordedDriver(RecordedDataset(points=[[0.0, 1.0], [1.0, 1.0]], axis_names=("a", "b"), values={"y": [1.0, 2.0]}))
+        RecordedDriver(
+            RecordedDataset(points=[[0.0, 1.0], [1.0, 1.0]], axis_names=("a", "b"), values={"y": [1.0, 2.0]})
+        )
 
 
 def test_build_reads_the_path_after_recorded(tmp_path):
@@ -179,7 +206,9 @@ def test_look_up_exact_nearest_and_off_the_grid():
     driver = RecordedDriver(RecordedDataset(points=x, axis_names=("x",), values={"y": y}))
     assert driver.tolerance == pytest.approx(0.01)  # half the spacing 1/50, in spans
     exact = driver.measure(Measure(request_id="e", points=[[0.4], [0.02]]))
-    assert exact.values["y"] == [y[20], y[1]] and exact.state["distance"] == [0.0, 0.0] and exact.state["index"] == [20, 1]
+    assert (
+        exact.values["y"] == [y[20], y[1]] and exact.state["distance"] == [0.0, 0.0] and exact.state["index"] == [20, 1]
+    )
     near = driver.measure(Measure(request_id="n", points=[[0.4053]]))
     assert near.points == [[0.4]] and near.values["y"] == [y[20]]
     assert near.state["distance"][0] == pytest.approx(0.0053)
@@ -298,8 +327,10 @@ def test_a_replayed_recording_gives_the_campaign_of_a_live_simulator_with_frozen
     record(Transition1D(grid=GRID, seed=SEED, noise_per_point=True), tmp_path / "frozen.npz")
     replayed = _replay_in_process(build(f"recorded:{tmp_path / 'frozen.npz'}"))
     sim = Transition1D(grid=GRID, seed=SEED, noise_per_point=True)
-    live = _run(lambda r: Measurement(r.request_id, r.x, float(sim.measure(np.array([r.x]))[0])),
-                Space.finite(sim.candidates(), names=sim.axis_names))
+    live = _run(
+        lambda r: Measurement(r.request_id, r.x, float(sim.measure(np.array([r.x]))[0])),
+        Space.finite(sim.candidates(), names=sim.axis_names),
+    )
     assert replayed == live
 
 

@@ -8,11 +8,11 @@ from pathlib import Path
 import zmq
 
 from abduce.controller.core.campaign import Campaign, CampaignSettings
+from abduce.controller.decide.stopping import Budget
 from abduce.controller.drive.link import InstrumentLink
 from abduce.controller.drive.loop import run_campaign
 from abduce.controller.drive.remote import LinkInstrument
 from abduce.controller.intake.capabilities import space_of
-from abduce.controller.decide.stopping import Budget
 from abduce.hypotheses.fitting import FitSettings
 from abduce.hypotheses.library import BUILTIN
 from abduce.instruments.agent import InstrumentAgent
@@ -80,23 +80,48 @@ def test_kill_9_and_restart_the_agent_mid_campaign_loses_and_doubles_nothing(end
     from abduce.instruments.keys import load_key
 
     key_id, secret = load_key(key)
-    link = InstrumentLink(endpoint, Codec(Keyring({key_id: secret}), key_id), heartbeat_s=0.2, ack_timeout_s=0.5).start()
+    link = InstrumentLink(
+        endpoint, Codec(Keyring({key_id: secret}), key_id), heartbeat_s=0.2, ack_timeout_s=0.5
+    ).start()
     log, measured = tmp_path / "agent.log", tmp_path / "measured.txt"
 
     def spawn():
         return subprocess.Popen(
-            [sys.executable, "-m", "abduce.controller.cli", "instrument", "serve",
-             "--driver", "tests.instruments.conftest:LoggedSimulator", "-o", f"log={measured}", "-o", "grid=101",
-             "--connect", link.endpoint, "--key", str(key), "--id", "sim"],
-            stdout=subprocess.DEVNULL, stderr=open(log, "a"), cwd=REPO,
+            [
+                sys.executable,
+                "-m",
+                "abduce.controller.cli",
+                "instrument",
+                "serve",
+                "--driver",
+                "tests.instruments.conftest:LoggedSimulator",
+                "-o",
+                f"log={measured}",
+                "-o",
+                "grid=101",
+                "--connect",
+                link.endpoint,
+                "--key",
+                str(key),
+                "--id",
+                "sim",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=open(log, "a"),
+            cwd=REPO,
         )
 
     agents = [spawn()]
     try:
         registered = link.wait_for_agent(60)
         campaign = Campaign(
-            space_of(registered.capabilities), [BUILTIN["second-order"], BUILTIN["linear"]], "discriminate", None,
-            Budget(12), seed=0, settings=CampaignSettings(n_init=4, fit=FitSettings(screen=64, maxiter=40), evidence_samples=128),
+            space_of(registered.capabilities),
+            [BUILTIN["second-order"], BUILTIN["linear"]],
+            "discriminate",
+            None,
+            Budget(12),
+            seed=0,
+            settings=CampaignSettings(n_init=4, fit=FitSettings(screen=64, maxiter=40), evidence_samples=128),
         )
         instrument = LinkInstrument(link, registered, timeout_s=120)
         kills = []

@@ -5,8 +5,8 @@ import threading
 import numpy as np
 import pytest
 
-from abduce.controller.errors import ConfigError
 from abduce.controller.drive.link import InstrumentLink
+from abduce.controller.errors import ConfigError
 from abduce.instruments.agent import InstrumentAgent
 from abduce.instruments.drivers.simulated import SimulatedDriver, build
 from abduce.instruments.protocol.codec import Codec
@@ -36,7 +36,9 @@ def test_a_scalar_simulator_keeps_its_axis_names_and_scalar_channel():
     assert [(c.name, c.shape) for c in caps.channels] == [("m", [])]
     reading = driver.measure(Measure(request_id="r", points=[[0.0, 100.0], [1.0, 700.0]]))
     assert reading.arrays == {}
-    np.testing.assert_array_equal(reading.values["m"], Phase2D(grid=5, seed=1).measure(np.array([[0.0, 100.0], [1.0, 700.0]])))
+    np.testing.assert_array_equal(
+        reading.values["m"], Phase2D(grid=5, seed=1).measure(np.array([[0.0, 100.0], [1.0, 700.0]]))
+    )
     assert SimulatedDriver(Transition1D(), channel="z").describe().channels[0].name == "z"
 
 
@@ -78,7 +80,9 @@ def test_an_object_without_the_interface_is_refused():
 
 def test_loops_arrive_as_buffers_with_the_declared_shape_over_tcp(endpoint, keyring):
     link = InstrumentLink(endpoint, Codec(keyring, "lab"), heartbeat_s=0.2, ack_timeout_s=0.5).start()
-    agent = AgentThread(InstrumentAgent(build("simulated:loops", grid=11, seed=3), link.endpoint, Codec(keyring, "lab"), "sim"))
+    agent = AgentThread(
+        InstrumentAgent(build("simulated:loops", grid=11, seed=3), link.endpoint, Codec(keyring, "lab"), "sim")
+    )
     try:
         registered = link.wait_for_agent(15)
         assert [(c.name, c.shape) for c in registered.capabilities.channels] == [("loop", [2, 128])]

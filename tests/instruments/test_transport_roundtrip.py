@@ -21,7 +21,9 @@ def test_every_message_type_round_trips_over_sockets(keyring, transport):
             got = controller.decode(router.recv_multipart())
             assert got.msg_type == msg_type and got.content == content and list(got.buffers) == list(buffers)
             assert len(got.identities) == 1
-            router.send_multipart(controller.encode(content, parent=got.header, buffers=buffers, identities=got.identities))
+            router.send_multipart(
+                controller.encode(content, parent=got.header, buffers=buffers, identities=got.identities)
+            )
             assert dealer.poll(60_000)
             back = agent.decode(dealer.recv_multipart())
             assert back.content == content and back.parent == got.header and back.identities == ()

@@ -16,8 +16,9 @@ def test_the_loop_is_bias_over_response_with_the_triangular_waveform():
     np.testing.assert_allclose(np.diff(v[32:96]), -10 / 32)
 
 
-@pytest.mark.parametrize("x,expected", [(0.0, 1.0), (0.05, np.sqrt(0.09 / 0.14)), (0.1, np.sqrt(0.04 / 0.14)),
-                                        (0.14, 0.0), (0.2, 0.0)])
+@pytest.mark.parametrize(
+    "x,expected", [(0.0, 1.0), (0.05, np.sqrt(0.09 / 0.14)), (0.1, np.sqrt(0.04 / 0.14)), (0.14, 0.0), (0.2, 0.0)]
+)
 def test_second_order_remanence_and_coercive_bias_follow_the_law(x, expected):
     sim = Loops(x_c=0.14, beta=0.5, r0=2.0, vc0=3.0)
     assert sim.remanence(np.array([x]))[0] == pytest.approx(2.0 * expected, abs=1e-12)

@@ -49,7 +49,9 @@ def test_frozen_noise_gives_the_same_value_for_a_point_in_any_order_or_twice():
     reordered = sim.measure(cands[::-1])[::-1]
     np.testing.assert_array_equal(all_once, reordered)
     np.testing.assert_array_equal(sim.measure(cands[[3, 3]]), all_once[[3, 3]])
-    np.testing.assert_array_equal(Transition1D(grid=11, seed=2, noise_per_point=True).measure(cands[[7]]), all_once[[7]])
+    np.testing.assert_array_equal(
+        Transition1D(grid=11, seed=2, noise_per_point=True).measure(cands[[7]]), all_once[[7]]
+    )
     assert not np.array_equal(Transition1D(grid=11, seed=3, noise_per_point=True).measure(cands), all_once)
     np.testing.assert_allclose(all_once - sim.truth(cands), 0.05 * np.random.default_rng(2).standard_normal(11))
     with pytest.raises(ConfigError, match=r"\[0.15\] is not a candidate"):
@@ -107,8 +109,9 @@ def test_out_of_set_truths_against_hand_computed_values(law, options, x, expecte
 
 def test_a_staircase_of_one_step_is_the_first_order_law():
     x = np.linspace(0, 1, 101)[:, None]
-    np.testing.assert_array_equal(Transition1D(law="staircase", steps=1, x_c=0.43).truth(x),
-                                  Transition1D(law="first-order", x_c=0.43).truth(x))
+    np.testing.assert_array_equal(
+        Transition1D(law="staircase", steps=1, x_c=0.43).truth(x), Transition1D(law="first-order", x_c=0.43).truth(x)
+    )
 
 
 def test_noise_fraction_is_a_fraction_of_the_truths_range_over_the_space():

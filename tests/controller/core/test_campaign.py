@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 
 from abduce.controller.core.campaign import Campaign, CampaignSettings
-from abduce.controller.errors import CampaignStateError, ConfigError, MeasurementRejected
 from abduce.controller.core.measurements import Measurement
 from abduce.controller.core.space import Space
 from abduce.controller.decide.stopping import Budget
+from abduce.controller.errors import CampaignStateError, ConfigError, MeasurementRejected
 from abduce.hypotheses.declaration import Hypothesis, Parameter
 from abduce.hypotheses.fitting import FitSettings
 from abduce.hypotheses.library import BUILTIN
@@ -120,10 +120,12 @@ EXPECTED_EPSILON_GREEDY = [
 
 def test_expected_decisions_of_a_short_seeded_campaign():
     c = drive(*make(policy="epsilon-greedy", budget=10, seed=0))
-    got = [(r.step, round(r.x[0], 3), r.hypothesis, r.reason, tuple(h for h in r.refit if h != "none of these"))
-           for r in c.history]
+    got = [
+        (r.step, round(r.x[0], 3), r.hypothesis, r.reason, tuple(h for h in r.refit if h != "none of these"))
+        for r in c.history
+    ]
     assert got == EXPECTED_EPSILON_GREEDY
-    assert all("none of these" in r.refit for r in c.history[FAST.n_init - 1:])  # weighed at every step
+    assert all("none of these" in r.refit for r in c.history[FAST.n_init - 1 :])  # weighed at every step
     assert c.leader() == "second-order"
 
 
@@ -154,11 +156,18 @@ def test_a_hypothesis_that_cannot_be_fitted_is_never_silently_a_verdict(policy):
     from abduce.controller.decide.stopping import ProbabilityAbove
 
     sim = Transition1D(grid=101, seed=0)
-    c = Campaign(Space.finite(sim.candidates()), [BUILTIN["linear"], UNFITTABLE], policy, None,
-                 Budget(8) | ProbabilityAbove(0.1), seed=0, settings=FAST)
+    c = Campaign(
+        Space.finite(sim.candidates()),
+        [BUILTIN["linear"], UNFITTABLE],
+        policy,
+        None,
+        Budget(8) | ProbabilityAbove(0.1),
+        seed=0,
+        settings=FAST,
+    )
     drive(c, sim)
     assert c.n == 8  # the budget ended it, not the probability rule (linear alone holds p = 1)
-    assert all("broken" in r.fit_failures for r in c.history[FAST.n_init - 1:])
+    assert all("broken" in r.fit_failures for r in c.history[FAST.n_init - 1 :])
     assert set(c.probabilities()) == {"linear"}  # with "none of these", the only ones weighed
     assert c.probabilities()["linear"] + c.history[-1].none["probability"] == pytest.approx(1.0)
     assert c.history[-1].unfitted == ("broken",) and c.leader() is None
@@ -169,7 +178,9 @@ def test_a_hypothesis_that_cannot_be_fitted_is_never_silently_a_verdict(policy):
 
 def test_continuous_space_campaign():
     space = Space.box([(0.0, 1.0)])
-    c, sim = make(space=space, budget=6, settings=dataclasses.replace(FAST, reference_size=64, raw_samples=32, restarts=2))
+    c, sim = make(
+        space=space, budget=6, settings=dataclasses.replace(FAST, reference_size=64, raw_samples=32, restarts=2)
+    )
     drive(c, sim)
     xs = [x[0] for x in c.data[0]]
     assert len(set(xs)) == 6 and all(0.0 <= x <= 1.0 for x in xs)

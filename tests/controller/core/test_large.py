@@ -15,15 +15,22 @@ from abduce.hypotheses.library import BUILTIN
 from abduce.hypotheses.sparse import SparseCandidatePosterior
 from abduce.simulators.transition1d import Transition1D
 
-SMALL = CampaignSettings(n_init=20, fit=FitSettings(screen=64, maxiter=60), evidence_samples=128,
-                         exact_max_n=24, inducing=12, refit_every_step_below=10)
+SMALL = CampaignSettings(
+    n_init=20,
+    fit=FitSettings(screen=64, maxiter=60),
+    evidence_samples=128,
+    exact_max_n=24,
+    inducing=12,
+    refit_every_step_below=10,
+)
 HYPS = [BUILTIN["second-order"], BUILTIN["linear"]]
 
 
 def _campaign(settings=SMALL, budget=40, grid=201):
     sim = Transition1D(grid=grid, seed=4)
-    return Campaign(Space.finite(sim.candidates()), HYPS, "discriminate", None, Budget(budget), seed=4,
-                    settings=settings), sim
+    return Campaign(
+        Space.finite(sim.candidates()), HYPS, "discriminate", None, Budget(budget), seed=4, settings=settings
+    ), sim
 
 
 def _measure(sim, r):

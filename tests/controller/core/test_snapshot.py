@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from abduce.controller.errors import CampaignStateError
-from abduce.controller.journal.store import Journal
 from abduce.controller.journal.rebuild import rebuild, snapshot
+from abduce.controller.journal.store import Journal
 from tests.controller.views.test_inspect import recorded
 
 

@@ -20,10 +20,10 @@ import pytest
 
 from abduce.controller.core import campaign as campaign_module
 from abduce.controller.core.campaign import Campaign, CampaignSettings
-from abduce.controller.errors import MeasurementRejected
 from abduce.controller.core.measurements import Measurement
 from abduce.controller.core.space import Space
 from abduce.controller.decide.stopping import Budget
+from abduce.controller.errors import MeasurementRejected
 from abduce.hypotheses.fitting import FitSettings
 from abduce.hypotheses.library import BUILTIN
 
@@ -32,13 +32,22 @@ SETTINGS = CampaignSettings(n_init=4, fit=FitSettings(screen=32, maxiter=30), ev
 
 
 def line() -> Campaign:
-    return Campaign(Space.finite(GRID), [BUILTIN["linear"]], "discriminate", None, Budget(20), seed=0, settings=SETTINGS)
+    return Campaign(
+        Space.finite(GRID), [BUILTIN["linear"]], "discriminate", None, Budget(20), seed=0, settings=SETTINGS
+    )
 
 
 def plane() -> Campaign:
     """A continuous box, x in [0, 1] and T in [4, 300]."""
-    return Campaign(Space.box([(0.0, 1.0), (4.0, 300.0)]), [BUILTIN["linear"]], "discriminate", None, Budget(20),
-                    seed=0, settings=SETTINGS)
+    return Campaign(
+        Space.box([(0.0, 1.0), (4.0, 300.0)]),
+        [BUILTIN["linear"]],
+        "discriminate",
+        None,
+        Budget(20),
+        seed=0,
+        settings=SETTINGS,
+    )
 
 
 def state(c: Campaign):
@@ -77,9 +86,18 @@ def test_an_id_that_is_not_the_pending_one_is_an_unknown_request():
     c = line()
     r = c.ask()
     rid = r.request_id
-    others = ["", "never-issued", "~" * len(rid), "0" * len(rid), rid[:-1], rid + "0",
-              chr(ord(rid[0]) - 1) + rid[1:], chr(ord(rid[0]) + 1) + rid[1:],
-              rid[:-1] + chr(ord(rid[-1]) - 1), rid[:-1] + chr(ord(rid[-1]) + 1)]
+    others = [
+        "",
+        "never-issued",
+        "~" * len(rid),
+        "0" * len(rid),
+        rid[:-1],
+        rid + "0",
+        chr(ord(rid[0]) - 1) + rid[1:],
+        chr(ord(rid[0]) + 1) + rid[1:],
+        rid[:-1] + chr(ord(rid[-1]) - 1),
+        rid[:-1] + chr(ord(rid[-1]) + 1),
+    ]
     for other in others:  # smaller and greater than the pending id, in every position that matters
         assert refused(c, Measurement(other, r.x, 0.5)) == "unknown-request", other
     c.tell(Measurement(rid, r.x, 0.5))
@@ -101,8 +119,11 @@ def test_a_told_request_is_a_duplicate_whatever_it_carries():
     c = line()
     r = c.ask()
     c.tell(Measurement(r.request_id, r.x, 0.5))
-    for m in (Measurement(r.request_id, r.x, 0.5), Measurement(copy_of(r.request_id), r.x, 0.7),
-              Measurement(r.request_id, (math.nan,), math.nan)):  # duplicate comes first
+    for m in (
+        Measurement(r.request_id, r.x, 0.5),
+        Measurement(copy_of(r.request_id), r.x, 0.7),
+        Measurement(r.request_id, (math.nan,), math.nan),
+    ):  # duplicate comes first
         assert refused(c, m) == "duplicate"
     nxt = c.ask()
     assert nxt.request_id != r.request_id
@@ -179,8 +200,11 @@ def test_a_candidate_is_taken(x):
 def test_after_a_refusal_the_same_request_can_still_be_answered():
     c = line()
     r = c.ask()
-    for bad in (Measurement(r.request_id, r.x, math.nan), Measurement(r.request_id, (5.0,), 0.5),
-                Measurement("other", r.x, 0.5)):
+    for bad in (
+        Measurement(r.request_id, r.x, math.nan),
+        Measurement(r.request_id, (5.0,), 0.5),
+        Measurement("other", r.x, 0.5),
+    ):
         refused(c, bad)
     c.tell(Measurement(r.request_id, r.x, 0.5))
     assert c.n == 1
@@ -201,8 +225,15 @@ def test_a_good_reading_ends_a_run_of_skipped_ones():
 
 def test_a_tiny_candidate_set_is_measured_once_each_then_the_campaign_stops():
     points = [0.0, 0.5, 1.0]
-    c = Campaign(Space.finite(points), [BUILTIN["linear"]], "discriminate", None, Budget(10), seed=0,
-                 settings=CampaignSettings(n_init=2, fit=FitSettings(screen=32, maxiter=30), evidence_samples=64))
+    c = Campaign(
+        Space.finite(points),
+        [BUILTIN["linear"]],
+        "discriminate",
+        None,
+        Budget(10),
+        seed=0,
+        settings=CampaignSettings(n_init=2, fit=FitSettings(screen=32, maxiter=30), evidence_samples=64),
+    )
     asked = []
     while not c.done:
         r = c.ask()
@@ -215,8 +246,9 @@ def test_a_restored_step_takes_the_journalled_fit_instead_of_fitting(monkeypatch
     settings = CampaignSettings(n_init=2, fit=FitSettings(screen=32, maxiter=30), evidence_samples=64)
 
     def build():
-        return Campaign(Space.finite(GRID), [BUILTIN["linear"]], "discriminate", None, Budget(3), seed=0,
-                        settings=settings)
+        return Campaign(
+            Space.finite(GRID), [BUILTIN["linear"]], "discriminate", None, Budget(3), seed=0, settings=settings
+        )
 
     live, states, told = build(), [], []
     while not live.done:

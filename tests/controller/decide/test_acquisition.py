@@ -131,11 +131,19 @@ def test_model_information_equals_the_mutual_information_by_quadrature():
             total += float(w[i]) * integrate.quad(f, mu[i] - 12 * sd, mu[i] + 12 * sd, limit=400, epsabs=1e-13)[0]
         assert float(fine[b]) == pytest.approx(total, rel=1e-7, abs=1e-10)  # the formula, to quadrature's accuracy
         assert float(got[b]) == pytest.approx(total, rel=1e-4)  # the default nodes: ample to rank candidates
-    far = model_information(torch.tensor([[0.0], [50.0]], dtype=torch.float64), torch.zeros(2, 1, dtype=torch.float64),
-                            torch.tensor([1.0, 1.0], dtype=torch.float64), torch.tensor([0.5, 0.5], dtype=torch.float64))
+    far = model_information(
+        torch.tensor([[0.0], [50.0]], dtype=torch.float64),
+        torch.zeros(2, 1, dtype=torch.float64),
+        torch.tensor([1.0, 1.0], dtype=torch.float64),
+        torch.tensor([0.5, 0.5], dtype=torch.float64),
+    )
     assert float(far) == pytest.approx(math.log(2), rel=1e-9)
-    same = model_information(torch.ones(2, 1, dtype=torch.float64), torch.ones(2, 1, dtype=torch.float64),
-                             torch.tensor([1.0, 1.0], dtype=torch.float64), torch.tensor([0.5, 0.5], dtype=torch.float64))
+    same = model_information(
+        torch.ones(2, 1, dtype=torch.float64),
+        torch.ones(2, 1, dtype=torch.float64),
+        torch.tensor([1.0, 1.0], dtype=torch.float64),
+        torch.tensor([0.5, 0.5], dtype=torch.float64),
+    )
     assert float(same) == pytest.approx(0.0, abs=1e-12)
     sure = model_information(mean, var, noise, torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64))
     assert torch.allclose(sure, torch.zeros(2, dtype=torch.float64), atol=1e-12)

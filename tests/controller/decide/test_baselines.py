@@ -38,8 +38,9 @@ def test_plain_gp_measures_where_its_variance_is_largest():
 
 @pytest.mark.parametrize("policy", ["random", "grid", "plain-gp"])
 def test_a_campaign_runs_with_each_baseline_and_still_scores_every_hypothesis(policy):
-    c = Rehearsal("simulated:transition-1d", ("second-order", "linear"), {"grid": 101}, policy=policy, budget=8,
-                  n_init=4).run()
+    c = Rehearsal(
+        "simulated:transition-1d", ("second-order", "linear"), {"grid": 101}, policy=policy, budget=8, n_init=4
+    ).run()
     assert c.n == 8 and set(c.probabilities()) == {"second-order", "linear"}
     assert len(set(c.data[0])) == 8  # never the same point twice
     assert [r.reason for r in c.history[4:]] == [policy] * 4

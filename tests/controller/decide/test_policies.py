@@ -3,8 +3,8 @@ import math
 import numpy as np
 import pytest
 
-from abduce.controller.errors import ConfigError, UnknownNameError
 from abduce.controller.decide.policies import POLICIES, Discriminate, EpsilonGreedy, PolicyView
+from abduce.controller.errors import ConfigError, UnknownNameError
 
 
 def view(times, rewards, probs=None):

@@ -5,10 +5,10 @@ import sqlite3
 import numpy as np
 import pytest
 
-from abduce.controller.journal.store import Journal, JournalError, JournalLocked
-from abduce.controller.drive.loop import run_campaign
 from abduce.controller.core.measurements import Measurement
+from abduce.controller.drive.loop import run_campaign
 from abduce.controller.journal.resume import replay
+from abduce.controller.journal.store import Journal, JournalError, JournalLocked
 from tests.controller.core.test_campaign import make
 
 CONFIG = {"policy": "discriminate", "seed": 0}
@@ -30,12 +30,20 @@ def test_a_journalled_campaign_replays_to_the_same_state_and_next_request(tmp_pa
     with Journal.create(tmp_path / "p.sqlite", CONFIG) as journal:
         for _ in range(6):
             r = partial.ask()
-            journal.append("request", {"step": r.step, "x": list(r.x), "hypothesis": r.hypothesis, "reason": r.reason}, request_id=r.request_id)
+            journal.append(
+                "request",
+                {"step": r.step, "x": list(r.x), "hypothesis": r.hypothesis, "reason": r.reason},
+                request_id=r.request_id,
+            )
             m = instrument_for(sim2)(r)
             journal.append("measurement", {"x": list(m.x), "y": m.y}, request_id=r.request_id)
             partial.tell(m)
         r = partial.ask()  # sent, never answered: in flight at the crash
-        journal.append("request", {"step": r.step, "x": list(r.x), "hypothesis": r.hypothesis, "reason": r.reason}, request_id=r.request_id)
+        journal.append(
+            "request",
+            {"step": r.step, "x": list(r.x), "hypothesis": r.hypothesis, "reason": r.reason},
+            request_id=r.request_id,
+        )
     fresh, _ = make(budget=9, seed=5)
     with Journal.open(tmp_path / "p.sqlite") as journal:
         resumed = replay(fresh, journal)
@@ -159,8 +167,9 @@ def test_a_full_disk_stops_the_campaign_with_a_clear_error_and_keeps_what_was_co
     import sys
 
     path = tmp_path / "j.sqlite"
-    proc = subprocess.run([sys.executable, "-c", FULL_DISK, str(path), str(256 * 1024)], capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", FULL_DISK, str(path), str(256 * 1024)], capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 3, proc.stderr[-2000:]
     error = json.loads(proc.stdout.strip().splitlines()[-1])["error"]
     assert str(path) in error and "failed" in error
@@ -172,8 +181,9 @@ def test_a_full_disk_stops_the_campaign_with_a_clear_error_and_keeps_what_was_co
     # and the campaign carries on from it once there is room: replay re-tells every committed measurement
     from abduce.controller.rehearse.simulated import SimulatedRun
 
-    campaign, _ = SimulatedRun(hypotheses=("second-order", "linear"), policy="epsilon-greedy", budget=200, n_init=4,
-                               grid=101).build()
+    campaign, _ = SimulatedRun(
+        hypotheses=("second-order", "linear"), policy="epsilon-greedy", budget=200, n_init=4, grid=101
+    ).build()
     with Journal.open(path, readonly=True) as j:
         resumed = replay(campaign, j)
     assert resumed.campaign.n == len(ids)
@@ -206,8 +216,12 @@ class Disk:
 def committed(path, kind: str, request_id: str) -> bool:
     """Another connection (as another process would) sees the event: it was committed, not just written."""
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
-        return conn.execute("SELECT COUNT(*) FROM events WHERE kind = ? AND request_id = ?",
-                            (kind, request_id)).fetchone()[0] == 1
+        return (
+            conn.execute(
+                "SELECT COUNT(*) FROM events WHERE kind = ? AND request_id = ?", (kind, request_id)
+            ).fetchone()[0]
+            == 1
+        )
 
 
 def test_every_request_is_on_disk_before_it_is_sent_and_every_measurement_committed_before_it_is_told(

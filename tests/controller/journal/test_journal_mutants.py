@@ -403,7 +403,12 @@ def test_events_are_read_in_order_by_kind_with_their_fields(tmp_path):
     with Journal.open(path, readonly=True) as j:
         events = list(j.events())
         assert [(e.seq, e.kind, e.request_id) for e in events] == [
-            (1, "config", None), (2, "request", "r0"), (3, "reply", "r0"), (4, "measurement", "r0"), (5, "request", "r1")]
+            (1, "config", None),
+            (2, "request", "r0"),
+            (3, "reply", "r0"),
+            (4, "measurement", "r0"),
+            (5, "request", "r1"),
+        ]
         assert [e.body for e in j.events("request")] == [{"step": 0}, {"step": 1}]
         (reply,) = j.events("reply")
         assert (reply.key_id, reply.blob, reply.body) == ("lab", b"\x00\x01\x02", {"ok": True})

@@ -17,8 +17,14 @@ def test_loopback_by_address_or_by_name_in_any_case():
 
 
 def test_an_endpoint_stays_on_this_machine_by_the_same_rule():
-    for endpoint in ("tcp://127.0.0.1:5555", "tcp://LOCALHOST:5555", "tcp://[::1]:5555", "tcp://127.1.2.3:1",
-                     "ipc:///tmp/abduce", "inproc://agent"):
+    for endpoint in (
+        "tcp://127.0.0.1:5555",
+        "tcp://LOCALHOST:5555",
+        "tcp://[::1]:5555",
+        "tcp://127.1.2.3:1",
+        "ipc:///tmp/abduce",
+        "inproc://agent",
+    ):
         assert endpoint_is_loopback(endpoint), endpoint
     for endpoint in ("tcp://0.0.0.0:5555", "tcp://*:5555", "tcp://10.0.0.5:5555", "tcp://127.example.org:5555"):
         assert not endpoint_is_loopback(endpoint), endpoint

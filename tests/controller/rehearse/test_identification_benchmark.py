@@ -72,10 +72,13 @@ def test_the_estimate_covers_every_campaign_of_the_full_benchmark(config, capsys
     assert "1260 campaigns; estimate" in capsys.readouterr().out
 
 
-@pytest.mark.xfail(strict=True, reason="a known shortfall: at the costs measured after the evidence's "
-                   "hyperparameter factor and the fits' screened restarts (MEASURED), the full benchmark takes "
-                   "~2.5 h on 2 dedicated cores against the issue's 2 h; the counts are the issue's minimum and "
-                   "shorter budgets would cost identifications (README, 'Across the laws' range')")
+@pytest.mark.xfail(
+    strict=True,
+    reason="a known shortfall: at the costs measured after the evidence's "
+    "hyperparameter factor and the fits' screened restarts (MEASURED), the full benchmark takes "
+    "~2.5 h on 2 dedicated cores against the issue's 2 h; the counts are the issue's minimum and "
+    "shorter budgets would cost identifications (README, 'Across the laws' range')",
+)
 def test_the_full_benchmark_fits_two_hours_on_two_cores_at_the_recorded_costs(config):
     est = bench.estimate_table(config, None)
     assert est["seconds"].sum() / 2 <= 2 * 3600
@@ -85,8 +88,24 @@ def test_the_full_benchmark_fits_two_hours_on_two_cores_at_the_recorded_costs(co
 def smoke(tmp_path_factory):
     """Two families (one in the set, one out of it), 2 campaigns each, discriminate and random, 8 measurements."""
     out = tmp_path_factory.mktemp("identification")
-    argv = ["--family", "second-order", "--family", "peak", "--policy", "discriminate", "--policy", "random",
-            "--campaigns", "2", "--budget", "8", "--workers", "2", "--out", str(out)]
+    argv = [
+        "--family",
+        "second-order",
+        "--family",
+        "peak",
+        "--policy",
+        "discriminate",
+        "--policy",
+        "random",
+        "--campaigns",
+        "2",
+        "--budget",
+        "8",
+        "--workers",
+        "2",
+        "--out",
+        str(out),
+    ]
     assert bench.main(argv) == 0
     cfg = load_sweep(CONFIG).only(["second-order", "peak"]).reduced(2, 8, ["discriminate", "random"])
     return out, cfg, pd.read_csv(out / "results.csv", keep_default_na=False, na_values=[""])
@@ -94,17 +113,60 @@ def smoke(tmp_path_factory):
 
 def test_the_slice_writes_every_output_with_its_columns(smoke):
     out, _, results = smoke
-    for name in ("results.csv", "summary.csv", "calibration.csv", "summary.md", "identification.png", "reliability.png"):
+    for name in (
+        "results.csv",
+        "summary.csv",
+        "calibration.csv",
+        "summary.md",
+        "identification.png",
+        "reliability.png",
+    ):
         assert (out / name).stat().st_size > 0, name
-    assert {"problem", "hypothesis_set", "policy", "seed", "campaign", "truth", "n", "p_true", "leader", "p_leader",
-            "p_none", "leader_misfit", "error", "seconds", "cpu_seconds", "coverage", "xc_error", "xc_sd", "wrong_at_09", "noise_z", "space",
-            "truth_x_c", "truth_amplitude", "truth_noise_fraction", "truth_grid", "truth_beta", "truth_width"} <= set(results)
+    assert {
+        "problem",
+        "hypothesis_set",
+        "policy",
+        "seed",
+        "campaign",
+        "truth",
+        "n",
+        "p_true",
+        "leader",
+        "p_leader",
+        "p_none",
+        "leader_misfit",
+        "error",
+        "seconds",
+        "cpu_seconds",
+        "coverage",
+        "xc_error",
+        "xc_sd",
+        "wrong_at_09",
+        "noise_z",
+        "space",
+        "truth_x_c",
+        "truth_amplitude",
+        "truth_noise_fraction",
+        "truth_grid",
+        "truth_beta",
+        "truth_width",
+    } <= set(results)
     sizes = results.groupby(["problem", "policy", "campaign"])["n"].agg(list)
     assert len(sizes) == 2 * 2 * 2 and all(v == list(range(1, 9)) for v in sizes)
     summary = pd.read_csv(out / "summary.csv")
-    assert {"n95", "identified_at_budget", "wrong_at_09", "p_none_median", "none_leads", "flagged", "coverage_mean", "coverage_min",
-            "coverage_fair_noise",
-            "xc_within_2sd", "xc_err_over_sd_median"} <= set(summary)
+    assert {
+        "n95",
+        "identified_at_budget",
+        "wrong_at_09",
+        "p_none_median",
+        "none_leads",
+        "flagged",
+        "coverage_mean",
+        "coverage_min",
+        "coverage_fair_noise",
+        "xc_within_2sd",
+        "xc_err_over_sd_median",
+    } <= set(summary)
     table = [line for line in (out / "summary.md").read_text().splitlines() if line.startswith("| ")]
     assert sum(line.startswith(("| second-order (8) |", "| peak (8) |")) for line in table) == 4
 
@@ -150,15 +212,27 @@ def test_a_campaign_of_the_slice_rerun_here_gives_its_coverage_and_x_c_error(smo
 
     _, cfg, results = smoke
     for campaign_index in (0, 1):  # on the grid, and on the continuous space
-        cell = next(c for c in cfg.cells() if c["problem"]["name"] == "second-order" and c["policy"] == "random"
-                    and c["campaign"] == campaign_index)
+        cell = next(
+            c
+            for c in cfg.cells()
+            if c["problem"]["name"] == "second-order" and c["policy"] == "random" and c["campaign"] == campaign_index
+        )
         options = cell["problem"]["options"]
         probs = []
-        campaign = Rehearsal(source="simulated:transition-1d", options=options, hypotheses=tuple(cell["hypotheses"]),
-                             policy="random", budget=8, seed=cell["seed"], n_init=cell["n_init"]).run(
-            [lambda r: probs.append(r.probabilities.get("second-order", math.nan))])
-        rows = results[(results["problem"] == "second-order") & (results["policy"] == "random")
-                       & (results["campaign"] == campaign_index)]
+        campaign = Rehearsal(
+            source="simulated:transition-1d",
+            options=options,
+            hypotheses=tuple(cell["hypotheses"]),
+            policy="random",
+            budget=8,
+            seed=cell["seed"],
+            n_init=cell["n_init"],
+        ).run([lambda r: probs.append(r.probabilities.get("second-order", math.nan))])
+        rows = results[
+            (results["problem"] == "second-order")
+            & (results["policy"] == "random")
+            & (results["campaign"] == campaign_index)
+        ]
         np.testing.assert_allclose(rows["p_true"].to_numpy(), probs, rtol=CSV, atol=1e-300)
         mean, sd = campaign.posterior("second-order")
         truth = Transition1D(**{k: v for k, v in options.items()}).truth(campaign.points())
@@ -195,13 +269,18 @@ def test_the_slice_summary_and_calibration_follow_from_its_results(smoke):
     from abduce.controller.rehearse.sweep import summarize
 
     again = summarize(results).set_index(["problem", "policy"])  # from the csv, as a reader would
-    pd.testing.assert_frame_equal(again[summary.columns].drop(columns=["median_seconds", "median_cpu_seconds"]),
-                                  summary.drop(columns=["median_seconds", "median_cpu_seconds"]),
-                                  check_dtype=False, rtol=CSV)
+    pd.testing.assert_frame_equal(
+        again[summary.columns].drop(columns=["median_seconds", "median_cpu_seconds"]),
+        summary.drop(columns=["median_seconds", "median_cpu_seconds"]),
+        check_dtype=False,
+        rtol=CSV,
+    )
     cases = results[(results["truth"] == "second-order") & results["leader"].notna() & (results["p_leader"] >= 0.5)]
     pooled = calib[calib["policy"] == "all"]
     assert pooled["count"].sum() == len(cases) == pooled["cases"].iloc[0]
     right = cases[cases["p_leader"] > 0.99]
     assert pooled.set_index("bin").loc[">0.99", "count"] == len(right)
     if len(right):
-        assert pooled.set_index("bin").loc[">0.99", "accuracy"] == pytest.approx((right["leader"] == "second-order").mean())
+        assert pooled.set_index("bin").loc[">0.99", "accuracy"] == pytest.approx(
+            (right["leader"] == "second-order").mean()
+        )

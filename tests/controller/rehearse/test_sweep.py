@@ -59,8 +59,19 @@ def test_n95_is_the_first_n_at_which_95_percent_of_seeds_are_identified():
     for seed in range(20):
         for n in range(1, 21):
             p = 0.99 if (seed < 19 and n >= 1 + seed) else 0.5
-            rows.append({"problem": "p", "hypothesis_set": "h", "policy": "x", "seed": seed, "n": n, "p_true": p,
-                         "leader": "", "error": 0.1 if n == 20 else math.nan, "seconds": 1.0 if n == 20 else math.nan})
+            rows.append(
+                {
+                    "problem": "p",
+                    "hypothesis_set": "h",
+                    "policy": "x",
+                    "seed": seed,
+                    "n": n,
+                    "p_true": p,
+                    "leader": "",
+                    "error": 0.1 if n == 20 else math.nan,
+                    "seconds": 1.0 if n == 20 else math.nan,
+                }
+            )
     results = pd.DataFrame(rows)
     curve = identification_curve(results)
     assert curve[1] == pytest.approx(1 / 20) and curve[18] == pytest.approx(18 / 20)
@@ -94,15 +105,37 @@ def test_the_same_sweep_runs_against_a_separately_started_dask_scheduler(tmp_pat
     assert dask, "the dask command comes with distributed"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     scheduler_file = tmp_path / "scheduler.json"  # the scheduler names the free port it bound here
-    procs = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--dashboard-address", ":0",
-                               "--scheduler-file", str(scheduler_file)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)]
+    procs = [
+        subprocess.Popen(
+            [
+                dask,
+                "scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--dashboard-address",
+                ":0",
+                "--scheduler-file",
+                str(scheduler_file),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
+    ]
     try:
         assert wait_until(lambda: scheduled(scheduler_file) or procs[0].poll() is not None, timeout=300)
         address = scheduled(scheduler_file)
-        procs.append(subprocess.Popen([dask, "worker", address, "--nthreads", "1", "--nworkers", "1",
-                                       "--no-dashboard"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                      env=env, cwd=os.getcwd()))
+        procs.append(
+            subprocess.Popen(
+                [dask, "worker", address, "--nthreads", "1", "--nworkers", "1", "--no-dashboard"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                env=env,
+                cwd=os.getcwd(),
+            )
+        )
         cfg = load_sweep(write(tmp_path, TINY.format(seeds=1, budget=6)))
         results, _ = run_sweep(cfg, tmp_path / "out", scheduler=address)
         local, _ = run_sweep(cfg, tmp_path / "local", workers=1)
@@ -116,8 +149,9 @@ def test_the_same_sweep_runs_against_a_separately_started_dask_scheduler(tmp_pat
 
 @pytest.mark.slow
 def test_a_sweep_of_200_campaigns_on_a_local_cluster(tmp_path):
-    text = TINY.format(seeds=50, budget=8).replace('["discriminate", "random"]',
-                                                   '["epsilon-greedy", "discriminate", "random", "grid"]')
+    text = TINY.format(seeds=50, budget=8).replace(
+        '["discriminate", "random"]', '["epsilon-greedy", "discriminate", "random", "grid"]'
+    )
     cfg = load_sweep(write(tmp_path, text))
     assert len(cfg.cells()) == 200
     results, summary = run_sweep(cfg, tmp_path / "out")
@@ -132,8 +166,19 @@ def test_n95_counts_only_a_level_that_holds_to_the_budget():
         for n in range(1, 9):
             lost = seed < 2 and n in (4, 5)
             p = 0.99 if n >= 3 and not lost else 0.5
-            rows.append({"problem": "p", "hypothesis_set": "h", "policy": "x", "seed": seed, "n": n, "p_true": p,
-                         "leader": "", "error": math.nan, "seconds": math.nan})
+            rows.append(
+                {
+                    "problem": "p",
+                    "hypothesis_set": "h",
+                    "policy": "x",
+                    "seed": seed,
+                    "n": n,
+                    "p_true": p,
+                    "leader": "",
+                    "error": math.nan,
+                    "seconds": math.nan,
+                }
+            )
     assert summarize(pd.DataFrame(rows)).iloc[0]["n95"] == 6
 
 
@@ -193,7 +238,11 @@ def test_family_cells_are_counts_per_policy_with_the_same_truth_and_seed_under_e
     so = [c for c in cells if c["problem"]["name"] == "so"]
     by = {(c["policy"], c["campaign"]): c for c in so}
     for i in range(2):  # paired: campaign i is the same truth and noise stream for every policy
-        assert by["discriminate", i]["problem"]["options"] == by["random", i]["problem"]["options"] == by["grid", i]["problem"]["options"]
+        assert (
+            by["discriminate", i]["problem"]["options"]
+            == by["random", i]["problem"]["options"]
+            == by["grid", i]["problem"]["options"]
+        )
         assert by["discriminate", i]["seed"] == by["grid", i]["seed"] == campaign_seed("so", i)
     assert len({by["random", i]["seed"] for i in range(5)}) == 5
     assert {c["budget"] for c in so} == {6} and {c["budget"] for c in cells if c["problem"]["name"] == "peak"} == {5}
@@ -226,8 +275,12 @@ def test_draws_are_deterministic_in_family_and_index_and_independent_of_the_othe
 def test_draws_stay_in_their_ranges_and_reach_both_edges():
     import numpy as np
 
-    ranges = {"x_c": Draw(uniform=(0.05, 0.95)), "amplitude": Draw(log_uniform=(0.1, 10.0)),
-              "steps": Draw(choice=[2, 3, 4]), "grid": Draw(cycle=[201, 0])}
+    ranges = {
+        "x_c": Draw(uniform=(0.05, 0.95)),
+        "amplitude": Draw(log_uniform=(0.1, 10.0)),
+        "steps": Draw(choice=[2, 3, 4]),
+        "grid": Draw(cycle=[201, 0]),
+    }
     d = [draw("edges", i, ranges) for i in range(3000)]
     x = np.array([v["x_c"] for v in d])
     a = np.log10([v["amplitude"] for v in d])
@@ -248,7 +301,11 @@ def test_reduced_runs_keep_the_first_campaigns_of_the_full_run(tmp_path):
     full = {(c["problem"]["name"], c["policy"], c["campaign"]): c for c in cfg.cells()}
     cells = small.cells()
     assert {(c["problem"]["name"], c["policy"], c["campaign"]) for c in cells} == {
-        ("so", "random", 0), ("so", "random", 1), ("peak", "random", 0), ("peak", "random", 1)}
+        ("so", "random", 0),
+        ("so", "random", 1),
+        ("peak", "random", 0),
+        ("peak", "random", 1),
+    }
     for c in cells:
         same = full[c["problem"]["name"], c["policy"], c["campaign"]]
         assert c["problem"]["options"] == same["problem"]["options"] and c["seed"] == same["seed"] and c["budget"] == 4
@@ -263,23 +320,40 @@ def test_reduced_runs_keep_the_first_campaigns_of_the_full_run(tmp_path):
 @pytest.mark.parametrize(
     "edit,match",
     [
-        (lambda t: t.replace('hypothesis_set = "two"\nbudget', 'hypothesis_set = "three"\nbudget'),
-         r"family\.1 \('peak'\)\.hypothesis_set: 'three' is not defined"),
-        (lambda t: t.replace('truth = "second-order"', 'truth = "sigmoid"'),
-         r"family\.0 \('so'\)\.truth: 'sigmoid' is not in set 'two'"),
+        (
+            lambda t: t.replace('hypothesis_set = "two"\nbudget', 'hypothesis_set = "three"\nbudget'),
+            r"family\.1 \('peak'\)\.hypothesis_set: 'three' is not defined",
+        ),
+        (
+            lambda t: t.replace('truth = "second-order"', 'truth = "sigmoid"'),
+            r"family\.0 \('so'\)\.truth: 'sigmoid' is not in set 'two'",
+        ),
         (lambda t: t.replace("x_c = {{ uniform", "x_c = {{ unifrom"), r"family\.0\.ranges\.x_c\.unifrom"),
         (lambda t: t.replace("[0.1, 10.0]", "[0.0, 10.0]"), r"family\.0\.ranges\.amplitude.*log_uniform needs 0 < lo"),
         (lambda t: t.replace("uniform = [0.05, 0.95]", "uniform = [0.95, 0.05]"), r"family\.0\.ranges\.x_c.*lo <= hi"),
-        (lambda t: t.replace("x_c = {{ uniform = [0.05, 0.95] }}", "x_c = {{ uniform = [0.05, 0.95], choice = [1] }}"),
-         r"family\.0\.ranges\.x_c.*exactly one of"),
-        (lambda t: t.replace('options = {{ law = "peak" }}', 'options = {{ law = "peak", steps = 2 }}'),
-         r"family\.1.*options and ranges both set steps"),
+        (
+            lambda t: t.replace(
+                "x_c = {{ uniform = [0.05, 0.95] }}", "x_c = {{ uniform = [0.05, 0.95], choice = [1] }}"
+            ),
+            r"family\.0\.ranges\.x_c.*exactly one of",
+        ),
+        (
+            lambda t: t.replace('options = {{ law = "peak" }}', 'options = {{ law = "peak", steps = 2 }}'),
+            r"family\.1.*options and ranges both set steps",
+        ),
         (lambda t: t.replace("campaigns = {{ random = 3 }}", "campaigns = {{ randm = 3 }}"), "randm.*known"),
-        (lambda t: t.replace("campaigns = {{ random = 3 }}", "campaigns = {{ random = 0 }}"),
-         r"family\.1\.campaigns\.random"),
-        (lambda t: t.replace('name = "peak"', 'name = "so"'), r"family\.1 \('so'\)\.name: family\.0 is called 'so' too"),
-        (lambda t: t.replace("campaigns = {{ discriminate = 5, random = 5, grid = 2 }}\n", ""),
-         r"family\.0 \('so'\)\.campaigns: give campaigns"),
+        (
+            lambda t: t.replace("campaigns = {{ random = 3 }}", "campaigns = {{ random = 0 }}"),
+            r"family\.1\.campaigns\.random",
+        ),
+        (
+            lambda t: t.replace('name = "peak"', 'name = "so"'),
+            r"family\.1 \('so'\)\.name: family\.0 is called 'so' too",
+        ),
+        (
+            lambda t: t.replace("campaigns = {{ discriminate = 5, random = 5, grid = 2 }}\n", ""),
+            r"family\.0 \('so'\)\.campaigns: give campaigns",
+        ),
     ],
 )
 def test_a_bad_family_names_the_key(tmp_path, edit, match):
@@ -289,7 +363,9 @@ def test_a_bad_family_names_the_key(tmp_path, edit, match):
 
 def test_problems_need_policies_and_the_policies_sweep_still_loads(tmp_path):
     with pytest.raises(AbduceError, match="sweep.policies"):
-        load_sweep(write(tmp_path, TINY.format(seeds=2, budget=6).replace('policies = ["discriminate", "random"]\n', "")))
+        load_sweep(
+            write(tmp_path, TINY.format(seeds=2, budget=6).replace('policies = ["discriminate", "random"]\n', ""))
+        )
     from pathlib import Path
 
     cfg = load_sweep(Path(__file__).resolve().parents[3] / "deploy" / "sweeps" / "policies.toml")
@@ -306,9 +382,20 @@ def test_band_coverage_counts_the_points_inside_the_95_percent_band():
 
 
 def frame(rows):
-    base = {"hypothesis_set": "h", "leader": "", "p_leader": math.nan, "p_none": math.nan, "error": math.nan,
-            "seconds": math.nan, "cpu_seconds": math.nan, "coverage": math.nan, "xc_error": math.nan,
-            "xc_sd": math.nan, "wrong_at_09": math.nan, "leader_misfit": math.nan}
+    base = {
+        "hypothesis_set": "h",
+        "leader": "",
+        "p_leader": math.nan,
+        "p_none": math.nan,
+        "error": math.nan,
+        "seconds": math.nan,
+        "cpu_seconds": math.nan,
+        "coverage": math.nan,
+        "xc_error": math.nan,
+        "xc_sd": math.nan,
+        "wrong_at_09": math.nan,
+        "leader_misfit": math.nan,
+    }
     return pd.DataFrame([{**base, **r} for r in rows])
 
 
@@ -316,24 +403,72 @@ def test_summarize_families_at_the_budget():
     rows = []
     # in the set, 4 campaigns x 2 steps; at the end: campaign 0 right at 0.97, 1 right at 0.92,
     # 2 wrong (linear at 0.95), 3 wrong but unsure (linear at 0.6)
-    ends = [("second-order", 0.97, 0.97, 0.01, 0.0), ("second-order", 0.92, 0.92, 0.02, 0.0),
-            ("linear", 0.95, 0.03, 0.02, 1.0), ("linear", 0.6, 0.3, 0.1, 0.0)]
+    ends = [
+        ("second-order", 0.97, 0.97, 0.01, 0.0),
+        ("second-order", 0.92, 0.92, 0.02, 0.0),
+        ("linear", 0.95, 0.03, 0.02, 1.0),
+        ("linear", 0.6, 0.3, 0.1, 0.0),
+    ]
     cover = [1.0, 0.9, 0.5, 0.8]
     luck = [0.5, -1.0, 2.5, 1.9]  # noise_z: campaign 2's data are the tail of its noise (|z| > 2)
     xc = [(0.01, 0.01), (-0.03, 0.01), (0.05, 0.1), (math.nan, math.nan)]  # |err|/sd = 1, 3, 0.5
     for c, ((leader, pl, pt, pn, wrong), cov, (e, sd), z) in enumerate(zip(ends, cover, xc, luck)):
-        rows.append({"problem": "so", "policy": "random", "campaign": c, "seed": 100 + c, "truth": "second-order",
-                     "n": 1, "p_true": 0.3, "leader": "linear", "p_leader": 0.5, "p_none": 0.2})
-        rows.append({"problem": "so", "policy": "random", "campaign": c, "seed": 100 + c, "truth": "second-order",
-                     "n": 2, "p_true": pt, "leader": leader, "p_leader": pl, "p_none": pn, "wrong_at_09": wrong,
-                     "coverage": cov, "xc_error": e, "xc_sd": sd, "error": 0.1 * c, "cpu_seconds": 2.0, "noise_z": z})
+        rows.append(
+            {
+                "problem": "so",
+                "policy": "random",
+                "campaign": c,
+                "seed": 100 + c,
+                "truth": "second-order",
+                "n": 1,
+                "p_true": 0.3,
+                "leader": "linear",
+                "p_leader": 0.5,
+                "p_none": 0.2,
+            }
+        )
+        rows.append(
+            {
+                "problem": "so",
+                "policy": "random",
+                "campaign": c,
+                "seed": 100 + c,
+                "truth": "second-order",
+                "n": 2,
+                "p_true": pt,
+                "leader": leader,
+                "p_leader": pl,
+                "p_none": pn,
+                "wrong_at_09": wrong,
+                "coverage": cov,
+                "xc_error": e,
+                "xc_sd": sd,
+                "error": 0.1 * c,
+                "cpu_seconds": 2.0,
+                "noise_z": z,
+            }
+        )
     # out of the set, 4 campaigns: none leads in two (0.8 > 0.2, 0.6 > 0.4), a law at 0.93 in the third
     # and at 0.7 in the fourth, which fails its checks (flagged: 3 of 4)
-    for c, (pl, pn, wrong, misfit) in enumerate([(0.2, 0.8, 0.0, 0.0), (0.4, 0.6, 0.0, 1.0), (0.93, 0.05, 1.0, 0.0),
-                                                 (0.7, 0.3, 0.0, 1.0)]):
-        rows.append({"problem": "peak", "policy": "random", "campaign": c, "seed": c, "truth": "none", "n": 2,
-                     "p_true": math.nan, "leader": "linear", "p_leader": pl, "p_none": pn, "wrong_at_09": wrong,
-                     "leader_misfit": misfit})
+    for c, (pl, pn, wrong, misfit) in enumerate(
+        [(0.2, 0.8, 0.0, 0.0), (0.4, 0.6, 0.0, 1.0), (0.93, 0.05, 1.0, 0.0), (0.7, 0.3, 0.0, 1.0)]
+    ):
+        rows.append(
+            {
+                "problem": "peak",
+                "policy": "random",
+                "campaign": c,
+                "seed": c,
+                "truth": "none",
+                "n": 2,
+                "p_true": math.nan,
+                "leader": "linear",
+                "p_leader": pl,
+                "p_none": pn,
+                "wrong_at_09": wrong,
+                "leader_misfit": misfit,
+            }
+        )
     s = summarize(frame(rows)).set_index("problem")
     so, peak = s.loc["so"], s.loc["peak"]
     assert so["seeds"] == 4 and so["identified_at_budget"] == pytest.approx(0.25)  # only 0.97 >= 0.95
@@ -349,7 +484,10 @@ def test_summarize_families_at_the_budget():
     assert peak["wrong_at_09"] == pytest.approx(1 / 4) and math.isnan(peak["coverage_mean"])
     assert peak["flagged"] == pytest.approx(3 / 4) and so["flagged"] == 0.0  # none leads, or the leader misfits
     md = markdown(summarize(frame(rows)), budgets={"so": 2, "peak": 2})
-    assert "| so (2) | random | 4 | 0.25 | 0.25 | — | 0.020 | 0.00 | 0.00 | 0.80 (0.50); 0.90 fair noise | 0.67 | 1 |" in md
+    assert (
+        "| so (2) | random | 4 | 0.25 | 0.25 | — | 0.020 | 0.00 | 0.00 | 0.80 (0.50); 0.90 fair noise | 0.67 | 1 |"
+        in md
+    )
     assert "| peak (2) | random | 4 | n/a | 0.25 | n/a | 0.450 | 0.50 | 0.75 | n/a | n/a | n/a |" in md
 
 
@@ -357,20 +495,36 @@ def test_calibration_bins_the_leaders_probability_and_weighs_the_gaps():
     rows = []
 
     def case(policy, p, right, truth="second-order", leader=None, p_true=0.1):
-        rows.append({"problem": "f", "policy": policy, "campaign": len(rows), "seed": 0, "n": 1, "truth": truth,
-                     "leader": leader if leader is not None else ("second-order" if right else "linear"),
-                     "p_leader": p, "p_true": p if right else p_true})
+        rows.append(
+            {
+                "problem": "f",
+                "policy": policy,
+                "campaign": len(rows),
+                "seed": 0,
+                "n": 1,
+                "truth": truth,
+                "leader": leader if leader is not None else ("second-order" if right else "linear"),
+                "p_leader": p,
+                "p_true": p if right else p_true,
+            }
+        )
 
     for k in range(10):  # 0.6: 6 of 10 right; 0.995: 9 of 10 right
         case("a", 0.6, k < 6)
         case("a", 0.995, k < 9)
     for k in range(4):  # another policy: 0.8, 1 of 4 right
         case("b", 0.8, k < 1)
-    case("a", 0.4, True)                                       # below the first bin
-    case("a", 0.97, False, truth="none", p_true=math.nan)      # out of the set
-    case("a", math.nan, False, leader="", p_true=math.nan)     # a law unfitted: no leader
+    case("a", 0.4, True)  # below the first bin
+    case("a", 0.97, False, truth="none", p_true=math.nan)  # out of the set
+    case("a", math.nan, False, leader="", p_true=math.nan)  # a law unfitted: no leader
     cal = calibration(frame(rows)).set_index(["policy", "bin"])
-    assert list(dict.fromkeys(cal.index.get_level_values("bin"))) == ["0.5-0.7", "0.7-0.9", "0.9-0.95", "0.95-0.99", ">0.99"]
+    assert list(dict.fromkeys(cal.index.get_level_values("bin"))) == [
+        "0.5-0.7",
+        "0.7-0.9",
+        "0.9-0.95",
+        "0.95-0.99",
+        ">0.99",
+    ]
     a = cal.loc["a"]
     assert a.loc["0.5-0.7", "count"] == 10 and a.loc["0.5-0.7", "accuracy"] == pytest.approx(0.6)
     assert a.loc[">0.99", "count"] == 10 and a.loc[">0.99", "accuracy"] == pytest.approx(0.9)
@@ -389,12 +543,14 @@ def test_the_estimate_charges_each_campaign_its_budget_times_the_measured_cost_p
 
     cfg = families(tmp_path)
     # measured: random 2 s a step on a grid, 3 s in the box (one campaign each, n = 4); discriminate only in general
-    measured = pd.DataFrame([
-        {"problem": "x", "policy": "random", "campaign": 0, "n": 4, "cpu_seconds": 8.0, "space": "finite"},
-        {"problem": "x", "policy": "random", "campaign": 1, "n": 4, "cpu_seconds": 12.0, "space": "box"},
-        {"problem": "x", "policy": "discriminate", "campaign": 0, "n": 2, "cpu_seconds": 1.0, "space": "finite"},
-        {"problem": "x", "policy": "grid", "campaign": 0, "n": 5, "cpu_seconds": 5.0, "space": "box"},
-    ])
+    measured = pd.DataFrame(
+        [
+            {"problem": "x", "policy": "random", "campaign": 0, "n": 4, "cpu_seconds": 8.0, "space": "finite"},
+            {"problem": "x", "policy": "random", "campaign": 1, "n": 4, "cpu_seconds": 12.0, "space": "box"},
+            {"problem": "x", "policy": "discriminate", "campaign": 0, "n": 2, "cpu_seconds": 1.0, "space": "finite"},
+            {"problem": "x", "policy": "grid", "campaign": 0, "n": 5, "cpu_seconds": 5.0, "space": "box"},
+        ]
+    )
     est = estimate(cfg, measured).set_index(["family", "policy", "space"])
     # so: 5 random campaigns, grid = 201, 0, 201, 0, 201 -> 3 on the grid, 2 in the box, budget 6
     assert est.loc[("so", "random", "finite"), "seconds"] == pytest.approx(3 * 6 * 2.0)
@@ -410,8 +566,21 @@ def test_the_estimate_charges_each_campaign_its_budget_times_the_measured_cost_p
 def test_the_reliability_diagram_is_drawn_even_without_a_case(tmp_path):
     from abduce.controller.rehearse.sweep import plot_reliability
 
-    out_of_set = frame([{"problem": "f", "policy": "a", "campaign": 0, "seed": 0, "n": 1, "truth": "none",
-                         "leader": "linear", "p_leader": 0.97, "p_true": math.nan}])
+    out_of_set = frame(
+        [
+            {
+                "problem": "f",
+                "policy": "a",
+                "campaign": 0,
+                "seed": 0,
+                "n": 1,
+                "truth": "none",
+                "leader": "linear",
+                "p_leader": 0.97,
+                "p_true": math.nan,
+            }
+        ]
+    )
     cal = calibration(out_of_set)
     assert list(cal["policy"].unique()) == ["all"] and cal["count"].sum() == 0 and cal["ece"].isna().all()
     plot_reliability(cal, tmp_path / "r.png")

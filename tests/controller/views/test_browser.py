@@ -23,8 +23,16 @@ from abduce.controller.views.report import SECTIONS
 from tests.controller.views.test_inspect import RUN, recorded
 
 CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture(scope="module")
@@ -139,8 +147,9 @@ def test_the_live_page_follows_a_running_campaign(browser, tmp_path):
                 expect(card.locator(".n")).to_have_text("5")
                 expect(page.locator("#live")).to_have_text("live", timeout=60_000)  # the event stream is open
                 posteriors = card.locator("img.plot-posteriors")
-                page.wait_for_function("() => document.querySelector('#run-live img.plot-posteriors').naturalWidth > 0",
-                                       timeout=60_000)
+                page.wait_for_function(
+                    "() => document.querySelector('#run-live img.plot-posteriors').naturalWidth > 0", timeout=60_000
+                )
                 src = posteriors.get_attribute("src")
 
                 permits.release()  # the instrument's next reading arrives

@@ -24,6 +24,7 @@ from typer.testing import CliRunner
 
 from abduce.controller.cli import app
 from abduce.controller.errors import ConfigError
+from abduce.controller.journal.store import Journal
 from abduce.controller.views.inspection import (
     SCHEMA,
     Inspection,
@@ -32,7 +33,6 @@ from abduce.controller.views.inspection import (
     inspect_run,
     render,
 )
-from abduce.controller.journal.store import Journal
 
 runner = CliRunner()
 RUN = dict(hypotheses=("second-order", "linear"), policy="epsilon-greedy", budget=10, grid=101, n_init=4, seed=3)
@@ -44,7 +44,7 @@ def _scratch(prefix: str) -> Path:
     return folder
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def recorded(nan_at: int | None = None) -> tuple[Path, dict[int, dict]]:
     """A seeded epsilon-greedy run directory and the live campaign's ``summary()`` after each tell.
 
@@ -53,8 +53,8 @@ def recorded(nan_at: int | None = None) -> tuple[Path, dict[int, dict]]:
     ``nan_at``: the instrument reads NaN the first time step ``nan_at`` is
     asked for (the point is skipped and asked for anew).
     """
-    from abduce.controller.drive.loop import run_campaign
     from abduce.controller.core.measurements import Measurement
+    from abduce.controller.drive.loop import run_campaign
     from abduce.controller.journal.rundir import RunDirectory
     from abduce.controller.rehearse.simulated import SimulatedRun
 
@@ -83,14 +83,22 @@ def recorded(nan_at: int | None = None) -> tuple[Path, dict[int, dict]]:
     return out, live
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def recorded_loops() -> Path:
     """A spectroscopic run (hysteresis loops reduced to their area), journalled so it can be rebuilt."""
-    from abduce.controller.rehearse.rehearsal import Rehearsal
     from abduce.controller.journal.rundir import RunDirectory
+    from abduce.controller.rehearse.rehearsal import Rehearsal
 
-    r = Rehearsal("simulated:loops", ("second-order", "linear"), {"grid": 41, "m": 32}, policy="discriminate",
-                  budget=6, seed=1, n_init=4, reduction="loop-area")
+    r = Rehearsal(
+        "simulated:loops",
+        ("second-order", "linear"),
+        {"grid": 41, "m": 32},
+        policy="discriminate",
+        budget=6,
+        seed=1,
+        n_init=4,
+        reduction="loop-area",
+    )
     out = _scratch("abduce-loops-") / "run"
     config = {"mode": "rehearsal", **dataclasses.asdict(r)}
     rundir = RunDirectory(out, config)
@@ -104,9 +112,19 @@ def recorded_loops() -> Path:
 def synthetic_journal(path: Path, n: int, names=("second-order", "linear"), budget: int | None = None) -> Path:
     """A journal of ``n`` request/measurement/decision triples written the way the loop writes them
     (ids and values made up: it cannot be rebuilt into a campaign)."""
-    config = {"mode": "in-process", "simulator": "transition-1d", "truth": "second-order", "hypotheses": list(names),
-              "policy": "epsilon-greedy", "acquisition": None, "budget": budget or n, "seed": 0, "grid": 101,
-              "n_init": 4, "epsilon": 0.1}
+    config = {
+        "mode": "in-process",
+        "simulator": "transition-1d",
+        "truth": "second-order",
+        "hypotheses": list(names),
+        "policy": "epsilon-greedy",
+        "acquisition": None,
+        "budget": budget or n,
+        "seed": 0,
+        "grid": 101,
+        "n_init": 4,
+        "epsilon": 0.1,
+    }
     rng = np.random.default_rng(0)
     with Journal.create(path, config) as j:
         for step in range(n):
@@ -114,21 +132,39 @@ def synthetic_journal(path: Path, n: int, names=("second-order", "linear"), budg
             driver = None if step < 4 else names[step % len(names)]
             reason = "initial-design" if step < 4 else "exploit"
             x = [float(rng.random())]
-            j.append("request", {"request_id": rid, "step": step, "x": x, "hypothesis": driver, "reason": reason},
-                     request_id=rid, durability="next")
+            j.append(
+                "request",
+                {"request_id": rid, "step": step, "x": x, "hypothesis": driver, "reason": reason},
+                request_id=rid,
+                durability="next",
+            )
             y = float(rng.normal())
             j.append("measurement", {"x": x, "y": y}, request_id=rid, durability="next")
             fitted = step >= 3
             p = float(rng.random())
             probs = dict(zip(names, (p, 1 - p))) if fitted else {}
-            j.append("decision", {
-                "step": step, "request_id": rid, "x": x, "y": y, "hypothesis": driver, "reason": reason,
-                "refit": list(names) if fitted else [], "reward": float(step % 3 == 0) if driver else None,
-                "probabilities": probs, "log_evidence": {k: math.log(v) for k, v in probs.items()},
-                "integrated_variance": dict.fromkeys(probs, 0.01),
-                "parameters": {k: {"x_c": [0.6, 0.01], "A": [1.0, 0.1]} for k in probs},
-                "fit_failures": {}, "stopped": step == n - 1, "fits": {},
-            }, request_id=rid, durability="next")
+            j.append(
+                "decision",
+                {
+                    "step": step,
+                    "request_id": rid,
+                    "x": x,
+                    "y": y,
+                    "hypothesis": driver,
+                    "reason": reason,
+                    "refit": list(names) if fitted else [],
+                    "reward": float(step % 3 == 0) if driver else None,
+                    "probabilities": probs,
+                    "log_evidence": {k: math.log(v) for k, v in probs.items()},
+                    "integrated_variance": dict.fromkeys(probs, 0.01),
+                    "parameters": {k: {"x_c": [0.6, 0.01], "A": [1.0, 0.1]} for k in probs},
+                    "fit_failures": {},
+                    "stopped": step == n - 1,
+                    "fits": {},
+                },
+                request_id=rid,
+                durability="next",
+            )
     return path
 
 
@@ -267,16 +303,35 @@ def test_every_journal_mode_is_read_for_inspection():
     out, _ = recorded()
     with Journal.open(out / "journal.sqlite", readonly=True) as j:
         spec = spec_of(j.config())
-    assert (spec.mode, spec.hypotheses, spec.policy, spec.budget) == ("in-process", ("second-order", "linear"),
-                                                                      "epsilon-greedy", 10)
-    common = {"hypotheses": ["linear"], "policy": "discriminate", "acquisition": "ucb", "budget": 7, "seed": 1,
-              "n_init": 3, "epsilon": 0.1}
-    configs = [{"mode": "listen", **common}, {"mode": "daemon", "campaign": common},
-               {"mode": "rehearsal", "source": "simulated:transition-1d", **common}]
+    assert (spec.mode, spec.hypotheses, spec.policy, spec.budget) == (
+        "in-process",
+        ("second-order", "linear"),
+        "epsilon-greedy",
+        10,
+    )
+    common = {
+        "hypotheses": ["linear"],
+        "policy": "discriminate",
+        "acquisition": "ucb",
+        "budget": 7,
+        "seed": 1,
+        "n_init": 3,
+        "epsilon": 0.1,
+    }
+    configs = [
+        {"mode": "listen", **common},
+        {"mode": "daemon", "campaign": common},
+        {"mode": "rehearsal", "source": "simulated:transition-1d", **common},
+    ]
     for config in configs:
         spec = spec_of(config)
-        assert (spec.mode, spec.hypotheses, spec.policy, spec.acquisition, spec.budget) == \
-            (config["mode"], ("linear",), "discriminate", "ucb", 7)
+        assert (spec.mode, spec.hypotheses, spec.policy, spec.acquisition, spec.budget) == (
+            config["mode"],
+            ("linear",),
+            "discriminate",
+            "ucb",
+            7,
+        )
     with pytest.raises(ConfigError, match="mode"):
         spec_of({"mode": "other"})
 
@@ -290,8 +345,11 @@ def test_inspect_imports_no_torch():
 def test_inspection_reads_a_journal_being_written_and_never_writes(tmp_path):
     path = synthetic_journal(tmp_path / "journal.sqlite", 6, budget=20)
     with Journal.open(path) as writer:  # a daemon holding the journal open, still appending
-        writer.append("request", {"request_id": "late", "step": 6, "x": [0.5], "hypothesis": "linear",
-                                  "reason": "exploit"}, request_id="late")
+        writer.append(
+            "request",
+            {"request_id": "late", "step": 6, "x": [0.5], "hypothesis": "linear", "reason": "exploit"},
+            request_id="late",
+        )
         files = {p.name: p.read_bytes() for p in tmp_path.iterdir() if not p.name.endswith("-shm")}
         ins = inspect_run(path)
         assert ins.stopping.in_flight == ["late"] and ins.stopping.measurements == 6
@@ -307,14 +365,16 @@ def test_times_chosen_counts_requests_up_to_the_step(tmp_path):
     chosen = {h.name: h.times_chosen for h in ins.summary.hypotheses}
     # steps 4..9 alternate: linear at odd steps, second-order at even ones
     assert chosen == {"second-order": 3, "linear": 3}
-    assert {h.name: h.times_chosen for h in inspect_run(tmp_path / "j.sqlite", step=5).summary.hypotheses} == \
-        {"second-order": 1, "linear": 0}
+    assert {h.name: h.times_chosen for h in inspect_run(tmp_path / "j.sqlite", step=5).summary.hypotheses} == {
+        "second-order": 1,
+        "linear": 0,
+    }
 
 
 # --------------------------------------------------------------------------- speed
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def big_journal() -> tuple[Path, float]:
     """A synthetic journal of 10^4 measurements (shared with test_report.py) and the seconds it took to write."""
     path = _scratch("abduce-big-") / "journal.sqlite"
@@ -335,4 +395,6 @@ def test_inspect_reads_ten_thousand_measurements():
     mid = inspect_run(path, step=5_000)
     step_s = time.perf_counter() - t
     assert mid.summary.measurements == 5_000
-    print(f"\n10^4 journal: built {built_s:.1f} s, inspect --json {json_s:.2f} s, --step 5000 {step_s:.2f} s")  # timed in tests/benchmarks/large_journal.py
+    print(
+        f"\n10^4 journal: built {built_s:.1f} s, inspect --json {json_s:.2f} s, --step 5000 {step_s:.2f} s"
+    )  # timed in tests/benchmarks/large_journal.py

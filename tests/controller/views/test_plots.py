@@ -8,8 +8,9 @@ from matplotlib.collections import PathCollection, PolyCollection, QuadMesh
 from typer.testing import CliRunner
 
 from abduce.controller.cli import app
-from abduce.controller.views.inspection import inspect_journal
+from abduce.controller.journal.rebuild import rebuild
 from abduce.controller.journal.store import Journal
+from abduce.controller.views.inspection import inspect_journal
 from abduce.controller.views.plots import (
     NO_DRIVER,
     NothingToPlot,
@@ -23,7 +24,6 @@ from abduce.controller.views.plots import (
     spectra_of,
     write_plots,
 )
-from abduce.controller.journal.rebuild import rebuild
 from tests.controller.views.test_inspect import RUN, recorded, recorded_loops, synthetic_journal
 
 runner = CliRunner()
@@ -124,8 +124,9 @@ def test_on_a_box_the_acquisition_is_scored_at_the_reference_points():
     from abduce.controller.core.measurements import Measurement
     from abduce.controller.rehearse.simulated import SimulatedRun
 
-    campaign, sim = SimulatedRun(hypotheses=("first-order", "linear"), policy="discriminate", budget=6, grid=0,
-                                 n_init=4, seed=0).build()
+    campaign, sim = SimulatedRun(
+        hypotheses=("first-order", "linear"), policy="discriminate", budget=6, grid=0, n_init=4, seed=0
+    ).build()
     for _ in range(5):
         r = campaign.ask()
         campaign.tell(Measurement(r.request_id, r.x, float(sim.measure(np.array([r.x]))[0])))
@@ -141,8 +142,15 @@ def test_on_a_box_the_acquisition_is_scored_at_the_reference_points():
 def test_2d_posteriors_are_maps_of_mean_and_sd_with_the_measured_points():
     from abduce.controller.rehearse.rehearsal import Rehearsal
 
-    campaign = Rehearsal("simulated:phase-2d", ("first-order", "constant"), {"grid": 7}, policy="discriminate",
-                         budget=5, n_init=4, seed=0).run()
+    campaign = Rehearsal(
+        "simulated:phase-2d",
+        ("first-order", "constant"),
+        {"grid": 7},
+        policy="discriminate",
+        budget=5,
+        n_init=4,
+        seed=0,
+    ).run()
     fig = posteriors_figure(campaign, ylabel="m")
     axes = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
     assert len(axes) == 4  # mean and sd for each hypothesis

@@ -13,9 +13,9 @@ from typer.testing import CliRunner
 
 from abduce.controller.cli import app
 from abduce.controller.errors import ConfigError
-from abduce.controller.views.export import export_run
-from abduce.controller.journal.store import Journal
 from abduce.controller.journal.rebuild import rebuild
+from abduce.controller.journal.store import Journal
+from abduce.controller.views.export import export_run
 from abduce.controller.views.report import SECTIONS, write_report
 from tests.controller.views.test_inspect import big_journal, recorded, recorded_loops, synthetic_journal
 
@@ -78,8 +78,9 @@ def test_export_reads_back_as_the_journal_holds_it(tmp_path):
     assert list(ds.chosen_by.values) == [d["hypothesis"] or "" for d in decisions]
     np.testing.assert_array_equal(ds.reward.values, [np.nan if d["reward"] is None else d["reward"] for d in decisions])
     for j, name in enumerate(ds.hypothesis.values):
-        np.testing.assert_array_equal(ds.probability.values[:, j],
-                                      [d["probabilities"].get(name, np.nan) for d in decisions])
+        np.testing.assert_array_equal(
+            ds.probability.values[:, j], [d["probabilities"].get(name, np.nan) for d in decisions]
+        )
         np.testing.assert_array_equal(ds.posterior_mean.values[j], campaign.posterior_mean(name))
         assert np.all(ds.posterior_sd.values[j] >= 0)
         for p, (mean, sd) in decisions[-1]["parameters"][name].items():
@@ -128,4 +129,6 @@ def test_report_and_export_of_ten_thousand_measurements(tmp_path):
     export_s = time.perf_counter() - t
     with xr.open_dataset(tmp_path / "big.nc", engine="h5netcdf") as ds:
         assert ds.sizes["measurement"] == 10_000 and "posterior_mean" not in ds
-    print(f"\n10^4 journal: report {report_s:.1f} s, export (no posteriors) {export_s:.1f} s")  # timed in tests/benchmarks/large_journal.py
+    print(
+        f"\n10^4 journal: report {report_s:.1f} s, export (no posteriors) {export_s:.1f} s"
+    )  # timed in tests/benchmarks/large_journal.py

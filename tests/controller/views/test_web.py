@@ -24,8 +24,8 @@ from typer.testing import CliRunner
 
 from abduce.controller.cli import app as cli
 from abduce.controller.errors import ConfigError
-from abduce.controller.views.inspection import inspect_run
 from abduce.controller.journal.store import Journal
+from abduce.controller.views.inspection import inspect_run
 from abduce.controller.views.web import FIGURES, Campaigns, WebServer, create_app
 from tests.controller.views.test_inspect import recorded, synthetic_journal
 
@@ -124,8 +124,10 @@ def test_the_page_and_the_json_show_every_campaign(tmp_path):
 
 def test_the_event_stream_announces_a_measurement_appended_to_a_journal(tmp_path):
     live = copy_of_recorded(tmp_path)
-    with WebServer([live], port=0, poll_s=0.05, own_logging=False).start() as server, \
-            httpx2.Client(base_url=server.url, timeout=60) as http:
+    with (
+        WebServer([live], port=0, poll_s=0.05, own_logging=False).start() as server,
+        httpx2.Client(base_url=server.url, timeout=60) as http,
+    ):
         with http.stream("GET", "events") as stream:
             assert stream.status_code == 200 and stream.headers["content-type"].startswith("text/event-stream")
             events = sse(stream.iter_lines())
@@ -149,19 +151,31 @@ def test_a_token_is_required_beyond_loopback_and_checked_on_every_request(tmp_pa
     live = copy_of_recorded(tmp_path)
     for host in ("0.0.0.0", "::", "192.0.2.7", "lab-pc.example.org"):
         with pytest.raises(ConfigError, match="needs a token"):
-            WebServer([live], host, 0)  # refused before anything is bound (the rule: tests/controller/recipe/test_addresses.py)
+            WebServer(
+                [live], host, 0
+            )  # refused before anything is bound (the rule: tests/controller/recipe/test_addresses.py)
     result = runner.invoke(cli, ["serve", str(live), "--host", "0.0.0.0"], env={"ABDUCE_WEB_TOKEN": None})
     assert result.exit_code == 2 and "needs a token" in result.output
 
     c = TestClient(create_app(Campaigns([live]), TOKEN), base_url="http://lab-pc.example.org")
-    for path in ("/", "/api/runs", "/api/runs/live", "/runs/live/card", "/runs/live/plots/probabilities.png", "/events"):
+    for path in (
+        "/",
+        "/api/runs",
+        "/api/runs/live",
+        "/runs/live/card",
+        "/runs/live/plots/probabilities.png",
+        "/events",
+    ):
         denied = c.get(path)
         assert denied.status_code == 401 and denied.headers["www-authenticate"].startswith("Bearer"), path
         assert c.get(path, params={"token": TOKEN[:-1] + "x"}).status_code == 401
         assert c.get(path, headers={"Authorization": "Bearer wrong-token-wrong-token"}).status_code == 401
     page = c.get("/", params={"token": TOKEN})
     assert page.status_code == 200 and "run-live" in page.text
-    assert f"plots/posteriors.png?seq={c.get('/api/runs/live', params={'token': TOKEN}).json()['seq']}&amp;token=" in page.text
+    assert (
+        f"plots/posteriors.png?seq={c.get('/api/runs/live', params={'token': TOKEN}).json()['seq']}&amp;token="
+        in page.text
+    )
     assert c.get("/api/runs", headers={"Authorization": f"Bearer {TOKEN}"}).json()["runs"][0]["name"] == "live"
     assert c.get("/runs/live/plots/probabilities.png", params={"token": TOKEN}).content.startswith(PNG)
 
@@ -216,8 +230,13 @@ def test_ipv6_loopback_needs_no_token(tmp_path):
 def test_abduce_serve_on_the_command_line(tmp_path):
     live = copy_of_recorded(tmp_path)
     env = {k: v for k, v in os.environ.items() if k != "ABDUCE_WEB_TOKEN"}
-    proc = subprocess.Popen([sys.executable, "-m", "abduce.controller.cli", "serve", str(live), "--port", "0"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "abduce.controller.cli", "serve", str(live), "--port", "0"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in proc.stderr], daemon=True).start()
     try:
