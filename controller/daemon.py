@@ -37,6 +37,7 @@ from abduce.controller.drive.loop import step
 from abduce.controller.drive.remote import AuditLog, LinkInstrument
 from abduce.controller.errors import AbduceError
 from abduce.controller.intake.capabilities import space_of
+from abduce.controller.journal.events import DecisionBody, append
 from abduce.controller.journal.resume import replay
 from abduce.controller.journal.rundir import RunDirectory, write_endpoints
 from abduce.controller.recipe.build import campaign_from_names
@@ -170,9 +171,9 @@ class Daemon:
                 resumed = replay(campaign, rundir.journal)
                 in_flight = {r.request_id for r in resumed.in_flight}
                 for record in resumed.undecided:  # stopped mid-fit: the decision the step never journalled
-                    rundir.journal.append(
-                        "decision",
-                        {**vars(record), "fits": campaign.fit_states(record.refit)},
+                    append(
+                        rundir.journal,
+                        DecisionBody(**vars(record), fits=campaign.fit_states(record.refit)),
                         request_id=record.request_id,
                         durability="next",
                     )

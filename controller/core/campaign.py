@@ -621,7 +621,7 @@ class Campaign:
         measurements: list[tuple[str, tuple[float, ...], float]],
         failed: list[tuple[float, ...]],
         asked_by: list[str | None],
-        records: list[dict],
+        records: list[StepRecord],
         fits: dict[str, dict],
     ) -> None:
         """For looking at only (plots, exports): the state after ``measurements`` without replaying a step.
@@ -650,9 +650,7 @@ class Campaign:
         for name in asked_by:
             if name in names:
                 self._slots[names.index(name)].times_chosen += 1
-        fields = [f.name for f in dataclasses.fields(StepRecord)]
-        for body in records:
-            rec = StepRecord(**{k: body[k] for k in fields if k in body})  # older journals lack later fields
+        for rec in records:
             rec = dataclasses.replace(
                 rec,
                 x=tuple(rec.x),
@@ -685,7 +683,7 @@ class Campaign:
             for j in range(k, len(y)):
                 v_new = float(y[j]) / slot.fit.frame.s
                 slot.evidence.add(slot.posterior.add(u[j], v_new), u[j], v_new)
-        self._stopped = bool(records and records[-1]["stopped"])
+        self._stopped = bool(records and records[-1].stopped)
         self._snapshot = True
 
     def _acquire(self, driver: int | None, step: int) -> tuple[float, ...]:

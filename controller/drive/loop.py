@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from abduce.controller.core.campaign import Campaign, StepRecord
 from abduce.controller.core.measurements import Measurement, MeasureRequest
 from abduce.controller.errors import AbduceError, MeasurementRejected
+from abduce.controller.journal.events import DecisionBody, ErrorBody, MeasurementBody, PlainArray, RequestBody, append
 from abduce.controller.journal.store import Journal
 
 log = logging.getLogger("abduce.loop")
@@ -57,26 +58,26 @@ def step(
     phase("deciding")
     request = campaign.ask()
     if journal is not None:
-        journal.append("request", vars(request), request_id=request.request_id)
+        append(journal, RequestBody(**vars(request)), request_id=request.request_id)
     phase("measuring")
     try:
         measurement = instrument(request)
     except AbduceError as exc:  # rejected, lost, timed out: who said what, before it propagates
         if journal is not None:
-            journal.append(
-                "error",
-                {"stage": "instrument", "reason": getattr(exc, "code", type(exc).__name__), "message": str(exc)},
-                request_id=request.request_id,
+            reason = getattr(exc, "code", type(exc).__name__)
+            append(
+                journal, ErrorBody(stage="instrument", reason=reason, message=str(exc)), request_id=request.request_id
             )
         raise
     if journal is not None:
         # committed before it is told; its fsync runs alongside the tell and is done before the next
         # request goes out (Journal docstring). The raw reply and the key that signed it ride with it.
-        body = {"x": list(measurement.x), "y": measurement.y}
+        body = MeasurementBody(x=measurement.x, y=measurement.y)
         if measurement.arrays:  # raw spectra, kept with the value reduced from them
-            body["arrays"] = {name: _plain(a) for name, a in measurement.arrays.items()}
-        journal.append(
-            "measurement",
+            arrays = {name: PlainArray.of(a) for name, a in measurement.arrays.items()}
+            body = MeasurementBody(x=measurement.x, y=measurement.y, arrays=arrays)
+        append(
+            journal,
             body,
             request_id=request.request_id,
             key_id=measurement.source,
@@ -90,9 +91,9 @@ def step(
         # a reading that is not a number: skip the point and ask elsewhere, up to max_failures in a row
         skip = exc.reason == "non-finite" and campaign.consecutive_failures + 1 < campaign.settings.max_failures
         if journal is not None:
-            journal.append(
-                "error",
-                {"stage": "tell", "reason": exc.reason, "message": str(exc), "skipped": skip},
+            append(
+                journal,
+                ErrorBody(stage="tell", reason=exc.reason, message=str(exc), skipped=skip),
                 request_id=request.request_id,
             )
         if not skip:
@@ -103,18 +104,10 @@ def step(
     if journal is not None:
         # replay recomputes decisions, so this one rides on the next fsync
         # with the fitted states of this step's refits: a resume restores them instead of refitting
-        journal.append(
-            "decision",
-            {**vars(record), "fits": campaign.fit_states(record.refit)},
+        append(
+            journal,
+            DecisionBody(**vars(record), fits=campaign.fit_states(record.refit)),
             request_id=request.request_id,
             durability="next",
         )
     return record
-
-
-def _plain(array) -> dict:
-    """A numpy array as JSON: dtype, shape and the values (float64 round-trips exactly through repr)."""
-    import numpy as np
-
-    a = np.asarray(array)
-    return {"dtype": a.dtype.str, "shape": list(a.shape), "data": a.ravel().tolist()}

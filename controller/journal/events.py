@@ -1,11 +1,211 @@
-"""What a journal's events mean, read back: one reading of them that resume, rebuild and inspection share."""
+"""The journal's events, typed: one pydantic model per kind, written and read through the same models.
+
+The store (:mod:`abduce.controller.journal.store`) keeps bodies as JSON and knows nothing of what they
+mean; this module is the one place that does. Every writer builds a model and :func:`append` s it;
+every reader takes :func:`read`'s :class:`Entry` objects, whose ``body`` is the model for its kind,
+validated once, here, at the boundary (in the spirit of bluesky's event-model documents). A body
+that does not fit its kind is a :class:`~abduce.controller.journal.store.JournalError` naming the
+event, never a ``KeyError`` three modules later.
+
+Journals written before the models existed load unchanged (``tests/fixtures/journals``): the models
+describe exactly what was written then. A field this version does not know is kept (``extra``), not
+refused: a journal is evidence, and a newer abduce may have written it.
+
+Kinds and bodies:
+
+* ``config``: the settings the campaign was built from (free-form per ``mode``; see
+  :mod:`abduce.controller.recipe.spec`);
+* ``request``: :class:`RequestBody` (a ``MeasureRequest``), journalled before it is sent;
+* ``measurement``: :class:`MeasurementBody` (the point, the value, raw arrays), before it is told;
+* ``decision``: :class:`DecisionBody` (a ``StepRecord`` and the fitted states of its refits);
+* ``error``: :class:`ErrorBody` (an instrument error, or a reading ``tell`` refused);
+* ``reply``: :class:`ReplyBody` (a raw protocol reply; free-form).
+"""
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-def refused_readings(events) -> tuple[set[str], set[str]]:
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+if TYPE_CHECKING:
+    from abduce.controller.core.campaign import StepRecord
+    from abduce.controller.journal.store import Durability, Event, Journal
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+    kind: ClassVar[str]
+
+
+class ConfigBody(_Body):
+    """The campaign's settings as its writer gave them (``mode`` says which shape)."""
+
+    kind: ClassVar[str] = "config"
+    mode: str | None = None
+
+
+class RequestBody(_Body):
+    """A measure request (:class:`~abduce.controller.core.measurements.MeasureRequest`)."""
+
+    kind: ClassVar[str] = "request"
+    request_id: str | None = None  # also the event's own request_id, which is the one read
+    step: int
+    x: tuple[float, ...]
+    hypothesis: str | None
+    reason: str
+
+
+class PlainArray(_Body):
+    """A numpy array as JSON: dtype (``numpy.dtype.str``), shape and the values in C order (float64
+    round-trips exactly through JSON)."""
+
+    kind: ClassVar[str] = "array"
+    dtype: str
+    shape: tuple[int, ...]
+    data: list[Any]
+
+    @classmethod
+    def of(cls, array: Any) -> PlainArray:
+        import numpy as np
+
+        a = np.asarray(array)
+        return cls(dtype=a.dtype.str, shape=a.shape, data=a.ravel().tolist())
+
+    def array(self) -> Any:
+        """The numpy array back, of its dtype and shape."""
+        import numpy as np
+
+        return np.asarray(self.data, dtype=np.dtype(self.dtype)).reshape(self.shape)
+
+
+class MeasurementBody(_Body):
+    """A measurement as it arrived (``y`` may be NaN/inf: a reading ``tell`` then refused), with the raw
+    arrays it was reduced from."""
+
+    kind: ClassVar[str] = "measurement"
+    x: tuple[float, ...]
+    y: float
+    arrays: dict[str, PlainArray] | None = None
+
+
+class DecisionBody(_Body):
+    """One step's record (:class:`~abduce.controller.core.campaign.StepRecord`, its fields and meanings)
+    and ``fits``: the fitted state of each hypothesis refit at this step, restored on resume."""
+
+    kind: ClassVar[str] = "decision"
+    step: int
+    request_id: str
+    x: tuple[float, ...]
+    y: float
+    hypothesis: str | None
+    reason: str
+    refit: tuple[str, ...]
+    reward: float | None
+    probabilities: dict[str, float]
+    log_evidence: dict[str, float | None]
+    integrated_variance: dict[str, float | None]
+    parameters: dict[str, dict[str, list[float]]]
+    fit_failures: dict[str, str]
+    stopped: bool
+    unfitted: tuple[str, ...] = ()  # the defaults: fields later than the first journals
+    none: dict[str, float | None] | None = None
+    log_evidence_se: dict[str, float | None] = {}
+    checks: dict[str, dict[str, Any]] = {}
+    fits: dict[str, dict[str, Any]] = {}
+
+    def step_record(self) -> StepRecord:
+        """The campaign's own record of the step (what a snapshot loads)."""
+        from abduce.controller.core.campaign import StepRecord
+
+        names = {f.name for f in dataclasses.fields(StepRecord)}
+        return StepRecord(**{k: v for k, v in self if k in names})
+
+
+class ErrorBody(_Body):
+    """Something refused: ``stage`` ``instrument`` (the instrument's error: the request stays in flight)
+    or ``tell`` (the campaign refused the reading; ``skipped``: a NaN/inf whose point is skipped)."""
+
+    kind: ClassVar[str] = "error"
+    stage: Literal["instrument", "tell"]
+    reason: str
+    message: str
+    skipped: bool = False
+
+
+class ReplyBody(_Body):
+    """A raw protocol reply, kept as evidence (free-form)."""
+
+    kind: ClassVar[str] = "reply"
+
+
+Body = ConfigBody | RequestBody | MeasurementBody | DecisionBody | ErrorBody | ReplyBody
+MODELS: dict[str, type[_Body]] = {
+    m.kind: m for m in (ConfigBody, RequestBody, MeasurementBody, DecisionBody, ErrorBody, ReplyBody)
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    """One journal event with its body typed (the store's :class:`~abduce.controller.journal.store.Event`
+    otherwise)."""
+
+    seq: int
+    t: float
+    kind: str
+    request_id: str | None
+    key_id: str | None
+    body: Any  # the model for ``kind`` (Body)
+    blob: bytes | None
+
+
+def append(
+    journal: Journal,
+    body: _Body,
+    request_id: str | None = None,
+    key_id: str | None = None,
+    blob: bytes | None = None,
+    durability: Durability = "now",
+) -> int:
+    """Journal ``body`` as an event of its kind (fields never set, e.g. no raw arrays, are left out)."""
+    return journal.append(
+        body.kind,
+        body.model_dump(exclude_unset=True),
+        request_id=request_id,
+        key_id=key_id,
+        blob=blob,
+        durability=durability,
+    )
+
+
+def typed(event: Event) -> Entry:
+    """The event with its body validated against its kind's model.
+
+    Raises:
+        JournalError: the body does not fit (names the event and what is wrong).
+    """
+    from abduce.controller.journal.store import JournalError
+
+    try:
+        body = MODELS[event.kind].model_validate(event.body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "body"
+        raise JournalError(f"journal event {event.seq} ({event.kind}): {where}: {first['msg']}") from None
+    return Entry(event.seq, event.t, event.kind, event.request_id, event.key_id, body, event.blob)
+
+
+def read(journal: Journal, kind: str | None = None) -> Iterator[Entry]:
+    """The journal's events in order (of one kind, if given), typed."""
+    for event in journal.events(kind):
+        yield typed(event)
+
+
+def refused_readings(events: Iterable[Entry]) -> tuple[set[str], set[str]]:
     """``(refused, skipped)`` request ids: measurements ``tell`` refused (not part of the data; an
     instrument error leaves its request in flight instead), and of those, the NaN/inf readings
     whose point was skipped."""
-    errors = [e for e in events if e.kind == "error" and e.body.get("stage") != "instrument"]
-    return {e.request_id for e in errors}, {e.request_id for e in errors if e.body.get("skipped")}
+    errors = [e for e in events if e.kind == "error" and e.body.stage != "instrument"]
+    return {e.request_id for e in errors}, {e.request_id for e in errors if e.body.skipped}

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from abduce.controller.journal.events import refused_readings
+from abduce.controller.journal.events import read, refused_readings
 from abduce.controller.journal.store import Journal, JournalError
 from abduce.controller.recipe.spec import RunSpec, spec_of
 
@@ -31,11 +31,11 @@ def snapshot(journal: Journal, upto: int | None = None, events: list | None = No
     ``acquisition_scores`` and ``probabilities`` as the rebuilt campaign would
     (within rounding; a step whose decision never reached the journal uses the
     hypothesis's previous fit), and refuses ``ask``/``tell``. ``events``: all the journal's
-    events, when the caller has read them already.
+    events, typed (:func:`~abduce.controller.journal.events.read`), when the caller has read them already.
     """
     spec = spec_of(journal.config())
     campaign = spec.campaign()
-    events = list(journal.events()) if events is None else events
+    events = list(read(journal)) if events is None else events
     refused, skipped = refused_readings(events)
     decisions = {e.request_id: e.body for e in events if e.kind == "decision"}
     asked = {e.request_id: e.body for e in events if e.kind == "request"}
@@ -47,21 +47,22 @@ def snapshot(journal: Journal, upto: int | None = None, events: list | None = No
         if upto is not None and len(measurements) >= upto:
             break
         # cheap proof that this journal is this campaign's (a replay re-asks every step instead)
-        step = int((asked.get(e.request_id) or {}).get("step", -1))
+        request = asked.get(e.request_id)
+        step = request.step if request is not None else -1
         if e.request_id != campaign.request_id(step, attempts.get(step, 0)):
             raise JournalError(
                 f"{journal.path}: request {e.request_id} is not the one this campaign asks at step "
                 f"{step}: the journal was written by a campaign with other settings"
             )
-        asked_by.append(asked[e.request_id].get("hypothesis"))
+        asked_by.append(request.hypothesis)
         if e.request_id in skipped:
-            failed.append(tuple(e.body["x"]))
+            failed.append(e.body.x)
             attempts[step] = attempts.get(step, 0) + 1
             continue
-        measurements.append((e.request_id, tuple(e.body["x"]), float(e.body["y"])))
+        measurements.append((e.request_id, e.body.x, e.body.y))
         if e.request_id in decisions:
-            records.append(decisions[e.request_id])
-            fits.update(decisions[e.request_id].get("fits") or {})
+            records.append(decisions[e.request_id].step_record())
+            fits.update(decisions[e.request_id].fits)
     if campaign.space.is_finite:
         points = [x for _, x, _ in measurements] + failed
         off = [x for x, i in zip(points, campaign.space.indices_of(points)) if i is None]

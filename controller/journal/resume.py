@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from abduce.controller.core.campaign import Campaign, StepRecord
 from abduce.controller.core.measurements import Measurement, MeasureRequest
-from abduce.controller.journal.events import refused_readings
+from abduce.controller.journal.events import read, refused_readings
 from abduce.controller.journal.store import Journal, JournalError
 
 
@@ -41,20 +41,16 @@ def replay(campaign: Campaign, journal: Journal, limit: int | None = None) -> Re
     undecided: list[StepRecord] = []
     requested: dict[str, MeasureRequest] = {}
     # measurements tell() refused are not part of the data (an instrument error leaves the request in flight)
-    events = list(journal.events())  # one read: errors and decisions come after the measurements they settle
+    events = list(read(journal))  # one read: errors and decisions come after the measurements they settle
     refused, skipped = refused_readings(events)
-    fits = {e.request_id: e.body.get("fits") for e in events if e.kind == "decision"}  # restored, not refitted
+    fits = {e.request_id: e.body.fits for e in events if e.kind == "decision"}  # restored, not refitted
     for event in events:
         if limit is not None and event.kind == "measurement" and campaign.n >= limit:
             break
         if event.kind == "request":
             b = event.body
             requested[event.request_id] = MeasureRequest(
-                request_id=event.request_id,
-                step=b["step"],
-                x=tuple(b["x"]),
-                hypothesis=b["hypothesis"],
-                reason=b["reason"],
+                request_id=event.request_id, step=b.step, x=b.x, hypothesis=b.hypothesis, reason=b.reason
             )
         elif event.kind == "measurement" and event.request_id in skipped:
             request = campaign.ask()
@@ -65,7 +61,7 @@ def replay(campaign: Campaign, journal: Journal, limit: int | None = None) -> Re
             request = campaign.ask()
             _check(request, event, journal)
             record = campaign.tell(
-                Measurement(event.request_id, tuple(event.body["x"]), float(event.body["y"])),
+                Measurement(event.request_id, event.body.x, event.body.y),
                 restore=fits.get(event.request_id),
             )
             told.add(event.request_id)

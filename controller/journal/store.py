@@ -31,7 +31,9 @@ Events (``events`` table): ``seq`` (1, 2, ...), ``t`` (UTC seconds), ``kind``,
 blob. Kinds: ``config`` (first event: the campaign's settings, seed and
 library versions), ``request`` (a measure request sent), ``measurement`` (a
 measurement told: request id, x, y), ``decision`` (a step record), ``reply``
-(a raw protocol reply), ``error``.
+(a raw protocol reply), ``error``. This module stores bodies as JSON and knows nothing of
+what they mean: their models (one per kind), the writer that builds them and the reader that
+checks them are :mod:`abduce.controller.journal.events`.
 """
 
 from __future__ import annotations

@@ -41,6 +41,7 @@ import numpy as np
 import xarray as xr
 
 from abduce.controller.errors import ConfigError
+from abduce.controller.journal.events import DecisionBody, read
 from abduce.controller.journal.store import Journal
 from abduce.controller.views.inspection import inspect_journal, journal_path
 
@@ -50,13 +51,15 @@ SUFFIXES = (".nc", ".h5", ".hdf5", ".nc4")
 
 def build_dataset(journal: Journal, step: int | None = None, posteriors: bool = True) -> xr.Dataset:
     """The dataset of the journal's campaign after ``step`` measurements (all by default)."""
-    events = list(journal.events())  # read once: the inspection and the snapshot both need them
+    events = list(read(journal))  # read once: the inspection and the snapshot both need them
     ins = inspect_journal(journal, step, events)
     rows, names = ins.measurements, ins.hypotheses
     n = len(rows)
     d = len(rows[0].x) if rows else 1
-    records = {e.request_id: e.body for e in journal.events("decision")}
-    params = sorted({p for r in rows for h in records.get(r.request_id, {}).get("parameters", {}).values() for p in h})
+    records: dict[str, DecisionBody] = {e.request_id: e.body for e in events if e.kind == "decision"}
+    params = sorted(
+        {p for r in rows if r.request_id in records for h in records[r.request_id].parameters.values() for p in h}
+    )
     prob = np.full((n, len(names)), np.nan)
     logz = np.full((n, len(names)), np.nan)
     pmean = np.full((n, len(names), len(params)), np.nan)
@@ -66,11 +69,11 @@ def build_dataset(journal: Journal, step: int | None = None, posteriors: bool = 
         if rec is None:
             continue
         for j, name in enumerate(names):
-            prob[i, j] = rec["probabilities"].get(name, np.nan)
-            v = rec["log_evidence"].get(name)
+            prob[i, j] = rec.probabilities.get(name, np.nan)
+            v = rec.log_evidence.get(name)
             logz[i, j] = np.nan if v is None else v
             for k, p in enumerate(params):
-                est = rec["parameters"].get(name, {}).get(p)
+                est = rec.parameters.get(name, {}).get(p)
                 if est is not None:
                     pmean[i, j, k], psd[i, j, k] = est
     axes = [f"x{i}" for i in range(d)]
@@ -131,11 +134,10 @@ def _raw_arrays(journal: Journal, with_arrays: list[str], index: dict[str, int],
         return {}
     wanted = set(with_arrays)
     found: dict[str, dict[int, np.ndarray]] = {}
-    for e in journal.events("measurement"):
+    for e in read(journal, "measurement"):
         if e.request_id in wanted and e.request_id in index:
-            for name, a in e.body["arrays"].items():
-                arr = np.asarray(a["data"], dtype=np.dtype(a["dtype"])).reshape(a["shape"])
-                found.setdefault(name, {})[index[e.request_id]] = arr
+            for name, a in e.body.arrays.items():
+                found.setdefault(name, {})[index[e.request_id]] = a.array()
     out = {}
     for name, arrays in found.items():
         shapes = {a.shape for a in arrays.values()}

@@ -83,6 +83,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -90,8 +91,8 @@ from pydantic import BaseModel, ConfigDict
 
 from abduce.controller.core.verdict import explained
 from abduce.controller.errors import ConfigError
-from abduce.controller.journal.events import refused_readings
-from abduce.controller.journal.store import Event, Journal
+from abduce.controller.journal.events import DecisionBody, Entry, RequestBody, read, refused_readings
+from abduce.controller.journal.store import Journal
 from abduce.controller.recipe.spec import spec_of
 
 SCHEMA_VERSION = 3  # 2: summary.unfitted, summary.fit_failures, summary.none, measurements[].none;
@@ -222,7 +223,7 @@ def inspect_run(run: str | os.PathLike, step: int | None = None) -> Inspection:
         return inspect_journal(journal, step)
 
 
-def inspect_journal(journal: Journal, step: int | None = None, events: list[Event] | None = None) -> Inspection:
+def inspect_journal(journal: Journal, step: int | None = None, events: list[Entry] | None = None) -> Inspection:
     """The campaign after its first ``step`` measurements (all by default), from the journal's events
     (``events``: all of them, when the caller has read them already).
 
@@ -234,12 +235,12 @@ def inspect_journal(journal: Journal, step: int | None = None, events: list[Even
         raise ConfigError(f"--step must be >= 0, got {step}")
     config = journal.config()
     setup = spec_of(config)
-    events = _cut(list(journal.events()) if events is None else events, step)
+    events = _cut(list(read(journal)) if events is None else events, step)
     errors = [e for e in events if e.kind == "error"]
     refused, skipped = refused_readings(errors)
-    requests: dict[str, dict] = {}
-    decisions: dict[str, dict] = {}
-    told: list[Event] = []
+    requests: dict[str, RequestBody] = {}
+    decisions: dict[str, DecisionBody] = {}
+    told: list[Entry] = []
     for e in events:
         if e.kind == "request":
             requests.setdefault(e.request_id, e.body)
@@ -247,7 +248,7 @@ def inspect_journal(journal: Journal, step: int | None = None, events: list[Even
             decisions[e.request_id] = e.body
         elif e.kind == "measurement" and e.request_id not in refused:
             told.append(e)
-    rows = [_row(i, m, requests.get(m.request_id, {}), decisions.get(m.request_id)) for i, m in enumerate(told)]
+    rows = [_row(i, m, requests.get(m.request_id), decisions.get(m.request_id)) for i, m in enumerate(told)]
     records = [decisions[m.request_id] for m in told if m.request_id in decisions]
     names = _names(setup.hypotheses, records)
     summary = _summary(names, records[-1] if records else None, len(told), requests.values(), records)
@@ -263,17 +264,17 @@ def inspect_journal(journal: Journal, step: int | None = None, events: list[Even
         stopping=Stopping(
             measurements=len(told),
             budget=setup.budget,
-            stopped=bool(records[-1]["stopped"]) if records else False,
+            stopped=records[-1].stopped if records else False,
             policy=setup.policy,
             acquisition=setup.acquisition,
             in_flight=[rid for rid in requests if rid not in settled],
             errors=[
                 ErrorRow(
                     request_id=e.request_id,
-                    stage=e.body.get("stage"),
-                    reason=e.body.get("reason"),
-                    message=e.body.get("message"),
-                    skipped=bool(e.body.get("skipped")),
+                    stage=e.body.stage,
+                    reason=e.body.reason,
+                    message=e.body.message,
+                    skipped=e.body.skipped,
                 )
                 for e in errors
             ],
@@ -284,7 +285,7 @@ def inspect_journal(journal: Journal, step: int | None = None, events: list[Even
 # --------------------------------------------------------------------------- internals
 
 
-def _cut(events: list[Event], step: int | None) -> list[Event]:
+def _cut(events: list[Entry], step: int | None) -> list[Entry]:
     """The events up to the ``step``-th told measurement and what it caused, before the next request."""
     if step is None:
         return events
@@ -304,25 +305,27 @@ def _cut(events: list[Event], step: int | None) -> list[Event]:
     return events if end is None else events[:end]
 
 
-def _row(i: int, m: Event, request: dict, decision: dict | None) -> MeasurementRow:
-    probs = decision["probabilities"] if decision else {}
+def _row(i: int, m: Entry, request: RequestBody | None, decision: DecisionBody | None) -> MeasurementRow:
+    """One measurement's row: who asked for it and why (its request, else its decision), what it decided."""
+    asked = request or decision
+    probs = decision.probabilities if decision else {}
     return MeasurementRow(
-        step=int(request.get("step", decision["step"] if decision else i)),
+        step=asked.step if asked else i,
         request_id=m.request_id,
-        x=[float(v) for v in m.body["x"]],
-        y=float(m.body["y"]),
-        hypothesis=request.get("hypothesis", decision.get("hypothesis") if decision else None),
-        reason=str(request.get("reason", decision.get("reason", "") if decision else "")),
-        reward=decision.get("reward") if decision else None,
-        refit=list(decision.get("refit", ())) if decision else [],
+        x=list(m.body.x),
+        y=m.body.y,
+        hypothesis=asked.hypothesis if asked else None,
+        reason=asked.reason if asked else "",
+        reward=decision.reward if decision else None,
+        refit=list(decision.refit) if decision else [],
         probabilities=probs,
-        none=(decision.get("none") or {}).get("probability") if decision else None,
-        leader=leader_of(probs, decision.get("unfitted", ()) if decision else ()),
-        arrays=list(m.body.get("arrays") or {}),
+        none=(decision.none or {}).get("probability") if decision else None,
+        leader=leader_of(probs, decision.unfitted if decision else ()),
+        arrays=list(m.body.arrays or {}),
     )
 
 
-def _names(configured: tuple[str, ...], records: list[dict]) -> tuple[str, ...]:
+def _names(configured: tuple[str, ...], records: list[DecisionBody]) -> tuple[str, ...]:
     """The hypotheses' names in the campaign's order.
 
     Built-ins are named as configured; a dotted path takes the name its
@@ -331,51 +334,53 @@ def _names(configured: tuple[str, ...], records: list[dict]) -> tuple[str, ...]:
     """
     seen: dict[str, None] = {}
     for r in records:
-        for key in (*r.get("probabilities", {}), *r.get("fit_failures", {})):
+        for key in (*r.probabilities, *r.fit_failures):
             seen.setdefault(key, None)
     spare = iter([n for n in seen if n not in configured])
     return tuple(c if c in seen or ("." not in c and ":" not in c) else next(spare, c) for c in configured)
 
 
-def _summary(names, last: dict | None, n: int, requests, records: list[dict]) -> Summary:
+def _summary(
+    names, last: DecisionBody | None, n: int, requests: Iterable[RequestBody], records: list[DecisionBody]
+) -> Summary:
     chosen: dict[str, int] = dict.fromkeys(names, 0)
     for r in requests:
-        if r.get("hypothesis") is not None:
-            chosen[r["hypothesis"]] = chosen.get(r["hypothesis"], 0) + 1
+        if r.hypothesis is not None:
+            chosen[r.hypothesis] = chosen.get(r.hypothesis, 0) + 1
     rewards: dict[str, list[float]] = {name: [] for name in names}
     for r in records:
-        if r.get("reward") is not None and r.get("hypothesis") is not None:
-            rewards.setdefault(r["hypothesis"], []).append(r["reward"])
-    probs = last["probabilities"] if last else {}
-    checks = last.get("checks", {}) if last else {}
+        if r.reward is not None and r.hypothesis is not None:
+            rewards.setdefault(r.hypothesis, []).append(r.reward)
+    probs = last.probabilities if last else {}
+    checks = last.checks if last else {}
     hyps = []
     for name in names:
-        params = last["parameters"].get(name, {}) if last else {}
+        params = last.parameters.get(name, {}) if last else {}
         earned = rewards[name]
         mean = sum(earned) / len(earned) if earned else None
         hyps.append(
             HypothesisSummary(
                 name=name,
                 probability=probs.get(name, 0.0),
-                log_evidence=last["log_evidence"].get(name) if last else None,
-                log_evidence_se=last.get("log_evidence_se", {}).get(name) if last else None,
+                log_evidence=last.log_evidence.get(name) if last else None,
+                log_evidence_se=last.log_evidence_se.get(name) if last else None,
                 times_chosen=chosen.get(name, 0),
                 mean_reward=None if mean is None or math.isnan(mean) else mean,
                 parameters={p: ParameterEstimate(mean=v[0], sd=v[1]) for p, v in params.items()},
                 check=checks.get(name),
             )
         )
-    unfitted = list(last.get("unfitted", ())) if last else []
-    none = last.get("none") if last else None
+    unfitted = list(last.unfitted) if last else []
+    none = last.none if last else None
     failures = dict.fromkeys(
         (
             *names,
-            *([NONE_NAME] if none is not None or any(NONE_NAME in r.get("fit_failures", {}) for r in records) else []),
+            *([NONE_NAME] if none is not None or any(NONE_NAME in r.fit_failures for r in records) else []),
         ),
         0,
     )
     for r in records:
-        for name in r.get("fit_failures", {}):
+        for name in r.fit_failures:
             failures[name] = failures.get(name, 0) + 1
     none_of = NoneOfThese(**none, check=checks.get(NONE_NAME)) if none else None
     return Summary(

@@ -45,6 +45,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from abduce.controller.errors import AbduceError
+from abduce.controller.journal.events import read
 from abduce.controller.journal.store import Journal
 from abduce.controller.views.inspection import Inspection, inspect_journal, journal_path
 
@@ -343,13 +344,10 @@ def spectra_of(journal: Journal, inspection: Inspection, events: list | None = N
     if not steps:
         return []
     out = []
-    for e in journal.events("measurement") if events is None else (e for e in events if e.kind == "measurement"):
+    for e in read(journal, "measurement") if events is None else (e for e in events if e.kind == "measurement"):
         m = steps.get(e.request_id)
-        if m is not None and e.body.get("arrays"):
-            arrays = {
-                k: np.asarray(a["data"], dtype=np.dtype(a["dtype"])).reshape(a["shape"])
-                for k, a in e.body["arrays"].items()
-            }
+        if m is not None and e.body.arrays:
+            arrays = {k: a.array() for k, a in e.body.arrays.items()}
             out.append(Spectrum(m.step, tuple(m.x), m.y, arrays))
     return out
 
@@ -432,7 +430,7 @@ def _labels(config: dict[str, Any]) -> tuple[str, str]:
 
 def build_plots(journal: Journal, step: int | None = None, rebuild_campaign: bool = True) -> Plots:
     """Every figure of the journal's campaign after ``step`` measurements (all by default)."""
-    events = list(journal.events())  # read once: the inspection and the snapshot both need them
+    events = list(read(journal))  # read once: the inspection and the snapshot both need them
     out = Plots(inspection=inspect_journal(journal, step, events), config=journal.config())
     ins = out.inspection
     ylabel, _ = _labels(out.config)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from abduce.controller.journal.events import read
 from abduce.controller.journal.rebuild import snapshot
 from abduce.controller.journal.resume import replay
 from abduce.controller.journal.store import Journal
@@ -56,5 +57,5 @@ def test_an_old_journal_resumes_where_it_stopped(tmp_path, name):
         assert probabilities.keys() == last["probabilities"].keys()
         for name_, p in last["probabilities"].items():
             assert probabilities[name_] == pytest.approx(p, abs=1e-3), name_  # fits restored, evidence recomputed
-        _, looked = snapshot(journal, events=events)
+        _, looked = snapshot(journal, events=list(read(journal)))
         assert looked.n == measured
