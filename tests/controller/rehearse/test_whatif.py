@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from abduce.controller.cli import run_in_process
+from abduce.controller.cli.campaigns import run_in_process
 from abduce.controller.errors import ConfigError
 from abduce.controller.journal.rebuild import rebuild
 from abduce.controller.journal.store import Journal

@@ -1,0 +1,259 @@
+"""Running a campaign: ``abduce run`` (in-process, or through an agent with ``--listen``) and ``abduce demo``.
+
+The work lives in :func:`run_in_process` and :func:`run_listening` and the modules they call, so a notebook
+or a test can do the same without a shell.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from abduce.controller.cli.common import _fail, _pin_threads, _progress, _split, app, console, summary_table
+from abduce.controller.errors import AbduceError
+
+
+def run_in_process(opts, out: Path, progress: bool = True) -> dict:
+    """Run a :class:`~abduce.controller.rehearse.simulated.SimulatedRun`; write the run directory; return the "
+    "summary."""
+    import dataclasses
+
+    from abduce.controller.journal.rundir import RunDirectory
+
+    rundir = RunDirectory(out, {"mode": "in-process", **dataclasses.asdict(opts)})
+    bar, show = _progress(opts.policy, opts.budget, progress)
+    with bar:
+        try:
+            campaign = opts.run([rundir, show], journal=rundir.journal)
+        except BaseException:
+            rundir.close()
+            raise
+    return rundir.finish(campaign)
+
+
+def run_listening(
+    opts,
+    key: Path,
+    out: Path,
+    progress: bool = True,
+    curve_secret: Path | None = None,
+    curve_clients: Path | None = None,
+    on_listening=None,
+) -> dict:
+    """Bind ``opts.listen``, wait for an instrument agent, run the campaign through it.
+
+    ``on_listening(endpoint)``, if given, is called with the endpoint bound
+    (port 0 binds free ports) before the wait; ``OUT/endpoints.json`` names it too.
+    """
+    import dataclasses
+
+    from abduce.controller.drive.link import InstrumentLink
+    from abduce.controller.drive.loop import run_campaign
+    from abduce.controller.drive.remote import AuditLog, LinkInstrument
+    from abduce.controller.intake.capabilities import space_of
+    from abduce.controller.journal.rundir import RunDirectory
+    from abduce.instruments.keys import load_certificate, load_key
+    from abduce.instruments.protocol.codec import Codec, Keyring
+
+    key_id, secret = load_key(key)
+    codec = Codec(Keyring({key_id: secret}), key_id)
+    RunDirectory.check_free(out)  # before waiting for an instrument, not after
+    out.mkdir(parents=True, exist_ok=True)
+    audit = AuditLog(out / "audit.jsonl")
+    try:
+        curve = load_certificate(curve_secret)
+        if curve is not None and curve[1] is None:
+            raise typer.BadParameter(f"{curve_secret} holds no secret key (use the .key_secret file)")
+        link = InstrumentLink(
+            opts.listen, codec, audit=audit, curve=curve, curve_clients=str(curve_clients) if curve_clients else None
+        )
+        with link:
+            from abduce.controller.journal.rundir import write_endpoints
+
+            write_endpoints(out, instrument=link.endpoint)
+            console.print(f"listening on {link.endpoint}; waiting for an instrument agent")
+            if on_listening is not None:
+                on_listening(link.endpoint)
+            agent = link.wait_for_agent(timeout_s=opts.wait_s)
+            console.print(f"instrument {agent.instrument_id!r} registered (key {agent.key_id!r})")
+            campaign = opts.campaign(space_of(agent.capabilities))
+            config = {
+                "mode": "listen",
+                **dataclasses.asdict(opts),
+                "instrument": agent.instrument_id,
+                "capabilities": agent.capabilities.model_dump(),
+            }
+            rundir = RunDirectory(out, config)
+            bar, show = _progress(opts.policy, opts.budget, progress)
+            with bar:
+                try:
+                    run_campaign(campaign, LinkInstrument(link, agent), [rundir, show], journal=rundir.journal)
+                except BaseException:
+                    rundir.close()
+                    raise
+            return rundir.finish(campaign)
+    finally:
+        audit.close()
+
+
+@app.command()
+def run(
+    out: Path = typer.Option(..., "--out", help="Run directory to create (must not already hold a run)."),
+    simulator: str = typer.Option("transition-1d", help="Simulated instrument."),
+    truth: str = typer.Option("second-order", help="Which law the simulator's data follow."),
+    hypotheses: str = typer.Option(
+        "second-order,first-order,linear,sigmoid", help="Comma-separated hypothesis names or dotted paths."
+    ),
+    policy: str = typer.Option("epsilon-greedy", help="epsilon-greedy (the paper's) or discriminate."),
+    acquisition: str = typer.Option(None, help="variance, ucb, nipv or discriminate (default: the policy's)."),
+    budget: int = typer.Option(40, min=1, help="Number of measurements."),
+    seed: int = typer.Option(0, help="Seeds the campaign and the simulator's noise."),
+    x_c: float = typer.Option(0.6, "--x-c", help="Simulator: critical composition."),
+    beta: float = typer.Option(0.5, help="Simulator: order-parameter exponent."),
+    noise: float = typer.Option(None, help="Simulator: noise sd (default 5% of the amplitude)."),
+    grid: int = typer.Option(501, min=0, help="Simulator: candidate grid size (0 = continuous space)."),
+    n_init: int = typer.Option(5, min=1, help="Space-filling measurements before the first fit."),
+    epsilon: float = typer.Option(0.1, min=0.0, max=1.0, help="epsilon-greedy: exploration probability."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    listen: str = typer.Option(
+        None,
+        help="Bind here (e.g. tcp://127.0.0.1:5555) and run through the instrument agent that registers; the "
+        "simulator options are then unused.",
+    ),
+    key: Path = typer.Option(None, help="Signing key file (with --listen)."),
+    wait: float = typer.Option(60.0, help="With --listen: seconds to wait for an agent."),
+    curve_secret: Path = typer.Option(
+        None,
+        help="With --listen: this controller's CURVE secret certificate (PATH.curve.key_secret); turns encryption on.",
+    ),
+    curve_clients: Path = typer.Option(
+        None, help="With --curve-secret: directory of the agents' public certificates allowed in."
+    ),
+) -> None:
+    """Run a campaign (in-process against a simulator, or through an instrument agent with --listen)."""
+    _pin_threads()
+    try:
+        if listen:
+            if key is None:
+                raise typer.BadParameter("--listen needs --key (make one with `abduce keys new PATH`)")
+            from abduce.controller.drive.remote import ListenRun
+
+            opts = ListenRun(
+                listen=listen,
+                hypotheses=_split(hypotheses),
+                policy=policy,
+                acquisition=acquisition,
+                budget=budget,
+                seed=seed,
+                n_init=n_init,
+                epsilon=epsilon,
+                wait_s=wait,
+            )
+            summary = run_listening(
+                opts, key, out, progress=not quiet, curve_secret=curve_secret, curve_clients=curve_clients
+            )
+        else:
+            from abduce.controller.rehearse.simulated import SimulatedRun
+
+            opts = SimulatedRun(
+                simulator=simulator,
+                truth=truth,
+                hypotheses=_split(hypotheses),
+                policy=policy,
+                acquisition=acquisition,
+                budget=budget,
+                seed=seed,
+                x_c=x_c,
+                beta=beta,
+                noise=noise,
+                grid=grid,
+                n_init=n_init,
+                epsilon=epsilon,
+            )
+            summary = run_in_process(opts, out, progress=not quiet)
+    except AbduceError as exc:
+        _fail(exc)
+    Console().print(summary_table(summary))
+    console.print(f"run directory: {out}")
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("runs/demo"), "--out", help="Run directory to create."),
+    seed: int = typer.Option(0, help="Seed."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+) -> None:
+    """The main job: a simulated microscope agent in its own process, a campaign against it over signed TCP;
+    leaves the run directory and its report (report.html)."""
+    import subprocess
+    import sys
+
+    from abduce.instruments.keys import new_key
+
+    _pin_threads()
+    from abduce.controller.journal.rundir import RunDirectory
+
+    try:
+        RunDirectory.check_free(out)
+    except AbduceError as exc:
+        _fail(exc)
+    out.mkdir(parents=True, exist_ok=True)
+    key = out / "demo.key"
+    if not key.exists():
+        new_key(key, "abduce-demo")
+    agents: list[subprocess.Popen] = []
+
+    def start_agent(endpoint: str) -> None:  # once the controller has bound its free ports
+        agents.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "abduce.controller.cli",
+                    "instrument",
+                    "serve",
+                    "--driver",
+                    "simulated:transition-1d",
+                    "--connect",
+                    endpoint,
+                    "--key",
+                    str(key),
+                    "--truth",
+                    "second-order",
+                    "--seed",
+                    str(seed),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=open(out / "agent.log", "a"),
+            )
+        )
+
+    from abduce.controller.drive.remote import ListenRun
+
+    opts = ListenRun(
+        listen="tcp://127.0.0.1:0",
+        hypotheses=("second-order", "first-order", "linear", "sigmoid"),
+        policy="discriminate",
+        budget=40,
+        seed=seed,
+        n_init=5,
+        wait_s=60.0,
+    )
+    try:
+        summary = run_listening(opts, key, out, progress=not quiet, on_listening=start_agent)
+    except AbduceError as exc:
+        _fail(exc)
+    finally:
+        for agent in agents:
+            agent.terminate()
+            agent.wait(timeout=10)
+    Console().print(summary_table(summary))
+    console.print(f"run directory: {out}")
+    from abduce.controller.views.report import write_report
+
+    try:
+        console.print(f"report: {write_report(out, out / 'report.html')}")
+    except AbduceError as exc:
+        _fail(exc)
