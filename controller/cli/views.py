@@ -20,7 +20,8 @@ def inspect_cmd(
     ),
 ) -> None:
     """Summarise a campaign from its journal: hypotheses, measurements, stopping state (no refitting)."""
-    from abduce.controller.views.inspection import inspect_run, render
+    from abduce.controller.views.inspection import inspect_run
+    from abduce.controller.views.terminal import render
 
     try:
         inspection = inspect_run(run, step)

@@ -21,7 +21,8 @@ from pathlib import Path
 from jinja2 import Environment
 
 from abduce.controller.journal.store import Journal
-from abduce.controller.views.inspection import Check, Inspection, check_cell, estimate, journal_path
+from abduce.controller.views.inspection import Check, Inspection, journal_path
+from abduce.controller.views.terminal import check_cell, estimate
 
 SECTIONS = ("stopping", "hypotheses", "plots", "measurements", "config")
 

@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 
 from pydantic import BaseModel
 
-from abduce.controller.views.inspection import check_cell
+from abduce.controller.views.terminal import check_cell
 from abduce.controller.views.web.access import TokenRequired
 from abduce.controller.views.web.status import FIGURES, SHOWN, Campaigns, RunList
 

@@ -25,14 +25,8 @@ from typer.testing import CliRunner
 from abduce.controller.cli import app
 from abduce.controller.errors import ConfigError
 from abduce.controller.journal.store import Journal
-from abduce.controller.views.inspection import (
-    SCHEMA,
-    Inspection,
-    estimate,
-    inspect_journal,
-    inspect_run,
-    render,
-)
+from abduce.controller.views.inspection import SCHEMA, Inspection, inspect_journal, inspect_run
+from abduce.controller.views.terminal import estimate, render
 
 runner = CliRunner()
 RUN = dict(hypotheses=("second-order", "linear"), policy="epsilon-greedy", budget=10, grid=101, n_init=4, seed=3)

@@ -1,0 +1,103 @@
+"""An inspection for people: the terminal tables of ``abduce inspect`` and the cells the report and the
+web page share (an estimate with its sd, a hypothesis's checks)."""
+
+from __future__ import annotations
+
+import math
+
+from abduce.controller.views.inspection import NONE_NAME, TABLE_ROWS, Check, Inspection
+
+
+def estimate(mean: float, sd: float) -> str:
+    """``0.598 ± 0.012``: the mean to the decimal place of the sd's second significant digit."""
+    if not (math.isfinite(mean) and math.isfinite(sd)) or sd <= 0:
+        return f"{mean:.4g} ± {sd:.2g}"
+    digits = 1 - math.floor(math.log10(sd))
+    if digits < 0 or digits > 8 or abs(mean) >= 1e6:
+        return f"{mean:.4g} ± {sd:.2g}"
+    return f"{mean:.{digits}f} ± {sd:.{digits}f}"
+
+
+def _num(v: float | None, fmt: str = ".3f") -> str:
+    return "-" if v is None else format(v, fmt)
+
+
+def check_cell(check: Check | None) -> str:
+    """``ok (loo 1.04)`` / ``MISFIT (loo 2.31)`` / ``-``: a hypothesis's checks in a table cell."""
+    if check is None:
+        return "-"
+    return f"{'MISFIT' if check.misfit else 'ok'} (loo {check.loo_rms:.2f}, residual {check.residual_sd:.2f})"
+
+
+def render(inspection: Inspection, rows: int = TABLE_ROWS) -> list:
+    """Rich renderables for the terminal: the hypotheses, the last ``rows`` measurements, the stopping state."""
+    from rich.table import Table
+
+    s, st = inspection.summary, inspection.stopping
+    at = f" after {inspection.step} measurements" if inspection.step is not None else ""
+    hyps = Table(title=f"{inspection.run}{at}: leader {s.leader or '-'}")
+    hyps.add_column("hypothesis", no_wrap=True)
+    hyps.add_column("probability", justify="right")
+    hyps.add_column("log evidence (± MC se)", justify="right")
+    hyps.add_column("parameters (mean ± sd)", no_wrap=True)
+    hyps.add_column("chosen", justify="right")
+    hyps.add_column("mean reward", justify="right")
+    hyps.add_column("fit failures", justify="right")
+    hyps.add_column("checks", no_wrap=True)
+    for h in sorted(s.hypotheses, key=lambda h: -h.probability):
+        params = "\n".join(f"{p} = {estimate(v.mean, v.sd)}" for p, v in h.parameters.items())
+        ev = _num(h.log_evidence, ".2f") + (f" ± {h.log_evidence_se:.2f}" if h.log_evidence_se is not None else "")
+        name = h.name + (" (never fitted)" if h.name in s.unfitted else "")
+        hyps.add_row(
+            name,
+            f"{h.probability:.3f}",
+            ev,
+            params or "-",
+            str(h.times_chosen),
+            _num(h.mean_reward, ".2f"),
+            str(s.fit_failures.get(h.name, 0)),
+            check_cell(h.check),
+        )
+    if s.none is not None:
+        hyps.add_row(
+            "none of these",
+            f"{s.none.probability:.3f}",
+            f"{s.none.log_evidence:.2f} ± {s.none.log_evidence_se:.2f}",
+            "a flexible GP, no law",
+            "-",
+            "-",
+            str(s.fit_failures.get(NONE_NAME, 0)),
+            check_cell(s.none.check),
+        )
+    shown = inspection.measurements[-rows:] if rows else []
+    meas = Table(title=f"measurements ({len(shown)} of {len(inspection.measurements)} shown)")
+    for col in ("step", "x", "y"):
+        meas.add_column(col, justify="right")
+    for col in ("chosen by", "reason", "reward", "leader (p)"):
+        meas.add_column(col, no_wrap=True)
+    for m in shown:
+        lead = f"{m.leader} ({m.probabilities[m.leader]:.2f})" if m.leader else "-"
+        meas.add_row(
+            str(m.step),
+            ", ".join(f"{v:.4g}" for v in m.x),
+            f"{m.y:.4g}",
+            m.hypothesis or "-",
+            m.reason,
+            _num(m.reward, ".0f"),
+            lead,
+        )
+    if s.none is not None and s.none.probability > max((h.probability for h in s.hypotheses), default=0.0):
+        hyps.caption = "no hypothesis explains the data: none of these is the most probable explanation"
+    elif s.explained is False:
+        best = max(s.hypotheses, key=lambda h: h.probability)
+        hyps.caption = f"the most probable law, {best.name}, fails its checks: " + "; ".join(best.check.reasons)
+    state = "stopped" if st.stopped else ("in progress" if st.measurements < st.budget else "at budget")
+    line = (
+        f"{st.measurements} / {st.budget} measurements, {state}; policy {st.policy}"
+        f"{', acquisition ' + st.acquisition if st.acquisition else ''}"
+    )
+    if st.in_flight:
+        line += f"; {len(st.in_flight)} request(s) in flight"
+    if st.errors:
+        line += f"; {len(st.errors)} error(s) journalled"
+    return [hyps, meas, line]
