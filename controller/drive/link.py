@@ -24,6 +24,7 @@ from typing import NamedTuple
 
 import zmq
 
+from abduce.controller.drive.settle import Action, Flight, SendMeasure, Settle, Settler
 from abduce.controller.errors import AbduceError, ConfigError
 from abduce.controller.recipe.addresses import endpoint_is_loopback
 from abduce.instruments.protocol.codec import Codec, Message, ProtocolError
@@ -98,9 +99,7 @@ class _Pending:
     raw: tuple[bytes, ...] = ()
     key_id: str | None = None
     error: LinkError | None = None
-    acked: bool = False
-    sent_at: float = 0.0
-    settling: bool = False  # queried after a restart; re-send if unknown and idempotent
+    settling: bool = False  # in flight before the controller restarted: queried first (settle.Flight)
 
 
 class InstrumentLink:
@@ -138,7 +137,8 @@ class InstrumentLink:
         self.curve, self.curve_clients = curve, curve_clients
         self.agents: dict[str, Agent] = {}
         self.errors: list[ProtocolError] = []
-        self._pending: dict[str, _Pending] = {}
+        self._pending: dict[str, _Pending] = {}  # what the callers wait on; when each is settled: self._settler
+        self._settler = Settler(ack_timeout_s, heartbeat_s)
         self._outbox: queue.Queue = queue.Queue()
         self._control_waiters: dict[str, tuple[threading.Event, list]] = {}
         self._registered = threading.Condition()
@@ -211,7 +211,7 @@ class InstrumentLink:
             LinkError: rejected, failed in the driver, lost (non-idempotent and
                 unknown to a restarted agent), timed out, or link closed.
         """
-        pending = _Pending(request=request, instrument_id=instrument_id, settling=settle, acked=settle)
+        pending = _Pending(request=request, instrument_id=instrument_id, settling=settle)
         self._put(("measure", pending))
         if not pending.done.wait(timeout=timeout_s):
             raise LinkError(request.request_id, "timeout", f"not settled within {timeout_s} s")
@@ -380,20 +380,29 @@ class InstrumentLink:
                 self._control_waiters[msg_id] = (done, box)
                 self._control.send_multipart(frames)
                 continue
-            self._pending[pending.request.request_id] = pending
-            if pending.settling:
-                agent = self.agents.get(pending.instrument_id)
-                pending.sent_at = time.monotonic()
-                if agent is not None:
-                    self._send(self._data, [agent.identity], Query(request_id=pending.request.request_id))
-            else:
-                self._send_measure(pending)
+            rid = pending.request.request_id
+            self._pending[rid] = pending
+            settling = pending.settling  # in flight before a restart: treated as acked, queried first
+            flight = Flight(rid, pending.instrument_id, pending.request.idempotent, acked=settling, settling=settling)
+            self._act(self._settler.add(flight, time.monotonic()))
 
-    def _send_measure(self, p: _Pending) -> None:
-        agent = self.agents.get(p.instrument_id)
-        p.sent_at = time.monotonic()
-        if agent is not None:
-            self._send(self._data, [agent.identity], p.request)
+    def _act(self, actions: list[Action]) -> None:
+        """Carry out what the settling rules decided: send to the request's agent (once it is registered), or
+        hand the caller its result or error."""
+        for a in actions:
+            p = self._pending.get(a.request_id)
+            if p is None:
+                continue
+            if isinstance(a, Settle):
+                del self._pending[a.request_id]
+                if a.code is not None:
+                    p.error = LinkError(a.request_id, a.code, a.message)
+                p.done.set()  # wake the caller first
+                continue
+            agent = self.agents.get(p.instrument_id)
+            if agent is not None:
+                content = p.request if isinstance(a, SendMeasure) else Query(request_id=a.request_id)
+                self._send(self._data, [agent.identity], content)
 
     def _heartbeat(self, now: float) -> None:
         for agent in list(self.agents.values()):
@@ -403,19 +412,8 @@ class InstrumentLink:
             self._send(self._data, [agent.identity], Ping())
 
     def _check_timeouts(self, now: float) -> None:
-        for p in list(self._pending.values()):
-            agent = self.agents.get(p.instrument_id)
-            if agent is None or now - agent.last_heard > 3 * self.heartbeat_s:
-                continue  # wait for the agent to come back
-            if not p.acked and now - p.sent_at > self.ack_timeout_s:
-                p.sent_at = now
-                if p.request.idempotent:
-                    self._send(self._data, [agent.identity], p.request)  # same request id: no double measurement
-                else:
-                    self._send(self._data, [agent.identity], Query(request_id=p.request.request_id))
-            elif p.acked and now - p.sent_at > max(self.ack_timeout_s, 5 * self.heartbeat_s):
-                p.sent_at = now  # a result may have been lost: ask for it
-                self._send(self._data, [agent.identity], Query(request_id=p.request.request_id))
+        reachable = {i for i, a in self.agents.items() if now - a.last_heard <= 3 * self.heartbeat_s}
+        self._act(self._settler.tick(now, reachable))
 
     def _agent_for(self, identity: bytes) -> Agent | None:
         for agent in self.agents.values():
@@ -449,45 +447,19 @@ class InstrumentLink:
         elif isinstance(c, Pong):
             pass
         elif isinstance(c, Ack):
-            p = self._pending.get(c.request_id)
-            if p is not None:
-                p.acked, p.sent_at = True, time.monotonic()
+            self._act(self._settler.acked(c.request_id, time.monotonic()))
         elif isinstance(c, Result):
-            p = self._pending.pop(c.request_id, None)
-            if p is not None:
-                if c.status == "ok":
-                    p.result, p.buffers, p.raw, p.key_id = c, msg.buffers, msg.raw, h.key_id
-                else:
-                    p.error = LinkError(c.request_id, c.status, c.error or "the driver did not finish the measurement")
-                p.done.set()  # wake the caller first; the result_ack is off its path
+            p = self._pending.get(c.request_id)
+            if p is not None and c.status == "ok":
+                p.result, p.buffers, p.raw, p.key_id = c, msg.buffers, msg.raw, h.key_id
+            why = c.error or "the driver did not finish the measurement"
+            self._act(self._settler.result(c.request_id, c.status, why))  # the result_ack is off the caller's path
             self._send(sock, ids, ResultAck(request_id=c.request_id), parent=h)
         elif isinstance(c, Reject):
-            p = self._pending.get(c.request_id)
-            if p is None:
-                return
-            if c.code == "unknown-request" and (p.settling or not p.acked):
-                if p.request.idempotent:
-                    p.settling = False
-                    self._send_measure(p)  # the agent never saw it (or forgot it on restart): measure it
-                    return
-                if p.settling:
-                    self._pending.pop(c.request_id)
-                    p.error = LinkError(
-                        c.request_id, "lost", "the restarted agent does not know this non-idempotent request"
-                    )
-                    p.done.set()
-                    return
-                return  # an unacked non-idempotent request: keep querying, never re-send
-            self._pending.pop(c.request_id)
-            p.error = LinkError(c.request_id, f"rejected:{c.code}", c.reason)
-            p.done.set()
+            self._act(self._settler.rejected(c.request_id, c.code, c.reason, time.monotonic()))
         elif isinstance(c, Error):
             log.warning("agent %s reports %s: %s", agent.instrument_id, c.code, c.message)
-            p = self._pending.get(c.request_id) if c.request_id else None
-            if p is not None and not c.retryable:
-                self._pending.pop(c.request_id)
-                p.error = LinkError(c.request_id, c.code, c.message)
-                p.done.set()
+            self._act(self._settler.agent_error(c.request_id, c.code, c.message, c.retryable))
 
     def _on_hello(self, sock: zmq.Socket, msg: Message) -> None:
         c: Hello = msg.content  # type: ignore[assignment]
@@ -514,11 +486,6 @@ class InstrumentLink:
         )
         if old is not None and old.session != agent.session:
             log.warning("agent %s restarted (new session): settling in-flight requests", c.instrument_id)
-            for p in self._pending.values():
-                if p.instrument_id == c.instrument_id:
-                    p.settling, p.acked, p.sent_at = True, True, time.monotonic()
-                    self._send(self._data, [agent.identity], Query(request_id=p.request.request_id))
-        elif old is None:
-            for p in self._pending.values():  # requests queued before the agent registered
-                if p.instrument_id == c.instrument_id and not p.acked:
-                    self._send_measure(p)
+            self._act(self._settler.restarted(c.instrument_id, time.monotonic()))
+        elif old is None:  # requests queued before the agent registered
+            self._act(self._settler.registered(c.instrument_id, time.monotonic()))
