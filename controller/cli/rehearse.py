@@ -24,7 +24,8 @@ def sweep(
 ) -> None:
     """Run a grid of campaigns (problems x hypothesis sets x policies x seeds) on Dask; table, summary, plot."""
     _pin_threads()
-    from abduce.controller.rehearse.sweep import load_sweep, run_sweep
+    from abduce.controller.rehearse.sweep import run_sweep
+    from abduce.controller.rehearse.sweep_config import load_sweep
 
     try:
         cfg = load_sweep(config)

@@ -85,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
     from abduce.controller.errors import AbduceError
-    from abduce.controller.rehearse.sweep import load_sweep, run_sweep
+    from abduce.controller.rehearse.sweep import run_sweep
+    from abduce.controller.rehearse.sweep_config import load_sweep
 
     try:
         config = load_sweep(args.config)

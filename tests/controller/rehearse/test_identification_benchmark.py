@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from abduce.controller.rehearse.sweep import OUT_OF_SET, load_sweep
+from abduce.controller.rehearse.sweep_config import OUT_OF_SET, load_sweep
 from abduce.simulators.transition1d import OUT_OF_SET as SHAPES
 from abduce.simulators.transition1d import Transition1D
 from tests.benchmarks import identification_benchmark as bench
@@ -266,7 +266,7 @@ def test_the_slice_summary_and_calibration_follow_from_its_results(smoke):
             assert s["coverage_min"] == pytest.approx(g["coverage"].min(), rel=CSV)
             ratio = (g["xc_error"].abs() / g["xc_sd"]).dropna()
             assert s["xc_within_2sd"] == pytest.approx((ratio <= 2).mean())
-    from abduce.controller.rehearse.sweep import summarize
+    from abduce.controller.rehearse.scoring import summarize
 
     again = summarize(results).set_index(["problem", "policy"])  # from the csv, as a reader would
     pd.testing.assert_frame_equal(

@@ -11,7 +11,9 @@ import pandas as pd
 import pytest
 
 from abduce.controller.errors import AbduceError
-from abduce.controller.rehearse.sweep import identification_curve, load_sweep, run_sweep, summarize
+from abduce.controller.rehearse.scoring import identification_curve, summarize
+from abduce.controller.rehearse.sweep import run_sweep
+from abduce.controller.rehearse.sweep_config import load_sweep
 from tests.instruments.conftest import wait_until
 
 TINY = """
@@ -184,14 +186,9 @@ def test_n95_counts_only_a_level_that_holds_to_the_budget():
 
 # ---- families: truths drawn per campaign (the identification benchmark) ----
 
-from abduce.controller.rehearse.sweep import (  # noqa: E402
-    Draw,
-    band_coverage,
-    calibration,
-    campaign_seed,
-    draw,
-    markdown,
-)
+from abduce.controller.rehearse.scoring import calibration, markdown  # noqa: E402
+from abduce.controller.rehearse.sweep import band_coverage  # noqa: E402
+from abduce.controller.rehearse.sweep_config import Draw, campaign_seed, draw  # noqa: E402
 
 FAMILIES = """
 [sweep]
@@ -564,7 +561,7 @@ def test_the_estimate_charges_each_campaign_its_budget_times_the_measured_cost_p
 
 
 def test_the_reliability_diagram_is_drawn_even_without_a_case(tmp_path):
-    from abduce.controller.rehearse.sweep import plot_reliability
+    from abduce.controller.rehearse.scoring import plot_reliability
 
     out_of_set = frame(
         [
