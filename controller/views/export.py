@@ -104,7 +104,7 @@ def build_dataset(journal: Journal, step: int | None = None, posteriors: bool = 
         "parameter": params,
     }
     if campaign is not None:
-        from abduce.controller.views.plots import posterior_of
+        from abduce.controller.views.figures import posterior_of
 
         points = campaign.points()
         mean = np.full((len(names), len(points)), np.nan)

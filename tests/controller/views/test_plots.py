@@ -10,20 +10,19 @@ from typer.testing import CliRunner
 from abduce.controller.cli import app
 from abduce.controller.journal.rebuild import rebuild
 from abduce.controller.journal.store import Journal
-from abduce.controller.views.inspection import inspect_journal
-from abduce.controller.views.plots import (
+from abduce.controller.views.figures import (
     NO_DRIVER,
     NothingToPlot,
     acquisition_figure,
     acquisition_scores,
-    build_plots,
     choices_figure,
     posteriors_figure,
     probabilities_figure,
     spectra_figure,
     spectra_of,
-    write_plots,
 )
+from abduce.controller.views.inspection import inspect_journal
+from abduce.controller.views.plots import build_plots, write_plots
 from tests.controller.views.test_inspect import RUN, recorded, recorded_loops, synthetic_journal
 
 runner = CliRunner()
