@@ -8,8 +8,9 @@ not acknowledged in time is re-sent with the same request id when it is
 idempotent and only queried when it is not; a result lost in flight is
 fetched with ``query``; when an agent comes back with a new session, every
 in-flight request is queried, and re-sent only where the agent does not know
-it and re-measuring is allowed. The campaign thread calls :meth:`measure`,
-which blocks until the request is settled.
+it and re-measuring is allowed. Those rules are :mod:`abduce.controller.drive.settle`
+(a pure state machine); this module owns the sockets and carries out what it decides.
+The campaign thread calls :meth:`measure`, which blocks until the request is settled.
 """
 
 from __future__ import annotations
