@@ -11,6 +11,8 @@ in-flight request is queried, and re-sent only where the agent does not know
 it and re-measuring is allowed. Those rules are :mod:`abduce.controller.drive.settle`
 (a pure state machine); this module owns the sockets and carries out what it decides.
 The campaign thread calls :meth:`measure`, which blocks until the request is settled.
+Binding the two lanes is :mod:`abduce.controller.drive.lanes`; the plain types (:class:`LinkError`,
+:class:`Agent`, :class:`Reply`, re-exported here) are :mod:`abduce.controller.drive.link_types`.
 """
 
 from __future__ import annotations
@@ -20,13 +22,13 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass, field
-from typing import NamedTuple
 
 import zmq
 
+from abduce.controller.drive.lanes import bind_lanes
+from abduce.controller.drive.link_types import Agent, LinkError, Pending, Reply
 from abduce.controller.drive.settle import Action, Flight, SendMeasure, Settle, Settler
-from abduce.controller.errors import AbduceError, ConfigError
+from abduce.controller.errors import ConfigError
 from abduce.controller.recipe.addresses import endpoint_is_loopback
 from abduce.instruments.protocol.codec import Codec, Message, ProtocolError
 from abduce.instruments.protocol.models import (
@@ -35,7 +37,6 @@ from abduce.instruments.protocol.models import (
     Abort,
     AbortReply,
     Ack,
-    Capabilities,
     Error,
     Hello,
     Measure,
@@ -50,57 +51,10 @@ from abduce.instruments.protocol.models import (
     Welcome,
 )
 
+__all__ = ["Agent", "InstrumentLink", "LinkError", "Reply"]
+
 log = logging.getLogger("abduce.link")
 _MSG_TYPES = {model: name for name, model in MESSAGES.items()}
-
-
-class LinkError(AbduceError):
-    """A request could not be settled (rejected, failed, lost, timed out, link closed).
-
-    Attributes:
-        request_id: the request.
-        code: "rejected:<reject code>", "failed", "lost", "timeout", "closed" or an error code.
-    """
-
-    def __init__(self, request_id: str | None, code: str, message: str) -> None:
-        self.request_id, self.code = request_id, code
-        super().__init__(f"request {request_id}: {code}: {message}")
-
-
-@dataclass
-class Agent:
-    """A registered instrument agent."""
-
-    instrument_id: str
-    identity: bytes
-    session: str
-    key_id: str
-    capabilities: Capabilities
-    last_heard: float = field(default_factory=time.monotonic)
-    control_identity: bytes | None = None
-
-
-class Reply(NamedTuple):
-    """A settled measurement: the result, its array buffers, the raw frames as received
-    (from the protocol tag on; signature included) and the key id that signed them."""
-
-    result: Result
-    buffers: tuple[bytes, ...]
-    raw: tuple[bytes, ...]
-    key_id: str
-
-
-@dataclass
-class _Pending:
-    request: Measure
-    instrument_id: str
-    done: threading.Event = field(default_factory=threading.Event)
-    result: Result | None = None
-    buffers: tuple[bytes, ...] = ()
-    raw: tuple[bytes, ...] = ()
-    key_id: str | None = None
-    error: LinkError | None = None
-    settling: bool = False  # in flight before the controller restarted: queried first (settle.Flight)
 
 
 class InstrumentLink:
@@ -138,7 +92,7 @@ class InstrumentLink:
         self.curve, self.curve_clients = curve, curve_clients
         self.agents: dict[str, Agent] = {}
         self.errors: list[ProtocolError] = []
-        self._pending: dict[str, _Pending] = {}  # what the callers wait on; when each is settled: self._settler
+        self._pending: dict[str, Pending] = {}  # what the callers wait on; when each is settled: self._settler
         self._settler = Settler(ack_timeout_s, heartbeat_s)
         self._outbox: queue.Queue = queue.Queue()
         self._control_waiters: dict[str, tuple[threading.Event, list]] = {}
@@ -212,7 +166,7 @@ class InstrumentLink:
             LinkError: rejected, failed in the driver, lost (non-idempotent and
                 unknown to a restarted agent), timed out, or link closed.
         """
-        pending = _Pending(request=request, instrument_id=instrument_id, settling=settle)
+        pending = Pending(request=request, instrument_id=instrument_id, settling=settle)
         self._put(("measure", pending))
         if not pending.done.wait(timeout=timeout_s):
             raise LinkError(request.request_id, "timeout", f"not settled within {timeout_s} s")
@@ -247,51 +201,6 @@ class InstrumentLink:
 
     # ------------------------------------------------------------ I/O thread
 
-    def _router(self, endpoint: str) -> zmq.Socket:
-        s = self._ctx.socket(zmq.ROUTER)
-        s.setsockopt(zmq.LINGER, 0)
-        s.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a reconnecting agent with the same identity takes over
-        if self.curve is not None:
-            s.curve_server = True
-            s.curve_publickey, s.curve_secretkey = self.curve
-        try:
-            s.bind(endpoint)
-        except zmq.ZMQError:
-            s.close(linger=0)  # an open socket, bound or not, keeps the context's term() waiting
-            raise
-        return s
-
-    def _bind_lanes(self) -> tuple[zmq.Socket, zmq.Socket]:
-        """Bind the instrument lane and its control lane (port + 1).
-
-        Port 0 (``tcp://127.0.0.1:0``) asks the system for a free port whose
-        successor is free too; the endpoint actually bound replaces
-        :attr:`endpoint`. Retrying on a taken port + 1 is race-free: a port
-        is only ever used while this link holds it.
-        """
-        from abduce.instruments.agent import control_endpoint
-
-        asked = self.endpoint
-        wildcard = asked.startswith("tcp://") and asked.rpartition(":")[2] in ("0", "*")
-        for _ in range(100 if wildcard else 1):
-            data = self._router(asked)
-            bound = data.last_endpoint.decode()
-            try:
-                control = self._router(control_endpoint(bound))
-            except zmq.ZMQError as exc:
-                data.close(linger=0)
-                if wildcard:
-                    continue
-                raise LinkError(
-                    None,
-                    "bind",
-                    f"cannot bind {self.endpoint}'s control lane {control_endpoint(bound)} "
-                    f"(the instrument port + 1): {exc.strerror}",
-                ) from None
-            self.endpoint = bound
-            return data, control
-        raise LinkError(None, "bind", f"no free pair of ports for {self.endpoint} in 100 tries")
-
     def _run(self) -> None:
         try:
             if self.curve is not None:
@@ -300,7 +209,7 @@ class InstrumentLink:
                 self._auth = ThreadAuthenticator(self._ctx)
                 self._auth.start()
                 self._auth.configure_curve(domain="*", location=self.curve_clients or zmq.auth.CURVE_ALLOW_ANY)
-            data, control = self._bind_lanes()
+            data, control, self.endpoint = bind_lanes(self._ctx, self.endpoint, self.curve)
         except Exception as exc:  # a port in use, a bad address
             self._bind_error = (
                 exc if isinstance(exc, LinkError) else LinkError(None, "bind", f"cannot bind {self.endpoint}: {exc}")
@@ -416,18 +325,12 @@ class InstrumentLink:
         reachable = {i for i, a in self.agents.items() if now - a.last_heard <= 3 * self.heartbeat_s}
         self._act(self._settler.tick(now, reachable))
 
-    def _agent_for(self, identity: bytes) -> Agent | None:
-        for agent in self.agents.values():
-            if agent.identity == identity:
-                return agent
-        return None
-
     def _handle(self, sock: zmq.Socket, msg: Message) -> None:
         c, h, ids = msg.content, msg.header, msg.identities
         if isinstance(c, Hello):
             self._on_hello(sock, msg)
             return
-        agent = self._agent_for(ids[0]) if ids else None
+        agent = next((a for a in self.agents.values() if a.identity == ids[0]), None) if ids else None
         if agent is None:
             # Control-lane messages come from the agent's second socket: match by session.
             agent = next((a for a in self.agents.values() if a.session == h.session), None)
