@@ -40,8 +40,7 @@ from abduce.controller.intake.capabilities import space_of
 from abduce.controller.journal.events import DecisionBody, append
 from abduce.controller.journal.resume import replay
 from abduce.controller.journal.rundir import RunDirectory, write_endpoints
-from abduce.controller.recipe.build import campaign_from_names
-from abduce.controller.recipe.settings import SCALE_KEYS, Settings, load_settings
+from abduce.controller.recipe.settings import Settings, load_settings
 from abduce.instruments.keys import load_certificate, load_key
 from abduce.instruments.protocol.codec import Codec, Keyring
 
@@ -154,17 +153,7 @@ class Daemon:
                 return dict(self._status)
             self._set(instrument=agent.instrument_id)
             c = s.campaign
-            campaign = campaign_from_names(
-                space_of(agent.capabilities),
-                c.hypotheses,
-                c.policy,
-                c.acquisition,
-                c.budget,
-                c.seed,
-                c.n_init,
-                c.epsilon,
-                scale={k: getattr(c, k) for k in SCALE_KEYS},
-            )
+            campaign = c.build_campaign(space_of(agent.capabilities))
             in_flight: set[str] = set()
             if resuming:
                 rundir = RunDirectory.reopen(run_dir)

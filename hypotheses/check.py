@@ -24,6 +24,7 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 from collections.abc import Sequence
 
@@ -146,3 +147,24 @@ def _fail(hypothesis: Hypothesis, phi: Tensor, u: Tensor, bad: Tensor, what: str
     s, i = (int(v) for v in bad.nonzero()[0])
     values = {p.name: float(phi[s, j]) for j, p in enumerate(hypothesis.free)}
     raise HypothesisError(hypothesis.name, values, tuple(float(v) for v in u[i]), what)
+
+
+_CHECKED: set = set()
+
+
+def check_once(hypothesis: Hypothesis, lo: Sequence[float], hi: Sequence[float], candidates: Tensor | None) -> None:
+    """:func:`check` of ``hypothesis`` on a space (its box and, for a finite set, its ``N x d``
+    candidates), once per process for each pair; past 4096 candidates on an even subset of them
+    (the grid covers the box between).
+
+    Raises:
+        HypothesisError: the law or a gradient is not finite somewhere in its range (names where).
+    """
+    if candidates is not None and len(candidates) > 4096:
+        candidates = candidates[torch.linspace(0, len(candidates) - 1, 4096).long()]
+    digest = None if candidates is None else hashlib.sha256(candidates.cpu().numpy().tobytes()).hexdigest()
+    key = (hypothesis, tuple(lo), tuple(hi), digest)
+    if key in _CHECKED:
+        return
+    check(hypothesis, lo=lo, hi=hi, candidates=candidates)
+    _CHECKED.add(key)

@@ -164,6 +164,33 @@ class Fit:
         return model
 
 
+@dataclass(frozen=True, eq=False)
+class FitProblem:
+    """One hypothesis and the data to fit it to: what :func:`plan_fit` and :func:`fit_hypothesis` take
+    (with a :class:`FitSettings`, which many problems share).
+
+    Attributes:
+        hypothesis: what to fit.
+        u: ``n x d`` inputs in the space's unit coordinates (the unit cube).
+        y: ``n`` measured values (physical units).
+        lo, span: the space's box, ``d`` lower bounds and ``d`` widths (for the frame).
+        warm: the previous fit of this hypothesis, if any.
+        seed: seeds the Sobol screen (fits are deterministic given it).
+        inducing: 0 = exact marginal likelihood; ``m > 0`` = the collapsed SGPR bound on
+            ``m`` inducing points chosen from ``u`` (``O(n m^2)`` per evaluation).
+    """
+
+    # eq=False: compared and hashed by identity (field-wise ``==`` on tensors has no truth value)
+    hypothesis: Hypothesis
+    u: Tensor
+    y: Tensor
+    lo: tuple[float, ...]
+    span: tuple[float, ...]
+    warm: Fit | None = None
+    seed: int = 0
+    inducing: int = 0
+
+
 def data_scale(y: Tensor) -> float:
     """``s = max |y|``, or 1 where every y is 0."""
     s = float(y.abs().max()) if y.numel() else 1.0
@@ -261,34 +288,17 @@ def residual_quads(model: StructuredGP, u: Tensor, v: Tensor, relative: dict[str
         return quad
 
 
-def fit_hypothesis(
-    hypothesis: Hypothesis,
-    u: Tensor,
-    y: Tensor,
-    lo: tuple[float, ...],
-    span: tuple[float, ...],
-    warm: Fit | None,
-    settings: FitSettings,
-    seed: int,
-    inducing: int = 0,
-) -> Fit:
-    """MAP-fit one structured GP.
+def fit_hypothesis(problem: FitProblem, settings: FitSettings) -> Fit:
+    """MAP-fit one structured GP: :func:`fit_planned` of :func:`plan_fit`.
 
     Args:
-        hypothesis: what to fit.
-        u: ``n x d`` relative inputs in the unit cube.
-        y: ``n`` measured values (physical units).
-        lo, span: the space's lower bounds and widths (for the frame).
-        warm: the previous fit of this hypothesis, if any.
+        problem: the hypothesis and the data to fit it to.
         settings: screening and iteration caps.
-        seed: seeds the Sobol screen (fits are deterministic given it).
-        inducing: 0 = exact marginal likelihood; ``m > 0`` = the collapsed SGPR bound on
-            ``m`` inducing points chosen from ``u`` (``O(n m^2)`` per evaluation).
 
     Raises:
         FitError: every start failed (non-finite likelihood, a numerical error).
     """
-    return fit_planned(plan_fit(hypothesis, u, y, lo, span, warm, settings, seed, inducing), settings)
+    return fit_planned(plan_fit(problem, settings), settings)
 
 
 def fit_planned(plan: FitPlan, settings: FitSettings) -> Fit:
@@ -318,7 +328,7 @@ def fit_planned(plan: FitPlan, settings: FitSettings) -> Fit:
 class FitPlan:
     """One hypothesis's fit, planned: its frame, data and starting states (see :func:`plan_fit`).
 
-    :func:`fit_hypothesis` runs the starts one by one; :mod:`abduce.hypotheses.batched`
+    :func:`fit_planned` runs the starts one by one; :mod:`abduce.hypotheses.batched`
     runs the starts of several plans in one batched optimiser. Both end in :meth:`best`.
     """
 
@@ -388,20 +398,11 @@ class FitPlan:
         )
 
 
-def plan_fit(
-    hypothesis: Hypothesis,
-    u: Tensor,
-    y: Tensor,
-    lo: tuple[float, ...],
-    span: tuple[float, ...],
-    warm: Fit | None,
-    settings: FitSettings,
-    seed: int,
-    inducing: int = 0,
-) -> FitPlan:
-    """The frame and the screened starting states of a fit (arguments as :func:`fit_hypothesis`)."""
+def plan_fit(problem: FitProblem, settings: FitSettings) -> FitPlan:
+    """The frame and the screened starting states of ``problem``'s fit (``settings``: screen, restarts, priors)."""
+    hypothesis, u, y, warm, inducing = problem.hypothesis, problem.u, problem.y, problem.warm, problem.inducing
     z = inducing_points(u, inducing) if inducing else None
-    frame = Frame(lo=lo, span=span, s=data_scale(y))
+    frame = Frame(lo=problem.lo, span=problem.span, s=data_scale(y))
     v = y / frame.s
     priors = hypothesis.kernel or settings.priors
     model = StructuredGP(hypothesis, frame, u, v.unsqueeze(-1), priors)
@@ -414,7 +415,7 @@ def plan_fit(
     if warm is not None:
         starts.append(None)
     if hypothesis.free and settings.screen > 0 and settings.restarts > 0:
-        draws = prior_draws(hypothesis, settings.screen, seed, u.device)
+        draws = prior_draws(hypothesis, settings.screen, problem.seed, u.device)
         score = 0.5 * residual_quads(model, u, v, draws, z) - log_prior(hypothesis, draws).squeeze(-1)
         if warm is not None:
             current = {

@@ -13,16 +13,25 @@ from rich.console import Console
 
 from abduce.controller.cli.common import _fail, _pin_threads, _progress, _split, app, console, summary_table
 from abduce.controller.errors import AbduceError
+from abduce.controller.recipe.recipe import TRANSITION_LAWS, Recipe
+
+
+def _given(**options):
+    """The options the user gave (the others keep the run's own defaults)."""
+    return {k: v for k, v in options.items() if v is not None}
+
+
+def _run(field: str):
+    """The default of ``abduce run``'s option ``field``: the recipe's (they live in one place)."""
+    return Recipe.model_fields[field].default
 
 
 def run_in_process(opts, out: Path, progress: bool = True) -> dict:
     """Run a :class:`~abduce.controller.rehearse.simulated.SimulatedRun`; write the run directory; return the "
     "summary."""
-    import dataclasses
-
     from abduce.controller.journal.rundir import RunDirectory
 
-    rundir = RunDirectory(out, {"mode": "in-process", **dataclasses.asdict(opts)})
+    rundir = RunDirectory(out, {"mode": "in-process", **opts.model_dump(mode="json")})
     bar, show = _progress(opts.policy, opts.budget, progress)
     with bar:
         try:
@@ -47,8 +56,6 @@ def run_listening(
     ``on_listening(endpoint)``, if given, is called with the endpoint bound
     (port 0 binds free ports) before the wait; ``OUT/endpoints.json`` names it too.
     """
-    import dataclasses
-
     from abduce.controller.drive.link import InstrumentLink
     from abduce.controller.drive.loop import run_campaign
     from abduce.controller.drive.remote import AuditLog, LinkInstrument
@@ -78,10 +85,10 @@ def run_listening(
                 on_listening(link.endpoint)
             agent = link.wait_for_agent(timeout_s=opts.wait_s)
             console.print(f"instrument {agent.instrument_id!r} registered (key {agent.key_id!r})")
-            campaign = opts.campaign(space_of(agent.capabilities))
+            campaign = opts.build_campaign(space_of(agent.capabilities))
             config = {
                 "mode": "listen",
-                **dataclasses.asdict(opts),
+                **opts.model_dump(mode="json"),
                 "instrument": agent.instrument_id,
                 "capabilities": agent.capabilities.model_dump(),
             }
@@ -101,21 +108,21 @@ def run_listening(
 @app.command()
 def run(
     out: Path = typer.Option(..., "--out", help="Run directory to create (must not already hold a run)."),
-    simulator: str = typer.Option("transition-1d", help="Simulated instrument."),
-    truth: str = typer.Option("second-order", help="Which law the simulator's data follow."),
-    hypotheses: str = typer.Option(
-        "second-order,first-order,linear,sigmoid", help="Comma-separated hypothesis names or dotted paths."
+    simulator: str = typer.Option(None, help="Simulated instrument [default: transition-1d]."),
+    truth: str = typer.Option(None, help="Which law the simulator's data follow [default: second-order]."),
+    hypotheses: str = typer.Option(",".join(TRANSITION_LAWS), help="Comma-separated hypothesis names or dotted paths."),
+    policy: str = typer.Option(
+        _run("policy"), help="discriminate, epsilon-greedy (the paper's), random, grid or plain-gp."
     ),
-    policy: str = typer.Option("epsilon-greedy", help="epsilon-greedy (the paper's) or discriminate."),
     acquisition: str = typer.Option(None, help="variance, ucb, nipv or discriminate (default: the policy's)."),
-    budget: int = typer.Option(40, min=1, help="Number of measurements."),
-    seed: int = typer.Option(0, help="Seeds the campaign and the simulator's noise."),
-    x_c: float = typer.Option(0.6, "--x-c", help="Simulator: critical composition."),
-    beta: float = typer.Option(0.5, help="Simulator: order-parameter exponent."),
+    budget: int = typer.Option(_run("budget"), min=1, help="Number of measurements."),
+    seed: int = typer.Option(_run("seed"), help="Seeds the campaign and the simulator's noise."),
+    x_c: float = typer.Option(None, "--x-c", help="Simulator: critical composition [default: 0.6]."),
+    beta: float = typer.Option(None, help="Simulator: order-parameter exponent [default: 0.5]."),
     noise: float = typer.Option(None, help="Simulator: noise sd (default 5% of the amplitude)."),
-    grid: int = typer.Option(501, min=0, help="Simulator: candidate grid size (0 = continuous space)."),
-    n_init: int = typer.Option(5, min=1, help="Space-filling measurements before the first fit."),
-    epsilon: float = typer.Option(0.1, min=0.0, max=1.0, help="epsilon-greedy: exploration probability."),
+    grid: int = typer.Option(None, min=0, help="Simulator: candidate grid size (0 = continuous space) [default: 501]."),
+    n_init: int = typer.Option(_run("n_init"), min=1, help="Space-filling measurements before the first fit."),
+    epsilon: float = typer.Option(_run("epsilon"), min=0.0, max=1.0, help="epsilon-greedy: exploration probability."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
     listen: str = typer.Option(
         None,
@@ -123,7 +130,7 @@ def run(
         "simulator options are then unused.",
     ),
     key: Path = typer.Option(None, help="Signing key file (with --listen)."),
-    wait: float = typer.Option(60.0, help="With --listen: seconds to wait for an agent."),
+    wait: float = typer.Option(None, help="With --listen: seconds to wait for an agent [default: 60]."),
     curve_secret: Path = typer.Option(
         None,
         help="With --listen: this controller's CURVE secret certificate (PATH.curve.key_secret); turns encryption on.",
@@ -134,44 +141,30 @@ def run(
 ) -> None:
     """Run a campaign (in-process against a simulator, or through an instrument agent with --listen)."""
     _pin_threads()
+    recipe = dict(
+        hypotheses=_split(hypotheses),
+        policy=policy,
+        acquisition=acquisition,
+        budget=budget,
+        seed=seed,
+        n_init=n_init,
+        epsilon=epsilon,
+    )
     try:
         if listen:
             if key is None:
                 raise typer.BadParameter("--listen needs --key (make one with `abduce keys new PATH`)")
             from abduce.controller.drive.remote import ListenRun
 
-            opts = ListenRun(
-                listen=listen,
-                hypotheses=_split(hypotheses),
-                policy=policy,
-                acquisition=acquisition,
-                budget=budget,
-                seed=seed,
-                n_init=n_init,
-                epsilon=epsilon,
-                wait_s=wait,
-            )
+            opts = ListenRun.of(listen=listen, **recipe, **_given(wait_s=wait))
             summary = run_listening(
                 opts, key, out, progress=not quiet, curve_secret=curve_secret, curve_clients=curve_clients
             )
         else:
             from abduce.controller.rehearse.simulated import SimulatedRun
 
-            opts = SimulatedRun(
-                simulator=simulator,
-                truth=truth,
-                hypotheses=_split(hypotheses),
-                policy=policy,
-                acquisition=acquisition,
-                budget=budget,
-                seed=seed,
-                x_c=x_c,
-                beta=beta,
-                noise=noise,
-                grid=grid,
-                n_init=n_init,
-                epsilon=epsilon,
-            )
+            simulator_options = _given(simulator=simulator, truth=truth, x_c=x_c, beta=beta, noise=noise, grid=grid)
+            opts = SimulatedRun.of(**recipe, **simulator_options)
             summary = run_in_process(opts, out, progress=not quiet)
     except AbduceError as exc:
         _fail(exc)
@@ -232,15 +225,7 @@ def demo(
 
     from abduce.controller.drive.remote import ListenRun
 
-    opts = ListenRun(
-        listen="tcp://127.0.0.1:0",
-        hypotheses=("second-order", "first-order", "linear", "sigmoid"),
-        policy="discriminate",
-        budget=40,
-        seed=seed,
-        n_init=5,
-        wait_s=60.0,
-    )
+    opts = ListenRun(listen="tcp://127.0.0.1:0", hypotheses=TRANSITION_LAWS, seed=seed)
     try:
         summary = run_listening(opts, key, out, progress=not quiet, on_listening=start_agent)
     except AbduceError as exc:

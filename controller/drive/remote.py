@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
+from pydantic import Field
 
-from abduce.controller.core.campaign import Campaign
 from abduce.controller.core.measurements import Measurement, MeasureRequest
-from abduce.controller.core.space import Space
 from abduce.controller.drive.link import Agent, InstrumentLink
 from abduce.controller.intake.readings import pick_channel, to_measurement
-from abduce.controller.recipe.build import campaign_from_names
+from abduce.controller.recipe.recipe import Recipe
 from abduce.instruments.protocol.codec import pack_frames
 from abduce.instruments.protocol.models import Measure
 
@@ -72,24 +71,12 @@ class LinkInstrument:
         )
 
 
-@dataclass(frozen=True)
-class ListenRun:
-    """A campaign against whatever instrument registers on ``listen``."""
+class ListenRun(Recipe):
+    """A campaign (its :class:`~abduce.controller.recipe.recipe.Recipe`) against whatever instrument
+    registers on ``listen``, waited for ``wait_s`` seconds."""
 
     listen: str
-    hypotheses: tuple[str, ...]
-    policy: str = "epsilon-greedy"
-    acquisition: str | None = None
-    budget: int = 40
-    seed: int = 0
-    n_init: int = 5
-    epsilon: float = 0.1
-    wait_s: float = 60.0
-
-    def campaign(self, space: Space) -> Campaign:
-        return campaign_from_names(
-            space, self.hypotheses, self.policy, self.acquisition, self.budget, self.seed, self.n_init, self.epsilon
-        )
+    wait_s: Annotated[float, Field(gt=0)] = 60.0
 
 
 class AuditLog:

@@ -18,23 +18,26 @@ from abduce.controller.recipe.spec import RunSpec, spec_of
 
 if TYPE_CHECKING:  # reading a spec needs no torch (abduce inspect); building its campaign does
     from abduce.controller.core.campaign import Campaign
+    from abduce.controller.core.snapshot import Snapshot
 
 
-def snapshot(journal: Journal, upto: int | None = None, events: list | None = None) -> tuple[RunSpec, Campaign]:
+def snapshot(journal: Journal, upto: int | None = None, events: list | None = None) -> tuple[RunSpec, Snapshot]:
     """The journal's campaign after its first ``upto`` measurements, for looking at, without replay.
 
     :func:`rebuild` re-asks and re-tells every step (the acquisition scored n
     times, every posterior updated n times); this loads the data, the
     journalled step records and each hypothesis's latest journalled fit, and
-    conditions the fits once (:meth:`Campaign.load_snapshot`): seconds for a
+    conditions the fits once (:meth:`Snapshot.load`): seconds for a
     10^4-measurement journal. The result answers ``posterior``,
     ``acquisition_scores`` and ``probabilities`` as the rebuilt campaign would
     (within rounding; a step whose decision never reached the journal uses the
     hypothesis's previous fit), and refuses ``ask``/``tell``. ``events``: all the journal's
     events, typed (:func:`~abduce.controller.journal.events.read`), when the caller has read them already.
     """
+    from abduce.controller.core.snapshot import Snapshot
+
     spec = spec_of(journal.config())
-    campaign = spec.campaign()
+    campaign = spec.campaign(kind=Snapshot)
     events = list(read(journal)) if events is None else events
     refused, skipped = refused_readings(events)
     decisions = {e.request_id: e.body for e in events if e.kind == "decision"}
@@ -71,8 +74,7 @@ def snapshot(journal: Journal, upto: int | None = None, events: list | None = No
                 f"{journal.path}: x = {list(off[0])} was measured but is not one of the campaign's "
                 f"candidates ({len(off)} such points): the journal was written for another space"
             )
-    campaign.load_snapshot(measurements, failed, asked_by, records, fits)
-    return spec, campaign
+    return spec, campaign.load(measurements, failed, asked_by, records, fits)
 
 
 def rebuild(journal: Journal, upto: int | None = None) -> tuple[RunSpec, Campaign]:

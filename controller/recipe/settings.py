@@ -29,52 +29,21 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from abduce.controller.errors import ConfigError
+from abduce.controller.recipe.recipe import Recipe
 
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-# The [campaign] keys that reach CampaignSettings (device, the large-n switch); journalled with the
-# config, read back by recipe.spec without torch.
-SCALE_KEYS = ("device", "exact_max_n", "inducing", "exact_memory_gb")
+class CampaignSection(Recipe):
+    """What to learn: the campaign's :class:`~abduce.controller.recipe.recipe.Recipe`. A daemon's
+    config states its budget (no default: a week of beam time is not spent on a default)."""
 
-
-class CampaignSection(_Section):
-    """What to learn: hypotheses, policy, budget, seed."""
-
-    name: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.-]+$")] = "campaign"
-    hypotheses: list[str] = Field(min_length=1)
-    policy: Literal["epsilon-greedy", "discriminate", "random", "grid", "plain-gp"] = "discriminate"
-    acquisition: Literal["variance", "ucb", "nipv", "discriminate"] | None = None
     budget: Annotated[int, Field(ge=1)]
-    seed: int = 0
-    n_init: Annotated[int, Field(ge=1)] = 5
-    epsilon: Annotated[float, Field(ge=0.0, le=1.0)] = 0.1
-    channel: str | None = None  # the instrument channel the hypotheses explain (default: its first)
-    reduction: str | None = None  # spectrum -> scalar: a name (loop-area, coercive-field, ...) or pkg.mod:func
-    # scale (README, "Large campaigns"): where the maths runs and when exact inference gives way
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    exact_max_n: Annotated[int, Field(ge=1)] = 1000
-    inducing: Annotated[int, Field(ge=1)] = 512
-    exact_memory_gb: Annotated[float, Field(gt=0)] = 4.0
-
-    @field_validator("hypotheses")
-    @classmethod
-    def _known(cls, names: list[str]) -> list[str]:
-        from abduce.hypotheses.library import BUILTIN
-
-        for name in names:
-            if name not in BUILTIN and "." not in name and ":" not in name:
-                raise ValueError(
-                    f"unknown hypothesis {name!r}; built-ins: {', '.join(sorted(BUILTIN))}, or a dotted path"
-                )
-        if len(set(names)) != len(names):
-            raise ValueError("hypothesis names must be unique")
-        return names
 
 
 class InstrumentSection(_Section):

@@ -10,11 +10,11 @@ sweep) cost what their fits cost.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
+from pydantic import Field
 
 from abduce.controller.core.campaign import Campaign
 from abduce.controller.core.measurements import Measurement, MeasureRequest
@@ -22,7 +22,7 @@ from abduce.controller.drive.loop import Consumer, run_campaign
 from abduce.controller.intake.capabilities import space_of
 from abduce.controller.intake.readings import pick_channel, to_measurement
 from abduce.controller.journal.store import Journal
-from abduce.controller.recipe.build import campaign_from_names
+from abduce.controller.recipe.recipe import Recipe
 from abduce.instruments.drivers.base import Driver
 from abduce.instruments.drivers.sources import build_driver
 from abduce.instruments.protocol.models import Measure
@@ -48,28 +48,22 @@ class DriverInstrument:
         )
 
 
-@dataclass(frozen=True)
-class Rehearsal:
-    """A campaign against a simulator or recorded data set, by name.
+class Rehearsal(Recipe):
+    """A campaign (its :class:`~abduce.controller.recipe.recipe.Recipe`) against a simulator or recorded
+    data set, by name.
 
     Attributes:
         source: ``simulated:NAME`` (a registered simulator) or ``recorded:PATH``.
-        options: constructor options of the simulator (``seed`` defaults to ``seed``).
-        hypotheses, policy, acquisition, budget, seed, n_init, epsilon: the campaign.
-        channel, reduction: what the hypotheses explain (a reduction for spectra).
+        options: constructor options of the simulator (``seed`` defaults to the recipe's ``seed``).
     """
 
     source: str
-    hypotheses: tuple[str, ...]
-    options: Mapping[str, Any] = field(default_factory=dict)
-    policy: str = "discriminate"
-    acquisition: str | None = None
-    budget: int = 40
-    seed: int = 0
-    n_init: int = 5
-    epsilon: float = 0.1
-    channel: str | None = None
-    reduction: str | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    def __init__(self, *args: Any, **data: Any) -> None:
+        """``Rehearsal(source, hypotheses, options, policy=..., ...)``: the first three may be positional."""
+        data.update(zip(("source", "hypotheses", "options"), args))
+        super().__init__(**data)
 
     def driver(self) -> Driver:
         return build_driver(
@@ -79,16 +73,7 @@ class Rehearsal:
 
     def build(self) -> tuple[Campaign, DriverInstrument]:
         instrument = DriverInstrument(self.driver(), self.channel, self.reduction)
-        campaign = campaign_from_names(
-            space_of(instrument.capabilities),
-            self.hypotheses,
-            self.policy,
-            self.acquisition,
-            self.budget,
-            self.seed,
-            self.n_init,
-            self.epsilon,
-        )
+        campaign = self.build_campaign(space_of(instrument.capabilities))
         return campaign, instrument
 
     def run(self, consumers: Iterable[Consumer] = (), journal: Journal | None = None) -> Campaign:

@@ -7,50 +7,38 @@ exactly the same campaign for the same options.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import Annotated
 
 import numpy as np
+from pydantic import Field
 
 from abduce.controller.core.campaign import Campaign
 from abduce.controller.core.measurements import Measurement, MeasureRequest
 from abduce.controller.core.space import Space
 from abduce.controller.drive.loop import Consumer, run_campaign
 from abduce.controller.journal.store import Journal
-from abduce.controller.recipe.build import campaign_from_names
+from abduce.controller.recipe.recipe import TRANSITION_LAWS, Recipe
 from abduce.simulators.registry import SIMULATORS
 
 
-@dataclass(frozen=True)
-class SimulatedRun:
-    """A campaign against a simulator, as ``abduce run`` takes it.
+class SimulatedRun(Recipe):
+    """A campaign (its :class:`~abduce.controller.recipe.recipe.Recipe`) against a simulator, as ``abduce run``
+    takes it; ``seed`` seeds the simulator's noise too.
 
     Attributes:
         simulator: simulator name (``transition-1d``).
         truth: the law generating the data.
-        hypotheses: hypothesis names or dotted paths.
-        policy, acquisition: by name (acquisition None = the policy's default).
-        budget: measurements.
-        seed: seeds both the campaign and the simulator's noise.
-        x_c, beta, noise, grid: simulator parameters (noise None = 5% of the amplitude).
-        n_init: initial space-filling measurements.
-        epsilon: epsilon-greedy exploration probability.
-        device: where the campaign's maths runs ("auto": CUDA when present).
+        hypotheses: by default the four transition laws (the simulator's family).
+        x_c, beta, noise, grid: simulator parameters (noise None = 5% of the amplitude; grid 0 = a continuous box).
     """
 
+    hypotheses: Annotated[tuple[str, ...], Field(min_length=1)] = TRANSITION_LAWS
     simulator: str = "transition-1d"
     truth: str = "second-order"
-    hypotheses: tuple[str, ...] = ("second-order", "first-order", "linear", "sigmoid")
-    policy: str = "epsilon-greedy"
-    acquisition: str | None = None
-    budget: int = 40
-    seed: int = 0
     x_c: float = 0.6
     beta: float = 0.5
     noise: float | None = None
-    grid: int = 501
-    n_init: int = 5
-    epsilon: float = 0.1
-    device: str = "auto"
+    grid: Annotated[int, Field(ge=0)] = 501
 
     def build(self) -> tuple[Campaign, object]:
         """The campaign and the simulator."""
@@ -59,17 +47,7 @@ class SimulatedRun:
         )
         candidates = sim.candidates()
         space = Space.finite(candidates) if candidates is not None else Space.box(sim.bounds)
-        campaign = campaign_from_names(
-            space,
-            self.hypotheses,
-            self.policy,
-            self.acquisition,
-            self.budget,
-            self.seed,
-            self.n_init,
-            self.epsilon,
-            scale={"device": self.device},
-        )
+        campaign = self.build_campaign(space)
         return campaign, sim
 
     def run(self, consumers: Iterable[Consumer] = (), journal: Journal | None = None) -> Campaign:

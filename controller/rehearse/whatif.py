@@ -15,7 +15,6 @@ then described the same way:
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from pathlib import Path
 from typing import Any
@@ -69,18 +68,15 @@ def what_if(
     if source is None:
         raise ConfigError(f"{run} ran against a real instrument ({spec.mode}); give --against SIMULATOR|DATASET")
     opts = dict(options or {}) if against else dict(spec.options)
-    rehearsal = Rehearsal(
-        source=source,
-        options=opts,
-        hypotheses=tuple(hypotheses or spec.hypotheses),
-        policy=policy or spec.policy,
-        acquisition=None if policy else spec.acquisition,
-        budget=spec.budget,
-        seed=spec.seed,
-        n_init=spec.n_init,
-        epsilon=spec.epsilon,
-        channel=spec.channel,
-        reduction=spec.reduction,
+    changes = {"policy": policy, "acquisition": None} if policy else {}
+    rehearsal = Rehearsal.model_validate(
+        {
+            **spec.recipe().model_dump(),
+            **changes,
+            "hypotheses": tuple(hypotheses or spec.hypotheses),
+            "source": source,
+            "options": opts,
+        }
     )
     campaign, instrument = rehearsal.build()
     consumers = []
@@ -93,7 +89,7 @@ def what_if(
             {
                 "mode": "rehearsal",
                 "replay_of": str(run),
-                **{k: v for k, v in dataclasses.asdict(rehearsal).items()},
+                **rehearsal.model_dump(mode="json"),
                 "truth": truth,
             },
         )

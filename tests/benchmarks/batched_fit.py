@@ -27,7 +27,7 @@ def row(n: int, warm: bool, repeats: int, names: tuple[str, ...] = NAMES) -> dic
     import torch
 
     from abduce.hypotheses.batched import fit_hypotheses_batched
-    from abduce.hypotheses.fitting import FitSettings, fit_hypothesis, plan_fit
+    from abduce.hypotheses.fitting import FitProblem, FitSettings, fit_hypothesis, plan_fit
     from abduce.hypotheses.library import BUILTIN
     from abduce.simulators.transition1d import Transition1D
 
@@ -37,17 +37,23 @@ def row(n: int, warm: bool, repeats: int, names: tuple[str, ...] = NAMES) -> dic
     settings = FitSettings()
     cut = max(5, int(0.9 * n))
     warm_fits = (
-        {h: fit_hypothesis(BUILTIN[h], u[:cut], y[:cut], (0.0,), (1.0,), None, settings, seed=1) for h in names}
+        {h: fit_hypothesis(FitProblem(BUILTIN[h], u[:cut], y[:cut], (0.0,), (1.0,), seed=1), settings) for h in names}
         if warm
         else {}
     )
     one, many = [], []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        single = [fit_hypothesis(BUILTIN[h], u, y, (0.0,), (1.0,), warm_fits.get(h), settings, seed=2) for h in names]
+        single = [
+            fit_hypothesis(FitProblem(BUILTIN[h], u, y, (0.0,), (1.0,), warm=warm_fits.get(h), seed=2), settings)
+            for h in names
+        ]
         one.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        plans = [plan_fit(BUILTIN[h], u, y, (0.0,), (1.0,), warm_fits.get(h), settings, seed=2) for h in names]
+        plans = [
+            plan_fit(FitProblem(BUILTIN[h], u, y, (0.0,), (1.0,), warm=warm_fits.get(h), seed=2), settings)
+            for h in names
+        ]
         batched = fit_hypotheses_batched(plans, settings)
         many.append(time.perf_counter() - t0)
     gap = max(abs(a.log_posterior - b.log_posterior) for a, b in zip(single, batched))

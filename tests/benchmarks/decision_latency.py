@@ -91,7 +91,7 @@ def bench(policy: str, n: int, steps: int, candidates: int, device: str = "cpu",
     latencies.sort()
     import torch
 
-    fits = [slot.fit for slot in campaign._slots if slot.fit is not None]
+    fits = [slot.fit for slot in campaign.belief.slots if slot.fit is not None]
     m = max((f.inducing for f in fits), default=0)
     return {
         "inference": f"inducing {m}" if m else "exact",

@@ -25,7 +25,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 def row(n: int, m: int, candidates: int, maxiter: int) -> dict:
     import torch
 
-    from abduce.hypotheses.fitting import FitSettings, fit_hypothesis
+    from abduce.hypotheses.fitting import FitProblem, FitSettings, fit_hypothesis
     from abduce.hypotheses.library import BUILTIN
     from abduce.hypotheses.posterior import CandidatePosterior
     from abduce.hypotheses.sparse import SparseCandidatePosterior, TitsiasMarginalLogLikelihood, inducing_points
@@ -39,7 +39,9 @@ def row(n: int, m: int, candidates: int, maxiter: int) -> dict:
     out: dict = {}
     for label, inducing in (("exact", 0), ("inducing", m)):
         t0 = time.perf_counter()
-        fit = fit_hypothesis(BUILTIN["second-order"], u, y, (0.0,), (1.0,), None, settings, seed=0, inducing=inducing)
+        fit = fit_hypothesis(
+            FitProblem(BUILTIN["second-order"], u, y, (0.0,), (1.0,), seed=0, inducing=inducing), settings
+        )
         out[f"{label}_fit_s"] = time.perf_counter() - t0
         model = fit.model(u, y)
         model.train()

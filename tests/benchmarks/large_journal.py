@@ -20,7 +20,6 @@ person runs them), and prints seconds and the ratio to the 10 s goal.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import shutil
 import subprocess
@@ -46,19 +45,20 @@ def make_run(path: Path, n: int, grid: int, seed: int) -> float:
     from abduce.controller.rehearse.simulated import SimulatedRun
     from abduce.hypotheses.fitting import FitSettings
 
-    opts = SimulatedRun(hypotheses=("second-order", "linear"), policy="epsilon-greedy", budget=n, grid=grid, seed=seed)
+    opts = SimulatedRun(
+        hypotheses=("second-order", "linear"), policy="epsilon-greedy", budget=n, grid=grid, seed=seed, device="cpu"
+    )
     settings = CampaignSettings(
         fit=FitSettings(screen=64, restarts=1, maxiter=30),
         refit_growth=1.0,
         refit_every_step_below=20,
         inducing=256,
-        device="cpu",
     )
     campaign, sim = opts.build()
     campaign.settings = settings  # before the first fit: every fit uses it
     config = {
         "mode": "in-process",
-        **dataclasses.asdict(opts),
+        **opts.model_dump(mode="json"),
         "benchmark_settings": "screen=64 restarts=1 maxiter=30 refit_growth=1.0 refit_every_step_below=20 "
         "inducing=256 (tests/benchmarks/large_journal.py)",
     }

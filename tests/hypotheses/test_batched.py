@@ -7,7 +7,7 @@ import torch
 from gpytorch.mlls import ExactMarginalLogLikelihood
 
 from abduce.hypotheses.batched import fit_hypotheses_batched, negative_log_posteriors
-from abduce.hypotheses.fitting import FitSettings, fit_hypothesis, plan_fit
+from abduce.hypotheses.fitting import FitProblem, FitSettings, fit_hypothesis, plan_fit
 from abduce.hypotheses.library import BUILTIN
 
 NAMES = ("second-order", "first-order", "linear", "sigmoid")
@@ -26,7 +26,7 @@ def _assert_the_objective_is_gpytorchs(plans, u):
 
 def test_batched_objective_is_gpytorchs_exact_marginal_likelihood(transition_data):
     u, y = transition_data
-    plans = [plan_fit(BUILTIN[n], u, y, LO, SPAN, None, FitSettings(restarts=2), seed=1) for n in NAMES]
+    plans = [plan_fit(FitProblem(BUILTIN[n], u, y, LO, SPAN, seed=1), FitSettings(restarts=2)) for n in NAMES]
     _assert_the_objective_is_gpytorchs(plans, u)
 
 
@@ -34,7 +34,7 @@ def test_batched_objective_takes_each_members_own_smoothness(transition_data):
     """Members of one batch with Matern nu = 1/2, 3/2 and 5/2: each equals GPyTorch's likelihood of its own."""
     u, y = transition_data
     hyps = [dataclasses.replace(BUILTIN["linear"], name=f"linear-{nu}", nu=nu) for nu in (0.5, 1.5, 2.5)]
-    plans = [plan_fit(h, u, y, LO, SPAN, None, FitSettings(restarts=1), seed=2) for h in hyps]
+    plans = [plan_fit(FitProblem(h, u, y, LO, SPAN, seed=2), FitSettings(restarts=1)) for h in hyps]
     _assert_the_objective_is_gpytorchs(plans, u)
 
 
@@ -44,10 +44,14 @@ def test_batched_fits_equal_one_by_one_fits(transition_data, warm, names):
     u, y = transition_data
     settings = FitSettings(screen=128, restarts=2, maxiter=150)
     warm_fits = (
-        {n: fit_hypothesis(BUILTIN[n], u[:30], y[:30], LO, SPAN, None, settings, seed=7) for n in names} if warm else {}
+        {n: fit_hypothesis(FitProblem(BUILTIN[n], u[:30], y[:30], LO, SPAN, seed=7), settings) for n in names}
+        if warm
+        else {}
     )
-    single = [fit_hypothesis(BUILTIN[n], u, y, LO, SPAN, warm_fits.get(n), settings, seed=3) for n in names]
-    plans = [plan_fit(BUILTIN[n], u, y, LO, SPAN, warm_fits.get(n), settings, seed=3) for n in names]
+    single = [
+        fit_hypothesis(FitProblem(BUILTIN[n], u, y, LO, SPAN, warm=warm_fits.get(n), seed=3), settings) for n in names
+    ]
+    plans = [plan_fit(FitProblem(BUILTIN[n], u, y, LO, SPAN, warm=warm_fits.get(n), seed=3), settings) for n in names]
     batched = fit_hypotheses_batched(plans, settings)
     for one, many in zip(single, batched):
         assert one.hypothesis.name == many.hypothesis.name and one.starts == many.starts
@@ -66,7 +70,9 @@ def test_batched_fits_equal_one_by_one_fits(transition_data, warm, names):
 
 def test_a_start_that_fails_fails_alone(transition_data):
     u, y = transition_data
-    plans = [plan_fit(BUILTIN[n], u, y, LO, SPAN, None, FitSettings(restarts=1), seed=0) for n in ("linear", "sigmoid")]
+    plans = [
+        plan_fit(FitProblem(BUILTIN[n], u, y, LO, SPAN, seed=0), FitSettings(restarts=1)) for n in ("linear", "sigmoid")
+    ]
     bad = plans[0].starts[0]
     bad["likelihood.noise_covar.raw_noise"] = torch.full_like(bad["likelihood.noise_covar.raw_noise"], float("nan"))
     fits = fit_hypotheses_batched(plans, FitSettings(restarts=1, maxiter=50))
@@ -90,6 +96,6 @@ def test_a_prior_the_batched_objective_does_not_know_is_fitted_one_by_one(transi
     )
     u, y = transition_data
     settings = FitSettings(screen=64, restarts=1, maxiter=60)
-    [many] = fit_hypotheses_batched([plan_fit(line, u, y, LO, SPAN, None, settings, seed=3)], settings)
-    one = fit_hypothesis(line, u, y, LO, SPAN, None, settings, seed=3)
+    [many] = fit_hypotheses_batched([plan_fit(FitProblem(line, u, y, LO, SPAN, seed=3), settings)], settings)
+    one = fit_hypothesis(FitProblem(line, u, y, LO, SPAN, seed=3), settings)
     assert many.log_posterior == one.log_posterior

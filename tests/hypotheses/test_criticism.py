@@ -10,7 +10,7 @@ import torch
 from abduce.controller.core.verdict import explained
 from abduce.hypotheses.criticism import criticise, difference_noise, loo_limit, noise_limit
 from abduce.hypotheses.declaration import KernelPriors
-from abduce.hypotheses.fitting import FitSettings, fit_hypothesis
+from abduce.hypotheses.fitting import FitProblem, FitSettings, fit_hypothesis
 from abduce.hypotheses.library import BUILTIN, NONE_OF_THESE
 from abduce.hypotheses.posterior import CandidatePosterior
 from abduce.simulators.transition1d import Transition1D
@@ -18,7 +18,7 @@ from abduce.simulators.transition1d import Transition1D
 
 def _posterior(name, u, y):
     h = NONE_OF_THESE if name == NONE_OF_THESE.name else BUILTIN[name]
-    fit = fit_hypothesis(h, u, y, (0.0,), (1.0,), None, FitSettings(), seed=0)
+    fit = fit_hypothesis(FitProblem(h, u, y, (0.0,), (1.0,), seed=0), FitSettings())
     cand = torch.linspace(0, 1, 51, dtype=torch.float64).unsqueeze(-1)
     return fit, CandidatePosterior(fit.model(u, y), u, y / fit.frame.s, cand)
 
@@ -109,7 +109,7 @@ def test_the_noise_check_compares_physical_units_after_the_data_scale_grows():
     x = np.linspace(0.45, 1.0, 30)[:, None]  # the largest readings (small x) come last
     x = np.concatenate([x, np.linspace(0.0, 0.25, 8)[:, None]])
     u, y = torch.tensor(x), torch.tensor(sim.measure(x))
-    fit = fit_hypothesis(BUILTIN["second-order"], u[:30], y[:30], (0.0,), (1.0,), None, FitSettings(), seed=0)
+    fit = fit_hypothesis(FitProblem(BUILTIN["second-order"], u[:30], y[:30], (0.0,), (1.0,), seed=0), FitSettings())
     cand = torch.linspace(0, 1, 51, dtype=torch.float64).unsqueeze(-1)
     post = CandidatePosterior(fit.model(u[:30], y[:30]), u[:30], y[:30] / fit.frame.s, cand)
     for i in range(30, len(u)):

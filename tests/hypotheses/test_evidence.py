@@ -5,7 +5,7 @@ import torch
 
 from abduce.hypotheses.declaration import Hypothesis, Normal, Parameter
 from abduce.hypotheses.evidence import EvidenceTracker, log_evidence, probabilities
-from abduce.hypotheses.fitting import FitSettings, fit_hypothesis
+from abduce.hypotheses.fitting import FitProblem, FitSettings, fit_hypothesis
 from abduce.hypotheses.library import BUILTIN
 from abduce.hypotheses.posterior import CandidatePosterior
 
@@ -35,7 +35,7 @@ def test_importance_sampling_matches_quadrature_for_one_parameter(transition_dat
     hyp = Hypothesis(
         "level", lambda x, p: p["c"] + 0 * x[..., 0], (Parameter("c", bounds=(-1.5, 1.5), unit="y", **kwargs),)
     )
-    fit = fit_hypothesis(hyp, u, y, LO, SPAN, None, FitSettings(), seed=0)
+    fit = fit_hypothesis(FitProblem(hyp, u, y, LO, SPAN, seed=0), FitSettings())
     model = fit.model(u, y)
     estimate = log_evidence(model, u, y, samples=512, seed=0).evidence()
     exact = _brute_force_log_z(model, u, y, "c", (-1.5, 1.5))
@@ -47,7 +47,7 @@ def test_evidence_prefers_the_true_law_and_probabilities_sum_to_one(transition_d
     u, y = transition_data
     log_z = []
     for name in ("second-order", "first-order", "linear"):
-        model = fit_hypothesis(BUILTIN[name], u, y, LO, SPAN, None, FitSettings(), seed=0).model(u, y)
+        model = fit_hypothesis(FitProblem(BUILTIN[name], u, y, LO, SPAN, seed=0), FitSettings()).model(u, y)
         log_z.append(log_evidence(model, u, y).evidence().log_z)
     p = probabilities(log_z)
     assert sum(p) == pytest.approx(1.0)
@@ -56,7 +56,7 @@ def test_evidence_prefers_the_true_law_and_probabilities_sum_to_one(transition_d
 
 def test_tracker_follows_new_points_exactly(transition_data):
     u, y = transition_data
-    fit = fit_hypothesis(BUILTIN["second-order"], u[:30], y[:30], LO, SPAN, None, FitSettings(), seed=0)
+    fit = fit_hypothesis(FitProblem(BUILTIN["second-order"], u[:30], y[:30], LO, SPAN, seed=0), FitSettings())
     s = fit.frame.s
     model = fit.model(u[:30], y[:30])
     tracker = log_evidence(model, u[:30], y[:30])
@@ -73,7 +73,7 @@ def test_importance_sampling_matches_plain_prior_monte_carlo_for_three_parameter
     """The annealed IS estimate against 2^19 plain prior draws (unbiased, slow) for a 3-parameter law."""
     u, y = transition_data
     u, y = u[::2], y[::2]
-    fit = fit_hypothesis(BUILTIN["sigmoid"], u, y, LO, SPAN, None, FitSettings(), seed=0)
+    fit = fit_hypothesis(FitProblem(BUILTIN["sigmoid"], u, y, LO, SPAN, seed=0), FitSettings())
     model = fit.model(u, y)
     estimate = log_evidence(model, u, y, samples=512, seed=0).evidence()
     from abduce.hypotheses.fitting import prior_draws, whitened_residuals
@@ -97,7 +97,7 @@ def test_the_band_integrated_over_the_parameters_equals_a_direct_mixture(transit
     u, y = transition_data
     u, y = u[::2], y[::2]
     hyp = BUILTIN["second-order"]
-    fit = fit_hypothesis(hyp, u, y, LO, SPAN, None, FitSettings(screen=64), seed=0)
+    fit = fit_hypothesis(FitProblem(hyp, u, y, LO, SPAN, seed=0), FitSettings(screen=64))
     model = fit.model(u, y)
     points = torch.linspace(0, 1, 57, dtype=torch.float64).unsqueeze(-1)
     post = CandidatePosterior(model, u, y / model.frame.s, points)
@@ -129,7 +129,7 @@ def test_the_band_integrated_over_the_parameters_equals_a_direct_mixture(transit
 def test_the_standard_error_of_log_z_is_that_of_the_mean_importance_weight(transition_data):
     """se(log Z) = se(Z) / Z with Z the mean of the unnormalised weights and se(Z) its sample sd / sqrt(S)."""
     u, y = transition_data
-    fit = fit_hypothesis(BUILTIN["second-order"], u, y, LO, SPAN, None, FitSettings(screen=64), seed=0)
+    fit = fit_hypothesis(FitProblem(BUILTIN["second-order"], u, y, LO, SPAN, seed=0), FitSettings(screen=64))
     tracker = log_evidence(fit.model(u, y), u, y, samples=256, seed=0)
     ev = tracker.evidence()
     log_w = torch.full_like(tracker.log_pq, -math.inf)
@@ -154,7 +154,7 @@ def test_a_jump_between_two_close_measurements_is_integrated_not_missed():
     u = x.to(torch.float64).unsqueeze(-1)
     y = torch.as_tensor(sim.measure(u.numpy()), dtype=torch.float64)
     hyp = BUILTIN["first-order"]
-    model = fit_hypothesis(hyp, u, y, LO, SPAN, None, FitSettings(), seed=0).model(u, y)
+    model = fit_hypothesis(FitProblem(hyp, u, y, LO, SPAN, seed=0), FitSettings()).model(u, y)
     estimate = log_evidence(model, u, y, samples=512, seed=0).evidence()
 
     frame = model.frame
@@ -192,7 +192,7 @@ def test_the_posterior_of_a_jump_fills_the_gap_between_the_measurements_either_s
     sim = Transition1D(law="first-order", x_c=truth, amplitude=0.7, noise_fraction=0.05, seed=3)
     u = x.to(torch.float64).unsqueeze(-1)
     y = torch.as_tensor(sim.measure(u.numpy()), dtype=torch.float64)
-    model = fit_hypothesis(BUILTIN["first-order"], u, y, LO, SPAN, None, FitSettings(), seed=0).model(u, y)
+    model = fit_hypothesis(FitProblem(BUILTIN["first-order"], u, y, LO, SPAN, seed=0), FitSettings()).model(u, y)
     estimate = log_evidence(model, u, y, samples=512, seed=0).evidence()
     gap = hi - lo
     assert estimate.mean["x_c"] == pytest.approx((lo + hi) / 2, abs=0.1 * gap)

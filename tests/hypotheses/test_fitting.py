@@ -2,7 +2,7 @@ import pytest
 
 from abduce.hypotheses.declaration import Hypothesis, Parameter
 from abduce.hypotheses.errors import FitError
-from abduce.hypotheses.fitting import FitSettings, fit_hypothesis
+from abduce.hypotheses.fitting import FitProblem, FitSettings, fit_hypothesis
 from abduce.hypotheses.library import BUILTIN
 
 LO, SPAN = (0.0,), (1.0,)
@@ -10,7 +10,7 @@ LO, SPAN = (0.0,), (1.0,)
 
 def test_fit_recovers_the_transition(transition_data):
     u, y = transition_data
-    fit = fit_hypothesis(BUILTIN["second-order"], u, y, LO, SPAN, None, FitSettings(), seed=0)
+    fit = fit_hypothesis(FitProblem(BUILTIN["second-order"], u, y, LO, SPAN, seed=0), FitSettings())
     model = fit.model(u, y)
     values = {k: float(v.detach()) for k, v in model.physics.values().items()}
     assert values["x_c"] == pytest.approx(0.6, abs=0.05)
@@ -20,15 +20,15 @@ def test_fit_recovers_the_transition(transition_data):
 
 def test_warm_start_on_the_same_data_never_loses_the_optimum(transition_data):
     u, y = transition_data
-    cold = fit_hypothesis(BUILTIN["sigmoid"], u, y, LO, SPAN, None, FitSettings(), seed=0)
-    warm = fit_hypothesis(BUILTIN["sigmoid"], u, y, LO, SPAN, cold, FitSettings(), seed=1)
+    cold = fit_hypothesis(FitProblem(BUILTIN["sigmoid"], u, y, LO, SPAN, seed=0), FitSettings())
+    warm = fit_hypothesis(FitProblem(BUILTIN["sigmoid"], u, y, LO, SPAN, warm=cold, seed=1), FitSettings())
     assert warm.log_posterior >= cold.log_posterior - 1e-6
 
 
 def test_warm_start_survives_a_new_data_scale(transition_data):
     u, y = transition_data
-    cold = fit_hypothesis(BUILTIN["second-order"], u[:20], y[:20], LO, SPAN, None, FitSettings(), seed=0)
-    doubled = fit_hypothesis(BUILTIN["second-order"], u, 2 * y, LO, SPAN, cold, FitSettings(), seed=0)
+    cold = fit_hypothesis(FitProblem(BUILTIN["second-order"], u[:20], y[:20], LO, SPAN, seed=0), FitSettings())
+    doubled = fit_hypothesis(FitProblem(BUILTIN["second-order"], u, 2 * y, LO, SPAN, warm=cold, seed=0), FitSettings())
     a_cold = cold.frame.to_physical(BUILTIN["second-order"].parameters[0], cold.model(u, y).physics.value("A"))
     a_new = doubled.frame.to_physical(BUILTIN["second-order"].parameters[0], doubled.model(u, 2 * y).physics.value("A"))
     assert float(a_new) == pytest.approx(2 * float(a_cold), rel=0.3)
@@ -36,8 +36,8 @@ def test_warm_start_survives_a_new_data_scale(transition_data):
 
 def test_fitting_deterministic_for_a_seed(transition_data):
     u, y = transition_data
-    a = fit_hypothesis(BUILTIN["first-order"], u, y, LO, SPAN, None, FitSettings(), seed=3)
-    b = fit_hypothesis(BUILTIN["first-order"], u, y, LO, SPAN, None, FitSettings(), seed=3)
+    a = fit_hypothesis(FitProblem(BUILTIN["first-order"], u, y, LO, SPAN, seed=3), FitSettings())
+    b = fit_hypothesis(FitProblem(BUILTIN["first-order"], u, y, LO, SPAN, seed=3), FitSettings())
     assert a.log_posterior == b.log_posterior
 
 
@@ -45,7 +45,7 @@ def test_a_mean_that_is_always_nan_raises_a_typed_error(transition_data):
     u, y = transition_data
     broken = Hypothesis("broken", lambda x, p: p["a"] * x[..., 0] * float("nan"), (Parameter("a"),))
     with pytest.raises(FitError) as info:
-        fit_hypothesis(broken, u, y, LO, SPAN, None, FitSettings(), seed=0)
+        fit_hypothesis(FitProblem(broken, u, y, LO, SPAN, seed=0), FitSettings())
     assert info.value.hypothesis == "broken" and info.value.n == 40
 
 
@@ -59,8 +59,8 @@ def test_a_warm_fit_also_starts_from_the_screen_every_few_points(transition_data
     u, y = transition_data
     u, y = u[:n], y[:n]
     settings = FitSettings(explore_every=explore_every)
-    warm = fit_hypothesis(BUILTIN["second-order"], u, y, LO, SPAN, None, settings, seed=0)
-    plan = plan_fit(BUILTIN["second-order"], u, y, LO, SPAN, warm, settings, seed=1)
+    warm = fit_hypothesis(FitProblem(BUILTIN["second-order"], u, y, LO, SPAN, seed=0), settings)
+    plan = plan_fit(FitProblem(BUILTIN["second-order"], u, y, LO, SPAN, warm=warm, seed=1), settings)
     assert len(plan.starts) == expected
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from gpytorch.kernels import MaternKernel
 
-from abduce.hypotheses.fitting import FitSettings, fit_hypothesis
+from abduce.hypotheses.fitting import FitProblem, FitSettings, fit_hypothesis
 from abduce.hypotheses.library import BUILTIN, NONE_OF_THESE
 from abduce.hypotheses.occam import log_occam, loglik_derivatives, matern, matern_correlation
 from abduce.simulators.transition1d import Transition1D
@@ -87,7 +87,7 @@ def test_a_kernel_matrix_singular_to_rounding_gets_gpytorchs_jitter_not_a_refusa
 def _fit(name, x, y):
     h = NONE_OF_THESE if name == NONE_OF_THESE.name else BUILTIN[name]
     u, y = torch.tensor(x), torch.tensor(y)
-    fit = fit_hypothesis(h, u, y, (0.0,), (1.0,), None, FitSettings(), seed=0)
+    fit = fit_hypothesis(FitProblem(h, u, y, (0.0,), (1.0,), seed=0), FitSettings())
     return fit.model(u, y), u, y / fit.frame.s
 
 

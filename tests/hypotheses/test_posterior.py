@@ -1,13 +1,13 @@
 import torch
 
-from abduce.hypotheses.fitting import FitSettings, fit_hypothesis
+from abduce.hypotheses.fitting import FitProblem, FitSettings, fit_hypothesis
 from abduce.hypotheses.library import BUILTIN
 from abduce.hypotheses.posterior import CandidatePosterior
 
 
 def test_cached_posterior_equals_botorch_and_rank_one_updates_equal_a_rebuild(transition_data):
     u, y = transition_data
-    fit = fit_hypothesis(BUILTIN["sigmoid"], u[:25], y[:25], (0.0,), (1.0,), None, FitSettings(), seed=0)
+    fit = fit_hypothesis(FitProblem(BUILTIN["sigmoid"], u[:25], y[:25], (0.0,), (1.0,), seed=0), FitSettings())
     s = fit.frame.s
     cand = torch.linspace(0, 1, 333, dtype=torch.float64).unsqueeze(-1)
     post = CandidatePosterior(fit.model(u[:25], y[:25]), u[:25], y[:25] / s, cand, chunk=50)

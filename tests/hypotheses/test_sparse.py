@@ -7,7 +7,7 @@ import torch
 from gpytorch.mlls import ExactMarginalLogLikelihood
 
 from abduce.hypotheses.evidence import log_evidence
-from abduce.hypotheses.fitting import Fit, FitSettings, fit_hypothesis
+from abduce.hypotheses.fitting import Fit, FitProblem, FitSettings, fit_hypothesis
 from abduce.hypotheses.library import BUILTIN
 from abduce.hypotheses.posterior import CandidatePosterior
 from abduce.hypotheses.sparse import SparseCandidatePosterior, TitsiasMarginalLogLikelihood, inducing_points
@@ -35,7 +35,7 @@ def test_farthest_point_inducing_points_are_deterministic_and_spread():
 
 def test_with_every_point_inducing_the_bound_posterior_and_evidence_are_exact(transition_data):
     u, y = transition_data
-    fit = fit_hypothesis(BUILTIN["second-order"], u, y, LO, SPAN, None, FitSettings(), seed=0)
+    fit = fit_hypothesis(FitProblem(BUILTIN["second-order"], u, y, LO, SPAN, seed=0), FitSettings())
     model, s = fit.model(u, y), fit.frame.s
     v = y / s
     model.train()
@@ -58,7 +58,9 @@ def test_with_every_point_inducing_the_bound_posterior_and_evidence_are_exact(tr
 def test_rank_one_steps_equal_a_rebuild_for_posterior_and_evidence():
     u, y = _data(160)
     z = inducing_points(u[:120], 24)
-    fit = fit_hypothesis(BUILTIN["second-order"], u[:120], y[:120], LO, SPAN, None, FitSettings(), seed=0, inducing=24)
+    fit = fit_hypothesis(
+        FitProblem(BUILTIN["second-order"], u[:120], y[:120], LO, SPAN, seed=0, inducing=24), FitSettings()
+    )
     assert fit.inducing == 24 and torch.equal(z, inducing_points(u[:120], 24))
     s = fit.frame.s
     model = fit.model(u[:120], y[:120])
@@ -80,8 +82,8 @@ def test_rank_one_steps_equal_a_rebuild_for_posterior_and_evidence():
 
 def test_sparse_fit_of_many_points_is_close_to_exact_and_to_the_truth():
     u, y = _data(600, seed=5)
-    exact = fit_hypothesis(BUILTIN["second-order"], u, y, LO, SPAN, None, FitSettings(), seed=0)
-    sparse = fit_hypothesis(BUILTIN["second-order"], u, y, LO, SPAN, None, FitSettings(), seed=0, inducing=64)
+    exact = fit_hypothesis(FitProblem(BUILTIN["second-order"], u, y, LO, SPAN, seed=0), FitSettings())
+    sparse = fit_hypothesis(FitProblem(BUILTIN["second-order"], u, y, LO, SPAN, seed=0, inducing=64), FitSettings())
     e_post = CandidatePosterior(exact.model(u, y), u, y / exact.frame.s, CAND)
     s_post = SparseCandidatePosterior(sparse.model(u, y), u, y / sparse.frame.s, CAND, z=inducing_points(u, 64))
     truth = torch.tensor(Transition1D(seed=5).truth(CAND.numpy()))
@@ -95,7 +97,7 @@ def test_sparse_fit_of_many_points_is_close_to_exact_and_to_the_truth():
 
 def test_fit_json_round_trip_keeps_the_inducing_count():
     u, y = _data(60)
-    fit = fit_hypothesis(BUILTIN["linear"], u, y, LO, SPAN, None, FitSettings(), seed=0, inducing=16)
+    fit = fit_hypothesis(FitProblem(BUILTIN["linear"], u, y, LO, SPAN, seed=0, inducing=16), FitSettings())
     back = Fit.from_json(fit.hypothesis, fit.frame, fit.to_json())
     assert back.inducing == 16
     assert Fit.from_json(fit.hypothesis, fit.frame, {**fit.to_json(), "inducing": 0}).inducing == 0

@@ -30,7 +30,7 @@ from abduce.controller.intake.capabilities import space_of
 from abduce.controller.journal.resume import replay
 from abduce.controller.journal.rundir import read_endpoints
 from abduce.controller.journal.store import Journal
-from abduce.controller.recipe.build import campaign_from_names
+from abduce.controller.recipe.recipe import Recipe
 from abduce.controller.recipe.settings import load_settings
 from abduce.hypotheses.fitting import FitSettings
 from abduce.hypotheses.library import BUILTIN
@@ -61,8 +61,8 @@ def new_campaign(space) -> Campaign:
             fit=FitSettings(screen=32, restarts=1, maxiter=20),
             evidence_samples=64,
             reference_size=128,
-            device="cpu",
         ),
+        device="cpu",
     )
 
 
@@ -525,8 +525,8 @@ def test_the_daemon_skips_a_nan_reading_and_finishes_with_clean_data_files(tmp_p
     assert len(measured_lines) == 8 and all(math.isfinite(m["y"]) for m in measured_lines)  # no NaN in the data files
     with Journal.open(run / "journal.sqlite", readonly=True) as j:
         resumed = replay(
-            campaign_from_names(
-                space_of(driver.describe()), ["second-order", "linear"], "discriminate", None, 8, SEED, 4, 0.1
+            Recipe(hypotheses=("second-order", "linear"), budget=8, seed=SEED, n_init=4).build_campaign(
+                space_of(driver.describe())
             ),
             j,
         )

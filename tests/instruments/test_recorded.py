@@ -272,9 +272,10 @@ def test_the_recorded_file_answers_every_candidate_as_the_live_frozen_simulator_
 
 
 def _campaign(space, seed: int = SEED):
-    from abduce.controller.recipe.build import campaign_from_names
+    from abduce.controller.recipe.recipe import Recipe
 
-    return campaign_from_names(space, ("second-order", "linear"), "epsilon-greedy", None, 12, seed, 4, 0.1)
+    recipe = Recipe(hypotheses=("second-order", "linear"), policy="epsilon-greedy", budget=12, seed=seed, n_init=4)
+    return recipe.build_campaign(space)
 
 
 def _run(instrument, space):

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from abduce.controller.core.campaign import resolve_device
 from abduce.controller.core.measurements import Measurement
+from abduce.controller.recipe.recipe import resolve_device
 from abduce.controller.rehearse.simulated import SimulatedRun
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -32,10 +32,10 @@ def test_a_campaign_on_cuda_matches_the_cpu_campaign_and_keeps_its_state_on_the_
     gpu, cpu = _drive("cuda"), _drive("cpu")
     assert gpu.leader() == cpu.leader() == "second-order"
     assert gpu.probabilities()["second-order"] == pytest.approx(cpu.probabilities()["second-order"], abs=0.05)
-    for slot in gpu._slots:
+    for slot in gpu.belief.slots:
         assert slot.posterior.mean_rel.device.type == "cuda" and slot.posterior.var_rel.device.type == "cuda"
         assert all(t.device.type == "cuda" for t in slot.fit.state.values())
-    assert gpu._points.device.type == "cuda"
+    assert gpu.belief.points.device.type == "cuda"
     np.testing.assert_allclose(gpu.posterior_mean("second-order"), cpu.posterior_mean("second-order"), atol=0.05)
 
 
@@ -46,5 +46,5 @@ def test_inducing_points_and_batched_fits_run_on_cuda():
     while not campaign.done:
         r = campaign.ask()
         campaign.tell(Measurement(r.request_id, r.x, float(sim.measure(np.array([r.x]))[0])))
-    assert all(slot.fit.inducing == 8 for slot in campaign._slots)
-    assert all(slot.posterior.p.device.type == "cuda" for slot in campaign._slots)
+    assert all(slot.fit.inducing == 8 for slot in campaign.belief.slots)
+    assert all(slot.posterior.p.device.type == "cuda" for slot in campaign.belief.slots)

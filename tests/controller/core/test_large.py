@@ -40,7 +40,7 @@ def _measure(sim, r):
 def test_all_hypotheses_switch_together_past_exact_max_n_and_say_so(caplog):
     c, sim = _campaign()
     states = []
-    with caplog.at_level(logging.INFO, logger="abduce.controller.core.campaign"):
+    with caplog.at_level(logging.INFO, logger="abduce.hypotheses.belief"):
         while not c.done:
             record = c.tell(_measure(sim, c.ask()))
             states.append((c.n, record.refit, c.fit_states(c.hypothesis_names)))
@@ -48,7 +48,7 @@ def test_all_hypotheses_switch_together_past_exact_max_n_and_say_so(caplog):
     assert all(f["inducing"] == 0 for f in by_n[24][1].values())
     assert set(by_n[25][0]) == {"second-order", "linear", "none of these"}  # all refit at the switch
     assert all(f["inducing"] == 12 for f in by_n[25][1].values())
-    assert all(isinstance(s.posterior, SparseCandidatePosterior) for s in c._all_slots())
+    assert all(isinstance(s.posterior, SparseCandidatePosterior) for s in c.belief.all_slots())
     switched = [r for r in caplog.records if "switching from exact inference to 12 inducing points" in r.getMessage()]
     assert len(switched) == 3 and "n = 25 > 24" in switched[0].getMessage()
     assert c.leader() == "second-order" and c.probabilities()["second-order"] > 0.9

@@ -18,12 +18,12 @@ import math
 
 import pytest
 
-from abduce.controller.core import campaign as campaign_module
 from abduce.controller.core.campaign import Campaign, CampaignSettings
 from abduce.controller.core.measurements import Measurement
 from abduce.controller.core.space import Space
 from abduce.controller.decide.stopping import Budget
 from abduce.controller.errors import MeasurementRejected
+from abduce.hypotheses import belief as belief_module
 from abduce.hypotheses.fitting import FitSettings
 from abduce.hypotheses.library import BUILTIN
 
@@ -262,8 +262,8 @@ def test_a_restored_step_takes_the_journalled_fit_instead_of_fitting(monkeypatch
     def no_fitting(*args, **kwargs):
         raise AssertionError("a restored step must not fit")
 
-    monkeypatch.setattr(campaign_module, "fit_hypotheses_batched", no_fitting)
-    monkeypatch.setattr(campaign_module, "fit_planned", no_fitting)
+    monkeypatch.setattr(belief_module, "fit_hypotheses_batched", no_fitting)
+    monkeypatch.setattr(belief_module, "fit_planned", no_fitting)
     replayed = build()
     for m, restore in zip(told, states):
         assert replayed.ask().request_id == m.request_id

@@ -7,7 +7,7 @@ from abduce.controller.decide.acquisition import (
     IntegratedVarianceReduction,
     discrimination_score,
 )
-from abduce.hypotheses.fitting import FitSettings, fit_hypothesis
+from abduce.hypotheses.fitting import FitProblem, FitSettings, fit_hypothesis
 from abduce.hypotheses.library import BUILTIN
 from abduce.hypotheses.posterior import CandidatePosterior
 
@@ -18,7 +18,7 @@ def fitted(transition_data):
     u, y = u[::3], y[::3]
     models = []
     for name in ("second-order", "sigmoid"):
-        fit = fit_hypothesis(BUILTIN[name], u, y, (0.0,), (1.0,), None, FitSettings(screen=64), seed=0)
+        fit = fit_hypothesis(FitProblem(BUILTIN[name], u, y, (0.0,), (1.0,), seed=0), FitSettings(screen=64))
         models.append((fit.model(u, y), fit.frame.s))
     return u, y, models
 

@@ -49,5 +49,5 @@ def test_the_probability_floor_puts_two_standard_errors_against_the_leader():
         seed=0,
         settings=CampaignSettings(none_prior=0.0),
     )
-    floor = c._probability_floor({"linear": 3.0, "constant": 0.0}, {"linear": 0.5, "constant": 0.25}, None)
+    floor = c.belief._floor({"linear": 3.0, "constant": 0.0}, {"linear": 0.5, "constant": 0.25}, None)
     assert floor == pytest.approx(math.exp(2.0) / (math.exp(2.0) + math.exp(0.5)), rel=1e-12)

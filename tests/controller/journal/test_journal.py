@@ -280,18 +280,17 @@ def test_background_fsync_completes_before_the_next_durable_append(tmp_path, mon
 
 
 def test_a_resume_restores_journalled_fits_instead_of_refitting(tmp_path, monkeypatch):
-    from abduce.controller.core import campaign as campaign_module
     from abduce.controller.rehearse.simulated import SimulatedRun
+    from abduce.hypotheses import belief as belief_module
 
     run = SimulatedRun(hypotheses=("second-order", "linear"), policy="epsilon-greedy", budget=12, grid=101, n_init=4)
     with Journal.create(tmp_path / "j.sqlite", CONFIG) as j:
         live = run.run(journal=j)
     fits = []
-    real = campaign_module.plan_fit  # every fit, one by one or batched, starts from a plan
-    monkeypatch.setattr(campaign_module, "plan_fit", lambda *a, **k: fits.append(1) or real(*a, **k))
-    import dataclasses
+    real = belief_module.plan_fit  # every fit, one by one or batched, starts from a plan
+    monkeypatch.setattr(belief_module, "plan_fit", lambda *a, **k: fits.append(1) or real(*a, **k))
 
-    longer = dataclasses.replace(run, budget=run.budget + 1)  # same request ids; one more step to ask for
+    longer = run.model_copy(update={"budget": run.budget + 1})  # same request ids; one more step to ask for
     with Journal.open(tmp_path / "j.sqlite", readonly=True) as j:
         resumed = replay(longer.build()[0], j)
     assert fits == []  # every refit came from the journal
@@ -300,9 +299,8 @@ def test_a_resume_restores_journalled_fits_instead_of_refitting(tmp_path, monkey
 
 def live_next(run):
     """The request an uninterrupted campaign would send after its budget (asked of a longer twin)."""
-    import dataclasses
 
-    twin = dataclasses.replace(run, budget=run.budget + 1)
+    twin = run.model_copy(update={"budget": run.budget + 1})
     campaign, sim = twin.build()
     while campaign.n < run.budget:
         r = campaign.ask()

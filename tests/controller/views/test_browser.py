@@ -8,7 +8,6 @@ Chromium, with no network beyond what each test allows.
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import os
 import threading
@@ -126,7 +125,7 @@ def test_the_live_page_follows_a_running_campaign(browser, tmp_path):
                     raise _Stop
 
     def measure() -> None:  # the journal's connection belongs to this thread
-        rundir = RunDirectory(live, {"mode": "in-process", **dataclasses.asdict(opts)})
+        rundir = RunDirectory(live, {"mode": "in-process", **opts.model_dump(mode="json")})
         try:
             opts.run([rundir, pace], journal=rundir.journal)
         except _Stop:

@@ -7,7 +7,6 @@ The recorded runs here are shared with test_plots.py and test_report.py
 from __future__ import annotations
 
 import atexit
-import dataclasses
 import functools
 import json
 import math
@@ -54,7 +53,7 @@ def recorded(nan_at: int | None = None) -> tuple[Path, dict[int, dict]]:
 
     opts = SimulatedRun(**RUN)
     out = _scratch("abduce-inspect-") / "run"
-    rundir = RunDirectory(out, {"mode": "in-process", **dataclasses.asdict(opts)})
+    rundir = RunDirectory(out, {"mode": "in-process", **opts.model_dump(mode="json")})
     campaign, sim = opts.build()
     live = {0: campaign.summary()}
     failed: set[int] = set()
@@ -94,7 +93,7 @@ def recorded_loops() -> Path:
         reduction="loop-area",
     )
     out = _scratch("abduce-loops-") / "run"
-    config = {"mode": "rehearsal", **dataclasses.asdict(r)}
+    config = {"mode": "rehearsal", **r.model_dump(mode="json")}
     rundir = RunDirectory(out, config)
     try:
         r.run([rundir], journal=rundir.journal)

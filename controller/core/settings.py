@@ -1,0 +1,89 @@
+"""A campaign's knobs and its record of one step: plain, immutable values."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from abduce.controller.errors import ConfigError
+from abduce.hypotheses.belief import InferenceSettings
+
+
+@dataclass(frozen=True)
+class CampaignSettings(InferenceSettings):
+    """Knobs of a campaign (all with defaults that the benchmarks were run with): how its belief is
+    computed (:class:`~abduce.hypotheses.belief.InferenceSettings`: fitting effort, evidence samples,
+    exact or inducing inference, "none of these", checks) and, here, how it decides.
+
+    Attributes:
+        n_init: space-filling measurements before the first fit.
+        refit_every_step_below: refit the policy's hypotheses every step up to this n.
+        refit_growth: past it, refit once n has grown by this fraction since the last refit.
+        reference_size: points the integrated variance (reward, ``nipv``) is averaged over.
+        exclude_measured: never ask for a candidate that was already measured.
+        restarts, raw_samples: ``optimize_acqf`` effort on a continuous space.
+        max_failures: consecutive failed readings (NaN/inf; see ``Campaign.skip``)
+            after which the campaign stops with the error instead of asking elsewhere.
+
+    Where the maths runs is not a setting of the campaign: the edge that builds it chooses the
+    device (:func:`abduce.controller.recipe.recipe.resolve_device`) and passes it in.
+    """
+
+    n_init: int = 5
+    refit_every_step_below: int = 100
+    refit_growth: float = 0.1
+    reference_size: int = 1024
+    exclude_measured: bool = True
+    restarts: int = 4
+    raw_samples: int = 128
+    max_failures: int = 3
+
+    def __post_init__(self) -> None:
+        if self.n_init < 1:
+            raise ConfigError(f"n_init must be >= 1, got {self.n_init}")
+        if self.refit_growth <= 0:
+            raise ConfigError(f"refit_growth must be > 0, got {self.refit_growth}")
+        super().__post_init__()
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """What happened at one step (one ``tell``), for logs, journals and people.
+
+    Attributes:
+        step, request_id, x, y: the measurement.
+        hypothesis, reason: who chose the point and why (see ``MeasureRequest``).
+        refit: hypotheses refit after this measurement.
+        reward: the driver's reward (epsilon-greedy, on refit steps), else None.
+        probabilities, log_evidence, integrated_variance: per hypothesis name.
+        parameters: per hypothesis, ``{param: [posterior mean, sd]}`` in physical units.
+        fit_failures: per hypothesis whose refit failed, the error message (a hypothesis
+            with an earlier good fit keeps it, updated with the new points).
+        stopped: whether the stopping rule fired after this step.
+        unfitted: hypotheses that have never been fitted (every fit so far failed):
+            they have no probability yet, and while any is left no leader is declared.
+        none: "none of these" (``{"probability", "log_evidence", "log_evidence_se"}``), None when the
+            campaign leaves it out or before its first fit. ``probabilities`` and this sum to 1.
+        log_evidence_se: per hypothesis, the Monte Carlo standard error of its log evidence.
+        checks: per fitted hypothesis (and "none of these"), its posterior predictive checks
+            (:meth:`abduce.hypotheses.criticism.Criticism.to_json`), up to ``CampaignSettings.check_below``
+            measurements.
+    """
+
+    step: int
+    request_id: str
+    x: tuple[float, ...]
+    y: float
+    hypothesis: str | None
+    reason: str
+    refit: tuple[str, ...]
+    reward: float | None
+    probabilities: dict[str, float]
+    log_evidence: dict[str, float]
+    integrated_variance: dict[str, float]
+    parameters: dict[str, dict[str, list[float]]]
+    fit_failures: dict[str, str]
+    stopped: bool
+    unfitted: tuple[str, ...] = ()
+    none: dict[str, float] | None = None
+    log_evidence_se: dict[str, float] = field(default_factory=dict)
+    checks: dict[str, dict] = field(default_factory=dict)

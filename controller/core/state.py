@@ -1,0 +1,296 @@
+"""A campaign's state and everything that only reads it.
+
+:class:`CampaignState` holds what a campaign knows after its measurements (the
+data, the :class:`~abduce.hypotheses.belief.Belief` over its hypotheses, the
+step records, the policy's bookkeeping) and answers questions about it: the
+probabilities, the leader, the posterior bands, what the next acquisition
+would score. Two kinds of campaign share it: the live
+:class:`~abduce.controller.core.campaign.Campaign`, which adds ``ask`` and
+``tell``, and the read-only :class:`~abduce.controller.core.snapshot.Snapshot`
+loaded from a journal for looking at.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from abduce.controller.core import design
+from abduce.controller.core.settings import CampaignSettings, StepRecord
+from abduce.controller.core.space import DTYPE, Space
+from abduce.controller.core.verdict import explained
+from abduce.controller.decide.acquisition import ACQUISITIONS, Acquisition
+from abduce.controller.decide.policies import POLICIES, Policy, PolicyView
+from abduce.controller.decide.stopping import StoppingRule
+from abduce.controller.errors import CampaignStateError, ConfigError
+from abduce.hypotheses.belief import Belief
+from abduce.hypotheses.check import check_once
+from abduce.hypotheses.declaration import Hypothesis
+from abduce.hypotheses.library import NONE_OF_THESE
+
+_NAMESPACE = uuid.UUID("6f6b4a52-3d0e-4f7c-9a55-2b1e8f0c9d11")
+
+
+class CampaignState:
+    """What a campaign knows, and the questions it answers (see :class:`~abduce.controller.core.campaign.Campaign`
+    for the arguments)."""
+
+    def __init__(
+        self,
+        space: Space,
+        hypotheses: list[Hypothesis],
+        policy: str | Policy,
+        acquisition: str | Acquisition | None,
+        stopping: StoppingRule,
+        seed: int,
+        settings: CampaignSettings | None = None,
+        name: str = "campaign",
+        device: torch.device | str | None = None,
+    ) -> None:
+        if not hypotheses:
+            raise ConfigError("a campaign needs at least one hypothesis")
+        names = [h.name for h in hypotheses]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"hypothesis names must be unique, got {names}")
+        for h in hypotheses:  # a law that is NaN somewhere in its range would break fits later, silently
+            check_once(h, space.lo, space.hi, space.candidates)
+        self.space = space
+        self.policy = POLICIES[policy]() if isinstance(policy, str) else policy
+        acq = acquisition if acquisition is not None else self.policy.default_acquisition
+        self.acquisition = ACQUISITIONS[acq]() if isinstance(acq, str) else acq
+        self.stopping = stopping
+        self.seed = int(seed)
+        settings = settings or CampaignSettings()
+        self.name = name
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self._points = design.posterior_points(space, self.seed, settings.reference_size, self.device)
+        self.belief = Belief(hypotheses, self._points, space.lo, space.span, settings)
+        self.settings = settings
+        self._times_chosen = [0] * len(hypotheses)
+        self._rewards: list[list[float]] = [[] for _ in hypotheses]
+        self._x: list[tuple[float, ...]] = []
+        self._y: list[float] = []
+        self._measured_idx: list[int] = []
+        self._failed_idx: list[int] = []  # candidates whose reading was not a number: never asked again
+        self._attempts: dict[int, int] = {}  # step -> failed readings skipped at it
+        self._told: set[str] = set()
+        self._history: list[StepRecord] = []
+        self._stopped = False
+        self._reference_idx = design.reference_indices(self._points, self.seed, settings.reference_size)
+        self._design = design.initial_design(space, self._points, self.seed, settings.n_init)
+
+    @property
+    def settings(self) -> CampaignSettings:
+        return self._settings
+
+    @settings.setter
+    def settings(self, value: CampaignSettings) -> None:
+        """Settings changed before the first fit (a benchmark's effort) reach the belief too."""
+        self._settings = value
+        self.belief.settings = value
+
+    # ------------------------------------------------------------------ reading
+
+    @property
+    def n(self) -> int:
+        """Measurements told so far."""
+        return len(self._y)
+
+    @property
+    def done(self) -> bool:
+        """Whether the stopping rule has fired (or no candidate is left)."""
+        return self._stopped
+
+    @property
+    def hypothesis_names(self) -> tuple[str, ...]:
+        return self.belief.names
+
+    @property
+    def history(self) -> tuple[StepRecord, ...]:
+        return tuple(self._history)
+
+    @property
+    def data(self) -> tuple[list[tuple[float, ...]], list[float]]:
+        """Copies of the measured points and values, in order."""
+        return list(self._x), list(self._y)
+
+    @property
+    def exact_limit(self) -> int:
+        """Most measurements for exact inference (:attr:`abduce.hypotheses.belief.Belief.exact_limit`)."""
+        return self.belief.exact_limit
+
+    def probabilities(self) -> dict[str, float]:
+        """Posterior probability of each hypothesis (empty before the first fit)."""
+        return self._history[-1].probabilities if self._history else {}
+
+    def leader(self) -> str | None:
+        """The most probable hypothesis; None before the first fit, or while a hypothesis has never been
+        fitted (its evidence is unknown: the probabilities are over the fitted ones only)."""
+        if self._history and self._history[-1].unfitted:
+            return None
+        probs = self.probabilities()
+        return max(probs, key=probs.__getitem__) if probs else None
+
+    def fit_failures(self) -> dict[str, int]:
+        """How many refits of each hypothesis failed so far (0 for those that never failed); "none of
+        these" too, once it has been weighed."""
+        counts = dict.fromkeys(self.hypothesis_names, 0)
+        if self._history and (
+            self._history[-1].none is not None or any(NONE_OF_THESE.name in r.fit_failures for r in self._history)
+        ):
+            counts[NONE_OF_THESE.name] = 0  # once it has been weighed (or tried)
+        for record in self._history:
+            for name in record.fit_failures:
+                counts[name] = counts.get(name, 0) + 1
+        return counts
+
+    def summary(self) -> dict:
+        """``{"leader", "measurements", "hypotheses": [{"name", "probability", "times_chosen", "parameters",
+        "check"}], "unfitted", "fit_failures", "none", "explained"}``
+        (:func:`~abduce.controller.core.verdict.explained`)."""
+        last = self._history[-1] if self._history else None
+        hyps = []
+        for i, name in enumerate(self.hypothesis_names):
+            params = last.parameters.get(name, {}) if last else {}
+            mean_reward = self._mean_reward(i)
+            hyps.append(
+                {
+                    "name": name,
+                    "probability": last.probabilities.get(name, 0.0) if last else 0.0,
+                    "log_evidence": last.log_evidence.get(name) if last else None,
+                    "log_evidence_se": last.log_evidence_se.get(name) if last else None,
+                    "times_chosen": self._times_chosen[i],
+                    "mean_reward": None if math.isnan(mean_reward) else mean_reward,
+                    "parameters": {p: {"mean": v[0], "sd": v[1]} for p, v in params.items()},
+                    "check": last.checks.get(name) if last else None,
+                }
+            )
+        none = dict(last.none, check=last.checks.get(NONE_OF_THESE.name)) if last and last.none else None
+        return {
+            "leader": self.leader(),
+            "measurements": self.n,
+            "hypotheses": hyps,
+            "unfitted": list(last.unfitted) if last else [],
+            "fit_failures": self.fit_failures(),
+            "none": none,
+            "explained": explained(hyps, none),
+        }
+
+    def points(self) -> np.ndarray:
+        """``N x d`` physical coordinates of the points the posteriors are kept at: the
+        candidates of a finite space, the Sobol reference points of a box."""
+        return self.space.from_unit(self._points).detach().cpu().numpy()
+
+    def posterior_mean(self, hypothesis: str | None = None) -> np.ndarray | None:
+        """``N`` posterior means (physical units) of ``hypothesis`` (default: the leader) at
+        :meth:`points`; None before it has been fitted."""
+        name = hypothesis or self.leader()
+        post = self.posterior(name) if name is not None else None
+        return None if post is None else post[0]
+
+    def posterior(self, hypothesis: str, plug_in: bool = False) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(mean, sd)`` of the latent function under ``hypothesis`` at :meth:`points` (physical units);
+        None before its first fit. "none of these" answers too.
+
+        The band integrates over the physical parameters' posterior (the evidence's importance draws:
+        :meth:`abduce.hypotheses.evidence.EvidenceTracker.band`), so the uncertainty of ``x_c`` reaches
+        it; the kernel hyperparameters stay at their fit. ``plug_in``: the parameters at their fitted
+        values instead (what the acquisitions score with, and the only band past the inducing switch).
+        """
+        band = self.belief.band(hypothesis, plug_in)
+        if band is None:
+            return None
+        mean, var = band
+        return mean.detach().cpu().numpy(), var.clamp_min(0).sqrt().detach().cpu().numpy()
+
+    def request_id(self, step: int, attempt: int = 0) -> str:
+        """The id of the request for ``step`` (``attempt``: readings skipped at that step before it);
+        unique per campaign name, seed, step and attempt."""
+        key = f"{self.name}/{self.seed}/{step}" + (f"/retry{attempt}" if attempt else "")
+        return str(uuid.uuid5(_NAMESPACE, key))
+
+    def fit_states(self, names) -> dict[str, dict]:
+        """The current fitted state of each named hypothesis, as JSON (for the journal; see ``Campaign.tell``)."""
+        return self.belief.fit_states(names)
+
+    def acquisition_scores(self) -> tuple[np.ndarray, str | None]:
+        """What the next ``ask`` would score, without asking: ``N`` values at :meth:`points`
+        (NaN where it never goes) and the driving hypothesis (None: all of them).
+
+        Raises:
+            CampaignStateError: a baseline policy (it picks points without an
+                acquisition), or no hypothesis fitted yet.
+        """
+        if type(self.policy).select is not Policy.select:
+            raise CampaignStateError(f"policy {self.policy.name!r} chooses points without an acquisition")
+        if self.n < len(self._design):
+            raise CampaignStateError("no acquisition during the initial design")
+        driver, _ = self.policy.choose(self._policy_view(), self._rng("policy", self.n))  # the same seeded choice
+        with torch.no_grad():
+            scores, acq = self._scores(driver)
+            if scores is None:
+                scores = acq(self._points.unsqueeze(1))  # type: ignore[operator]
+        out = scores.detach().cpu().numpy().astype(float)
+        out[~np.isfinite(out)] = np.nan
+        return out, self.hypothesis_names[driver] if driver is not None else None
+
+    # ------------------------------------------------------------------ shared internals
+
+    def _mean_reward(self, i: int) -> float:
+        rewards = self._rewards[i]
+        return sum(rewards) / len(rewards) if rewards else math.nan
+
+    def _rng(self, purpose: str, step: int, index: int = 0) -> np.random.Generator:
+        return design.rng(self.seed, purpose, step, index)
+
+    def _int_seed(self, purpose: str, step: int, index: int = 0) -> int:
+        return design.int_seed(self.seed, purpose, step, index)
+
+    def _tensor(self, values) -> Tensor:
+        return torch.as_tensor(values, dtype=DTYPE, device=self.device)
+
+    def _data_tensors(self) -> tuple[Tensor, Tensor]:
+        x = self._tensor(self._x)
+        return self.space.to_unit(x), self._tensor(self._y)
+
+    def _policy_view(self) -> PolicyView:
+        probs = self.probabilities()
+        return PolicyView(
+            probabilities=tuple(probs.get(name, 0.0) for name in self.hypothesis_names),
+            times_chosen=tuple(self._times_chosen),
+            mean_reward=tuple(self._mean_reward(i) for i in range(len(self._rewards))),
+        )
+
+    def _weights(self) -> Tensor:
+        """The laws' probabilities renormalised over the set (what an acquisition weighs them by)."""
+        probs = self.probabilities()
+        w = self._tensor([probs.get(name, 0.0) for name in self.hypothesis_names])
+        return w / w.sum() if float(w.sum()) > 0 else w
+
+    def _scores(self, driver: int | None) -> tuple[Tensor | None, object]:
+        """The acquisition for ``driver`` (None or unfitted: the leader): on a finite space its
+        ``N`` scores, -inf where ``ask`` never goes (measured, failed); on a box the BoTorch
+        acquisition function to optimise (scores None)."""
+        usable = self.belief.usable()
+        if not usable:
+            raise CampaignStateError("no hypothesis could be fitted; see the step records' fit_failures")
+        slots = self.belief.slots
+        weights = self._weights()
+        if driver is None or driver not in usable:
+            driver = max(usable, key=lambda i: float(weights[i]))
+        if self.space.is_finite:
+            posteriors = [slots[i].posterior for i in usable]  # score only the hypotheses that have a fit
+            scores = self.acquisition.score(posteriors, usable.index(driver), weights[usable], self._reference_idx)  # type: ignore[arg-type]
+            scores = torch.where(torch.isfinite(scores), scores, torch.full_like(scores, -math.inf))
+            if self.settings.exclude_measured and self._measured_idx:
+                scores[torch.tensor(self._measured_idx, device=scores.device)] = -math.inf
+            if self._failed_idx:
+                scores[torch.tensor(self._failed_idx, device=scores.device)] = -math.inf
+            return scores, None
+        u, y = self._data_tensors()
+        models = [slots[i].fit.model(u, y) for i in usable]  # type: ignore[union-attr]
+        return None, self.acquisition.botorch(models, usable.index(driver), weights[usable], self._points)

@@ -1,0 +1,183 @@
+"""The campaign recipe: ONE description of what a campaign learns, and the one place its defaults live.
+
+Every way of starting a campaign builds from a :class:`Recipe`: the daemon's
+``[campaign]`` section is one, ``abduce run`` (in-process and ``--listen``)
+and a rehearsal (``abduce replay``, a sweep's cell) extend it with where the
+readings come from, and a journal's config is read back into one
+(:mod:`abduce.controller.recipe.spec`), so a resumed or rebuilt campaign is
+built the same way it was first built.
+
+Names are checked against the registries (policies, acquisitions, hypotheses;
+a hypothesis may also be a dotted path to a user's own), never against a
+list kept here. Reading a journal back skips those look-ups (they were made
+when the campaign was built, and ``abduce inspect`` imports no torch): pass
+``context={"journal": True}`` to ``model_validate``.
+
+Example:
+    >>> recipe = Recipe(hypotheses=("second-order", "linear"), budget=30)
+    >>> campaign = recipe.build_campaign(Space.box([(0.0, 1.0)]))
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+
+from abduce.controller.errors import AbduceError, ConfigError
+
+if TYPE_CHECKING:
+    import torch
+
+    from abduce.controller.core.settings import CampaignSettings
+    from abduce.controller.core.space import Space
+    from abduce.controller.core.state import CampaignState
+
+
+TRANSITION_LAWS = ("second-order", "first-order", "linear", "sigmoid")
+"""The laws ``abduce run`` and ``abduce demo`` weigh by default: the transition simulator's family."""
+
+
+def _from_journal(info: ValidationInfo) -> bool:
+    return bool(info.context and info.context.get("journal"))
+
+
+class Recipe(BaseModel):
+    """What a campaign learns, and how it decides.
+
+    Attributes:
+        name: a label for people (status, logs); request ids do not depend on it, so a renamed
+            campaign still resumes from its journal.
+        hypotheses: the competing laws, by registered name or ``package.module:name``.
+        policy: the hypothesis-selection policy (a registered name).
+        acquisition: an acquisition (a registered name); None = the policy's default.
+        budget: measurements.
+        seed: seeds every random choice of the campaign (and a simulator's noise where abduce builds it).
+        n_init: space-filling measurements before the first fit.
+        epsilon: epsilon-greedy's exploration probability.
+        channel: the instrument channel the hypotheses explain (default: its first scalar channel).
+        reduction: spectrum -> scalar, for an array channel: a registered name (``loop-area``, ...) or
+            ``package.module:function``.
+        device: where the maths runs: ``auto`` (CUDA when present), ``cpu`` or ``cuda``; resolved when
+            the campaign is built (:func:`resolve_device`).
+        exact_max_n, inducing, exact_memory_gb: when exact inference gives way to inducing points
+            (:class:`~abduce.hypotheses.belief.InferenceSettings`; README, "Large campaigns").
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.-]+$")] = "campaign"
+    hypotheses: Annotated[tuple[str, ...], Field(min_length=1)]
+    policy: str = "discriminate"
+    acquisition: str | None = None
+    budget: Annotated[int, Field(ge=1)] = 40
+    seed: int = 0
+    n_init: Annotated[int, Field(ge=1)] = 5
+    epsilon: Annotated[float, Field(ge=0.0, le=1.0)] = 0.1
+    channel: str | None = None
+    reduction: str | None = None
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    exact_max_n: Annotated[int, Field(ge=1)] = 1000
+    inducing: Annotated[int, Field(ge=1)] = 512
+    exact_memory_gb: Annotated[float, Field(gt=0)] = 4.0
+
+    @field_validator("hypotheses")
+    @classmethod
+    def _known_hypotheses(cls, names: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        if len(set(names)) != len(names):
+            raise ValueError("hypothesis names must be unique")
+        if not _from_journal(info):
+            from abduce.hypotheses.library import BUILTIN
+
+            for name in names:
+                if name not in BUILTIN and "." not in name and ":" not in name:
+                    raise ValueError(
+                        f"unknown hypothesis {name!r}; built-ins: {', '.join(sorted(BUILTIN))}, or a dotted path"
+                    )
+        return names
+
+    @field_validator("policy")
+    @classmethod
+    def _known_policy(cls, name: str, info: ValidationInfo) -> str:
+        if not _from_journal(info):
+            from abduce.controller.decide.policies import POLICIES
+
+            _look_up(POLICIES, name)
+        return name
+
+    @field_validator("acquisition")
+    @classmethod
+    def _known_acquisition(cls, name: str | None, info: ValidationInfo) -> str | None:
+        if name is not None and not _from_journal(info):
+            from abduce.controller.decide.acquisition import ACQUISITIONS
+
+            _look_up(ACQUISITIONS, name)
+        return name
+
+    @classmethod
+    def of(cls, **fields: Any) -> Self:
+        """Validated, with a :class:`~abduce.controller.errors.ConfigError` naming each bad field (what the
+        CLI and other edges show a person) instead of pydantic's ``ValidationError``."""
+        try:
+            return cls(**fields)
+        except ValidationError as exc:
+            problems = [f"{'.'.join(map(str, e['loc'])) or cls.__name__}: {e['msg']}" for e in exc.errors()]
+            raise ConfigError("; ".join(problems)) from None
+
+    def recipe(self) -> Recipe:
+        """Just the recipe (of a run that extends it with its source)."""
+        return Recipe.model_validate({k: getattr(self, k) for k in Recipe.model_fields}, context={"journal": True})
+
+    def settings(self) -> CampaignSettings:
+        """The campaign's settings: the recipe's; the rest keep ``CampaignSettings``' defaults."""
+        from abduce.controller.core.settings import CampaignSettings
+
+        return CampaignSettings(
+            n_init=self.n_init,
+            exact_max_n=self.exact_max_n,
+            inducing=self.inducing,
+            exact_memory_gb=self.exact_memory_gb,
+        )
+
+    def build_campaign(
+        self, space: Space, kind: type[CampaignState] | None = None, device: torch.device | str | None = None
+    ) -> CampaignState:
+        """The campaign over ``space`` (every name resolved; a clear error for unknown ones).
+
+        ``kind``: :class:`~abduce.controller.core.campaign.Campaign` (default) or a
+        :class:`~abduce.controller.core.snapshot.Snapshot` to load; ``device``: overrides the recipe's.
+        """
+        from abduce.controller.core.campaign import Campaign
+        from abduce.controller.decide.policies import POLICIES
+        from abduce.controller.decide.stopping import Budget
+        from abduce.hypotheses.library import resolve_hypothesis
+
+        policy_cls = POLICIES[self.policy]
+        policy = policy_cls(epsilon=self.epsilon) if self.policy == "epsilon-greedy" else policy_cls()
+        return (kind or Campaign)(
+            space=space,
+            hypotheses=[resolve_hypothesis(h) for h in self.hypotheses],
+            policy=policy,
+            acquisition=self.acquisition,
+            stopping=Budget(self.budget),
+            seed=self.seed,
+            settings=self.settings(),
+            device=resolve_device(self.device if device is None else device),
+        )
+
+
+def resolve_device(name: str | torch.device) -> torch.device:
+    """Where a campaign's maths runs: ``"auto"`` -> CUDA when available, else the CPU; or ``"cpu"``, ``"cuda"``.
+    The edge that builds a campaign chooses; the campaign never probes."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _look_up(registry: Any, name: str) -> None:
+    try:
+        registry[name]
+    except AbduceError as exc:
+        raise ValueError(exc.args[0]) from None

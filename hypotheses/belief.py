@@ -1,0 +1,419 @@
+"""What a campaign believes about its hypotheses, and how that belief is computed.
+
+A :class:`Belief` holds, for each of ``K`` hypotheses (and "none of these"),
+its MAP fit, its posterior at the campaign's ``N`` points and its evidence,
+and owns the *inference strategy*: exact inference or inducing points,
+batched or one-by-one fits. The pure campaign (:mod:`abduce.controller.core`)
+decides *when* a hypothesis is refit (its schedule) and *what* to measure;
+it asks this object to refit, to condition on one more point, and for the
+probabilities.
+
+Notation: ``u`` is ``n x d`` unit coordinates of the measured points, ``y``
+the ``n`` values in physical units, ``v = y / s`` the values on the fit's
+data scale ``s``; ``points`` is ``N x d`` unit coordinates where the
+posteriors are kept (the candidates of a finite space, reference points of
+a box). Every tensor lives on ``points.device``: the device is chosen at the
+edge (the recipe), never here.
+
+Strategy:
+
+* **exact** while ``n <= exact_limit`` (``exact_max_n``, or fewer where the
+  ``n x N`` factors of the ``K`` hypotheses would pass ``exact_memory_gb``);
+  past it every hypothesis switches to ``inducing`` inducing points
+  (:mod:`abduce.hypotheses.sparse`) at its next refit, and the campaign makes
+  every one due at once so their evidences stay comparable.
+* **batched**: while ``n <= batch_fit_below`` (exact inference), every start of
+  every fit due in one step runs in one batched optimiser
+  (:mod:`abduce.hypotheses.batched`); otherwise one by one.
+* **probabilities**: posterior probabilities from the evidences under a prior
+  of ``none_prior`` for "none of these" and an equal share of the rest for
+  each law; the *floor* is the leader's probability with the Monte Carlo
+  noise (2 standard errors) against it.
+
+Example:
+    >>> belief = Belief([BUILTIN["linear"]], points, lo=(0.0,), span=(1.0,), settings=InferenceSettings())
+    >>> failures = belief.refit(belief.all_slots(), u, y, seed=lambda purpose, index: 0)
+    >>> belief.probabilities()
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from torch import Tensor
+
+from abduce.controller.errors import ConfigError
+from abduce.hypotheses.batched import fit_hypotheses_batched
+from abduce.hypotheses.criticism import criticise, difference_noise
+from abduce.hypotheses.declaration import Frame, Hypothesis
+from abduce.hypotheses.errors import FitError
+from abduce.hypotheses.evidence import EvidenceTracker, log_evidence, probabilities
+from abduce.hypotheses.fitting import Fit, FitProblem, FitSettings, data_scale, fit_planned, plan_fit
+from abduce.hypotheses.library import NONE_OF_THESE
+from abduce.hypotheses.occam import log_occam
+from abduce.hypotheses.posterior import CandidatePosterior, PosteriorAtPoints
+from abduce.hypotheses.sparse import SparseCandidatePosterior, inducing_points
+
+_log = logging.getLogger(__name__)
+
+Seed = Callable[[str, int], int]
+"""``seed(purpose, index) -> int``: the step's seed for ``"fit"`` or ``"evidence"`` of slot ``index``."""
+
+
+@dataclass(frozen=True)
+class InferenceSettings:
+    """How a belief is computed (the campaign's settings extend these).
+
+    Attributes:
+        fit: fitting effort (screen size, restarts, iteration cap).
+        evidence_samples: importance samples per stage of the evidence estimate.
+        exact_max_n: past this many measurements every hypothesis switches from exact
+            inference to ``inducing`` inducing points (:mod:`abduce.hypotheses.sparse`);
+            see "Large campaigns" in the README for how it was measured.
+        inducing: inducing points per hypothesis past the switch.
+        batch_fit_below: up to this n, the refits of one step run in one batched optimiser
+            (:mod:`abduce.hypotheses.batched`; equal to one by one within rounding,
+            measured faster up to about this n in tests/benchmarks/batched_fit.py).
+        exact_memory_gb: cap on the exact path's candidate factors (``n x N`` float64
+            per hypothesis, with the row buffer's headroom): with many candidates the
+            switch comes earlier, at ``n = exact_memory_gb 2^30 / (8 x 2.2 N K)`` (:attr:`Belief.exact_limit`).
+        none_prior: the prior probability of "none of these" (:data:`~abduce.hypotheses.library.NONE_OF_THESE`,
+            a flexible GP with no physics that competes in the evidence; the laws share the rest
+            equally); 0 leaves it out.
+        check_below: up to this n, every step checks each fitted hypothesis against its data
+            (:mod:`abduce.hypotheses.criticism`: leave-one-out residuals, the noise against a
+            model-free estimate from neighbouring readings, the residual's amplitude against its prior;
+            ``O(n^3)`` each); 0 never checks.
+        hyperparameter_evidence: each log evidence includes the Laplace factor that integrates
+            the kernel and noise hyperparameters out (:mod:`abduce.hypotheses.occam`, computed
+            at every refit on the first 200 points); False holds them at their fit (the
+            evidence before this factor, kept for side-by-side measurement).
+    """
+
+    fit: FitSettings = field(default_factory=FitSettings)
+    evidence_samples: int = 512
+    exact_max_n: int = 1000
+    inducing: int = 512
+    batch_fit_below: int = 100
+    exact_memory_gb: float = 4.0
+    none_prior: float = 0.1
+    check_below: int = 400
+    hyperparameter_evidence: bool = True
+
+    def __post_init__(self) -> None:
+        if self.exact_max_n < 1 or self.inducing < 1 or self.exact_memory_gb <= 0:
+            raise ConfigError("exact_max_n and inducing must be >= 1 and exact_memory_gb > 0")
+        if not 0.0 <= self.none_prior < 1.0:
+            raise ConfigError(f"none_prior must be in [0, 1), got {self.none_prior}")
+        if self.check_below < 0:
+            raise ConfigError(f"check_below must be >= 0, got {self.check_below}")
+
+
+@dataclass(eq=False)
+class Slot:
+    """One hypothesis's fitted state: its fit, its posterior at the points, its evidence (compared by identity)."""
+
+    hypothesis: Hypothesis
+    fit: Fit | None = None
+    posterior: PosteriorAtPoints | None = None
+    evidence: EvidenceTracker | None = None
+    last_refit_n: int = 0
+
+
+@dataclass(frozen=True)
+class Weighed:
+    """The evidence of the fitted laws after one step, and what follows from it.
+
+    Attributes:
+        log_z, log_z_se: per fitted law, its log evidence and the Monte Carlo standard error.
+        probabilities: per fitted law, its posterior probability.
+        none: "none of these" (``{"probability", "log_evidence", "log_evidence_se"}``), None when
+            left out or not fitted yet; it and ``probabilities`` sum to 1.
+        floor: the leader's probability with the estimator's noise against it (:meth:`Belief.weigh`).
+        parameters: per fitted law, ``{param: [posterior mean, sd]}`` in physical units.
+        integrated_variance: per fitted law, its posterior variance averaged over the points.
+    """
+
+    log_z: dict[str, float]
+    log_z_se: dict[str, float]
+    probabilities: dict[str, float]
+    none: dict[str, float] | None
+    floor: float
+    parameters: dict[str, dict[str, list[float]]]
+    integrated_variance: dict[str, float]
+
+
+class Belief:
+    """The fitted state of ``K`` hypotheses (and "none of these") at ``N`` points.
+
+    Args:
+        hypotheses: the laws (names unique; "none of these" is added by ``none_prior``).
+        points: ``N x d`` unit coordinates where the posteriors are kept (their device is the belief's).
+        lo, span: the space's box (physical units), for the fits' frame.
+        settings: see :class:`InferenceSettings`.
+    """
+
+    def __init__(
+        self,
+        hypotheses: Sequence[Hypothesis],
+        points: Tensor,
+        lo: tuple[float, ...],
+        span: tuple[float, ...],
+        settings: InferenceSettings,
+    ) -> None:
+        if NONE_OF_THESE.name in [h.name for h in hypotheses]:
+            raise ConfigError(
+                f"{NONE_OF_THESE.name!r} is weighed by every campaign (none_prior); it is not a hypothesis to list"
+            )
+        self.points, self.lo, self.span, self.settings = points, lo, span, settings
+        self.slots = [Slot(h) for h in hypotheses]
+        # "none of these": fitted and weighed like the laws, never chosen by a policy or scored by an acquisition
+        self.none = Slot(NONE_OF_THESE) if settings.none_prior > 0 else None
+
+    @property
+    def device(self):
+        return self.points.device
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(s.hypothesis.name for s in self.slots)
+
+    def all_slots(self) -> list[Slot]:
+        """The hypotheses' slots and, last, that of "none of these" (when it is weighed)."""
+        return self.slots + ([self.none] if self.none is not None else [])
+
+    def slot(self, name: str) -> Slot | None:
+        return next((s for s in self.all_slots() if s.hypothesis.name == name), None)
+
+    def usable(self) -> list[int]:
+        """Indices of the laws that have a fit."""
+        return [i for i, s in enumerate(self.slots) if s.fit is not None]
+
+    @property
+    def exact_limit(self) -> int:
+        """Most measurements for exact inference: ``exact_max_n``, or fewer where the exact
+        factors (``n x N`` float64 for each of the K hypotheses, x 2.2 for the row buffer's
+        doubling and the growth between refits) would pass ``exact_memory_gb``."""
+        per_row = 8 * 2.2 * len(self.points) * len(self.slots)
+        return max(1, min(self.settings.exact_max_n, int(self.settings.exact_memory_gb * 2**30 / per_row)))
+
+    def must_switch(self, slot: Slot, n: int) -> bool:
+        """Whether ``slot`` is still on exact inference with ``n`` past :attr:`exact_limit`."""
+        return slot.fit is not None and slot.fit.inducing == 0 and n > self.exact_limit
+
+    # ------------------------------------------------------------------ updates
+
+    def refit(
+        self, due: Iterable[Slot], u: Tensor, y: Tensor, seed: Seed, restore: dict[str, dict] | None = None
+    ) -> dict[str, str]:
+        """Refit the slots ``due`` on ``(u, y)`` and condition each new fit on them; returns the
+        error of each whose fit failed (its previous fit, if any, stays in use).
+
+        ``restore``: fitted states by hypothesis name (:meth:`fit_states` of a live run); a
+        slot with one for this ``n`` takes it instead of optimising again."""
+        due = list(due)
+        restore = restore or {}
+        n = len(y)
+        inducing = self.settings.inducing if n > self.exact_limit else 0
+        index = {id(slot): i for i, slot in enumerate(self.all_slots())}  # seeds: "none of these" is K
+        fits: dict[int, Fit | FitError] = {}
+        to_fit = []
+        for slot in due:
+            if inducing and (slot.fit is None or slot.fit.inducing == 0):
+                _log.info(
+                    "%s: n = %d > %d, switching from exact inference to %d inducing points",
+                    slot.hypothesis.name,
+                    n,
+                    self.exact_limit,
+                    inducing,
+                )
+            saved = restore.get(slot.hypothesis.name)
+            if saved is not None and int(saved["n"]) == n:
+                fits[id(slot)] = Fit.from_json(slot.hypothesis, self._frame(y), saved, device=self.device)
+            else:
+                to_fit.append(slot)
+        plans = [
+            plan_fit(
+                FitProblem(
+                    slot.hypothesis,
+                    u,
+                    y,
+                    self.lo,
+                    self.span,
+                    warm=slot.fit,
+                    seed=seed("fit", index[id(slot)]),
+                    inducing=inducing,
+                ),
+                self.settings.fit,
+            )
+            for slot in to_fit
+        ]
+        if plans and not inducing and n <= self.settings.batch_fit_below:
+            fits.update(zip(map(id, to_fit), fit_hypotheses_batched(plans, self.settings.fit)))
+        else:
+            for slot, plan in zip(to_fit, plans):
+                try:
+                    fits[id(slot)] = fit_planned(plan, self.settings.fit)
+                except FitError as exc:
+                    fits[id(slot)] = exc
+        failures = {}
+        for slot in due:
+            fit = fits[id(slot)]
+            if isinstance(fit, FitError):
+                failures[slot.hypothesis.name] = str(fit)
+                continue
+            slot.fit, slot.last_refit_n = fit, n
+            slot.posterior, slot.evidence = self._conditioned(fit, u, y, seed("evidence", index[id(slot)]))
+        return failures
+
+    def add(self, slots: Iterable[Slot], u_new: Tensor, y_new: float) -> None:
+        """Condition each fitted slot of ``slots`` on one more point (``d`` unit coordinates, a physical
+        value) with its hyperparameters frozen: a rank-1 update of its posterior and evidence, ``O(n N)``."""
+        for slot in slots:
+            if slot.posterior is not None:
+                v_new = y_new / slot.fit.frame.s  # type: ignore[union-attr]
+                slot.evidence.add(slot.posterior.add(u_new, v_new), u_new, v_new)  # type: ignore[union-attr]
+
+    def load(self, fits: dict[str, dict], u: Tensor, y: Tensor, seed: Callable[[int, int], int]) -> None:
+        """Each slot's journalled latest fit (:meth:`fit_states`, fitted on the first ``fits[name]["n"]``
+        points) conditioned on all of ``(u, y)``, as the live campaign did: at the fit with its evidence
+        (``seed(step, index)``: the evidence seed of the step that fitted it), then point by point, so the
+        band (which integrates over the evidence's draws) is the live one. Past the inducing switch:
+        conditioned once on all the data (plug-in band; 10^4 rank-1 steps would not pay)."""
+        for index, slot in enumerate(self.all_slots()):
+            saved = fits.get(slot.hypothesis.name)
+            if saved is None or int(saved["n"]) > len(y):
+                continue
+            k = int(saved["n"])
+            slot.fit = Fit.from_json(slot.hypothesis, self._frame(y[:k]), saved, device=self.device)
+            slot.last_refit_n = k
+            if slot.fit.inducing:
+                slot.posterior = self._posterior_of(slot.fit, u, y)
+                continue
+            slot.posterior, slot.evidence = self._conditioned(slot.fit, u[:k], y[:k], seed(k - 1, index))
+            for j in range(k, len(y)):
+                self.add([slot], u[j], float(y[j]))
+
+    # ------------------------------------------------------------------ reading
+
+    def fit_states(self, names: Iterable[str]) -> dict[str, dict]:
+        """The current fitted state of each named hypothesis, as JSON (for the journal)."""
+        wanted = set(names)
+        return {
+            s.hypothesis.name: s.fit.to_json()
+            for s in self.all_slots()
+            if s.hypothesis.name in wanted and s.fit is not None
+        }
+
+    def band(self, name: str, plug_in: bool = False) -> tuple[Tensor, Tensor] | None:
+        """``(mean, var)`` (``N`` each, physical units) of ``name``'s latent function at the points; None
+        before its first fit. The band integrates over the physical parameters' posterior (the evidence's
+        importance draws) unless ``plug_in`` (parameters at their fit), and past the inducing switch."""
+        slot = self.slot(name)
+        if slot is None or slot.posterior is None:
+            return None
+        if plug_in or not isinstance(slot.posterior, CandidatePosterior) or type(slot.evidence) is not EvidenceTracker:
+            return slot.posterior.mean, slot.posterior.var
+        return slot.evidence.band(slot.posterior)
+
+    def weigh(self) -> Weighed:
+        """The fitted laws' evidences, probabilities, parameters and integrated variances (see :class:`Weighed`)."""
+        usable = self.usable()
+        names = self.names
+        evidence = {i: self.slots[i].evidence.evidence() for i in usable}  # type: ignore[union-attr]
+        log_z = {names[i]: evidence[i].log_z for i in usable}
+        log_z_se = {names[i]: evidence[i].log_z_se for i in usable}
+        probs, none = self._probabilities(log_z)
+        return Weighed(
+            log_z=log_z,
+            log_z_se=log_z_se,
+            probabilities=probs,
+            none=none,
+            floor=self._floor(log_z, log_z_se, none),
+            parameters={
+                names[i]: {p: [evidence[i].mean[p], evidence[i].sd[p]] for p in evidence[i].mean} for i in usable
+            },
+            integrated_variance={names[i]: self.slots[i].posterior.integrated_variance() for i in usable},  # type: ignore[union-attr]
+        )
+
+    def checks(self, u: Tensor, y: Tensor) -> dict[str, dict]:
+        """The posterior predictive checks of the fitted laws and of "none of these" on ``(u, y)``
+        (:func:`abduce.hypotheses.criticism.criticise`), up to ``check_below`` points."""
+        if len(y) > self.settings.check_below:
+            return {}
+        slots = [self.slots[i] for i in self.usable()]
+        if self.none is not None and self.none.posterior is not None:
+            slots.append(self.none)
+        reference = difference_noise(u, y)
+        out = {}
+        for slot in slots:
+            h = slot.hypothesis
+            c = criticise(
+                slot.posterior, h.kernel or self.settings.fit.priors, flexible=slot is self.none, reference=reference
+            )
+            if c is not None:
+                out[h.name] = c.to_json()
+        return out
+
+    # ------------------------------------------------------------------ internals
+
+    def _frame(self, y: Tensor) -> Frame:
+        return Frame(lo=self.lo, span=self.span, s=data_scale(y))
+
+    def _conditioned(self, fit: Fit, u: Tensor, y: Tensor, seed: int):
+        """The posterior at the points and the evidence tracker of ``fit`` on ``(u, y)``: exact, or on
+        ``fit.inducing`` inducing points chosen, as the fit chose them, from the first ``fit.n`` points."""
+        model = fit.model(u, y)
+        posterior = self._posterior_of(fit, u, y, model)
+        if fit.inducing:
+            tracker = log_evidence(model, u, y, self.settings.evidence_samples, seed, sparse=posterior)
+        else:
+            tracker = log_evidence(model, u, y, self.settings.evidence_samples, seed, chol=posterior.chol)
+        if self.settings.hyperparameter_evidence:
+            tracker.log_occam = log_occam(model, u, y / fit.frame.s)
+        return posterior, tracker
+
+    def _posterior_of(self, fit: Fit, u: Tensor, y: Tensor, model=None) -> PosteriorAtPoints:
+        model = fit.model(u, y) if model is None else model
+        v = y / fit.frame.s
+        if fit.inducing:
+            return SparseCandidatePosterior(model, u, v, self.points, z=inducing_points(u[: fit.n], fit.inducing))
+        return CandidatePosterior(model, u, v, self.points)
+
+    def _prior(self, k: int) -> list[float]:
+        """Prior probabilities of ``k`` laws and, last, of "none of these" (when it is weighed)."""
+        pn = self.settings.none_prior
+        return [(1.0 - pn) / len(self.slots)] * k + [pn]
+
+    def _probabilities(self, log_z: dict[str, float]) -> tuple[dict[str, float], dict[str, float] | None]:
+        if not log_z:
+            return {}, None
+        names, values = list(log_z), list(log_z.values())
+        if self.none is None or self.none.evidence is None:
+            return dict(zip(names, probabilities(values))), None
+        none_ev = self.none.evidence.evidence()
+        p = probabilities(values + [none_ev.log_z], self._prior(len(values)))
+        return dict(zip(names, p[:-1])), {
+            "probability": p[-1],
+            "log_evidence": none_ev.log_z,
+            "log_evidence_se": none_ev.log_z_se,
+        }
+
+    def _floor(self, log_z: dict[str, float], log_z_se: dict[str, float], none: dict[str, float] | None) -> float:
+        """The leader's probability were the estimator's noise against it: its log evidence 2 standard
+        errors lower, every other's (and none of these') 2 higher. A probability threshold is only
+        crossed when this floor crosses it, never by Monte Carlo noise alone."""
+        if not log_z:
+            return 0.0
+        names = list(log_z)
+        leader = max(names, key=log_z.__getitem__)
+        shifted = [log_z[n] + (-2.0 if n == leader else 2.0) * log_z_se.get(n, 0.0) for n in names]
+        if none is None:
+            p = probabilities(shifted)
+        else:
+            p = probabilities(
+                shifted + [none["log_evidence"] + 2.0 * none.get("log_evidence_se", 0.0)], self._prior(len(names))
+            )
+        return p[names.index(leader)]
