@@ -78,3 +78,13 @@ def test_models_round_trip_and_keep_fields_this_version_does_not_know(tmp_path):
     assert measurement.arrays["s"].array().dtype == np.float64 and measurement.y == float("inf")
     assert lost.skipped is False and refused.skipped is True
     assert refused.model_extra == {"from_the_future": 7}
+
+
+def test_a_decision_journals_every_field_of_the_step_record_and_its_fits():
+    """The journal's schema of a step is written apart from StepRecord (it tolerates older journals); a
+    field added to one and not the other would be lost on resume without this."""
+    import dataclasses
+
+    from abduce.controller.core.settings import StepRecord
+
+    assert set(DecisionBody.model_fields) == {f.name for f in dataclasses.fields(StepRecord)} | {"fits"}
