@@ -34,15 +34,14 @@ from pathlib import Path
 from abduce.controller.drive.control import ControlServer
 from abduce.controller.drive.link import InstrumentLink
 from abduce.controller.drive.loop import step
-from abduce.controller.drive.remote import AuditLog, LinkInstrument
+from abduce.controller.drive.remote import AuditLog, LinkInstrument, listening_link
 from abduce.controller.errors import AbduceError
 from abduce.controller.intake.capabilities import space_of
 from abduce.controller.journal.events import DecisionBody, append
 from abduce.controller.journal.resume import replay
 from abduce.controller.journal.rundir import RunDirectory, write_endpoints
 from abduce.controller.recipe.settings import Settings, load_settings
-from abduce.instruments.keys import load_certificate, load_key
-from abduce.instruments.protocol.codec import Codec, Keyring
+from abduce.instruments.keys import load_key
 
 log = logging.getLogger("abduce.daemon")
 
@@ -124,19 +123,14 @@ class Daemon:
     def run(self) -> dict:
         """Run until the campaign is done or stopped; returns the final status."""
         s = self.settings
-        key_id, secret = load_key(s.instrument.key)
+        _, secret = load_key(s.instrument.key)  # the control lane signs with it too
         run_dir = Path(s.daemon.run_dir)
         resuming = (run_dir / "journal.sqlite").exists()
         run_dir.mkdir(parents=True, exist_ok=True)
         control = ControlServer(s.daemon.control, secret, self.control).start()
         audit = AuditLog(run_dir / "audit.jsonl")
-        curve = load_certificate(s.instrument.curve_secret)
-        link = InstrumentLink(
-            s.instrument.listen,
-            Codec(Keyring({key_id: secret}), key_id),
-            audit=audit,
-            curve=curve,
-            curve_clients=str(s.instrument.curve_clients) if s.instrument.curve_clients else None,
+        link = listening_link(
+            s.instrument.listen, s.instrument.key, audit, s.instrument.curve_secret, s.instrument.curve_clients
         )
         rundir = web = None
         try:

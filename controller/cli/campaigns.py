@@ -56,27 +56,18 @@ def run_listening(
     ``on_listening(endpoint)``, if given, is called with the endpoint bound
     (port 0 binds free ports) before the wait; ``OUT/endpoints.json`` names it too.
     """
-    from abduce.controller.drive.link import InstrumentLink
     from abduce.controller.drive.loop import run_campaign
-    from abduce.controller.drive.remote import AuditLog, LinkInstrument
+    from abduce.controller.drive.remote import AuditLog, LinkInstrument, listening_link
     from abduce.controller.intake.capabilities import space_of
     from abduce.controller.journal.rundir import RunDirectory
-    from abduce.instruments.keys import load_certificate, load_key
-    from abduce.instruments.protocol.codec import Codec, Keyring
+    from abduce.instruments.keys import load_key
 
-    key_id, secret = load_key(key)
-    codec = Codec(Keyring({key_id: secret}), key_id)
+    load_key(key)  # a bad key is an error before the run directory exists
     RunDirectory.check_free(out)  # before waiting for an instrument, not after
     out.mkdir(parents=True, exist_ok=True)
     audit = AuditLog(out / "audit.jsonl")
     try:
-        curve = load_certificate(curve_secret)
-        if curve is not None and curve[1] is None:
-            raise typer.BadParameter(f"{curve_secret} holds no secret key (use the .key_secret file)")
-        link = InstrumentLink(
-            opts.listen, codec, audit=audit, curve=curve, curve_clients=str(curve_clients) if curve_clients else None
-        )
-        with link:
+        with listening_link(opts.listen, key, audit, curve_secret, curve_clients) as link:
             from abduce.controller.journal.rundir import write_endpoints
 
             write_endpoints(out, instrument=link.endpoint)

@@ -12,9 +12,11 @@ from pydantic import Field
 
 from abduce.controller.core.measurements import Measurement, MeasureRequest
 from abduce.controller.drive.link import Agent, InstrumentLink
+from abduce.controller.errors import ConfigError
 from abduce.controller.intake.readings import pick_channel, to_measurement
 from abduce.controller.recipe.recipe import Recipe
-from abduce.instruments.protocol.codec import pack_frames
+from abduce.instruments.keys import load_certificate, load_key
+from abduce.instruments.protocol.codec import Codec, Keyring, pack_frames
 from abduce.instruments.protocol.models import Measure
 
 
@@ -77,6 +79,34 @@ class ListenRun(Recipe):
 
     listen: str
     wait_s: Annotated[float, Field(gt=0)] = 60.0
+
+
+def listening_link(
+    listen: str,
+    key: Path,
+    audit: AuditLog | None = None,
+    curve_secret: Path | None = None,
+    curve_clients: Path | None = None,
+) -> InstrumentLink:
+    """The controller's end of the protocol, as ``abduce run --listen`` and the daemon open it: bound (when
+    started) on ``listen``, signing with ``key``, every message in ``audit``, and CURVE-encrypted when
+    ``curve_secret`` (this controller's secret certificate) is given, admitting the agents whose public
+    certificates are in ``curve_clients``.
+
+    Raises:
+        ConfigError: a key or certificate that cannot be read, or a certificate without its secret half.
+    """
+    key_id, secret = load_key(key)
+    curve = load_certificate(curve_secret)
+    if curve is not None and curve[1] is None:
+        raise ConfigError(f"{curve_secret} holds no secret key (use the .key_secret file)")
+    return InstrumentLink(
+        listen,
+        Codec(Keyring({key_id: secret}), key_id),
+        audit=audit,
+        curve=curve,
+        curve_clients=str(curve_clients) if curve_clients else None,
+    )
 
 
 class AuditLog:
