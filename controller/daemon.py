@@ -38,7 +38,7 @@ from abduce.controller.drive.remote import AuditLog, LinkInstrument, listening_l
 from abduce.controller.errors import AbduceError
 from abduce.controller.intake.capabilities import space_of
 from abduce.controller.journal.events import DecisionBody, append
-from abduce.controller.journal.resume import replay
+from abduce.controller.journal.resume import retell
 from abduce.controller.journal.rundir import RunDirectory, write_endpoints
 from abduce.controller.recipe.settings import Settings, load_settings
 from abduce.instruments.keys import load_key
@@ -151,7 +151,7 @@ class Daemon:
             in_flight: set[str] = set()
             if resuming:
                 rundir = RunDirectory.reopen(run_dir)
-                resumed = replay(campaign, rundir.journal)
+                resumed = retell(campaign, rundir.journal)
                 in_flight = {r.request_id for r in resumed.in_flight}
                 for record in resumed.undecided:  # stopped mid-fit: the decision the step never journalled
                     append(

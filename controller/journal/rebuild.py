@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # reading a spec needs no torch (abduce inspect); building it
 
 
 def snapshot(journal: Journal, upto: int | None = None, events: list | None = None) -> tuple[RunSpec, Snapshot]:
-    """The journal's campaign after its first ``upto`` measurements, for looking at, without replay.
+    """The journal's campaign after its first ``upto`` measurements, for looking at, without re-telling it.
 
     :func:`rebuild` re-asks and re-tells every step (the acquisition scored n
     times, every posterior updated n times); this loads the data, the
@@ -49,7 +49,7 @@ def snapshot(journal: Journal, upto: int | None = None, events: list | None = No
             continue
         if upto is not None and len(measurements) >= upto:
             break
-        # cheap proof that this journal is this campaign's (a replay re-asks every step instead)
+        # cheap proof that this journal is this campaign's (a retell re-asks every step instead)
         request = asked.get(e.request_id)
         step = request.step if request is not None else -1
         if e.request_id != campaign.request_id(step, attempts.get(step, 0)):
@@ -79,8 +79,8 @@ def snapshot(journal: Journal, upto: int | None = None, events: list | None = No
 
 def rebuild(journal: Journal, upto: int | None = None) -> tuple[RunSpec, Campaign]:
     """The journal's campaign after its first ``upto`` measurements (all by default)."""
-    from abduce.controller.journal.resume import replay
+    from abduce.controller.journal.resume import retell
 
     spec = spec_of(journal.config())
-    resumed = replay(spec.campaign(), journal, limit=upto)
+    resumed = retell(spec.campaign(), journal, limit=upto)
     return spec, resumed.campaign

@@ -1,7 +1,8 @@
-"""Rebuild a campaign from its journal: resume after a crash, and the replay corpus.
+"""Re-tell a campaign its journal: resume after a crash, and the corpus that rebuilds, inspects and replays.
 
 The campaign is deterministic (same seed, same measurements -> same
-requests), so replaying is re-asking and re-telling: for each journalled
+requests), so rebuilding it is re-asking and re-telling (:func:`retell`; not to be
+confused with ``abduce replay``, which runs a *what-if* campaign against a simulator): for each journalled
 measurement, in order, ``ask()`` must return a request with the journalled id
 (else the journal belongs to another campaign and :class:`JournalError` says
 so), then ``tell`` gives it the journalled value; the next request after a
@@ -34,7 +35,7 @@ class Resumed:
     undecided: tuple[StepRecord, ...] = ()
 
 
-def replay(campaign: Campaign, journal: Journal, limit: int | None = None) -> Resumed:
+def retell(campaign: Campaign, journal: Journal, limit: int | None = None) -> Resumed:
     """Re-tell every journalled measurement (or the first ``limit``) to a fresh ``campaign``
     built from the journal's config."""
     told: set[str] = set()

@@ -27,7 +27,7 @@ from abduce.controller.drive.loop import run_campaign
 from abduce.controller.drive.remote import LinkInstrument
 from abduce.controller.errors import MeasurementRejected
 from abduce.controller.intake.capabilities import space_of
-from abduce.controller.journal.resume import replay
+from abduce.controller.journal.resume import retell
 from abduce.controller.journal.rundir import read_endpoints
 from abduce.controller.journal.store import Journal
 from abduce.controller.recipe.recipe import Recipe
@@ -221,7 +221,7 @@ def test_a_non_finite_value_is_journalled_its_point_skipped_and_the_campaign_fin
     assert "y=nan" in errors[bad_rid]["message"]  # the wire carries a non-finite reading as null: NaN here
     # reopened: the skipped reading is not data, nothing is left in flight, the campaign is the live one
     with Journal.open(path, readonly=True) as j:
-        resumed = replay(new_campaign(space_of(driver.describe())), j)
+        resumed = retell(new_campaign(space_of(driver.describe())), j)
     assert data(resumed.campaign) == got and resumed.in_flight == () and resumed.campaign.done
 
 
@@ -244,7 +244,7 @@ def test_readings_that_are_never_numbers_stop_the_campaign_with_a_clear_error(en
     ev = journalled(path)
     assert [e.body["skipped"] for e in ev["error"]] == [True, True, False]
     with Journal.open(path, readonly=True) as j:
-        resumed = replay(new_campaign(space_of(driver.describe())), j)
+        resumed = retell(new_campaign(space_of(driver.describe())), j)
     assert resumed.campaign.n == 0 and [r.request_id for r in resumed.in_flight] == [driver.measured[-1]]
 
 
@@ -524,7 +524,7 @@ def test_the_daemon_skips_a_nan_reading_and_finishes_with_clean_data_files(tmp_p
     measured_lines = [json.loads(line) for line in (run / "measurements.jsonl").read_text().splitlines()]
     assert len(measured_lines) == 8 and all(math.isfinite(m["y"]) for m in measured_lines)  # no NaN in the data files
     with Journal.open(run / "journal.sqlite", readonly=True) as j:
-        resumed = replay(
+        resumed = retell(
             Recipe(hypotheses=("second-order", "linear"), budget=8, seed=SEED, n_init=4).build_campaign(
                 space_of(driver.describe())
             ),

@@ -7,7 +7,7 @@ import pytest
 
 from abduce.controller.core.measurements import Measurement
 from abduce.controller.drive.loop import run_campaign
-from abduce.controller.journal.resume import replay
+from abduce.controller.journal.resume import retell
 from abduce.controller.journal.store import Journal, JournalError, JournalLocked
 from tests.controller.core.test_campaign import make
 
@@ -46,7 +46,7 @@ def test_a_journalled_campaign_replays_to_the_same_state_and_next_request(tmp_pa
         )
     fresh, _ = make(budget=9, seed=5)
     with Journal.open(tmp_path / "p.sqlite") as journal:
-        resumed = replay(fresh, journal)
+        resumed = retell(fresh, journal)
     assert resumed.campaign.history == partial.history
     assert [r.request_id for r in resumed.in_flight] == [r.request_id]
     nxt = resumed.campaign.ask()  # the request an uninterrupted run sent next
@@ -60,7 +60,7 @@ def test_a_journal_of_another_campaign_is_refused(tmp_path):
         run_campaign(c, instrument_for(sim), journal=journal)
     other, _ = make(budget=6, seed=2)
     with Journal.open(path) as journal, pytest.raises(JournalError, match="other settings"):
-        replay(other, journal)
+        retell(other, journal)
 
 
 def test_truncated_corrupt_and_foreign_files_are_refused_and_left_untouched(tmp_path):
@@ -185,7 +185,7 @@ def test_a_full_disk_stops_the_campaign_with_a_clear_error_and_keeps_what_was_co
         hypotheses=("second-order", "linear"), policy="epsilon-greedy", budget=200, n_init=4, grid=101
     ).build()
     with Journal.open(path, readonly=True) as j:
-        resumed = replay(campaign, j)
+        resumed = retell(campaign, j)
     assert resumed.campaign.n == len(ids)
 
 
@@ -292,7 +292,7 @@ def test_a_resume_restores_journalled_fits_instead_of_refitting(tmp_path, monkey
 
     longer = run.model_copy(update={"budget": run.budget + 1})  # same request ids; one more step to ask for
     with Journal.open(tmp_path / "j.sqlite", readonly=True) as j:
-        resumed = replay(longer.build()[0], j)
+        resumed = retell(longer.build()[0], j)
     assert fits == []  # every refit came from the journal
     assert resumed.campaign.summary() == live.summary() and resumed.campaign.ask() == live_next(run)
 

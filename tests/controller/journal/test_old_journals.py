@@ -15,7 +15,7 @@ import pytest
 
 from abduce.controller.journal.events import read
 from abduce.controller.journal.rebuild import snapshot
-from abduce.controller.journal.resume import replay
+from abduce.controller.journal.resume import retell
 from abduce.controller.journal.store import Journal
 from abduce.controller.recipe.spec import spec_of
 from abduce.controller.views.inspection import inspect_journal
@@ -50,7 +50,7 @@ def test_an_old_journal_resumes_where_it_stopped(tmp_path, name):
         events = list(journal.events())
         assert sum(e.kind == "error" for e in events) == refused
         last = [e.body for e in events if e.kind == "decision"][-1]
-        resumed = replay(spec_of(journal.config()).campaign(), journal)
+        resumed = retell(spec_of(journal.config()).campaign(), journal)
         assert resumed.campaign.n == measured and resumed.in_flight == () and resumed.undecided == ()
         assert resumed.campaign.done
         probabilities = resumed.campaign.probabilities()

@@ -24,7 +24,9 @@ def test_every_way_of_starting_a_campaign_is_a_recipe_with_its_defaults(kind):
     assert issubclass(kind, Recipe)
     for name, field in Recipe.model_fields.items():
         if (kind, name) not in OVERRIDES:
-            assert repr(kind.model_fields[name]) == repr(field), f"{kind.__name__}.{name} differs from the recipe's field"
+            assert repr(kind.model_fields[name]) == repr(field), (
+                f"{kind.__name__}.{name} differs from the recipe's field"
+            )
 
 
 def test_the_default_policy_is_the_same_everywhere():
