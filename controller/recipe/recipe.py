@@ -121,7 +121,10 @@ class Recipe(BaseModel):
         try:
             return cls(**fields)
         except ValidationError as exc:
-            problems = [f"{'.'.join(map(str, e['loc'])) or cls.__name__}: {e['msg']}" for e in exc.errors()]
+            problems = [
+                f"{'.'.join(map(str, e['loc'])) or cls.__name__}: {e['msg'].removeprefix('Value error, ')}"
+                for e in exc.errors()
+            ]
             raise ConfigError("; ".join(problems)) from None
 
     def recipe(self) -> Recipe:
