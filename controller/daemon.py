@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 import signal
 import sys
 import threading
@@ -37,7 +38,7 @@ from abduce.controller.drive.loop import step
 from abduce.controller.drive.remote import AuditLog, LinkInstrument, listening_link
 from abduce.controller.errors import AbduceError
 from abduce.controller.intake.capabilities import space_of
-from abduce.controller.journal.events import DecisionBody, append
+from abduce.controller.journal.events import DecisionBody, ReplyBody, append
 from abduce.controller.journal.resume import retell
 from abduce.controller.journal.rundir import RunDirectory, write_endpoints
 from abduce.controller.recipe.settings import Settings, load_settings
@@ -84,6 +85,8 @@ class Daemon:
         self._nothing_explains = False  # "none of these" more probable than every law, at the last step
         self._leader_misfits = False  # the most probable law failed its posterior predictive checks, at the last step
         self._lock = threading.Lock()
+        self._link = self._agent = None  # set once the instrument has registered (the buttons need both)
+        self._replies: queue.Queue = queue.Queue()  # operator commands and replies, for the journal
         self._status: dict = {
             "state": "starting",
             "campaign": settings.campaign.name,
@@ -94,7 +97,9 @@ class Daemon:
 
     # ------------------------------------------------------------ control (control thread)
 
-    def control(self, command: str) -> dict:
+    def control(self, command: str, args: dict | None = None) -> dict:
+        if command in ("abort", "safe-state", "release"):
+            return {"reply": self.instrument_command(command, "operator", **(args or {})), "status": self._snapshot()}
         if command == "pause":
             self._running.clear()
             self._set(state="pausing")  # "paused" once the current measurement is done
@@ -103,11 +108,48 @@ class Daemon:
             self._set(state="running")
         elif command == "stop":
             self.stop()
-        with self._lock:
-            status = dict(self._status)
+        status = self._snapshot()
         if command == "list":
             return {"campaigns": [status]}
         return {"status": status}
+
+    def _snapshot(self) -> dict:
+        with self._lock:
+            return dict(self._status)
+
+    def instrument_command(self, command: str, by: str, reason: str = "", request_id: str | None = None) -> dict:
+        """Forward ``abort``, ``safe-state`` or ``release`` to the instrument's control lane (any thread) and
+        queue the command and its reply for the journal (the campaign thread writes it: :meth:`_journal_replies`).
+
+        Raises:
+            AbduceError: no instrument is registered yet.
+        """
+        link, agent = self._link, self._agent
+        if link is None or agent is None:
+            raise AbduceError("no instrument is registered yet")
+        try:
+            if command == "abort":
+                reply = link.abort(agent.instrument_id, request_id)
+                ok, detail = reply.aborted, reply.detail
+            elif command == "safe-state":
+                reply = link.safe_state(agent.instrument_id, reason or f"{by}'s command")
+                ok, detail = reply.ok, reply.detail
+            else:
+                reply = link.release(agent.instrument_id, reason or f"{by}'s command")
+                ok, detail = reply.ok, reply.detail
+        except AbduceError as exc:  # no answer, a 1.0 agent asked to release: said, and journalled
+            ok, detail = False, str(exc)
+        log.warning("%s's %s: %s (%s)", by, command, "done" if ok else "not done", detail)
+        self._replies.put((ReplyBody(command=command, by=by, ok=ok, detail=detail), request_id))
+        self._set(instrument_state=agent.state)
+        if command == "safe-state" or (command == "abort" and self.settings.instrument.on_abort == "pause"):
+            self.control("pause")  # nothing is sent to an instrument in its safe state: resume after release
+        return {"command": command, "ok": ok, "detail": detail}
+
+    def _journal_replies(self, journal) -> None:
+        while not self._replies.empty():
+            body, request_id = self._replies.get()
+            append(journal, body, request_id=request_id)
 
     def stop(self) -> None:
         self._set(state="stopping")
@@ -132,7 +174,7 @@ class Daemon:
         link = listening_link(
             s.instrument.listen, s.instrument.key, audit, s.instrument.curve_secret, s.instrument.curve_clients
         )
-        rundir = web = None
+        rundir = web = campaign = failure = None
         try:
             web = self._start_web(run_dir)
             link.start()
@@ -145,7 +187,8 @@ class Daemon:
             if agent is None:
                 self._set(state="stopped")
                 return dict(self._status)
-            self._set(instrument=agent.instrument_id)
+            self._link, self._agent = link, agent
+            self._set(instrument=agent.instrument_id, instrument_state=agent.state)
             c = s.campaign
             campaign = c.build_campaign(space_of(agent.capabilities))
             in_flight: set[str] = set()
@@ -182,7 +225,8 @@ class Daemon:
                         break
                     self._set(state="running")
                 record = step(campaign, instrument, rundir.journal, phase=lambda p: self._set(phase=p))
-                if record is None:  # a NaN/inf reading, journalled and skipped
+                self._journal_replies(rundir.journal)  # the operator's commands during the step, and their replies
+                if record is None:  # a NaN/inf or aborted reading, journalled and skipped
                     continue
                 rundir(record)
                 self._warn_if_nothing_explains(record)
@@ -200,7 +244,16 @@ class Daemon:
             else:
                 self._set(state="stopped")
             return dict(self._status)
+        except BaseException as exc:
+            failure = exc
+            if s.instrument.safe_state_on_error and self._agent is not None and isinstance(exc, Exception):
+                self._safe_state_on_error(exc, rundir)
+            raise
         finally:
+            # 1.1 agents stop re-registering: the campaign ended (done, stopped by the operator, or failed)
+            done = campaign is not None and campaign.done
+            reason = "error" if failure is not None else ("done" if done else "stopped")
+            link.bye(reason, f"{type(failure).__name__}: {failure}" if failure is not None else "")
             if rundir is not None:
                 rundir.close()
             if web is not None:
@@ -208,6 +261,16 @@ class Daemon:
             link.close()
             audit.close()
             control.close()
+
+    def _safe_state_on_error(self, exc: Exception, rundir) -> None:
+        """``[instrument] safe_state_on_error``: the instrument to its safe state, journalled when the journal
+        still takes it (the error may be the journal's own)."""
+        try:
+            self.instrument_command("safe-state", "daemon", reason=f"the campaign stopped: {exc}"[:300])
+            if rundir is not None:
+                self._journal_replies(rundir.journal)
+        except Exception as second:  # never hide the first error behind the second
+            log.error("safe state after the error not confirmed or not journalled: %s", second)
 
     def _warn_if_nothing_explains(self, record) -> None:
         """Log a warning when "none of these" becomes more probable than every law (once, until it is not)."""

@@ -6,6 +6,11 @@ declared limits, keeps the result cache and sends results. The *worker
 thread* runs ``driver.measure`` one request at a time and hands results back
 through an ``inproc`` pipe, so a measurement that takes minutes never delays a
 heartbeat, a query or an abort (which arrives on its own control lane).
+
+Protocol 1.1: the agent is idle, measuring, aborting or safe (:mod:`abduce.instruments.states`);
+``safe_state`` holds it safe until ``release``; after ``bye`` it sends nothing until its
+instrument-lane connection drops and comes back (a new controller session), watched with a
+ZeroMQ socket monitor.
 """
 
 from __future__ import annotations
@@ -22,15 +27,16 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from abduce.instruments.drivers.base import Driver
-from abduce.instruments.protocol.codec import Codec, Message, ProtocolError
+from abduce.instruments.protocol.codec import Codec, Message, ProtocolError, version_key
 from abduce.instruments.protocol.models import (
-    SUPPORTED_VERSIONS,
     Abort,
     AbortReply,
     Ack,
     ArraySpec,
+    Bye,
     Error,
     Hello,
     Measure,
@@ -38,12 +44,15 @@ from abduce.instruments.protocol.models import (
     Pong,
     Query,
     Reject,
+    Release,
+    ReleaseReply,
     Result,
     ResultAck,
     SafeState,
     SafeStateReply,
     Welcome,
 )
+from abduce.instruments.states import AgentState
 
 if TYPE_CHECKING:  # fault injection for tests; never imported at run time
     from abduce.instruments.drivers.faults import Faults
@@ -67,6 +76,9 @@ def _now() -> str:
 class _Done:
     content: Result
     buffers: list[bytes]
+
+
+_CONNECTED = {zmq.EVENT_CONNECTED, getattr(zmq, "EVENT_HANDSHAKE_SUCCEEDED", zmq.EVENT_CONNECTED)}
 
 
 class InstrumentAgent:
@@ -96,14 +108,22 @@ class InstrumentAgent:
         faults: Faults | None = None,
     ) -> None:
         self.driver, self.endpoint, self.codec, self.instrument_id = driver, endpoint, codec, instrument_id
+        if codec.role is None:
+            codec.role = "agent"  # a controller-only message sent to this agent is answered wrong-direction
         self.capabilities = driver.describe()
         self.cache_size, self.curve = cache_size, curve
         self.heartbeat_s = 1.0
         self.registered = False
+        self.parted = False  # a bye came: silent until the controller's connection comes back
+        self.state = AgentState()
+        self._aborted: set[str] = set()  # requests an abort or the safe state stopped: their results say so
+        self._running: str | None = None  # the request the driver is measuring now (worker thread)
+        self._claim = threading.Lock()
+        self._parents: dict[str, object] = {}  # accepted requests -> their measure's header (the result's parent)
         self.measured = 0  # driver.measure calls made (tests check nothing is measured twice)
         self._results: OrderedDict[str, _Done] = OrderedDict()
         self._inflight: set[str] = set()
-        self._jobs: queue.Queue[Measure | None] = queue.Queue()
+        self._jobs: queue.Queue[tuple[Measure, object] | None] = queue.Queue()
         self._stop = threading.Event()
         self.reply_gate = None if faults is None else faults.reply_gate()  # drops/holds results (tests read its log)
         self._candidates = (
@@ -140,11 +160,15 @@ class InstrumentAgent:
     # ------------------------------------------------------------ worker
 
     def _run_driver(self, job: Measure) -> _Done:
-        """Call the driver and package its reading (or its failure) as a result."""
+        """Call the driver and package its reading (or its failure) as a result; a request stopped by an
+        abort or the safe state ends ``aborted`` with no readings (the driver reports none it finished)."""
         started = _now()
         try:
             reading = self.driver.measure(job)
             self.measured += 1
+            self._running = None
+            if job.request_id in self._aborted:
+                return _Done(Result(request_id=job.request_id, status="aborted", started=started, finished=_now()), [])
             arrays, buffers = [], []
             for i, (name, arr) in enumerate(reading.arrays.items()):
                 a = np.ascontiguousarray(arr)
@@ -163,6 +187,7 @@ class InstrumentAgent:
             )
             return _Done(content, buffers)
         except Exception as exc:  # the driver failed: say so, keep serving
+            self._running = None
             log.exception("driver failed on request %s", job.request_id)
             return _Done(
                 Result(
@@ -180,10 +205,15 @@ class InstrumentAgent:
         pipe.connect(pipe_addr)
         try:
             while True:
-                job = self._jobs.get()
-                if job is None:
+                item = self._jobs.get()
+                if item is None:
                     return
-                self._done_queue.put((job.request_id, self._run_driver(job)))
+                job, parent = item
+                with self._claim:
+                    if job.request_id not in self._inflight:  # halted while queued: already settled
+                        continue
+                    self._running = job.request_id
+                self._done_queue.put((job.request_id, self._run_driver(job), parent))
                 try:
                     pipe.send(b"done")
                 except zmq.ZMQError:  # the agent stopped while the driver was measuring
@@ -195,12 +225,17 @@ class InstrumentAgent:
             except zmq.ZMQError:
                 pass
 
-    def _finish(self, sock: zmq.Socket, rid: str, done: _Done) -> None:
+    def _finish(self, sock: zmq.Socket, rid: str, done: _Done, parent=None) -> None:
+        """Cache and send a finished request's result; its parent header is the ``measure`` that started it."""
         self._inflight.discard(rid)
+        self._aborted.discard(rid)
+        self._parents.pop(rid, None)
         self._results[rid] = done
         while len(self._results) > self.cache_size:
             self._results.popitem(last=False)
-        self._send_result(sock, done)
+        self._send_result(sock, done, parent=parent)
+        if not self._inflight:
+            self.state.on("done")
 
     def _send_result(self, sock: zmq.Socket, done: _Done, parent=None) -> None:
         """Send a result; with injected faults, the gate may drop it or hold it back."""
@@ -221,8 +256,10 @@ class InstrumentAgent:
     def serve(self, duration_s: float | None = None) -> None:
         """Run until :meth:`stop` (or for ``duration_s``). Reconnects and re-registers as needed."""
         ctx = zmq.Context()
-        data = self._dealer(ctx, self.endpoint)
+        data = self._data = self._dealer(ctx, self.endpoint)
         control = self._dealer(ctx, control_endpoint(self.endpoint))
+        monitor = data.get_monitor_socket(zmq.EVENT_CONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED)
+        unwelcomed = f"{min(self.codec.versions, key=version_key).split('.')[0]}.0"
         pipe_addr = f"inproc://agent-{id(self)}"
         pipe = ctx.socket(zmq.PAIR)
         pipe.bind(pipe_addr)
@@ -230,7 +267,7 @@ class InstrumentAgent:
         worker = threading.Thread(target=self._work, args=(pipe_addr, ctx), daemon=True, name="abduce-agent-worker")
         worker.start()
         poller = zmq.Poller()
-        for s in (data, control, pipe):
+        for s in (data, control, pipe, monitor):
             poller.register(s, zmq.POLLIN)
         end = None if duration_s is None else time.monotonic() + duration_s
         last_heard = 0.0
@@ -242,14 +279,16 @@ class InstrumentAgent:
                 if self.registered and now - last_heard > 3 * self.heartbeat_s:
                     log.warning("controller silent for %.1f s: re-registering", now - last_heard)
                     self.registered = False
+                if not self.registered:
+                    self.codec.version = unwelcomed  # until welcomed again: MAJOR.0 of the oldest major (SPEC 9)
                 # hello and pings never wait for a peer: until one has connected (a controller not yet up, or
                 # one whose CURVE handshake refuses this agent), a DEALER's send would block, and with it stop()
-                if not self.registered and now - last_hello >= self.heartbeat_s:
+                if not self.registered and not self.parted and now - last_hello >= self.heartbeat_s:
                     self._send(
                         data,
                         Hello(
                             instrument_id=self.instrument_id,
-                            versions=list(SUPPORTED_VERSIONS),
+                            versions=sorted(self.codec.versions, key=version_key, reverse=True),
                             capabilities=self.capabilities,
                             software="abduce",
                         ),
@@ -261,11 +300,17 @@ class InstrumentAgent:
                     self._send(control, Ping(), block=False)
                     last_control_ping = now
                 events = dict(poller.poll(timeout=int(250 * min(1.0, self.heartbeat_s))))
+                if monitor in events:
+                    while monitor.poll(0):
+                        if recv_monitor_message(monitor)["event"] in _CONNECTED and self.parted:
+                            log.info("the controller's endpoint is back: registering with the new session")
+                            self.parted, last_hello = False, 0.0
                 if pipe in events:
                     while pipe.poll(0):
                         pipe.recv()
                     while not self._done_queue.empty():
-                        self._finish(data, *self._done_queue.get())
+                        rid, done, parent = self._done_queue.get()
+                        self._finish(data, rid, done, parent)
                 if self.reply_gate is not None:  # a held-back result whose time is up
                     self._send_all(data, self.reply_gate.due(time.monotonic()))
                 for sock in (control, data):
@@ -278,7 +323,8 @@ class InstrumentAgent:
         finally:
             self._jobs.put(None)
             worker.join(timeout=5)
-            for s in (data, control, pipe):
+            data.disable_monitor()
+            for s in (data, control, pipe, monitor):
                 s.close(linger=0)
             if worker.is_alive():  # a measurement is still running: do not wait for it to exit
                 log.warning("stopping while the driver is still measuring; its result will not be sent")
@@ -322,9 +368,19 @@ class InstrumentAgent:
 
     def _handle(self, sock: zmq.Socket, msg: Message) -> None:
         c, h = msg.content, msg.header
+        if self.parted:  # after bye: silent (SPEC 8), even to a straggling ping of the controller that left
+            return
         if isinstance(c, Welcome):
             self.registered, self.heartbeat_s = True, c.heartbeat_s
+            self.codec.version = c.version  # both lanes speak the negotiated version from now on
             log.info("registered with controller session %s (protocol %s)", c.controller_session, c.version)
+        elif isinstance(c, Bye):
+            log.info(
+                "the controller said bye (%s%s): silent until a new controller session",
+                c.reason,
+                f": {c.detail}" if c.detail else "",
+            )
+            self.registered, self.parted = False, True
         elif isinstance(c, Ping):
             self._send(sock, Pong(), parent=h)
         elif isinstance(c, Measure):
@@ -334,19 +390,11 @@ class InstrumentAgent:
         elif isinstance(c, ResultAck):
             pass  # recorded by the controller; the result stays cached until evicted
         elif isinstance(c, Abort):
-            try:
-                reply = AbortReply(request_id=c.request_id, aborted=bool(self.driver.abort()))
-            except Exception as exc:  # a driver failure must not end the agent
-                log.exception("driver abort failed")
-                reply = AbortReply(request_id=c.request_id, aborted=False, detail=f"{type(exc).__name__}: {exc}"[:500])
-            self._send(sock, reply, parent=h)
+            self._send(sock, self._on_abort(c), parent=h)  # on the lane it came in on (SPEC 7)
         elif isinstance(c, SafeState):
-            try:
-                reply = SafeStateReply(ok=True, detail=str(self.driver.safe_state())[:500])
-            except Exception as exc:
-                log.exception("driver safe_state failed")
-                reply = SafeStateReply(ok=False, detail=f"{type(exc).__name__}: {exc}"[:500])
-            self._send(sock, reply, parent=h)
+            self._send(sock, self._on_safe_state(c), parent=h)
+        elif isinstance(c, Release):
+            self._send(sock, self._on_release(), parent=h)
         elif isinstance(c, Error):
             log.warning("controller reports %s: %s", c.code, c.message)
             if c.code == "not-registered":  # the controller restarted and does not know us: hello again
@@ -355,6 +403,58 @@ class InstrumentAgent:
             pass
         else:
             log.info("ignoring %s from controller", h.msg_type)
+
+    def _halt(self, request_id: str | None = None) -> bool:
+        """Mark the named (default: every) running or queued request aborted, and stop the driver only when
+        the one it measures is among them (a queued one never reaches it); True if any request was stopped."""
+        with self._claim:  # the worker claims a queued job under the same lock: each job is halted or run
+            targets = {r for r in self._inflight if request_id is None or r == request_id}
+            self._aborted.update(targets)
+            running = self._running if self._running in targets else None
+            queued = targets - {running}
+            self._inflight -= queued
+        if running is not None:
+            self.driver.abort()
+        for rid in queued:  # settled now, aborted: the worker passes it by
+            now = _now()
+            done = _Done(Result(request_id=rid, status="aborted", started=now, finished=now), [])
+            self._finish(self._data, rid, done, self._parents.pop(rid, None))
+        return bool(targets)
+
+    def _on_abort(self, c: Abort) -> AbortReply:
+        if c.request_id is not None and c.request_id not in self._inflight:
+            return AbortReply(request_id=c.request_id, aborted=False, detail="that request is not running or queued")
+        before = self.state.state
+        try:
+            # the state moves to aborting only when what the driver measures is stopped (SPEC 6, "Agent states")
+            hits_running = c.request_id is None or c.request_id == self._running
+            act = self.state.on("abort") if hits_running else "abort"
+            stopped = act == "abort" and self._halt(c.request_id)
+        except Exception as exc:  # a driver failure must not end the agent
+            log.exception("driver abort failed")
+            return AbortReply(request_id=c.request_id, aborted=False, detail=f"{type(exc).__name__}: {exc}"[:500])
+        return AbortReply(request_id=c.request_id, aborted=stopped, detail=f"{before} -> {self.state.state}")
+
+    def _on_safe_state(self, c: SafeState) -> SafeStateReply:
+        self.state.on("safe_state")
+        try:
+            self._halt()  # what runs ends aborted; what is queued is never measured
+            log.warning("safe state requested%s", f": {c.reason}" if c.reason else "")
+            return SafeStateReply(ok=True, detail=str(self.driver.safe_state())[:500])
+        except Exception as exc:
+            log.exception("driver safe_state failed")
+            return SafeStateReply(ok=False, detail=f"{type(exc).__name__}: {exc}"[:500])
+
+    def _on_release(self) -> ReleaseReply:
+        if self.state.state != "safe":
+            return ReleaseReply(ok=True, detail=f"not in the safe state ({self.state.state}): nothing to release")
+        try:
+            detail = str(self.driver.release())[:500]
+        except Exception as exc:  # still safe: the driver could not leave it
+            log.exception("driver release failed")
+            return ReleaseReply(ok=False, detail=f"{type(exc).__name__}: {exc}"[:500])
+        self.state.on("release")
+        return ReleaseReply(ok=True, detail=detail)
 
     def _on_measure(self, sock: zmq.Socket, m: Measure, h) -> None:
         done = self._results.get(m.request_id)
@@ -368,12 +468,17 @@ class InstrumentAgent:
         if rejection is not None:
             self._send(sock, rejection, parent=h)
             return
+        if self.state.on("measure") == "busy":
+            self._send(sock, Reject(request_id=m.request_id, code="busy", reason=self.state.busy_reason()), parent=h)
+            return
         if not self.driver.blocking:  # microseconds: the result stands in for the ack (SPEC section 7)
-            self._finish(sock, m.request_id, self._run_driver(m))
+            self._inflight.add(m.request_id)
+            self._finish(sock, m.request_id, self._run_driver(m), parent=h)
             return
         self._inflight.add(m.request_id)
+        self._parents[m.request_id] = h
         self._send(sock, Ack(request_id=m.request_id), parent=h)
-        self._jobs.put(m)
+        self._jobs.put((m, h))
 
     def _on_query(self, sock: zmq.Socket, q: Query, h) -> None:
         done = self._results.get(q.request_id)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import stat
 from pathlib import Path
 
 from abduce.controller.errors import ConfigError
@@ -43,8 +44,18 @@ def new_key(path: str | os.PathLike, key_id: str, curve: bool = False) -> list[P
 
 
 def load_key(path: str | os.PathLike) -> tuple[str, bytes]:
-    """``(key_id, secret)`` from a key file, with a clear error for anything else."""
+    """``(key_id, secret)`` from a key file (mode 0600: one that its group or others may read is refused),
+    with a clear error for anything else."""
     path = Path(path)
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        mode = 0  # a missing file: said below
+    if os.name == "posix" and mode & 0o077:  # SPEC section 12: the owner's only
+        raise ConfigError(
+            f"key file {path} may be read by its group or others (mode {stat.S_IMODE(mode):o}): "
+            f"a signing secret must be the owner's only; run `chmod 600 {path}`"
+        )
     try:
         obj = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

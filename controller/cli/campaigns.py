@@ -88,9 +88,13 @@ def run_listening(
             with bar:
                 try:
                     run_campaign(campaign, LinkInstrument(link, agent), [rundir, show], journal=rundir.journal)
-                except BaseException:
+                except BaseException as exc:
+                    link.bye(
+                        "stopped" if isinstance(exc, KeyboardInterrupt) else "error", f"{type(exc).__name__}: {exc}"
+                    )
                     rundir.close()
                     raise
+            link.bye("done")  # 1.1 agents stop re-registering
             return rundir.finish(campaign)
     finally:
         audit.close()

@@ -1,4 +1,5 @@
-"""The daemon and its control lane: ``abduce daemon``, ``status``, ``pause``, ``resume``, ``stop``."""
+"""The daemon and its control lane: ``abduce daemon``, ``status``, ``pause``, ``resume``, ``stop``, and the
+operator's buttons for the instrument: ``abort``, ``safe-state``, ``release``."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ def daemon(config: Path = typer.Argument(..., help="TOML settings (see deploy/co
     console.print(f"daemon finished: {status.get('state')} at {status.get('n')} measurements")
 
 
-def _control(config: Path, command: str, as_json: bool, timeout: float = 5.0) -> None:
+def _control(config: Path, command: str, as_json: bool, timeout: float = 5.0, **args) -> None:
     from abduce.controller.drive.control import request
     from abduce.controller.recipe.settings import load_settings
     from abduce.instruments.keys import load_key
@@ -38,13 +39,21 @@ def _control(config: Path, command: str, as_json: bool, timeout: float = 5.0) ->
             from abduce.controller.journal.rundir import read_endpoints
 
             endpoint = read_endpoints(settings.daemon.run_dir)["control"]
-        reply = request(endpoint, secret, command, timeout_s=timeout)
+        reply = request(endpoint, secret, command, timeout_s=timeout, **{k: v for k, v in args.items() if v})
     except AbduceError as exc:
         _fail(exc)
     if as_json:
         print(json.dumps(reply))
         return
     status = reply.get("status") or {}
+    if "reply" in reply:  # an instrument command: what the instrument said
+        r = reply["reply"]
+        Console().print(
+            f"{command}: {'done' if r['ok'] else 'NOT done'}" + (f" ({r['detail']})" if r["detail"] else "")
+        )
+        if not r["ok"]:
+            raise typer.Exit(1)
+        return
     if command == "list":
         for c in reply.get("campaigns", []):
             Console().print(f"{c['campaign']}: {c['state']} at {c['n']}/{c['budget']}")
@@ -83,3 +92,34 @@ def resume(config: Path = typer.Option(..., "--config"), as_json: bool = typer.O
 def stop(config: Path = typer.Option(..., "--config"), as_json: bool = typer.Option(False, "--json")) -> None:
     """Stop cleanly after the current measurement (the daemon resumes from its journal on restart)."""
     _control(config, "stop", as_json)
+
+
+@app.command()
+def abort(
+    config: Path = typer.Option(..., "--config"),
+    request_id: str = typer.Option(None, "--request", help="Only this request (default: whatever is measuring)."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Stop the instrument's running measurement now (its control lane; the campaign skips the point, or
+    pauses with [instrument] on_abort = "pause")."""
+    _control(config, "abort", as_json, 10.0, request_id=request_id)
+
+
+@app.command("safe-state")
+def safe_state(
+    config: Path = typer.Option(..., "--config"),
+    reason: str = typer.Option("", help="Why, for the instrument's log and the journal."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Put the instrument in its safe state (beam off, stage parked); nothing is measured until release."""
+    _control(config, "safe-state", as_json, 10.0, reason=reason)
+
+
+@app.command()
+def release(
+    config: Path = typer.Option(..., "--config"),
+    reason: str = typer.Option("", help="Why, for the instrument's log and the journal."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Let the instrument leave its safe state and measure again (protocol 1.1 agents)."""
+    _control(config, "release", as_json, 10.0, reason=reason)

@@ -1,4 +1,5 @@
-"""The daemon's control lane: status, pause, resume, stop, list — answered at once, even mid-fit.
+"""The daemon's control lane: status, pause, resume, stop, list — answered at once, even mid-fit — and the
+operator's buttons for the instrument: abort, safe-state, release (forwarded to the agent's control lane).
 
 A ROUTER socket served by its own thread, so a GP fit on the campaign thread
 never delays an answer. Requests are signed with the daemon's key (the same
@@ -6,7 +7,8 @@ key file as the instrument link), so nobody without the key can pause or stop
 a campaign:
 
     request  [JSON body, hex HMAC-SHA256(key, body)]   (DEALER/REQ side; a ROUTER adds the identity)
-    body     {"command": "status"|"pause"|"resume"|"stop"|"list", "t": UNIX seconds, "nonce": str}
+    body     {"command": COMMAND, "t": UNIX seconds, "nonce": str, "args": {...}}   (args optional:
+             {"reason": str} for safe-state and release, {"request_id": str} for abort)
     reply    [JSON {"ok": bool, ...}]
 
 A request older than 30 s, or whose nonce was seen, is refused (no replays).
@@ -29,7 +31,7 @@ import zmq
 from abduce.controller.errors import AbduceError
 
 log = logging.getLogger("abduce.control")
-COMMANDS = ("status", "pause", "resume", "stop", "list")
+COMMANDS = ("status", "pause", "resume", "stop", "list", "abort", "safe-state", "release")
 MAX_AGE_S = 30.0
 
 
@@ -48,11 +50,12 @@ class ControlServer:
         endpoint: where to bind (loopback tcp or ipc); port 0 binds a free port, and
             :attr:`endpoint` names it once :meth:`start` returns.
         secret: the signing key's secret.
-        handler: called on the control thread; must be quick and thread-safe
-            (it reads a snapshot and sets flags).
+        handler: ``handler(command, args) -> dict``, called on the control thread; must be thread-safe
+            and quick (it reads a snapshot and sets flags; the instrument's buttons wait for the agent's
+            reply, a few seconds at most).
     """
 
-    def __init__(self, endpoint: str, secret: bytes, handler: Callable[[str], dict]) -> None:
+    def __init__(self, endpoint: str, secret: bytes, handler: Callable[[str, dict], dict]) -> None:
         self.endpoint, self._secret, self._handler = endpoint, secret, handler
         self._stop = threading.Event()
         self._seen: OrderedDict[str, None] = OrderedDict()
@@ -110,8 +113,11 @@ class ControlServer:
         try:
             request = json.loads(body)
             command, t, nonce = request["command"], float(request["t"]), str(request["nonce"])
-        except (ValueError, KeyError, TypeError):
-            return {"ok": False, "error": "body must be JSON with command, t and nonce"}
+            args = request.get("args") or {}
+            if not isinstance(args, dict):
+                raise TypeError("args")
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return {"ok": False, "error": "body must be a JSON object with command, t, nonce (and an args object)"}
         if abs(time.time() - t) > MAX_AGE_S or nonce in self._seen:
             return {"ok": False, "error": "stale or replayed request"}
         self._seen[nonce] = None
@@ -120,15 +126,15 @@ class ControlServer:
         if command not in COMMANDS:
             return {"ok": False, "error": f"unknown command {command!r}; known: {', '.join(COMMANDS)}"}
         try:
-            return {"ok": True, **self._handler(command)}
+            return {"ok": True, **self._handler(command, {str(k): v for k, v in args.items()})}
         except Exception as exc:  # never let a handler bug kill the control lane
             log.exception("control handler failed")
             return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
 
 
-def request(endpoint: str, secret: bytes, command: str, timeout_s: float = 5.0) -> dict:
+def request(endpoint: str, secret: bytes, command: str, timeout_s: float = 5.0, **args) -> dict:
     """Send one signed control request and return the reply (raises ControlError on silence)."""
-    body = json.dumps({"command": command, "t": time.time(), "nonce": uuid.uuid4().hex}).encode()
+    body = json.dumps({"command": command, "t": time.time(), "nonce": uuid.uuid4().hex, "args": args}).encode()
     ctx = zmq.Context.instance()
     sock = ctx.socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)

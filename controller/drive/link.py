@@ -1,40 +1,38 @@
 """The controller's side of the instrument protocol.
 
-:class:`InstrumentLink` runs one I/O thread that owns the controller's two
-ROUTER sockets (instrument lane and control lane). It registers agents,
-pings them every ``heartbeat_s`` (so a long GP fit on the campaign thread can
-never make the controller look dead), and settles requests: a ``measure``
-not acknowledged in time is re-sent with the same request id when it is
-idempotent and only queried when it is not; a result lost in flight is
-fetched with ``query``; when an agent comes back with a new session, every
-in-flight request is queried, and re-sent only where the agent does not know
-it and re-measuring is allowed. Those rules are :mod:`abduce.controller.drive.settle`
-(a pure state machine); this module owns the sockets and carries out what it decides.
-The campaign thread calls :meth:`measure`, which blocks until the request is settled.
-Binding the two lanes is :mod:`abduce.controller.drive.lanes`; the plain types (:class:`LinkError`,
-:class:`Agent`, :class:`Reply`, re-exported here) are :mod:`abduce.controller.drive.link_types`.
+:class:`InstrumentLink` runs one I/O thread that owns the controller's two ROUTER sockets (instrument
+lane and control lane). It registers agents, pings them every ``heartbeat_s`` (a long GP fit on the
+campaign thread never makes the controller look dead), audits every message in or out, and settles
+requests by the rules of :mod:`abduce.controller.drive.settle` (a pure state machine: re-send an
+idempotent ``measure`` not acknowledged in time, query a non-idempotent one, fetch a lost result with
+``query``, query everything in flight to an agent that restarted); this module owns the sockets and
+carries out what those rules decide. The campaign thread calls :meth:`measure`, which blocks until the
+request is settled. Binding the lanes is :mod:`~abduce.controller.drive.lanes`; the control-lane calls
+and ``bye``, :mod:`~abduce.controller.drive.link_calls`; the plain types (:class:`LinkError`,
+:class:`Agent`, :class:`Reply`, re-exported here), :mod:`~abduce.controller.drive.link_types`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import threading
 import time
+from collections import deque
 
 import zmq
 
+from abduce.controller.drive import audit
 from abduce.controller.drive.lanes import bind_lanes
+from abduce.controller.drive.link_calls import ControlCalls
 from abduce.controller.drive.link_types import Agent, LinkError, Pending, Reply
 from abduce.controller.drive.settle import Action, Flight, SendMeasure, Settle, Settler
 from abduce.controller.errors import ConfigError
 from abduce.controller.recipe.addresses import endpoint_is_loopback
-from abduce.instruments.protocol.codec import Codec, Message, ProtocolError
+from abduce.instruments.protocol.codec import Codec, Message, ProtocolError, version_key
 from abduce.instruments.protocol.models import (
     MESSAGES,
     SUPPORTED_VERSIONS,
-    Abort,
     AbortReply,
     Ack,
     Error,
@@ -44,9 +42,9 @@ from abduce.instruments.protocol.models import (
     Pong,
     Query,
     Reject,
+    ReleaseReply,
     Result,
     ResultAck,
-    SafeState,
     SafeStateReply,
     Welcome,
 )
@@ -57,7 +55,7 @@ log = logging.getLogger("abduce.link")
 _MSG_TYPES = {model: name for name, model in MESSAGES.items()}
 
 
-class InstrumentLink:
+class InstrumentLink(ControlCalls):
     """Serve agents on ``endpoint`` (and the control lane at port + 1).
 
     Args:
@@ -67,7 +65,8 @@ class InstrumentLink:
         codec: signs with the controller's key; its keyring holds the keys agents may use.
         heartbeat_s: ping period; a peer silent for 3 periods is dead.
         ack_timeout_s: how long to wait for an ack before re-sending (idempotent) or querying.
-        audit: optional callable ``f(direction, key_id, msg_type, request_id)`` for the audit log.
+        audit: optional callable ``f(line: dict)`` for the audit log: every message in or out, on either
+            lane, authenticated or not (:class:`abduce.controller.drive.audit.AuditLog` names the fields).
         curve: optional ``(public, secret)`` CURVE server keys; then ``curve_clients`` (a
             directory of allowed public certificates) is enforced through ZAP.
     """
@@ -88,10 +87,16 @@ class InstrumentLink:
             )
         self.endpoint, self.codec = endpoint, codec
         self.heartbeat_s, self.ack_timeout_s = heartbeat_s, ack_timeout_s
-        self.audit = audit or (lambda *a: None)
+        self.audit = audit or (lambda line: None)
+        if codec.role is None:
+            codec.role = "controller"  # an agent-only message sent to the controller is answered wrong-direction
+        self._linger_ms = 0  # raised once a bye is queued, so closing does not discard it
         self.curve, self.curve_clients = curve, curve_clients
         self.agents: dict[str, Agent] = {}
-        self.errors: list[ProtocolError] = []
+        self.errors: deque[ProtocolError] = deque(maxlen=10_000)  # the latest refusals (a flood cannot grow it)
+        self.refused = 0  # frame lists refused so far, dropped or answered
+        self._stamp: dict[bytes, str] = {}  # routing identity -> the version agreed with that agent
+        self._warned: set[bytes] = set()  # peers already warned about a dropped message
         self._pending: dict[str, Pending] = {}  # what the callers wait on; when each is settled: self._settler
         self._settler = Settler(ack_timeout_s, heartbeat_s)
         self._outbox: queue.Queue = queue.Queue()
@@ -175,30 +180,6 @@ class InstrumentLink:
         assert pending.result is not None
         return Reply(pending.result, pending.buffers, pending.raw, pending.key_id or "")
 
-    def abort(self, instrument_id: str, request_id: str | None = None, timeout_s: float = 5.0) -> AbortReply:
-        """Abort on the control lane (never queued behind measurements)."""
-        return self._control_call(instrument_id, Abort(request_id=request_id), timeout_s)  # type: ignore[return-value]
-
-    def safe_state(self, instrument_id: str, reason: str = "", timeout_s: float = 5.0) -> SafeStateReply:
-        """Ask the instrument to go to its safe state, on the control lane."""
-        return self._control_call(instrument_id, SafeState(reason=reason), timeout_s)  # type: ignore[return-value]
-
-    def _put(self, item) -> None:
-        self._outbox.put(item)
-        with self._wake_lock:
-            self._wake_send.send(b"", zmq.NOBLOCK)
-
-    def _control_call(self, instrument_id: str, content, timeout_s: float):
-        done, box = threading.Event(), []
-        self._put(("control", (instrument_id, content, done, box)))
-        if not done.wait(timeout_s):
-            raise LinkError(
-                getattr(content, "request_id", None), "timeout", f"no reply on the control lane in {timeout_s} s"
-            )
-        if isinstance(box[0], LinkError):
-            raise box[0]
-        return box[0]
-
     # ------------------------------------------------------------ I/O thread
 
     def _run(self) -> None:
@@ -242,35 +223,52 @@ class InstrumentLink:
                         try:
                             msg = self.codec.decode(frames)
                         except ProtocolError as exc:
-                            self.errors.append(exc)
-                            if exc.drop:
-                                log.warning("dropped unauthenticated message: %s", exc)
-                            elif exc.header is not None and exc.header.msg_type == "error":
-                                log.warning("bad error message (never answered, to avoid loops): %s", exc)
-                            else:
-                                log.warning("bad message: %s", exc)
-                                # a ROUTER's first frame is always the peer's identity, tag or not
-                                ids = exc.identities or frames[:1]
-                                self._send(
-                                    sock,
-                                    ids,
-                                    Error(code=exc.code, message=exc.message, request_id=exc.request_id),
-                                    parent=exc.header,
-                                )
+                            self._refuse(sock, frames, exc)
                             continue
-                        self.audit("in", msg.header.key_id, msg.msg_type, getattr(msg.content, "request_id", None))
-                        self._handle(sock, msg)
+                        self._handle(sock, msg, frames)
         finally:
             for p in list(self._pending.values()):
                 p.error = LinkError(p.request.request_id, "closed", "the link was closed")
                 p.done.set()
-            data.close(linger=0)
+            data.close(linger=self._linger_ms)
             control.close(linger=0)
             self._wake_recv.close(linger=0)
 
-    def _send(self, sock: zmq.Socket, identities, content, parent=None) -> None:
-        sock.send_multipart(self.codec.encode(content, parent=parent, identities=identities))
-        self.audit("out", self.codec.key_id, _MSG_TYPES[type(content)], getattr(content, "request_id", None))
+    def _put(self, item) -> None:
+        self._outbox.put(item)
+        with self._wake_lock:
+            self._wake_send.send(b"", zmq.NOBLOCK)
+
+    def _refuse(self, sock: zmq.Socket, frames: list[bytes], exc: ProtocolError) -> None:
+        """A frame list that failed a check (SPEC 5): dropped unanswered when unauthenticated (checks 1-6)
+        or itself an ``error``; else answered with an ``error`` naming the check. Audited either way."""
+        self.errors.append(exc)
+        self.refused += 1
+        if exc.drop or exc.header.msg_type == "error":  # type: ignore[union-attr]
+            peer = bytes(frames[0]) if frames else b""  # a flood warns once per peer; the audit has every one
+            log.log(logging.DEBUG if peer in self._warned else logging.WARNING, "dropped (never answered): %s", exc)
+            self._warned.add(peer)
+            outcome = f"dropped {exc.code}"
+        else:
+            log.warning("bad message: %s", exc)
+            # a ROUTER's first frame is always the peer's identity, tag or not
+            error = Error(code=exc.code, message=exc.message, request_id=exc.request_id)
+            self._send(sock, exc.identities or frames[:1], error, parent=exc.header)
+            outcome = f"answered {exc.code}"
+        self.audit(audit.incoming(self._lane(sock), frames, exc.claimed, not exc.drop, exc.request_id, outcome))
+
+    def _lane(self, sock: zmq.Socket) -> str:
+        return "instrument" if sock is self._data else "control"
+
+    def _send(self, sock: zmq.Socket, identities, content, parent=None) -> list[bytes]:
+        version = self._stamp.get(bytes(identities[0])) if identities else None
+        frames = self.codec.encode(content, parent=parent, identities=identities, version=version)
+        sock.send_multipart(frames)
+        rid = getattr(content, "request_id", None)
+        self.audit(
+            audit.outgoing(self._lane(sock), identities, frames, self.codec.key_id, _MSG_TYPES[type(content)], rid)
+        )
+        return frames
 
     def _drain_outbox(self) -> None:
         while True:
@@ -278,17 +276,8 @@ class InstrumentLink:
                 kind, pending = self._outbox.get_nowait()
             except queue.Empty:
                 return
-            if kind == "control":
-                instrument_id, content, done, box = pending
-                agent = self.agents.get(instrument_id)
-                if agent is None or agent.control_identity is None:
-                    box.append(LinkError(None, "not-registered", f"no control lane to {instrument_id!r} yet"))
-                    done.set()
-                    continue
-                frames = self.codec.encode(content, identities=[agent.control_identity])
-                msg_id = json.loads(frames[3])["msg_id"]  # [identity, TAG, signature, header, ...]
-                self._control_waiters[msg_id] = (done, box)
-                self._control.send_multipart(frames)
+            if kind in ("bye", "control"):
+                self._carry_out(kind, pending)
                 continue
             rid = pending.request.request_id
             self._pending[rid] = pending
@@ -325,22 +314,35 @@ class InstrumentLink:
         reachable = {i for i, a in self.agents.items() if now - a.last_heard <= 3 * self.heartbeat_s}
         self._act(self._settler.tick(now, reachable))
 
-    def _handle(self, sock: zmq.Socket, msg: Message) -> None:
+    def _handle(self, sock: zmq.Socket, msg: Message, frames: list[bytes]) -> None:
+        """Act on one authenticated message, audited before it acts (a caller it wakes finds its line there)."""
         c, h, ids = msg.content, msg.header, msg.identities
+
+        def note(outcome: str) -> None:
+            self.audit(audit.incoming(self._lane(sock), frames, h, True, getattr(c, "request_id", None), outcome))
+
         if isinstance(c, Hello):
+            note("delivered" if set(SUPPORTED_VERSIONS) & set(c.versions) else "answered unsupported-version")
             self._on_hello(sock, msg)
             return
         agent = next((a for a in self.agents.values() if a.identity == ids[0]), None) if ids else None
         if agent is None:
             # Control-lane messages come from the agent's second socket: match by session.
             agent = next((a for a in self.agents.values() if a.session == h.session), None)
-        if agent is None:
+        if agent is None:  # after every check of the codec (SPEC 5, check 13)
+            note("answered not-registered")
             self._send(sock, ids, Error(code="not-registered", message="send hello first"), parent=h)
             return
+        note("delivered")
         agent.last_heard = time.monotonic()
         if sock is self._control and ids:
             agent.control_identity = ids[0]
-        if isinstance(c, (AbortReply, SafeStateReply)):
+            self._stamp[ids[0]] = agent.version
+        if isinstance(c, (AbortReply, SafeStateReply, ReleaseReply)):
+            if isinstance(c, SafeStateReply) and c.ok:
+                agent.state = "safe"
+            elif isinstance(c, ReleaseReply) and c.ok:
+                agent.state = "idle"
             waiter = self._control_waiters.pop(msg.parent.msg_id if msg.parent else "", None)
             if waiter is not None:
                 waiter[1].append(c)
@@ -376,12 +378,14 @@ class InstrumentLink:
                 parent=msg.header,
             )
             return
+        best = max(common, key=version_key)  # "1.10" > "1.9"
+        self._stamp[msg.identities[0]] = best  # from the welcome on, it is spoken to in the version agreed
         old = self.agents.get(c.instrument_id)
         agent = Agent(c.instrument_id, msg.identities[0], msg.header.session, msg.header.key_id, c.capabilities)
+        agent.version = best
         with self._registered:
             self.agents[c.instrument_id] = agent
             self._registered.notify_all()
-        best = max(common, key=lambda v: tuple(int(p) for p in v.split(".")))  # "1.10" > "1.9"
         self._send(
             sock,
             msg.identities,

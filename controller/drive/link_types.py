@@ -40,6 +40,8 @@ class Agent:
     capabilities: Capabilities
     last_heard: float = field(default_factory=time.monotonic)
     control_identity: bytes | None = None
+    version: str = "1.0"  # the protocol version negotiated at welcome
+    state: str = "idle"  # as far as the controller knows: "safe" after safe_state, "idle" after release
 
 
 class Reply(NamedTuple):

@@ -49,7 +49,9 @@ def step(
     """One ask -> measure -> tell, journalling the request before it is sent and the
     measurement before it is told. A refused measurement is journalled as an error;
     a NaN/inf reading then skips its point (returns None; the next ask chooses anew)
-    until ``max_failures`` in a row, any other refusal is re-raised.
+    until ``max_failures`` in a row, any other refusal is re-raised. A request the
+    instrument ended ``aborted`` (an operator's abort, the safe state) is journalled as
+    a skipped instrument error and its point skipped the same way (returns None).
 
     ``phase(name)``, if given, is called as each part begins: ``"deciding"`` (ask),
     ``"measuring"`` (the instrument), ``"learning"`` (tell: refits and evidence); the
@@ -63,12 +65,18 @@ def step(
     try:
         measurement = instrument(request)
     except AbduceError as exc:  # rejected, lost, timed out: who said what, before it propagates
+        reason = getattr(exc, "code", type(exc).__name__)
+        aborted = reason == "aborted"  # stopped by an abort or the safe state: skipped, never measured twice
         if journal is not None:
-            reason = getattr(exc, "code", type(exc).__name__)
-            append(
-                journal, ErrorBody(stage="instrument", reason=reason, message=str(exc)), request_id=request.request_id
-            )
-        raise
+            body = ErrorBody(stage="instrument", reason=reason, message=str(exc), skipped=aborted)
+            append(journal, body, request_id=request.request_id)
+        if not aborted:
+            raise
+        log.warning(
+            "request %s at %s was aborted at the instrument; the point is skipped", request.request_id, request.x
+        )
+        campaign.skip(request.request_id)
+        return None
     if journal is not None:
         # committed before it is told; its fsync runs alongside the tell and is done before the next
         # request goes out (Journal docstring). The raw reply and the key that signed it ride with it.

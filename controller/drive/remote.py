@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import time
 from pathlib import Path
 from typing import Annotated
 
@@ -11,6 +9,7 @@ import numpy as np
 from pydantic import Field
 
 from abduce.controller.core.measurements import Measurement, MeasureRequest
+from abduce.controller.drive.audit import AuditLog
 from abduce.controller.drive.link import Agent, InstrumentLink
 from abduce.controller.errors import ConfigError
 from abduce.controller.intake.readings import pick_channel, to_measurement
@@ -107,22 +106,3 @@ def listening_link(
         curve=curve,
         curve_clients=str(curve_clients) if curve_clients else None,
     )
-
-
-class AuditLog:
-    """``audit.jsonl``: one line per message in or out: time, direction, key id, type, request id."""
-
-    def __init__(self, path: Path) -> None:
-        self._f = open(path, "a", encoding="utf-8")
-
-    def __call__(self, direction: str, key_id: str, msg_type: str, request_id: str | None) -> None:
-        self._f.write(
-            json.dumps(
-                {"t": time.time(), "dir": direction, "key_id": key_id, "msg_type": msg_type, "request_id": request_id}
-            )
-            + "\n"
-        )
-        self._f.flush()
-
-    def close(self) -> None:
-        self._f.close()

@@ -19,7 +19,8 @@ Kinds and bodies:
 * ``measurement``: :class:`MeasurementBody` (the point, the value, raw arrays), before it is told;
 * ``decision``: :class:`DecisionBody` (a ``StepRecord`` and the fitted states of its refits);
 * ``error``: :class:`ErrorBody` (an instrument error, or a reading ``tell`` refused);
-* ``reply``: :class:`ReplyBody` (a raw protocol reply; free-form).
+* ``reply``: :class:`ReplyBody` (an operator's command to the instrument -- abort, safe state,
+  release -- and the instrument's reply).
 """
 
 from __future__ import annotations
@@ -136,9 +137,16 @@ class ErrorBody(_Body):
 
 
 class ReplyBody(_Body):
-    """A raw protocol reply, kept as evidence (free-form)."""
+    """A command sent to the instrument on the control lane and its reply, kept as evidence: ``command``
+    (``abort``, ``safe-state``, ``release``), who asked (``by``: ``operator``, or ``daemon`` for the safe
+    state on an unrecoverable error), ``ok`` and the instrument's ``detail``, and for an abort the request
+    it named. Journals before protocol 1.1 hold none."""
 
     kind: ClassVar[str] = "reply"
+    command: str | None = None
+    by: str | None = None
+    ok: bool | None = None
+    detail: str = ""
 
 
 Body = ConfigBody | RequestBody | MeasurementBody | DecisionBody | ErrorBody | ReplyBody
@@ -203,9 +211,27 @@ def read(journal: Journal, kind: str | None = None) -> Iterator[Entry]:
         yield typed(event)
 
 
+def instrument_state(events: Iterable[Entry]) -> str | None:
+    """The instrument's state as the journal last recorded it: ``safe`` after an acknowledged safe state,
+    ``idle`` after a release (or an abort); None when no command was ever sent to it."""
+    state = None
+    for e in events:
+        if e.kind == "reply" and e.body.ok and e.body.command in ("safe-state", "release", "abort"):
+            state = "safe" if e.body.command == "safe-state" else "idle"
+    return state
+
+
+def aborted_requests(events: Iterable[Entry]) -> set[str]:
+    """Requests the instrument ended ``aborted`` and the campaign skipped (never measured, never asked again)."""
+    return {e.request_id for e in events if e.kind == "error" and e.body.stage == "instrument" and e.body.skipped}
+
+
 def refused_readings(events: Iterable[Entry]) -> tuple[set[str], set[str]]:
     """``(refused, skipped)`` request ids: measurements ``tell`` refused (not part of the data; an
-    instrument error leaves its request in flight instead), and of those, the NaN/inf readings
-    whose point was skipped."""
+    instrument error leaves its request in flight instead), and the requests whose point was skipped:
+    of those, the NaN/inf readings, and the requests the instrument ended ``aborted``
+    (:func:`aborted_requests`). Both sets are settled: never in flight."""
+    events = list(events)
     errors = [e for e in events if e.kind == "error" and e.body.stage != "instrument"]
-    return {e.request_id for e in errors}, {e.request_id for e in errors if e.body.skipped}
+    skipped = {e.request_id for e in errors if e.body.skipped} | aborted_requests(events)
+    return {e.request_id for e in errors}, skipped

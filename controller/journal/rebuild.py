@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from abduce.controller.journal.events import read, refused_readings
+from abduce.controller.journal.events import aborted_requests, read, refused_readings
 from abduce.controller.journal.store import Journal, JournalError
 from abduce.controller.recipe.spec import RunSpec, spec_of
 
@@ -40,12 +40,14 @@ def snapshot(journal: Journal, upto: int | None = None, events: list | None = No
     campaign = spec.campaign(kind=Snapshot)
     events = list(read(journal)) if events is None else events
     refused, skipped = refused_readings(events)
+    aborted = aborted_requests(events)
     decisions = {e.request_id: e.body for e in events if e.kind == "decision"}
     asked = {e.request_id: e.body for e in events if e.kind == "request"}
     measurements, failed, asked_by, records, fits = [], [], [], [], {}
     attempts: dict[int, int] = {}
     for e in events:
-        if e.kind != "measurement" or (e.request_id in refused and e.request_id not in skipped):
+        was_aborted = e.kind == "error" and e.request_id in aborted  # asked, aborted at the instrument, skipped
+        if not was_aborted and (e.kind != "measurement" or (e.request_id in refused and e.request_id not in skipped)):
             continue
         if upto is not None and len(measurements) >= upto:
             break
@@ -58,8 +60,8 @@ def snapshot(journal: Journal, upto: int | None = None, events: list | None = No
                 f"{step}: the journal was written by a campaign with other settings"
             )
         asked_by.append(request.hypothesis)
-        if e.request_id in skipped:
-            failed.append(e.body.x)
+        if e.request_id in skipped or was_aborted:
+            failed.append(request.x if was_aborted else e.body.x)
             attempts[step] = attempts.get(step, 0) + 1
             continue
         measurements.append((e.request_id, e.body.x, e.body.y))

@@ -11,7 +11,8 @@ journalled with each decision are restored rather than refitted (exactly:
 float64 through JSON is lossless), so a resume costs the conditioning and
 evidence updates, not the fits; a decision lost to a power cut only means
 that step is refitted. Measurements that ``tell`` refused (journalled with an
-``error``) are skipped, as they were live. Requests journalled but never answered are
+``error``) are skipped, as they were live, and so are requests the instrument ended
+``aborted`` (journalled as a skipped instrument error). Requests journalled but never answered are
 returned as *in flight*, for the caller to settle (query the instrument, or
 re-measure where allowed). Steps whose measurement was journalled but whose
 decision was not (a stop mid-fit) are returned as *undecided*: their step
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 
 from abduce.controller.core.campaign import Campaign, StepRecord
 from abduce.controller.core.measurements import Measurement, MeasureRequest
-from abduce.controller.journal.events import read, refused_readings
+from abduce.controller.journal.events import aborted_requests, read, refused_readings
 from abduce.controller.journal.store import Journal, JournalError
 
 
@@ -44,6 +45,7 @@ def retell(campaign: Campaign, journal: Journal, limit: int | None = None) -> Re
     # measurements tell() refused are not part of the data (an instrument error leaves the request in flight)
     events = list(read(journal))  # one read: errors and decisions come after the measurements they settle
     refused, skipped = refused_readings(events)
+    aborted = aborted_requests(events)  # ended aborted at the instrument: skipped, as live
     fits = {e.request_id: e.body.fits for e in events if e.kind == "decision"}  # restored, not refitted
     for event in events:
         if limit is not None and event.kind == "measurement" and campaign.n >= limit:
@@ -53,6 +55,11 @@ def retell(campaign: Campaign, journal: Journal, limit: int | None = None) -> Re
             requested[event.request_id] = MeasureRequest(
                 request_id=event.request_id, step=b.step, x=b.x, hypothesis=b.hypothesis, reason=b.reason
             )
+        elif event.kind == "error" and event.request_id in aborted and event.request_id not in told:
+            request = campaign.ask()
+            _check(request, event, journal)
+            campaign.skip(event.request_id)
+            told.add(event.request_id)  # settled: not in flight
         elif event.kind == "measurement" and event.request_id in skipped:
             request = campaign.ask()
             _check(request, event, journal)

@@ -55,6 +55,10 @@ class InstrumentSection(_Section):
     curve_clients: Path | None = None
     wait_s: Annotated[float, Field(gt=0)] = 600.0
     instrument_id: str | None = None
+    # protocol 1.1: the instrument's safe state when the campaign stops on an unrecoverable error, and
+    # what an operator's abort does to the campaign (skip the aborted point and go on, or pause)
+    safe_state_on_error: bool = False
+    on_abort: Literal["skip", "pause"] = "skip"
 
 
 class DaemonSection(_Section):

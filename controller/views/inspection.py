@@ -34,7 +34,7 @@ JSON (``abduce inspect RUN --json``; the pydantic models below *are* the
 schema, :data:`SCHEMA` is their JSON schema)::
 
     {
-      "schema_version": 3,
+      "schema_version": 4,
       "run": str,                      # the journal file
       "mode": str,                     # in-process | listen | daemon | rehearsal
       "step": int | null,              # the --step asked for (null: all)
@@ -69,7 +69,8 @@ schema, :data:`SCHEMA` is their JSON schema)::
         "policy": str, "acquisition": str | null,
         "in_flight": [str, ...],       # request ids sent and never answered
         "errors": [{"request_id": str | null, "stage": str | null, "reason": str | null,
-                    "message": str | null, "skipped": bool}]
+                    "message": str | null, "skipped": bool}],
+        "instrument_state": str | null   # safe | idle as the operator's commands left it (null: none sent)
       }
     }
 
@@ -91,12 +92,12 @@ from pydantic import BaseModel, ConfigDict
 
 from abduce.controller.core.verdict import explained
 from abduce.controller.errors import ConfigError
-from abduce.controller.journal.events import DecisionBody, Entry, RequestBody, read, refused_readings
+from abduce.controller.journal.events import DecisionBody, Entry, RequestBody, instrument_state, read, refused_readings
 from abduce.controller.journal.store import Journal
 from abduce.controller.recipe.spec import spec_of
 
-SCHEMA_VERSION = 3  # 2: summary.unfitted, summary.fit_failures, summary.none, measurements[].none;
-# 3: summary.hypotheses[].check, summary.none.check, summary.explained
+SCHEMA_VERSION = 4  # 2: summary.unfitted, summary.fit_failures, summary.none, measurements[].none;
+# 3: summary.hypotheses[].check, summary.none.check, summary.explained; 4: stopping.instrument_state
 NONE_NAME = "none of these"  # abduce.hypotheses.library.NONE_OF_THESE.name (this module imports no torch)
 TABLE_ROWS = 20  # measurements shown in the terminal table (all of them in the JSON)
 
@@ -186,6 +187,7 @@ class Stopping(_Strict):
     acquisition: str | None
     in_flight: list[str]
     errors: list[ErrorRow]
+    instrument_state: str | None = None  # "safe" / "idle" as the operator's commands left it (None: none sent)
 
 
 class Inspection(_Strict):
@@ -278,6 +280,7 @@ def inspect_journal(journal: Journal, step: int | None = None, events: list[Entr
                 )
                 for e in errors
             ],
+            instrument_state=instrument_state(events),
         ),
     )
 

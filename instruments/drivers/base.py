@@ -1,8 +1,8 @@
 """The driver interface an instrument agent wraps.
 
 A driver for a real microscope implements :meth:`Driver.describe` and
-:meth:`Driver.measure` (and, where the hardware allows, :meth:`Driver.abort`
-and :meth:`Driver.safe_state`). The agent does everything else: the protocol,
+:meth:`Driver.measure` (and, where the hardware allows, :meth:`Driver.abort`,
+:meth:`Driver.safe_state` and :meth:`Driver.release`). The agent does everything else: the protocol,
 the keys, heartbeats, limit checks, the result cache. ``measure`` may block
 for as long as the measurement takes; it runs on the agent's worker thread.
 """
@@ -63,3 +63,8 @@ class Driver(ABC):
     def safe_state(self) -> str:
         """Put the instrument in its safe state; returns what was done."""
         return "this driver has no safe-state action"
+
+    def release(self) -> str:
+        """Leave the safe state (protocol 1.1 ``release``); returns what was done. Raise if the hardware
+        cannot: the agent then stays safe and says why."""
+        return "this driver has no release action"

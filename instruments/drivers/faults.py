@@ -348,6 +348,9 @@ class FaultyDriver(Driver):
     def safe_state(self) -> str:
         return self.driver.safe_state()
 
+    def release(self) -> str:
+        return self.driver.release()
+
 
 class ReplyGate:
     """The agent's send path with faults: drops results and holds some back (one at a time).

@@ -7,25 +7,30 @@ A message on the wire (after any ROUTER routing identities)::
 ``signature`` is the lowercase hex HMAC-SHA256, under the key named by
 ``header.key_id``, of every frame after it, each prefixed by its length as an
 8-byte big-endian unsigned integer (so bytes cannot be moved across frame
-boundaries). ``decode`` checks, in this order, and raises
-:class:`ProtocolError` with the code in brackets at the first failure:
+boundaries). ``decode`` checks, in this order (SPEC.md section 5, protocol 1.1), and
+raises :class:`ProtocolError` with the code in brackets at the first failure:
 
-1. the TAG frame and the five frames after it exist [missing-frame];
-2. no JSON frame exceeds ``max_json_bytes`` and no buffer ``max_buffer_bytes`` [too-large];
-3. the header is a JSON object matching :class:`Header` [malformed];
+1. the TAG frame and the five frames after it exist [missing-frame, drop];
+2. no JSON frame exceeds ``max_json_bytes`` and no buffer ``max_buffer_bytes`` [too-large, drop];
+3. the header is a JSON object matching :class:`Header` [malformed, drop];
 4. its ``key_id`` is in the keyring [unknown-key, drop];
 5. the signature matches [bad-signature, drop];
 6. the signature was not seen before [replayed, drop];
+
+   -- authenticated from here on; the signature enters the replay window --
+
 7. the major version is supported [unsupported-version];
 8. the ``msg_type`` is known [unknown-msg-type];
-9. parent header, metadata and content are JSON objects [malformed];
-10. the content validates against its model [invalid-content];
-11. every array buffer exists and its size is ``prod(shape) * itemsize`` [buffer-mismatch].
+9. this side receives that ``msg_type`` (``role``; :data:`~models.ROUTES`) [wrong-direction;
+   ``unknown-msg-type`` to a message stamped 1.0, which knows no other code];
+10. parent header, metadata and content are JSON objects [malformed];
+11. the content validates against its model [invalid-content];
+12. every array buffer exists and its size is ``prod(shape) * itemsize`` [buffer-mismatch].
 
-Errors marked *drop* come from peers that could not prove they hold a key:
-they are logged and dropped, never answered. Every other error is answered
-with an ``error`` message whose parent header is the offending header when it
-could be read.
+Failures 1-6 come from peers that have not proved they hold a key: they are
+logged (and audited) and dropped, never answered, so a stranger learns nothing,
+not even that abduce listens. Every other failure is answered with an ``error``
+message whose parent header is the offending header.
 """
 
 from __future__ import annotations
@@ -45,9 +50,10 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from abduce.controller.errors import AbduceError
-from abduce.instruments.protocol.models import MESSAGES, PROTOCOL_VERSION, SUPPORTED_VERSIONS, TAG, Header
+from abduce.instruments.protocol.models import MESSAGES, ROUTES, SUPPORTED_VERSIONS, TAG, Header
 
-DROP_CODES = frozenset({"unknown-key", "bad-signature", "replayed"})
+DROP_CODES = frozenset({"missing-frame", "too-large", "unknown-key", "bad-signature", "replayed"})
+"""Codes that only ever mean "not authenticated" (``malformed`` is also answered, at check 10)."""
 
 _DTYPE_SIZES = {"1": 1, "2": 2, "4": 4, "8": 8}
 
@@ -57,8 +63,9 @@ class ProtocolError(AbduceError):
 
     Attributes:
         code: one of ``models.ERROR_CODES``.
-        drop: True when the sender is unauthenticated: log, never answer.
-        header: the offending header, when it could be read (the parent of the error reply).
+        drop: True when the sender is unauthenticated (checks 1-6): log, never answer.
+        header: the offending header once authenticated (the parent of the error reply), else None.
+        claimed: the header as read, verified or not (for the audit: who the sender claims to be).
         identities: the routing identities, for the reply.
         request_id: the request concerned, when known.
     """
@@ -70,9 +77,11 @@ class ProtocolError(AbduceError):
         header: Header | None = None,
         identities: Sequence[bytes] = (),
         request_id: str | None = None,
+        claimed: Header | None = None,
     ) -> None:
         self.code, self.header, self.identities, self.request_id = code, header, tuple(identities), request_id
-        self.drop = code in DROP_CODES
+        self.claimed = claimed if claimed is not None else header
+        self.drop = header is None
         super().__init__(f"[{code}] {message}")
         self.message = message
 
@@ -159,6 +168,12 @@ def major(version: str) -> int:
     return int(version.split(".", 1)[0])
 
 
+def version_key(version: str) -> tuple[int, int]:
+    """``"1.10"`` -> ``(1, 10)``: versions compare numerically, major first."""
+    a, _, b = version.partition(".")
+    return int(a), int(b or 0)
+
+
 class Codec:
     """Builds and checks messages for one process (one session).
 
@@ -166,7 +181,10 @@ class Codec:
         keyring: the keys this side accepts.
         key_id: the key this side signs with (must be in the keyring).
         session: this process's session id (a fresh uuid by default).
-        versions: protocol versions this side speaks.
+        versions: protocol versions this side speaks; it stamps the highest until told otherwise
+            (an agent stamps ``MAJOR.0`` until welcomed: :attr:`version` is settable).
+        role: ``"controller"`` or ``"agent"``: a message of a type only this role sends is answered
+            ``wrong-direction`` (check 9); None skips the check.
         max_json_bytes: largest header/parent/metadata/content frame accepted.
         max_buffer_bytes: largest buffer frame accepted.
         replay_window: how many recent signatures are remembered to refuse replays.
@@ -178,6 +196,7 @@ class Codec:
         key_id: str,
         session: str | None = None,
         versions: Sequence[str] = SUPPORTED_VERSIONS,
+        role: str | None = None,
         max_json_bytes: int = 1 << 20,
         max_buffer_bytes: int = 256 << 20,
         replay_window: int = 100_000,
@@ -187,7 +206,10 @@ class Codec:
         self.keyring, self.key_id = keyring, key_id
         self.session = session or uuid.uuid4().hex
         self.versions = tuple(versions)
-        self.version = PROTOCOL_VERSION
+        self.version = max(self.versions, key=version_key)
+        if role not in (None, "controller", "agent"):
+            raise ValueError(f"role must be controller, agent or None, got {role!r}")
+        self.role = role
         self.max_json_bytes, self.max_buffer_bytes = max_json_bytes, max_buffer_bytes
         self._seq = 0
         self._seen: OrderedDict[bytes, None] = OrderedDict()
@@ -197,11 +219,11 @@ class Codec:
         """The next header (validated); :meth:`encode` builds the same fields without the model."""
         return Header.model_validate(self._next_header(msg_type))
 
-    def _next_header(self, msg_type: str) -> dict[str, Any]:
+    def _next_header(self, msg_type: str, version: str | None = None) -> dict[str, Any]:
         h = {
             "msg_id": f"{self.session}-{self._seq}",  # unique: the session is a uuid, seq never repeats in it
             "msg_type": msg_type,
-            "version": self.version,
+            "version": version or self.version,
             "session": self.session,
             "seq": self._seq,
             "date": datetime.now(UTC).isoformat(),
@@ -217,11 +239,13 @@ class Codec:
         metadata: dict[str, Any] | None = None,
         buffers: Sequence[bytes] = (),
         identities: Sequence[bytes] = (),
+        version: str | None = None,
     ) -> list[bytes]:
-        """The frames of one message (``msg_type`` from the content's model)."""
+        """The frames of one message (``msg_type`` from the content's model), stamped ``version`` (default:
+        :attr:`version`; a controller stamps each agent's the version agreed with it)."""
         msg_type = _TYPES[type(content)]
         parts = [
-            _json(self._next_header(msg_type)),
+            _json(self._next_header(msg_type, version)),
             parent.model_dump_json().encode() if parent else b"{}",
             _json(metadata) if metadata else b"{}",
             content.model_dump_json().encode(),
@@ -260,14 +284,17 @@ class Codec:
             detail = _validation_summary(exc) if isinstance(exc, ValidationError) else str(exc)
             raise ProtocolError("malformed", f"bad header: {detail}", identities=identities) from None
         if header.key_id not in self.keyring:
-            raise ProtocolError("unknown-key", f"unknown key {header.key_id!r}", identities=identities)
+            raise ProtocolError("unknown-key", f"unknown key {header.key_id!r}", identities=identities, claimed=header)
         expected = self.keyring.sign(header.key_id, rest[1:])
         if not hmac.compare_digest(expected, signature):
             raise ProtocolError(
-                "bad-signature", f"signature does not match key {header.key_id!r}", identities=identities
+                "bad-signature",
+                f"signature does not match key {header.key_id!r}",
+                identities=identities,
+                claimed=header,
             )
         if signature in self._seen:
-            raise ProtocolError("replayed", "this signature was seen before", identities=identities)
+            raise ProtocolError("replayed", "this signature was seen before", identities=identities, claimed=header)
         self._remember(signature)
         if major(header.version) not in {major(v) for v in self.versions}:
             raise ProtocolError(
@@ -279,6 +306,10 @@ class Codec:
         model = MESSAGES.get(header.msg_type)
         if model is None:
             raise ProtocolError("unknown-msg-type", f"unknown msg_type {header.msg_type!r}", header, identities)
+        sender = ROUTES[header.msg_type][0]
+        if self.role is not None and sender == self.role:
+            code = "wrong-direction" if version_key(header.version) >= (1, 1) else "unknown-msg-type"
+            raise ProtocolError(code, f"{header.msg_type!r} is sent by the {sender}, never to it", header, identities)
         try:
             parent_obj = _load_object(p_raw, "parent_header")
             parent = Header.model_validate(parent_obj) if parent_obj else None
@@ -287,7 +318,8 @@ class Codec:
         except (ValueError, ValidationError) as exc:
             detail = _validation_summary(exc) if isinstance(exc, ValidationError) else str(exc)
             raise ProtocolError("malformed", detail, header, identities) from None
-        request_id = content_obj.get("request_id") if isinstance(content_obj.get("request_id"), str) else None
+        rid = content_obj.get("request_id")  # for the error reply: only a valid one (SPEC 5), else none
+        request_id = rid if isinstance(rid, str) and 1 <= len(rid) <= 128 else None
         try:
             content = model.model_validate(content_obj)
         except ValidationError as exc:

@@ -13,8 +13,8 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-PROTOCOL_VERSION = "1.0"
-SUPPORTED_VERSIONS = ("1.0",)
+PROTOCOL_VERSION = "1.1"
+SUPPORTED_VERSIONS = ("1.1", "1.0")  # newest first; 1.1 adds bye, release, release_reply and wrong-direction
 TAG = b"<ABDUCE|MSG>"  # the delimiter frame between routing identities and the message
 
 
@@ -227,6 +227,32 @@ class SafeStateReply(_Strict):
     detail: str = ""
 
 
+class Release(_Strict):
+    """controller -> agent, control lane (1.1): leave the safe state; measurements are accepted again."""
+
+    reason: str = ""
+
+
+class ReleaseReply(_Strict):
+    """agent -> controller, control lane (1.1): whether the instrument left its safe state."""
+
+    ok: bool
+    detail: str = ""
+
+
+class Bye(_Strict):
+    """controller -> agent, instrument lane (1.1): the campaign ended; do not re-register until a new
+    controller session appears (SPEC section 8).
+
+    Attributes:
+        reason: "done" (the campaign finished), "stopped" (by the operator) or "error" (it failed).
+        detail: human-readable detail, never a traceback.
+    """
+
+    reason: Literal["done", "stopped", "error"]
+    detail: str = ""
+
+
 class Ping(_Strict):
     pass
 
@@ -248,6 +274,7 @@ ErrorCode = Literal[
     "buffer-mismatch",
     "not-registered",
     "internal",
+    "wrong-direction",  # 1.1: a known msg_type this side never receives (answered only to 1.1 messages)
 ]
 ERROR_CODES: tuple[str, ...] = get_args(ErrorCode)
 
@@ -274,7 +301,34 @@ MESSAGES: dict[str, type[BaseModel]] = {
     "abort_reply": AbortReply,
     "safe_state": SafeState,
     "safe_state_reply": SafeStateReply,
+    "release": Release,
+    "release_reply": ReleaseReply,
+    "bye": Bye,
     "ping": Ping,
     "pong": Pong,
     "error": Error,
+}
+
+# Who sends each message type ("controller", "agent" or "either") and on which lane ("instrument",
+# "control" or "either"); the version that introduced it. A receiver answers a message its own role
+# sends with wrong-direction (SPEC section 5, check 9).
+ROUTES: dict[str, tuple[str, str, str]] = {
+    "hello": ("agent", "instrument", "1.0"),
+    "welcome": ("controller", "instrument", "1.0"),
+    "measure": ("controller", "instrument", "1.0"),
+    "ack": ("agent", "instrument", "1.0"),
+    "reject": ("agent", "instrument", "1.0"),
+    "result": ("agent", "instrument", "1.0"),
+    "result_ack": ("controller", "instrument", "1.0"),
+    "query": ("controller", "instrument", "1.0"),
+    "abort": ("controller", "control", "1.0"),
+    "abort_reply": ("agent", "control", "1.0"),
+    "safe_state": ("controller", "control", "1.0"),
+    "safe_state_reply": ("agent", "control", "1.0"),
+    "release": ("controller", "control", "1.1"),
+    "release_reply": ("agent", "control", "1.1"),
+    "bye": ("controller", "instrument", "1.1"),
+    "ping": ("either", "either", "1.0"),
+    "pong": ("either", "either", "1.0"),
+    "error": ("either", "either", "1.0"),
 }

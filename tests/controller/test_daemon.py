@@ -275,3 +275,51 @@ def test_the_daemon_warns_once_when_the_most_probable_law_fails_its_checks(tmp_p
         "after 2 measurements the most probable law linear fails its checks: " + bad["reasons"][0],
         "after 5 measurements the most probable law linear fails its checks: " + bad["reasons"][0],
     ]
+
+
+def test_the_operator_aborts_puts_in_the_safe_state_and_releases_the_instrument(tmp_path):
+    """abduce abort / safe-state / release on the daemon's control lane reach the agent's control lane; the
+    aborted request is skipped (never measured twice), the safe state pauses the campaign until release and
+    resume, and every command and reply is journalled and shown by the inspection (and so the web page)."""
+    from abduce.controller.journal.events import read
+    from abduce.controller.views.inspection import inspect_journal
+
+    new_key(tmp_path / "lab.key", "lab")
+    listen = ipc_endpoint()
+    path = tmp_path / "daemon.toml"
+    path.write_text(CONFIG.format(seed=5, budget=7, listen=listen, control=LOOPBACK))
+    key_id, secret = load_key(tmp_path / "lab.key")
+    driver = build("simulated:transition-1d", grid=101, seed=5, dwell_s=600.0)  # each point: ten minutes
+    agent = AgentThread(InstrumentAgent(driver, listen, Codec(Keyring({key_id: secret}), key_id), "sim"))
+    d, t, box = start(path)
+    try:
+        control = control_of(d)
+        assert wait_until(lambda: d._status.get("phase") == "measuring", timeout=120)
+        reply = request(control, secret, "abort", timeout_s=30)["reply"]
+        assert reply["ok"] and reply["command"] == "abort"
+        assert wait_until(lambda: d._status["phase"] == "measuring" and agent.agent.state.state == "measuring", 60)
+        assert request(control, secret, "safe-state", timeout_s=30, reason="tip crash")["reply"]["ok"]
+        assert wait_until(lambda: d._status["state"] == "paused", timeout=120)
+        assert agent.agent.state.state == "safe" and d._status["instrument_state"] == "safe"
+        assert request(control, secret, "release", timeout_s=30)["reply"]["ok"]
+        assert agent.agent.state.state == "idle" and d._status["instrument_state"] == "idle"
+        driver.dwell_s, driver.blocking = 0.0, False  # the rest measures at once
+        request(control, secret, "resume")
+        t.join(600)  # a guard against a hang only
+    finally:
+        d.stop()
+        t.join(60)
+        agent.stop()
+    assert box["status"]["state"] == "done" and box["status"]["n"] == 7, box
+    with Journal.open(tmp_path / "run" / "journal.sqlite", readonly=True) as j:
+        events = list(read(j))
+        inspection = inspect_journal(j, events=events)
+    aborted = [e for e in events if e.kind == "error" and e.body.reason == "aborted"]
+    assert len(aborted) == 2 and all(e.body.skipped for e in aborted)  # the abort's, and the safe state's
+    replies = [(e.body.command, e.body.by, e.body.ok) for e in events if e.kind == "reply"]
+    assert replies == [("abort", "operator", True), ("safe-state", "operator", True), ("release", "operator", True)]
+    measured = [e.request_id for e in events if e.kind == "measurement"]
+    assert len(measured) == len(set(measured)) == 7 and not {e.request_id for e in aborted} & set(measured)
+    # the 7 measured, and each stopped request at most once (the second may be stopped before the driver starts it)
+    assert 7 + 1 <= agent.agent.measured <= 7 + 2
+    assert inspection.stopping.instrument_state == "idle" and inspection.stopping.in_flight == []

@@ -18,6 +18,7 @@ from abduce.instruments.protocol import (
     Ack,
     ArraySpec,
     Axis,
+    Bye,
     Capabilities,
     Channel,
     Codec,
@@ -31,6 +32,8 @@ from abduce.instruments.protocol import (
     ProtocolError,
     Query,
     Reject,
+    Release,
+    ReleaseReply,
     Result,
     ResultAck,
     SafeState,
@@ -91,6 +94,9 @@ def examples() -> dict[str, tuple]:
         "abort_reply": (AbortReply(request_id="r-1", aborted=True, detail="stopped"), ()),
         "safe_state": (SafeState(reason="operator"), ()),
         "safe_state_reply": (SafeStateReply(ok=True, detail="beam off"), ()),
+        "release": (Release(reason="operator: tip replaced"), ()),
+        "release_reply": (ReleaseReply(ok=True, detail="beam on"), ()),
+        "bye": (Bye(reason="done", detail="budget of 40 spent"), ()),
         "ping": (Ping(), ()),
         "pong": (Pong(), ()),
         "error": (Error(code="invalid-content", message="points: too short", request_id="r-1", retryable=False), ()),
@@ -130,7 +136,11 @@ def expect(code: str, codec: Codec, frames: list[bytes]) -> ProtocolError:
     exc = info.value
     assert exc.code == code, exc
     assert exc.code in ERROR_CODES
-    assert exc.drop is (code in {"unknown-key", "bad-signature", "replayed"})
+    # nothing is answered before the signature is verified (SPEC 5, protocol 1.1): checks 1-6 drop
+    assert exc.drop is (exc.header is None)
+    assert exc.drop is (code in {"missing-frame", "too-large", "unknown-key", "bad-signature", "replayed"}) or (
+        code == "malformed" and exc.drop is (exc.claimed is None)
+    )
     return exc
 
 

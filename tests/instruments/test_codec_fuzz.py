@@ -20,14 +20,18 @@ The oracle is written from the SPEC, not from the codec:
   order, with its own HMAC, JSON and replay bookkeeping -- names the first
   one that fails; the message models are the schema of sections 4 and 6
   (``test_spec.py`` ties them to the SPEC's JSON schemas).
-* Every refusal is also checked for what the SPEC says travels with it: drop
-  codes are exactly ``unknown-key``, ``bad-signature`` and ``replayed``; the
-  offending header is carried from check 7 on and never before; the
-  identities are the frames before the TAG; ``invalid-content`` and
-  ``buffer-mismatch`` carry the content's string ``request_id``.
+* Every refusal is also checked for what the SPEC says travels with it:
+  nothing is answered before the signature is verified (protocol 1.1), so
+  every failure of checks 1 to 6 -- ``missing-frame``, ``too-large``, a
+  ``malformed`` header, ``unknown-key``, ``bad-signature``, ``replayed`` -- is
+  a drop, and every later one is answered; the offending header is carried
+  from check 7 on and never before; the identities are the frames before the
+  TAG; ``invalid-content`` and ``buffer-mismatch`` carry the content's string
+  ``request_id``.
 
 Everything is fixed: the secrets, the headers (no clock, no uuid), and so the
-bytes hypothesis mutates. About 5,400 examples in all (~15 s on one core).
+bytes hypothesis mutates. About 10,400 examples in all, 5,000 of them frame lists that fail checks 1 to 3
+(~25 s on one core).
 """
 
 from __future__ import annotations
@@ -69,7 +73,7 @@ SECRETS = {"lab": bytes(range(32)), "other": bytes(range(100, 132))}
 FOREIGN = bytes(range(200, 232))  # a secret no keyring holds
 KEYRING = Keyring(SECRETS)
 JSON_LIMIT = BUFFER_LIMIT = 4096  # small, so that the too-large check is reached too
-DROP = {"unknown-key", "bad-signature", "replayed"}  # SPEC section 5, "Drop codes"
+DROP = {"missing-frame", "too-large", "unknown-key", "bad-signature", "replayed"}  # SPEC 5: checks 1-6 (+ a bad header)
 SESSION = "5e551011" * 4
 DATE = "2025-01-02T03:04:05.678901+00:00"
 
@@ -262,7 +266,7 @@ def spec_outcome(frames: list[bytes], seen: set[bytes]) -> Want:
     if signature in seen:
         return Want("replayed", identities=ids)
     seen.add(signature)
-    if int(h.version.split(".")[0]) != 1:  # this receiver speaks 1.0
+    if int(h.version.split(".")[0]) != 1:  # this receiver speaks 1.1 and 1.0
         return Want("unsupported-version", h, ids)
     if h.msg_type not in MESSAGES:
         return Want("unknown-msg-type", h, ids)
@@ -294,7 +298,9 @@ def check(codec: Codec, frames: list[bytes], seen: set[bytes], want: str | None 
         msg = codec.decode(frames)
     except ProtocolError as exc:
         assert exc.code == expected.code, f"expected {expected.code}, got {exc}"
-        assert exc.drop is (exc.code in DROP)
+        # SPEC 5 (1.1): unanswered exactly when a check before the signature's acceptance failed
+        assert exc.drop is (expected.header is None)
+        assert exc.drop is (exc.code in DROP) or (exc.code == "malformed" and exc.drop)
         if expected.identities is not None:
             assert exc.identities == expected.identities
         assert exc.header == expected.header
@@ -386,6 +392,27 @@ def changed(data, frame: bytes) -> bytes:
 @given(st.lists(frame_bytes, max_size=12))
 def test_random_frame_lists_are_never_accepted(frames):
     assert check(receiver(), frames, set()).code != ACCEPT
+
+
+@settings(FUZZ, max_examples=5000)
+@given(
+    st.one_of(
+        st.lists(frame_bytes.filter(lambda f: f != TAG), max_size=8),  # check 1: no TAG
+        st.builds(
+            lambda a, b: [*a, TAG, *b], st.lists(st.binary(max_size=8), max_size=3), st.lists(frame_bytes, max_size=4)
+        ),
+        st.builds(  # check 2: a frame past the limit
+            lambda i, k: (lambda f: f[:k] + [b"x" * (JSON_LIMIT + 1)] + f[k + 1 :])(base(i)),
+            base_index,
+            st.integers(2, 5),
+        ),
+        st.builds(lambda i, h: [TAG, b"0" * 64, h, *parts_of(i)[1:]], base_index, not_an_object),  # check 3
+    )
+)
+def test_nothing_that_fails_checks_1_to_3_is_answered(frames):
+    """Protocol 1.1: a frame list too broken to carry a verifiable signature is dropped, never answered."""
+    want = check(receiver(), frames, set())
+    assert want.code in {"missing-frame", "too-large", "malformed"} and want.header is None
 
 
 @settings(FUZZ, max_examples=200)

@@ -444,7 +444,9 @@ def measure_concurrently(link: InstrumentLink, n: int) -> dict[int, object]:
 
 def test_concurrent_requests_each_get_their_own_result_when_results_arrive_out_of_order(endpoint, keyring):
     arrivals: list[str] = []
-    audit = lambda d, key_id, msg_type, rid: arrivals.append(rid) if (d, msg_type) == ("in", "result") else None  # noqa: E731
+    audit = lambda line: (
+        arrivals.append(line["request_id"]) if (line["dir"], line["msg_type"]) == ("in", "result") else None
+    )  # noqa: E731
     driver = SlowDriver(delay=0.01)  # y = sum(x), on the worker thread, one at a time
     link = start_link(endpoint, keyring, heartbeat_s=0.2, ack_timeout_s=1.0, audit=audit)
     agent = serve(driver, link.endpoint, keyring, Faults(p_reorder=0.5, hold_s=0.3, seed=1))

@@ -104,23 +104,37 @@ def test_an_agent_without_the_right_key_can_neither_register_nor_deliver(endpoin
 
 def test_abort_on_the_control_lane_does_not_wait_behind_a_measurement(endpoint, keyring):
     """The measurement would take ten minutes; the abort's answer (and the aborted result) come long before,
-    so the abort cannot have waited behind it (the timeouts only guard against a hang)."""
+    so the abort cannot have waited behind it (the timeouts only guard against a hang). Protocol 1.1: the
+    result of a stopped measurement is ``aborted`` and carries no readings (the driver finished none)."""
     driver = SlowDriver(delay=600.0)
     link, agent = start(endpoint, keyring, driver)
     try:
         link.wait_for_agent(15)
         assert wait_until(lambda: link.agents["sim"].control_identity is not None)
         box = {}
-        t = threading.Thread(
-            target=lambda: box.setdefault("r", link.measure(Measure(request_id="long", points=[[0.5]]), "sim", 120))
-        )
+
+        def measure():
+            try:
+                box["r"] = link.measure(Measure(request_id="long", points=[[0.5]]), "sim", 120)
+            except LinkError as exc:
+                box["error"] = exc
+
+        t = threading.Thread(target=measure)
         t.start()
         assert wait_until(lambda: driver.calls == ["long"])
         reply = link.abort("sim", "long", timeout_s=120)
-        assert reply.aborted
+        assert reply.aborted and agent.agent.state.state in ("aborting", "idle")
         t.join(120)
-        assert box["r"][0].values == {"y": [0.5]}  # the fake driver returns early when aborted
-        assert link.safe_state("sim", "test").ok
+        assert "r" not in box and box["error"].code == "aborted" and driver.calls == ["long"]
+        assert wait_until(lambda: agent.agent.state.state == "idle")
+        assert link.safe_state("sim", "test").ok and agent.agent.state.state == "safe"
+        with pytest.raises(LinkError) as info:  # nothing is measured in the safe state
+            link.measure(Measure(request_id="while-safe", points=[[0.5]]), "sim", 30)
+        assert info.value.code == "rejected:busy" and "release" in str(info.value)
+        assert link.release("sim", "test").ok and agent.agent.state.state == "idle"
+        driver.delay = 0.0
+        assert link.measure(Measure(request_id="after", points=[[0.5]]), "sim", 30).result.values == {"y": [0.5]}
+        assert driver.calls == ["long", "after"]
     finally:
         agent.stop()
         link.close()

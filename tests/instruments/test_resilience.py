@@ -34,20 +34,21 @@ def test_bad_frames_get_error_replies_or_drops_and_the_link_keeps_serving(endpoi
         sender = Codec(keyring, "lab")
         good = sender.encode(Measure(request_id="x", points=[[0.1]]))
         unsigned_type = [TAG, b"0" * 64, b"{}", b"{}", b"{}", b"{}"]
-        rogue.send_multipart([b"garbage"])  # no tag: missing-frame (answered)
-        rogue.send_multipart(unsigned_type)  # header fails its model: malformed (answered)
+        rogue.send_multipart([b"garbage"])  # no tag: missing-frame (dropped: nothing before the signature)
+        rogue.send_multipart(unsigned_type)  # header fails its model: malformed (dropped)
         rogue.send_multipart(good[:3] + [b"x" + good[3][1:]] + good[4:])  # tampered: dropped
+        rogue.send_multipart(good)  # signed, but a controller never receives a measure: wrong-direction
         rogue.send_multipart(sender.encode(Ping()))  # signed, from a peer that never said hello: not-registered
         # The link reads one connection in order and answers in order, so once the last message's answer is
-        # here every earlier answer is too: whatever came before it is all the three bad frames got.
+        # here every earlier answer is too: whatever came before it is all the bad frames got.
         replies = []
         while not replies or replies[-1].content.code != "not-registered":
             assert rogue.poll(60_000), f"no answer to the signed ping; answers so far {replies}"
             replies.append(Codec(keyring, "lab").decode(rogue.recv_multipart()))
-        assert [r.content.code for r in replies] == ["missing-frame", "malformed", "not-registered"]
+        assert [r.content.code for r in replies] == ["wrong-direction", "not-registered"]
         result = link.measure(Measure(request_id="after", points=[[0.2]]), "sim", 5).result
         assert result.values == {"y": [0.2]}
-        assert {e.code for e in link.errors} == {"missing-frame", "malformed", "bad-signature"}
+        assert {e.code for e in link.errors} == {"missing-frame", "malformed", "bad-signature", "wrong-direction"}
     finally:
         rogue.close(linger=0)
         agent.stop()

@@ -53,6 +53,7 @@ class RunStatus(_Strict):
     hypotheses: list[HypothesisSummary]
     in_flight: int
     errors: int
+    instrument_state: str | None  # as the operator's commands left the instrument (safe, idle); None: none sent
     last: MeasurementRow | None
 
 
@@ -165,6 +166,7 @@ class Campaigns:
             hypotheses=[],
             in_flight=0,
             errors=0,
+            instrument_state=None,
             last=None,
         )
         base = dict(name=run.name, run=str(run.journal))
@@ -208,6 +210,7 @@ class Campaigns:
             explained=s.explained,
             in_flight=len(st.in_flight),
             errors=len(st.errors),
+            instrument_state=st.instrument_state,
             last=last,
         )
 
