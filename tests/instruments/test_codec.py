@@ -483,3 +483,26 @@ def test_errors_from_a_readable_header_carry_it(keyring, pair):
     reply = a.decode(b.encode(Error(code=exc.code, message=exc.message, request_id=exc.request_id), parent=exc.header))
     assert reply.parent == exc.header and reply.content.request_id == "r-5"
     assert "Traceback" not in reply.content.message
+
+
+def test_an_error_names_only_a_valid_request_id(keyring, pair):
+    """SPEC 5: an error carries the content's request_id only when it is one (1 to 128 characters); an empty
+    or overlong one built an Error that could not validate and ended the link's I/O thread."""
+    a, b = pair
+    for bad, named in (("", None), ("x" * 129, None), ("r-7", "r-7")):
+        frames = a.encode(Ack(request_id="r-1"))
+        exc = expect(
+            "invalid-content" if named is None else "invalid-content",
+            b,
+            resign(keyring, frames, content=json.dumps({"request_id": bad, "extra": 1}).encode()),
+        )
+        assert exc.request_id == named
+        Error(code=exc.code, message=exc.message, request_id=exc.request_id)  # the reply can be built
+
+
+def test_a_message_sent_the_wrong_way_is_wrong_direction_or_unknown_to_a_1_0_sender(keyring):
+    controller = Codec(keyring, "lab", role="controller")
+    agent_1_1, agent_1_0 = Codec(keyring, "lab"), Codec(keyring, "lab", versions=("1.0",))
+    expect("wrong-direction", controller, agent_1_1.encode(Measure(request_id="r", points=[[0.1]])))
+    expect("unknown-msg-type", controller, agent_1_0.encode(Measure(request_id="r", points=[[0.1]])))
+    assert controller.decode(agent_1_1.encode(Ping())).msg_type == "ping"  # either side sends pings
