@@ -85,7 +85,7 @@ class Daemon:
         self._nothing_explains = False  # "none of these" more probable than every law, at the last step
         self._leader_misfits = False  # the most probable law failed its posterior predictive checks, at the last step
         self._lock = threading.Lock()
-        self._link = self._agent = None  # set once the instrument has registered (the buttons need both)
+        self._link = self._agent = self._campaign = None  # set once the instrument registers (for the buttons)
         self._replies: queue.Queue = queue.Queue()  # operator commands and replies, for the journal
         self._status: dict = {
             "state": "starting",
@@ -113,6 +113,11 @@ class Daemon:
             return {"campaigns": [status]}
         return {"status": status}
 
+    def _phase(self, name: str) -> None:
+        """The part of the step the campaign thread is in, and the request it measures (status)."""
+        pending = self._campaign.pending if name == "measuring" and self._campaign is not None else None
+        self._set(phase=name, request=pending.request_id if pending is not None else None)
+
     def _snapshot(self) -> dict:
         with self._lock:
             return dict(self._status)
@@ -129,6 +134,9 @@ class Daemon:
             raise AbduceError("no instrument is registered yet")
         try:
             if command == "abort":
+                # name the request in flight: an abort that overtakes its measure on the way still stops it
+                pending = self._campaign.pending if self._campaign is not None else None
+                request_id = request_id or (pending.request_id if pending is not None else None)
                 reply = link.abort(agent.instrument_id, request_id)
                 ok, detail = reply.aborted, reply.detail
             elif command == "safe-state":
@@ -139,7 +147,14 @@ class Daemon:
                 ok, detail = reply.ok, reply.detail
         except AbduceError as exc:  # no answer, a 1.0 agent asked to release: said, and journalled
             ok, detail = False, str(exc)
-        log.warning("%s's %s: %s (%s)", by, command, "done" if ok else "not done", detail)
+        log.warning(
+            "%s's %s%s: %s (%s)",
+            by,
+            command,
+            f" of {request_id}" if request_id else "",
+            "done" if ok else "not done",
+            detail,
+        )
         self._replies.put((ReplyBody(command=command, by=by, ok=ok, detail=detail), request_id))
         self._set(instrument_state=agent.state)
         if command == "safe-state" or (command == "abort" and self.settings.instrument.on_abort == "pause"):
@@ -216,6 +231,7 @@ class Daemon:
                     },
                 )
             instrument = LinkInstrument(link, agent, channel=c.channel, in_flight=in_flight, reduction=c.reduction)
+            self._campaign = campaign
             self._set(state="running" if self._running.is_set() else "paused", n=campaign.n)
             while not campaign.done and not self._stop.is_set():
                 if not self._running.is_set():
@@ -224,9 +240,10 @@ class Daemon:
                     if self._stop.is_set():
                         break
                     self._set(state="running")
-                record = step(campaign, instrument, rundir.journal, phase=lambda p: self._set(phase=p))
+                record = step(campaign, instrument, rundir.journal, phase=self._phase)
                 self._journal_replies(rundir.journal)  # the operator's commands during the step, and their replies
                 if record is None:  # a NaN/inf or aborted reading, journalled and skipped
+                    self._set(phase=None, request=None)
                     continue
                 rundir(record)
                 self._warn_if_nothing_explains(record)

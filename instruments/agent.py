@@ -119,6 +119,7 @@ class InstrumentAgent:
         self._aborted: set[str] = set()  # requests an abort or the safe state stopped: their results say so
         self._running: str | None = None  # the request the driver is measuring now (worker thread)
         self._claim = threading.Lock()
+        self._doomed: OrderedDict[str, None] = OrderedDict()  # aborted before their measure arrived
         self._parents: dict[str, object] = {}  # accepted requests -> their measure's header (the result's parent)
         self.measured = 0  # driver.measure calls made (tests check nothing is measured twice)
         self._results: OrderedDict[str, _Done] = OrderedDict()
@@ -423,7 +424,13 @@ class InstrumentAgent:
 
     def _on_abort(self, c: Abort) -> AbortReply:
         if c.request_id is not None and c.request_id not in self._inflight:
-            return AbortReply(request_id=c.request_id, aborted=False, detail="that request is not running or queued")
+            if c.request_id in self._results:
+                return AbortReply(request_id=c.request_id, aborted=False, detail="that request has finished")
+            # the abort overtook its measure (the lanes are not ordered): that measure will end aborted, unmeasured
+            self._doomed[c.request_id] = None
+            while len(self._doomed) > 1000:
+                self._doomed.popitem(last=False)
+            return AbortReply(request_id=c.request_id, aborted=True, detail="not received yet: it will not be measured")
         before = self.state.state
         try:
             # the state moves to aborting only when what the driver measures is stopped (SPEC 6, "Agent states")
@@ -467,6 +474,11 @@ class InstrumentAgent:
         rejection = self.check(m)
         if rejection is not None:
             self._send(sock, rejection, parent=h)
+            return
+        if self._doomed.pop(m.request_id, 1) is None:  # aborted before it arrived
+            now = _now()
+            done = _Done(Result(request_id=m.request_id, status="aborted", started=now, finished=now), [])
+            self._finish(sock, m.request_id, done, parent=h)
             return
         if self.state.on("measure") == "busy":
             self._send(sock, Reject(request_id=m.request_id, code="busy", reason=self.state.busy_reason()), parent=h)

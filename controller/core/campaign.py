@@ -79,6 +79,11 @@ class Campaign(CampaignState):
 
     # ----------------------------------------------------------------- ask/tell
 
+    @property
+    def pending(self) -> MeasureRequest | None:
+        """The request asked and not yet told or skipped (what an operator's abort names), else None."""
+        return self._pending
+
     def ask(self) -> MeasureRequest:
         """The next point to measure. Asking again before ``tell`` returns the same request.
 
