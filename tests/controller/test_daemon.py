@@ -301,7 +301,12 @@ def test_the_operator_aborts_puts_in_the_safe_state_and_releases_the_instrument(
         assert request(control, secret, "safe-state", timeout_s=30, reason="tip crash")["reply"]["ok"]
         assert wait_until(lambda: d._status["state"] == "paused", timeout=120)
         assert agent.agent.state.state == "safe" and d._status["instrument_state"] == "safe"
-        assert request(control, secret, "release", timeout_s=30)["reply"]["ok"]
+        from typer.testing import CliRunner
+
+        from abduce.controller.cli import app
+
+        released = CliRunner().invoke(app, ["release", "--config", str(path), "--reason", "tip replaced"])
+        assert released.exit_code == 0 and "release: done" in released.output, released.output
         assert agent.agent.state.state == "idle" and d._status["instrument_state"] == "idle"
         driver.dwell_s, driver.blocking = 0.0, False  # the rest measures at once
         request(control, secret, "resume")
@@ -323,3 +328,34 @@ def test_the_operator_aborts_puts_in_the_safe_state_and_releases_the_instrument(
     # the 7 measured, and each stopped request at most once (the second may be stopped before the driver starts it)
     assert 7 + 1 <= agent.agent.measured <= 7 + 2
     assert inspection.stopping.instrument_state == "idle" and inspection.stopping.in_flight == []
+
+
+def test_a_campaign_that_fails_puts_the_instrument_in_its_safe_state_when_asked(tmp_path):
+    """[instrument] safe_state_on_error: the driver fails (an unrecoverable error for the campaign), the daemon
+    sends the safe state by itself, journals it, says bye, and the error still reaches the caller."""
+    from abduce.controller.journal.events import read
+    from tests.instruments.conftest import SlowDriver
+
+    class Broken(SlowDriver):
+        def measure(self, request):
+            raise RuntimeError("stage encoder lost")
+
+    new_key(tmp_path / "lab.key", "lab")
+    listen = ipc_endpoint()
+    path = tmp_path / "daemon.toml"
+    text = CONFIG.format(seed=1, budget=5, listen=listen, control=LOOPBACK)
+    path.write_text(text.replace("wait_s = 30", "wait_s = 30\nsafe_state_on_error = true"))
+    key_id, secret = load_key(tmp_path / "lab.key")
+    agent = AgentThread(InstrumentAgent(Broken(), listen, Codec(Keyring({key_id: secret}), key_id), "sim"))
+    d = Daemon(load_settings(path), path)
+    try:
+        with pytest.raises(Exception, match="stage encoder lost"):
+            d.run()
+        assert agent.agent.state.state == "safe"
+        assert wait_until(lambda: agent.agent.parted, timeout=30)  # and it was told the campaign ended
+    finally:
+        agent.stop()
+    with Journal.open(tmp_path / "run" / "journal.sqlite", readonly=True) as j:
+        replies = [e.body for e in read(j) if e.kind == "reply"]
+    assert [(r.command, r.by, r.ok) for r in replies] == [("safe-state", "daemon", True)]
+    assert replies[0].detail == "this driver has no safe-state action"  # the agent's own words, journalled
