@@ -74,18 +74,24 @@ def start(endpoint, keyring, driver):
     return link, agent
 
 
+def measurer(link, box: dict):
+    """``measure(request_id)`` for a thread: the reply (or the LinkError) lands in ``box[request_id]``."""
+
+    def measure(rid: str) -> None:
+        try:
+            box[rid] = link.measure(Measure(request_id=rid, points=[[0.5]]), "sim", 120)
+        except LinkError as exc:
+            box[rid] = exc
+
+    return measure
+
+
 def test_the_safe_state_stops_what_runs_and_refuses_everything_until_release(endpoint, keyring):
     driver = SlowDriver(delay=600.0)
     link, agent = start(endpoint, keyring, driver)
     try:
         box = {}
-
-        def measure(rid):
-            try:
-                box[rid] = link.measure(Measure(request_id=rid, points=[[0.5]]), "sim", 120)
-            except LinkError as exc:
-                box[rid] = exc
-
+        measure = measurer(link, box)
         running = threading.Thread(target=measure, args=("running",))
         running.start()
         assert wait_until(lambda: driver.calls == ["running"])
@@ -142,13 +148,7 @@ def test_an_abort_naming_a_queued_request_stops_only_that_one(endpoint, keyring)
     driver = SlowDriver(delay=600.0)
     link, agent = start(endpoint, keyring, driver)
     box = {}
-
-    def measure(rid):
-        try:
-            box[rid] = link.measure(Measure(request_id=rid, points=[[0.5]]), "sim", 120)
-        except LinkError as exc:
-            box[rid] = exc
-
+    measure = measurer(link, box)
     threads = [threading.Thread(target=measure, args=(rid,)) for rid in ("running", "queued")]
     try:
         threads[0].start()
