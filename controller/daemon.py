@@ -25,20 +25,20 @@ from __future__ import annotations
 
 import json
 import logging
-import queue
 import signal
 import sys
 import threading
 import time
 from pathlib import Path
 
+from abduce.controller.drive.buttons import InstrumentButtons
 from abduce.controller.drive.control import ControlServer
-from abduce.controller.drive.link import InstrumentLink
+from abduce.controller.drive.link import InstrumentLink, LinkError
 from abduce.controller.drive.loop import step
 from abduce.controller.drive.remote import AuditLog, LinkInstrument, listening_link
 from abduce.controller.errors import AbduceError
 from abduce.controller.intake.capabilities import space_of
-from abduce.controller.journal.events import DecisionBody, ReplyBody, append
+from abduce.controller.journal.events import DecisionBody, append
 from abduce.controller.journal.resume import retell
 from abduce.controller.journal.rundir import RunDirectory, write_endpoints
 from abduce.controller.recipe.settings import Settings, load_settings
@@ -85,8 +85,8 @@ class Daemon:
         self._nothing_explains = False  # "none of these" more probable than every law, at the last step
         self._leader_misfits = False  # the most probable law failed its posterior predictive checks, at the last step
         self._lock = threading.Lock()
-        self._link = self._agent = self._campaign = None  # set once the instrument registers (for the buttons)
-        self._replies: queue.Queue = queue.Queue()  # operator commands and replies, for the journal
+        self._buttons: InstrumentButtons | None = None  # the operator's, once the instrument has registered
+        self._campaign = None
         self._status: dict = {
             "state": "starting",
             "campaign": settings.campaign.name,
@@ -101,9 +101,12 @@ class Daemon:
         if command in ("abort", "safe-state", "release"):
             return {"reply": self.instrument_command(command, "operator", **(args or {})), "status": self._snapshot()}
         if command == "pause":
-            self._running.clear()
-            self._set(state="pausing")  # "paused" once the current measurement is done
+            if self._running.is_set():
+                self._running.clear()
+                self._set(state="pausing")  # "paused" once the current measurement is done
         elif command == "resume":
+            if self._buttons is not None and self._buttons.agent().state == "safe":
+                raise AbduceError("the instrument is in its safe state: release it first (abduce release)")
             self._running.set()
             self._set(state="running")
         elif command == "stop":
@@ -118,53 +121,32 @@ class Daemon:
         pending = self._campaign.pending if name == "measuring" and self._campaign is not None else None
         self._set(phase=name, request=pending.request_id if pending is not None else None)
 
+    def _pending_id(self) -> str | None:
+        pending = self._campaign.pending if self._campaign is not None else None
+        return pending.request_id if pending is not None else None
+
     def _snapshot(self) -> dict:
         with self._lock:
             return dict(self._status)
 
     def instrument_command(self, command: str, by: str, reason: str = "", request_id: str | None = None) -> dict:
-        """Forward ``abort``, ``safe-state`` or ``release`` to the instrument's control lane (any thread) and
-        queue the command and its reply for the journal (the campaign thread writes it: :meth:`_journal_replies`).
+        """``abort``, ``safe-state`` or ``release`` to the instrument (:mod:`~abduce.controller.drive.buttons`);
+        the safe state (and an abort, with ``on_abort = "pause"``) pauses the campaign.
 
         Raises:
             AbduceError: no instrument is registered yet.
         """
-        link, agent = self._link, self._agent
-        if link is None or agent is None:
+        if self._buttons is None:
             raise AbduceError("no instrument is registered yet")
-        try:
-            if command == "abort":
-                # name the request in flight: an abort that overtakes its measure on the way still stops it
-                pending = self._campaign.pending if self._campaign is not None else None
-                request_id = request_id or (pending.request_id if pending is not None else None)
-                reply = link.abort(agent.instrument_id, request_id)
-                ok, detail = reply.aborted, reply.detail
-            elif command == "safe-state":
-                reply = link.safe_state(agent.instrument_id, reason or f"{by}'s command")
-                ok, detail = reply.ok, reply.detail
-            else:
-                reply = link.release(agent.instrument_id, reason or f"{by}'s command")
-                ok, detail = reply.ok, reply.detail
-        except AbduceError as exc:  # no answer, a 1.0 agent asked to release: said, and journalled
-            ok, detail = False, str(exc)
-        log.warning(
-            "%s's %s%s: %s (%s)",
-            by,
-            command,
-            f" of {request_id}" if request_id else "",
-            "done" if ok else "not done",
-            detail,
-        )
-        self._replies.put((ReplyBody(command=command, by=by, ok=ok, detail=detail), request_id))
-        self._set(instrument_state=agent.state)
+        reply = self._buttons.press(command, by, reason, request_id)
+        self._set(instrument_state=self._buttons.agent().state)
         if command == "safe-state" or (command == "abort" and self.settings.instrument.on_abort == "pause"):
             self.control("pause")  # nothing is sent to an instrument in its safe state: resume after release
-        return {"command": command, "ok": ok, "detail": detail}
+        return reply
 
     def _journal_replies(self, journal) -> None:
-        while not self._replies.empty():
-            body, request_id = self._replies.get()
-            append(journal, body, request_id=request_id)
+        if self._buttons is not None:
+            self._buttons.journal(journal)
 
     def stop(self) -> None:
         self._set(state="stopping")
@@ -202,7 +184,7 @@ class Daemon:
             if agent is None:
                 self._set(state="stopped")
                 return dict(self._status)
-            self._link, self._agent = link, agent
+            self._buttons = InstrumentButtons(link, agent, self._pending_id)
             self._set(instrument=agent.instrument_id, instrument_state=agent.state)
             c = s.campaign
             campaign = c.build_campaign(space_of(agent.capabilities))
@@ -236,12 +218,22 @@ class Daemon:
             while not campaign.done and not self._stop.is_set():
                 if not self._running.is_set():
                     self._set(state="paused", phase=None)
-                    self._running.wait()
+                    while not self._running.wait(timeout=0.5):  # commands sent while paused: journalled now
+                        self._journal_replies(rundir.journal)
+                    self._journal_replies(rundir.journal)
                     if self._stop.is_set():
                         break
                     self._set(state="running")
-                record = step(campaign, instrument, rundir.journal, phase=self._phase)
-                self._journal_replies(rundir.journal)  # the operator's commands during the step, and their replies
+                try:
+                    record = step(campaign, instrument, rundir.journal, phase=self._phase)
+                except LinkError as exc:  # busy (its safe state, manual use): the request waits for resume
+                    if exc.code != "rejected:busy":
+                        raise
+                    log.warning("the instrument refused the measurement (%s): paused until released and resumed", exc)
+                    self.control("pause")
+                    continue
+                finally:
+                    self._journal_replies(rundir.journal)  # the operator's commands during the step, and replies
                 if record is None:  # a NaN/inf or aborted reading, journalled and skipped
                     self._set(phase=None, request=None)
                     continue
@@ -263,7 +255,7 @@ class Daemon:
             return dict(self._status)
         except BaseException as exc:
             failure = exc
-            if s.instrument.safe_state_on_error and self._agent is not None and isinstance(exc, Exception):
+            if s.instrument.safe_state_on_error and self._buttons is not None and isinstance(exc, Exception):
                 self._safe_state_on_error(exc, rundir)
             raise
         finally:
@@ -272,6 +264,10 @@ class Daemon:
             reason = "error" if failure is not None else ("done" if done else "stopped")
             link.bye(reason, f"{type(failure).__name__}: {failure}" if failure is not None else "")
             if rundir is not None:
+                try:
+                    self._journal_replies(rundir.journal)  # commands after the last step
+                except Exception as exc:  # never hide the first error behind the second
+                    log.error("operator commands not journalled: %s", exc)
                 rundir.close()
             if web is not None:
                 web.close()

@@ -119,9 +119,11 @@ class InstrumentAgent:
         self._aborted: set[str] = set()  # requests an abort or the safe state stopped: their results say so
         self._running: str | None = None  # the request the driver is measuring now (worker thread)
         self._claim = threading.Lock()
+        self._stopping: str | None = None  # the running request an abort is stopping
         self._doomed: OrderedDict[str, None] = OrderedDict()  # aborted before their measure arrived
         self._parents: dict[str, object] = {}  # accepted requests -> their measure's header (the result's parent)
         self.measured = 0  # driver.measure calls made (tests check nothing is measured twice)
+        self.sent = 0  # messages sent (tests check that nothing is sent after bye)
         self._results: OrderedDict[str, _Done] = OrderedDict()
         self._inflight: set[str] = set()
         self._jobs: queue.Queue[tuple[Measure, object] | None] = queue.Queue()
@@ -167,7 +169,6 @@ class InstrumentAgent:
         try:
             reading = self.driver.measure(job)
             self.measured += 1
-            self._running = None
             if job.request_id in self._aborted:
                 return _Done(Result(request_id=job.request_id, status="aborted", started=started, finished=_now()), [])
             arrays, buffers = [], []
@@ -188,7 +189,8 @@ class InstrumentAgent:
             )
             return _Done(content, buffers)
         except Exception as exc:  # the driver failed: say so, keep serving
-            self._running = None
+            if job.request_id in self._aborted:  # a driver may stop by raising: still an abort, not a failure
+                return _Done(Result(request_id=job.request_id, status="aborted", started=started, finished=_now()), [])
             log.exception("driver failed on request %s", job.request_id)
             return _Done(
                 Result(
@@ -227,8 +229,15 @@ class InstrumentAgent:
                 pass
 
     def _finish(self, sock: zmq.Socket, rid: str, done: _Done, parent=None) -> None:
-        """Cache and send a finished request's result; its parent header is the ``measure`` that started it."""
-        self._inflight.discard(rid)
+        """Cache and send a finished request's result; its parent header is the ``measure`` that started it.
+        The request stays claimed as running until here, so an abort racing its end never settles it twice."""
+        with self._claim:
+            self._inflight.discard(rid)
+            if self._running == rid:
+                self._running = None
+        stopped = rid == self._stopping  # the running one an abort stopped (not a queued one settled at once)
+        if stopped:
+            self._stopping = None
         self._aborted.discard(rid)
         self._parents.pop(rid, None)
         self._results[rid] = done
@@ -237,6 +246,9 @@ class InstrumentAgent:
         self._send_result(sock, done, parent=parent)
         if not self._inflight:
             self.state.on("done")
+        elif stopped and self.state.state == "aborting":  # the stopped one ended; the queue goes on
+            self.state.on("done")
+            self.state.on("measure")
 
     def _send_result(self, sock: zmq.Socket, done: _Done, parent=None) -> None:
         """Send a result; with injected faults, the gate may drop it or hold it back."""
@@ -345,9 +357,13 @@ class InstrumentAgent:
         return s
 
     def _send(self, sock: zmq.Socket, content, parent=None, buffers=(), block: bool = True) -> None:
-        """Send one message; with ``block=False`` it is dropped (to be sent again later) when no peer is connected."""
+        """Send one message; with ``block=False`` it is dropped (to be sent again later) when no peer is connected.
+        After ``bye`` nothing is sent (SPEC 8): a result that ends meanwhile stays in the cache for a query."""
+        if self.parted:
+            return
         try:
             sock.send_multipart(self.codec.encode(content, parent=parent, buffers=buffers), 0 if block else zmq.NOBLOCK)
+            self.sent += 1
         except zmq.Again:
             pass
 
@@ -414,12 +430,18 @@ class InstrumentAgent:
             running = self._running if self._running in targets else None
             queued = targets - {running}
             self._inflight -= queued
-        if running is not None:
-            self.driver.abort()
         for rid in queued:  # settled now, aborted: the worker passes it by
             now = _now()
             done = _Done(Result(request_id=rid, status="aborted", started=now, finished=now), [])
             self._finish(self._data, rid, done, self._parents.pop(rid, None))
+        if running is not None:
+            self._stopping = running
+            try:
+                self.driver.abort()  # last: a driver that raises here has left nothing unanswered
+            except Exception:
+                self._aborted.discard(running)  # not stopped: its reading, when it comes, is a reading
+                self._stopping = None
+                raise
         return bool(targets)
 
     def _on_abort(self, c: Abort) -> AbortReply:
@@ -444,9 +466,12 @@ class InstrumentAgent:
 
     def _on_safe_state(self, c: SafeState) -> SafeStateReply:
         self.state.on("safe_state")
+        log.warning("safe state requested%s", f": {c.reason}" if c.reason else "")
         try:
             self._halt()  # what runs ends aborted; what is queued is never measured
-            log.warning("safe state requested%s", f": {c.reason}" if c.reason else "")
+        except Exception:  # the driver could not stop the measurement: the safe state must still be reached
+            log.exception("driver abort failed on the way to the safe state")
+        try:
             return SafeStateReply(ok=True, detail=str(self.driver.safe_state())[:500])
         except Exception as exc:
             log.exception("driver safe_state failed")

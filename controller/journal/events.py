@@ -213,10 +213,10 @@ def read(journal: Journal, kind: str | None = None) -> Iterator[Entry]:
 
 def instrument_state(events: Iterable[Entry]) -> str | None:
     """The instrument's state as the journal last recorded it: ``safe`` after an acknowledged safe state,
-    ``idle`` after a release (or an abort); None when no command was ever sent to it."""
+    ``idle`` after a release; None when neither was ever sent (an abort leaves the state as it was)."""
     state = None
     for e in events:
-        if e.kind == "reply" and e.body.ok and e.body.command in ("safe-state", "release", "abort"):
+        if e.kind == "reply" and e.body.ok and e.body.command in ("safe-state", "release"):
             state = "safe" if e.body.command == "safe-state" else "idle"
     return state
 

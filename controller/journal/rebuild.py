@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from abduce.controller.journal.events import aborted_requests, read, refused_readings
+from abduce.controller.journal.events import read, refused_readings
 from abduce.controller.journal.store import Journal, JournalError
 from abduce.controller.recipe.spec import RunSpec, spec_of
 
@@ -40,13 +40,13 @@ def snapshot(journal: Journal, upto: int | None = None, events: list | None = No
     campaign = spec.campaign(kind=Snapshot)
     events = list(read(journal)) if events is None else events
     refused, skipped = refused_readings(events)
-    aborted = aborted_requests(events)
     decisions = {e.request_id: e.body for e in events if e.kind == "decision"}
     asked = {e.request_id: e.body for e in events if e.kind == "request"}
     measurements, failed, asked_by, records, fits = [], [], [], [], {}
     attempts: dict[int, int] = {}
     for e in events:
-        was_aborted = e.kind == "error" and e.request_id in aborted  # asked, aborted at the instrument, skipped
+        # asked, aborted at the instrument, skipped (this event: an earlier timeout of the same request is not)
+        was_aborted = e.kind == "error" and e.body.stage == "instrument" and e.body.skipped
         if not was_aborted and (e.kind != "measurement" or (e.request_id in refused and e.request_id not in skipped)):
             continue
         if upto is not None and len(measurements) >= upto:

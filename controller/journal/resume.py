@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from abduce.controller.core.campaign import Campaign, StepRecord
 from abduce.controller.core.measurements import Measurement, MeasureRequest
-from abduce.controller.journal.events import aborted_requests, read, refused_readings
+from abduce.controller.journal.events import read, refused_readings
 from abduce.controller.journal.store import Journal, JournalError
 
 
@@ -45,7 +45,6 @@ def retell(campaign: Campaign, journal: Journal, limit: int | None = None) -> Re
     # measurements tell() refused are not part of the data (an instrument error leaves the request in flight)
     events = list(read(journal))  # one read: errors and decisions come after the measurements they settle
     refused, skipped = refused_readings(events)
-    aborted = aborted_requests(events)  # ended aborted at the instrument: skipped, as live
     fits = {e.request_id: e.body.fits for e in events if e.kind == "decision"}  # restored, not refitted
     for event in events:
         if limit is not None and event.kind == "measurement" and campaign.n >= limit:
@@ -55,7 +54,7 @@ def retell(campaign: Campaign, journal: Journal, limit: int | None = None) -> Re
             requested[event.request_id] = MeasureRequest(
                 request_id=event.request_id, step=b.step, x=b.x, hypothesis=b.hypothesis, reason=b.reason
             )
-        elif event.kind == "error" and event.request_id in aborted and event.request_id not in told:
+        elif event.kind == "error" and event.body.stage == "instrument" and event.body.skipped:
             request = campaign.ask()
             _check(request, event, journal)
             campaign.skip(event.request_id)

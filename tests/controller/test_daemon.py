@@ -81,7 +81,7 @@ def parked(t: threading.Thread) -> bool:
     return (
         bool(ours)
         and ours[-1].name == "run"
-        and "self._running.wait()" in (ours[-1].line or "")
+        and "self._running.wait(" in (ours[-1].line or "")
         and stack[-1].filename.endswith("threading.py")
     )
 

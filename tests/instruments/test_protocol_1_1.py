@@ -51,9 +51,9 @@ def test_after_bye_the_agent_sends_nothing_until_a_new_controller_session(keyrin
         assert wait_until(lambda: registered.control_identity is not None)  # control-lane pings flow
         assert link.bye("done", "budget spent") == 1
         assert wait_until(lambda: agent.agent.parted)
-        heard = len([line for line in sent if line["dir"] == "in"])
+        sent_before = agent.agent.sent  # parted is set by the agent's own I/O thread before it would send again
         # ten of the agent's heartbeat periods: not a hello, not a ping, not a pong on either lane
-        assert not wait_until(lambda: len([line for line in sent if line["dir"] == "in"]) > heard, timeout=1.0)
+        assert not wait_until(lambda: agent.agent.sent > sent_before, timeout=1.0)
         assert link.agents == {}  # and the controller stopped pinging it
         link.close()
         second = InstrumentLink(endpoint, Codec(keyring, "lab"), heartbeat_s=0.1).start()
@@ -67,7 +67,8 @@ def test_after_bye_the_agent_sends_nothing_until_a_new_controller_session(keyrin
 
 
 def test_a_1_0_agent_completes_a_campaign_against_a_1_1_controller(endpoint, keyring):
-    link = InstrumentLink(endpoint, Codec(keyring, "lab"), heartbeat_s=0.2).start()
+    lines: list[dict] = []
+    link = InstrumentLink(endpoint, Codec(keyring, "lab"), heartbeat_s=0.2, audit=lines.append).start()
     old = AgentThread(
         Agent10(build("simulated:transition-1d", grid=101, seed=0), link.endpoint, Codec(keyring, "lab"), "sim")
     )
@@ -77,6 +78,8 @@ def test_a_1_0_agent_completes_a_campaign_against_a_1_1_controller(endpoint, key
         campaign = campaign_over(link, registered)
         assert campaign.done and campaign.n == 8 and old.agent.measured == 8
         assert link.bye("done") == 0  # a 1.0 agent is not told: it knows no bye
+        sent = {line["msg_type"] for line in lines if line["dir"] == "out"}
+        assert sent and not sent & {"bye", "release"}  # nothing of 1.1 reached it
     finally:
         old.stop()
         link.close()

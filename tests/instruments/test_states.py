@@ -9,6 +9,7 @@ import pytest
 
 from abduce.controller.drive.link import InstrumentLink, LinkError
 from abduce.instruments.agent import InstrumentAgent
+from abduce.instruments.drivers.base import Reading
 from abduce.instruments.protocol.codec import Codec
 from abduce.instruments.protocol.models import Measure
 from abduce.instruments.states import EVENTS, STATES, TABLE, AgentState
@@ -127,18 +128,20 @@ def test_a_measure_while_aborting_is_busy(endpoint, keyring):
 
     driver = Stubborn(delay=600.0)
     link, agent = start(endpoint, keyring, driver)
+    box: dict = {}
     try:
-        t = threading.Thread(
-            target=lambda: pytest.raises(LinkError, link.measure, Measure(request_id="long", points=[[0.5]]), "sim", 5)
-        )
+        t = threading.Thread(target=measurer(link, box), args=("long",))
         t.start()
         assert wait_until(lambda: driver.calls == ["long"])
         assert link.abort("sim", "long").aborted and agent.agent.state.state == "aborting"
         with pytest.raises(LinkError) as info:
             link.measure(Measure(request_id="meanwhile", points=[[0.5]]), "sim", 30)
         assert info.value.code == "rejected:busy" and driver.calls == ["long"]
+        driver._abort.set()  # let the worker finish: the stopped one still ends aborted
+        t.join(60)
+        assert box["long"].code == "aborted"
     finally:
-        driver._abort.set()  # let the worker finish
+        driver._abort.set()
         t.join(30)
         agent.stop()
         link.close()
@@ -167,5 +170,113 @@ def test_an_abort_naming_a_queued_request_stops_only_that_one(endpoint, keyring)
         driver._abort.set()
         for t in threads:
             t.join(30)
+        agent.stop()
+        link.close()
+
+
+def test_a_driver_that_cannot_abort_still_reaches_the_safe_state_and_leaves_nothing_unanswered(endpoint, keyring):
+    class NoAbortLine(SlowDriver):
+        safed = False
+
+        def abort(self) -> bool:
+            raise RuntimeError("abort line not wired")
+
+        def safe_state(self) -> str:
+            self.safed = True
+            return "parked"
+
+    driver = NoAbortLine(delay=600.0)
+    link, agent = start(endpoint, keyring, driver)
+    box: dict = {}
+    threads = [threading.Thread(target=measurer(link, box), args=(rid,)) for rid in ("running", "queued")]
+    try:
+        threads[0].start()
+        assert wait_until(lambda: driver.calls == ["running"])
+        threads[1].start()
+        assert wait_until(lambda: "queued" in agent.agent._inflight)
+        assert link.safe_state("sim", "tip crash").detail == "parked" and driver.safed
+        threads[1].join(60)
+        assert box["queued"].code == "aborted" and agent.agent.state.state == "safe"
+        driver._abort.set()  # the measurement the driver could not stop ends by itself: a reading, kept as one
+        threads[0].join(60)
+        assert box["running"].result.status == "ok" and driver.calls == ["running"]
+    finally:
+        driver._abort.set()
+        for t in threads:
+            t.join(30)
+        agent.stop()
+        link.close()
+
+
+class OneLinePerMeasurement(SlowDriver):
+    """An abort stops the measurement under way, not the next one (SlowDriver's line stays cut)."""
+
+    def measure(self, request):
+        self._abort = threading.Event()
+        return super().measure(request)
+
+
+def test_when_the_stopped_measurement_ends_the_queued_one_runs_and_can_be_stopped_too(endpoint, keyring):
+    driver = OneLinePerMeasurement(delay=600.0)
+    link, agent = start(endpoint, keyring, driver)
+    box: dict = {}
+    threads = [threading.Thread(target=measurer(link, box), args=(rid,)) for rid in ("first", "second")]
+    try:
+        threads[0].start()
+        assert wait_until(lambda: driver.calls == ["first"])
+        threads[1].start()
+        assert wait_until(lambda: "second" in agent.agent._inflight)
+        assert link.abort("sim", "first").aborted
+        threads[0].join(60)
+        assert box["first"].code == "aborted"
+        assert wait_until(lambda: driver.calls == ["first", "second"])
+        assert agent.agent.state.state == "measuring"  # aborting -> measuring once the stopped one ended
+        assert link.abort("sim", "second").aborted
+        threads[1].join(60)
+        assert box["second"].code == "aborted" and wait_until(lambda: agent.agent.state.state == "idle")
+    finally:
+        driver._abort.set()
+        for t in threads:
+            t.join(30)
+        agent.stop()
+        link.close()
+
+
+def test_an_abort_racing_the_end_of_a_measurement_never_gives_it_two_results(endpoint, keyring):
+    """The driver has returned and the worker is still packaging the reading when the abort comes: the request
+    is still the running one, so it is not settled a second time as if it were queued."""
+    packaging, go_on = threading.Event(), threading.Event()
+
+    class SlowToPackage(dict):
+        def items(self):
+            packaging.set()
+            go_on.wait(60)
+            return super().items()
+
+    class Driver(SlowDriver):
+        def measure(self, request):
+            self.calls.append(request.request_id)
+            return Reading(points=request.points, values={"y": [0.5]}, arrays=SlowToPackage())
+
+    lines: list[dict] = []
+    link = InstrumentLink(endpoint, Codec(keyring, "lab"), heartbeat_s=0.2, ack_timeout_s=30, audit=lines.append)
+    link.start()
+    driver = Driver()
+    agent = AgentThread(InstrumentAgent(driver, link.endpoint, Codec(keyring, "lab"), "sim"))
+    box: dict = {}
+    t = threading.Thread(target=measurer(link, box), args=("r1",))
+    try:
+        link.wait_for_agent(15)
+        assert wait_until(lambda: link.agents["sim"].control_identity is not None)
+        t.start()
+        assert wait_until(packaging.is_set, timeout=30)
+        link.abort("sim", "r1")
+        go_on.set()
+        t.join(60)
+        results = [line for line in lines if line["dir"] == "in" and line["msg_type"] == "result"]
+        assert len(results) == 1 and box["r1"].result.status == agent.agent._results["r1"].content.status == "ok"
+    finally:
+        go_on.set()
+        t.join(30)
         agent.stop()
         link.close()

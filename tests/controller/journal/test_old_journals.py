@@ -63,3 +63,31 @@ def test_an_old_journal_resumes_where_it_stopped(tmp_path, name):
             assert probabilities[name_] == pytest.approx(p, abs=1e-3), name_  # fits restored, evidence recomputed
         _, looked = snapshot(journal, events=list(read(journal)))
         assert looked.n == measured
+
+
+def test_a_request_that_timed_out_and_was_aborted_later_replays_in_a_snapshot_and_a_retell(tmp_path):
+    """An instrument error that left the request in flight (a timeout), then the same request re-sent and
+    aborted by the operator: only the aborted event skips the point (the snapshot used to count both)."""
+    from abduce.controller.journal.events import Entry, ErrorBody
+
+    with opened(tmp_path, "in-process.sqlite") as journal:
+        events = list(read(journal))
+        last = max(i for i, e in enumerate(events) if e.kind == "measurement")
+        rid = events[last].request_id
+        request = next(e for e in events if e.kind == "request" and e.request_id == rid)
+
+        def error(seq: int, reason: str, skipped: bool) -> Entry:
+            return Entry(
+                seq,
+                0.0,
+                "error",
+                rid,
+                None,
+                ErrorBody(stage="instrument", reason=reason, message="", skipped=skipped),
+                None,
+            )
+
+        tail = [error(10**6, "timeout", False), request, error(10**6 + 1, "aborted", True)]
+        _, snap = snapshot(journal, events=events[:last] + tail)
+        assert snap.n == OLD["in-process.sqlite"][0] - 1  # the aborted request measured nothing
+        assert snap.space.index_of(request.body.x) in snap._failed_idx  # and its point is never asked again
