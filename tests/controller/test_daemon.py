@@ -359,3 +359,49 @@ def test_a_campaign_that_fails_puts_the_instrument_in_its_safe_state_when_asked(
         replies = [e.body for e in read(j) if e.kind == "reply"]
     assert [(r.command, r.by, r.ok) for r in replies] == [("safe-state", "daemon", True)]
     assert replies[0].detail == "this driver has no safe-state action"  # the agent's own words, journalled
+
+
+def test_a_measure_refused_busy_pauses_the_campaign_and_the_request_waits_for_release_and_resume(tmp_path):
+    """The instrument is in its safe state (put there at its own panel, say) when the campaign asks: the
+    measure is refused busy, the daemon pauses instead of failing, resume is refused until release, and then
+    the very same request is measured, once."""
+    from abduce.controller.journal.events import read
+
+    new_key(tmp_path / "lab.key", "lab")
+    listen = ipc_endpoint()
+    path = tmp_path / "daemon.toml"
+    path.write_text(CONFIG.format(seed=2, budget=5, listen=listen, control=LOOPBACK))
+    key_id, secret = load_key(tmp_path / "lab.key")
+    instrument = InstrumentAgent(
+        build("simulated:transition-1d", grid=101, seed=2), listen, Codec(Keyring({key_id: secret}), key_id), "sim"
+    )
+    instrument.state.on("safe_state")  # safe before the campaign starts
+    agent = AgentThread(instrument)
+
+    def busy_events() -> list:
+        with Journal.open(tmp_path / "run" / "journal.sqlite", readonly=True) as j:
+            return [e for e in read(j, "error") if e.body.reason == "rejected:busy"]
+
+    d, t, box = start(path)
+    try:
+        control = control_of(d)
+        assert wait_until(lambda: d._status["state"] == "paused", timeout=120)
+        request(control, secret, "resume")  # the controller never saw it go safe: it asks again, refused again
+        assert wait_until(lambda: len(busy_events()) == 2 and d._status["state"] == "paused", timeout=120)
+        assert request(control, secret, "safe-state", timeout_s=30)["reply"]["ok"]  # now the daemon knows it
+        with pytest.raises(ControlError, match="release it first"):
+            request(control, secret, "resume")
+        assert request(control, secret, "release", timeout_s=30)["reply"]["ok"]
+        request(control, secret, "resume")
+        t.join(600)  # a guard against a hang only
+    finally:
+        d.stop()
+        t.join(60)
+        agent.stop()
+    assert box["status"]["state"] == "done" and box["status"]["n"] == 5, box
+    with Journal.open(tmp_path / "run" / "journal.sqlite", readonly=True) as j:
+        events = list(read(j))
+    busy = [e for e in events if e.kind == "error" and e.body.reason == "rejected:busy"]
+    measured = [e.request_id for e in events if e.kind == "measurement"]
+    assert len(busy) == 2 and {e.request_id for e in busy} == {measured[0]}  # refused twice, measured after release
+    assert len(measured) == len(set(measured)) == 5 and instrument.measured == 5
