@@ -86,8 +86,9 @@ def run_listening(
             rundir = RunDirectory(out, config)
             bar, show = _progress(opts.policy, opts.budget, progress)
             with bar:
+                instrument = LinkInstrument(link, agent, channel=opts.channel, reduction=opts.reduction)
                 try:
-                    run_campaign(campaign, LinkInstrument(link, agent), [rundir, show], journal=rundir.journal)
+                    run_campaign(campaign, instrument, [rundir, show], journal=rundir.journal)
                 except BaseException as exc:
                     link.bye(
                         "stopped" if isinstance(exc, KeyboardInterrupt) else "error", f"{type(exc).__name__}: {exc}"
@@ -118,6 +119,14 @@ def run(
     grid: int = typer.Option(None, min=0, help="Simulator: candidate grid size (0 = continuous space) [default: 501]."),
     n_init: int = typer.Option(_run("n_init"), min=1, help="Space-filling measurements before the first fit."),
     epsilon: float = typer.Option(_run("epsilon"), min=0.0, max=1.0, help="epsilon-greedy: exploration probability."),
+    channel: str = typer.Option(
+        None, help="The instrument channel the hypotheses explain (default: its first scalar channel)."
+    ),
+    reduction: str = typer.Option(
+        None,
+        help="Spectrum -> value, for an array channel: loop-area, coercive-field, remanence, mean, max, or "
+        "package.module:function (imported by this controller process).",
+    ),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
     listen: str = typer.Option(
         None,
@@ -144,6 +153,7 @@ def run(
         seed=seed,
         n_init=n_init,
         epsilon=epsilon,
+        **_given(channel=channel, reduction=reduction),
     )
     try:
         if listen:

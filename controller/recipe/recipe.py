@@ -96,6 +96,15 @@ class Recipe(BaseModel):
                     )
         return names
 
+    @field_validator("reduction")
+    @classmethod
+    def _known_reduction(cls, spec: str | None, info: ValidationInfo) -> str | None:
+        if spec is not None and not _from_journal(info) and "." not in spec and ":" not in spec:
+            from abduce.controller.intake.reduction import REDUCTIONS  # numpy only: no torch
+
+            _look_up(REDUCTIONS, spec)
+        return spec
+
     @field_validator("policy")
     @classmethod
     def _known_policy(cls, name: str, info: ValidationInfo) -> str:

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from typing import Annotated
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from abduce.controller.core.campaign import Campaign
 from abduce.controller.core.measurements import Measurement, MeasureRequest
@@ -39,6 +39,18 @@ class SimulatedRun(Recipe):
     beta: float = 0.5
     noise: float | None = None
     grid: Annotated[int, Field(ge=0)] = 501
+
+    @model_validator(mode="after")
+    def _scalar_only(self) -> SimulatedRun:
+        """In process, the campaign reads the simulator's own scalar reading: no other channel, no reduction."""
+        own = "y"  # the channel the simulator is built with here (its default)
+        if self.reduction is not None or self.channel not in (None, own):
+            raise ValueError(
+                f"an in-process run measures {self.simulator}'s scalar channel {own!r} directly; for another "
+                "channel or a reduction of spectra, serve the instrument (abduce instrument serve) and run "
+                "with --listen, or rehearse it (abduce replay --against)"
+            )
+        return self
 
     def build(self) -> tuple[Campaign, object]:
         """The campaign and the simulator."""

@@ -134,3 +134,49 @@ def test_the_demo_leaves_a_run_directory_and_a_self_contained_report(tmp_path):
     html = (out / "report.html").read_text()
     assert html.count("<section") >= 5 and "data:image/png;base64," in html
     assert "http://" not in html and "https://" not in html
+
+
+def test_run_listen_reduces_the_spectra_of_a_recorded_data_set(tmp_path):
+    """Issue 16, item 5: `abduce run --listen --reduction max` against `abduce instrument serve --driver
+    recorded:PATH` holding a spectral channel (hysteresis loops): every measurement is the maximum of its
+    spectrum, and the raw spectrum is journalled beside it."""
+    import numpy as np
+
+    from abduce.controller.journal.store import Journal
+    from abduce.instruments.drivers.record import record
+    from abduce.simulators.loops import Loops
+
+    data = tmp_path / "loops.npz"
+    record(Loops(grid=21, m=16, seed=1), data)
+    key = tmp_path / "lab.key"
+    runner.invoke(app, ["keys", "new", str(key)])
+    out = tmp_path / "run"
+    cli = [sys.executable, "-m", "abduce.controller.cli"]
+    controller = subprocess.Popen(
+        [*cli, "run", "--out", str(out), "--listen", "tcp://127.0.0.1:0", "--key", str(key), "--wait", "600",
+         "--reduction", "max", "--budget", "6", "--n-init", "4", "--hypotheses", "second-order,linear", "--quiet"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    agent = None
+    try:
+        assert wait_until(lambda: (out / "endpoints.json").exists() or controller.poll() is not None, timeout=300)
+        endpoint = json.loads((out / "endpoints.json").read_text())["instrument"]
+        agent = subprocess.Popen(
+            [*cli, "instrument", "serve", "--driver", f"recorded:{data}", "--connect", endpoint, "--key", str(key)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        output, _ = controller.communicate(timeout=600)
+        assert controller.returncode == 0, output
+    finally:
+        for proc in (controller, agent):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait(30)
+    with Journal.open(out / "journal.sqlite", readonly=True) as j:
+        measured = list(j.events("measurement"))
+        config = j.config()
+    assert len(measured) == 6 and config["reduction"] == "max"
+    for e in measured:
+        ((name, raw),) = e.body["arrays"].items()
+        spectrum = np.asarray(raw["data"]).reshape(raw["shape"])
+        assert e.body["y"] == spectrum.max()  # the value the hypotheses explain is the reduction of the spectrum
