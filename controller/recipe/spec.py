@@ -20,6 +20,7 @@ from abduce.controller.recipe.recipe import Recipe
 if TYPE_CHECKING:
     from abduce.controller.core.space import Space
     from abduce.controller.core.state import CampaignState
+    from abduce.instruments.protocol.models import Capabilities
 
 MODES = ("in-process", "listen", "daemon", "rehearsal")
 
@@ -44,15 +45,25 @@ class RunSpec(Recipe):
     def space(self) -> Space:
         """The campaign's space: the instrument's declared one, or the simulator's."""
         from abduce.controller.intake.capabilities import space_of
+
+        return space_of(self.capabilities_declared())
+
+    def capabilities_declared(self) -> Capabilities:
+        """What the instrument declared: journalled (runs over the protocol), or the simulator's or data set's
+        own (runs abduce built).
+
+        Raises:
+            ConfigError: the journal records neither.
+        """
         from abduce.instruments.protocol.models import Capabilities
 
         if self.capabilities is not None:
-            return space_of(Capabilities.model_validate(self.capabilities))
+            return Capabilities.model_validate(self.capabilities)
         if self.source is None:
             raise ConfigError("the journal records neither the instrument's capabilities nor a simulator")
-        from abduce.instruments.drivers.sources import build_driver
+        from abduce.instruments.drivers.sources import build_seeded
 
-        return space_of(build_driver(self.source, {"seed": self.seed, **self.options}).describe())
+        return build_seeded(self.source, self.options, self.seed).describe()
 
     def campaign(self, kind: type[CampaignState] | None = None) -> CampaignState:
         """A fresh campaign as the recipe built it (or, with ``kind``, a

@@ -24,7 +24,7 @@ from abduce.controller.intake.readings import pick_channel, to_measurement
 from abduce.controller.journal.store import Journal
 from abduce.controller.recipe.recipe import Recipe
 from abduce.instruments.drivers.base import Driver
-from abduce.instruments.drivers.sources import build_driver
+from abduce.instruments.drivers.sources import build_seeded
 from abduce.instruments.protocol.models import Measure
 
 
@@ -66,10 +66,7 @@ class Rehearsal(Recipe):
         super().__init__(**data)
 
     def driver(self) -> Driver:
-        return build_driver(
-            self.source,
-            {"seed": self.seed, **self.options} if self.source.startswith("simulated") else dict(self.options),
-        )
+        return build_seeded(self.source, self.options, self.seed)
 
     def build(self) -> tuple[Campaign, DriverInstrument]:
         instrument = DriverInstrument(self.driver(), self.channel, self.reduction)

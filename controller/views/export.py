@@ -23,8 +23,11 @@ Variables (dims):
   last exported step, NaN before its first fit.
 
 Coordinates: ``measurement`` (0, 1, ...: the step), ``axis`` (the space's axis
-names), ``hypothesis``, ``parameter``. Attributes: ``config`` (the journal's
-config event, JSON), ``journal`` (its path), ``measurements``, ``step``
+names), ``hypothesis``, ``parameter``. CF conventions (:mod:`abduce.controller.views.cf`):
+``units`` and ``long_name`` on every numeric variable, ``x_NAME`` per axis, and on a full grid
+``posterior_mean_grid`` / ``posterior_sd_grid`` with one dimension per axis (``.sel(NAME=...)``).
+Attributes: ``Conventions``, ``title``, ``history``, ``config`` (the journal's
+config event, JSON), ``journal`` (its absolute path), ``measurements``, ``step``
 (the ``--step`` asked for, -1 for all), ``abduce_export`` (the layout's
 version). The posteriors need the campaign as it stood
 (:func:`abduce.controller.journal.rebuild.snapshot`: journalled fits conditioned once);
@@ -40,9 +43,10 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from abduce.controller.errors import ConfigError
+from abduce.controller.errors import AbduceError, ConfigError
 from abduce.controller.journal.events import DecisionBody, read
 from abduce.controller.journal.store import Journal
+from abduce.controller.views.cf import annotate
 from abduce.controller.views.inspection import inspect_journal, journal_path
 
 EXPORT_VERSION = 1
@@ -125,7 +129,30 @@ def build_dataset(journal: Journal, step: int | None = None, posteriors: bool = 
         "policy": ins.stopping.policy,
         "stopped": int(ins.stopping.stopped),
     }
-    return xr.Dataset(data, coords=coords, attrs=attrs)
+    axis_units, channel = _units(journal.config(), len(axes))
+    if campaign is None and len(axis_units) == d:
+        coords["axis"] = list(axis_units)  # the instrument's names, without rebuilding the campaign
+    ds = xr.Dataset(data, coords=coords, attrs=attrs)
+    title = (
+        f"abduce campaign {journal.config().get('name') or (journal.config().get('campaign') or {}).get('name', '')}"
+    )
+    return annotate(ds, axis_units, channel, str(Path(journal.path).resolve()), title.strip())
+
+
+def _units(config: dict, d: int) -> tuple[dict[str, str], tuple[str, str]]:
+    """The axes' units by name and the explained channel's name and unit, from the instrument's declared
+    capabilities (journalled, or a simulator's or data set's own); empty where unknown."""
+    from abduce.controller.intake.readings import pick_channel
+    from abduce.controller.recipe.spec import spec_of
+
+    try:
+        spec = spec_of(config)
+        caps = spec.capabilities_declared()
+        name = pick_channel(caps, spec.channel, spec.reduction)
+    except AbduceError:  # an instrument that cannot be described here: no units, the values stand
+        return {}, ("y", "")
+    unit = "" if spec.reduction else next(c.unit for c in caps.channels if c.name == name)
+    return {a.name: a.unit for a in caps.axes[:d]}, (name, unit)
 
 
 def _raw_arrays(journal: Journal, with_arrays: list[str], index: dict[str, int], n: int) -> dict:

@@ -31,7 +31,10 @@ def build_driver(spec: str, options: Mapping[str, Any] | None = None) -> Driver:
     if kind == "recorded":
         from abduce.instruments.drivers.recorded import build as build_recorded
 
-        return build_recorded(spec, **options)
+        try:
+            return build_recorded(spec, **options)
+        except TypeError as exc:
+            raise ConfigError(f"driver {spec!r}: {exc}") from None
     if not rest or "." not in kind:
         raise ConfigError(f"driver {spec!r}: use simulated:SIMULATOR, recorded:PATH or package.module:DriverClass")
     cls = import_dotted("driver", spec)
@@ -42,3 +45,10 @@ def build_driver(spec: str, options: Mapping[str, Any] | None = None) -> Driver:
     if not isinstance(drv, Driver):
         raise ConfigError(f"driver {spec!r} built a {type(drv).__name__}, not an abduce Driver")
     return drv
+
+
+def build_seeded(spec: str, options: dict | None, seed: int) -> Driver:
+    """:func:`build_driver` for a campaign seeded ``seed``: a simulator's noise takes the campaign's seed unless
+    its options name one; a recorded data set or a user's driver takes the options as they are."""
+    options = dict(options or {})
+    return build_driver(spec, {"seed": seed, **options} if spec.startswith("simulated:") else options)

@@ -132,3 +132,38 @@ def test_report_and_export_of_ten_thousand_measurements(tmp_path):
     print(
         f"\n10^4 journal: report {report_s:.1f} s, export (no posteriors) {export_s:.1f} s"
     )  # timed in tests/benchmarks/large_journal.py
+
+
+def test_the_export_is_cf_netcdf_with_units_and_a_grid_sel_works(tmp_path):
+    """Issue 16, item 3 (the export): opened with CF decoding, every numeric variable has units (the
+    instrument's own for its axes and channel), the journal is named by its absolute path, and on a grid the
+    posteriors have one dimension per axis, so .sel by an axis value works."""
+    import xarray as xr
+
+    from abduce.controller.journal.rundir import RunDirectory
+    from abduce.controller.rehearse.rehearsal import Rehearsal
+    from abduce.instruments.drivers.recorded import RecordedDataset
+    from abduce.simulators.transition1d import Transition1D
+
+    sim = Transition1D(grid=41, seed=3)
+    x = sim.candidates()
+    data = RecordedDataset(x, ("Ni",), {"m": sim.measure(x)}, units={"Ni": "at.%", "m": "emu"})
+    path = data.save(tmp_path / "ni.nc")
+    r = Rehearsal(f"recorded:{path}", ("second-order", "linear"), policy="discriminate", budget=7, n_init=4)
+    run = tmp_path / "run"
+    rundir = RunDirectory(run, {"mode": "rehearsal", **r.model_dump(mode="json")})
+    try:
+        r.run([rundir], journal=rundir.journal)
+    finally:
+        rundir.close()
+    out = export_run(run, tmp_path / "ni-export.nc")
+    with xr.open_dataset(out, engine="h5netcdf", decode_cf=True) as ds:
+        ds.load()
+    assert ds.attrs["Conventions"].startswith("CF-") and ds.attrs["journal"] == str((run / "journal.sqlite").resolve())
+    numeric = [v for v in ds.variables if np.issubdtype(ds[v].dtype, np.number)]
+    assert numeric and all("units" in ds[v].attrs and ds[v].attrs.get("long_name") for v in numeric)
+    assert ds.x_Ni.attrs["units"] == ds.Ni.attrs["units"] == "at.%" and ds.y.attrs["units"] == "emu"
+    assert ds.posterior_mean_grid.dims == ("hypothesis", "Ni")
+    at = ds.posterior_mean_grid.sel(Ni=0.5, method="nearest").sel(hypothesis="second-order")
+    k = int(np.argmin(np.abs(ds.point.values[:, 0] - 0.5)))
+    assert float(at) == float(ds.posterior_mean.sel(hypothesis="second-order").values[k])
