@@ -500,7 +500,8 @@ class InstrumentAgent:
         if rejection is not None:
             self._send(sock, rejection, parent=h)
             return
-        if self._doomed.pop(m.request_id, 1) is None:  # aborted before it arrived
+        if m.request_id in self._doomed:  # aborted before it arrived
+            del self._doomed[m.request_id]
             now = _now()
             done = _Done(Result(request_id=m.request_id, status="aborted", started=now, finished=now), [])
             self._finish(sock, m.request_id, done, parent=h)

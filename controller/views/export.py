@@ -56,6 +56,7 @@ SUFFIXES = (".nc", ".h5", ".hdf5", ".nc4")
 def build_dataset(journal: Journal, step: int | None = None, posteriors: bool = True) -> xr.Dataset:
     """The dataset of the journal's campaign after ``step`` measurements (all by default)."""
     events = list(read(journal))  # read once: the inspection and the snapshot both need them
+    config = journal.config()
     ins = inspect_journal(journal, step, events)
     rows, names = ins.measurements, ins.hypotheses
     n = len(rows)
@@ -123,20 +124,18 @@ def build_dataset(journal: Journal, step: int | None = None, posteriors: bool = 
     attrs = {
         "abduce_export": EXPORT_VERSION,
         "journal": str(journal.path),
-        "config": json.dumps(journal.config(), sort_keys=True, default=str),
+        "config": json.dumps(config, sort_keys=True, default=str),
         "measurements": n,
         "step": -1 if step is None else int(step),
         "policy": ins.stopping.policy,
         "stopped": int(ins.stopping.stopped),
     }
-    axis_units, channel = _units(journal.config(), len(axes))
+    axis_units, channel = _units(config, len(axes))
     if campaign is None and len(axis_units) == d:
         coords["axis"] = list(axis_units)  # the instrument's names, without rebuilding the campaign
     ds = xr.Dataset(data, coords=coords, attrs=attrs)
-    title = (
-        f"abduce campaign {journal.config().get('name') or (journal.config().get('campaign') or {}).get('name', '')}"
-    )
-    return annotate(ds, axis_units, channel, str(Path(journal.path).resolve()), title.strip())
+    name = config.get("name") or (config.get("campaign") or {}).get("name", "")
+    return annotate(ds, axis_units, channel, str(Path(journal.path).resolve()), f"abduce campaign {name}".strip())
 
 
 def _units(config: dict, d: int) -> tuple[dict[str, str], tuple[str, str]]:

@@ -41,20 +41,25 @@ control = "{control}"
 """
 
 
+def configured(tmp_path, seed: int, budget: int, instrument: str = ""):
+    """A daemon config in ``tmp_path`` with its key, the instrument lane at a fresh ``ipc://`` path (the daemon
+    may restart there) and ``instrument`` lines added to ``[instrument]``; returns the config's path, that
+    endpoint, the key's secret and a codec an agent signs with."""
+    new_key(tmp_path / "lab.key", "lab")
+    listen = ipc_endpoint()
+    path = tmp_path / "daemon.toml"
+    text = CONFIG.format(seed=seed, budget=budget, listen=listen, control=LOOPBACK)
+    path.write_text(text.replace("wait_s = 30", f"wait_s = 30\n{instrument}") if instrument else text)
+    key_id, secret = load_key(tmp_path / "lab.key")
+    return path, listen, secret, Codec(Keyring({key_id: secret}), key_id)
+
+
 @pytest.fixture
 def setup(tmp_path):
     """A config whose daemon binds its control lane on a free port and its instrument lane at an ``ipc://``
     path (the test restarts the daemon, and the same agent must find the new one there), and that agent."""
-    new_key(tmp_path / "lab.key", "lab")
-    listen = ipc_endpoint()
-    path = tmp_path / "daemon.toml"
-    path.write_text(CONFIG.format(seed=3, budget=10, listen=listen, control=LOOPBACK))
-    key_id, secret = load_key(tmp_path / "lab.key")
-    agent = AgentThread(
-        InstrumentAgent(
-            build("simulated:transition-1d", grid=101, seed=3), listen, Codec(Keyring({key_id: secret}), key_id), "sim"
-        )
-    )
+    path, listen, secret, codec = configured(tmp_path, seed=3, budget=10)
+    agent = AgentThread(InstrumentAgent(build("simulated:transition-1d", grid=101, seed=3), listen, codec, "sim"))
     yield path, secret
     agent.stop()
 
@@ -284,13 +289,9 @@ def test_the_operator_aborts_puts_in_the_safe_state_and_releases_the_instrument(
     from abduce.controller.journal.events import read
     from abduce.controller.views.inspection import inspect_journal
 
-    new_key(tmp_path / "lab.key", "lab")
-    listen = ipc_endpoint()
-    path = tmp_path / "daemon.toml"
-    path.write_text(CONFIG.format(seed=5, budget=7, listen=listen, control=LOOPBACK))
-    key_id, secret = load_key(tmp_path / "lab.key")
+    path, listen, secret, codec = configured(tmp_path, seed=5, budget=7)
     driver = build("simulated:transition-1d", grid=101, seed=5, dwell_s=600.0)  # each point: ten minutes
-    agent = AgentThread(InstrumentAgent(driver, listen, Codec(Keyring({key_id: secret}), key_id), "sim"))
+    agent = AgentThread(InstrumentAgent(driver, listen, codec, "sim"))
     d, t, box = start(path)
     try:
         control = control_of(d)
@@ -340,13 +341,8 @@ def test_a_campaign_that_fails_puts_the_instrument_in_its_safe_state_when_asked(
         def measure(self, request):
             raise RuntimeError("stage encoder lost")
 
-    new_key(tmp_path / "lab.key", "lab")
-    listen = ipc_endpoint()
-    path = tmp_path / "daemon.toml"
-    text = CONFIG.format(seed=1, budget=5, listen=listen, control=LOOPBACK)
-    path.write_text(text.replace("wait_s = 30", "wait_s = 30\nsafe_state_on_error = true"))
-    key_id, secret = load_key(tmp_path / "lab.key")
-    agent = AgentThread(InstrumentAgent(Broken(), listen, Codec(Keyring({key_id: secret}), key_id), "sim"))
+    path, listen, _, codec = configured(tmp_path, seed=1, budget=5, instrument="safe_state_on_error = true")
+    agent = AgentThread(InstrumentAgent(Broken(), listen, codec, "sim"))
     d = Daemon(load_settings(path), path)
     try:
         with pytest.raises(Exception, match="stage encoder lost"):
@@ -367,14 +363,8 @@ def test_a_measure_refused_busy_pauses_the_campaign_and_the_request_waits_for_re
     the very same request is measured, once."""
     from abduce.controller.journal.events import read
 
-    new_key(tmp_path / "lab.key", "lab")
-    listen = ipc_endpoint()
-    path = tmp_path / "daemon.toml"
-    path.write_text(CONFIG.format(seed=2, budget=5, listen=listen, control=LOOPBACK))
-    key_id, secret = load_key(tmp_path / "lab.key")
-    instrument = InstrumentAgent(
-        build("simulated:transition-1d", grid=101, seed=2), listen, Codec(Keyring({key_id: secret}), key_id), "sim"
-    )
+    path, listen, secret, codec = configured(tmp_path, seed=2, budget=5)
+    instrument = InstrumentAgent(build("simulated:transition-1d", grid=101, seed=2), listen, codec, "sim")
     instrument.state.on("safe_state")  # safe before the campaign starts
     agent = AgentThread(instrument)
 
