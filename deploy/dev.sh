@@ -24,7 +24,7 @@ stamp="$VENV/.abduce-installed-$(sha256sum pyproject.toml | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
     "$VENV/bin/python" -m pip install --quiet --upgrade pip
     "$VENV/bin/python" -m pip install --quiet "$TORCH"
-    "$VENV/bin/python" -m pip install --quiet -e '.[test]'
+    "$VENV/bin/python" -m pip install --quiet -e '.[test,bluesky,nsid]'
     rm -f "$VENV"/.abduce-installed-*
     touch "$stamp"
 fi
