@@ -39,6 +39,8 @@ class Measurement:
         source: the key id that signed the reply (who said it); None in-process.
         arrays: raw array channels of this point (a spectrum the value was
             reduced from), kept with the measurement; None when there are none.
+        y_sd: the reading's own standard deviation (same units as ``y``) when the
+            instrument reports one; None when it does not.
     """
 
     request_id: str
@@ -47,3 +49,4 @@ class Measurement:
     raw: bytes | None = field(default=None, compare=False, repr=False)
     source: str | None = field(default=None, compare=False)
     arrays: dict[str, Any] | None = field(default=None, compare=False, repr=False)
+    y_sd: float | None = None

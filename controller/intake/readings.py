@@ -21,6 +21,7 @@ import numpy as np
 
 from abduce.controller.core.measurements import Measurement
 from abduce.controller.errors import ConfigError
+from abduce.controller.intake.reduction import apply_reduction
 from abduce.instruments.protocol.models import Capabilities
 
 Reduction = Callable[[np.ndarray], float]
@@ -56,15 +57,26 @@ def to_measurement(
     arrays: Mapping[str, np.ndarray],
     channel: str,
     reduction: Reduction | None,
+    *,
+    index: int = 0,
+    sd: Mapping[str, Sequence[float | None]] | None = None,
+    axes: Mapping[str, np.ndarray] | None = None,
     **extra,
 ) -> Measurement:
-    """One point's measurement. ``arrays[c]`` has shape ``(n_points, *spectrum_shape)``."""
-    x = tuple(float(v) for v in points[0]) if points else tuple(requested)
-    kept = {name: np.asarray(a)[0] for name, a in arrays.items()} or None
+    """The measurement of point ``index`` of a request. ``arrays[c]`` has shape ``(n_points, *spectrum_shape)``;
+    ``sd[c]`` (optional) one standard deviation per point of scalar channel ``c``; ``axes[c]`` (optional) the
+    spectral axis of array channel ``c``, passed to a reduction that takes one."""
+    x = tuple(float(v) for v in points[index]) if points else tuple(requested)
+    kept = {name: np.asarray(a)[index] for name, a in arrays.items()} or None
+    y_sd = None
     if channel in arrays:
-        spectrum = np.asarray(arrays[channel])[0]
-        y = float(reduction(spectrum)) if reduction is not None else math.nan
+        spectrum = np.asarray(arrays[channel])[index]
+        axis = None if axes is None else axes.get(channel)
+        y = apply_reduction(reduction, spectrum, axis) if reduction is not None else math.nan
     else:
-        value = (values.get(channel) or [None])[0]
+        value = (values.get(channel) or [None] * (index + 1))[index]
         y = math.nan if value is None else float(value)
-    return Measurement(request_id, x, y, arrays=kept, **extra)
+        spread = (sd or {}).get(channel)
+        if spread is not None and spread[index] is not None:
+            y_sd = float(spread[index])
+    return Measurement(request_id, x, y, arrays=kept, y_sd=y_sd, **extra)

@@ -19,6 +19,7 @@ averaging many of them is unbiased). Numpy only: no torch.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 import numpy as np
@@ -123,6 +124,22 @@ def mean(spectrum: np.ndarray) -> float:
 def maximum(spectrum: np.ndarray) -> float:
     """``max_i s_i`` over every element (e.g. a peak height)."""
     return float(np.max(spectrum))
+
+
+def takes_axis(reduction: Reduction) -> bool:
+    """Whether a reduction accepts the spectral axis as a keyword, ``f(spectrum, axis=values)``."""
+    try:
+        return "axis" in inspect.signature(reduction).parameters
+    except (TypeError, ValueError):  # a builtin without a signature
+        return False
+
+
+def apply_reduction(reduction: Reduction, spectrum: np.ndarray, axis: np.ndarray | None = None) -> float:
+    """``reduction(spectrum)``, or ``reduction(spectrum, axis=axis)`` when the channel has a spectral
+    axis and the reduction takes one."""
+    if axis is not None and takes_axis(reduction):
+        return float(reduction(spectrum, axis=axis))
+    return float(reduction(spectrum))
 
 
 def resolve_reduction(spec: str) -> Reduction:

@@ -44,7 +44,15 @@ class DriverInstrument:
     def __call__(self, request: MeasureRequest) -> Measurement:
         reading = self.driver.measure(Measure(request_id=request.request_id, points=[list(request.x)]))
         return to_measurement(
-            request.request_id, request.x, reading.points, reading.values, reading.arrays, self.channel, self.reduction
+            request.request_id,
+            request.x,
+            reading.points,
+            reading.values,
+            reading.arrays,
+            self.channel,
+            self.reduction,
+            sd=reading.sd,
+            axes={name: axis.values for name, axis in reading.axes.items()},
         )
 
 

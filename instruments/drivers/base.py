@@ -18,6 +18,21 @@ import numpy as np
 from abduce.instruments.protocol.models import Capabilities, Measure
 
 
+@dataclass(frozen=True)
+class SpectralAxis:
+    """The axis an array channel is sampled along (a bias sweep, a frequency vector).
+
+    Attributes:
+        name: what varies along it (``"bias"``, ``"frequency"``).
+        unit: its unit (``"V"``, ``"Hz"``); ``""`` when dimensionless.
+        values: ``(m,)`` its values, in the order of the channel's last dimension.
+    """
+
+    name: str
+    unit: str
+    values: np.ndarray
+
+
 @dataclass
 class Reading:
     """What a driver measured for one request.
@@ -27,12 +42,17 @@ class Reading:
         values: scalar channels, one value per point (NaN for a failed reading).
         arrays: array channels (a spectrum, an image), one array per channel.
         state: instrument state worth recording (temperatures, currents...).
+        sd: for scalar channels whose reading carries its own uncertainty: one standard
+            deviation per point, same units as the value.
+        axes: for array channels sampled along a spectral axis: that axis, by channel.
     """
 
     points: list[list[float]]
     values: dict[str, list[float]] = field(default_factory=dict)
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
     state: dict[str, Any] = field(default_factory=dict)
+    sd: dict[str, list[float]] = field(default_factory=dict)
+    axes: dict[str, SpectralAxis] = field(default_factory=dict)
 
 
 class Driver(ABC):
