@@ -1,10 +1,13 @@
-"""A driver from its name: ``simulated:NAME``, ``recorded:PATH`` or ``package.module:DriverClass``.
+"""A driver from its name: ``simulated:NAME``, ``recorded:PATH``, ``ophyd:MODULE:FACTORY`` or ``module:DriverClass``.
 
 What ``abduce instrument serve --driver``, rehearsals, sweeps and a rebuilt journal's spec all build from.
+A user's driver class is named ``package.module:DriverClass`` or, for a plain module importable from
+``sys.path`` (the working directory, ``PYTHONPATH``), ``module:DriverClass``.
 """
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,9 +15,19 @@ from abduce.controller.errors import ConfigError
 from abduce.controller.registry import import_dotted
 from abduce.instruments.drivers.base import Driver
 
+KINDS = ("simulated", "recorded", "ophyd")
+USAGE = "use simulated:SIMULATOR, recorded:PATH, ophyd:PACKAGE.MODULE:FACTORY or package.module:DriverClass"
+
+
+def _usage(spec: str, kind: str) -> str:
+    """The usage line, with the kind the user probably meant when ``kind`` is a near miss of one."""
+    near = difflib.get_close_matches(kind, KINDS, n=1, cutoff=0.6)
+    return f"driver {spec!r}: " + (f"did you mean {near[0]}:? " if near else "") + USAGE
+
 
 def build_driver(spec: str, options: Mapping[str, Any] | None = None) -> Driver:
-    """``simulated:NAME``, ``recorded:PATH`` or ``package.module:DriverClass`` -> a driver.
+    """``simulated:NAME``, ``recorded:PATH``, ``ophyd:MODULE:FACTORY`` or ``[package.]module:DriverClass``
+    -> a driver; ``options`` go to the simulator, the recorded reader, the ophyd factory or the class.
 
     Raises:
         ConfigError: an unknown kind, a driver that does not import, or not a Driver.
@@ -35,9 +48,21 @@ def build_driver(spec: str, options: Mapping[str, Any] | None = None) -> Driver:
             return build_recorded(spec, **options)
         except TypeError as exc:
             raise ConfigError(f"driver {spec!r}: {exc}") from None
-    if not rest or "." not in kind:
-        raise ConfigError(f"driver {spec!r}: use simulated:SIMULATOR, recorded:PATH or package.module:DriverClass")
-    cls = import_dotted("driver", spec)
+    if kind == "ophyd":
+        try:
+            from abduce.instruments.drivers.ophyd_driver import build as build_ophyd
+        except ImportError as exc:
+            raise ConfigError(
+                f"driver {spec!r} needs bluesky and ophyd ({exc}): pip install 'abduce[bluesky]'"
+            ) from None
+        return build_ophyd(spec, **options)
+    if not all(part.isidentifier() for part in kind.split(".")) or not rest.isidentifier():
+        raise ConfigError(_usage(spec, kind))
+    try:
+        cls = import_dotted("driver", spec)
+    except ConfigError as exc:
+        near = difflib.get_close_matches(kind, KINDS, n=1, cutoff=0.6)
+        raise ConfigError(f"{exc} (did you mean {near[0]}:?)" if near else str(exc)) from None
     try:
         drv = cls(**options)
     except TypeError as exc:  # options it does not take, or a class that is not one to build
