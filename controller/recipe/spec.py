@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from abduce.controller.core.state import CampaignState
     from abduce.instruments.protocol.models import Capabilities
 
-MODES = ("in-process", "listen", "daemon", "rehearsal")
+MODES = ("in-process", "listen", "daemon", "rehearsal", "bluesky")  # bluesky: abduce.controller.beamline
 
 
 class RunSpec(Recipe):
@@ -36,7 +36,7 @@ class RunSpec(Recipe):
         capabilities: what the instrument declared (runs over the protocol).
     """
 
-    mode: Literal["in-process", "listen", "daemon", "rehearsal"]
+    mode: Literal["in-process", "listen", "daemon", "rehearsal", "bluesky"]
     source: str | None = None
     options: dict[str, Any] = Field(default_factory=dict)
     truth: str | None = None
