@@ -28,11 +28,17 @@ class UnknownNameError(ConfigError, KeyError):
         kind: what was looked up ("hypothesis", "policy", ...).
         name: the name given.
         known: the names that exist.
+        close: the known names closest to ``name`` (``difflib``'s ratio >= 0.6, best first), named in the
+            message as "did you mean ...?"; empty when none is close.
     """
 
     def __init__(self, kind: str, name: str, known: list[str]) -> None:
+        from difflib import get_close_matches
+
         self.kind, self.name, self.known = kind, name, sorted(known)
-        super().__init__(f"unknown {kind} {name!r}; known: {', '.join(self.known)}")
+        self.close = get_close_matches(name, self.known, n=3, cutoff=0.6)
+        hint = f"; did you mean {' or '.join(map(repr, self.close))}?" if self.close else ""
+        super().__init__(f"unknown {kind} {name!r}; known: {', '.join(self.known)}{hint}")
 
     def __str__(self) -> str:  # KeyError would quote the message
         return self.args[0]

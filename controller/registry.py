@@ -1,4 +1,11 @@
-"""Name -> implementation registries (policies, acquisitions, stopping rules), and dotted paths to user code."""
+"""Name -> implementation registries (policies, acquisitions, stopping rules), dotted paths to user code, and
+the built-in names themselves.
+
+The registries fill as their modules import (a policy registers itself beside its code, in modules that
+import torch). :data:`BUILT_IN` lists the same names with nothing imported, so an edge (the command line, a
+sweep's config) checks a name in microseconds, before any run directory exists or torch is imported
+(:func:`check_name`); tests/controller/test_cli_names.py holds each list equal to its registry.
+"""
 
 from __future__ import annotations
 
@@ -63,3 +70,53 @@ def import_dotted(kind: str, path: str) -> object:
         return getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError, ValueError) as exc:
         raise ConfigError(f"{kind} {path!r} does not import: {exc}") from exc
+
+
+BUILT_IN: dict[str, tuple[str, ...]] = {
+    "hypothesis": ("second-order", "first-order", "linear", "sigmoid", "constant", "curie-weiss"),
+    "policy": ("discriminate", "epsilon-greedy", "random", "grid", "plain-gp"),
+    "acquisition": ("variance", "ucb", "nipv", "discriminate", "model-information"),
+    "reduction": ("loop-area", "coercive-field", "remanence", "mean", "max"),
+    "simulator": ("transition-1d", "loops", "phase-2d", "spm-image"),
+    "truth": (
+        "second-order",
+        "first-order",
+        "sigmoid",
+        "linear",
+        "constant",
+        "curie-weiss",
+        "two-transitions",
+        "peak",
+        "staircase",
+        "sloped-transition",
+    ),
+    "plot format": ("png", "svg"),
+}
+"""The built-in names of each kind, in the order ``--help`` lists them, without importing their code.
+
+``hypothesis``: ``abduce.hypotheses.library.BUILTIN``; ``policy``: ``decide.policies.POLICIES``;
+``acquisition``: ``decide.acquisition.ACQUISITIONS``; ``reduction``: ``intake.reduction.REDUCTIONS``;
+``simulator``: ``abduce.simulators.registry.SIMULATORS``; ``truth``: the laws the ``transition-1d``
+simulator generates (``abduce.simulators.transition1d.LAWS``); ``plot format``: ``views.plots.FORMATS``.
+"""
+
+
+def is_dotted(name: str) -> bool:
+    """Whether ``name`` reads as a dotted path to user code (``package.module:name`` or ``package.module.name``)."""
+    return "." in name or ":" in name
+
+
+def check_name(kind: str, name: str, dotted: bool = False) -> str:
+    """``name`` when it is a built-in of ``kind`` (or, with ``dotted``, a dotted path to user code, which only
+    an import can check), imports nothing.
+
+    Raises:
+        UnknownNameError: neither; its message lists the built-ins and the closest of them.
+    """
+    known = BUILT_IN[kind]
+    if name in known or (dotted and is_dotted(name)):
+        return name
+    err = UnknownNameError(kind, name, list(known))
+    if dotted:
+        err.args = (f"{err.args[0]} (or give your own as a 'package.module:name' path)",)
+    raise err

@@ -12,6 +12,8 @@ import typer
 from rich.console import Console
 
 from abduce.controller.cli.common import _fail, _pin_threads, _progress, _split, app, console, summary_table
+from abduce.controller.cli.names import IN_PROCESS_SIMULATORS, SERVED_SIMULATORS, check_run, import_plugins, one_of
+from abduce.controller.cli.paths import out_folder
 from abduce.controller.errors import AbduceError
 from abduce.controller.recipe.recipe import TRANSITION_LAWS, Recipe
 
@@ -27,10 +29,13 @@ def _run(field: str):
 
 
 def run_in_process(opts, out: Path, progress: bool = True) -> dict:
-    """Run a :class:`~abduce.controller.rehearse.simulated.SimulatedRun`; write the run directory; return the "
-    "summary."""
+    """Run a :class:`~abduce.controller.rehearse.simulated.SimulatedRun`; write the run directory; return the
+    summary. The campaign and simulator are built once before the run directory exists, so a name or an
+    option that cannot be built leaves nothing behind."""
     from abduce.controller.journal.rundir import RunDirectory
 
+    RunDirectory.check_free(out)
+    opts.build()  # every name resolved, the simulator's options checked: milliseconds
     rundir = RunDirectory(out, {"mode": "in-process", **opts.model_dump(mode="json")})
     bar, show = _progress(opts.policy, opts.budget, progress)
     with bar:
@@ -104,19 +109,29 @@ def run_listening(
 @app.command()
 def run(
     out: Path = typer.Option(..., "--out", help="Run directory to create (must not already hold a run)."),
-    simulator: str = typer.Option(None, help="Simulated instrument [default: transition-1d]."),
-    truth: str = typer.Option(None, help="Which law the simulator's data follow [default: second-order]."),
-    hypotheses: str = typer.Option(",".join(TRANSITION_LAWS), help="Comma-separated hypothesis names or dotted paths."),
-    policy: str = typer.Option(
-        _run("policy"), help="discriminate, epsilon-greedy (the paper's), random, grid or plain-gp."
+    simulator: str = typer.Option(
+        None,
+        help=f"Simulated instrument, in this process: {', '.join(IN_PROCESS_SIMULATORS)} \\[default: transition-1d]. "
+        f"The others ({', '.join(SERVED_SIMULATORS)})"
+        ": serve them (abduce instrument serve) and use --listen.",
     ),
-    acquisition: str = typer.Option(None, help="variance, ucb, nipv or discriminate (default: the policy's)."),
+    truth: str = typer.Option(
+        None, help=f"Which law the simulator's data follow: {one_of('truth')} \\[default: second-order]."
+    ),
+    hypotheses: str = typer.Option(
+        ",".join(TRANSITION_LAWS),
+        help=f"Comma-separated hypotheses: {one_of('hypothesis')}, or package.module:Name (your own).",
+    ),
+    policy: str = typer.Option(_run("policy"), help=one_of("policy", {"epsilon-greedy": "the paper's"}) + "."),
+    acquisition: str = typer.Option(None, help=f"{one_of('acquisition')} \\[default: the policy's]."),
     budget: int = typer.Option(_run("budget"), min=1, help="Number of measurements."),
     seed: int = typer.Option(_run("seed"), help="Seeds the campaign and the simulator's noise."),
-    x_c: float = typer.Option(None, "--x-c", help="Simulator: critical composition [default: 0.6]."),
-    beta: float = typer.Option(None, help="Simulator: order-parameter exponent [default: 0.5]."),
+    x_c: float = typer.Option(None, "--x-c", help="Simulator: critical composition \\[default: 0.6]."),
+    beta: float = typer.Option(None, help="Simulator: order-parameter exponent \\[default: 0.5]."),
     noise: float = typer.Option(None, help="Simulator: noise sd (default 5% of the amplitude)."),
-    grid: int = typer.Option(None, min=0, help="Simulator: candidate grid size (0 = continuous space) [default: 501]."),
+    grid: int = typer.Option(
+        None, min=0, help="Simulator: candidate grid size (0 = continuous space) \\[default: 501]."
+    ),
     n_init: int = typer.Option(_run("n_init"), min=1, help="Space-filling measurements before the first fit."),
     epsilon: float = typer.Option(_run("epsilon"), min=0.0, max=1.0, help="epsilon-greedy: exploration probability."),
     channel: str = typer.Option(
@@ -124,8 +139,8 @@ def run(
     ),
     reduction: str = typer.Option(
         None,
-        help="Spectrum -> value, for an array channel: loop-area, coercive-field, remanence, mean, max, or "
-        "package.module:function (imported by this controller process).",
+        help=f"Spectrum -> value, for an array channel: {one_of('reduction')}, or package.module:function "
+        "(imported by this controller process).",
     ),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
     listen: str = typer.Option(
@@ -134,7 +149,7 @@ def run(
         "simulator options are then unused.",
     ),
     key: Path = typer.Option(None, help="Signing key file (with --listen)."),
-    wait: float = typer.Option(None, help="With --listen: seconds to wait for an agent [default: 60]."),
+    wait: float = typer.Option(None, help="With --listen: seconds to wait for an agent \\[default: 60]."),
     curve_secret: Path = typer.Option(
         None,
         help="With --listen: this controller's CURVE secret certificate (PATH.curve.key_secret); turns encryption on.",
@@ -145,8 +160,22 @@ def run(
 ) -> None:
     """Run a campaign (in-process against a simulator, or through an instrument agent with --listen)."""
     _pin_threads()
+    names = _split(hypotheses)
+    try:  # names first: no torch, no run directory (a misspelt one fails in the time Python takes to start)
+        check_run(
+            simulator=None if listen else simulator,
+            truth=None if listen else truth,
+            hypotheses=names,
+            policy=policy,
+            acquisition=acquisition,
+            reduction=reduction,
+        )
+        out_folder(out, "the run directory to create")
+        import_plugins(names, reduction)
+    except AbduceError as exc:
+        _fail(exc)
     recipe = dict(
-        hypotheses=_split(hypotheses),
+        hypotheses=names,
         policy=policy,
         acquisition=acquisition,
         budget=budget,
@@ -194,6 +223,7 @@ def demo(
     from abduce.controller.journal.rundir import RunDirectory
 
     try:
+        out_folder(out, "the run directory to create")
         RunDirectory.check_free(out)
     except AbduceError as exc:
         _fail(exc)

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from abduce.controller.cli.common import _fail, _pin_threads, app, console
+from abduce.controller.cli.names import check_daemon_config
 from abduce.controller.errors import AbduceError
 
 
@@ -17,9 +18,10 @@ from abduce.controller.errors import AbduceError
 def daemon(config: Path = typer.Argument(..., help="TOML settings (see deploy/config/).")) -> None:
     """Run the campaign a config describes; resumes from its journal after any stop."""
     _pin_threads()
-    from abduce.controller.daemon import main as daemon_main
-
     try:
+        check_daemon_config(config)  # its names, before torch is imported
+        from abduce.controller.daemon import main as daemon_main
+
         status = daemon_main(config)
     except AbduceError as exc:
         _fail(exc)

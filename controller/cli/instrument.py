@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from abduce.controller.cli.common import _fail, _options, app, console
+from abduce.controller.cli.names import one_of
 from abduce.controller.errors import AbduceError
 
 keys_app = typer.Typer(help="Signing and CURVE keys.", no_args_is_help=True)
@@ -37,13 +38,15 @@ app.add_typer(instrument_app, name="instrument")
 def instrument_serve(
     driver: str = typer.Option(
         ...,
-        help="simulated:SIMULATOR (transition-1d, loops, phase-2d, spm-image), recorded:PATH (HDF5/NSID, "
-        "NetCDF, NPZ) or package.module:DriverClass.",
+        help=f"simulated:SIMULATOR ({one_of('simulator')}), recorded:PATH (HDF5/NSID, NetCDF, NPZ) or "
+        "package.module:DriverClass.",
     ),
     connect: str = typer.Option(..., help="The controller's endpoint, e.g. tcp://127.0.0.1:5555."),
     key: Path = typer.Option(..., help="Signing key file."),
     instrument_id: str = typer.Option(None, "--id", help="Instrument name (default: the driver spec)."),
-    truth: str = typer.Option("second-order", help="Simulator: the law its data follow."),
+    truth: str = typer.Option(
+        "second-order", help=f"simulated:transition-1d: the law its data follow, {one_of('truth')}."
+    ),
     seed: int = typer.Option(0, help="Simulator: noise seed."),
     grid: int = typer.Option(501, min=0, help="Simulator: candidate grid size (0 = continuous)."),
     option: list[str] = typer.Option(

@@ -8,7 +8,10 @@ import typer
 from rich.console import Console
 
 from abduce.controller.cli.common import _fail, _pin_threads, app, console
+from abduce.controller.cli.names import one_of
+from abduce.controller.cli.paths import out_file, out_folder, run_path
 from abduce.controller.errors import AbduceError
+from abduce.controller.registry import check_name
 
 
 @app.command("inspect")
@@ -24,7 +27,7 @@ def inspect_cmd(
     from abduce.controller.views.terminal import render
 
     try:
-        inspection = inspect_run(run, step)
+        inspection = inspect_run(run_path(run), step)
     except AbduceError as exc:
         _fail(exc)
     if as_json:
@@ -40,13 +43,16 @@ def plot(
     run: Path = typer.Argument(..., help="A run directory or its journal.sqlite."),
     out: Path = typer.Option(..., "--out", help="Folder for the figures (NAME.png or NAME.svg)."),
     step: int = typer.Option(None, "--step", min=0, help="The campaign as it stood after N measurements."),
-    fmt: str = typer.Option("png", "--format", help="png or svg."),
+    fmt: str = typer.Option("png", "--format", help=f"The figures' format: {one_of('plot format')}."),
 ) -> None:
     """Plot posteriors, probabilities, choices and rewards, the acquisition and raw spectra."""
     _pin_threads(all_cores=True)
-    from abduce.controller.views.plots import write_plots
+    try:  # before matplotlib and torch are imported
+        check_name("plot format", fmt)
+        run_path(run)
+        out_folder(out, "for the figures")
+        from abduce.controller.views.plots import write_plots
 
-    try:
         plots = write_plots(run, out, step, fmt)
     except AbduceError as exc:
         _fail(exc)
@@ -64,9 +70,11 @@ def report(
 ) -> None:
     """One self-contained HTML page: summary tables, plots, measurements and the config."""
     _pin_threads(all_cores=True)
-    from abduce.controller.views.report import write_report
-
     try:
+        run_path(run)
+        out_file(out, "the HTML page")
+        from abduce.controller.views.report import write_report
+
         path = write_report(run, out, step)
     except AbduceError as exc:
         _fail(exc)
@@ -84,9 +92,11 @@ def export(
 ) -> None:
     """Measurements, raw arrays and posteriors as one NetCDF/HDF5 file (xarray, h5netcdf)."""
     _pin_threads(all_cores=True)
-    from abduce.controller.views.export import export_run
-
     try:
+        run_path(run)
+        out_file(out, "FILE.nc or FILE.h5")
+        from abduce.controller.views.export import export_run
+
         path = export_run(run, out, step, posteriors)
     except AbduceError as exc:
         _fail(exc)
@@ -114,9 +124,8 @@ def serve(
     from abduce.controller.views.web import WebServer
 
     try:
-        missing = [str(r) for r in runs if not r.exists()]
-        if missing:
-            raise ConfigError(f"no such run directory or journal: {', '.join(missing)}")
+        for r in runs:
+            run_path(r, may_wait=True)
         server = WebServer(runs, host, port, token)
     except AbduceError as exc:
         _fail(exc)

@@ -27,6 +27,15 @@ def _fraction(values) -> float:
     return float(v.mean()) if len(v) else math.nan
 
 
+def _first(frame, name: str) -> str:
+    """The column's first non-empty text ("" where the frame has none)."""
+    if name not in frame:
+        return ""
+    text = frame[name].dropna().astype(str)
+    text = text[text != ""]
+    return str(text.iloc[0]) if len(text) else ""
+
+
 def campaign_key(frame) -> str:
     return "campaign" if "campaign" in frame else "seed"
 
@@ -45,7 +54,9 @@ def summarize(results, threshold: float = 0.95, quantile: float = 0.95):
     (its mean over the campaigns whose ``noise_z`` is within 2: what the band does when the data are not
     the tail of their own noise; NaN without the column); ``xc_within_2sd``
     (fraction with ``|x_c error| <= 2 sd``) and ``xc_err_over_sd_median`` (median ``|error| / sd``);
-    the median final ``error``, ``seconds`` and ``cpu_seconds``.
+    the median final ``error``, ``seconds`` and ``cpu_seconds``; ``median_rmse`` and ``median_max_error``
+    (the reconstruction in the channel's unit) with ``error_against`` and ``error_unit`` (what it was
+    scored against, :mod:`~abduce.controller.rehearse.reconstruction`; empty where no truth is known).
     """
     import pandas as pd
 
@@ -87,6 +98,10 @@ def summarize(results, threshold: float = 0.95, quantile: float = 0.95):
                 "xc_within_2sd": float((ratio <= 2.0).mean()) if has_xc.any() else math.nan,
                 "xc_err_over_sd_median": float(ratio.median()) if has_xc.any() else math.nan,
                 "median_error": float(_col(last, "error").median()),
+                "median_rmse": float(_col(last, "rmse").median()),
+                "median_max_error": float(_col(last, "max_error").median()),
+                "error_against": _first(last, "error_against"),
+                "error_unit": _first(last, "error_unit"),
                 "median_seconds": float(_col(last, "seconds").median()),
                 "median_cpu_seconds": float(_col(last, "cpu_seconds").median()),
             }

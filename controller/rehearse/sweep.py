@@ -70,7 +70,10 @@ index in its family; the seed for problems), ``truth`` (the true hypothesis,
 of the set), ``leader`` (argmax of the laws' probabilities; empty while a law
 is unfitted), ``p_leader``, ``p_none`` (P("none of these")). On the last step
 of each campaign only: ``error`` (RMS of the leader's posterior mean minus
-the truth over the space, relative to the truth's range), ``space`` (``finite``
+the truth over the space, relative to the truth's range), ``rmse`` and ``max_error`` (the same RMS, and
+the largest difference, in the channel's unit) ``error_against`` (``simulator``: its noise-free truth;
+``recorded grid``: a recorded data set's values at every grid point, NaNs left out; empty where no truth
+is known; :mod:`~abduce.controller.rehearse.reconstruction`) and ``error_unit`` (the channel's), ``space`` (``finite``
 or ``box``), ``seconds`` (wall) and ``cpu_seconds`` (the worker's CPU time:
 what a dedicated core would take), ``coverage`` (fraction of the campaign's points where the true law's
 95% band ``mean +- 1.96 sd`` covers the noise-free truth), ``xc_error`` (the
@@ -149,7 +152,8 @@ def run_cell(cell: dict[str, Any]) -> list[dict[str, Any]]:
     import torch
 
     from abduce.controller.drive.loop import run_campaign
-    from abduce.controller.rehearse.rehearsal import Rehearsal, reconstruction_error, truth_on
+    from abduce.controller.rehearse.reconstruction import score, truth_of
+    from abduce.controller.rehearse.rehearsal import Rehearsal
 
     torch.set_num_threads(1)  # one campaign per worker thread: measured fastest on small machines
     p = cell["problem"]
@@ -200,11 +204,17 @@ def run_cell(cell: dict[str, Any]) -> list[dict[str, Any]]:
     if not rows:
         return rows
     points = campaign.points()
-    truth = truth_on(instrument.driver, points, p["reduction"])
+    known = truth_of(instrument, points, p["reduction"])
+    scored = score(campaign, known)
+    truth = known.values if known is not None and known.source == "simulator" else None  # noise-free
     end = rows[-1]
     end.update(
         {
-            "error": reconstruction_error(campaign, truth) if truth is not None else math.nan,
+            "error": scored["relative"] if scored else math.nan,
+            "rmse": scored["rmse"] if scored else math.nan,
+            "max_error": scored["max"] if scored else math.nan,
+            "error_against": scored["source"] if scored else "",
+            "error_unit": scored["unit"] if scored else "",
             "coverage": math.nan,
             "xc_error": math.nan,
             "xc_sd": math.nan,

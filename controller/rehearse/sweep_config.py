@@ -13,8 +13,9 @@ from typing import Annotated, Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from abduce.controller.errors import ConfigError
+from abduce.controller.errors import ConfigError, UnknownNameError
 from abduce.controller.recipe.settings import load_toml
+from abduce.controller.registry import check_name
 
 OUT_OF_SET = "none"
 """A family's ``truth`` when no hypothesis of its set generated the data."""
@@ -24,11 +25,32 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _known_policies(names) -> None:
-    from abduce.controller.decide.policies import POLICIES
+def _known(kind: str, name: str, dotted: bool = False) -> str:
+    """``name`` when it is a built-in ``kind`` (or, with ``dotted``, a dotted path), read from the torch-free
+    list (:func:`~abduce.controller.registry.check_name`), so a misspelt name fails before the sweep starts a
+    cluster; as a ValueError, so the config's error names the file, the line and the key."""
+    try:
+        return check_name(kind, name, dotted)
+    except UnknownNameError as exc:
+        raise ValueError(str(exc)) from None
 
+
+def _known_policies(names) -> None:
     for n in names:
-        POLICIES[n]  # UnknownNameError lists the known ones
+        _known("policy", n)
+
+
+def _known_source(source: str) -> str:
+    """``simulated:NAME`` names a built-in simulator (``recorded:PATH`` and ``package.module:Driver`` are
+    checked when a cell builds its driver)."""
+    kind, _, name = source.partition(":")
+    if kind == "simulated":
+        _known("simulator", name)
+    return source
+
+
+def _known_reduction(spec: str | None) -> str | None:
+    return None if spec is None else _known("reduction", spec, dotted=True)
 
 
 Counts = dict[str, Annotated[int, Field(ge=1)]]
@@ -60,7 +82,21 @@ class SweepSection(_Strict):
         return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
 
 
-class Problem(_Strict):
+class _Source(_Strict):
+    """A problem's or family's source and reduction, checked by name (no torch imported)."""
+
+    @field_validator("source", check_fields=False)
+    @classmethod
+    def _known_source(cls, source: str) -> str:
+        return _known_source(source)
+
+    @field_validator("reduction", check_fields=False)
+    @classmethod
+    def _known_reduction(cls, spec: str | None) -> str | None:
+        return _known_reduction(spec)
+
+
+class Problem(_Source):
     name: str
     source: str = Field(pattern=r"^(simulated|recorded):.+|^[\w.]+:\w+$")
     options: dict[str, Any] = {}
@@ -105,7 +141,7 @@ class Draw(_Strict):
         return self.choice[min(int(u * len(self.choice)), len(self.choice) - 1)]
 
 
-class Family(_Strict):
+class Family(_Source):
     """Campaigns against one source whose truth parameters each campaign draws (see the module docstring)."""
 
     name: str = Field(min_length=1)
@@ -138,6 +174,14 @@ class SweepConfig(_Strict):
     hypothesis_sets: dict[str, list[str]] = Field(min_length=1)
     problem: list[Problem] = []
     family: list[Family] = []
+
+    @field_validator("hypothesis_sets")
+    @classmethod
+    def _known_hypotheses(cls, sets: dict[str, list[str]]) -> dict[str, list[str]]:
+        for names in sets.values():
+            for name in names:
+                _known("hypothesis", name, dotted=True)
+        return sets
 
     @model_validator(mode="after")
     def _consistent(self) -> SweepConfig:

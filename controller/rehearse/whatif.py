@@ -10,7 +10,10 @@ then described the same way:
   leader) had posterior probability >= 0.95; None if never;
 * ``probabilities``: the final posterior probabilities;
 * ``error``: the reconstruction error of the final leader against the
-  source's truth (RMS over the space / the truth's range), where it is known.
+  source's truth (RMS over the space / the truth's range), where it is known;
+* ``reconstruction``: the same error in the channel's unit, RMS and largest, against a
+  simulator's truth or, for a recorded data set, its whole recorded grid
+  (:mod:`abduce.controller.rehearse.reconstruction`); None where no truth is known.
 """
 
 from __future__ import annotations
@@ -24,14 +27,16 @@ from abduce.controller.errors import ConfigError
 from abduce.controller.journal.rebuild import rebuild
 from abduce.controller.journal.store import Journal
 from abduce.controller.recipe.spec import RunSpec
-from abduce.controller.rehearse.rehearsal import Rehearsal, reconstruction_error, truth_on
+from abduce.controller.rehearse.reconstruction import Truth, score, truth_of
+from abduce.controller.rehearse.rehearsal import Rehearsal
 from abduce.controller.views.inspection import journal_path
 
 THRESHOLD = 0.95
 
 
-def describe(campaign: Campaign, target: str | None, truth) -> dict[str, Any]:
+def describe(campaign: Campaign, target: str | None, truth: Truth | None) -> dict[str, Any]:
     """The side-by-side figures of one campaign (module docstring)."""
+    reconstruction = score(campaign, truth)
     first = None
     for record in campaign.history:
         if target is not None and record.probabilities.get(target, 0.0) >= THRESHOLD:
@@ -44,7 +49,8 @@ def describe(campaign: Campaign, target: str | None, truth) -> dict[str, Any]:
         "to_identification": first,
         "leader": campaign.leader(),
         "probabilities": campaign.probabilities(),
-        "error": reconstruction_error(campaign, truth) if truth is not None else None,
+        "error": reconstruction["relative"] if reconstruction is not None else None,
+        "reconstruction": reconstruction,
     }
 
 
@@ -103,13 +109,12 @@ def what_if(
             rundir.finish(campaign) if campaign.done else rundir.close()
     known = truth or spec.truth or (opts.get("truth") if isinstance(opts.get("truth"), str) else None)
     target = known or recorded.leader()
-    values = truth_on(instrument.driver, recorded.points(), spec.reduction)
     return {
         "source": source,
         "target": target,
         "target_is_truth": known is not None,
-        "recorded": describe(recorded, target, values),
-        "what_if": describe(campaign, target, truth_on(instrument.driver, campaign.points(), spec.reduction)),
+        "recorded": describe(recorded, target, truth_of(instrument, recorded.points(), spec.reduction)),
+        "what_if": describe(campaign, target, truth_of(instrument, campaign.points(), spec.reduction)),
     }
 
 
@@ -117,6 +122,15 @@ def _fmt(v) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "-"
     return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+
+def _against(r: dict[str, Any] | None) -> str:
+    """What a reconstruction was scored against: "simulator's truth", "recorded grid, 50 points (1 NaN)"."""
+    if r is None:
+        return "-"
+    if r["source"] == "simulator":
+        return f"simulator's truth, {r['points']} points"
+    return f"recorded grid, {r['points']} points" + (f" ({r['missing']} NaN left out)" if r["missing"] else "")
 
 
 def rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -135,7 +149,14 @@ def rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:
         ("final leader", _fmt(a["leader"]), _fmt(b["leader"])),
     ]
     out += [(f"P({n})", _fmt(a["probabilities"].get(n)), _fmt(b["probabilities"].get(n))) for n in names]
-    out.append(("error vs truth", _fmt(a["error"]), _fmt(b["error"])))
+    out.append(("error vs truth (RMS / range)", _fmt(a["error"]), _fmt(b["error"])))
+    ra, rb = a.get("reconstruction"), b.get("reconstruction")
+    if ra is not None or rb is not None:
+        unit = (ra or rb)["unit"]
+        unit = f" ({unit})" if unit and unit != "1" else ""  # "1": dimensionless
+        out.append(("reconstruction against", _against(ra), _against(rb)))
+        out.append((f"RMSE{unit}", _fmt(ra and ra["rmse"]), _fmt(rb and rb["rmse"])))
+        out.append((f"max error{unit}", _fmt(ra and ra["max"]), _fmt(rb and rb["max"])))
     return out
 
 

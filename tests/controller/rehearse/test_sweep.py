@@ -582,3 +582,54 @@ def test_the_reliability_diagram_is_drawn_even_without_a_case(tmp_path):
     assert list(cal["policy"].unique()) == ["all"] and cal["count"].sum() == 0 and cal["ece"].isna().all()
     plot_reliability(cal, tmp_path / "r.png")
     assert (tmp_path / "r.png").stat().st_size > 0
+
+
+RECORDED = """
+[sweep]
+name = "recorded"
+policies = ["discriminate"]
+seeds = 1
+budget = 5
+n_init = 4
+
+[hypothesis_sets]
+two = ["second-order", "linear"]
+
+[[problem]]
+name = "grid"
+source = "recorded:{path}"
+truth = "second-order"
+"""
+
+
+def test_a_recorded_problem_is_scored_against_its_whole_grid_in_the_channels_unit(tmp_path):
+    import numpy as np
+
+    from abduce.controller.rehearse.sweep import run_cell
+    from abduce.instruments.drivers.recorded import RecordedDataset
+    from abduce.simulators.transition1d import Transition1D
+
+    sim = Transition1D(law="second-order", grid=41, seed=5)
+    values = sim.measure(sim.candidates())
+    values[3] = np.nan
+    path = tmp_path / "grid.h5"
+    RecordedDataset(sim.candidates(), ("x",), {"y": values}, units={"y": "mV"}).save(path)
+    (cell,) = load_sweep(write(tmp_path, RECORDED.format(path=path))).cells()
+    end = run_cell(cell)[-1]
+    assert end["n"] == 5 and end["error_against"] == "recorded grid" and end["error_unit"] == "mV"
+    assert 0 < end["rmse"] <= end["max_error"]
+    # relative: the RMS over the range of the recorded values (the missed pixel left out)
+    assert end["error"] == pytest.approx(end["rmse"] / float(np.nanmax(values) - np.nanmin(values)), rel=1e-9)
+
+
+def test_the_summary_takes_the_median_reconstruction_and_what_it_was_scored_against():
+    rows = [
+        {"problem": "p", "hypothesis_set": "h", "policy": "x", "seed": s, "n": 5, "p_true": 0.5, "leader": ""}
+        | {"rmse": r, "max_error": m, "error_against": "recorded grid", "error_unit": "mV"}
+        for s, (r, m) in enumerate([(0.1, 0.3), (0.2, 0.5), (0.4, 0.4)])
+    ]
+    s = summarize(pd.DataFrame(rows)).iloc[0]
+    assert s["median_rmse"] == pytest.approx(0.2) and s["median_max_error"] == pytest.approx(0.4)
+    assert (s["error_against"], s["error_unit"]) == ("recorded grid", "mV")
+    old = summarize(pd.DataFrame([{k: v for k, v in r.items() if k not in ("rmse", "error_against")} for r in rows]))
+    assert math.isnan(old.iloc[0]["median_rmse"]) and old.iloc[0]["error_against"] == ""

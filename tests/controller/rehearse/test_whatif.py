@@ -89,3 +89,78 @@ def test_a_run_against_a_real_instrument_needs_against(tmp_path):
     with pytest.raises(ConfigError, match="--against"):
         what_if(tmp_path)
     assert json.dumps(config)  # nothing written to the journal
+
+
+@pytest.fixture(scope="module")
+def recorded_grid(tmp_path_factory):
+    """The recorded run's simulator measured once on its whole grid (101 points; one pixel missed), in pm/V."""
+    import numpy as np
+
+    from abduce.instruments.drivers.recorded import RecordedDataset
+    from abduce.simulators.transition1d import Transition1D
+
+    sim = Transition1D(law="second-order", grid=101, seed=7)
+    points = sim.candidates()
+    values = sim.measure(points)
+    values[10] = np.nan
+    path = tmp_path_factory.mktemp("grid") / "grid.npz"
+    RecordedDataset(points=points, axis_names=("x",), values={"y": values}, units={"x": "at.%", "y": "pm/V"}).save(path)
+    return path
+
+
+def test_against_a_recorded_grid_the_reconstruction_is_scored_on_every_recorded_point(recorded, recorded_grid):
+    import numpy as np
+
+    from abduce.instruments.drivers.recorded import RecordedDataset
+
+    out, opts, summary = recorded
+    result = what_if(out, against=f"recorded:{recorded_grid}")
+    direct = Rehearsal(
+        f"recorded:{recorded_grid}",
+        ("second-order", "linear"),
+        {},
+        policy="epsilon-greedy",
+        budget=10,
+        n_init=4,
+        seed=2,
+    ).run()
+    # independently: the posterior mean at each campaign point against the value the file holds there
+    data = RecordedDataset.load(recorded_grid)
+    points = direct.points()
+    nearest = np.abs(points[:, None, 0] - data.points[None, :, 0]).argmin(axis=1)
+    assert np.allclose(data.points[nearest, 0], points[:, 0])
+    truth = data.values["y"][nearest]
+    ok = np.isfinite(truth)
+    diff = direct.posterior_mean()[ok] - truth[ok]
+    got = result["what_if"]["reconstruction"]
+    assert got["source"] == "recorded grid" and got["unit"] == "pm/V" and got["leader"] == direct.leader()
+    assert (got["points"], got["missing"]) == (100, 1)
+    assert got["rmse"] == pytest.approx(float(np.sqrt(np.mean(diff**2))), rel=1e-9)
+    assert got["max"] == pytest.approx(float(np.abs(diff).max()), rel=1e-9)
+    assert result["what_if"]["error"] == pytest.approx(got["rmse"] / float(np.ptp(truth[ok])), rel=1e-9)
+    # the recorded run measured the same grid's points: it is scored against the same values
+    assert result["recorded"]["reconstruction"]["points"] == 100
+    table = dict((r[0], r[1:]) for r in rows(result))
+    assert table["reconstruction against"] == ("recorded grid, 100 points (1 NaN left out)",) * 2
+    assert table["RMSE (pm/V)"][1] == f"{got['rmse']:.3g}" and table["max error (pm/V)"][1] == f"{got['max']:.3g}"
+
+
+def test_the_reconstruction_figures_follow_their_formulas():
+    import numpy as np
+
+    from abduce.controller.rehearse.reconstruction import Truth, score
+
+    class Fitted:  # a campaign's two read-outs that score uses, at 5 points
+        def posterior_mean(self):
+            return np.array([0.1, 1.1, 2.1, 2.8, 9.0])
+
+        def leader(self):
+            return "linear"
+
+    truth = Truth(np.array([0.0, 1.0, 2.0, 3.0, np.nan]), "recorded grid", "nA")
+    got = score(Fitted(), truth)
+    # differences over the 4 finite points: 0.1, 0.1, 0.1, -0.2
+    assert got["rmse"] == pytest.approx(np.sqrt((3 * 0.01 + 0.04) / 4))
+    assert got["max"] == pytest.approx(0.2) and got["relative"] == pytest.approx(got["rmse"] / 3.0)
+    assert (got["points"], got["missing"], got["unit"], got["leader"]) == (4, 1, "nA", "linear")
+    assert score(Fitted(), None) is None
