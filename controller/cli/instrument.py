@@ -38,8 +38,8 @@ app.add_typer(instrument_app, name="instrument")
 def instrument_serve(
     driver: str = typer.Option(
         ...,
-        help=f"simulated:SIMULATOR ({one_of('simulator')}), recorded:PATH (HDF5/NSID, NetCDF, NPZ) or "
-        "package.module:DriverClass.",
+        help=f"simulated:SIMULATOR ({one_of('simulator')}), recorded:PATH (HDF5/NSID, NetCDF, NPZ), "
+        "ophyd:MODULE:FACTORY (ophyd devices through bluesky) or [package.]module:DriverClass.",
     ),
     connect: str = typer.Option(..., help="The controller's endpoint, e.g. tcp://127.0.0.1:5555."),
     key: Path = typer.Option(..., help="Signing key file."),
