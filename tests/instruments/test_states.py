@@ -230,7 +230,9 @@ def test_when_the_stopped_measurement_ends_the_queued_one_runs_and_can_be_stoppe
         threads[0].join(60)
         assert box["first"].code == "aborted"
         assert wait_until(lambda: driver.calls == ["first", "second"])
-        assert agent.agent.state.state == "measuring"  # aborting -> measuring once the stopped one ended
+        # aborting -> measuring once the stopped one ended: the agent's I/O thread records it after the worker
+        # has already called the driver, so wait for it rather than read it at once
+        assert wait_until(lambda: agent.agent.state.state == "measuring")
         assert link.abort("sim", "second").aborted
         threads[1].join(60)
         assert box["second"].code == "aborted" and wait_until(lambda: agent.agent.state.state == "idle")
