@@ -40,6 +40,12 @@ class Simulator(Protocol):
         channel: name of what ``measure`` returns.
         spectrum_shape: ``()`` for a scalar simulator, else the shape of one point's spectrum.
         noise_per_point: frozen noise, one realisation per candidate (grid simulators only).
+
+    Optional (the simulated driver declares them as the instrument's units; ``""``, none, without them):
+
+    Attributes:
+        axis_units: one unit per axis (``"K"``, ``"nm"``; ``""`` for a dimensionless fraction).
+        unit: the unit of ``channel``.
     """
 
     bounds: tuple[tuple[float, float], ...]
@@ -98,6 +104,18 @@ def as_points(x: np.ndarray, d: int) -> np.ndarray:
     if a.ndim != 2 or a.shape[1] != d:
         raise ConfigError(f"points must be n x {d}, got shape {a.shape}")
     return a
+
+
+def check_units(axis_names: tuple[str, ...], axis_units: tuple[str, ...]) -> tuple[str, ...]:
+    """``axis_units`` as a tuple, one per axis name.
+
+    Raises:
+        ConfigError: not one unit per axis.
+    """
+    units = tuple(str(u) for u in axis_units)
+    if len(units) != len(axis_names):
+        raise ConfigError(f"give one unit per axis {list(axis_names)}, got {list(units)}")
+    return units
 
 
 def check_common(noise: float, dwell_s: float, noise_per_point: bool, candidates: np.ndarray | None) -> None:

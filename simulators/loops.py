@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from abduce.controller.errors import ConfigError
-from abduce.simulators.base import Noise, as_points
+from abduce.simulators.base import Noise, as_points, check_units
 from abduce.simulators.transition1d import Transition1D
 
 _HERMITE = np.polynomial.hermite.hermgauss(64)
@@ -77,6 +77,9 @@ class Loops:
         noise: response noise sd; ``None`` means 5% of ``r0``.
         seed: seeds the noise stream.
         axis_names, dwell_s, channel, noise_per_point: see :class:`~abduce.simulators.base.Simulator`.
+        axis_units: ``("",)``: the Sm fraction is dimensionless.
+        unit: ``""``: the ``2 x m`` channel holds the bias (V) and the response (response units) together,
+            so it declares no single unit.
 
     Example:
         >>> sim = Loops(seed=0)
@@ -104,6 +107,8 @@ class Loops:
     dwell_s: float = 0.0
     channel: str = "loop"
     noise_per_point: bool = False
+    axis_units: tuple[str, ...] = ("",)
+    unit: str = ""
     _law: Transition1D = field(init=False, repr=False, compare=False)
     _noise: Noise = field(init=False, repr=False, compare=False)
 
@@ -120,6 +125,7 @@ class Loops:
         if len(self.axis_names) != 1:
             raise ConfigError(f"a 1D simulator has one axis name, got {self.axis_names}")
         self.axis_names = tuple(self.axis_names)
+        self.axis_units = check_units(self.axis_names, self.axis_units)
         self.noise = 0.05 * self.r0 if self.noise is None else self.noise
         self._law = Transition1D(
             law=self.law,

@@ -28,7 +28,7 @@ from typing import ClassVar
 import numpy as np
 
 from abduce.controller.errors import ConfigError
-from abduce.simulators.base import Noise, as_points
+from abduce.simulators.base import Noise, as_points, check_units
 from abduce.simulators.transition1d import Transition1D
 
 LAWS = ("second-order", "first-order", "sigmoid")
@@ -50,6 +50,8 @@ class Phase2D:
         noise: measurement noise sd; ``None`` means 5% of the amplitude.
         seed: seeds the noise stream.
         axis_names, dwell_s, channel, noise_per_point: see :class:`~abduce.simulators.base.Simulator`.
+        axis_units: ``("", "K")``: a composition fraction (dimensionless) and the temperature in kelvin.
+        unit: the order parameter's unit (``""``: dimensionless, normalised by its saturation value).
 
     Example:
         >>> sim = Phase2D()
@@ -77,6 +79,8 @@ class Phase2D:
     dwell_s: float = 0.0
     channel: str = "y"
     noise_per_point: bool = False
+    axis_units: tuple[str, ...] = ("", "K")
+    unit: str = ""
     _law: Transition1D = field(init=False, repr=False, compare=False)
     _noise: Noise = field(init=False, repr=False, compare=False)
 
@@ -90,6 +94,7 @@ class Phase2D:
         if len(self.axis_names) != 2:
             raise ConfigError(f"a 2D simulator has two axis names, got {self.axis_names}")
         self.axis_names = tuple(self.axis_names)
+        self.axis_units = check_units(self.axis_names, self.axis_units)
         g = (self.grid, self.grid) if isinstance(self.grid, int) else tuple(self.grid)
         if len(g) != 2 or (0 in g and g != (0, 0)) or min(g) < 0 or g[0] == 1 or g[1] == 1:
             raise ConfigError(f"grid must be 0 or an int >= 2 or a pair of them, got {self.grid}")

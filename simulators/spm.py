@@ -1,9 +1,10 @@
 """A scanning-probe image: a local response over a sample with a hidden control variable.
 
 The sample is a ``nx x ny`` pixel grid (128 x 128 = 16384 candidates by
-default); axes ``("x", "y")`` in units of ``pixel_size`` (1.0 = pixel units;
-e.g. 0.0390625 for a 5 um scan of 128 pixels), pixel ``(i, j)`` at
-``(i * pixel_size, j * pixel_size)``.
+default); axes ``("x", "y")`` in nanometres (``axis_units``), ``pixel_size``
+nm per pixel (1.0 by default: a 127 nm scan; e.g. 39.0625 for a 5 um scan of
+128 pixels), pixel ``(i, j)`` at ``(i * pixel_size, j * pixel_size)``. The
+response is a piezoresponse amplitude in picometres (``unit``).
 
 Hidden control variable, a film-thickness wedge along x, normalised to [0, 1]
 across the image, with an optional ripple along y (off by default)::
@@ -32,7 +33,7 @@ from typing import ClassVar
 import numpy as np
 
 from abduce.controller.errors import ConfigError
-from abduce.simulators.base import Noise, as_points
+from abduce.simulators.base import Noise, as_points, check_units
 from abduce.simulators.transition1d import Transition1D
 
 
@@ -44,7 +45,7 @@ class SPMImage:
         law: a Transition1D law of the control variable ``c``.
         x_c, beta, amplitude, width: that law's parameters (``x_c`` in units of ``c``).
         grid: pixels per side, an int or ``(nx, ny)`` (each >= 2).
-        pixel_size: axis units per pixel.
+        pixel_size: axis units per pixel (nm per pixel by default).
         domains: number of Voronoi domains (>= 1).
         domain_offset: sd of the per-domain response offsets.
         ripple: amplitude of the y ripple of ``c`` (0 = a pure wedge).
@@ -52,6 +53,8 @@ class SPMImage:
         noise: measurement noise sd; ``None`` means 5% of the amplitude.
         seed: seeds the domain layout and the noise stream.
         axis_names, dwell_s, channel, noise_per_point: see :class:`~abduce.simulators.base.Simulator`.
+        axis_units: the units of ``x`` and ``y`` (``("nm", "nm")``).
+        unit: the response's unit (``"pm"``, a piezoresponse amplitude).
 
     Example:
         >>> sim = SPMImage(grid=16, seed=0)
@@ -78,6 +81,8 @@ class SPMImage:
     dwell_s: float = 0.0
     channel: str = "y"
     noise_per_point: bool = False
+    axis_units: tuple[str, ...] = ("nm", "nm")
+    unit: str = "pm"
     centres: np.ndarray = field(init=False, repr=False, compare=False)
     offsets: np.ndarray = field(init=False, repr=False, compare=False)
     _law: Transition1D = field(init=False, repr=False, compare=False)
@@ -98,6 +103,7 @@ class SPMImage:
         if len(self.axis_names) != 2:
             raise ConfigError(f"an image has two axis names, got {self.axis_names}")
         self.axis_names = tuple(self.axis_names)
+        self.axis_units = check_units(self.axis_names, self.axis_units)
         self.noise = 0.05 * self.amplitude if self.noise is None else self.noise
         self._law = Transition1D(
             law=self.law,

@@ -43,7 +43,7 @@ from typing import ClassVar
 import numpy as np
 
 from abduce.controller.errors import ConfigError
-from abduce.simulators.base import Noise, as_points
+from abduce.simulators.base import Noise, as_points, check_units
 
 TRUTHS = ("second-order", "first-order", "sigmoid", "linear", "constant", "curie-weiss")
 OUT_OF_SET = ("two-transitions", "peak", "staircase", "sloped-transition")
@@ -72,8 +72,10 @@ class Transition1D:
         grid: number of candidate points on ``[lo, hi]`` (0 = a continuous space).
         seed: seeds the noise stream.
         axis_names: the axis's name.
+        axis_units: the axis's unit (``""``: dimensionless, a composition fraction on ``[0, 1]``, the default).
         dwell_s: wall time per measured point (slept by the simulated driver).
         channel: name of the measured scalar.
+        unit: its unit (``""``: dimensionless, an order parameter normalised by its saturation value, the default).
         noise_per_point: frozen noise, one draw per candidate (needs ``grid > 0``).
 
     Example:
@@ -98,8 +100,10 @@ class Transition1D:
     grid: int
     seed: int
     axis_names: tuple[str, ...]
+    axis_units: tuple[str, ...]
     dwell_s: float
     channel: str
+    unit: str
     noise_per_point: bool
     _noise: Noise = field(init=False, repr=False, compare=False)
 
@@ -123,6 +127,8 @@ class Transition1D:
         steps: int = 3,
         background: float = 0.5,
         noise_fraction: float | None = None,
+        axis_units: tuple[str, ...] = ("",),
+        unit: str = "",
         *,
         truth: str | None = None,
     ) -> None:
@@ -157,6 +163,7 @@ class Transition1D:
         self.noise = 0.05 * amplitude if noise is None else noise
         if len(self.axis_names) != 1:
             raise ConfigError(f"a 1D simulator has one axis name, got {self.axis_names}")
+        self.axis_units, self.unit = check_units(self.axis_names, axis_units), str(unit)
         cands = self.candidates()
         self._noise = Noise(self.seed, cands, self.noise, dwell_s, noise_per_point)
 

@@ -10,11 +10,8 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from abduce.controller.errors import AbduceError
-from abduce.controller.journal.events import read
 from abduce.controller.journal.store import Journal
 from abduce.controller.views.inspection import Inspection
-
-SPECTRA_SHOWN = 4
 
 
 class NothingToPlot(AbduceError):
@@ -40,8 +37,14 @@ def _title(name: str, probs: dict[str, float], leader: str | None) -> str:
     return f"{name}: p = {probs[name]:.3f}" + (" (leader)" if name == leader else "")
 
 
-def posteriors_figure(campaign, ylabel: str = "y") -> Figure:
-    """The posterior of every hypothesis over the space, measurements on top (1D or 2D spaces).
+def axis_label(campaign, i: int) -> str:
+    """The ``i``-th axis of the campaign's space as ``name (unit)`` (the name alone when it has no unit)."""
+    return campaign.space.axes[i].label()
+
+
+def posteriors_figure(campaign, ylabel: str | None = None) -> Figure:
+    """The posterior of every hypothesis over the space, measurements on top (1D or 2D spaces); axes
+    labelled ``name (unit)``, the value by ``ylabel`` (default: the space's explained channel and unit).
 
     Raises:
         NothingToPlot: the space has more than two axes.
@@ -49,7 +52,7 @@ def posteriors_figure(campaign, ylabel: str = "y") -> Figure:
     d = campaign.space.d
     if d > 2:
         raise NothingToPlot(f"posterior plots cover 1D and 2D spaces; this one has {d} axes")
-    return (_posteriors_1d if d == 1 else _posteriors_2d)(campaign, ylabel)
+    return (_posteriors_1d if d == 1 else _posteriors_2d)(campaign, ylabel or campaign.space.explained.label())
 
 
 def _posteriors_1d(campaign, ylabel: str) -> Figure:
@@ -86,7 +89,7 @@ def _posteriors_1d(campaign, ylabel: str) -> Figure:
             label=f"measurements ({len(ys)})",
         )
         ax.set_title(_title(name, probs, leader))
-        ax.set_xlabel(campaign.space.names[0])
+        ax.set_xlabel(axis_label(campaign, 0))
         ax.set_ylabel(ylabel)
         ax.legend(loc="best", fontsize="small")
     for ax in axes[k:]:
@@ -121,7 +124,7 @@ def _posteriors_2d(campaign, ylabel: str) -> Figure:
             ax = axes[i, j]
             if post is not None:
                 mesh = _map(ax, pts, post[j], cmap)
-                fig.colorbar(mesh, ax=ax, label=f"{ylabel} {what}" if what == "mean" else f"{ylabel} sd")
+                fig.colorbar(mesh, ax=ax, label=f"{ylabel}, posterior {what}")
             else:
                 ax.text(0.5, 0.5, "not fitted yet", transform=ax.transAxes, ha="center")
             ax.scatter(
@@ -134,8 +137,8 @@ def _posteriors_2d(campaign, ylabel: str) -> Figure:
                 label=f"measurements ({len(measured)})",
             )
             ax.set_title(f"{_title(name, probs, leader)}: posterior {what}")
-            ax.set_xlabel(campaign.space.names[0])
-            ax.set_ylabel(campaign.space.names[1])
+            ax.set_xlabel(axis_label(campaign, 0))
+            ax.set_ylabel(axis_label(campaign, 1))
             ax.legend(loc="upper right", fontsize="small")
     return fig
 
@@ -144,17 +147,18 @@ def _posteriors_2d(campaign, ylabel: str) -> Figure:
 
 
 def probabilities_figure(inspection: Inspection) -> Figure:
-    """The posterior probability of each hypothesis after each measurement (one line each)."""
+    """The posterior probability of each hypothesis after each step's measurement (one line each; steps
+    counted from 0, as the journal, ``inspect`` and ``export`` count them)."""
     fig = Figure(figsize=(8, 4), layout="constrained")
     ax = fig.subplots()
-    n = [m.step + 1 for m in inspection.measurements]
+    n = [m.step for m in inspection.measurements]
     for i, name in enumerate(inspection.hypotheses):
         p = [m.probabilities.get(name, np.nan) for m in inspection.measurements]
         ax.plot(n, p, color=color(i), marker="." if len(n) <= 200 else None, label=name)
     none = [np.nan if m.none is None else m.none for m in inspection.measurements]
     if not all(np.isnan(none)):
         ax.plot(n, none, color="black", linestyle="--", label="none of these")
-    ax.set_xlabel("measurements")
+    ax.set_xlabel("step")
     ax.set_ylabel("posterior probability")
     ax.set_ylim(-0.02, 1.02)
     ax.set_title("posterior probabilities of the hypotheses")
@@ -163,10 +167,78 @@ def probabilities_figure(inspection: Inspection) -> Figure:
 
 
 NO_DRIVER = "none (design / all)"
+CRITERION_STEPS = 40  # at most this many snapshots for an acquisition trace (evenly spread over the steps)
 
 
-def choices_figure(inspection: Inspection) -> Figure:
-    """Top: which hypothesis chose each point, marked by the reward it earned. Bottom: running mean rewards."""
+@dataclass(frozen=True)
+class Criterion:
+    """What a policy that picks no hypothesis optimised: its acquisition's value at each step's point.
+
+    Attributes:
+        acquisition: the acquisition's name (``discrimination``, ...).
+        values: ``{step: value}``, the score of the point asked for at that step (finite spaces; on a
+            box, the best of the reference points), as the campaign stood before it.
+    """
+
+    acquisition: str
+    values: dict[int, float]
+
+
+_TRACED: dict[tuple[str, str, int], tuple[str, float]] = {}  # (journal, request id, step) -> (acquisition, value)
+
+
+def criterion_trace(journal: Journal, inspection: Inspection, events: list, most: int = CRITERION_STEPS) -> Criterion:
+    """The acquisition value behind each chosen point, for a policy that picks points by an acquisition over
+    all hypotheses (``discriminate``): the campaign is loaded as it stood before the step
+    (:func:`~abduce.controller.journal.rebuild.snapshot`, no refit) and its acquisition scored, as ``ask``
+    scored it then.
+
+    Each step is one snapshot (~K Cholesky factors; ~0.2 s at n = 30 on 2 busy cores), so at most about
+    ``most`` steps are scored: every ``stride``-th step after the initial design and the last one, ``stride``
+    the smallest power of two that keeps the count within ``most``. A step's value never changes once
+    journalled: it is kept (per journal and request), so a live page that redraws after every measurement
+    scores only the new step until the stride doubles.
+
+    Raises:
+        NothingToPlot: no step after the initial design, or a policy without an acquisition.
+    """
+    from abduce.controller.journal.rebuild import snapshot
+
+    chosen = [m for m in inspection.measurements if not m.reason.startswith("initial-design")]
+    if not chosen:
+        raise NothingToPlot("no measurement after the initial design: no acquisition to show yet")
+    stride = 1
+    while -(-len(chosen) // stride) > most:
+        stride *= 2
+    keep = sorted({*range(0, len(chosen), stride), len(chosen) - 1})
+    where = str(journal.path)
+    values, name = {}, ""
+    for m in (chosen[i] for i in keep):
+        key = (where, m.request_id, m.step)
+        if key not in _TRACED:
+            _, campaign = snapshot(journal, upto=m.step, events=events)
+            _, scores, _ = acquisition_scores(campaign)
+            at = campaign.space.index_of(m.x) if campaign.space.is_finite else None
+            if len(_TRACED) > 100_000:
+                _TRACED.clear()
+            _TRACED[key] = (
+                campaign.acquisition.name,
+                float(scores[at]) if at is not None else float(np.nanmax(scores)),
+            )
+        name, values[m.step] = _TRACED[key]
+    return Criterion(name, values)
+
+
+def choices_figure(inspection: Inspection, criterion: Criterion | None = None) -> Figure:
+    """What the policy did at each step (counted from 0), by its own criterion.
+
+    A bandit policy (a hypothesis drives each point): top, which hypothesis chose each point, marked by
+    the reward it earned; bottom, each hypothesis's running mean reward. A policy that picks points by an
+    acquisition over all hypotheses (``discriminate``; ``criterion`` given): that acquisition's value at
+    each point it chose, the initial design marked.
+    """
+    if criterion is not None and not any(m.hypothesis for m in inspection.measurements):
+        return _criterion_figure(inspection, criterion)
     fig = Figure(figsize=(8, 5.5), layout="constrained")
     top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(1.2, 1))
     rows = [*inspection.hypotheses, NO_DRIVER]
@@ -179,7 +251,7 @@ def choices_figure(inspection: Inspection) -> Figure:
         chosen = [m for m in inspection.measurements if keep(m.reward)]
         if chosen:
             top.scatter(
-                [m.step + 1 for m in chosen],
+                [m.step for m in chosen],
                 [level.get(m.hypothesis or NO_DRIVER, len(rows) - 1) for m in chosen],
                 label=label,
                 **style,
@@ -187,22 +259,42 @@ def choices_figure(inspection: Inspection) -> Figure:
     top.set_yticks(range(len(rows)), rows)
     top.set_ylim(-0.5, len(rows) - 0.5)
     top.set_ylabel("chosen by")
-    top.set_title("who chose each measurement, and its reward")
+    top.set_title(f"{inspection.stopping.policy}: who chose each measurement, and its reward")
     top.legend(loc="upper right", fontsize="small")
     for i, name in enumerate(inspection.hypotheses):
         steps, running, total, count = [], [], 0.0, 0
         for m in inspection.measurements:
             if m.hypothesis == name and m.reward is not None:
                 total, count = total + m.reward, count + 1
-                steps.append(m.step + 1)
+                steps.append(m.step)
                 running.append(total / count)
         if steps:
             bottom.plot(steps, running, drawstyle="steps-post", marker="o", markersize=3, color=color(i), label=name)
-    bottom.set_xlabel("measurements")
+    bottom.set_xlabel("step")
     bottom.set_ylabel("mean reward")
     bottom.set_ylim(-0.05, 1.05)
     if bottom.lines:
         bottom.legend(loc="best", fontsize="small")
+    return fig
+
+
+def _criterion_figure(inspection: Inspection, criterion: Criterion) -> Figure:
+    fig = Figure(figsize=(8, 4), layout="constrained")
+    ax = fig.subplots()
+    steps = sorted(criterion.values)
+    values = [criterion.values[s] for s in steps]
+    ax.plot(steps, values, color="C0", marker="o", markersize=4, label=f"{criterion.acquisition} at the point chosen")
+    design = [m.step for m in inspection.measurements if m.reason.startswith("initial-design")]
+    if design:
+        floor = np.nanmin(values) if np.isfinite(values).any() else 0.0
+        ax.plot(design, np.full(len(design), floor), "|", color="0.5", markersize=12, label="initial design")
+    finite = np.asarray(values)[np.isfinite(values)]
+    if len(finite) and finite.min() > 0 and finite.max() > 50 * finite.min():  # it falls by orders of magnitude
+        ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel(f"{criterion.acquisition} score")
+    ax.set_title(f"{inspection.stopping.policy}: the acquisition value of each point it chose")
+    ax.legend(loc="best", fontsize="small")
     return fig
 
 
@@ -265,7 +357,7 @@ def acquisition_figure(campaign) -> Figure:
         if best is not None:  # on a box, ask() optimises further from the reference points
             what = "next" if campaign.space.is_finite else "best reference point"
             ax.plot(pts[best, 0], scores[best], "*", color="C3", markersize=14, label=f"{what}: x = {pts[best, 0]:.4g}")
-        ax.set_xlabel(campaign.space.names[0])
+        ax.set_xlabel(axis_label(campaign, 0))
         ax.set_ylabel(f"{name} score")
     else:
         if best is not None:
@@ -281,92 +373,9 @@ def acquisition_figure(campaign) -> Figure:
         )
         if best is not None:
             ax.plot(pts[best, 0], pts[best, 1], "*", color="C3", markersize=14, label="next")
-        ax.set_xlabel(campaign.space.names[0])
-        ax.set_ylabel(campaign.space.names[1])
+        ax.set_xlabel(axis_label(campaign, 0))
+        ax.set_ylabel(axis_label(campaign, 1))
     by = f"driven by {driver}" if driver else "over all hypotheses"
-    ax.set_title(f"acquisition for measurement {campaign.n + 1} ({by})")
+    ax.set_title(f"acquisition for step {campaign.n} ({by})")  # steps count from 0: the next one is n
     ax.legend(loc="best", fontsize="small")
-    return fig
-
-
-# --------------------------------------------------------------------------- spectra
-
-
-@dataclass(frozen=True)
-class Spectrum:
-    """One measurement's raw arrays (``{name: array}``) and the value reduced from them."""
-
-    step: int
-    x: tuple[float, ...]
-    y: float
-    arrays: dict[str, np.ndarray]
-
-
-def spectra_of(journal: Journal, inspection: Inspection, events: list | None = None) -> list[Spectrum]:
-    """The raw arrays journalled with the inspected measurements (those that have any)."""
-    steps = {m.request_id: m for m in inspection.measurements if m.arrays}
-    if not steps:
-        return []
-    out = []
-    for e in read(journal, "measurement") if events is None else (e for e in events if e.kind == "measurement"):
-        m = steps.get(e.request_id)
-        if m is not None and e.body.arrays:
-            arrays = {k: a.array() for k, a in e.body.arrays.items()}
-            out.append(Spectrum(m.step, tuple(m.x), m.y, arrays))
-    return out
-
-
-def spectra_figure(
-    spectra: list[Spectrum], shown: int = SPECTRA_SHOWN, xlabel: str = "x", ylabel: str = "reduced value"
-) -> Figure:
-    """A few raw spectra (evenly spread over the campaign), next to every reduced value with those marked.
-
-    A ``2 x m`` array is drawn as row 1 against row 0 (a loop: response against
-    bias), a 1D array against its index, anything else as an image.
-
-    Raises:
-        NothingToPlot: no measurement carries raw arrays.
-    """
-    if not spectra:
-        raise NothingToPlot("no measurement was journalled with raw arrays")
-    picks = sorted({int(round(v)) for v in np.linspace(0, len(spectra) - 1, min(shown, len(spectra)))})
-    fig = Figure(
-        figsize=(4 * (len(picks) + 1) if len(picks) < 4 else 16, 3.6 if len(picks) < 4 else 7), layout="constrained"
-    )
-    ncols = len(picks) + 1 if len(picks) < 4 else 3
-    nrows = 1 if len(picks) < 4 else 2
-    grid = fig.add_gridspec(nrows, ncols)
-    for j, i in enumerate(picks):
-        s = spectra[i]
-        ax = fig.add_subplot(grid[j // (ncols - 1), j % (ncols - 1)])
-        name, a = next(iter(s.arrays.items()))
-        if a.ndim == 2 and a.shape[0] == 2:
-            ax.plot(a[0], a[1], color=color(j))
-            ax.set_xlabel(f"{name}[0]")
-            ax.set_ylabel(f"{name}[1]")
-        elif a.ndim == 1:
-            ax.plot(a, color=color(j))
-            ax.set_xlabel("index")
-            ax.set_ylabel(name)
-        else:
-            ax.imshow(a.reshape(a.shape[0], -1), aspect="auto")
-            ax.set_xlabel(name)
-        ax.set_title(f"step {s.step}, x = {', '.join(f'{v:.4g}' for v in s.x)}\n{ylabel} = {s.y:.4g}", fontsize="small")
-    summary_ax = fig.add_subplot(grid[:, -1])
-    x = np.array([s.x[0] for s in spectra])
-    y = np.array([s.y for s in spectra])
-    summary_ax.scatter(x, y, s=14, color="k", label=f"measurements ({len(spectra)})")
-    summary_ax.scatter(
-        x[picks],
-        y[picks],
-        s=80,
-        facecolor="none",
-        edgecolor=[color(j) for j in range(len(picks))],
-        linewidths=1.5,
-        label="spectra shown",
-    )
-    summary_ax.set_xlabel(xlabel)
-    summary_ax.set_ylabel(ylabel)
-    summary_ax.set_title("reduced values")
-    summary_ax.legend(loc="best", fontsize="small")
     return fig

@@ -9,11 +9,15 @@ Agg, SVG by the file's extension):
                      measurements on top: mean ± 2 sd (1D; one panel each,
                      titled with the hypothesis and its probability), or maps
                      of the mean and the sd (2D). From the rebuilt campaign.
-``probabilities``    the posterior probability of every hypothesis against the
-                     number of measurements. From the journal alone.
-``choices``          which hypothesis chose each point and the reward it
-                     earned, and each hypothesis's running mean reward. From the
-                     journal alone.
+``probabilities``    the posterior probability of every hypothesis at each step.
+                     From the journal alone.
+``choices``          what the policy did, by its own criterion: for a bandit
+                     (epsilon-greedy), which hypothesis chose each point and the
+                     reward it earned, and each hypothesis's running mean reward
+                     (from the journal alone); for ``discriminate``, its
+                     acquisition value at each point it chose (from snapshots of
+                     the campaign before each step; about 40 steps at most,
+                     every 2^k-th one on long runs).
 ``acquisition``      the acquisition over the space for the next measurement
                      after step N (finite spaces: the campaign's own
                      ``Acquisition.score`` over its candidate posteriors, as
@@ -31,6 +35,10 @@ conditions each hypothesis's latest journalled fit once (no replay, no
 refitting; seconds at 10^4 measurements). A journal that cannot be
 rebuilt (one that abduce did not write, say) still gets the plots that need
 only its events; :func:`write_plots` says which were skipped and why.
+
+Every axis is labelled ``name (unit)`` as the instrument declared it (the name
+alone for a dimensionless quantity), and steps count from 0 everywhere, as the
+journal, ``abduce inspect`` and ``abduce export`` count them.
 """
 
 from __future__ import annotations
@@ -49,12 +57,12 @@ from abduce.controller.views.figures import (
     NothingToPlot,
     acquisition_figure,
     choices_figure,
+    criterion_trace,
     posteriors_figure,
     probabilities_figure,
-    spectra_figure,
-    spectra_of,
 )
 from abduce.controller.views.inspection import Inspection, inspect_journal, journal_path
+from abduce.controller.views.spectra import spectra_figure, spectra_of
 
 FORMATS = ("png", "svg")
 
@@ -69,21 +77,17 @@ class Plots:
     config: dict[str, Any] = field(default_factory=dict)
 
 
-def _labels(config: dict[str, Any]) -> tuple[str, str]:
-    """(y label, x label) from a journal's config: the channel or reduction the hypotheses explain."""
-    c = config.get("campaign", config)
-    y = c.get("reduction") or c.get("channel") or "y"
-    return y, "x"
-
-
-def build_plots(journal: Journal, step: int | None = None, rebuild_campaign: bool = True) -> Plots:
-    """Every figure of the journal's campaign after ``step`` measurements (all by default)."""
-    events = list(read(journal))  # read once: the inspection and the snapshot both need them
+def build_plots(
+    journal: Journal, step: int | None = None, rebuild_campaign: bool = True, events: list | None = None
+) -> Plots:
+    """Every figure of the journal's campaign after ``step`` measurements (all by default); ``events``: all
+    the journal's events, typed, when the caller has read them already."""
+    if events is None:
+        events = list(read(journal))  # read once: the inspection and the snapshot both need them
     out = Plots(inspection=inspect_journal(journal, step, events), config=journal.config())
     ins = out.inspection
-    ylabel, _ = _labels(out.config)
+    ylabel = ins.explained.label
     out.figures["probabilities"] = probabilities_figure(ins)
-    out.figures["choices"] = choices_figure(ins)
     campaign = None
     if rebuild_campaign:
         from abduce.controller.journal.rebuild import snapshot
@@ -94,6 +98,7 @@ def build_plots(journal: Journal, step: int | None = None, rebuild_campaign: boo
             out.skipped["posteriors"] = out.skipped["acquisition"] = f"the campaign could not be rebuilt: {exc}"
     else:
         out.skipped["posteriors"] = out.skipped["acquisition"] = "not asked for (no rebuild)"
+    criterion = None
     if campaign is not None:
         for name, make in (
             ("posteriors", lambda: posteriors_figure(campaign, ylabel)),
@@ -103,10 +108,15 @@ def build_plots(journal: Journal, step: int | None = None, rebuild_campaign: boo
                 out.figures[name] = make()
             except NothingToPlot as exc:
                 out.skipped[name] = str(exc)
+        if ins.stopping.policy == "discriminate":  # no hypothesis chooses: show what the acquisition scored
+            try:
+                criterion = criterion_trace(journal, ins, events)
+            except AbduceError as exc:  # NothingToPlot too: the choices figure is drawn without them
+                out.skipped["choices-acquisition"] = f"no acquisition values for the choices figure: {exc}"
+    out.figures["choices"] = choices_figure(ins, criterion)
     spectra = spectra_of(journal, ins, events)
     if spectra:
-        names = campaign.space.names if campaign is not None else ("x",)
-        out.figures["spectra"] = spectra_figure(spectra, xlabel=names[0], ylabel=ylabel)
+        out.figures["spectra"] = spectra_figure(spectra, xlabel=ins.axes[0].label if ins.axes else "x", ylabel=ylabel)
     return out
 
 

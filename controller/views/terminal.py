@@ -29,6 +29,11 @@ def check_cell(check: Check | None) -> str:
     return f"{'MISFIT' if check.misfit else 'ok'} (loo {check.loo_rms:.2f}, residual {check.residual_sd:.2f})"
 
 
+def axes_header(inspection: Inspection) -> str:
+    """The header of the point column: its axes' labels (``composition, temperature (K)``), else ``x``."""
+    return ", ".join(a.label for a in inspection.axes) or "x"
+
+
 def render(inspection: Inspection, rows: int = TABLE_ROWS) -> list:
     """Rich renderables for the terminal: the hypotheses, the last ``rows`` measurements, the stopping state."""
     from rich.table import Table
@@ -71,8 +76,9 @@ def render(inspection: Inspection, rows: int = TABLE_ROWS) -> list:
         )
     shown = inspection.measurements[-rows:] if rows else []
     meas = Table(title=f"measurements ({len(shown)} of {len(inspection.measurements)} shown)")
-    for col in ("step", "x", "y"):
-        meas.add_column(col, justify="right")
+    meas.add_column("step", justify="right")
+    meas.add_column(axes_header(inspection), justify="right")  # the axes and the value, named with units
+    meas.add_column(inspection.explained.label, justify="right")
     for col in ("chosen by", "reason", "reward", "leader (p)"):
         meas.add_column(col, no_wrap=True)
     for m in shown:

@@ -14,9 +14,9 @@ from abduce.simulators.base import Simulator, check_simulator
 class SimulatedDriver(Driver):
     """Serves a :class:`~abduce.simulators.base.Simulator` (numpy, seeded) as an instrument.
 
-    Axes take the simulator's ``axis_names`` and ``bounds``; the one channel is
-    the simulator's ``channel``: a scalar (``Reading.values``) when its
-    ``spectrum_shape`` is ``()``, else an array channel (``Reading.arrays``,
+    Axes take the simulator's ``axis_names``, ``bounds`` and (where it declares them)
+    ``axis_units``; the one channel is the simulator's ``channel``, in its ``unit``:
+    a scalar (``Reading.values``) when its ``spectrum_shape`` is ``()``, else an array channel (``Reading.arrays``,
     ``n_points x *spectrum_shape``, float64) with no scalar value. The driver
     sleeps ``dwell_s`` per point (interrupted by :meth:`abort`); it is
     ``blocking`` (run on the agent's worker thread) only when it sleeps.
@@ -38,14 +38,16 @@ class SimulatedDriver(Driver):
         self._abort = threading.Event()
 
     def describe(self) -> Capabilities:
-        cands = self.simulator.candidates()
+        sim = self.simulator
+        cands = sim.candidates()
+        units = getattr(sim, "axis_units", None) or ("",) * len(sim.axis_names)  # optional in the interface
         return Capabilities(
             axes=[
-                Axis(name=name, min=lo, max=hi)
-                for name, (lo, hi) in zip(self.simulator.axis_names, self.simulator.bounds)
+                Axis(name=name, unit=unit, min=lo, max=hi)
+                for name, unit, (lo, hi) in zip(sim.axis_names, units, sim.bounds)
             ],
             candidates=None if cands is None else cands.tolist(),
-            channels=[Channel(name=self.channel, shape=list(self.shape))],
+            channels=[Channel(name=self.channel, unit=getattr(sim, "unit", ""), shape=list(self.shape))],
             simulator=True,
             idempotent=True,
         )

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict
 from abduce.controller.errors import AbduceError
 from abduce.controller.views.inspection import HypothesisSummary, Inspection, MeasurementRow, inspect_run
 
-SCHEMA_VERSION = 3  # 2: none, unfitted, fit_failures; 3: explained, hypotheses[].check
+SCHEMA_VERSION = 4  # 2: none, unfitted, fit_failures; 3: explained, hypotheses[].check; 4: axes, y_label
 FIGURES = ("posteriors", "probabilities", "choices", "acquisition", "spectra")
 SHOWN = ("posteriors", "probabilities")  # drawn on the page; the others are linked
 DPI = 90
@@ -55,6 +55,8 @@ class RunStatus(_Strict):
     errors: int
     instrument_state: str | None  # as the operator's commands left the instrument (safe, idle); None: none sent
     last: MeasurementRow | None
+    axes: list[str] = []  # each axis as "name (unit)", in the order of last.x
+    y_label: str = "y"  # what y is: the explained channel (or reduction), "name (unit)"
 
 
 class RunList(_Strict):
@@ -212,6 +214,8 @@ class Campaigns:
             errors=len(st.errors),
             instrument_state=st.instrument_state,
             last=last,
+            axes=[a.label for a in ins.axes],
+            y_label=ins.explained.label,
         )
 
     def inspection(self, name: str) -> Inspection | None:

@@ -18,11 +18,10 @@ from abduce.controller.views.figures import (
     choices_figure,
     posteriors_figure,
     probabilities_figure,
-    spectra_figure,
-    spectra_of,
 )
 from abduce.controller.views.inspection import inspect_journal
 from abduce.controller.views.plots import build_plots, write_plots
+from abduce.controller.views.spectra import spectra_figure, spectra_of
 from tests.controller.views.test_inspect import RUN, recorded, recorded_loops, synthetic_journal
 
 runner = CliRunner()
@@ -51,6 +50,8 @@ def test_1d_posteriors_one_panel_per_hypothesis_titled_with_its_probability():
     assert len(axes) == len(RUN["hypotheses"])
     for ax, name in zip(axes, campaign.hypothesis_names):
         assert ax.get_title().startswith(f"{name}: p = {probs[name]:.3f}")
+        # the transition-1d simulator's axis and order parameter are dimensionless: the names alone
+        assert campaign.space.units == ("",) and campaign.space.explained.unit == ""
         assert ax.get_xlabel() == "x" and ax.get_ylabel() == "y"
         (points,) = _scatters(ax)  # the measurements, on top of the posterior
         np.testing.assert_array_equal(points.get_offsets(), np.c_[[x[0] for x in xs], ys])
@@ -81,13 +82,13 @@ def test_probabilities_and_choices_come_from_the_journal():
     fig = probabilities_figure(ins)
     (ax,) = fig.axes
     assert [line.get_label() for line in ax.lines] == [*ins.hypotheses, "none of these"]
-    assert ax.get_xlabel() == "measurements" and ax.get_ylabel() == "posterior probability"
+    assert ax.get_xlabel() == "step" and ax.get_ylabel() == "posterior probability"
     none = ax.lines[-1]
     np.testing.assert_array_equal(none.get_ydata(), [np.nan if m.none is None else m.none for m in ins.measurements])
     total = np.nansum([[*m.probabilities.values(), m.none or 0.0] for m in ins.measurements if m.probabilities], axis=1)
     np.testing.assert_allclose(total, 1.0)  # the laws and "none of these" share all the probability
     second = ax.lines[0]
-    np.testing.assert_array_equal(second.get_xdata(), np.arange(1, 11))
+    np.testing.assert_array_equal(second.get_xdata(), np.arange(0, 10))  # steps count from 0, as in the journal
     expected = [m.probabilities.get("second-order", np.nan) for m in ins.measurements]
     np.testing.assert_array_equal(second.get_ydata(), expected)
     assert _legend(ax) == [*ins.hypotheses, "none of these"]
@@ -115,7 +116,7 @@ def test_the_acquisition_peaks_where_the_campaign_asked_next():
             assert np.isnan(scores[measured]).all()
     fig = acquisition_figure(campaign)
     (ax,) = fig.axes
-    assert ax.get_ylabel() == "variance score" and f"measurement {n + 1}" in ax.get_title()
+    assert ax.get_ylabel() == "variance score" and f"for step {n} " in ax.get_title()  # request n's step
     assert any(f"x = {requests[n]['x'][0]:.4g}" in t for t in _legend(ax))
 
 
@@ -157,7 +158,7 @@ def test_2d_posteriors_are_maps_of_mean_and_sd_with_the_measured_points():
         assert any(isinstance(c, QuadMesh) for c in ax.collections)
         (points,) = _scatters(ax)
         assert len(points.get_offsets()) == campaign.n
-        assert (ax.get_xlabel(), ax.get_ylabel()) == ("composition", "temperature")
+        assert (ax.get_xlabel(), ax.get_ylabel()) == ("composition", "temperature (K)")  # the simulator's units
     titles = [ax.get_title() for ax in axes]
     assert titles[0].startswith("first-order: p = ") and titles[0].endswith("posterior mean")
     assert titles[3].startswith("constant: p = ") and titles[3].endswith("posterior sd")
