@@ -1,20 +1,52 @@
 """Reductions: one raw spectrum -> the one number the hypotheses explain.
 
-A reduction is a plain function ``f(spectrum: np.ndarray) -> float``. The
-built-ins are registered in :data:`REDUCTIONS`; a user's own is named by a
-dotted path (``"package.module:function"``) and found by
-:func:`resolve_reduction`.
+A reduction is a plain function ``f(spectrum: np.ndarray) -> float``, or
+``f(spectrum, axis=None) -> float`` when it can use the channel's *spectral
+axis* (``axis``: the ``m`` bias or frequency values the spectrum's last
+dimension is sampled at, as a recorded layout stores it and a driver returns
+it in ``Reading.axes``). :func:`apply_reduction` passes ``axis=`` only to a
+function whose signature has an ``axis`` parameter and only when the channel
+has one; a reduction without it gets the spectrum alone. The built-ins are
+registered in :data:`REDUCTIONS`; a user's own is named by a dotted path
+(``"package.module:function"``) and found by :func:`resolve_reduction`.
 
-Loop reductions take a hysteresis loop, a ``2 x m`` array ``[bias; response]``
-sampled over one cycle in measurement order (any single-cycle waveform,
-starting anywhere). The loop is split at its bias extremes into the
-*ascending* branch (from the minimum to the maximum bias, in cycle order) and
-the *descending* branch (from the maximum back to the minimum), each
-monotone in bias for a triangular or sine waveform. Signs follow the usual
-ferroelectric loop (descending branch above the ascending one at zero bias,
-ascending crossing zero at positive bias): coercive field and remanence are
-positive for it and scatter around 0 for a noisy loop without hysteresis (so
-averaging many of them is unbiased). Numpy only: no torch.
+Loop reductions take a hysteresis loop sampled over one cycle in measurement
+order (any single-cycle waveform, starting anywhere), in either form:
+
+* a ``2 x m`` array ``[bias; response]`` (the bias travels with the data;
+  ``axis`` is then not needed and not used), or
+* an ``m``-vector ``response`` with ``axis=`` the ``m`` bias values (a
+  recorded channel with a bias spectral axis).
+
+The loop is split at its bias extremes into the *ascending* branch (from the
+minimum to the maximum bias, in cycle order) and the *descending* branch
+(from the maximum back to the minimum), each monotone in bias for a
+triangular or sine waveform. Signs follow the usual ferroelectric loop
+(descending branch above the ascending one at zero bias, ascending crossing
+zero at positive bias): coercive field and remanence are positive for it and
+scatter around 0 for a noisy loop without hysteresis (so averaging many of
+them is unbiased). Numpy only: no torch.
+
+A user's reduction, ``reduction = "mylab.loops:peak_bias"`` (or
+``--reduction mylab.loops:peak_bias``), is imported with
+:func:`importlib.import_module` by the *controller's* process, the one where
+the campaign runs: ``abduce run`` (in-process or ``--listen``), ``abduce
+daemon``, ``replay``, and each Dask worker of a ``sweep`` (each builds its
+own campaign). The instrument agent never imports it: it sends the raw
+spectrum (and its spectral axis), the controller reduces it. So the module
+must be importable there -- installed in the controller's environment
+(``pip install -e ./mylab``) or on its ``PYTHONPATH``; the ``abduce``
+console script does not put the current directory on ``sys.path``.
+``abduce run`` imports it before it makes a run directory (a path that does
+not import fails at once and leaves nothing behind). It is called once per reading, must be a pure function
+of its arguments (a replay calls it again on the journalled spectra) and
+return one finite float (NaN or inf is a refused reading).
+
+Example:
+    >>> bias = np.array([0.0, 1.0, 2.0, 1.0, 0.0, -1.0, -2.0, -1.0])
+    >>> response = np.array([-1.0, -1.0, 1.0, 1.0, 1.0, 1.0, -1.0, -1.0])
+    >>> coercive_field(response, axis=bias) == coercive_field(np.array([bias, response]))
+    True
 """
 
 from __future__ import annotations
@@ -27,17 +59,29 @@ import numpy as np
 from abduce.controller.errors import ConfigError, UnknownNameError
 from abduce.controller.registry import Registry, import_dotted
 
-Reduction = Callable[[np.ndarray], float]
+Reduction = Callable[..., float]  # f(spectrum) or f(spectrum, axis=values)
 
 REDUCTIONS: Registry[Reduction] = Registry("reduction")
 
 
-def _loop(spectrum: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(bias, response)`` of a ``2 x m`` loop (ConfigError for another shape)."""
+def _loop(spectrum: np.ndarray, axis: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(bias, response)``: the rows of a ``2 x m`` loop, or ``(axis, spectrum)`` for an ``m``-vector response
+    with its bias axis (ConfigError for anything else, or m < 4)."""
     a = np.asarray(spectrum, dtype=float)
-    if a.ndim != 2 or a.shape[0] != 2 or a.shape[1] < 4:
-        raise ConfigError(f"a loop reduction needs a 2 x m [bias; response] spectrum with m >= 4, got shape {a.shape}")
-    return a[0], a[1]
+    if a.ndim == 2 and a.shape[0] == 2 and a.shape[1] >= 4:
+        return a[0], a[1]
+    if a.ndim == 1 and axis is not None:
+        v = np.asarray(axis, dtype=float)
+        if v.shape != a.shape or len(a) < 4:
+            raise ConfigError(
+                f"a loop reduction of a 1-D response needs m >= 4 samples and m bias values; got a response of "
+                f"shape {a.shape} and a spectral axis of shape {v.shape}"
+            )
+        return v, a
+    raise ConfigError(
+        "a loop reduction needs a 2 x m [bias; response] spectrum with m >= 4, or a 1-D response with its bias "
+        f"spectral axis (axis=); got shape {a.shape}" + ("" if axis is not None else " and no spectral axis")
+    )
 
 
 def _branches(
@@ -75,7 +119,7 @@ def _at_zero_bias(v: np.ndarray, p: np.ndarray) -> float:
 
 
 @REDUCTIONS.register("loop-area")
-def loop_area(spectrum: np.ndarray) -> float:
+def loop_area(spectrum: np.ndarray, axis: np.ndarray | None = None) -> float:
     """Area enclosed by the loop in the bias-response plane (shoelace formula).
 
     ``A = |sum_i (V_i P_{i+1} - V_{i+1} P_i)| / 2`` over the closed polygon
@@ -86,12 +130,12 @@ def loop_area(spectrum: np.ndarray) -> float:
         >>> loop_area(square)
         4.0
     """
-    v, p = _loop(spectrum)
+    v, p = _loop(spectrum, axis)
     return float(abs(np.sum(v * np.roll(p, -1) - np.roll(v, -1) * p)) / 2)
 
 
 @REDUCTIONS.register("coercive-field")
-def coercive_field(spectrum: np.ndarray) -> float:
+def coercive_field(spectrum: np.ndarray, axis: np.ndarray | None = None) -> float:
     """Half the distance between the branches' zero-response biases.
 
     ``Ec = (V0_up - V0_down) / 2``, ``V0_*`` the bias where that branch's
@@ -99,18 +143,18 @@ def coercive_field(spectrum: np.ndarray) -> float:
     around the sign change; the mean if noise makes it cross several times;
     NaN if a branch never crosses).
     """
-    up, down = _branches(*_loop(spectrum))
+    up, down = _branches(*_loop(spectrum, axis))
     return (_zero_crossing(*up) - _zero_crossing(*down)) / 2
 
 
 @REDUCTIONS.register("remanence")
-def remanence(spectrum: np.ndarray) -> float:
+def remanence(spectrum: np.ndarray, axis: np.ndarray | None = None) -> float:
     """Half the difference of the branches' responses at zero bias.
 
     ``Pr = (P_down(0) - P_up(0)) / 2``, each ``P_*(0)`` linearly interpolated
     on its branch (NaN if a branch does not span zero bias).
     """
-    up, down = _branches(*_loop(spectrum))
+    up, down = _branches(*_loop(spectrum, axis))
     return (_at_zero_bias(*down) - _at_zero_bias(*up)) / 2
 
 
@@ -147,7 +191,8 @@ def resolve_reduction(spec: str) -> Reduction:
 
     Args:
         spec: ``"remanence"`` etc., or ``"package.module:function"`` (also
-            ``"package.module.function"``) naming ``f(spectrum) -> float``.
+            ``"package.module.function"``) naming ``f(spectrum) -> float`` or
+            ``f(spectrum, axis=None) -> float`` (imported in this process: see the module docstring).
 
     Raises:
         UnknownNameError: neither a registered name nor a dotted path.

@@ -13,9 +13,34 @@ the file's extension; each layout is described in its module):
 
     .h5 .hdf5 .nsid  HDF5, either abduce's layout (``points``, ``values/<channel>``)
                      or NSID, the layout pycroscopy's pyNSID/sidpy write (read
-                     with h5py alone), told apart by the file's content
+                     with h5py alone, written through pyNSID and sidpy:
+                     ``abduce[nsid]``), told apart by the file's content
     .nc .netcdf      NetCDF through xarray (engine ``h5netcdf``)
     .npz             numpy.savez: ``points``, ``axis_names``, ``values_<channel>``
+
+An array channel may carry a *spectral axis* (:class:`~abduce.instruments.drivers.base.SpectralAxis`:
+a name, a unit and the ``m`` values its last dimension is sampled at -- a bias
+sweep, a frequency vector): every layout stores it beside the channel and the
+driver returns it with each reading (``Reading.axes[channel]``), so a
+reduction that takes ``axis=`` gets the bias values. Where each layout keeps it:
+
+    abduce HDF5   dataset ``spectral/<channel>`` (the m values), attributes ``name``, ``units``
+    NSID          the channel's last dimension scale, ``dimension_type`` SPECTRAL (its ``name``,
+                  ``units``, values), as sidpy's ``Dimension`` writes it
+    NetCDF        the coordinate of the channel's last dimension (named after the axis; ``units``)
+    NPZ           array ``spectral_<channel>`` and ``spectral_json`` = ``{channel: {"name": ..., "unit": ...}}``
+
+Example (a bias-resolved response per point, served with its bias axis):
+
+    >>> bias = np.linspace(-5.0, 5.0, 64)
+    >>> x = np.linspace(0.0, 1.0, 21)
+    >>> ds = RecordedDataset(points=x, axis_names=("x",),
+    ...     values={"response": np.tanh(3 * (bias[None, :] - x[:, None]))},
+    ...     units={"x": "um", "response": "pm"},
+    ...     spectral_axes={"response": SpectralAxis("bias", "V", bias)})
+    >>> ds.save("loops.h5")  # doctest: +SKIP
+    >>> RecordedDriver(ds).measure(Measure(request_id="r", points=[[0.5]])).axes["response"].unit
+    'V'
 
 NaN is allowed in recorded values (a pixel the scan missed): the driver
 answers such a point with NaN, which travels as ``null`` and which
@@ -45,11 +70,11 @@ import math
 import numpy as np
 
 from abduce.controller.errors import ConfigError, MeasurementRejected
-from abduce.instruments.drivers.base import Driver, Reading
+from abduce.instruments.drivers.base import Driver, Reading, SpectralAxis
 from abduce.instruments.drivers.recorded_dataset import FORMATS, RecordedDataset
 from abduce.instruments.protocol.models import Axis, Capabilities, Channel, Measure
 
-__all__ = ["FORMATS", "RecordedDataset", "RecordedDriver", "build"]
+__all__ = ["FORMATS", "RecordedDataset", "RecordedDriver", "SpectralAxis", "build"]
 
 
 class RecordedDriver(Driver):
@@ -158,6 +183,7 @@ class RecordedDriver(Driver):
             values={ch: [float(v) for v in arr[idx]] for ch, arr in ds.values.items() if arr.ndim == 1},
             arrays={ch: arr[idx] for ch, arr in ds.values.items() if arr.ndim > 1},
             state={"distance": [float(v) for v in dist], "index": [int(i) for i in idx]},
+            axes={ch: ds.spectral_axes[ch] for ch, arr in ds.values.items() if arr.ndim > 1 and ch in ds.spectral_axes},
         )
 
 

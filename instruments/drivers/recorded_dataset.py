@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from abduce.controller.errors import ConfigError
+from abduce.instruments.drivers.base import SpectralAxis
 from abduce.instruments.drivers.recorded_fields import Fields, Grid
 from abduce.instruments.drivers.recorded_hdf5 import read_hdf5, save_hdf5
 from abduce.instruments.drivers.recorded_netcdf import read_netcdf, save_netcdf
@@ -61,6 +62,19 @@ class RecordedDataset:
             NaN marks a missing reading.
         units: channel or axis name -> unit (optional).
         attrs: free metadata (provenance; ``simulator`` set means the data came from a simulator).
+        spectral_axes: array channel -> the :class:`SpectralAxis` its last dimension is sampled along
+            (a bias or frequency vector: ``name``, ``unit``, ``values`` of length ``shape[-1]``); optional.
+            A mapping ``{"name": ..., "unit": ..., "values": ...}`` is accepted too.
+
+    Example:
+        >>> bias = np.linspace(-5, 5, 64)
+        >>> ds = RecordedDataset(
+        ...     points=np.linspace(0, 1, 11), axis_names=("x",),
+        ...     values={"response": np.tanh(bias[None, :] - np.linspace(0, 1, 11)[:, None])},
+        ...     units={"x": "um", "response": "pm"},
+        ...     spectral_axes={"response": SpectralAxis("bias", "V", bias)})
+        >>> ds.spectral_axes["response"].unit
+        'V'
     """
 
     points: np.ndarray
@@ -68,6 +82,7 @@ class RecordedDataset:
     values: dict[str, np.ndarray]
     units: dict[str, str] = field(default_factory=dict)
     attrs: dict[str, Any] = field(default_factory=dict)
+    spectral_axes: dict[str, SpectralAxis] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         pts = np.asarray(self.points, dtype=float)
@@ -110,6 +125,39 @@ class RecordedDataset:
         self.values = values
         self.units = {str(k): str(v) for k, v in (self.units or {}).items()}
         self.attrs = dict(self.attrs or {})
+        self.spectral_axes = {ch: self._spectral_axis(ch, a) for ch, a in (self.spectral_axes or {}).items()}
+
+    def _spectral_axis(self, channel: str, axis: SpectralAxis | dict) -> SpectralAxis:
+        """``axis`` checked against array channel ``channel``: a name, a unit, ``shape[-1]`` finite values."""
+        if isinstance(axis, dict):
+            unknown = set(axis) - {"name", "unit", "values"}
+            if unknown or not {"name", "values"} <= set(axis):
+                raise ConfigError(
+                    f"spectral axis of {channel!r}: give name, values and optionally unit (got keys {sorted(axis)})"
+                )
+            axis = SpectralAxis(str(axis["name"]), str(axis.get("unit", "")), axis["values"])
+        if channel not in self.values:
+            raise ConfigError(f"spectral axis for {channel!r}: no such channel; channels {list(self.values)}")
+        arr = self.values[channel]
+        if arr.ndim < 2:
+            raise ConfigError(f"spectral axis for {channel!r}: a scalar channel has no spectral axis")
+        name = str(axis.name).strip()
+        if not (1 <= len(name) <= 128) or "/" in name:
+            raise ConfigError(f"spectral axis name {axis.name!r} of {channel!r}: 1 to 128 characters, no '/'")
+        if name in self.axis_names or name in self.values:
+            raise ConfigError(
+                f"spectral axis {name!r} of {channel!r} has the name of a grid axis or channel; "
+                "NSID and NetCDF name every dimension once"
+            )
+        vals = np.asarray(axis.values, dtype=float)
+        if vals.shape != arr.shape[-1:]:
+            raise ConfigError(
+                f"spectral axis {name!r} of {channel!r} has shape {vals.shape}; the channel's last dimension "
+                f"has {arr.shape[-1]} samples"
+            )
+        if not np.isfinite(vals).all():
+            raise ConfigError(f"spectral axis {name!r} of {channel!r} contains NaN or inf")
+        return SpectralAxis(name, str(axis.unit or ""), vals)
 
     @property
     def n(self) -> int:

@@ -17,6 +17,8 @@ from typing import Any, Protocol, TypedDict
 
 import numpy as np
 
+from abduce.instruments.drivers.base import SpectralAxis
+
 
 class Fields(TypedDict):
     """A data set as a reader found it, before :class:`RecordedDataset` validates it (its constructor's arguments)."""
@@ -26,6 +28,7 @@ class Fields(TypedDict):
     values: dict[str, np.ndarray]
     units: dict[str, str]
     attrs: dict[str, Any]
+    spectral_axes: dict[str, SpectralAxis]
 
 
 class Grid(Protocol):
@@ -36,6 +39,7 @@ class Grid(Protocol):
     values: dict[str, np.ndarray]
     units: dict[str, str]
     attrs: dict[str, Any]
+    spectral_axes: dict[str, SpectralAxis]
 
     @property
     def n(self) -> int: ...
@@ -80,6 +84,12 @@ def _storable(attrs: dict[str, Any]) -> dict[str, Any]:
         else:
             out[k] = json.dumps(v, default=str)
     return out
+
+
+def _unit(v) -> str:
+    """A unit attribute as text; sidpy's placeholder ``"generic"`` (no unit given) as ``""``."""
+    s = _text(v).strip()
+    return "" if s == "generic" else s
 
 
 def _names(v) -> list[str]:

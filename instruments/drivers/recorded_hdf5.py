@@ -1,9 +1,12 @@
 """Recorded data in HDF5 (``.h5``, ``.hdf5``, ``.nsid``): abduce's layout, and which layout a file holds.
 
 abduce's layout: datasets ``points`` (n x d) and ``values/<channel>``
-(n x ...), root attribute ``axis_names``. An HDF5 file without them is read
-as NSID (:mod:`abduce.instruments.drivers.recorded_nsid`), whatever its
-extension.
+(n x ...; attribute ``units``), root attributes ``axis_names`` and
+``axis_units``; per array channel with a spectral axis, a dataset
+``spectral/<channel>`` (its ``m`` values, ``m`` = the channel's last dimension)
+with attributes ``name`` (``"bias"``) and ``units`` (``"V"``). An HDF5 file
+without ``points``/``values`` is read as NSID
+(:mod:`abduce.instruments.drivers.recorded_nsid`), whatever its extension.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from abduce.controller.errors import ConfigError
+from abduce.instruments.drivers.base import SpectralAxis
 from abduce.instruments.drivers.recorded_fields import Fields, Grid, _names, _plain, _storable, _text
 from abduce.instruments.drivers.recorded_nsid import _nsid_mains, _read_nsid
 
@@ -53,12 +57,19 @@ def _read_abduce_h5(path: Path, f) -> Fields:
         values[ch] = dset[()]
         if _text(dset.attrs.get("units", "")):
             units[ch] = _text(dset.attrs["units"])
+    spectral = {}
+    if isinstance(f.get("spectral"), h5py.Group):
+        for ch, dset in f["spectral"].items():
+            name = _text(dset.attrs.get("name", ch))
+            spectral[ch] = SpectralAxis(name, _text(dset.attrs.get("units", "")), dset[()])
     attrs = {k: _plain(v) for k, v in f.attrs.items() if k not in ("axis_names", "axis_units", "abduce_format")}
-    return Fields(points=points, axis_names=tuple(names), values=values, units=units, attrs=attrs)
+    return Fields(
+        points=points, axis_names=tuple(names), values=values, units=units, attrs=attrs, spectral_axes=spectral
+    )
 
 
 def save_hdf5(ds: Grid, path: Path) -> None:
-    """abduce's HDF5 layout: ``points`` (n x d), ``values/<channel>``, root attributes ``axis_names``."""
+    """abduce's HDF5 layout (the module docstring): ``points``, ``values/<channel>``, ``spectral/<channel>``."""
     import h5py
 
     with h5py.File(path, "w") as f:
@@ -71,3 +82,7 @@ def save_hdf5(ds: Grid, path: Path) -> None:
         g = f.create_group("values", track_order=True)  # channel order kept: the first scalar is what a campaign models
         for ch, arr in ds.values.items():
             g.create_dataset(ch, data=arr).attrs["units"] = ds.units.get(ch, "")
+        if ds.spectral_axes:
+            s = f.create_group("spectral", track_order=True)
+            for ch, axis in ds.spectral_axes.items():
+                s.create_dataset(ch, data=axis.values).attrs.update({"name": axis.name, "units": axis.unit})

@@ -4,7 +4,14 @@ The axes are named by the dataset attribute ``abduce_axes`` (or ``axes``),
 or by the caller's ``axes=``. Axes that are dimensions form a cartesian
 grid; axes that are 1-D coordinates along one shared dimension (``point``)
 list the points. Each data variable over the axes is a channel; its other
-dimensions are the spectrum.
+dimensions are the spectrum. A channel's last dimension with a numeric
+coordinate variable is its spectral axis: the coordinate's values, its
+``units`` attribute, and its name (the dimension's, or the coordinate's
+``abduce_name`` attribute where abduce had to name the dimension
+``<channel>_<name>`` because two channels' axes of one name differ).
+Written: ``point`` dimension, one coordinate per grid axis along it (``units``),
+one variable per channel over (``point``, ``<channel>_dim0``, ...,
+``<spectral axis name>``) with ``units``; attribute ``abduce_axes``.
 """
 
 from __future__ import annotations
@@ -15,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from abduce.controller.errors import ConfigError
-from abduce.instruments.drivers.recorded_fields import Fields, Grid, _names, _plain, _storable, _text
+from abduce.instruments.drivers.base import SpectralAxis
+from abduce.instruments.drivers.recorded_fields import Fields, Grid, _names, _plain, _storable, _text, _unit
 
 
 def read_netcdf(path: Path, axes=None) -> Fields:
@@ -56,7 +64,7 @@ def read_netcdf(path: Path, axes=None) -> Fields:
             raise ConfigError(f"{path}: axes {axes} must all be dimensions, or all 1-D coordinates along one dimension")
         grid_dims = list(next(iter(along)))
         points = np.stack([xds[a].values.astype(float) for a in axes], axis=1)
-    values, units = {}, {}
+    values, units, spectral = {}, {}, {}
     for ch, var in xds.data_vars.items():
         if not set(grid_dims) <= set(var.dims):
             continue  # not over the grid (a bias waveform, a calibration): metadata, not a channel
@@ -65,26 +73,41 @@ def read_netcdf(path: Path, axes=None) -> Fields:
         values[str(ch)] = arr.reshape(len(points), *arr.shape[len(grid_dims) :])
         if var.attrs.get("units"):
             units[str(ch)] = _text(var.attrs["units"])
+        if rest and rest[-1] in xds.coords and xds[rest[-1]].dtype.kind in "fiu":
+            c = xds[rest[-1]]
+            name = _text(c.attrs.get("abduce_name", rest[-1]))
+            spectral[str(ch)] = SpectralAxis(name, _unit(c.attrs.get("units", "")), c.values.astype(float))
     if not values:
         raise ConfigError(f"{path}: no data variable spans the axes {axes}")
     for a in axes:
         if a in xds.coords and xds[a].attrs.get("units"):
             units[a] = _text(xds[a].attrs["units"])
     attrs.pop("axes", None)
-    return Fields(points=points, axis_names=tuple(axes), values=values, units=units, attrs=attrs)
+    return Fields(
+        points=points, axis_names=tuple(axes), values=values, units=units, attrs=attrs, spectral_axes=spectral
+    )
 
 
 def save_netcdf(ds: Grid, path: Path) -> None:
-    """NetCDF (h5netcdf) as a list of points: dimension ``point``, one coordinate per axis along it,
-    one variable per channel over (``point``, ``<channel>_dim0``, ...); attribute ``abduce_axes``."""
+    """NetCDF (h5netcdf) as a list of points (the module docstring): dimension ``point``, one coordinate per
+    axis along it, one variable per channel over (``point``, ``<channel>_dim0``, ...), a spectral axis as
+    the coordinate of the channel's last dimension; attribute ``abduce_axes``."""
     import xarray as xr
 
     taken = set(ds.axis_names) | set(ds.values)
     point = "point" if "point" not in taken else "abduce_point"
     coords = {a: (point, ds.points[:, j], {"units": ds.units.get(a, "")}) for j, a in enumerate(ds.axis_names)}
-    data = {
-        ch: ((point, *[f"{ch}_dim{j}" for j in range(arr.ndim - 1)]), arr, {"units": ds.units.get(ch, "")})
-        for ch, arr in ds.values.items()
-    }
+    data = {}
+    for ch, arr in ds.values.items():
+        dims = [point, *[f"{ch}_dim{j}" for j in range(arr.ndim - 1)]]
+        axis = ds.spectral_axes.get(ch)
+        if axis is not None:
+            same = axis.name in coords and np.array_equal(coords[axis.name][1], axis.values)
+            same = same and coords[axis.name][2].get("units") == axis.unit
+            free = axis.name not in coords and axis.name != point and axis.name not in dims
+            dims[-1] = axis.name if same or free else f"{ch}_{axis.name}"
+            meta = {"units": axis.unit} if dims[-1] == axis.name else {"units": axis.unit, "abduce_name": axis.name}
+            coords[dims[-1]] = (dims[-1], axis.values, meta)
+        data[ch] = (tuple(dims), arr, {"units": ds.units.get(ch, "")})
     attrs = {**_storable(ds.attrs), "abduce_axes": json.dumps(list(ds.axis_names))}
     xr.Dataset(data, coords=coords, attrs=attrs).to_netcdf(path, engine="h5netcdf")

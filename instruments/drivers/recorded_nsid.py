@@ -1,36 +1,64 @@
-"""Recorded data in NSID, the HDF5 layout pycroscopy's pyNSID/sidpy write (read with h5py alone).
+"""Recorded data in NSID, the HDF5 layout pycroscopy's pyNSID/sidpy write.
 
 A main dataset (attributes ``main_data_name``, ``quantity``, ``units``,
-``data_type``) whose dimensions are HDF5 dimension scales. The grid is the
+``data_type``) whose dimensions are HDF5 dimension scales (attributes
+``name``, ``units``, ``quantity``, ``dimension_type``). The grid is the
 cartesian product of the non-spectral dimensions' values
 (``dimension_type`` not SPECTRAL/TEMPORAL/RECIPROCAL/CHANNEL, or the
 dimensions named by ``axes=``); the other dimensions make each point's
-spectrum. pyNSID is never needed.
+spectrum, and the last of them, where it has a dimension scale, is the
+channel's spectral axis (its ``name``, ``units`` and values). Units
+``"generic"`` (sidpy's placeholder) read as no unit. Simple attributes of the
+``metadata`` group beside the main dataset (sidpy's ``Dataset.metadata``) are
+the data set's ``attrs``.
+
+Reading needs h5py alone (an instrument PC need not install pyNSID). Writing
+goes through pyNSID and sidpy themselves (``pip install 'abduce[nsid]'``): one
+``sidpy.Dataset`` per channel, written by ``pyNSID.io.hdf_io.write_nsid_dataset``
+into ``Measurement_000/<channel>/<channel>``, grid axes typed SPATIAL with
+their units, the spectral axis SPECTRAL with its values and unit, other
+spectrum dimensions SPECTRAL indices, the data set's ``attrs`` as the
+dataset's ``metadata``. pyNSID and sidpy read such a file with no warning.
+sidpy cannot name a dimension after one of its ``Dataset`` attributes
+(``T``, ``size``, ``real``...) nor a main dataset with ``-``: those are
+written as ``T_``, ``loop_area`` and the original names kept in the metadata
+attribute ``abduce_names`` (JSON, written -> original), which this reader
+applies.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from abduce.controller.errors import ConfigError
-from abduce.instruments.drivers.recorded_fields import Fields, Grid, _plain, _simple, _storable, _text
+from abduce.instruments.drivers.base import SpectralAxis
+from abduce.instruments.drivers.recorded_fields import Fields, Grid, _plain, _simple, _storable, _text, _unit
 
 SPECTRAL_TYPES = frozenset({"spectral", "temporal", "reciprocal", "channel"})
 _H5_INTERNAL = frozenset({"DIMENSION_LIST", "DIMENSION_LABELS", "REFERENCE_LIST", "CLASS", "NAME"})
 
 
 def _nsid_mains(f) -> list:
-    """NSID main datasets in file order: those carrying ``main_data_name``."""
+    """NSID main datasets in file order (creation order where the group tracks it, as abduce's writer does):
+    the datasets carrying ``main_data_name``."""
     import h5py
 
     found = []
-    f.visititems(
-        lambda _, obj: found.append(obj) if isinstance(obj, h5py.Dataset) and "main_data_name" in obj.attrs else None
-    )
+
+    def walk(group) -> None:
+        for obj in group.values():
+            if isinstance(obj, h5py.Group):
+                walk(obj)
+            elif isinstance(obj, h5py.Dataset) and "main_data_name" in obj.attrs:
+                found.append(obj)
+
+    walk(f)
     return found
 
 
@@ -40,6 +68,7 @@ class _Dim:
     values: np.ndarray
     kind: str
     unit: str
+    scaled: bool  # a dimension scale gave its values (not the bare index)
 
 
 def _nsid_dims(dset) -> list[_Dim]:
@@ -51,12 +80,12 @@ def _nsid_dims(dset) -> list[_Dim]:
             name = _text(scale.attrs.get("name", dim.label or scale.name.rsplit("/", 1)[-1]))
             values = np.asarray(scale[()])
             kind = _text(scale.attrs.get("dimension_type", "")).rsplit(".", 1)[-1].lower()  # "DimensionType.SPECTRAL"
-            unit = _text(scale.attrs.get("units", ""))
+            unit, scaled = _unit(scale.attrs.get("units", "")), True
         else:  # no scale attached: the index is the coordinate
-            name, values, kind, unit = dim.label or f"dim_{i}", np.arange(dset.shape[i]), "", ""
+            name, values, kind, unit, scaled = dim.label or f"dim_{i}", np.arange(dset.shape[i]), "", "", False
         if values.shape != (dset.shape[i],):
             raise ConfigError(f"dimension {name!r} of {dset.name} has {values.shape} values for length {dset.shape[i]}")
-        dims.append(_Dim(name, values, kind, unit))
+        dims.append(_Dim(name, values, kind, unit, scaled))
     return dims
 
 
@@ -64,9 +93,13 @@ def _read_nsid(path: Path, mains: list, axes) -> Fields:
     """The NSID main datasets ``mains`` of the open file ``path`` as one data set, all on one grid
     (each a channel); called by :func:`~abduce.instruments.drivers.recorded_hdf5.read_hdf5`."""
     points = axis_names = None
-    values, units, attrs = {}, {}, {}
+    values, units, attrs, spectral = {}, {}, {}, {}
     for dset in mains:
+        meta = _metadata(dset)
+        original = json.loads(meta.pop("abduce_names", "{}") or "{}")
         dims = _nsid_dims(dset)
+        for d in dims:
+            d.name = original.get(d.name, d.name)
         names = [d.name for d in dims]
         if axes is not None:
             unknown = [a for a in axes if a not in names]
@@ -91,16 +124,31 @@ def _read_nsid(path: Path, mains: list, axes) -> Fields:
             attrs = {
                 k: _plain(v) for k, v in dset.attrs.items() if k not in _H5_INTERNAL and k != "units" and _simple(v)
             }
+            attrs.update(meta)
         elif grid_names != axis_names or not np.array_equal(pts, points):
             raise ConfigError(
                 f"{path}: {dset.name} is on another grid ({grid_names}) than {mains[0].name} ({axis_names})"
             )
         ch = dset.name.rsplit("/", 1)[-1]
+        ch = original.get(ch, ch)
         ch = ch if ch not in values else f"{ch}_{len(values)}"
         values[ch] = data.reshape(n, *data.shape[len(grid) :])
-        if _text(dset.attrs.get("units", "")):
-            units[ch] = _text(dset.attrs["units"])
-    return Fields(points=points, axis_names=axis_names, values=values, units=units, attrs=attrs)
+        if _unit(dset.attrs.get("units", "")):
+            units[ch] = _unit(dset.attrs["units"])
+        if spec and dims[spec[-1]].scaled:
+            last = dims[spec[-1]]
+            spectral[ch] = SpectralAxis(last.name, last.unit, last.values.astype(float))
+    return Fields(points=points, axis_names=axis_names, values=values, units=units, attrs=attrs, spectral_axes=spectral)
+
+
+def _metadata(dset) -> dict:
+    """The simple attributes of the ``metadata`` group beside an NSID main dataset (sidpy's ``metadata``)."""
+    import h5py
+
+    group = dset.parent.get("metadata")
+    if not isinstance(group, h5py.Group):
+        return {}
+    return {k: _plain(v) for k, v in group.attrs.items() if _simple(v)}
 
 
 def _product_grid(ds: Grid) -> tuple[list[np.ndarray], np.ndarray]:
@@ -116,53 +164,85 @@ def _product_grid(ds: Grid) -> tuple[list[np.ndarray], np.ndarray]:
     return axes, flat
 
 
+# (point dimensions, spectrum dimensions) -> sidpy's DataType name
+_DATA_TYPES = {
+    (1, 0): "LINE_PLOT",
+    (2, 0): "IMAGE",
+    (0, 1): "SPECTRUM",
+    (1, 1): "LINE_PLOT_FAMILY",
+    (2, 1): "SPECTRAL_IMAGE",
+    (2, 2): "IMAGE_4D",
+}
+
+
+def _sidpy():
+    """sidpy and pyNSID's writer, or a ConfigError naming the extra that brings them."""
+    try:
+        import sidpy
+        from pyNSID.io.hdf_io import write_nsid_dataset
+    except ImportError as exc:
+        raise ConfigError(
+            f"writing NSID goes through pyNSID and sidpy, which are not installed ({exc}): "
+            "pip install 'abduce[nsid]', or write abduce's HDF5 layout (.h5), NetCDF or NPZ (reading NSID needs "
+            "h5py alone)"
+        ) from exc
+    return sidpy, write_nsid_dataset
+
+
+def _reserved(sidpy) -> frozenset[str]:
+    """Names sidpy cannot give a dimension: a ``sidpy.Dataset`` attribute (it sets one per dimension)."""
+    probe = sidpy.Dataset.from_array(np.zeros(1))
+    own = {d.name for d in probe._axes.values()}
+    return frozenset(dir(sidpy.Dataset)) | (frozenset(vars(probe)) - own) | {"none", "metadata", "provenance"}
+
+
 def save_nsid(ds: Grid, path: Path) -> None:
-    """NSID as pyNSID writes it (h5py only): per channel a group ``Measurement_000/Channel_<k>`` holding the
-    main dataset and its dimension datasets, attached as HDF5 dimension scales. Grid axes are written with
-    ``dimension_type`` "UNKNOWN" (they may be compositions, not positions), spectrum dimensions "SPECTRAL"."""
+    """NSID written by pyNSID from one sidpy.Dataset per channel (the module docstring): the grid's axes as
+    SPATIAL dimensions, the channel's spectral axis as a SPECTRAL one, units (``"generic"`` for none)."""
     import h5py
 
+    sidpy, write_nsid_dataset = _sidpy()
+    reserved = _reserved(sidpy)
     axes, flat = _product_grid(ds)
     shape = tuple(len(a) for a in axes)
     with h5py.File(path, "w") as f:
-        for k, (ch, arr) in enumerate(ds.values.items()):
-            g = f.create_group(f"Measurement_000/Channel_{k:03d}")
+        measurement = f.create_group("Measurement_000", track_order=True)  # channel order kept
+        for ch, arr in ds.values.items():
+            written: dict[str, str] = {}
+
+            def safe(name: str, forbidden: frozenset[str], written=written) -> str:
+                out = name
+                while out in forbidden:
+                    out += "_"
+                if out != name:
+                    written[out] = name
+                return out
+
             spec = arr.shape[1:]
-            grid = (
-                np.full((ds.n, *spec), np.nan, dtype=arr.dtype)
-                if arr.dtype.kind == "f"
-                else np.zeros((ds.n, *spec), arr.dtype)
-            )
+            grid = np.full((ds.n, *spec), np.nan) if arr.dtype.kind == "f" else np.zeros((ds.n, *spec), arr.dtype)
             grid[flat] = arr
-            main = g.create_dataset(ch, data=grid.reshape(shape + spec))
-            kind = {
-                (1, 0): "LINE_PLOT",
-                (2, 0): "IMAGE",
-                (0, 1): "SPECTRUM",
-                (1, 1): "LINE_PLOT_FAMILY",
-                (2, 1): "SPECTRAL_IMAGE",
-                (2, 2): "IMAGE_4D",
-            }.get((ds.d, len(spec)), "UNKNOWN")
-            main.attrs.update(
-                {
-                    "quantity": ch,
-                    "units": ds.units.get(ch, ""),
-                    "main_data_name": ch,
-                    "data_type": kind,
-                    "modality": "",
-                    "source": "abduce",
-                    "nsid_version": "0.0.7",
-                }
+            sid = sidpy.Dataset.from_array(
+                grid.reshape(shape + spec),
+                title=ch,
+                datatype=_DATA_TYPES.get((ds.d, len(spec)), "UNKNOWN"),
+                units=ds.units.get(ch) or "generic",
+                quantity=ch,
+                source="abduce",
             )
-            for key, v in _storable(ds.attrs).items():
-                main.attrs.setdefault(key, v)
-            dims = [(a, vals, "UNKNOWN", ds.units.get(a, "")) for a, vals in zip(ds.axis_names, axes)]
-            dims += [(f"{ch}_dim{j}", np.arange(m), "SPECTRAL", "") for j, m in enumerate(spec)]
-            for i, (name, vals, dtype, unit) in enumerate(dims):
-                scale = g.create_dataset(name, data=vals)
-                scale.attrs.update(
-                    {"name": name, "units": unit, "quantity": name, "dimension_type": dtype, "nsid_version": "0.0.7"}
+            dims = [(a, vals, ds.units.get(a, ""), "SPATIAL") for a, vals in zip(ds.axis_names, axes)]
+            dims += [(f"{ch}_dim{j}", np.arange(m, dtype=float), "", "SPECTRAL") for j, m in enumerate(spec)]
+            axis = ds.spectral_axes.get(ch)
+            if axis is not None:
+                dims[-1] = (axis.name, axis.values, axis.unit, "SPECTRAL")
+            for i, (name, vals, unit, kind) in enumerate(dims):
+                dim = sidpy.Dimension(
+                    vals, name=safe(name, reserved), quantity=name, units=unit or "generic", dimension_type=kind
                 )
-                scale.make_scale(name)
-                main.dims[i].label = name
-                main.dims[i].attach_scale(scale)
+                sid.set_dimension(i, dim)
+            main = ch.replace("-", "_")  # pyNSID would warn, and replace it
+            if main != ch:
+                written[main] = ch
+            sid.metadata = {**_storable(ds.attrs), "abduce_names": json.dumps(written)}
+            with warnings.catch_warnings():  # pyNSID calls its own deprecated validator while linking dimensions
+                warnings.filterwarnings("ignore", message="validate_h5_dimension may be removed")
+                write_nsid_dataset(sid, measurement, main_data_name=main)

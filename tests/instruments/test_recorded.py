@@ -10,6 +10,7 @@ import xarray as xr
 from abduce.controller.drive.link import InstrumentLink, LinkError
 from abduce.controller.errors import ConfigError, MeasurementRejected
 from abduce.instruments.agent import InstrumentAgent
+from abduce.instruments.drivers.base import SpectralAxis
 from abduce.instruments.drivers.record import record
 from abduce.instruments.drivers.recorded import RecordedDataset, RecordedDriver, build
 from abduce.instruments.protocol.codec import Codec
@@ -70,6 +71,8 @@ def test_a_recorded_simulator_round_trips_exactly_in_every_format(tmp_path, ext)
     caps = RecordedDriver(back).describe()
     assert caps.simulator and caps.candidates == x.tolist()
     assert (caps.axes[0].name, caps.axes[0].min, caps.axes[0].max) == ("x", 0.0, 1.0)
+    sim = Transition1D(grid=GRID, seed=SEED)  # the simulator's declared units travel with the recording
+    assert (caps.axes[0].unit, caps.channels[0].unit) == (sim.axis_units[0], sim.unit)
 
 
 @pytest.mark.parametrize("ext", FORMATS)
@@ -91,48 +94,63 @@ def test_a_spectroscopic_data_set_round_trips_and_is_served_as_an_array_channel(
     assert reading.values["area"][0] == ds.values["area"][13] and np.isnan(reading.values["area"][1])
 
 
-def test_an_nsid_file_as_pynsid_writes_it_is_read_from_its_dimension_scales(tmp_path):
-    """Written by hand the way pyNSID lays it out: Measurement_000/Channel_000, SPATIAL x, y and a SPECTRAL bias."""
-    x, y, bias = np.array([0.0, 10.0, 20.0]), np.array([0.0, 5.0, 10.0, 15.0]), np.linspace(-2, 2, 8)
-    data = np.arange(3 * 4 * 8, dtype=float).reshape(3, 4, 8) ** 1.5
-    path = tmp_path / "scan.h5"
-    with h5py.File(path, "w") as f:
-        g = f.create_group("Measurement_000/Channel_000")
-        main = g.create_dataset("Raw_Data", data=data)
-        main.attrs.update(
-            {
-                "quantity": "Piezoresponse",
-                "units": "a.u.",
-                "main_data_name": "BEPS",
-                "data_type": "SPECTRAL_IMAGE",
-                "modality": "BEPS",
-                "source": "pycroscopy",
-                "nsid_version": "0.0.7",
-            }
-        )
-        for i, (name, vals, kind, unit) in enumerate(
-            [("x", x, "SPATIAL", "nm"), ("y", y, "SPATIAL", "nm"), ("Bias", bias, "SPECTRAL", "V")]
-        ):
-            s = g.create_dataset(name, data=vals)
-            s.attrs.update(
-                {"name": name, "units": unit, "quantity": name, "dimension_type": kind, "nsid_version": "0.0.7"}
-            )
-            s.make_scale(name)
-            main.dims[i].label = name
-            main.dims[i].attach_scale(s)
-        g.create_group("original_metadata").attrs["scan_rate"] = 1.0
-    ds = RecordedDataset.load(path)
-    assert ds.axis_names == ("x", "y") and ds.values["Raw_Data"].shape == (12, 8)
-    assert ds.units == {"x": "nm", "y": "nm", "Raw_Data": "a.u."} and ds.attrs["modality"] == "BEPS"
-    i = 2 * 4 + 3  # x index 2, y index 3
-    assert ds.points[i].tolist() == [20.0, 15.0]
-    np.testing.assert_array_equal(ds.values["Raw_Data"][i], data[2, 3])
-    # the caller may name the grid: (y, x) puts y first
-    swapped = RecordedDataset.load(path, axes=["y", "x"])
-    assert swapped.axis_names == ("y", "x") and swapped.points[3 * 3 + 2].tolist() == [15.0, 20.0]
-    np.testing.assert_array_equal(swapped.values["Raw_Data"][3 * 3 + 2], data[2, 3])
-    with pytest.raises(ConfigError, match="no dimension 'z'"):
-        RecordedDataset.load(path, axes=["z"])
+# a file pyNSID itself writes, served by the recorded driver: tests/instruments/test_nsid_roundtrip.py
+
+
+@pytest.mark.parametrize("ext", FORMATS)
+def test_a_spectral_axis_is_stored_next_to_its_channel_and_returned_with_each_reading(tmp_path, ext):
+    ds = loop_dataset()
+    bias = ds.values["loop"][0, 0]  # the sine sweep every point shares
+    response = RecordedDataset(
+        points=ds.points,
+        axis_names=ds.axis_names,
+        values={"response": ds.values["loop"][:, 1], "area": ds.values["area"], "raw": ds.values["loop"]},
+        units={"a": "um", "response": "pm"},
+        spectral_axes={"response": SpectralAxis("bias", "V", bias), "raw": {"name": "t", "values": np.arange(16.0)}},
+    )
+    back = RecordedDataset.load(response.save(tmp_path / f"swept.{ext}"))
+    assert set(back.spectral_axes) == {"response", "raw"}  # none for the scalar channel
+    axis = back.spectral_axes["response"]
+    assert (axis.name, axis.unit) == ("bias", "V")
+    np.testing.assert_array_equal(axis.values, bias)
+    assert (back.spectral_axes["raw"].name, back.spectral_axes["raw"].unit) == ("t", "")
+    np.testing.assert_array_equal(back.values["response"], response.values["response"])
+    reading = RecordedDriver(back).measure(Measure(request_id="r", points=[ds.points[13].tolist()]))
+    assert set(reading.axes) == {"response", "raw"} and reading.axes["response"].unit == "V"
+    np.testing.assert_array_equal(reading.axes["response"].values, bias)
+    np.testing.assert_array_equal(reading.arrays["response"][0], ds.values["loop"][13, 1])
+
+
+def test_record_writes_the_simulators_spectral_axis_and_a_data_set_without_one_has_none(tmp_path):
+    from abduce.simulators.loops import Loops
+
+    sim = Loops(grid=5, m=8, seed=2)
+    cycle = SpectralAxis("cycle", "", np.linspace(0.0, 1.0, 8, endpoint=False))
+    record(sim, tmp_path / "l.h5", spectral_axis=cycle)
+    back = RecordedDataset.load(tmp_path / "l.h5")
+    np.testing.assert_array_equal(back.spectral_axes[sim.channel].values, cycle.values)
+    record(sim, tmp_path / "plain.npz")
+    assert RecordedDataset.load(tmp_path / "plain.npz").spectral_axes == {}
+    with pytest.raises(ConfigError, match=r"spectral axis 'cycle' of 'loop' has shape \(7,\).*8 samples"):
+        record(sim, tmp_path / "bad.h5", spectral_axis=SpectralAxis("cycle", "", np.zeros(7)))
+
+
+def test_a_spectral_axis_that_does_not_fit_its_channel_is_a_config_error():
+    ds = loop_dataset()
+
+    def with_axes(axes):
+        return RecordedDataset(ds.points, ds.axis_names, ds.values, spectral_axes=axes)
+
+    with pytest.raises(ConfigError, match="no such channel"):
+        with_axes({"current": SpectralAxis("bias", "V", np.zeros(16))})
+    with pytest.raises(ConfigError, match="scalar channel has no spectral axis"):
+        with_axes({"area": SpectralAxis("bias", "V", np.zeros(1))})
+    with pytest.raises(ConfigError, match="name of a grid axis or channel"):
+        with_axes({"loop": SpectralAxis("a", "V", np.zeros(16))})
+    with pytest.raises(ConfigError, match="NaN or inf"):
+        with_axes({"loop": SpectralAxis("bias", "V", np.full(16, np.nan))})
+    with pytest.raises(ConfigError, match="give name, values and optionally unit"):
+        with_axes({"loop": {"values": np.zeros(16)}})
 
 
 def test_a_gridded_netcdf_takes_its_axes_from_an_attribute_or_the_caller(tmp_path):
@@ -153,6 +171,9 @@ def test_a_gridded_netcdf_takes_its_axes_from_an_attribute_or_the_caller(tmp_pat
     assert ds.points.tolist() == [[1.0, 0.5], [1.0, 1.5], [2.0, 0.5], [2.0, 1.5], [3.0, 0.5], [3.0, 1.5]]
     np.testing.assert_array_equal(ds.values["current"][3], current[1, 1])
     assert ds.values["topo"].tolist() == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0] and ds.units["current"] == "nA"
+    assert list(ds.spectral_axes) == ["current"]  # its last dimension has a coordinate: the spectral axis
+    np.testing.assert_array_equal(ds.spectral_axes["current"].values, bias)
+    assert (ds.spectral_axes["current"].name, ds.spectral_axes["current"].unit) == ("bias", "")
     xds.attrs["axes"] = "a, b"
     xds.to_netcdf(tmp_path / "tagged.nc", engine="h5netcdf")
     tagged = RecordedDataset.load(tmp_path / "tagged.nc")

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from abduce.controller.errors import ConfigError, UnknownNameError
-from abduce.controller.intake.reduction import REDUCTIONS, resolve_reduction
+from abduce.controller.intake.reduction import REDUCTIONS, apply_reduction, resolve_reduction
 
 
 def parallelogram(vm=2.0, vc=0.5, slope=1.0, k=9):
@@ -92,3 +92,48 @@ def test_resolve_names_and_dotted_paths():
 def test_bad_specs_are_config_errors_naming_the_spec(spec, error, match):
     with pytest.raises(error, match=match):
         resolve_reduction(spec)
+
+
+# ------------------------------------------------------------------ a 1-D response with its bias axis
+
+
+@pytest.mark.parametrize("name", ["loop-area", "coercive-field", "remanence"])
+def test_a_loop_reduction_takes_a_1d_response_with_its_bias_axis_as_it_takes_the_2_x_m_loop(name):
+    loop = np.roll(parallelogram(vm=2.0, vc=0.5, slope=1.5, k=11), 5, axis=1)
+    bias, response = loop
+    expected = {"loop-area": 4 * 1.5 * 0.5 * 2.0, "coercive-field": 0.5, "remanence": 1.5 * 0.5}[name]
+    f = REDUCTIONS[name]
+    assert f(response, axis=bias) == pytest.approx(expected)
+    assert f(loop) == pytest.approx(expected)  # the 2 x m form still works
+    assert f(loop, axis=np.zeros(22)) == pytest.approx(expected)  # a 2 x m loop carries its own bias
+    assert apply_reduction(f, response, bias) == pytest.approx(expected)  # the axis reaches it
+
+
+def test_the_bias_axis_is_what_the_loop_reduction_uses():
+    bias, response = parallelogram(vm=2.0, vc=0.5, slope=1.0)
+    # the same response sampled against a bias twice as wide: the coercive field doubles, the remanence stays
+    assert REDUCTIONS["coercive-field"](response, axis=2 * bias) == pytest.approx(1.0)
+    assert REDUCTIONS["remanence"](response, axis=2 * bias) == pytest.approx(0.5)
+    assert REDUCTIONS["loop-area"](response, axis=2 * bias) == pytest.approx(2 * 4 * 0.5 * 2.0)
+
+
+def test_a_1d_response_without_an_axis_or_with_a_wrong_one_is_a_config_error():
+    bias, response = parallelogram()
+    with pytest.raises(ConfigError, match=r"1-D response with its bias spectral axis.*no spectral axis"):
+        REDUCTIONS["coercive-field"](response)
+    with pytest.raises(ConfigError, match=r"response of shape \(18,\) and a spectral axis of shape \(17,\)"):
+        REDUCTIONS["remanence"](response, axis=bias[:-1])
+
+
+def test_apply_reduction_passes_the_axis_only_to_a_reduction_that_takes_one():
+    bias, response = parallelogram()
+    seen = {}
+
+    def with_axis(spectrum, axis=None):
+        seen["axis"] = axis
+        return float(np.dot(spectrum, axis))
+
+    assert apply_reduction(with_axis, response, bias) == pytest.approx(float(np.dot(response, bias)))
+    np.testing.assert_array_equal(seen["axis"], bias)
+    assert apply_reduction(REDUCTIONS["max"], response, bias) == pytest.approx(response.max())  # no axis parameter
+    assert apply_reduction(user_reduction, np.array([bias, response])) == pytest.approx(response.sum())
