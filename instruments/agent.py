@@ -7,6 +7,8 @@ thread* runs ``driver.measure`` one request at a time and hands results back
 through an ``inproc`` pipe, so a measurement that takes minutes never delays a
 heartbeat, a query or an abort (which arrives on its own control lane).
 
+Protocol 1.2: a result carries the driver's per-point standard deviations (``Reading.sd``) and spectral
+axes (``Reading.axes``); the codec leaves them out for a controller that welcomed the agent at 1.1 or 1.0.
 Protocol 1.1: the agent is idle, measuring, aborting or safe (:mod:`abduce.instruments.states`);
 ``safe_state`` holds it safe until ``release``; after ``bye`` it sends nothing until its
 instrument-lane connection drops and comes back (a new controller session), watched with a
@@ -50,6 +52,7 @@ from abduce.instruments.protocol.models import (
     ResultAck,
     SafeState,
     SafeStateReply,
+    SpectralAxisSpec,
     Welcome,
 )
 from abduce.instruments.states import AgentState
@@ -177,6 +180,12 @@ class InstrumentAgent:
                 arrays.append(ArraySpec(channel=name, buffer=i, dtype=a.dtype.str, shape=list(a.shape)))
                 buffers.append(a.tobytes())
             values = {k: [v if math.isfinite(v) else None for v in vals] for k, vals in reading.values.items()}
+            # 1.2: kept in the cache whatever version is spoken now; the codec leaves them out for an older peer
+            sd = {k: [float(v) if math.isfinite(v) else None for v in vals] for k, vals in reading.sd.items()}
+            axes = {
+                k: SpectralAxisSpec(name=a.name, unit=a.unit, values=np.asarray(a.values, dtype=float).tolist())
+                for k, a in reading.axes.items()
+            }
             content = Result(
                 request_id=job.request_id,
                 status="ok",
@@ -186,6 +195,8 @@ class InstrumentAgent:
                 started=started,
                 finished=_now(),
                 state=reading.state,
+                sd=sd,
+                axes=axes,
             )
             return _Done(content, buffers)
         except Exception as exc:  # the driver failed: say so, keep serving

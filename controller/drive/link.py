@@ -32,7 +32,6 @@ from abduce.controller.recipe.addresses import endpoint_is_loopback
 from abduce.instruments.protocol.codec import Codec, Message, ProtocolError, version_key
 from abduce.instruments.protocol.models import (
     MESSAGES,
-    SUPPORTED_VERSIONS,
     AbortReply,
     Ack,
     Error,
@@ -62,7 +61,8 @@ class InstrumentLink(ControlCalls):
         endpoint: where to bind, e.g. ``tcp://127.0.0.1:5555`` (never ``*`` by default);
             port 0 binds a free pair of ports, and :attr:`endpoint` then names the one bound
             (read it after :meth:`start`).
-        codec: signs with the controller's key; its keyring holds the keys agents may use.
+        codec: signs with the controller's key; its keyring holds the keys agents may use; its ``versions``
+            are the protocol versions this controller offers (all of ``SUPPORTED_VERSIONS`` by default).
         heartbeat_s: ping period; a peer silent for 3 periods is dead.
         ack_timeout_s: how long to wait for an ack before re-sending (idempotent) or querying.
         audit: optional callable ``f(line: dict)`` for the audit log: every message in or out, on either
@@ -322,7 +322,7 @@ class InstrumentLink(ControlCalls):
             self.audit(audit.incoming(self._lane(sock), frames, h, True, getattr(c, "request_id", None), outcome))
 
         if isinstance(c, Hello):
-            note("delivered" if set(SUPPORTED_VERSIONS) & set(c.versions) else "answered unsupported-version")
+            note("delivered" if set(self.codec.versions) & set(c.versions) else "answered unsupported-version")
             self._on_hello(sock, msg)
             return
         agent = next((a for a in self.agents.values() if a.identity == ids[0]), None) if ids else None
@@ -369,12 +369,12 @@ class InstrumentLink(ControlCalls):
 
     def _on_hello(self, sock: zmq.Socket, msg: Message) -> None:
         c: Hello = msg.content  # type: ignore[assignment]
-        common = [v for v in SUPPORTED_VERSIONS if v in c.versions]
+        common = [v for v in self.codec.versions if v in c.versions]  # the codec's: SUPPORTED_VERSIONS by default
         if not common:
             self._send(
                 sock,
                 msg.identities,
-                Error(code="unsupported-version", message=f"controller speaks {', '.join(SUPPORTED_VERSIONS)}"),
+                Error(code="unsupported-version", message=f"controller speaks {', '.join(self.codec.versions)}"),
                 parent=msg.header,
             )
             return

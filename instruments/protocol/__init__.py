@@ -9,6 +9,7 @@ order). ``SPEC.md`` beside this file is what another implementation follows;
 from abduce.instruments.protocol.codec import DROP_CODES, Codec, Keyring, Message, ProtocolError
 from abduce.instruments.protocol.models import (
     ERROR_CODES,
+    FIELDS_SINCE,
     MESSAGES,
     PROTOCOL_VERSION,
     REJECT_CODES,
@@ -37,6 +38,7 @@ from abduce.instruments.protocol.models import (
     ResultAck,
     SafeState,
     SafeStateReply,
+    SpectralAxisSpec,
     Welcome,
 )
 
@@ -52,6 +54,7 @@ __all__ = [
     "Codec",
     "DROP_CODES",
     "ERROR_CODES",
+    "FIELDS_SINCE",
     "Error",
     "Header",
     "Hello",
@@ -74,6 +77,7 @@ __all__ = [
     "SUPPORTED_VERSIONS",
     "SafeState",
     "SafeStateReply",
+    "SpectralAxisSpec",
     "TAG",
     "Welcome",
 ]

@@ -24,7 +24,8 @@ raises :class:`ProtocolError` with the code in brackets at the first failure:
 9. this side receives that ``msg_type`` (``role``; :data:`~models.ROUTES`) [wrong-direction;
    ``unknown-msg-type`` to a message stamped 1.0, which knows no other code];
 10. parent header, metadata and content are JSON objects [malformed];
-11. the content validates against its model [invalid-content];
+11. the content validates against its model, and holds no field newer than the header's version
+    (:data:`~models.FIELDS_SINCE`) [invalid-content];
 12. every array buffer exists and its size is ``prod(shape) * itemsize`` [buffer-mismatch].
 
 Failures 1-6 come from peers that have not proved they hold a key: they are
@@ -50,7 +51,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from abduce.controller.errors import AbduceError
-from abduce.instruments.protocol.models import MESSAGES, ROUTES, SUPPORTED_VERSIONS, TAG, Header
+from abduce.instruments.protocol.models import FIELDS_SINCE, MESSAGES, ROUTES, SUPPORTED_VERSIONS, TAG, Header
 
 DROP_CODES = frozenset({"missing-frame", "too-large", "unknown-key", "bad-signature", "replayed"})
 """Codes that only ever mean "not authenticated" (``malformed`` is also answered, at check 10)."""
@@ -242,13 +243,18 @@ class Codec:
         version: str | None = None,
     ) -> list[bytes]:
         """The frames of one message (``msg_type`` from the content's model), stamped ``version`` (default:
-        :attr:`version`; a controller stamps each agent's the version agreed with it)."""
+        :attr:`version`; a controller stamps each agent's the version agreed with it).
+
+        A field a minor version added (:data:`~models.FIELDS_SINCE`) is left out when it holds its default,
+        and always when the stamp is older than that field: a peer that negotiated an older version never
+        sees it (an agent's cached 1.2 result re-sent to a 1.1 controller loses its ``sd`` and ``axes``)."""
         msg_type = _TYPES[type(content)]
+        header = self._next_header(msg_type, version)
         parts = [
-            _json(self._next_header(msg_type, version)),
+            _json(header),
             parent.model_dump_json().encode() if parent else b"{}",
             _json(metadata) if metadata else b"{}",
-            content.model_dump_json().encode(),
+            content.model_dump_json(exclude=_newer_fields(content, msg_type, header["version"])).encode(),
             *[bytes(b) for b in buffers],
         ]
         return [*identities, TAG, self.keyring.sign(self.key_id, parts), *parts]
@@ -326,6 +332,15 @@ class Codec:
             raise ProtocolError(
                 "invalid-content", f"{header.msg_type}: {_validation_summary(exc)}", header, identities, request_id
             ) from None
+        for name, since in FIELDS_SINCE.get(header.msg_type, {}).items():
+            if name in content_obj and version_key(since) > version_key(header.version):
+                raise ProtocolError(
+                    "invalid-content",
+                    f"{header.msg_type}: field {name!r} is new in {since}; the message is stamped {header.version}",
+                    header,
+                    identities,
+                    request_id,
+                )
         for spec in getattr(content, "arrays", ()):
             if spec.buffer >= len(buffers):
                 raise ProtocolError(
@@ -354,6 +369,20 @@ class Codec:
 
 
 _TYPES = {model: name for name, model in MESSAGES.items()}
+
+
+def _newer_fields(content: BaseModel, msg_type: str, version: str) -> set[str] | None:
+    """The minor-version fields of ``content`` to leave out when it is stamped ``version``: those newer than
+    the stamp, and those holding their default (so an older message's bytes are unchanged); None: none."""
+    added = FIELDS_SINCE.get(msg_type)
+    if not added:
+        return None
+    fields = type(content).model_fields
+    return {
+        name
+        for name, since in added.items()
+        if version_key(since) > version_key(version) or getattr(content, name) == fields[name].get_default()
+    } or None
 
 
 def pack_frames(frames: Sequence[bytes]) -> bytes:

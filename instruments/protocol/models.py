@@ -13,8 +13,9 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-PROTOCOL_VERSION = "1.1"
-SUPPORTED_VERSIONS = ("1.1", "1.0")  # newest first; 1.1 adds bye, release, release_reply and wrong-direction
+PROTOCOL_VERSION = "1.2"
+# newest first; 1.1 adds bye, release, release_reply and wrong-direction; 1.2 adds result.sd and result.axes
+SUPPORTED_VERSIONS = ("1.2", "1.1", "1.0")
 TAG = b"<ABDUCE|MSG>"  # the delimiter frame between routing identities and the message
 
 
@@ -83,6 +84,20 @@ class ArraySpec(_Strict):
     # only the dtypes numpy (and every reader) can interpret: no "f1", "b2", "b4", "b8".
     dtype: Annotated[str, Field(pattern=r"^[<>|=]?(f[248]|[iu][1248]|b1)$")]
     shape: list[Annotated[int, Field(ge=0)]]
+
+
+class SpectralAxisSpec(_Strict):
+    """1.2: the axis an array channel is sampled along (a bias sweep, a frequency vector).
+
+    Attributes:
+        name: what varies along it (``"bias"``, ``"frequency"``).
+        unit: its unit, free text; ``""`` when dimensionless.
+        values: ``(m,)`` its values, one per element of the channel's last dimension, in that order.
+    """
+
+    name: Name
+    unit: str = ""
+    values: list[FiniteFloat] = Field(min_length=1)
 
 
 class Capabilities(_Strict):
@@ -178,6 +193,11 @@ class Result(_Strict):
         started, finished: UTC ISO 8601 times.
         state: instrument state worth recording (free-form).
         error: for ``status == "failed"``, what went wrong (no traceback).
+        sd: (1.2) for scalar channels whose readings carry their own uncertainty: one standard
+            deviation per point (finite, >= 0, in the channel's unit), ``null`` where unknown; every
+            channel named here is in ``values``, with as many entries.
+        axes: (1.2) for array channels sampled along a spectral axis: that axis, by channel; its
+            ``values`` have one entry per element of the array's last dimension.
     """
 
     request_id: RequestId
@@ -189,6 +209,25 @@ class Result(_Strict):
     finished: str = ""
     state: dict[str, Any] = {}
     error: str = ""
+    sd: dict[str, list[Annotated[float, Field(ge=0, allow_inf_nan=False)] | None]] = {}
+    axes: dict[str, SpectralAxisSpec] = {}
+
+    @model_validator(mode="after")
+    def _uncertainties_and_axes_fit(self) -> Result:
+        for channel, spread in self.sd.items():
+            if channel not in self.values:
+                raise ValueError(f"sd names channel {channel!r}, which has no values")
+            if len(spread) != len(self.values[channel]):
+                raise ValueError(f"sd of {channel!r} has {len(spread)} entries, its values {len(self.values[channel])}")
+        shapes = {a.channel: a.shape for a in self.arrays}
+        for channel, axis in self.axes.items():
+            if channel not in shapes:
+                raise ValueError(f"axes names channel {channel!r}, which is not in arrays")
+            if not shapes[channel] or shapes[channel][-1] != len(axis.values):
+                raise ValueError(
+                    f"the axis of {channel!r} has {len(axis.values)} values, the array's shape is {shapes[channel]}"
+                )
+        return self
 
 
 class ResultAck(_Strict):
@@ -308,6 +347,11 @@ MESSAGES: dict[str, type[BaseModel]] = {
     "pong": Pong,
     "error": Error,
 }
+
+# Content fields added by a minor version: {msg_type: {field: the version that introduced it}}. They are
+# optional (their defaults keep the older meaning); a message stamped an older version never carries them:
+# the codec leaves them out when it encodes for an older peer and refuses them when it decodes one (SPEC 9).
+FIELDS_SINCE: dict[str, dict[str, str]] = {"result": {"sd": "1.2", "axes": "1.2"}}
 
 # Who sends each message type ("controller", "agent" or "either") and on which lane ("instrument",
 # "control" or "either"); the version that introduced it. A receiver answers a message its own role

@@ -48,7 +48,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from abduce.instruments.protocol import MESSAGES, TAG, Codec, Keyring, Message, ProtocolError
+from abduce.instruments.protocol import FIELDS_SINCE, MESSAGES, TAG, Codec, Keyring, Message, ProtocolError
 from abduce.instruments.protocol.models import (
     Abort,
     Ack,
@@ -188,7 +188,19 @@ WITH_BUFFERS = {i for i, base in enumerate(BASES) if base[4]}
 
 def parts_of(i: int) -> list[bytes]:
     h, parent, metadata, content, buffers = BASES[i]
-    return [dumps(h), dumps(parent) if parent else b"{}", dumps(metadata), content.model_dump_json().encode(), *buffers]
+    return [dumps(h), dumps(parent) if parent else b"{}", dumps(metadata), content_json(h, content), *buffers]
+
+
+def content_json(h: dict, content) -> bytes:
+    """The content as a sender of ``h["version"]`` writes it (SPEC 9): without the fields a later minor
+    version added, which the base messages leave at their defaults."""
+    newer = set(FIELDS_SINCE.get(h["msg_type"], {}))
+    return content.model_dump_json(exclude=newer or None).encode()
+
+
+def _version(v: str) -> tuple[int, int]:
+    major, minor = v.split(".")
+    return int(major), int(minor)
 
 
 def base(i: int) -> list[bytes]:
@@ -266,7 +278,7 @@ def spec_outcome(frames: list[bytes], seen: set[bytes]) -> Want:
     if signature in seen:
         return Want("replayed", identities=ids)
     seen.add(signature)
-    if int(h.version.split(".")[0]) != 1:  # this receiver speaks 1.1 and 1.0
+    if int(h.version.split(".")[0]) != 1:  # this receiver speaks 1.2, 1.1 and 1.0
         return Want("unsupported-version", h, ids)
     if h.msg_type not in MESSAGES:
         return Want("unknown-msg-type", h, ids)
@@ -278,6 +290,9 @@ def spec_outcome(frames: list[bytes], seen: set[bytes]) -> Want:
         model = MESSAGES[h.msg_type].model_validate(content)
     except ValidationError:
         return Want("invalid-content", h, ids, rid)
+    for name, since in FIELDS_SINCE.get(h.msg_type, {}).items():  # SPEC 9: a field newer than the stamp
+        if name in content and _version(since) > _version(h.version):
+            return Want("invalid-content", h, ids, rid)
     for spec in getattr(model, "arrays", ()):
         itemsize = int(spec.dtype[-1])  # f8 -> 8, u1 -> 1, ... (SPEC section 10)
         size = itemsize

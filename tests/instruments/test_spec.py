@@ -32,7 +32,7 @@ def test_splice_is_idempotent_and_keeps_the_markers():
 
 
 def test_spec_names_the_version_and_the_tag():
-    assert TEXT.startswith("# abduce instrument protocol, version 1.1")
+    assert TEXT.startswith("# abduce instrument protocol, version 1.2")
     assert TAG.decode() in PROSE
 
 
