@@ -196,10 +196,11 @@ class _Rows:
         return _Rows([self.layouts[i] for i in idx], 0, None, self.consts[:, idx], self.nu[idx])
 
 
-def _objective(batch: _Rows, rows: Tensor, u: Tensor, v: Tensor) -> Tensor:
+def _objective(batch: _Rows, rows: Tensor, u: Tensor, v: Tensor, known: Tensor | None = None) -> Tensor:
     """The negative log posteriors per point of raw ``rows`` (``B x width``, described by ``batch``):
     every column of every row transformed, and its prior added, at once; each hypothesis's mean once
-    for its rows; one batched Cholesky."""
+    for its rows; one batched Cholesky of ``K_b + sigma_n,b^2 I + diag(known)`` (``known``: the ``n``
+    readings' known noise variances, relative frame; None: none)."""
     n = len(u)
     d = batch.layouts[0].d
     values, log_prior = _terms(rows, batch.consts)
@@ -214,6 +215,8 @@ def _objective(batch: _Rows, rows: Tensor, u: Tensor, v: Tensor) -> Tensor:
     x = (u - u.mean(0)).unsqueeze(0) / ls.unsqueeze(1)  # B x n x d
     s = (x.unsqueeze(2) - x.unsqueeze(1)).pow(2).sum(-1).clamp_min(1e-30)
     k = scale.view(-1, 1, 1) * _matern(s, batch) + noise.view(-1, 1, 1) * torch.eye(n, dtype=u.dtype, device=u.device)
+    if known is not None:
+        k = k + torch.diag(known)
     chol = torch.linalg.cholesky(k)
     w = torch.linalg.solve_triangular(chol, (v.unsqueeze(0) - mean).unsqueeze(-1), upper=False)[..., 0]
     loglik = -0.5 * (w**2).sum(-1) - torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1) - 0.5 * n * LOG_2PI
@@ -231,7 +234,7 @@ def negative_log_posteriors(models: list[StructuredGP], u: Tensor, v: Tensor) ->
             for layout in layouts
         ]
     )
-    return _objective(_Rows(layouts, width, u.device), rows, u, v)
+    return _objective(_Rows(layouts, width, u.device), rows, u, v, models[0].likelihood.known)
 
 
 class _Members:
@@ -262,8 +265,11 @@ def fit_hypotheses_batched(plans: list[FitPlan], settings: FitSettings) -> list[
     if any(p.z is not None for p in plans):
         raise ValueError("batched fitting is exact inference only")
     u, v = plans[0].u, plans[0].v
+    known = plans[0].known
     if any(p.u is not u or not torch.equal(p.v, v) for p in plans):
         raise ValueError("batched fitting needs every plan on the same data")
+    if any((p.known is None) != (known is None) for p in plans):
+        raise ValueError("batched fitting needs every plan with the same known noise")
     try:
         members = _Members(plans)
     except _Unbatchable as exc:  # a constraint or prior the batched objective does not know
@@ -275,7 +281,7 @@ def fit_hypotheses_batched(plans: list[FitPlan], settings: FitSettings) -> list[
         x = torch.tensor(rows, dtype=u.dtype, device=u.device, requires_grad=True)
         with torch.enable_grad():
             batch = members.rows if len(live) == len(members.owner) else members.rows.take(live)
-            values = _objective(batch, x, u, v)
+            values = _objective(batch, x, u, v, known)
             values.sum().backward()
         return values.detach().cpu().numpy(), x.grad.cpu().numpy()  # type: ignore[union-attr]
 

@@ -39,6 +39,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -206,10 +207,19 @@ class Belief:
     # ------------------------------------------------------------------ updates
 
     def refit(
-        self, due: Iterable[Slot], u: Tensor, y: Tensor, seed: Seed, restore: dict[str, dict] | None = None
+        self,
+        due: Iterable[Slot],
+        u: Tensor,
+        y: Tensor,
+        seed: Seed,
+        restore: dict[str, dict] | None = None,
+        y_sd: Tensor | None = None,
     ) -> dict[str, str]:
         """Refit the slots ``due`` on ``(u, y)`` and condition each new fit on them; returns the
         error of each whose fit failed (its previous fit, if any, stays in use).
+
+        ``y_sd``: ``n`` known standard deviations of the readings (physical units, NaN where unknown;
+        None: none known), known noise on top of the fitted noise (exact inference).
 
         ``restore``: fitted states by hypothesis name (:meth:`fit_states` of a live run); a
         slot with one for this ``n`` takes it instead of optimising again."""
@@ -245,6 +255,7 @@ class Belief:
                     warm=slot.fit,
                     seed=seed("fit", index[id(slot)]),
                     inducing=inducing,
+                    y_sd=y_sd,
                 ),
                 self.settings.fit,
             )
@@ -265,18 +276,31 @@ class Belief:
                 failures[slot.hypothesis.name] = str(fit)
                 continue
             slot.fit, slot.last_refit_n = fit, n
-            slot.posterior, slot.evidence = self._conditioned(fit, u, y, seed("evidence", index[id(slot)]))
+            slot.posterior, slot.evidence = self._conditioned(fit, u, y, seed("evidence", index[id(slot)]), y_sd)
         return failures
 
-    def add(self, slots: Iterable[Slot], u_new: Tensor, y_new: float) -> None:
+    def add(self, slots: Iterable[Slot], u_new: Tensor, y_new: float, y_sd_new: float | None = None) -> None:
         """Condition each fitted slot of ``slots`` on one more point (``d`` unit coordinates, a physical
-        value) with its hyperparameters frozen: a rank-1 update of its posterior and evidence, ``O(n N)``."""
+        value, its known standard deviation or None) with its hyperparameters frozen: a rank-1 update of
+        its posterior and evidence, ``O(n N)``."""
         for slot in slots:
             if slot.posterior is not None:
-                v_new = y_new / slot.fit.frame.s  # type: ignore[union-attr]
-                slot.evidence.add(slot.posterior.add(u_new, v_new), u_new, v_new)  # type: ignore[union-attr]
+                s = slot.fit.frame.s  # type: ignore[union-attr]
+                v_new = y_new / s
+                if y_sd_new is None or not math.isfinite(y_sd_new):
+                    row = slot.posterior.add(u_new, v_new)
+                else:
+                    row = slot.posterior.add(u_new, v_new, (y_sd_new / s) ** 2)
+                slot.evidence.add(row, u_new, v_new)  # type: ignore[union-attr]
 
-    def load(self, fits: dict[str, dict], u: Tensor, y: Tensor, seed: Callable[[int, int], int]) -> None:
+    def load(
+        self,
+        fits: dict[str, dict],
+        u: Tensor,
+        y: Tensor,
+        seed: Callable[[int, int], int],
+        y_sd: Tensor | None = None,
+    ) -> None:
         """Each slot's journalled latest fit (:meth:`fit_states`, fitted on the first ``fits[name]["n"]``
         points) conditioned on all of ``(u, y)``, as the live campaign did: at the fit with its evidence
         (``seed(step, index)``: the evidence seed of the step that fitted it), then point by point, so the
@@ -292,9 +316,10 @@ class Belief:
             if slot.fit.inducing:
                 slot.posterior = self._posterior_of(slot.fit, u, y)
                 continue
-            slot.posterior, slot.evidence = self._conditioned(slot.fit, u[:k], y[:k], seed(k - 1, index))
+            sd_k = None if y_sd is None else y_sd[:k]
+            slot.posterior, slot.evidence = self._conditioned(slot.fit, u[:k], y[:k], seed(k - 1, index), sd_k)
             for j in range(k, len(y)):
-                self.add([slot], u[j], float(y[j]))
+                self.add([slot], u[j], float(y[j]), None if y_sd is None else float(y_sd[j]))
 
     # ------------------------------------------------------------------ reading
 
@@ -362,10 +387,11 @@ class Belief:
     def _frame(self, y: Tensor) -> Frame:
         return Frame(lo=self.lo, span=self.span, s=data_scale(y))
 
-    def _conditioned(self, fit: Fit, u: Tensor, y: Tensor, seed: int):
-        """The posterior at the points and the evidence tracker of ``fit`` on ``(u, y)``: exact, or on
-        ``fit.inducing`` inducing points chosen, as the fit chose them, from the first ``fit.n`` points."""
-        model = fit.model(u, y)
+    def _conditioned(self, fit: Fit, u: Tensor, y: Tensor, seed: int, y_sd: Tensor | None = None):
+        """The posterior at the points and the evidence tracker of ``fit`` on ``(u, y)`` (and the readings'
+        known standard deviations ``y_sd``): exact, or on ``fit.inducing`` inducing points chosen, as the
+        fit chose them, from the first ``fit.n`` points."""
+        model = fit.model(u, y, y_sd)
         posterior = self._posterior_of(fit, u, y, model)
         if fit.inducing:
             tracker = log_evidence(model, u, y, self.settings.evidence_samples, seed, sparse=posterior)

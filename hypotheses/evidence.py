@@ -63,7 +63,7 @@ import torch
 from torch import Tensor
 
 from abduce.hypotheses.fitting import log_prior
-from abduce.hypotheses.model import DTYPE, LOG_2PI, StructuredGP, relative_mean
+from abduce.hypotheses.model import DTYPE, LOG_2PI, StructuredGP, noise_matrix, relative_mean
 from abduce.hypotheses.posterior import CandidatePosterior, CholeskyRow, RowBuffer, chunk_for
 from abduce.hypotheses.sparse import SparseCandidatePosterior, SparseRow, titsias_terms
 
@@ -312,7 +312,8 @@ def log_evidence(
         samples: draws per stage.
         seed: seeds the scrambled Sobol draws.
         max_stages: most adaptation stages.
-        chol: the Cholesky factor of ``K + sigma_n^2 I`` when the caller already
+        chol: the Cholesky factor of ``K + sigma_n^2 I + diag(w)`` (``w``: the readings' known noise,
+            :func:`~abduce.hypotheses.model.noise_matrix`) when the caller already
             has it (a :class:`CandidatePosterior` built from the same model).
         sparse: past the exact-inference size, the hypothesis's
             :class:`~abduce.hypotheses.sparse.SparseCandidatePosterior`: the likelihood
@@ -342,9 +343,7 @@ def log_evidence(
                 return -0.5 * quad - 0.5 * (logdet + trace) - 0.5 * n * LOG_2PI
         else:
             if chol is None:
-                k = model.covar_module(u).to_dense() + model.likelihood.noise * torch.eye(
-                    n, dtype=DTYPE, device=u.device
-                )
+                k = model.covar_module(u).to_dense() + noise_matrix(model, n, u.device)
                 chol = torch.linalg.cholesky(k)
             logdet = 2 * chol.diagonal().log().sum()
 

@@ -24,6 +24,10 @@ many warnings (an iteration cap reached, jitter added), which can silently
 make one fit cost five; here the restarts are chosen (screened) and counted
 (``Fit.starts``, ``Fit.capped``).
 
+Readings told with their own standard deviation (``y_sd``) enter every fit as known noise on top of
+the fitted one (:class:`~abduce.hypotheses.model.KnownNoiseGaussianLikelihood`); past the switch to
+inducing points (``inducing > 0``) the SGPR bound keeps the fitted noise only.
+
 A warm state fitted with another data scale is rescaled (amplitudes by
 ``s_old / s_new``, kernel and noise variances by its square) before use.
 """
@@ -43,7 +47,7 @@ from torch import Tensor
 from abduce.controller.errors import ConfigError
 from abduce.hypotheses.declaration import Frame, Hypothesis
 from abduce.hypotheses.errors import FitError
-from abduce.hypotheses.model import DTYPE, KernelPriors, StructuredGP, relative_mean
+from abduce.hypotheses.model import DTYPE, KernelPriors, StructuredGP, known_noise, noise_matrix, relative_mean
 from abduce.hypotheses.sparse import Features, TitsiasMarginalLogLikelihood, inducing_points, titsias_terms
 
 _Y_UNITS = {"y": 1, "y/dx": 1, "y*dx": 1}
@@ -145,23 +149,35 @@ class Fit:
             inducing=int(d.get("inducing", 0)),
         )
 
-    def model(self, u: Tensor, y: Tensor) -> StructuredGP:
-        """This fit's model (frozen hyperparameters) conditioned on ``u`` (``n x d``), ``y`` (``n``).
+    def model(self, u: Tensor, y: Tensor, y_sd: Tensor | None = None) -> StructuredGP:
+        """This fit's model (frozen hyperparameters) conditioned on ``u`` (``n x d``), ``y`` (``n``) and
+        the readings' known standard deviations ``y_sd`` (``n``, NaN where unknown; None: none known).
 
         The first call on the very data of the fit takes the model the fit ended in (building a
         ``StructuredGP`` costs milliseconds, a fair part of a small-n step); every other call builds one."""
         model, self._model = self._model, None
-        if model is None or model.train_inputs[0] is not u or not torch.equal(model.train_targets, y / self.frame.s):
+        known = None if self.inducing else known_noise(y_sd, self.frame.s)
+        if (
+            model is None
+            or model.train_inputs[0] is not u
+            or not torch.equal(model.train_targets, y / self.frame.s)
+            or not _same(model.likelihood.known, known)
+        ):
             model = StructuredGP(
                 self.hypothesis,
                 self.frame,
                 u,
                 (y / self.frame.s).unsqueeze(-1),
                 self.hypothesis.kernel or KernelPriors(),
+                known=known,
             )  # its constraints read the state
         model.load_state_dict(self.state)
         model.eval()
         return model
+
+
+def _same(a: Tensor | None, b: Tensor | None) -> bool:
+    return a is b or (a is not None and b is not None and torch.equal(a, b))
 
 
 @dataclass(frozen=True, eq=False)
@@ -178,6 +194,8 @@ class FitProblem:
         seed: seeds the Sobol screen (fits are deterministic given it).
         inducing: 0 = exact marginal likelihood; ``m > 0`` = the collapsed SGPR bound on
             ``m`` inducing points chosen from ``u`` (``O(n m^2)`` per evaluation).
+        y_sd: ``n`` known standard deviations of the readings (physical units, NaN where unknown),
+            added as known noise to the fitted noise (exact inference only); None: none known.
     """
 
     # eq=False: compared and hashed by identity (field-wise ``==`` on tensors has no truth value)
@@ -189,6 +207,7 @@ class FitProblem:
     warm: Fit | None = None
     seed: int = 0
     inducing: int = 0
+    y_sd: Tensor | None = None
 
 
 def data_scale(y: Tensor) -> float:
@@ -263,10 +282,10 @@ def whitened_residuals(model: StructuredGP, u: Tensor, v: Tensor, relative: dict
 
     Returns:
         ``(W, logdet)``: ``W = L^-1 (v - m(u; theta_s))`` of shape ``n x S`` and
-        ``log det(K + sigma_n^2 I)``.
+        ``log det(K + sigma_n^2 I + diag(w))`` (``w``: the known noise, :func:`~abduce.hypotheses.model.noise_matrix`).
     """
     with torch.no_grad():
-        k = model.covar_module(u).to_dense() + model.likelihood.noise * torch.eye(len(u), dtype=DTYPE, device=u.device)
+        k = model.covar_module(u).to_dense() + noise_matrix(model, len(u), u.device)
         chol = torch.linalg.cholesky(k)
         means = relative_mean(model.hypothesis, model.frame, u, relative)  # S x n
         w = torch.linalg.solve_triangular(chol, (v.unsqueeze(0) - means).T, upper=False)
@@ -341,10 +360,11 @@ class FitPlan:
     starts: list[dict[str, Tensor]]
     inducing: int = 0
     model: StructuredGP | None = field(default=None, repr=False)  # the one the plan was made with, to reuse
+    known: Tensor | None = None  # n known noise variances, relative frame (exact inference only)
 
     def start_model(self, state: dict[str, Tensor]) -> StructuredGP:
         """A model in training mode holding one starting state."""
-        model = StructuredGP(self.hypothesis, self.frame, self.u, self.v.unsqueeze(-1), self.priors)
+        model = StructuredGP(self.hypothesis, self.frame, self.u, self.v.unsqueeze(-1), self.priors, self.known)
         model.load_state_dict(state)
         model.train()
         return model
@@ -404,8 +424,9 @@ def plan_fit(problem: FitProblem, settings: FitSettings) -> FitPlan:
     z = inducing_points(u, inducing) if inducing else None
     frame = Frame(lo=problem.lo, span=problem.span, s=data_scale(y))
     v = y / frame.s
+    known = None if inducing else known_noise(problem.y_sd, frame.s)
     priors = hypothesis.kernel or settings.priors
-    model = StructuredGP(hypothesis, frame, u, v.unsqueeze(-1), priors)
+    model = StructuredGP(hypothesis, frame, u, v.unsqueeze(-1), priors, known)
     # Screen under the prior-median kernel, never the warm one: a warm state
     # whose residual GP has absorbed the misfit would make every draw look alike.
     # The model stays in that default state; starts are state dicts, built without loading them.
@@ -444,5 +465,14 @@ def plan_fit(problem: FitProblem, settings: FitSettings) -> FitPlan:
             )
         states.append(state)
     return FitPlan(
-        hypothesis=hypothesis, frame=frame, u=u, v=v, z=z, priors=priors, starts=states, inducing=inducing, model=model
+        hypothesis=hypothesis,
+        frame=frame,
+        u=u,
+        v=v,
+        z=z,
+        priors=priors,
+        starts=states,
+        inducing=inducing,
+        model=model,
+        known=known,
     )

@@ -8,8 +8,12 @@ BoTorch (``outcome_transform=None``): standardising would subtract a mean and
 fit the physics to shifted data, so the scale is handled by ``s`` instead,
 under which every built-in law keeps its form.
 
-    f ~ GP(m(x; theta) / s, sigma_f^2 Matern_nu(u, u'; l)),   v = f + eps,
-    eps ~ N(0, sigma_n^2)
+    f ~ GP(m(x; theta) / s, sigma_f^2 Matern_nu(u, u'; l)),   v_i = f(u_i) + eps_i,
+    eps_i ~ N(0, sigma_n^2 + w_i),   w_i = (y_sd_i / s)^2
+
+``sigma_n^2`` is fitted; ``w_i`` is a reading's *known* noise variance (the instrument's own standard
+deviation ``y_sd_i``, told with the measurement; 0 where none was told). Without any, ``w`` is None
+and every computation is the homoscedastic one, to the bit.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from gpytorch.kernels import MaternKernel, ScaleKernel
 from gpytorch.likelihoods import GaussianLikelihood
 from gpytorch.means import Mean
 from gpytorch.priors import LogNormalPrior
+from linear_operator.operators import DiagLinearOperator
 from torch import Tensor
 
 from abduce.hypotheses.declaration import Frame, Hypothesis, KernelPriors  # noqa: F401 (KernelPriors: re-exported)
@@ -102,6 +107,46 @@ class PhysicsMean(Mean):
         return relative_mean(self.hypothesis, self.frame, x, self.values())
 
 
+class KnownNoiseGaussianLikelihood(GaussianLikelihood):
+    """GPyTorch's ``GaussianLikelihood`` (one fitted noise ``sigma_n^2``, the same parameters and state
+    dict) plus the known noise variances ``known`` (``n``, relative frame) of the training points on
+    the diagonal: ``Cov(v) = K + sigma_n^2 I + diag(w)``. Like GPyTorch's
+    ``FixedNoiseGaussianLikelihood(learn_additional_noise=True)``, but with the learned noise where a
+    plain ``GaussianLikelihood`` keeps it, so fits, journals and warm starts are unchanged.
+
+    ``known`` applies to the training points only: to a covariance whose last dimension is ``n``
+    (the marginal likelihood, GPyTorch's prediction caches); None: exactly ``GaussianLikelihood``.
+    """
+
+    known: Tensor | None = None
+
+    def _shaped_noise_covar(self, base_shape, *params, **kwargs):
+        noise = super()._shaped_noise_covar(base_shape, *params, **kwargs)
+        if self.known is None or base_shape[-1] != self.known.shape[-1]:
+            return noise
+        return noise + DiagLinearOperator(self.known.expand(base_shape))
+
+
+def noise_matrix(model: SingleTaskGP, n: int, device=None) -> Tensor:
+    """``sigma_n^2 I + diag(w)`` (``n x n``) of ``model``'s ``n`` training points: its fitted noise and the
+    known noise of each point; ``sigma_n^2 I`` (computed as it always was) when none is known."""
+    eye = torch.eye(n, dtype=DTYPE, device=device)
+    out = model.likelihood.noise * eye
+    known = getattr(model.likelihood, "known", None)
+    return out if known is None else out + torch.diag(known)
+
+
+def known_noise(y_sd: Tensor | None, s: float) -> Tensor | None:
+    """``w = (y_sd / s)^2`` (relative frame), 0 where ``y_sd`` is NaN (unknown); None when ``y_sd`` is
+    None or unknown everywhere."""
+    if y_sd is None:
+        return None
+    known = torch.isfinite(y_sd)
+    if not bool(known.any()):
+        return None
+    return torch.where(known, y_sd, torch.zeros_like(y_sd)).div(s).pow(2)
+
+
 class StructuredGP(SingleTaskGP):
     """A ``SingleTaskGP`` whose mean module is a :class:`PhysicsMean`.
 
@@ -111,10 +156,18 @@ class StructuredGP(SingleTaskGP):
         train_u: ``n x d`` relative inputs.
         train_v: ``n x 1`` relative outputs.
         priors: kernel and noise priors.
+        known: ``n`` known noise variances of the training points, relative frame (:func:`known_noise`);
+            None: none known.
     """
 
     def __init__(
-        self, hypothesis: Hypothesis, frame: Frame, train_u: Tensor, train_v: Tensor, priors: KernelPriors
+        self,
+        hypothesis: Hypothesis,
+        frame: Frame,
+        train_u: Tensor,
+        train_v: Tensor,
+        priors: KernelPriors,
+        known: Tensor | None = None,
     ) -> None:
         d = train_u.shape[-1]
         base = MaternKernel(
@@ -132,7 +185,7 @@ class StructuredGP(SingleTaskGP):
             ),
             outputscale_constraint=Interval(*priors.outputscale_bounds),
         )
-        likelihood = GaussianLikelihood(
+        likelihood = KnownNoiseGaussianLikelihood(
             noise_prior=LogNormalPrior(torch.log(torch.tensor(priors.noise_median)), priors.noise_sigma),
             noise_constraint=Interval(*priors.noise_bounds),
         )
@@ -149,6 +202,7 @@ class StructuredGP(SingleTaskGP):
         covar.base_kernel.lengthscale = priors.lengthscale_median
         covar.outputscale = priors.outputscale_median
         likelihood.noise = max(priors.noise_median, priors.noise_bounds[0] * 10)
+        likelihood.known = known
 
     @property
     def physics(self) -> PhysicsMean:

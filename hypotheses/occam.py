@@ -106,8 +106,10 @@ def matern(s: Tensor, nu: float) -> tuple[Tensor, Tensor, Tensor]:
     return k, d1, torch.where(zero, torch.zeros_like(r), (1.0 + 1.0 / safe) * e / (4.0 * safe**2))
 
 
-def loglik_derivatives(z: Tensor, diff2: Tensor, resid: Tensor, nu: float) -> tuple[Tensor, Tensor, Tensor] | None:
-    """The Gaussian log likelihood of ``resid`` under ``K = e^z0 C(z_1..d) + e^z_-1 I`` and its gradient
+def loglik_derivatives(
+    z: Tensor, diff2: Tensor, resid: Tensor, nu: float, known: Tensor | None = None
+) -> tuple[Tensor, Tensor, Tensor] | None:
+    """The Gaussian log likelihood of ``resid`` under ``K = e^z0 C(z_1..d) + e^z_-1 I + diag(w)`` and its gradient
     and Hessian in ``z = (log outputscale, log lengthscales, log noise)``, in closed form.
 
     With ``alpha = K^-1 r``, ``W = K^-1`` and ``K_i``, ``K_ij`` the derivatives of ``K``:
@@ -121,7 +123,8 @@ def loglik_derivatives(z: Tensor, diff2: Tensor, resid: Tensor, nu: float) -> tu
 
     Args:
         z: ``D = d + 2`` log hyperparameters; diff2: ``n x n x d`` squared differences of the inputs;
-        resid: ``n`` residuals; nu: the Matern smoothness.
+        resid: ``n`` residuals; nu: the Matern smoothness; known: ``w``, the readings' ``n`` known noise
+            variances (constant in ``z``: no derivative changes); None: none.
 
     Returns:
         ``(l, g, H)`` (a scalar, ``D``, ``D x D``), or None where ``K`` is not positive definite even
@@ -135,7 +138,9 @@ def loglik_derivatives(z: Tensor, diff2: Tensor, resid: Tensor, nu: float) -> tu
     try:  # GPyTorch's own rule where a kernel matrix is singular to rounding: jitter 1e-8, x10, three tries
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NumericalWarning)
-            chol = psd_safe_cholesky(amp * k + noise * eye)
+            chol = psd_safe_cholesky(
+                amp * k + noise * eye if known is None else amp * k + noise * eye + torch.diag(known)
+            )
     except NotPSDError:
         return None
     alpha = torch.cholesky_solve(resid.unsqueeze(-1), chol).squeeze(-1)
@@ -202,11 +207,12 @@ def log_occam(model: StructuredGP, u: Tensor, v: Tensor, max_points: int = MAX_P
     hi = torch.tensor([math.log(float(c.upper_bound)) - margin for c in (c_o, *[c_l] * d, c_n)], **kw)
     diff2 = (u.unsqueeze(1) - u.unsqueeze(0)) ** 2  # n x n x d
     nu = float(kern.base_kernel.nu)
+    known = None if getattr(lik, "known", None) is None else lik.known[:max_points].detach()
     precision = 1.0 / sigma**2
 
     def joint(z: Tensor) -> tuple[float, Tensor, Tensor, float] | None:
         """-(l + log p) at z, its gradient and Hessian, and l (None: K not positive definite)."""
-        out = loglik_derivatives(z, diff2, resid, nu)
+        out = loglik_derivatives(z, diff2, resid, nu, known)
         if out is None:
             return None
         value, grad, hess = out

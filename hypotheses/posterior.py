@@ -5,13 +5,14 @@ candidate's posterior by a rank-1 term, so a decision between refits costs
 ``O(n N)`` instead of ``O(n^2 N)``. Notation (relative frame, ``n`` data,
 ``N`` candidates ``C``):
 
-    K + sigma_n^2 I = L L^T            (n x n, lower Cholesky factor)
+    K + sigma_n^2 I + W = L L^T        (n x n, lower Cholesky factor; W = diag(w), the
+                                        readings' known noise, 0 where none was told)
     V = L^-1 K(X, C)                   (n x N, the cached factor)
     a = L^-1 (v - m(X))                (n, whitened residuals)
     mean(C) = m(C) + V^T a
     var(C)  = k(c, c) - sum_i V_ic^2   (latent f, no noise)
 
-Adding ``(x*, v*)``: ``l = L^-1 k(X, x*)``, ``d = sqrt(k(x*, x*) + sigma_n^2 - l.l)``,
+Adding ``(x*, v*)``: ``l = L^-1 k(X, x*)``, ``d = sqrt(k(x*, x*) + sigma_n^2 + w* - l.l)``,
 ``V_new_row = (k(x*, C) - l^T V) / d``, ``a_new = (v* - m(x*) - l.a) / d``;
 ``L`` gains the row ``[l^T, d]``; the mean gains ``V_new_row * a_new`` and the
 variance loses ``V_new_row^2``.
@@ -28,7 +29,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from abduce.hypotheses.model import StructuredGP
+from abduce.hypotheses.model import StructuredGP, noise_matrix
 
 
 def chunk_for(rows: int, device: torch.device, budget: float = 0.02) -> int:
@@ -167,7 +168,11 @@ class CandidatePosterior(PosteriorAtPoints):
         chunk = chunk or chunk_for(len(u), points.device)
         self._take(model, points)
         with torch.no_grad():
-            k = self._k(u, u) + self.noise_rel * torch.eye(len(u), dtype=u.dtype, device=u.device)
+            k = self._k(u, u) + (
+                self.noise_rel * torch.eye(len(u), dtype=u.dtype, device=u.device)
+                if model.likelihood.known is None
+                else noise_matrix(model, len(u), u.device)
+            )
             self.chol = torch.linalg.cholesky(k)
             self.u = u
             self.a = torch.linalg.solve_triangular(self.chol, (v - self._mean(u)).unsqueeze(-1), upper=False)[:, 0]
@@ -201,8 +206,9 @@ class CandidatePosterior(PosteriorAtPoints):
             linv = torch.linalg.solve_triangular(self.chol, eye, upper=False)
             return (linv.T @ self.a) / (linv**2).sum(0).sqrt()
 
-    def add(self, u_new: Tensor, v_new: float) -> CholeskyRow:
-        """Condition on one more measurement (``u_new``: ``d``, relative; ``v_new``: relative).
+    def add(self, u_new: Tensor, v_new: float, w_new: float = 0.0) -> CholeskyRow:
+        """Condition on one more measurement (``u_new``: ``d``, relative; ``v_new``: relative; ``w_new``: its
+        known noise variance, relative, 0 when none was told).
 
         Returns the new Cholesky row, for others that track the same factor
         (:class:`~abduce.hypotheses.evidence.EvidenceTracker`).
@@ -211,6 +217,8 @@ class CandidatePosterior(PosteriorAtPoints):
             x = u_new.reshape(1, -1)
             l_vec = torch.linalg.solve_triangular(self.chol, self._k(self.u, x), upper=False)[:, 0]
             d2 = float(self._k(x, x)[0, 0]) + self.noise_rel - float(l_vec @ l_vec)
+            if w_new:
+                d2 += w_new
             d = max(d2, 1e-12 * self.noise_rel) ** 0.5
             n = self.n
             chol = torch.zeros(n + 1, n + 1, dtype=self.chol.dtype, device=self.chol.device)

@@ -211,8 +211,9 @@ class SparseCandidatePosterior(PosteriorAtPoints):
         phi, self._phi_data = self._phi_data, None
         return phi if phi is not None and phi.shape[1] == len(u) else self.features(u)
 
-    def add(self, u_new: Tensor, v_new: float) -> SparseRow:
-        """Condition on one more measurement (``u_new``: ``d``; ``v_new``: relative). ``O(m N)``."""
+    def add(self, u_new: Tensor, v_new: float, w_new: float = 0.0) -> SparseRow:
+        """Condition on one more measurement (``u_new``: ``d``; ``v_new``: relative). ``O(m N)``. The SGPR
+        bound keeps the fitted noise only: a known noise variance ``w_new`` is not used on inducing points."""
         with torch.no_grad():
             x = u_new.reshape(1, -1)
             phi = self.features(x)[:, 0]
