@@ -34,11 +34,11 @@ from pathlib import Path
 from abduce.controller.drive.buttons import InstrumentButtons
 from abduce.controller.drive.control import ControlServer
 from abduce.controller.drive.link import InstrumentLink, LinkError
-from abduce.controller.drive.loop import step
+from abduce.controller.drive.loop import steps
 from abduce.controller.drive.remote import AuditLog, LinkInstrument, listening_link
 from abduce.controller.errors import AbduceError
 from abduce.controller.intake.capabilities import space_of
-from abduce.controller.journal.events import DecisionBody, append
+from abduce.controller.journal.events import append, decision_body
 from abduce.controller.journal.resume import retell
 from abduce.controller.journal.rundir import RunDirectory, write_endpoints
 from abduce.controller.recipe.settings import Settings, load_settings
@@ -196,7 +196,7 @@ class Daemon:
                 for record in resumed.undecided:  # stopped mid-fit: the decision the step never journalled
                     append(
                         rundir.journal,
-                        DecisionBody(**vars(record), fits=campaign.fit_states(record.refit)),
+                        decision_body(record, campaign.fit_states(record.refit)),
                         request_id=record.request_id,
                         durability="next",
                     )
@@ -225,7 +225,7 @@ class Daemon:
                         break
                     self._set(state="running")
                 try:
-                    record = step(campaign, instrument, rundir.journal, phase=self._phase)
+                    records = steps(campaign, instrument, rundir.journal, phase=self._phase)  # one per point told
                 except LinkError as exc:  # busy (its safe state, manual use): the request waits for resume
                     if exc.code != "rejected:busy":
                         raise
@@ -234,11 +234,12 @@ class Daemon:
                     continue
                 finally:
                     self._journal_replies(rundir.journal)  # the operator's commands during the step, and replies
-                if record is None:  # a NaN/inf or aborted reading, journalled and skipped
+                if not records:  # a NaN/inf or aborted reading, journalled and skipped
                     self._set(phase=None, request=None)
                     continue
-                rundir(record)
-                self._warn_if_nothing_explains(record)
+                for record in records:
+                    rundir(record)
+                    self._warn_if_nothing_explains(record)
                 self._set(
                     n=campaign.n,
                     leader=campaign.leader(),

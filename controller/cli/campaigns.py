@@ -134,6 +134,7 @@ def run(
     ),
     n_init: int = typer.Option(_run("n_init"), min=1, help="Space-filling measurements before the first fit."),
     epsilon: float = typer.Option(_run("epsilon"), min=0.0, max=1.0, help="epsilon-greedy: exploration probability."),
+    q: int = typer.Option(_run("q"), "--q", min=1, max=64, help="Points per request, measured as one batch."),
     channel: str = typer.Option(
         None, help="The instrument channel the hypotheses explain (default: its first scalar channel)."
     ),
@@ -182,6 +183,7 @@ def run(
         seed=seed,
         n_init=n_init,
         epsilon=epsilon,
+        q=q,
         **_given(channel=channel, reduction=reduction),
     )
     try:

@@ -27,6 +27,11 @@ every ~50 steps, so the median step is a rank-1 update. On steps without a
 refit, an epsilon-greedy driver earns no reward (its variance can only go
 down under frozen hyperparameters, which would say nothing about the
 hypothesis). The schedule depends on ``n`` only, so it is deterministic.
+
+Batches. ``ask(q=4)`` returns one request of up to four points (the first as ``q = 1`` would choose it,
+the others by the kriging believer, :mod:`abduce.controller.core.batch`), answered by one
+``Measurement`` per point (``index``). Each told point is one step; until the last is in, the points
+condition every hypothesis rank-1 and the schedule's refits wait for the batch to be complete.
 """
 
 from __future__ import annotations
@@ -36,13 +41,14 @@ import math
 import torch
 
 from abduce.controller.core import design
-from abduce.controller.core.measurements import Measurement, MeasureRequest
+from abduce.controller.core.batch import Believed, believe
+from abduce.controller.core.measurements import Measurement, MeasureRequest, point_of
 from abduce.controller.core.settings import CampaignSettings, StepRecord
 from abduce.controller.core.space import DTYPE
-from abduce.controller.core.state import CampaignState
+from abduce.controller.core.state import CampaignState, checked_sd
 from abduce.controller.decide.policies import Policy, SelectionContext
 from abduce.controller.decide.stopping import CampaignView
-from abduce.controller.errors import CampaignStateError, MeasurementRejected
+from abduce.controller.errors import CampaignStateError, ConfigError, MeasurementRejected
 from abduce.hypotheses.belief import Slot
 
 __all__ = ["Campaign", "CampaignSettings", "StepRecord"]
@@ -74,8 +80,12 @@ class Campaign(CampaignState):
         super().__init__(*args, **kwargs)
         self.consecutive_failures = 0
         self._pending: MeasureRequest | None = None
+        self._open: list[int] = []  # points of the pending request not yet told or skipped
         self._pending_iv: float | None = None
         self._restore: dict[str, dict] = {}
+        self._design_left = list(range(len(self._design)))  # design points not yet measured, in order
+        self._design_failed: set[int] = set()  # design points whose reading failed (asked again nearby)
+        self._asked_design: list[int] = []  # the pending request's design points, by point
 
     # ----------------------------------------------------------------- ask/tell
 
@@ -84,61 +94,90 @@ class Campaign(CampaignState):
         """The request asked and not yet told or skipped (what an operator's abort names), else None."""
         return self._pending
 
-    def ask(self) -> MeasureRequest:
-        """The next point to measure. Asking again before ``tell`` returns the same request.
+    @property
+    def waiting(self) -> tuple[int, ...]:
+        """The points (indices) of the pending request not yet told or skipped; () when none is pending."""
+        return tuple(self._open) if self._pending is not None else ()
+
+    def ask(self, q: int | None = None) -> MeasureRequest:
+        """The next point(s) to measure: a request of up to ``q`` points (default ``settings.q``; fewer where
+        the budget, the initial design or the candidates left end sooner). Asking again before every point
+        is told or skipped returns the same request.
+
+        The first point is the one ``q = 1`` would ask for; the others are chosen greedily with
+        fantasised readings (:mod:`abduce.controller.core.batch`). During the initial design a request
+        holds the next ``q`` design points.
 
         Raises:
+            ConfigError: ``q < 1``.
             CampaignStateError: the campaign has stopped.
         """
         if self._pending is not None:
             return self._pending
+        q = self.settings.q if q is None else q
+        if q < 1:
+            raise ConfigError(f"q must be >= 1, got {q}")
         if self._stopped:
             raise CampaignStateError("the campaign has stopped; nothing more to ask")
+        remaining = self.stopping.remaining(self.n)
+        q = max(1, min(q, remaining)) if remaining is not None else q
         step = self.n
         attempt = self._attempts.get(step, 0)
-        if step < len(self._design):
-            x, driver, reason = self._design[step], None, "initial-design"
-            if attempt and self.space.is_finite:  # that design point failed: its nearest free neighbour
-                x, reason = (
-                    design.nearest_free(self.space, self._points, x, self._measured_idx + self._failed_idx),
-                    "initial-design-retry",
-                )
+        if self._design_left:
+            xs, driver, reason = self._design_points(q)
         else:
             driver, reason = self.policy.choose(self._policy_view(), self._rng("policy", step))
-            x = self._acquire(driver, step)
+            xs = self._acquire_batch(driver, step, q)
             posterior = self.belief.slots[driver].posterior if driver is not None else None
             if posterior is not None:  # a driver never fitted (its fits failed) earns no reward this turn
                 self._pending_iv = posterior.integrated_variance()
         if driver is not None:
             self._times_chosen[driver] += 1
+        points = tuple(tuple(float(v) for v in x) for x in xs)
         self._pending = MeasureRequest(
             request_id=self.request_id(step, attempt),
             step=step,
-            x=tuple(float(v) for v in x),
+            x=points[0],
             hypothesis=self.hypothesis_names[driver] if driver is not None else None,
             reason=reason,
+            points=points,
+            axes=self.space.names,
         )
+        self._open = list(range(len(points)))
         return self._pending
 
-    def skip(self, request_id: str) -> None:
-        """Give up on the pending request (its reading was NaN/inf): the point is never asked
-        for again (finite spaces), and the next ``ask`` chooses anew under a fresh request id.
+    def skip(self, request_id: str, index: int | None = None) -> None:
+        """Give up on point ``index`` of the pending request (None: every point not yet told), e.g. its
+        reading was NaN/inf: the point is never asked for again (finite spaces), and once no point of the
+        request is left open the next ``ask`` chooses anew under a fresh request id.
 
         Raises:
-            CampaignStateError: ``request_id`` is not the pending request.
+            CampaignStateError: ``request_id`` is not the pending request, or ``index`` is not open in it.
         """
         if self._pending is None or self._pending.request_id != request_id:
             raise CampaignStateError(f"request {request_id} is not the pending request; nothing to skip")
-        if self.space.is_finite:
-            idx = self.space.index_of(self._pending.x)
-            if idx is not None:
-                self._failed_idx.append(idx)
-        self._attempts[self.n] = self._attempts.get(self.n, 0) + 1
-        self.consecutive_failures += 1
-        self._pending, self._pending_iv = None, None
+        indices = list(self._open) if index is None else [index]
+        if any(i not in self._open for i in indices):
+            raise CampaignStateError(f"point {index} of request {request_id} is not waiting for a reading")
+        for i in indices:
+            if self.space.is_finite:
+                idx = self.space.index_of(self._pending.points[i])
+                if idx is not None:
+                    self._failed_idx.append(idx)
+            if self._asked_design:
+                self._design_failed.add(self._asked_design[i])
+            self._attempts[self.n] = self._attempts.get(self.n, 0) + 1
+            self.consecutive_failures += 1
+            self._open.remove(i)
+        if not self._open:
+            self._pending, self._pending_iv = None, None
 
     def tell(self, measurement: Measurement, restore: dict[str, dict] | None = None) -> StepRecord:
-        """Add a measurement and update every hypothesis.
+        """Add a measurement (one point of the pending request: ``measurement.index``) and update every
+        hypothesis. The point may be named (``{"x": 0.31}``; exactly the space's axes).
+
+        Until the last point of a batch is in, each is conditioned on with the hyperparameters frozen
+        (rank-1, evidence included); the refits the schedule calls for run when the request is complete.
 
         ``restore`` (replay from a journal): fitted states by hypothesis name, as
         :meth:`fit_states` gave them when this step ran live; a hypothesis due
@@ -147,21 +186,28 @@ class Campaign(CampaignState):
 
         Raises:
             MeasurementRejected: NaN/inf, a point outside the space or off the
-                candidate set, the wrong dimension, a request id never issued
-                or already told. The campaign is left unchanged.
+                candidate set, the wrong dimension or axis names, a request id (or
+                point of it) never issued or already told. The campaign is left unchanged.
         """
-        request = self._validate(measurement)
-        idx = self.space.index_of(measurement.x) if self.space.is_finite else None
-        self._x.append(tuple(float(v) for v in measurement.x))
+        request, x = self._validate(measurement)
+        y_sd = checked_sd(measurement)  # known noise (NaN: none told); refused before anything changes
+        idx = self.space.index_of(x) if self.space.is_finite else None
+        self._x.append(x)
         self._y.append(float(measurement.y))
+        self._y_sd.append(y_sd)
         if idx is not None:
             self._measured_idx.append(idx)
-        self._told.add(request.request_id)
-        self._pending = None
+        if self._asked_design:
+            self._design_left.remove(self._asked_design[measurement.index])
+        self._open.remove(measurement.index)
+        complete = not self._open
+        if complete:
+            self._told.add(request.request_id)
+            self._pending = None
         self.consecutive_failures = 0
         self._restore = restore or {}
         try:
-            record = self._update(request, measurement)
+            record = self._update(request, measurement.index, complete)
         finally:
             self._restore = {}
         self._history.append(record)
@@ -169,40 +215,80 @@ class Campaign(CampaignState):
 
     # --------------------------------------------------------------- internals
 
-    def _acquire(self, driver: int | None, step: int) -> tuple[float, ...]:
+    def _design_points(self, q: int) -> tuple[list[tuple[float, ...]], None, str]:
+        """The next ``q`` (at most) initial-design points not yet measured (:func:`design.next_points`)."""
+        self._asked_design = self._design_left[:q]
+        xs, retry = design.next_points(
+            self.space, self._points, self._design, self._asked_design, self._design_failed,
+            self._measured_idx + self._failed_idx,
+        )  # fmt: skip
+        return xs, None, "initial-design-retry" if retry else "initial-design"
+
+    def _acquire_batch(self, driver: int | None, step: int, q: int) -> list[tuple[float, ...]]:
+        """``q`` points (fewer if the candidates run out): the first as a one-point request chooses it, the
+        rest greedily against the hypotheses' fantasised readings at the earlier ones (kriging believer)."""
+        self._asked_design = []
+        x, index = self._acquire(driver, step)
+        xs = [x]
+        if q == 1:
+            return xs
+        believed = Believed()
+        u, y = self._data_tensors()
+        usable = self.belief.usable()
+        for i in range(1, q):
+            u_new = self.space.to_unit(self._tensor(xs[-1]))
+            believe(believed, self.belief, usable, u_new, index, u, y, self._sd_tensor())
+            try:
+                x, index = self._acquire(driver, step, believed, i)
+            except CampaignStateError:  # no candidate left: a shorter batch
+                break
+            xs.append(x)
+        return xs
+
+    def _acquire(
+        self, driver: int | None, step: int, believed: Believed | None = None, point: int = 0
+    ) -> tuple[tuple[float, ...], int | None]:
+        """Point ``point`` of the request at ``step`` and its candidate index (finite spaces, else None)."""
+        attempt = self._attempts.get(step, 0)
         if type(self.policy).select is not Policy.select:  # a baseline picks the point itself
             u, y = self._data_tensors()
+            taken = tuple(believed.taken) if believed is not None else ()
             chosen = self.policy.select(
                 SelectionContext(
                     points=self._points,
                     finite=self.space.is_finite,
                     measured=(tuple(self._measured_idx) if self.settings.exclude_measured else ())
-                    + tuple(self._failed_idx),
+                    + tuple(self._failed_idx)
+                    + taken,
                     u=u,
                     y=y,
-                    step=step,
-                    rng=self._rng("policy", step, 1 + self._attempts.get(step, 0)),
+                    step=step + point,
+                    rng=self._rng("policy", step, 1 + attempt, point),
                 )
             )
             if isinstance(chosen, int):
-                return tuple(self.space.candidates[chosen].tolist())  # type: ignore[index]
+                if chosen in taken:
+                    raise CampaignStateError("no candidate left to measure")
+                if believed is not None:
+                    believed.taken.append(chosen)
+                return tuple(self.space.candidates[chosen].tolist()), chosen  # type: ignore[index]
             if chosen is not None:
-                return tuple(self.space.from_unit(chosen.to(self._points)).tolist())
-        scores, acq = self._scores(driver)
+                return tuple(self.space.from_unit(chosen.to(self._points)).tolist()), None
+        scores, acq = self._scores(driver, believed)
         if scores is not None:
             best = int(torch.argmax(scores))
             if not math.isfinite(float(scores[best])):
                 raise CampaignStateError("no candidate left to measure")
-            return tuple(self.space.candidates[best].tolist())  # type: ignore[index]
+            return tuple(self.space.candidates[best].tolist()), best  # type: ignore[index]
         from botorch.optim import optimize_acqf  # continuous spaces only; a heavy import (~2 s)
 
         bounds = torch.stack([torch.zeros(self.space.d), torch.ones(self.space.d)]).to(DTYPE).to(self.device)
         with torch.random.fork_rng():
-            torch.manual_seed(self._int_seed("optimize", step, self._attempts.get(step, 0)))
+            torch.manual_seed(self._int_seed("optimize", step, attempt, point))
             cand, _ = optimize_acqf(
                 acq, bounds=bounds, q=1, num_restarts=self.settings.restarts, raw_samples=self.settings.raw_samples
             )
-        return tuple(
+        x = (
             self.space.from_unit(cand[0].detach())
             .clamp(
                 torch.tensor(self.space.lo, dtype=DTYPE, device=self.device),
@@ -210,14 +296,25 @@ class Campaign(CampaignState):
             )
             .tolist()
         )
+        return tuple(x), None
 
-    def _validate(self, m: Measurement) -> MeasureRequest:
+    def _validate(self, m: Measurement) -> tuple[MeasureRequest, tuple[float, ...]]:
+        """The request ``m`` answers and its point in axis order, or MeasurementRejected."""
         rid = m.request_id
         if rid in self._told:
             raise MeasurementRejected(rid, "duplicate", "this request was already told")
         if self._pending is None or self._pending.request_id != rid:
             raise MeasurementRejected(rid, "unknown-request", "no outstanding request has this id")
-        x = tuple(m.x)
+        if not isinstance(m.index, int) or not 0 <= m.index < self._pending.q:
+            raise MeasurementRejected(
+                rid, "unknown-request", f"the request has points 0..{self._pending.q - 1}, not {m.index!r}"
+            )
+        if m.index not in self._open:
+            raise MeasurementRejected(rid, "duplicate", f"point {m.index} of this request was already told or skipped")
+        try:
+            x = tuple(point_of(m.x, self.space.names))
+        except ConfigError as exc:
+            raise MeasurementRejected(rid, "wrong-axes", str(exc)) from None
         if len(x) != self.space.d:
             raise MeasurementRejected(
                 rid, "wrong-dimension", f"point has {len(x)} coordinates, the space has {self.space.d}"
@@ -234,7 +331,7 @@ class Campaign(CampaignState):
             )
         if self.space.is_finite and self.space.index_of(x) is None:
             raise MeasurementRejected(rid, "outside-space", f"x={x} is not one of the candidates")
-        return self._pending
+        return self._pending, tuple(values[:-1])
 
     def _due_for_refit(self, slot: Slot, targeted: bool) -> bool:
         """Targeted (by the policy): every step up to ``refit_every_step_below``, then on growth.
@@ -250,8 +347,10 @@ class Campaign(CampaignState):
             return True
         return n >= (1 + self.settings.refit_growth) * slot.last_refit_n
 
-    def _update(self, request: MeasureRequest, m: Measurement) -> StepRecord:
-        step = request.step
+    def _update(self, request: MeasureRequest, index: int, complete: bool) -> StepRecord:
+        """The step after point ``index`` of ``request`` was added: refits (``complete``: its last point)
+        or a rank-1 conditioning of every fitted hypothesis (a batch's earlier points), evidence, stop."""
+        step = self.n - 1  # this measurement's index (a one-point request's step)
         u, y = self._data_tensors()
         belief = self.belief
         names = self.hypothesis_names
@@ -259,20 +358,27 @@ class Campaign(CampaignState):
         refit: list[str] = []
         failures: dict[str, str] = {}
         reward = None
-        if self.n >= self.settings.n_init:
+        if self.n >= self.settings.n_init and not complete:
+            belief.add(belief.all_slots(), u[-1], float(y[-1]), self._y_sd[-1])  # frozen until the batch is in
+        elif self.n >= self.settings.n_init:
             first = self.n == self.settings.n_init or not belief.usable()
             targets = range(len(names)) if first else self.policy.refit(driver, len(names))
             due = [slot for i, slot in enumerate(belief.slots) if self._due_for_refit(slot, i in targets)]
             if belief.none is not None and self._due_for_refit(belief.none, True):  # as if every policy targeted it
                 due.append(belief.none)
-            failures = belief.refit(due, u, y, lambda purpose, i: self._int_seed(purpose, step, i), self._restore)
+            failures = belief.refit(
+                due, u, y, lambda purpose, i: self._int_seed(purpose, step, i), self._restore, self._sd_tensor()
+            )  # y_sd: the readings' known noise
             refit = [s.hypothesis.name for s in belief.all_slots() if s in due and s.hypothesis.name not in failures]
-            belief.add([s for s in belief.all_slots() if s.hypothesis.name not in refit], u[-1], float(y[-1]))
+            belief.add(
+                [s for s in belief.all_slots() if s.hypothesis.name not in refit], u[-1], float(y[-1]), self._y_sd[-1]
+            )
             if self.policy.rewarded and driver is not None and names[driver] in refit and self._pending_iv is not None:
                 iv_after = belief.slots[driver].posterior.integrated_variance()  # type: ignore[union-attr]
                 reward = 1.0 if iv_after < self._pending_iv else 0.0
                 self._rewards[driver].append(reward)
-        self._pending_iv = None
+        if complete:
+            self._pending_iv = None
 
         weighed = belief.weigh()
         probs = weighed.probabilities
@@ -299,8 +405,8 @@ class Campaign(CampaignState):
         return StepRecord(
             step=step,
             request_id=request.request_id,
-            x=tuple(float(v) for v in m.x),
-            y=float(m.y),
+            x=self._x[-1],
+            y=self._y[-1],
             hypothesis=request.hypothesis,
             reason=request.reason,
             refit=tuple(refit),
@@ -315,4 +421,5 @@ class Campaign(CampaignState):
             none=weighed.none,
             log_evidence_se=weighed.log_z_se,
             checks=belief.checks(u, y),
+            index=index,
         )

@@ -18,14 +18,15 @@ from abduce.controller.core.space import DTYPE, Space
 _PURPOSES = {"design": 1, "policy": 2, "fit": 3, "evidence": 4, "optimize": 5, "reference": 6}
 
 
-def rng(seed: int, purpose: str, step: int, index: int = 0) -> np.random.Generator:
-    """The generator for one ``purpose`` (design, policy, fit, evidence, optimize, reference) at ``step``."""
-    return np.random.default_rng([seed, step, _PURPOSES[purpose], index])
+def rng(seed: int, purpose: str, step: int, index: int = 0, point: int = 0) -> np.random.Generator:
+    """The generator for one ``purpose`` (design, policy, fit, evidence, optimize, reference) at ``step``;
+    ``point``: the point of a batch (``Campaign.ask(q=...)``) after the first, which keeps the first's draws."""
+    return np.random.default_rng([seed, step, _PURPOSES[purpose], index] + ([point] if point else []))
 
 
-def int_seed(seed: int, purpose: str, step: int, index: int = 0) -> int:
+def int_seed(seed: int, purpose: str, step: int, index: int = 0, point: int = 0) -> int:
     """An integer seed drawn from :func:`rng` (for torch and the fits)."""
-    return int(rng(seed, purpose, step, index).integers(2**31 - 1))
+    return int(rng(seed, purpose, step, index, point).integers(2**31 - 1))
 
 
 def posterior_points(space: Space, seed: int, reference_size: int, device: torch.device) -> Tensor:
@@ -64,9 +65,26 @@ def initial_design(space: Space, points: Tensor, seed: int, n_init: int) -> list
 
 
 def nearest_free(space: Space, points: Tensor, x: tuple[float, ...], taken: list[int]) -> tuple[float, ...]:
-    """The candidate nearest ``x`` whose index is not in ``taken`` (measured or failed)."""
+    """The candidate nearest ``x`` whose index is not in ``taken`` (measured, failed, or already in the batch)."""
     target = space.to_unit(torch.as_tensor([x], dtype=DTYPE, device=points.device))[0]
     dist = ((points - target) ** 2).sum(-1)
     if taken:
         dist[taken] = math.inf
     return tuple(space.candidates[int(torch.argmin(dist))].tolist())  # type: ignore[index]
+
+
+def next_points(
+    space: Space, points: Tensor, design: list[tuple[float, ...]], chosen: list[int], failed: set[int], taken: list[int]
+) -> tuple[list[tuple[float, ...]], bool]:
+    """The design points ``chosen`` (indices into ``design``) for one request, and whether any was moved:
+    on a finite space one whose reading failed before (in ``failed``), or whose candidate is ``taken``
+    (measured, failed, or earlier in the request), is replaced by its nearest free candidate."""
+    xs, retry = [], False
+    for j in chosen:
+        x = design[j]
+        if space.is_finite and (j in failed or space.index_of(x) in taken):
+            x, retry = nearest_free(space, points, x, taken), True
+        if space.is_finite:
+            taken = taken + [space.index_of(x)]
+        xs.append(x)
+    return xs, retry

@@ -23,6 +23,7 @@ class CampaignSettings(InferenceSettings):
         restarts, raw_samples: ``optimize_acqf`` effort on a continuous space.
         max_failures: consecutive failed readings (NaN/inf; see ``Campaign.skip``)
             after which the campaign stops with the error instead of asking elsewhere.
+        q: points per request (a batch; ``Campaign.ask(q=...)`` overrides it per request).
 
     Where the maths runs is not a setting of the campaign: the edge that builds it chooses the
     device (:func:`abduce.controller.recipe.recipe.resolve_device`) and passes it in.
@@ -36,10 +37,13 @@ class CampaignSettings(InferenceSettings):
     restarts: int = 4
     raw_samples: int = 128
     max_failures: int = 3
+    q: int = 1
 
     def __post_init__(self) -> None:
         if self.n_init < 1:
             raise ConfigError(f"n_init must be >= 1, got {self.n_init}")
+        if self.q < 1:
+            raise ConfigError(f"q must be >= 1, got {self.q}")
         if self.refit_growth <= 0:
             raise ConfigError(f"refit_growth must be > 0, got {self.refit_growth}")
         super().__post_init__()
@@ -50,7 +54,7 @@ class StepRecord:
     """What happened at one step (one ``tell``), for logs, journals and people.
 
     Attributes:
-        step, request_id, x, y: the measurement.
+        step, request_id, x, y: the measurement (``step``: its 0-based index in the campaign).
         hypothesis, reason: who chose the point and why (see ``MeasureRequest``).
         refit: hypotheses refit after this measurement.
         reward: the driver's reward (epsilon-greedy, on refit steps), else None.
@@ -67,6 +71,7 @@ class StepRecord:
         checks: per fitted hypothesis (and "none of these"), its posterior predictive checks
             (:meth:`abduce.hypotheses.criticism.Criticism.to_json`), up to ``CampaignSettings.check_below``
             measurements.
+        index: which point of its request (0 for a one-point request; ``Campaign.ask(q=...)``).
     """
 
     step: int
@@ -87,3 +92,4 @@ class StepRecord:
     none: dict[str, float] | None = None
     log_evidence_se: dict[str, float] = field(default_factory=dict)
     checks: dict[str, dict] = field(default_factory=dict)
+    index: int = 0

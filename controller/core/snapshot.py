@@ -9,6 +9,7 @@ answers (``posterior``, ``acquisition_scores``, ``summary``, ``probabilities``),
 from __future__ import annotations
 
 import dataclasses
+import math
 
 from abduce.controller.core.settings import StepRecord
 from abduce.controller.core.state import CampaignState
@@ -21,7 +22,7 @@ class Snapshot(CampaignState):
 
     def load(
         self,
-        measurements: list[tuple[str, tuple[float, ...], float]],
+        measurements: list[tuple[str, tuple[float, ...], float, float | None]],
         failed: list[tuple[float, ...]],
         asked_by: list[str | None],
         records: list[StepRecord],
@@ -41,9 +42,10 @@ class Snapshot(CampaignState):
         """
         if self.n or self._history:
             raise CampaignStateError("a snapshot loads once")
-        for rid, x, y in measurements:
+        for rid, x, y, y_sd in measurements:  # y_sd: the reading's known sd, None where none was told
             self._x.append(tuple(float(v) for v in x))
             self._y.append(float(y))
+            self._y_sd.append(math.nan if y_sd is None else float(y_sd))
             self._told.add(rid)
         if self.space.is_finite:
             self._measured_idx = [i for i in self.space.indices_of(self._x) if i is not None]
@@ -66,7 +68,7 @@ class Snapshot(CampaignState):
             if rec.reward is not None and rec.hypothesis in names:
                 self._rewards[names.index(rec.hypothesis)].append(rec.reward)
         u, y = self._data_tensors()
-        self.belief.load(fits, u, y, lambda step, index: self._int_seed("evidence", step, index))
+        self.belief.load(fits, u, y, lambda step, index: self._int_seed("evidence", step, index), self._sd_tensor())
         self._stopped = bool(records and records[-1].stopped)
         return self
 

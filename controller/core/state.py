@@ -20,19 +20,43 @@ import torch
 from torch import Tensor
 
 from abduce.controller.core import design
+from abduce.controller.core.batch import Believed
+from abduce.controller.core.measurements import Measurement
 from abduce.controller.core.settings import CampaignSettings, StepRecord
 from abduce.controller.core.space import DTYPE, Space
 from abduce.controller.core.verdict import explained
 from abduce.controller.decide.acquisition import ACQUISITIONS, Acquisition
 from abduce.controller.decide.policies import POLICIES, Policy, PolicyView
 from abduce.controller.decide.stopping import StoppingRule
-from abduce.controller.errors import CampaignStateError, ConfigError
+from abduce.controller.errors import CampaignStateError, ConfigError, MeasurementRejected
 from abduce.hypotheses.belief import Belief
 from abduce.hypotheses.check import check_once
 from abduce.hypotheses.declaration import Hypothesis
 from abduce.hypotheses.library import NONE_OF_THESE
 
 _NAMESPACE = uuid.UUID("6f6b4a52-3d0e-4f7c-9a55-2b1e8f0c9d11")
+
+
+def checked_sd(m: Measurement) -> float:
+    """A measurement's ``y_sd`` as the campaign keeps it: NaN when none was told (None or NaN), else a
+    finite number >= 0 in the units of ``y`` (known noise on top of the fitted noise).
+
+    Raises:
+        MeasurementRejected: ``bad-sd``, a ``y_sd`` that is not a number, negative or infinite.
+    """
+    if m.y_sd is None:
+        return math.nan
+    try:
+        sd = float(m.y_sd)
+    except (TypeError, ValueError):
+        raise MeasurementRejected(m.request_id, "bad-sd", f"y_sd = {m.y_sd!r} is not a number") from None
+    if math.isnan(sd):
+        return math.nan
+    if not math.isfinite(sd) or sd < 0:
+        raise MeasurementRejected(
+            m.request_id, "bad-sd", f"y_sd = {sd} must be a finite standard deviation >= 0 (or None: unknown)"
+        )
+    return sd
 
 
 class CampaignState:
@@ -74,6 +98,7 @@ class CampaignState:
         self._rewards: list[list[float]] = [[] for _ in hypotheses]
         self._x: list[tuple[float, ...]] = []
         self._y: list[float] = []
+        self._y_sd: list[float] = []  # each reading's known standard deviation; NaN where none was told
         self._measured_idx: list[int] = []
         self._failed_idx: list[int] = []  # candidates whose reading was not a number: never asked again
         self._attempts: dict[int, int] = {}  # step -> failed readings skipped at it
@@ -244,11 +269,11 @@ class CampaignState:
         rewards = self._rewards[i]
         return sum(rewards) / len(rewards) if rewards else math.nan
 
-    def _rng(self, purpose: str, step: int, index: int = 0) -> np.random.Generator:
-        return design.rng(self.seed, purpose, step, index)
+    def _rng(self, purpose: str, step: int, index: int = 0, point: int = 0) -> np.random.Generator:
+        return design.rng(self.seed, purpose, step, index, point)
 
-    def _int_seed(self, purpose: str, step: int, index: int = 0) -> int:
-        return design.int_seed(self.seed, purpose, step, index)
+    def _int_seed(self, purpose: str, step: int, index: int = 0, point: int = 0) -> int:
+        return design.int_seed(self.seed, purpose, step, index, point)
 
     def _tensor(self, values) -> Tensor:
         return torch.as_tensor(values, dtype=DTYPE, device=self.device)
@@ -256,6 +281,13 @@ class CampaignState:
     def _data_tensors(self) -> tuple[Tensor, Tensor]:
         x = self._tensor(self._x)
         return self.space.to_unit(x), self._tensor(self._y)
+
+    def _sd_tensor(self) -> Tensor | None:
+        """``n`` known standard deviations of the readings (NaN where none was told), or None when no
+        reading came with one: then every fit is the homoscedastic one, bit for bit."""
+        if all(math.isnan(v) for v in self._y_sd):
+            return None
+        return self._tensor(self._y_sd)
 
     def _policy_view(self) -> PolicyView:
         probs = self.probabilities()
@@ -271,10 +303,11 @@ class CampaignState:
         w = self._tensor([probs.get(name, 0.0) for name in self.hypothesis_names])
         return w / w.sum() if float(w.sum()) > 0 else w
 
-    def _scores(self, driver: int | None) -> tuple[Tensor | None, object]:
+    def _scores(self, driver: int | None, believed: Believed | None = None) -> tuple[Tensor | None, object]:
         """The acquisition for ``driver`` (None or unfitted: the leader): on a finite space its
-        ``N`` scores, -inf where ``ask`` never goes (measured, failed); on a box the BoTorch
-        acquisition function to optimise (scores None)."""
+        ``N`` scores, -inf where ``ask`` never goes (measured, failed, already in the batch); on a box
+        the BoTorch acquisition function to optimise (scores None). ``believed``: the hypotheses after
+        the fantasised readings of a batch's earlier points (:mod:`abduce.controller.core.batch`)."""
         usable = self.belief.usable()
         if not usable:
             raise CampaignStateError("no hypothesis could be fitted; see the step records' fit_failures")
@@ -283,14 +316,19 @@ class CampaignState:
         if driver is None or driver not in usable:
             driver = max(usable, key=lambda i: float(weights[i]))
         if self.space.is_finite:
-            posteriors = [slots[i].posterior for i in usable]  # score only the hypotheses that have a fit
+            fantasy = believed.posteriors if believed is not None else {}
+            posteriors = [fantasy.get(i, slots[i].posterior) for i in usable]  # only the hypotheses with a fit
             scores = self.acquisition.score(posteriors, usable.index(driver), weights[usable], self._reference_idx)  # type: ignore[arg-type]
             scores = torch.where(torch.isfinite(scores), scores, torch.full_like(scores, -math.inf))
             if self.settings.exclude_measured and self._measured_idx:
                 scores[torch.tensor(self._measured_idx, device=scores.device)] = -math.inf
             if self._failed_idx:
                 scores[torch.tensor(self._failed_idx, device=scores.device)] = -math.inf
+            if believed is not None and believed.taken:
+                scores[torch.tensor(believed.taken, device=scores.device)] = -math.inf
             return scores, None
         u, y = self._data_tensors()
-        models = [slots[i].fit.model(u, y) for i in usable]  # type: ignore[union-attr]
+        data = believed.data if believed is not None else {}
+        sd = self._sd_tensor()  # the readings' known noise (fantasised readings of a batch have none)
+        models = [slots[i].fit.model(*data[i]) if i in data else slots[i].fit.model(u, y, sd) for i in usable]  # type: ignore[union-attr]
         return None, self.acquisition.botorch(models, usable.index(driver), weights[usable], self._points)

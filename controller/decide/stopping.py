@@ -43,6 +43,11 @@ class StoppingRule(ABC):
     @abstractmethod
     def describe(self) -> str: ...
 
+    def remaining(self, n: int) -> int | None:
+        """How many more measurements, at ``n``, before this rule must fire whatever they show; None when
+        it does not depend on a count (a batch, ``Campaign.ask(q=...)``, is cut to it)."""
+        return None
+
     def __and__(self, other: StoppingRule) -> StoppingRule:
         return AllOf((self, other))
 
@@ -62,6 +67,9 @@ class Budget(StoppingRule):
 
     def __call__(self, view: CampaignView) -> bool:
         return view.n >= self.n
+
+    def remaining(self, n: int) -> int | None:
+        return max(0, self.n - n)
 
     def describe(self) -> str:
         return f"budget of {self.n} measurements"
@@ -106,6 +114,11 @@ class AllOf(StoppingRule):
     def __call__(self, view: CampaignView) -> bool:
         return all(r(view) for r in self.rules)
 
+    def remaining(self, n: int) -> int | None:
+        """Fires for sure once every rule does: the largest count, if all have one."""
+        counts = [r.remaining(n) for r in self.rules]
+        return None if any(c is None for c in counts) else max(counts)  # type: ignore[type-var]
+
     def describe(self) -> str:
         return " and ".join(f"({r.describe()})" for r in self.rules)
 
@@ -116,6 +129,11 @@ class AnyOf(StoppingRule):
 
     def __call__(self, view: CampaignView) -> bool:
         return any(r(view) for r in self.rules)
+
+    def remaining(self, n: int) -> int | None:
+        """Fires for sure once any rule does: the smallest count any rule has."""
+        counts = [c for c in (r.remaining(n) for r in self.rules) if c is not None]
+        return min(counts) if counts else None
 
     def describe(self) -> str:
         return " or ".join(f"({r.describe()})" for r in self.rules)

@@ -45,10 +45,14 @@ class LinkInstrument:
 
             self.reduction = resolve_reduction(reduction)
 
-    def __call__(self, request: MeasureRequest) -> Measurement:
+    def __call__(self, request: MeasureRequest) -> Measurement | list[Measurement]:
+        """One ``measure`` message with every point of the request; one Measurement per point (``index``),
+        or the one Measurement of a one-point request."""
         reply = self.link.measure(
             Measure(
-                request_id=request.request_id, points=[list(request.x)], idempotent=self.agent.capabilities.idempotent
+                request_id=request.request_id,
+                points=[list(p) for p in request.points],
+                idempotent=self.agent.capabilities.idempotent,
             ),
             self.agent.instrument_id,
             timeout_s=self.timeout_s,
@@ -59,17 +63,25 @@ class LinkInstrument:
         arrays = {
             a.channel: np.frombuffer(reply.buffers[a.buffer], dtype=a.dtype).reshape(a.shape) for a in result.arrays
         }
-        return to_measurement(
-            request.request_id,
-            request.x,
-            result.points,
-            result.values,
-            arrays,
-            self.channel,
-            self.reduction,
-            raw=pack_frames(reply.raw),
-            source=reply.key_id,
-        )
+        raw = pack_frames(reply.raw)  # the whole reply, signature included
+        out = [
+            to_measurement(
+                request.request_id,
+                requested,
+                result.points,
+                result.values,
+                arrays,
+                self.channel,
+                self.reduction,
+                index=i,
+                sd=result.sd,
+                axes={name: np.asarray(axis.values, dtype=float) for name, axis in result.axes.items()},
+                raw=raw if i == 0 else None,  # journalled once, with the request's first point
+                source=reply.key_id,
+            )
+            for i, requested in enumerate(request.points)
+        ]
+        return out[0] if request.q == 1 else out
 
 
 class ListenRun(Recipe):

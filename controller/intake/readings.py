@@ -79,4 +79,4 @@ def to_measurement(
         spread = (sd or {}).get(channel)
         if spread is not None and spread[index] is not None:
             y_sd = float(spread[index])
-    return Measurement(request_id, x, y, arrays=kept, y_sd=y_sd, **extra)
+    return Measurement(request_id, x, y, arrays=kept, y_sd=y_sd, index=index, **extra)

@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 if TYPE_CHECKING:
     from abduce.controller.core.campaign import StepRecord
+    from abduce.controller.core.measurements import MeasureRequest
     from abduce.controller.journal.store import Durability, Event, Journal
 
 
@@ -57,6 +58,20 @@ class RequestBody(_Body):
     x: tuple[float, ...]
     hypothesis: str | None
     reason: str
+    points: tuple[tuple[float, ...], ...] | None = None  # a batch's points (x is the first); absent: just x
+
+    def request(self, request_id: str) -> MeasureRequest:
+        """The campaign's request back (``request_id``: the event's own)."""
+        from abduce.controller.core.measurements import MeasureRequest
+
+        return MeasureRequest(
+            request_id=request_id,
+            step=self.step,
+            x=tuple(self.x),
+            hypothesis=self.hypothesis,
+            reason=self.reason,
+            points=tuple(tuple(p) for p in self.points) if self.points else (),
+        )
 
 
 class PlainArray(_Body):
@@ -84,12 +99,15 @@ class PlainArray(_Body):
 
 class MeasurementBody(_Body):
     """A measurement as it arrived (``y`` may be NaN/inf: a reading ``tell`` then refused), with the raw
-    arrays it was reduced from."""
+    arrays it was reduced from and, when the instrument reported one, the reading's standard deviation
+    ``y_sd`` (left out when none was: journals written before it load unchanged)."""
 
     kind: ClassVar[str] = "measurement"
     x: tuple[float, ...]
     y: float
     arrays: dict[str, PlainArray] | None = None
+    y_sd: float | None = None
+    index: int = 0  # which point of its request (a batch); left out for the first
 
 
 class DecisionBody(_Body):
@@ -116,6 +134,7 @@ class DecisionBody(_Body):
     log_evidence_se: dict[str, float | None] = {}
     checks: dict[str, dict[str, Any]] = {}
     fits: dict[str, dict[str, Any]] = {}
+    index: int = 0  # which point of its request (a batch); left out for the first
 
     def step_record(self) -> StepRecord:
         """The campaign's own record of the step (what a snapshot loads)."""
@@ -134,6 +153,7 @@ class ErrorBody(_Body):
     reason: str
     message: str
     skipped: bool = False
+    index: int = 0  # ``tell``: which point of its request (a batch); an instrument error is the whole request's
 
 
 class ReplyBody(_Body):
@@ -153,6 +173,12 @@ Body = ConfigBody | RequestBody | MeasurementBody | DecisionBody | ErrorBody | R
 MODELS: dict[str, type[_Body]] = {
     m.kind: m for m in (ConfigBody, RequestBody, MeasurementBody, DecisionBody, ErrorBody, ReplyBody)
 }
+
+
+def decision_body(record: StepRecord, fits: dict[str, dict[str, Any]]) -> DecisionBody:
+    """A step's decision as journalled (``index`` left out for a request's first point, as journals were)."""
+    fields = {k: v for k, v in vars(record).items() if k != "index" or v}
+    return DecisionBody(**fields, fits=fits)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -235,3 +261,13 @@ def refused_readings(events: Iterable[Entry]) -> tuple[set[str], set[str]]:
     errors = [e for e in events if e.kind == "error" and e.body.stage != "instrument"]
     skipped = {e.request_id for e in errors if e.body.skipped} | aborted_requests(events)
     return {e.request_id for e in errors}, skipped
+
+
+def refused_points(events: Iterable[Entry]) -> tuple[set[tuple[str, int]], set[tuple[str, int]], set[str]]:
+    """:func:`refused_readings` point by point, for journals with batches: ``(refused, skipped)`` as
+    ``(request_id, index)`` pairs of the readings ``tell`` refused and of those skipped, and the requests
+    the instrument ended ``aborted`` (every point of them skipped)."""
+    events = list(events)
+    errors = [e for e in events if e.kind == "error" and e.body.stage != "instrument"]
+    refused = {(e.request_id, e.body.index) for e in errors}
+    return refused, {(e.request_id, e.body.index) for e in errors if e.body.skipped}, aborted_requests(events)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from abduce.controller.journal.events import read, refused_readings
+from abduce.controller.journal.events import read, refused_points
 from abduce.controller.journal.store import Journal, JournalError
 from abduce.controller.recipe.spec import RunSpec, spec_of
 
@@ -39,37 +39,43 @@ def snapshot(journal: Journal, upto: int | None = None, events: list | None = No
     spec = spec_of(journal.config())
     campaign = spec.campaign(kind=Snapshot)
     events = list(read(journal)) if events is None else events
-    refused, skipped = refused_readings(events)
-    decisions = {e.request_id: e.body for e in events if e.kind == "decision"}
+    refused, skipped, _ = refused_points(events)  # (request id, point index) pairs: a batch's points apart
+    decisions = {(e.request_id, e.body.index): e.body for e in events if e.kind == "decision"}
     asked = {e.request_id: e.body for e in events if e.kind == "request"}
     measurements, failed, asked_by, records, fits = [], [], [], [], {}
-    attempts: dict[int, int] = {}
+    attempts: dict[int, int] = {}  # as the campaign counts them: readings skipped while n was this
+    expected: dict[str, str] = {}  # request id -> the id the campaign asks at its step (when first seen)
     for e in events:
         # asked, aborted at the instrument, skipped (this event: an earlier timeout of the same request is not)
         was_aborted = e.kind == "error" and e.body.stage == "instrument" and e.body.skipped
-        if not was_aborted and (e.kind != "measurement" or (e.request_id in refused and e.request_id not in skipped)):
+        point = (e.request_id, e.body.index) if e.kind == "measurement" else None
+        if not was_aborted and (e.kind != "measurement" or (point in refused and point not in skipped)):
             continue
         if upto is not None and len(measurements) >= upto:
             break
         # cheap proof that this journal is this campaign's (a retell re-asks every step instead)
         request = asked.get(e.request_id)
         step = request.step if request is not None else -1
-        if e.request_id != campaign.request_id(step, attempts.get(step, 0)):
+        if e.request_id not in expected:
+            expected[e.request_id] = campaign.request_id(step, attempts.get(step, 0))
+            if e.request_id == expected[e.request_id]:
+                asked_by.append(request.hypothesis)  # one choice per request, however many points
+        if e.request_id != expected[e.request_id]:
             raise JournalError(
                 f"{journal.path}: request {e.request_id} is not the one this campaign asks at step "
                 f"{step}: the journal was written by a campaign with other settings"
             )
-        asked_by.append(request.hypothesis)
-        if e.request_id in skipped or was_aborted:
-            failed.append(request.x if was_aborted else e.body.x)
-            attempts[step] = attempts.get(step, 0) + 1
+        if point in skipped or was_aborted:
+            lost = (request.points or (request.x,)) if was_aborted else (e.body.x,)
+            failed.extend(lost)
+            attempts[len(measurements)] = attempts.get(len(measurements), 0) + len(lost)
             continue
-        measurements.append((e.request_id, e.body.x, e.body.y))
-        if e.request_id in decisions:
-            records.append(decisions[e.request_id].step_record())
-            fits.update(decisions[e.request_id].fits)
+        measurements.append((e.request_id, e.body.x, e.body.y, e.body.y_sd))
+        if point in decisions:
+            records.append(decisions[point].step_record())
+            fits.update(decisions[point].fits)
     if campaign.space.is_finite:
-        points = [x for _, x, _ in measurements] + failed
+        points = [m[1] for m in measurements] + failed
         off = [x for x, i in zip(points, campaign.space.indices_of(points)) if i is None]
         if off:
             raise JournalError(

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from abduce.controller.core.campaign import Campaign, StepRecord
 from abduce.controller.core.measurements import Measurement, MeasureRequest
-from abduce.controller.journal.events import read, refused_readings
+from abduce.controller.journal.events import read, refused_points
 from abduce.controller.journal.store import Journal, JournalError
 
 
@@ -38,44 +38,51 @@ class Resumed:
 
 def retell(campaign: Campaign, journal: Journal, limit: int | None = None) -> Resumed:
     """Re-tell every journalled measurement (or the first ``limit``) to a fresh ``campaign``
-    built from the journal's config."""
-    told: set[str] = set()
+    built from the journal's config. A batch is re-asked with its journalled number of points
+    and re-told point by point (``index``); a batch partly told when the run stopped is in flight,
+    its remaining points still open in the campaign (``Campaign.waiting``)."""
+    told: set[str] = set()  # requests settled: every point told or skipped
     undecided: list[StepRecord] = []
     requested: dict[str, MeasureRequest] = {}
     # measurements tell() refused are not part of the data (an instrument error leaves the request in flight)
     events = list(read(journal))  # one read: errors and decisions come after the measurements they settle
-    refused, skipped = refused_readings(events)
-    fits = {e.request_id: e.body.fits for e in events if e.kind == "decision"}  # restored, not refitted
+    refused, skipped, _ = refused_points(events)
+    fits = {(e.request_id, e.body.index): e.body.fits for e in events if e.kind == "decision"}  # restored
     for event in events:
         if limit is not None and event.kind == "measurement" and campaign.n >= limit:
             break
+        rid = event.request_id
         if event.kind == "request":
-            b = event.body
-            requested[event.request_id] = MeasureRequest(
-                request_id=event.request_id, step=b.step, x=b.x, hypothesis=b.hypothesis, reason=b.reason
-            )
+            requested[rid] = event.body.request(rid)
         elif event.kind == "error" and event.body.stage == "instrument" and event.body.skipped:
-            request = campaign.ask()
-            _check(request, event, journal)
-            campaign.skip(event.request_id)
-            told.add(event.request_id)  # settled: not in flight
-        elif event.kind == "measurement" and event.request_id in skipped:
-            request = campaign.ask()
-            _check(request, event, journal)
-            campaign.skip(event.request_id)
-            told.add(event.request_id)  # settled: not in flight
-        elif event.kind == "measurement" and event.request_id not in refused:
-            request = campaign.ask()
-            _check(request, event, journal)
+            _ask(campaign, requested, event, journal)
+            campaign.skip(rid)
+            told.add(rid)  # settled: not in flight
+        elif event.kind == "measurement" and (rid, event.body.index) in skipped:
+            _ask(campaign, requested, event, journal)
+            campaign.skip(rid, event.body.index)
+            if campaign.pending is None or campaign.pending.request_id != rid:
+                told.add(rid)  # settled: not in flight
+        elif event.kind == "measurement" and (rid, event.body.index) not in refused:
+            _ask(campaign, requested, event, journal)
+            b = event.body
             record = campaign.tell(
-                Measurement(event.request_id, event.body.x, event.body.y),
-                restore=fits.get(event.request_id),
+                Measurement(rid, b.x, b.y, y_sd=b.y_sd, index=b.index), restore=fits.get((rid, b.index))
             )
-            told.add(event.request_id)
-            if event.request_id not in fits:
+            if campaign.pending is None or campaign.pending.request_id != rid:
+                told.add(rid)
+            if (rid, b.index) not in fits:
                 undecided.append(record)
     in_flight = tuple(r for rid, r in requested.items() if rid not in told)
     return Resumed(campaign, in_flight, tuple(undecided))
+
+
+def _ask(campaign: Campaign, requested: dict[str, MeasureRequest], event, journal: Journal) -> MeasureRequest:
+    """The campaign's request for ``event``, asked with as many points as were journalled for it."""
+    journalled = requested.get(event.request_id)
+    request = campaign.ask(q=journalled.q if journalled is not None else None)
+    _check(request, event, journal)
+    return request
 
 
 def _check(request: MeasureRequest, event, journal: Journal) -> None:

@@ -62,6 +62,7 @@ class Recipe(BaseModel):
             the campaign is built (:func:`resolve_device`).
         exact_max_n, inducing, exact_memory_gb: when exact inference gives way to inducing points
             (:class:`~abduce.hypotheses.belief.InferenceSettings`; README, "Large campaigns").
+        q: points per request, measured as one batch (``Campaign.ask(q=...)``; README, "Batches").
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -80,6 +81,7 @@ class Recipe(BaseModel):
     exact_max_n: Annotated[int, Field(ge=1)] = 1000
     inducing: Annotated[int, Field(ge=1)] = 512
     exact_memory_gb: Annotated[float, Field(gt=0)] = 4.0
+    q: Annotated[int, Field(ge=1, le=64)] = 1
 
     @field_validator("hypotheses")
     @classmethod
@@ -149,6 +151,7 @@ class Recipe(BaseModel):
             exact_max_n=self.exact_max_n,
             inducing=self.inducing,
             exact_memory_gb=self.exact_memory_gb,
+            q=self.q,
         )
 
     def build_campaign(

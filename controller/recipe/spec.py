@@ -43,10 +43,11 @@ class RunSpec(Recipe):
     capabilities: dict[str, Any] | None = None
 
     def space(self) -> Space:
-        """The campaign's space: the instrument's declared one, or the simulator's."""
+        """The campaign's space: the instrument's declared one, or the simulator's (axes and the explained
+        channel named, with their units)."""
         from abduce.controller.intake.capabilities import space_of
 
-        return space_of(self.capabilities_declared())
+        return space_of(self.capabilities_declared(), self.channel, self.reduction)
 
     def capabilities_declared(self) -> Capabilities:
         """What the instrument declared: journalled (runs over the protocol), or the simulator's or data set's

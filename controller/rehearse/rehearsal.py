@@ -41,19 +41,26 @@ class DriverInstrument:
 
             self.reduction = resolve_reduction(reduction)
 
-    def __call__(self, request: MeasureRequest) -> Measurement:
-        reading = self.driver.measure(Measure(request_id=request.request_id, points=[list(request.x)]))
-        return to_measurement(
-            request.request_id,
-            request.x,
-            reading.points,
-            reading.values,
-            reading.arrays,
-            self.channel,
-            self.reduction,
-            sd=reading.sd,
-            axes={name: axis.values for name, axis in reading.axes.items()},
-        )
+    def __call__(self, request: MeasureRequest) -> Measurement | list[Measurement]:
+        """The request's reading: one Measurement for one point, else one per point (``index`` 0..q-1),
+        all from one ``measure`` of the driver, as the protocol carries a batch."""
+        reading = self.driver.measure(Measure(request_id=request.request_id, points=[list(p) for p in request.points]))
+        out = [
+            to_measurement(
+                request.request_id,
+                requested,
+                reading.points,
+                reading.values,
+                reading.arrays,
+                self.channel,
+                self.reduction,
+                index=i,
+                sd=reading.sd,
+                axes={name: axis.values for name, axis in reading.axes.items()},
+            )
+            for i, requested in enumerate(request.points)
+        ]
+        return out[0] if request.q == 1 else out
 
 
 class Rehearsal(Recipe):
@@ -78,7 +85,7 @@ class Rehearsal(Recipe):
 
     def build(self) -> tuple[Campaign, DriverInstrument]:
         instrument = DriverInstrument(self.driver(), self.channel, self.reduction)
-        campaign = self.build_campaign(space_of(instrument.capabilities))
+        campaign = self.build_campaign(space_of(instrument.capabilities, self.channel, self.reduction))
         return campaign, instrument
 
     def run(self, consumers: Iterable[Consumer] = (), journal: Journal | None = None) -> Campaign:

@@ -14,8 +14,8 @@ from pydantic import Field, model_validator
 
 from abduce.controller.core.campaign import Campaign
 from abduce.controller.core.measurements import Measurement, MeasureRequest
-from abduce.controller.core.space import Space
 from abduce.controller.drive.loop import Consumer, run_campaign
+from abduce.controller.intake.capabilities import space_of
 from abduce.controller.journal.store import Journal
 from abduce.controller.recipe.recipe import TRANSITION_LAWS, Recipe
 from abduce.simulators.registry import SIMULATORS
@@ -57,8 +57,9 @@ class SimulatedRun(Recipe):
         sim = SIMULATORS[self.simulator](
             truth=self.truth, x_c=self.x_c, beta=self.beta, noise=self.noise, grid=self.grid, seed=self.seed
         )
-        candidates = sim.candidates()
-        space = Space.finite(candidates) if candidates is not None else Space.box(sim.bounds)
+        from abduce.instruments.drivers.simulated import SimulatedDriver
+
+        space = space_of(SimulatedDriver(sim).describe())  # named, with units, as a rebuild from its journal
         campaign = self.build_campaign(space)
         return campaign, sim
 
@@ -66,7 +67,12 @@ class SimulatedRun(Recipe):
         """Build and run to the end (journalling if given a journal); returns the finished campaign."""
         campaign, sim = self.build()
 
-        def instrument(request: MeasureRequest) -> Measurement:
-            return Measurement(request.request_id, request.x, float(sim.measure(np.array([request.x]))[0]))
+        def instrument(request: MeasureRequest) -> Measurement | list[Measurement]:
+            if request.q == 1:
+                return Measurement(request.request_id, request.x, float(sim.measure(np.array([request.x]))[0]))
+            y = sim.measure(np.array(request.points))  # a batch: one call, one reading per point
+            return [
+                Measurement(request.request_id, x, float(v), index=i) for i, (x, v) in enumerate(zip(request.points, y))
+            ]
 
         return run_campaign(campaign, instrument, consumers, journal=journal)

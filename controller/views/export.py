@@ -1,5 +1,8 @@
 """``abduce export RUN --out FILE.nc|FILE.h5``: a campaign's data and posteriors as one NetCDF file.
 
+(``--out FILE.nsid`` writes the same campaign laid on its grid as NSID for pycroscopy's pyNSID and sidpy:
+:mod:`abduce.controller.views.nsid`.)
+
 An :class:`xarray.Dataset` written with the ``h5netcdf`` engine (NetCDF-4,
 which is HDF5: ``.h5`` gets the same file, readable by ``h5py`` too).
 
@@ -43,14 +46,14 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from abduce.controller.errors import AbduceError, ConfigError
-from abduce.controller.journal.events import DecisionBody, read
+from abduce.controller.errors import ConfigError
+from abduce.controller.journal.events import DecisionBody, read, refused_points
 from abduce.controller.journal.store import Journal
 from abduce.controller.views.cf import annotate
 from abduce.controller.views.inspection import inspect_journal, journal_path
 
 EXPORT_VERSION = 1
-SUFFIXES = (".nc", ".h5", ".hdf5", ".nc4")
+SUFFIXES = (".nc", ".h5", ".hdf5", ".nc4", ".nsid")
 
 
 def build_dataset(journal: Journal, step: int | None = None, posteriors: bool = True) -> xr.Dataset:
@@ -61,16 +64,17 @@ def build_dataset(journal: Journal, step: int | None = None, posteriors: bool = 
     rows, names = ins.measurements, ins.hypotheses
     n = len(rows)
     d = len(rows[0].x) if rows else 1
-    records: dict[str, DecisionBody] = {e.request_id: e.body for e in events if e.kind == "decision"}
-    params = sorted(
-        {p for r in rows if r.request_id in records for h in records[r.request_id].parameters.values() for p in h}
-    )
+    by_point = {(e.request_id, e.body.index): e.body for e in events if e.kind == "decision"}  # a batch's apart
+    refused = refused_points(events)[0]
+    told = [(e.request_id, e.body.index) for e in events if e.kind == "measurement"]
+    told = [k for k in told if k not in refused][:n]  # the rows' (request id, point index), in order
+    records: list[DecisionBody | None] = [by_point.get(k) for k in told]
+    params = sorted({p for rec in records if rec is not None for h in rec.parameters.values() for p in h})
     prob = np.full((n, len(names)), np.nan)
     logz = np.full((n, len(names)), np.nan)
     pmean = np.full((n, len(names), len(params)), np.nan)
     psd = np.full_like(pmean, np.nan)
-    for i, r in enumerate(rows):
-        rec = records.get(r.request_id)
+    for i, rec in enumerate(records):
         if rec is None:
             continue
         for j, name in enumerate(names):
@@ -100,8 +104,8 @@ def build_dataset(journal: Journal, step: int | None = None, posteriors: bool = 
         "parameter_mean": (("measurement", "hypothesis", "parameter"), pmean),
         "parameter_sd": (("measurement", "hypothesis", "parameter"), psd),
     }
-    index = {r.request_id: i for i, r in enumerate(rows)}
-    data.update(_raw_arrays(journal, [r.request_id for r in rows if r.arrays], index, n))
+    index = {k: i for i, k in enumerate(told)}
+    data.update(_raw_arrays(journal, [k for k, r in zip(told, rows) if r.arrays], index, n))
     coords = {
         "measurement": np.array([r.step for r in rows], dtype=np.int64),
         "axis": axes,
@@ -139,31 +143,29 @@ def build_dataset(journal: Journal, step: int | None = None, posteriors: bool = 
 
 
 def _units(config: dict, d: int) -> tuple[dict[str, str], tuple[str, str]]:
-    """The axes' units by name and the explained channel's name and unit, from the instrument's declared
-    capabilities (journalled, or a simulator's or data set's own); empty where unknown."""
-    from abduce.controller.intake.readings import pick_channel
-    from abduce.controller.recipe.spec import spec_of
+    """The axes' units by name and the explained value's name and unit, as the instrument declared them
+    (:func:`~abduce.controller.views.labels.labels_of`); empty where it cannot be described here."""
+    from abduce.controller.views.labels import labels_of
 
-    try:
-        spec = spec_of(config)
-        caps = spec.capabilities_declared()
-        name = pick_channel(caps, spec.channel, spec.reduction)
-    except AbduceError:  # an instrument that cannot be described here: no units, the values stand
+    labels = labels_of(config, d)
+    if not labels.declared:  # an instrument that cannot be described here: no units, the values stand
         return {}, ("y", "")
-    unit = "" if spec.reduction else next(c.unit for c in caps.channels if c.name == name)
-    return {a.name: a.unit for a in caps.axes[:d]}, (name, unit)
+    return {a.name: a.unit for a in labels.axes[:d]}, (labels.explained.name, labels.explained.unit)
 
 
-def _raw_arrays(journal: Journal, with_arrays: list[str], index: dict[str, int], n: int) -> dict:
+def _raw_arrays(
+    journal: Journal, with_arrays: list[tuple[str, int]], index: dict[tuple[str, int], int], n: int
+) -> dict:
     """``raw_NAME`` variables, ``measurement x shape``, for array channels of one shape throughout."""
     if not with_arrays:
         return {}
     wanted = set(with_arrays)
     found: dict[str, dict[int, np.ndarray]] = {}
     for e in read(journal, "measurement"):
-        if e.request_id in wanted and e.request_id in index:
+        at = (e.request_id, e.body.index)  # a batch's points apart
+        if at in wanted and at in index:
             for name, a in e.body.arrays.items():
-                found.setdefault(name, {})[index[e.request_id]] = a.array()
+                found.setdefault(name, {})[index[at]] = a.array()
     out = {}
     for name, arrays in found.items():
         shapes = {a.shape for a in arrays.values()}
@@ -182,7 +184,8 @@ def _raw_arrays(journal: Journal, with_arrays: list[str], index: dict[str, int],
 def export_run(
     run: str | os.PathLike, out: str | os.PathLike, step: int | None = None, posteriors: bool = True
 ) -> Path:
-    """Write ``run``'s dataset to ``out`` (``.nc``, ``.h5``; never over an existing file).
+    """Write ``run``'s dataset to ``out`` (``.nc``, ``.h5``; ``.nsid``: on its grid as NSID,
+    :mod:`abduce.controller.views.nsid`; never over an existing file).
 
     Raises:
         ConfigError: an unknown extension, or ``out`` exists.
@@ -194,6 +197,11 @@ def export_run(
         raise ConfigError(f"{out} already exists; choose another --out")
     with Journal.open(journal_path(run), readonly=True) as journal:
         ds = build_dataset(journal, step, posteriors)
+        config = journal.config()
     out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() == ".nsid":
+        from abduce.controller.views.nsid import write_nsid
+
+        return write_nsid(ds, out, *_units(config, ds.sizes["axis"]))
     ds.to_netcdf(out, engine="h5netcdf")
     return out

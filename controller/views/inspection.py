@@ -34,11 +34,13 @@ JSON (``abduce inspect RUN --json``; the pydantic models below *are* the
 schema, :data:`SCHEMA` is their JSON schema)::
 
     {
-      "schema_version": 4,
+      "schema_version": 5,
       "run": str,                      # the journal file
       "mode": str,                     # in-process | listen | daemon | rehearsal
       "step": int | null,              # the --step asked for (null: all)
       "hypotheses": [str, ...],        # in the campaign's order
+      "axes": [QUANTITY, ...],         # one per coordinate of x, as the instrument declared them
+      "explained": QUANTITY,           # what y is: the channel (or reduction) the hypotheses explain
       "summary": {                     # == Campaign.summary() after `measurements` tells
         "leader": str | null,          # null while a hypothesis has never been fitted
         "measurements": int,
@@ -74,6 +76,9 @@ schema, :data:`SCHEMA` is their JSON schema)::
       }
     }
 
+    QUANTITY = {"name": str, "unit": str,   # unit "": none declared (or not known here), "1": dimensionless
+                "label": str}                # "name (unit)", or the name alone without a unit
+
     CHECK = {"n": int, "loo_rms": float, "loo_limit": float, "loo_worst": float,
              "residual_sd": float, "residual_quantile": float | null,
              "noise_ratio": float | null, "noise_limit": float | null, "misfit": bool,
@@ -92,12 +97,22 @@ from pydantic import BaseModel, ConfigDict
 
 from abduce.controller.core.verdict import explained
 from abduce.controller.errors import ConfigError
-from abduce.controller.journal.events import DecisionBody, Entry, RequestBody, instrument_state, read, refused_readings
+from abduce.controller.journal.events import (
+    DecisionBody,
+    Entry,
+    RequestBody,
+    instrument_state,
+    read,
+    refused_points,
+    refused_readings,
+)
 from abduce.controller.journal.store import Journal
 from abduce.controller.recipe.spec import spec_of
+from abduce.controller.views.labels import QuantityRow, labels_of
 
-SCHEMA_VERSION = 4  # 2: summary.unfitted, summary.fit_failures, summary.none, measurements[].none;
-# 3: summary.hypotheses[].check, summary.none.check, summary.explained; 4: stopping.instrument_state
+SCHEMA_VERSION = 5  # 2: summary.unfitted, summary.fit_failures, summary.none, measurements[].none;
+# 3: summary.hypotheses[].check, summary.none.check, summary.explained; 4: stopping.instrument_state;
+# 5: axes, explained (names and units)
 NONE_NAME = "none of these"  # abduce.hypotheses.library.NONE_OF_THESE.name (this module imports no torch)
 TABLE_ROWS = 20  # measurements shown in the terminal table (all of them in the JSON)
 
@@ -198,6 +213,8 @@ class Inspection(_Strict):
     mode: str
     step: int | None
     hypotheses: list[str]
+    axes: list[QuantityRow] = []
+    explained: QuantityRow = QuantityRow(name="y", unit="", label="y")
     summary: Summary
     measurements: list[MeasurementRow]
     stopping: Stopping
@@ -240,27 +257,31 @@ def inspect_journal(journal: Journal, step: int | None = None, events: list[Entr
     events = _cut(list(read(journal)) if events is None else events, step)
     errors = [e for e in events if e.kind == "error"]
     refused, skipped = refused_readings(errors)
+    refused_at = refused_points(errors)[0]  # (request id, point): a batch's points apart
     requests: dict[str, RequestBody] = {}
-    decisions: dict[str, DecisionBody] = {}
+    decisions: dict[tuple[str, int], DecisionBody] = {}
     told: list[Entry] = []
     for e in events:
         if e.kind == "request":
             requests.setdefault(e.request_id, e.body)
         elif e.kind == "decision":
-            decisions[e.request_id] = e.body
-        elif e.kind == "measurement" and e.request_id not in refused:
+            decisions[(e.request_id, e.body.index)] = e.body
+        elif e.kind == "measurement" and (e.request_id, e.body.index) not in refused_at:
             told.append(e)
-    rows = [_row(i, m, requests.get(m.request_id), decisions.get(m.request_id)) for i, m in enumerate(told)]
-    records = [decisions[m.request_id] for m in told if m.request_id in decisions]
+    rows = [_row(i, m, requests.get(m.request_id), decisions.get(_at(m))) for i, m in enumerate(told)]
+    records = [decisions[_at(m)] for m in told if _at(m) in decisions]
     names = _names(setup.hypotheses, records)
     summary = _summary(names, records[-1] if records else None, len(told), requests.values(), records)
     settled = {m.request_id for m in told} | skipped  # as replay: a refused reading leaves its request in flight
+    labels = labels_of(config, len(told[0].body.x) if told else 1)
     return Inspection(
         schema_version=SCHEMA_VERSION,
         run=str(journal.path),
         mode=setup.mode,
         step=step,
         hypotheses=list(names),
+        axes=[QuantityRow.of(a) for a in labels.axes],
+        explained=QuantityRow.of(labels.explained),
         summary=summary,
         measurements=rows,
         stopping=Stopping(
@@ -292,13 +313,13 @@ def _cut(events: list[Entry], step: int | None) -> list[Entry]:
     """The events up to the ``step``-th told measurement and what it caused, before the next request."""
     if step is None:
         return events
-    refused, _ = refused_readings(events)
+    refused = refused_points(events)[0]
     told, end = 0, None
     for i, e in enumerate(events):
         if told >= step and e.kind == "request":
             end = i
             break
-        if e.kind == "measurement" and e.request_id not in refused:
+        if e.kind == "measurement" and _at(e) not in refused:
             if told == step:
                 end = i
                 break
@@ -308,12 +329,17 @@ def _cut(events: list[Entry], step: int | None) -> list[Entry]:
     return events if end is None else events[:end]
 
 
+def _at(e: Entry) -> tuple[str, int]:
+    """A measurement's or decision's point: its request and its index in it (a batch)."""
+    return e.request_id, e.body.index
+
+
 def _row(i: int, m: Entry, request: RequestBody | None, decision: DecisionBody | None) -> MeasurementRow:
     """One measurement's row: who asked for it and why (its request, else its decision), what it decided."""
     asked = request or decision
     probs = decision.probabilities if decision else {}
     return MeasurementRow(
-        step=asked.step if asked else i,
+        step=decision.step if decision else (asked.step + m.body.index if asked else i),  # a batch's points apart
         request_id=m.request_id,
         x=list(m.body.x),
         y=m.body.y,

@@ -4,8 +4,12 @@ Sections (each an ``<section id=...>``): ``stopping`` (where the campaign
 stands), ``hypotheses`` (the summary table: probability, log evidence,
 fitted parameters ± sd, times chosen, mean reward), ``plots`` (every figure
 of :mod:`abduce.controller.views.plots`, inlined as base64 PNG, with a note for
-each one skipped), ``measurements`` (every measurement told) and ``config``
-(the journal's config event, pretty-printed JSON). The page loads nothing:
+each one skipped), ``measurements`` (every measurement told, its columns
+named by the instrument's axes and channel with their units), ``refused``
+(every reading the campaign refused -- NaN or inf, with its step, point and
+value -- and every instrument error, as ``abduce inspect --json`` lists them
+under ``stopping.errors``) and ``config`` (the journal's config event,
+pretty-printed JSON). The page loads nothing:
 no external scripts, stylesheets, fonts or images, so it can be mailed or
 archived as it is. Rendered with jinja2 (autoescaped).
 """
@@ -20,11 +24,12 @@ from pathlib import Path
 
 from jinja2 import Environment
 
+from abduce.controller.journal.events import Entry, read
 from abduce.controller.journal.store import Journal
 from abduce.controller.views.inspection import Check, Inspection, journal_path
-from abduce.controller.views.terminal import check_cell, estimate
+from abduce.controller.views.terminal import axes_header, check_cell, estimate
 
-SECTIONS = ("stopping", "hypotheses", "plots", "measurements", "config")
+SECTIONS = ("stopping", "hypotheses", "plots", "measurements", "refused", "config")
 
 _TEMPLATE = """<!DOCTYPE html>
 <html lang="en">
@@ -56,6 +61,8 @@ pre { background: #f6f6f6; padding: 1em; overflow-x: auto; }
 <tr><th>policy</th><td>{{ st.policy }}</td></tr>
 <tr><th>acquisition</th><td>{{ st.acquisition or "the policy's default" }}</td></tr>
 <tr><th>mode</th><td>{{ ins.mode }}</td></tr>
+<tr><th>axes</th><td class="axes">{{ axes_header }}</td></tr>
+<tr><th>explains</th><td class="explained">{{ ins.explained.label }}</td></tr>
 <tr><th>leader</th><td>{{ ins.summary.leader or "-" }}</td></tr>
 <tr><th>requests in flight</th><td>{{ st.in_flight | length }}</td></tr>
 <tr><th>errors journalled</th><td>{{ st.errors | length }}</td></tr>
@@ -113,7 +120,8 @@ pre { background: #f6f6f6; padding: 1em; overflow-x: auto; }
 <section id="measurements">
 <h2>Measurements</h2>
 <table>
-<tr><th>step</th><th>x</th><th>y</th><th>chosen by</th><th>reason</th><th>reward</th><th>leader (p)</th></tr>
+<tr><th>step</th><th>{{ axes_header }}</th><th>{{ ins.explained.label }}</th>
+<th>chosen by</th><th>reason</th><th>reward</th><th>leader (p)</th></tr>
 {% for m in ins.measurements %}
 <tr class="measurement"><td>{{ m.step }}</td><td>{{ m.x | map("round", 6) | join(", ") }}</td>
 <td>{{ "%.5g" | format(m.y) }}</td>
@@ -123,6 +131,25 @@ pre { background: #f6f6f6; padding: 1em; overflow-x: auto; }
 {%- else %}-{% endif %}</td></tr>
 {% endfor %}
 </table>
+</section>
+
+<section id="refused">
+<h2>Refused readings and instrument errors</h2>
+{% if refused %}
+<table>
+<tr><th>step</th><th>{{ axes_header }}</th><th>{{ ins.explained.label }}</th><th>stage</th><th>reason</th>
+<th>point skipped</th><th>message</th></tr>
+{% for r in refused %}
+<tr class="refused"><td>{{ "-" if r.step is none else r.step }}</td>
+<td>{{ "-" if r.x is none else r.x | map("round", 6) | join(", ") }}</td>
+<td>{{ "-" if r.y is none else r.y }}</td>
+<td class="text">{{ r.stage or "-" }}</td><td class="text">{{ r.reason or "-" }}</td>
+<td class="text">{{ "yes" if r.skipped else "no" }}</td><td class="text">{{ r.message or "" }}</td></tr>
+{% endfor %}
+</table>
+{% else %}
+<p class="note">none: every reading was told to the campaign</p>
+{% endif %}
 </section>
 
 <section id="config">
@@ -141,8 +168,30 @@ def png_base64(fig, dpi: int = 100) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def render_report(inspection: Inspection, config: dict, figures: dict, skipped: dict[str, str]) -> str:
-    """The HTML page from an inspection, the journal's config and figures (name -> Figure)."""
+def refused_rows(inspection: Inspection, events: list[Entry]) -> list[dict]:
+    """Every error the inspection lists (``stopping.errors``), with the step, point and value of the
+    reading it refused where the journal holds them (``y`` as text: ``nan``, ``inf``)."""
+    steps = {e.request_id: e.body.step for e in events if e.kind == "request"}
+    readings = {e.request_id: e.body for e in events if e.kind == "measurement"}
+    rows = []
+    for err in inspection.stopping.errors:
+        m = readings.get(err.request_id) if err.stage == "tell" else None
+        rows.append(
+            {
+                **err.model_dump(),
+                "step": steps.get(err.request_id),
+                "x": None if m is None else list(m.x),
+                "y": None if m is None else repr(float(m.y)),
+            }
+        )
+    return rows
+
+
+def render_report(
+    inspection: Inspection, config: dict, figures: dict, skipped: dict[str, str], events: list[Entry] = ()
+) -> str:
+    """The HTML page from an inspection, the journal's config, figures (name -> Figure) and the journal's
+    events (for the refused readings' points and values)."""
     env = Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True)
     hypotheses = [
         {
@@ -159,6 +208,8 @@ def render_report(inspection: Inspection, config: dict, figures: dict, skipped: 
         check_cell=lambda c: check_cell(Check(**c) if isinstance(c, dict) else c),
         figures=[(name, png_base64(fig)) for name, fig in figures.items()],
         skipped=list(skipped.items()),
+        axes_header=axes_header(inspection),
+        refused=refused_rows(inspection, list(events)),
         config=json.dumps(config, indent=2, sort_keys=True, default=str),
     )
 
@@ -168,8 +219,9 @@ def write_report(run: str | os.PathLike, out: str | os.PathLike, step: int | Non
     from abduce.controller.views.plots import build_plots
 
     with Journal.open(journal_path(run), readonly=True) as journal:
-        plots = build_plots(journal, step)
-    html = render_report(plots.inspection, plots.config, plots.figures, plots.skipped)  # type: ignore[arg-type]
+        events = list(read(journal))
+        plots = build_plots(journal, step, events=events)
+    html = render_report(plots.inspection, plots.config, plots.figures, plots.skipped, events)  # type: ignore[arg-type]
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(html, encoding="utf-8")

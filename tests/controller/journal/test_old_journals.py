@@ -40,9 +40,12 @@ def inspected(journal: Journal) -> dict:
 def test_an_old_journal_inspects_as_it_did(tmp_path, name):
     expected = json.loads((FIXTURES / name).with_suffix(".inspect.json").read_text())
     # what the inspection gained since, and what it says of a journal that predates it (schema 4,
-    # protocol 1.1: the instrument's state as operator commands left it; none in these journals)
+    # protocol 1.1: the instrument's state as operator commands left it; none in these journals.
+    # Schema 5: the axes and the explained value with their units; these instruments declared none)
     assert expected["schema_version"] == 3
-    expected["schema_version"], expected["stopping"]["instrument_state"] = 4, None
+    expected["schema_version"], expected["stopping"]["instrument_state"] = 5, None
+    expected["axes"] = [{"name": "x", "unit": "", "label": "x"}]
+    expected["explained"] = {"name": "y", "unit": "", "label": "y"}
     with opened(tmp_path, name) as journal:
         assert inspected(journal) == expected
 
