@@ -17,9 +17,8 @@ from __future__ import annotations
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
+from abduce.controller.beamline.ids import ID_KEY
 from abduce.controller.errors import ConfigError
-
-ID_KEY = "_id"
 
 
 class Readings:

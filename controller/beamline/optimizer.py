@@ -3,34 +3,41 @@
 bluesky-adaptive 1.x (``bluesky_adaptive.protocols``) asks an optimizer for points (``suggest``), runs
 its acquisition plan (move the actuators, read the sensors) and an *evaluation function* (documents ->
 outcomes), and hands the outcomes back (``ingest``). :class:`CampaignOptimizer` answers those calls
-from a pure :class:`~abduce.controller.core.campaign.Campaign`, as the daemon does over the protocol::
+from a pure :class:`~abduce.controller.core.campaign.Campaign`, as the loop and the daemon do::
 
-    suggest(n)  -> campaign.ask()                -> journal the request -> [{"x": 0.31, "_id": request_id}]
-    ingest(pts) -> outcome[channel] -> Measurement -> journal it -> campaign.tell -> journal the decision
-    register_failures(pts)  -> journal an instrument error -> campaign.skip (the point is never asked again)
+    suggest(n)  -> campaign.ask(q=n) -> journal the request -> [{"x": 0.31, "_id": id of point 0}, ...]
+    ingest(pts) -> outcome[channel] -> Measurement(index=k) -> tell_point: journal, tell, journal the decision
+    register_failures(pts)  -> journal the failure -> campaign.skip(request_id, k) (never asked again)
     should_stop()           -> (campaign.done, the stopping rule that fired)
     get_best_points()       -> the leading law, its fitted parameters and probability, the decisive points
     checkpoint()            -> fsync the journal (every event is already in it: journal first)
 
-The run directory it writes is the daemon's (``config.json``, ``journal.sqlite`` with config mode
-``bluesky``, ``measurements.jsonl``, ``decisions.jsonl``, and ``summary.json`` once the campaign is
-done), so ``abduce inspect``, ``plot``, ``report`` and ``export`` read it, and
-:meth:`CampaignOptimizer.resume` rebuilds the campaign from its journal and goes on.
+Each point is told through :func:`abduce.controller.drive.loop.tell_point`, the loop's own, so the run
+directory it writes is the daemon's (``config.json``, ``journal.sqlite`` with config mode ``bluesky``,
+``measurements.jsonl``, ``decisions.jsonl``, and ``summary.json`` once the campaign is done): ``abduce
+inspect``, ``plot``, ``report`` and ``export`` read it, and :meth:`CampaignOptimizer.resume` rebuilds the
+campaign from its journal and goes on.
 
-Batches. A campaign holds one pending request (:attr:`Campaign.pending`) and chooses the next point
-only after it is told the last one, so ``suggest(n)`` returns one point whatever ``n`` is (the protocol
-allows fewer than asked; bluesky-adaptive's plans acquire and evaluate what was suggested). Asking
-again before ``ingest`` returns the same pending point under the same ``_id``. The one place that asks
-the campaign is :meth:`CampaignOptimizer._ask`.
+Batches. ``suggest(n)`` asks the campaign for one request of up to ``n`` points (``Campaign.ask(q=n)``;
+``n = None``: the recipe's ``q``; fewer where the budget or the candidates left end sooner), and returns
+every point of it as its own suggestion. While a request has points waiting for a reading, ``suggest(n)``
+returns the first ``n`` of those again under the same ids (a campaign chooses anew only once every point
+of its request is told or skipped). ``ingest`` tells each point with its ``index``, in index order
+whatever order the acquisition measured them in (so the campaign does not depend on how bluesky-adaptive
+routed the motors).
 
-Every ``_id`` is the campaign's own request id (a UUID, deterministic in the campaign's seed and step),
-so an ingested outcome is matched to exactly the request that asked for it, and a resumed optimizer
-asks again under the id its journal holds.
+Ids. Point ``k`` of a request has the ``_id`` :func:`~abduce.controller.beamline.ids.point_id`: the
+campaign's request id (a UUID, deterministic in the campaign's seed and step) for point 0, so every
+one-point request keeps the id runs and journals had before batches, and ``f"{request_id}/{k}"`` for the
+batch's further points. An outcome is matched to exactly the point that asked for it, and a resumed
+optimizer asks again under the ids its journal holds.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -38,22 +45,25 @@ from typing import Any
 
 import numpy as np
 
+from abduce.controller.beamline.ids import ID_KEY, point_id, point_key
 from abduce.controller.beamline.record import RunRecord
 from abduce.controller.beamline.verdict import best_point
 from abduce.controller.core.campaign import Campaign
 from abduce.controller.core.measurements import Measurement, MeasureRequest
+from abduce.controller.drive.loop import abandon, request_body, tell_point
 from abduce.controller.errors import CampaignStateError, ConfigError, MeasurementRejected
 from abduce.controller.intake.readings import pick_channel, to_measurement
-from abduce.controller.journal.events import DecisionBody, ErrorBody, MeasurementBody, PlainArray, RequestBody
+from abduce.controller.journal.events import ErrorBody, MeasurementBody, append, decision_body
 from abduce.controller.journal.rundir import RunDirectory
+from abduce.controller.journal.store import JournalError
 from abduce.controller.recipe.recipe import Recipe
 from abduce.controller.recipe.spec import spec_of
 from abduce.instruments.protocol.models import Capabilities
 
 log = logging.getLogger("abduce.beamline")
 
-ID_KEY = "_id"  # bluesky_adaptive.protocols.ID_KEY (kept here: this module imports no bluesky)
 MODE = "bluesky"  # the journal config's mode (abduce.controller.recipe.spec.MODES)
+FAILED = "bluesky-adaptive registered the trial as failed (the acquisition or evaluation raised)"
 
 
 class CampaignOptimizer:
@@ -71,12 +81,12 @@ class CampaignOptimizer:
         channel, reduction: that channel (default its first scalar one) and, for a spectrum channel, the
             reduction to one value (:func:`~abduce.controller.intake.readings.pick_channel`).
         run: the run directory to journal in; None keeps nothing (``checkpoint`` then refuses).
-        in_flight: request ids journalled and never answered (a resumed run's), asked again under the same id.
+        journalled: request ids already in the journal (a resumed run's in flight: not journalled twice).
 
     Example:
         >>> caps = Capabilities(axes=[Axis(name="x", min=0, max=1)], channels=[Channel(name="y")])
         >>> opt = CampaignOptimizer.start(Recipe(hypotheses=("second-order", "linear"), budget=20), caps, "runs/b0")
-        >>> RE(optimize(opt.problem([motor], [det], readings), iterations=None))
+        >>> RE(optimize(opt.problem([motor], [det], readings), iterations=None, n_points=4))
     """
 
     def __init__(
@@ -87,7 +97,7 @@ class CampaignOptimizer:
         channel: str | None = None,
         reduction: str | None = None,
         run: RunRecord | None = None,
-        in_flight: Iterable[str] = (),
+        journalled: Iterable[str] = (),
     ) -> None:
         self.campaign = campaign
         self.capabilities = capabilities
@@ -98,10 +108,8 @@ class CampaignOptimizer:
 
             self._reduction = resolve_reduction(reduction)
         self.run = run
-        self._in_flight = set(in_flight)  # asked before a restart and never answered: asked again, same id
-        self._journalled = set(self._in_flight)  # requests already in the journal (not journalled twice)
-        self._issued: dict[str, MeasureRequest] = {}  # _id -> the request it names, while unanswered
-        self._told = {r.request_id for r in campaign.history}
+        self._journalled = set(journalled)  # requests already in the journal (not journalled twice)
+        self._told = {(r.request_id, r.index) for r in campaign.history}  # points told, (request_id, index)
         self._finished = False
 
     # ------------------------------------------------------------------ building
@@ -137,10 +145,12 @@ class CampaignOptimizer:
     def resume(cls, out: str | os.PathLike) -> CampaignOptimizer:
         """The optimizer of the run directory ``out``, its campaign rebuilt from the journal
         (:func:`~abduce.controller.journal.resume.retell`: the fits journalled are restored, not redone).
-        A request asked and never answered is asked again under its own ``_id``.
+        A request asked and never answered is asked again with its journalled points, so every point of it
+        not yet told is ingested (or suggested again) under its own ``_id``.
 
         Raises:
-            JournalError: ``out`` holds no readable journal, or another process has it open.
+            JournalError: ``out`` holds no readable journal, another process has it open, or the request
+                the journal holds in flight is not the one the rebuilt campaign asks.
             ConfigError: the journal is not a bluesky-adaptive campaign's.
         """
         run = RunRecord.reopen(out)
@@ -149,13 +159,20 @@ class CampaignOptimizer:
             if spec.mode != MODE:
                 raise ConfigError(f"{Path(out)} holds a {spec.mode} run, not a {MODE} one: resume it as it was run")
             resumed = run.retell(spec.campaign())
+            campaign = resumed.campaign
+            if resumed.in_flight and campaign.pending is None and not campaign.done:
+                last = resumed.in_flight[-1]  # asked, journalled, no point told: asked again, as many points
+                asked = campaign.ask(q=last.q)
+                if asked.request_id != last.request_id:
+                    raise JournalError(
+                        f"{Path(out)}: the journal holds request {last.request_id} in flight, but the rebuilt "
+                        f"campaign asks {asked.request_id}: the journal was written by a campaign with other settings"
+                    )
         except BaseException:
             run.close()
             raise
-        campaign = resumed.campaign
         for record in resumed.undecided:  # stopped mid-fit: the decision the step never journalled
-            body = DecisionBody(**vars(record), fits=campaign.fit_states(record.refit))
-            run.append(body, request_id=record.request_id, durability="next")
+            run.append(decision_body(record, campaign.fit_states(record.refit)), record.request_id, "next")
             run.step(record)
         log.info("resumed %s at %d measurements (%d in flight)", out, campaign.n, len(resumed.in_flight))
         return cls(
@@ -164,7 +181,7 @@ class CampaignOptimizer:
             channel=spec.channel,
             reduction=spec.reduction,
             run=run,
-            in_flight=(r.request_id for r in resumed.in_flight),
+            journalled=(r.request_id for r in resumed.in_flight),
         )
 
     def problem(self, actuators: Sequence[Any], sensors: Sequence[Any], evaluation_function: Any) -> Any:
@@ -185,8 +202,9 @@ class CampaignOptimizer:
     # ------------------------------------------------------------------ Optimizer
 
     def suggest(self, num_points: int | None = None) -> list[dict[str, Any]]:
-        """The next point(s) to measure, ``[{axis: value, ..., "_id": request_id}]``: one point per call
-        (module docstring, "Batches"); the same one again until it is ingested or failed.
+        """The next points to measure, ``[{axis: value, ..., "_id": point_id}]``: the points of one request of
+        up to ``num_points`` (None: the recipe's ``q``) that wait for a reading; the same ones again until
+        they are ingested or failed (module docstring, "Batches" and "Ids").
 
         Raises:
             ConfigError: ``num_points`` is not a positive integer.
@@ -199,70 +217,78 @@ class CampaignOptimizer:
         if self.campaign.done:
             raise CampaignStateError(f"the campaign has stopped ({self.should_stop()[1]}); nothing more to suggest")
         self._check_open()
-        out = []
-        for request in self._ask(num_points or 1):
-            if self.run is not None and request.request_id not in self._journalled:
-                self.run.append(RequestBody(**vars(request)), request_id=request.request_id)
-                self._journalled.add(request.request_id)
-            self._issued[request.request_id] = request
-            out.append({**dict(zip(self.campaign.space.names, request.x)), ID_KEY: request.request_id})
-        return out
-
-    def _ask(self, n: int) -> list[MeasureRequest]:
-        """The campaign's pending request (one, whatever ``n``: it chooses the next point only once told).
-        With batches in the campaign (``Campaign.ask(q=n)``, issue 16 item 6) this is the one line to change."""
-        return [self.campaign.ask()]
+        request = self.campaign.ask(q=num_points)  # one pending: the same request, whatever q
+        if self.run is not None and request.request_id not in self._journalled:
+            self.run.append(request_body(request), request_id=request.request_id)
+            self._journalled.add(request.request_id)
+        names = self.campaign.space.names
+        return [
+            {**dict(zip(names, request.points[k])), ID_KEY: point_id(request.request_id, k)}
+            for k in self.campaign.waiting[:num_points]
+        ]
 
     def ingest(self, points: Sequence[Mapping[str, Any]]) -> None:
         """Tell the campaign each outcome: ``point[channel]`` is the reading (a number; ``(value, sd)`` as
         Ax's ``(mean, sem)``; a spectrum for a reduction), at the suggested point or, when the point names
         every axis, there (the position actually reached; on a candidate grid it must be a candidate).
 
-        Every point is checked before any is told; a reading that is not a finite number is journalled and
-        its point skipped (the next ``suggest`` chooses anew), as the daemon does, until
-        ``max_failures`` in a row.
+        Every point is checked before any is told; then each is told in its request's index order through
+        :func:`~abduce.controller.drive.loop.tell_point` (journal first, as the loop and the daemon do). A
+        reading that is not a finite number is journalled and its point skipped (once no point of the
+        request is left, the next ``suggest`` chooses anew), until ``max_failures`` in a row.
 
         Raises:
             MeasurementRejected: ``reason`` ``missing-id`` (a point abduce did not ask for: a campaign
-                measures only its own requests), ``unknown-request`` (an ``_id`` never suggested, or
-                already failed or skipped), ``duplicate`` (already ingested), ``missing-outcome``, or
-                what ``Campaign.tell`` refuses (the campaign is then unchanged).
+                measures only its own requests), ``unknown-request`` (an ``_id`` that is not a point waiting
+                for a reading: never suggested, or already failed or skipped), ``duplicate`` (already
+                ingested, or twice in ``points``), ``missing-outcome``, or what ``Campaign.tell`` refuses
+                (that point is then not told; the points before it in index order are).
         """
         self._check_open()
-        checked = [self._measurement(self._request_of(p), p) for p in points]
-        for m in checked:
-            self._tell(m)
+        checked: dict[int, Measurement] = {}
+        for p in points:
+            request, k = self._request_of(p)
+            m = self._measurement(request, k, p)
+            if k in checked:
+                raise MeasurementRejected(request.request_id, "duplicate", f"point {k} is in the outcomes twice")
+            checked[k] = m
+        journal = self.run.journal if self.run is not None else None
+        for k in sorted(checked):
+            record = tell_point(self.campaign, request, checked[k], journal)
+            if record is None:  # not a number: skipped (journalled and logged by tell_point)
+                continue
+            self._told.add((record.request_id, record.index))
+            if self.run is not None:
+                self.run.step(record)
+        if self.campaign.done:  # once every point given is told, as the loop tells a whole batch
+            self.close()
 
-    def _request_of(self, point: Mapping[str, Any]) -> MeasureRequest:
-        rid = point.get(ID_KEY)
-        if rid is None or rid == "baseline":
+    def _request_of(self, point: Mapping[str, Any]) -> tuple[MeasureRequest, int]:
+        """The pending request and the index of the point ``point[_id]`` names, or MeasurementRejected."""
+        pid = point.get(ID_KEY)
+        if pid is None or pid == "baseline":
             raise MeasurementRejected(
-                str(rid),
+                str(pid),
                 "missing-id",
                 f"{point!r} names no request of this campaign; abduce measures only the points it suggested "
                 "(no baselines or manual points: sample_suggestions needs each suggestion's _id)",
             )
-        rid = str(rid)
-        if rid in self._told:
-            raise MeasurementRejected(rid, "duplicate", "this request was already ingested")
-        request = self._issued.get(rid)
-        if request is None and rid in self._in_flight and self.campaign.pending is None:
-            request = self.campaign.ask()  # asked before a restart: the campaign asks it again, same id
-            if request.request_id != rid:
-                raise MeasurementRejected(rid, "unknown-request", f"the campaign now asks {request.request_id}")
-            self._issued[rid] = request
-        if request is None:
-            pending = sorted(self._issued)
-            raise MeasurementRejected(
-                rid, "unknown-request", f"this optimizer never suggested it, or it failed; pending: {pending}"
-            )
+        rid, k = point_key(pid)
+        if (rid, k) in self._told:
+            raise MeasurementRejected(rid, "duplicate", f"point {pid} was already ingested")
+        request = self.campaign.pending
+        if request is None or request.request_id != rid or k not in self.campaign.waiting:
+            waiting = [point_id(request.request_id, i) for i in self.campaign.waiting] if request else []
+            why = f"not a point waiting for a reading (never suggested, failed or skipped); waiting: {waiting}"
+            raise MeasurementRejected(str(pid), "unknown-request", why)
         if self.channel not in point:
             raise MeasurementRejected(
                 rid, "missing-outcome", f"no {self.channel!r} in the outcome (keys: {sorted(point)})"
             )
-        return request
+        return request, k
 
-    def _measurement(self, request: MeasureRequest, point: Mapping[str, Any]) -> Measurement:
+    def _measurement(self, request: MeasureRequest, k: int, point: Mapping[str, Any]) -> Measurement:
+        """Point ``k`` of ``request`` as the outcome ``point`` reports it."""
         names = self.campaign.space.names
         try:
             measured = [[float(point[n]) for n in names]] if all(n in point for n in names) else []
@@ -285,41 +311,10 @@ class CampaignOptimizer:
             arrays = {self.channel: value[None]}
         values = {self.channel: [float(value)] if not value.ndim else []}
         sds = {self.channel: [None if sd is None else float(sd)]}
-        return to_measurement(
-            request.request_id, request.x, measured, values, arrays, self.channel, self._reduction, sd=sds
+        m = to_measurement(
+            request.request_id, request.points[k], measured, values, arrays, self.channel, self._reduction, sd=sds
         )
-
-    def _tell(self, m: Measurement) -> None:
-        """One measurement, journalled first and told, as :func:`abduce.controller.drive.loop.step` does."""
-        run = self.run
-        if run is not None:
-            known = {} if m.y_sd is None else {"y_sd": m.y_sd}  # the reading's own sd, if told
-            if m.arrays:  # raw spectra, kept with the value reduced from them
-                known["arrays"] = {k: PlainArray.of(a) for k, a in m.arrays.items()}
-            body = MeasurementBody(x=m.x, y=m.y, **known)
-            run.append(body, request_id=m.request_id, durability="background")
-        try:
-            record = self.campaign.tell(m)
-        except MeasurementRejected as exc:
-            c = self.campaign
-            skip = exc.reason == "non-finite" and c.consecutive_failures + 1 < c.settings.max_failures
-            if run is not None:
-                error = ErrorBody(stage="tell", reason=exc.reason, message=str(exc), skipped=skip)
-                run.append(error, request_id=m.request_id)
-            if not skip:
-                raise
-            log.warning("request %s at %s: %s; the point is skipped", m.request_id, m.x, exc)
-            self._settle(m.request_id)
-            return
-        del self._issued[m.request_id]
-        self._told.add(m.request_id)
-        self._in_flight.discard(m.request_id)
-        if run is not None:
-            decision = DecisionBody(**vars(record), fits=self.campaign.fit_states(record.refit))
-            run.append(decision, request_id=m.request_id, durability="next")
-            run.step(record)
-            if self.campaign.done:
-                self.close()
+        return dataclasses.replace(m, index=k)
 
     def _check_open(self) -> None:
         if self._finished and not self.campaign.done:
@@ -327,32 +322,41 @@ class CampaignOptimizer:
                 f"this optimizer's run directory {self.run.path} is closed: CampaignOptimizer.resume() it to go on"
             )
 
-    def _settle(self, rid: str) -> None:
-        """Skip the pending request ``rid`` (a failed or non-numeric reading)."""
-        self.campaign.skip(rid)
-        del self._issued[rid]
-        self._in_flight.discard(rid)
-
     def register_failures(self, suggestions: Sequence[Mapping[str, Any]]) -> None:
-        """The acquisition plan or the evaluation function raised for these suggestions: each pending one is
-        journalled as an instrument error and skipped (its point is never asked again; the next ``suggest``
-        chooses anew), as the daemon skips a request the instrument aborted. An ``_id`` that is not pending
-        is logged and left alone: this runs while bluesky-adaptive re-raises the acquisition's error, which
-        it must not hide."""
+        """The acquisition plan or the evaluation function raised for these suggestions: each point waiting
+        for a reading is journalled as failed and skipped (never asked again; once no point of its request
+        is left, the next ``suggest`` chooses anew), as the loop skips a request the instrument aborted. An
+        ``_id`` that is not waiting is logged and left alone: this runs while bluesky-adaptive re-raises the
+        acquisition's error, which it must not hide.
+
+        Every point still waiting failed (bluesky-adaptive's plans fail a whole acquisition): one
+        instrument error for the request (:func:`~abduce.controller.drive.loop.abandon`). Some points of a
+        batch: each journalled as a reading that never came (NaN) refused as ``failed``, so that a resume
+        skips just those."""
         if self._finished:  # closed (or done): nothing is pending any more
             log.warning("register_failures on a closed optimizer: %s ignored", [s.get(ID_KEY) for s in suggestions])
             return
+        request, failed = self.campaign.pending, set()
         for s in suggestions:
-            rid = str(s.get(ID_KEY))
-            if rid not in self._issued:
-                log.warning("register_failures: %s is not a pending request of this campaign; ignored", rid)
+            pid = s.get(ID_KEY)
+            rid, k = point_key(pid)
+            if request is None or request.request_id != rid or k not in self.campaign.waiting:
+                log.warning("register_failures: %s is not a point waiting for a reading; ignored", pid)
                 continue
-            if self.run is not None:
-                message = "bluesky-adaptive registered the trial as failed (the acquisition or evaluation raised)"
-                self.run.append(
-                    ErrorBody(stage="instrument", reason="failed", message=message, skipped=True), request_id=rid
-                )
-            self._settle(rid)
+            failed.add(k)
+        if not failed:
+            return
+        journal = self.run.journal if self.run is not None else None
+        if failed == set(self.campaign.waiting):
+            abandon(self.campaign, request, journal, "failed", FAILED)
+            return
+        for k in sorted(failed):
+            at = {"index": k} if k else {}  # left out for point 0, as the loop journals it
+            if journal is not None:
+                append(journal, MeasurementBody(x=request.points[k], y=math.nan, **at), request.request_id)
+                error = ErrorBody(stage="tell", reason="failed", message=FAILED, skipped=True, **at)
+                append(journal, error, request_id=request.request_id)
+            self.campaign.skip(request.request_id, k)
 
     def should_stop(self) -> tuple[bool, str | None]:
         """``(True, reason)`` once the campaign has stopped: its stopping rule fired (the recipe's budget) or

@@ -64,9 +64,15 @@ class RunRecord:
         """:func:`~abduce.controller.journal.resume.retell` the journal to a fresh ``campaign``."""
         return self._call(retell, campaign, self._run.journal)
 
+    @property
+    def journal(self) -> _WorkerJournal:
+        """The journal for :func:`~abduce.controller.drive.loop.tell_point` and
+        :func:`~abduce.controller.journal.events.append`: each append made on the worker thread."""
+        return _WorkerJournal(self)
+
     def append(self, body: Any, request_id: str, durability: str = "now") -> None:
         """Journal one event (:func:`~abduce.controller.journal.events.append`)."""
-        self._call(append, self._run.journal, body, request_id=request_id, durability=durability)
+        append(self.journal, body, request_id=request_id, durability=durability)
 
     def step(self, record: StepRecord) -> None:
         """Add a step record to the line files (``measurements.jsonl``, ``decisions.jsonl``)."""
@@ -89,3 +95,16 @@ class RunRecord:
             self._call(fn)
         finally:
             self._worker.shutdown()
+
+
+class _WorkerJournal:
+    """A :class:`~abduce.controller.journal.store.Journal`'s ``append``, run on a :class:`RunRecord`'s worker
+    thread (the one thread its SQLite connection may be used from)."""
+
+    def __init__(self, record: RunRecord) -> None:
+        self._record = record
+
+    def append(self, *args: Any, **kwargs: Any) -> int:
+        """:meth:`Journal.append <abduce.controller.journal.store.Journal.append>`, on the worker thread."""
+        record = self._record
+        return record._call(record._run.journal.append, *args, **kwargs)

@@ -20,17 +20,18 @@ from typing import Any
 
 import numpy as np
 
+from abduce.controller.beamline.ids import ID_KEY, point_id
 from abduce.controller.core.campaign import Campaign, StepRecord
 from abduce.controller.errors import CampaignStateError
 
-ID_KEY = "_id"
 DECISIVE = 5  # how many decisive measurements a verdict names
 
 
 def best_point(campaign: Campaign, channel: str) -> tuple[str, dict[str, float], dict[str, Any]]:
     """``(_id, point, outcomes)`` of the measurement that decided the leader most (largest gain):
 
-    * ``_id``, ``point``: its request id and ``{axis: value}`` (where ``navigate_to_best`` moves);
+    * ``_id``, ``point``: its ``_id`` (:func:`~abduce.controller.beamline.ids.point_id`) and ``{axis: value}``
+      (where ``navigate_to_best`` moves);
     * ``outcomes``: ``{channel: its reading, "hypothesis": the leader, "probability": its posterior
       probability, "parameters": {P: {"mean", "sd"}} (the fitted law, physical units), "decided_by":
       [{"_id", axis: value, channel: y, "log_odds": gain}, ...]}``, the (at most :data:`DECISIVE`)
@@ -45,7 +46,7 @@ def best_point(campaign: Campaign, channel: str) -> tuple[str, dict[str, float],
     names = campaign.space.names
     ranked = sorted(gains(campaign.history, leader), key=lambda g: -g[1])
     decided_by = [
-        {ID_KEY: r.request_id, **dict(zip(names, r.x)), channel: r.y, "log_odds": g}
+        {ID_KEY: point_id(r.request_id, r.index), **dict(zip(names, r.x)), channel: r.y, "log_odds": g}
         for r, g in ranked[:DECISIVE]
         if g > 0
     ]
@@ -58,7 +59,7 @@ def best_point(campaign: Campaign, channel: str) -> tuple[str, dict[str, float],
         "parameters": law["parameters"],
         "decided_by": decided_by,
     }
-    return best.request_id, dict(zip(names, best.x)), outcomes
+    return point_id(best.request_id, best.index), dict(zip(names, best.x)), outcomes
 
 
 def gains(history: Sequence[StepRecord], leader: str) -> list[tuple[StepRecord, float]]:

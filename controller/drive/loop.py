@@ -86,16 +86,16 @@ def steps(
         answer = instrument(request)
     except AbduceError as exc:  # rejected, lost, timed out: who said what, before it propagates
         reason = getattr(exc, "code", type(exc).__name__)
-        aborted = reason == "aborted"  # stopped by an abort or the safe state: skipped, never measured twice
-        if journal is not None:
-            body = ErrorBody(stage="instrument", reason=reason, message=str(exc), skipped=aborted)
-            append(journal, body, request_id=request.request_id)
-        if not aborted:
+        if reason != "aborted":
+            if journal is not None:
+                body = ErrorBody(stage="instrument", reason=reason, message=str(exc), skipped=False)
+                append(journal, body, request_id=request.request_id)
             raise
+        # stopped by an abort or the safe state: skipped, never measured twice
+        abandon(campaign, request, journal, reason, str(exc))
         log.warning(
             "request %s at %s was aborted at the instrument; the point is skipped", request.request_id, request.x
         )
-        campaign.skip(request.request_id)
         return []
     measurements = [answer] if isinstance(answer, Measurement) else list(answer)
     if sorted(m.index for m in measurements) != list(range(request.q)):
@@ -107,7 +107,7 @@ def steps(
     for measurement in measurements:
         if measurement.index not in campaign.waiting:  # told before a restart (a batch resumed part way)
             continue
-        record = _tell_one(campaign, request, measurement, journal, phase)
+        record = tell_point(campaign, request, measurement, journal, phase)
         if record is not None:
             records.append(record)
     return records
@@ -119,13 +119,31 @@ def request_body(request: MeasureRequest) -> RequestBody:
     return RequestBody(**body, **({"points": request.points} if request.q > 1 else {}))
 
 
-def _tell_one(
+def abandon(campaign: Campaign, request: MeasureRequest, journal: Journal | None, reason: str, message: str) -> None:
+    """The instrument ended ``request`` with no reading (an operator's abort, the safe state, a failed
+    acquisition): journal it as a skipped instrument error of the whole request, then skip every point of it
+    still open (on a finite space never asked for again; the next ask chooses anew)."""
+    if journal is not None:
+        body = ErrorBody(stage="instrument", reason=reason, message=message, skipped=True)
+        append(journal, body, request_id=request.request_id)
+    campaign.skip(request.request_id)
+
+
+def tell_point(
     campaign: Campaign,
     request: MeasureRequest,
     measurement: Measurement,
-    journal: Journal | None,
-    phase: Callable[[str], None],
+    journal: Journal | None = None,
+    phase: Callable[[str], None] | None = None,
 ) -> StepRecord | None:
+    """Tell one point of ``request`` (``measurement.index``), journal first: the measurement before it is
+    told, then the decision (its step record with the fitted states of its refits). A refused reading is
+    journalled as a ``tell`` error; a NaN/inf one skips its point (returns None: the campaign asks elsewhere)
+    until ``max_failures`` in a row, any other refusal is re-raised with the campaign unchanged.
+
+    The loop (:func:`steps`) and bluesky-adaptive's optimizer (:mod:`abduce.controller.beamline`) both tell
+    through here, so their journals are alike. ``journal``: anything with :meth:`Journal.append`'s signature."""
+    phase = phase or (lambda name: None)
     at = {"index": measurement.index} if measurement.index else {}  # which point of a batch (0: left out)
     if journal is not None:
         # committed before it is told; its fsync runs alongside the tell and is done before the next

@@ -95,7 +95,7 @@ def test_suggest_names_the_axes_and_carries_the_campaigns_request_id(opt):
     pending = opt.campaign.pending
     assert point == {"x": pending.x[0], "_id": pending.request_id}
     assert opt.campaign.space.index_of((point["x"],)) is not None  # a candidate of the grid
-    # one point per call whatever num_points (the campaign holds one pending request); again the same one
+    # the pending request's points again, whatever num_points, until they are in (test_batches.py: batches)
     assert opt.suggest(4) == [point]
     for bad in (0, -1, 1.5, True):
         with pytest.raises(ConfigError, match="num_points"):
