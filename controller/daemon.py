@@ -187,7 +187,7 @@ class Daemon:
             self._buttons = InstrumentButtons(link, agent, self._pending_id)
             self._set(instrument=agent.instrument_id, instrument_state=agent.state)
             c = s.campaign
-            campaign = c.build_campaign(space_of(agent.capabilities))
+            campaign = c.build_campaign(space_of(agent.capabilities, c.channel, c.reduction))  # as a rebuild names it
             in_flight: set[str] = set()
             if resuming:
                 rundir = RunDirectory.reopen(run_dir)

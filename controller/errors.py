@@ -45,12 +45,22 @@ class UnknownNameError(ConfigError, KeyError):
 
 
 class MeasurementRejected(AbduceError, ValueError):
-    """``Campaign.tell`` refused a measurement; the campaign is unchanged.
+    """``Campaign.tell`` (or an edge before it) refused a measurement; the campaign is unchanged.
 
     Attributes:
         request_id: the request the measurement claimed to answer.
-        reason: a short machine-readable code ("non-finite", "outside-space",
-            "wrong-dimension", "unknown-request", "duplicate", "point-mismatch").
+        reason: a short machine-readable code, one of:
+
+            - ``duplicate``: the request, or this point of it, was already told (or skipped);
+            - ``unknown-request``: no pending request has this id, or it has no point ``index``;
+            - ``wrong-axes``: a point by name with a misspelt, missing or extra axis;
+            - ``wrong-dimension``: a point with the wrong number of coordinates;
+            - ``non-numeric``: a coordinate or value that is not a number;
+            - ``non-finite``: NaN or inf in the point or the value (the point is skipped, not retried);
+            - ``outside-space``: outside the box, or not one of a finite space's candidates;
+            - ``bad-sd``: a ``y_sd`` that is not a number, negative or infinite;
+            - ``missing-id``, ``missing-outcome`` (the Bluesky optimizer's outcomes): a point that names no
+              suggestion of the campaign, or lacks the campaign's channel.
     """
 
     def __init__(self, request_id: str, reason: str, detail: str) -> None:

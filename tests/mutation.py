@@ -100,11 +100,18 @@ TARGETS = {
         "Journal.append",
     ),
     "tell": Target(
+        "controller/core/validation.py",
+        "abduce.controller.core.validation",
+        ("validated",),
+        ("tests/controller/core/test_tell_validation.py", "tests/controller/core/test_campaign.py"),
+        "validated",
+    ),
+    "tell-campaign": Target(  # tell's own body, after the validation moved to controller/core/validation.py
         "controller/core/campaign.py",
         "abduce.controller.core.campaign",
-        ("Campaign.tell", "Campaign._validate"),
+        ("Campaign.tell",),
         ("tests/controller/core/test_tell_validation.py", "tests/controller/core/test_campaign.py"),
-        "Campaign._validate",
+        "Campaign.tell",
     ),
     "agent-limits": Target(
         "instruments/agent.py",
@@ -247,7 +254,7 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         "if self._wal is None or self._wal[1] is not ino:",
     ): "harmless: two inode numbers from two stat calls are never one object, so the WAL is reopened on every fsync "
     "(closing the old fd): the same file is synced",
-    ("tell", "if len(x) != self.space.d:", "if len(x) is not self.space.d:"): SMALL_INT,
+    ("tell", "if len(x) != space.d:", "if len(x) is not space.d:"): SMALL_INT,
     ("agent-limits", "if len(p) != len(axes):", "if len(p) is not len(axes):"): SMALL_INT,
 }
 

@@ -81,7 +81,9 @@ def run_listening(
                 on_listening(link.endpoint)
             agent = link.wait_for_agent(timeout_s=opts.wait_s)
             console.print(f"instrument {agent.instrument_id!r} registered (key {agent.key_id!r})")
-            campaign = opts.build_campaign(space_of(agent.capabilities))
+            # the explained value named by the campaign's channel/reduction, as a rebuild from the journal names it;
+            # a channel the instrument lacks is a ConfigError here, before the run directory or any measurement
+            campaign = opts.build_campaign(space_of(agent.capabilities, opts.channel, opts.reduction))
             config = {
                 "mode": "listen",
                 **opts.model_dump(mode="json"),

@@ -8,10 +8,9 @@ One step, for the default policies::
 
     ask():  policy picks the driving hypothesis (or all)
             acquisition scores the space with the current posteriors
-            -> MeasureRequest(x)
-    tell(): validate (finite, inside the space, right dimension, a request we
-            issued and have not been told about) -- else MeasurementRejected,
-            campaign unchanged
+            -> MeasureRequest(x), the chosen point's acquisition value kept for its StepRecord.score
+    tell(): validate (core.validation: finite, inside the space, right dimension, a request
+            we issued and have not been told about) -- else MeasurementRejected, unchanged
             refit the policy's hypotheses (warm-started), condition the others
             reward the driver if its integrated variance went down
             evidence of every hypothesis -> posterior probabilities
@@ -42,13 +41,14 @@ import torch
 
 from abduce.controller.core import design
 from abduce.controller.core.batch import Believed, believe
-from abduce.controller.core.measurements import Measurement, MeasureRequest, point_of
+from abduce.controller.core.measurements import Measurement, MeasureRequest
 from abduce.controller.core.settings import CampaignSettings, StepRecord
 from abduce.controller.core.space import DTYPE
-from abduce.controller.core.state import CampaignState, checked_sd
+from abduce.controller.core.state import CampaignState
+from abduce.controller.core.validation import validated
 from abduce.controller.decide.policies import Policy, SelectionContext
 from abduce.controller.decide.stopping import CampaignView
-from abduce.controller.errors import CampaignStateError, ConfigError, MeasurementRejected
+from abduce.controller.errors import CampaignStateError, ConfigError
 from abduce.hypotheses.belief import Slot
 
 __all__ = ["Campaign", "CampaignSettings", "StepRecord"]
@@ -86,6 +86,7 @@ class Campaign(CampaignState):
         self._design_left = list(range(len(self._design)))  # design points not yet measured, in order
         self._design_failed: set[int] = set()  # design points whose reading failed (asked again nearby)
         self._asked_design: list[int] = []  # the pending request's design points, by point
+        self._asked_scores: list[float | None] = []  # the acquisition's value at each point asked (None: design)
 
     # ----------------------------------------------------------------- ask/tell
 
@@ -125,9 +126,10 @@ class Campaign(CampaignState):
         attempt = self._attempts.get(step, 0)
         if self._design_left:
             xs, driver, reason = self._design_points(q)
+            self._asked_scores = [None] * len(xs)
         else:
             driver, reason = self.policy.choose(self._policy_view(), self._rng("policy", step))
-            xs = self._acquire_batch(driver, step, q)
+            xs, self._asked_scores = self._acquire_batch(driver, step, q)
             posterior = self.belief.slots[driver].posterior if driver is not None else None
             if posterior is not None:  # a driver never fitted (its fits failed) earns no reward this turn
                 self._pending_iv = posterior.integrated_variance()
@@ -189,8 +191,7 @@ class Campaign(CampaignState):
                 candidate set, the wrong dimension or axis names, a request id (or
                 point of it) never issued or already told. The campaign is left unchanged.
         """
-        request, x = self._validate(measurement)
-        y_sd = checked_sd(measurement)  # known noise (NaN: none told); refused before anything changes
+        request, x, y_sd = validated(measurement, self._pending, self._open, self._told, self.space)  # y_sd: NaN=none
         idx = self.space.index_of(x) if self.space.is_finite else None
         self._x.append(x)
         self._y.append(float(measurement.y))
@@ -224,14 +225,17 @@ class Campaign(CampaignState):
         )  # fmt: skip
         return xs, None, "initial-design-retry" if retry else "initial-design"
 
-    def _acquire_batch(self, driver: int | None, step: int, q: int) -> list[tuple[float, ...]]:
-        """``q`` points (fewer if the candidates run out): the first as a one-point request chooses it, the
-        rest greedily against the hypotheses' fantasised readings at the earlier ones (kriging believer)."""
+    def _acquire_batch(
+        self, driver: int | None, step: int, q: int
+    ) -> tuple[list[tuple[float, ...]], list[float | None]]:
+        """``q`` points (fewer if the candidates run out) and the acquisition's value at each: the first as
+        a one-point request chooses it, the rest greedily against the hypotheses' fantasised readings at the
+        earlier ones (kriging believer)."""
         self._asked_design = []
-        x, index = self._acquire(driver, step)
-        xs = [x]
+        x, index, score = self._acquire(driver, step)
+        xs, scores = [x], [score]
         if q == 1:
-            return xs
+            return xs, scores
         believed = Believed()
         u, y = self._data_tensors()
         usable = self.belief.usable()
@@ -239,16 +243,19 @@ class Campaign(CampaignState):
             u_new = self.space.to_unit(self._tensor(xs[-1]))
             believe(believed, self.belief, usable, u_new, index, u, y, self._sd_tensor())
             try:
-                x, index = self._acquire(driver, step, believed, i)
+                x, index, score = self._acquire(driver, step, believed, i)
             except CampaignStateError:  # no candidate left: a shorter batch
                 break
             xs.append(x)
-        return xs
+            scores.append(score)
+        return xs, scores
 
     def _acquire(
         self, driver: int | None, step: int, believed: Believed | None = None, point: int = 0
-    ) -> tuple[tuple[float, ...], int | None]:
-        """Point ``point`` of the request at ``step`` and its candidate index (finite spaces, else None)."""
+    ) -> tuple[tuple[float, ...], int | None, float | None]:
+        """Point ``point`` of the request at ``step``, its candidate index (finite spaces, else None) and the
+        value the acquisition gave it (the maximum ``ask`` chose it by: on a finite space its score, on a box
+        the optimised acquisition value; None where a baseline policy picked it without one)."""
         attempt = self._attempts.get(step, 0)
         if type(self.policy).select is not Policy.select:  # a baseline picks the point itself
             u, y = self._data_tensors()
@@ -271,21 +278,21 @@ class Campaign(CampaignState):
                     raise CampaignStateError("no candidate left to measure")
                 if believed is not None:
                     believed.taken.append(chosen)
-                return tuple(self.space.candidates[chosen].tolist()), chosen  # type: ignore[index]
+                return tuple(self.space.candidates[chosen].tolist()), chosen, None  # type: ignore[index]
             if chosen is not None:
-                return tuple(self.space.from_unit(chosen.to(self._points)).tolist()), None
+                return tuple(self.space.from_unit(chosen.to(self._points)).tolist()), None, None
         scores, acq = self._scores(driver, believed)
         if scores is not None:
             best = int(torch.argmax(scores))
             if not math.isfinite(float(scores[best])):
                 raise CampaignStateError("no candidate left to measure")
-            return tuple(self.space.candidates[best].tolist()), best  # type: ignore[index]
+            return tuple(self.space.candidates[best].tolist()), best, float(scores[best])  # type: ignore[index]
         from botorch.optim import optimize_acqf  # continuous spaces only; a heavy import (~2 s)
 
         bounds = torch.stack([torch.zeros(self.space.d), torch.ones(self.space.d)]).to(DTYPE).to(self.device)
         with torch.random.fork_rng():
             torch.manual_seed(self._int_seed("optimize", step, attempt, point))
-            cand, _ = optimize_acqf(
+            cand, value = optimize_acqf(
                 acq, bounds=bounds, q=1, num_restarts=self.settings.restarts, raw_samples=self.settings.raw_samples
             )
         x = (
@@ -296,42 +303,7 @@ class Campaign(CampaignState):
             )
             .tolist()
         )
-        return tuple(x), None
-
-    def _validate(self, m: Measurement) -> tuple[MeasureRequest, tuple[float, ...]]:
-        """The request ``m`` answers and its point in axis order, or MeasurementRejected."""
-        rid = m.request_id
-        if rid in self._told:
-            raise MeasurementRejected(rid, "duplicate", "this request was already told")
-        if self._pending is None or self._pending.request_id != rid:
-            raise MeasurementRejected(rid, "unknown-request", "no outstanding request has this id")
-        if not isinstance(m.index, int) or not 0 <= m.index < self._pending.q:
-            raise MeasurementRejected(
-                rid, "unknown-request", f"the request has points 0..{self._pending.q - 1}, not {m.index!r}"
-            )
-        if m.index not in self._open:
-            raise MeasurementRejected(rid, "duplicate", f"point {m.index} of this request was already told or skipped")
-        try:
-            x = tuple(point_of(m.x, self.space.names))
-        except ConfigError as exc:
-            raise MeasurementRejected(rid, "wrong-axes", str(exc)) from None
-        if len(x) != self.space.d:
-            raise MeasurementRejected(
-                rid, "wrong-dimension", f"point has {len(x)} coordinates, the space has {self.space.d}"
-            )
-        try:
-            values = [float(v) for v in (*x, m.y)]
-        except (TypeError, ValueError) as exc:
-            raise MeasurementRejected(rid, "non-numeric", str(exc)) from None
-        if not all(math.isfinite(v) for v in values):
-            raise MeasurementRejected(rid, "non-finite", f"x={x}, y={m.y} contains NaN or inf")
-        if not self.space.contains(x):
-            raise MeasurementRejected(
-                rid, "outside-space", f"x={x} is outside {list(zip(self.space.lo, self.space.hi))}"
-            )
-        if self.space.is_finite and self.space.index_of(x) is None:
-            raise MeasurementRejected(rid, "outside-space", f"x={x} is not one of the candidates")
-        return self._pending, tuple(values[:-1])
+        return tuple(x), None, float(value)
 
     def _due_for_refit(self, slot: Slot, targeted: bool) -> bool:
         """Targeted (by the policy): every step up to ``refit_every_step_below``, then on growth.
@@ -422,4 +394,5 @@ class Campaign(CampaignState):
             log_evidence_se=weighed.log_z_se,
             checks=belief.checks(u, y),
             index=index,
+            score=self._asked_scores[index] if index < len(self._asked_scores) else None,
         )

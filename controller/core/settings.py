@@ -72,6 +72,9 @@ class StepRecord:
             (:meth:`abduce.hypotheses.criticism.Criticism.to_json`), up to ``CampaignSettings.check_below``
             measurements.
         index: which point of its request (0 for a one-point request; ``Campaign.ask(q=...)``).
+        score: the value the policy's acquisition gave this point when ``ask`` chose it (the maximum it
+            chose it by; a batch's later points scored against the fantasised readings of the earlier
+            ones); None for the initial design, a baseline policy's pick, and journals written before it.
     """
 
     step: int
@@ -93,3 +96,4 @@ class StepRecord:
     log_evidence_se: dict[str, float] = field(default_factory=dict)
     checks: dict[str, dict] = field(default_factory=dict)
     index: int = 0
+    score: float | None = None

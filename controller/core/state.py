@@ -21,42 +21,19 @@ from torch import Tensor
 
 from abduce.controller.core import design
 from abduce.controller.core.batch import Believed
-from abduce.controller.core.measurements import Measurement
 from abduce.controller.core.settings import CampaignSettings, StepRecord
 from abduce.controller.core.space import DTYPE, Space
 from abduce.controller.core.verdict import explained
 from abduce.controller.decide.acquisition import ACQUISITIONS, Acquisition
 from abduce.controller.decide.policies import POLICIES, Policy, PolicyView
 from abduce.controller.decide.stopping import StoppingRule
-from abduce.controller.errors import CampaignStateError, ConfigError, MeasurementRejected
+from abduce.controller.errors import CampaignStateError, ConfigError
 from abduce.hypotheses.belief import Belief
 from abduce.hypotheses.check import check_once
 from abduce.hypotheses.declaration import Hypothesis
 from abduce.hypotheses.library import NONE_OF_THESE
 
 _NAMESPACE = uuid.UUID("6f6b4a52-3d0e-4f7c-9a55-2b1e8f0c9d11")
-
-
-def checked_sd(m: Measurement) -> float:
-    """A measurement's ``y_sd`` as the campaign keeps it: NaN when none was told (None or NaN), else a
-    finite number >= 0 in the units of ``y`` (known noise on top of the fitted noise).
-
-    Raises:
-        MeasurementRejected: ``bad-sd``, a ``y_sd`` that is not a number, negative or infinite.
-    """
-    if m.y_sd is None:
-        return math.nan
-    try:
-        sd = float(m.y_sd)
-    except (TypeError, ValueError):
-        raise MeasurementRejected(m.request_id, "bad-sd", f"y_sd = {m.y_sd!r} is not a number") from None
-    if math.isnan(sd):
-        return math.nan
-    if not math.isfinite(sd) or sd < 0:
-        raise MeasurementRejected(
-            m.request_id, "bad-sd", f"y_sd = {sd} must be a finite standard deviation >= 0 (or None: unknown)"
-        )
-    return sd
 
 
 class CampaignState:

@@ -10,7 +10,6 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from abduce.controller.errors import AbduceError
-from abduce.controller.journal.store import Journal
 from abduce.controller.views.inspection import Inspection
 
 
@@ -167,7 +166,6 @@ def probabilities_figure(inspection: Inspection) -> Figure:
 
 
 NO_DRIVER = "none (design / all)"
-CRITERION_STEPS = 40  # at most this many snapshots for an acquisition trace (evenly spread over the steps)
 
 
 @dataclass(frozen=True)
@@ -176,57 +174,12 @@ class Criterion:
 
     Attributes:
         acquisition: the acquisition's name (``discrimination``, ...).
-        values: ``{step: value}``, the score of the point asked for at that step (finite spaces; on a
-            box, the best of the reference points), as the campaign stood before it.
+        values: ``{step: value}``, the value the acquisition gave the point asked for at that step, as
+            the campaign stood before it (:func:`~abduce.controller.views.criterion.criterion_trace`).
     """
 
     acquisition: str
     values: dict[int, float]
-
-
-_TRACED: dict[tuple[str, str, int], tuple[str, float]] = {}  # (journal, request id, step) -> (acquisition, value)
-
-
-def criterion_trace(journal: Journal, inspection: Inspection, events: list, most: int = CRITERION_STEPS) -> Criterion:
-    """The acquisition value behind each chosen point, for a policy that picks points by an acquisition over
-    all hypotheses (``discriminate``): the campaign is loaded as it stood before the step
-    (:func:`~abduce.controller.journal.rebuild.snapshot`, no refit) and its acquisition scored, as ``ask``
-    scored it then.
-
-    Each step is one snapshot (~K Cholesky factors; ~0.2 s at n = 30 on 2 busy cores), so at most about
-    ``most`` steps are scored: every ``stride``-th step after the initial design and the last one, ``stride``
-    the smallest power of two that keeps the count within ``most``. A step's value never changes once
-    journalled: it is kept (per journal and request), so a live page that redraws after every measurement
-    scores only the new step until the stride doubles.
-
-    Raises:
-        NothingToPlot: no step after the initial design, or a policy without an acquisition.
-    """
-    from abduce.controller.journal.rebuild import snapshot
-
-    chosen = [m for m in inspection.measurements if not m.reason.startswith("initial-design")]
-    if not chosen:
-        raise NothingToPlot("no measurement after the initial design: no acquisition to show yet")
-    stride = 1
-    while -(-len(chosen) // stride) > most:
-        stride *= 2
-    keep = sorted({*range(0, len(chosen), stride), len(chosen) - 1})
-    where = str(journal.path)
-    values, name = {}, ""
-    for m in (chosen[i] for i in keep):
-        key = (where, m.request_id, m.step)
-        if key not in _TRACED:
-            _, campaign = snapshot(journal, upto=m.step, events=events)
-            _, scores, _ = acquisition_scores(campaign)
-            at = campaign.space.index_of(m.x) if campaign.space.is_finite else None
-            if len(_TRACED) > 100_000:
-                _TRACED.clear()
-            _TRACED[key] = (
-                campaign.acquisition.name,
-                float(scores[at]) if at is not None else float(np.nanmax(scores)),
-            )
-        name, values[m.step] = _TRACED[key]
-    return Criterion(name, values)
 
 
 def choices_figure(inspection: Inspection, criterion: Criterion | None = None) -> Figure:

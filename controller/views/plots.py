@@ -53,11 +53,11 @@ from matplotlib.figure import Figure
 from abduce.controller.errors import AbduceError
 from abduce.controller.journal.events import read
 from abduce.controller.journal.store import Journal
+from abduce.controller.views.criterion import criterion_trace
 from abduce.controller.views.figures import (
     NothingToPlot,
     acquisition_figure,
     choices_figure,
-    criterion_trace,
     posteriors_figure,
     probabilities_figure,
 )

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from jinja2 import Environment
 
-from abduce.controller.journal.events import Entry, read
+from abduce.controller.journal.events import Entry, MeasurementBody, read
 from abduce.controller.journal.store import Journal
 from abduce.controller.views.inspection import Check, Inspection, journal_path
 from abduce.controller.views.terminal import axes_header, check_cell, estimate
@@ -170,16 +170,28 @@ def png_base64(fig, dpi: int = 100) -> str:
 
 def refused_rows(inspection: Inspection, events: list[Entry]) -> list[dict]:
     """Every error the inspection lists (``stopping.errors``), with the step, point and value of the
-    reading it refused where the journal holds them (``y`` as text: ``nan``, ``inf``)."""
+    reading it refused where the journal holds them (``y`` as text: ``nan``, ``inf``).
+
+    A refused reading is the measurement of the same request and point (``(request_id, index)``: a batch's
+    points apart) journalled last before its error; its step is the request's first step plus the index.
+    The inspection lists the journal's errors in order, so its ``i``-th is the journal's ``i``-th error."""
     steps = {e.request_id: e.body.step for e in events if e.kind == "request"}
-    readings = {e.request_id: e.body for e in events if e.kind == "measurement"}
+    last: dict[tuple[str | None, int], MeasurementBody] = {}  # (request id, point) -> its latest measurement
+    errors = []  # (error body, the reading it refused or None), in journal order
+    for e in events:
+        if e.kind == "measurement":
+            last[(e.request_id, e.body.index)] = e.body
+        elif e.kind == "error":
+            errors.append((e.body, last.get((e.request_id, e.body.index)) if e.body.stage == "tell" else None))
     rows = []
-    for err in inspection.stopping.errors:
-        m = readings.get(err.request_id) if err.stage == "tell" else None
+    for i, err in enumerate(inspection.stopping.errors):
+        body, m = errors[i] if i < len(errors) else (None, None)  # no events given: the errors alone
+        index = body.index if body is not None and err.stage == "tell" else 0
+        step = steps.get(err.request_id)
         rows.append(
             {
                 **err.model_dump(),
-                "step": steps.get(err.request_id),
+                "step": None if step is None else step + index,
                 "x": None if m is None else list(m.x),
                 "y": None if m is None else repr(float(m.y)),
             }

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from matplotlib.figure import Figure
 
-from abduce.controller.journal.events import read
+from abduce.controller.journal.events import read, refused_points
 from abduce.controller.journal.store import Journal
 from abduce.controller.views.figures import NothingToPlot, color
 from abduce.controller.views.inspection import Inspection
@@ -26,14 +26,17 @@ class Spectrum:
 
 
 def spectra_of(journal: Journal, inspection: Inspection, events: list | None = None) -> list[Spectrum]:
-    """The raw arrays journalled with the inspected measurements (those that have any)."""
-    steps = {m.request_id: m for m in inspection.measurements if m.arrays}
-    if not steps:
+    """The raw arrays journalled with the inspected measurements (those that have any), each with its own
+    row: measurements are matched by request and point (``(request_id, index)``: a batch's points apart),
+    the told ones in the order the inspection lists them (the readings ``tell`` refused are no rows)."""
+    if not any(m.arrays for m in inspection.measurements):
         return []
+    events = list(read(journal)) if events is None else events
+    refused = refused_points(events)[0]
+    told = [e for e in events if e.kind == "measurement" and (e.request_id, e.body.index) not in refused]
     out = []
-    for e in read(journal, "measurement") if events is None else (e for e in events if e.kind == "measurement"):
-        m = steps.get(e.request_id)
-        if m is not None and e.body.arrays:
+    for e, m in zip(told, inspection.measurements):  # the inspection's rows are the told measurements, in order
+        if m.arrays and e.body.arrays:
             arrays = {k: a.array() for k, a in e.body.arrays.items()}
             out.append(Spectrum(m.step, tuple(m.x), m.y, arrays))
     return out

@@ -8,6 +8,7 @@ capabilities journalled by a run over the protocol -- and must reach the rebuilt
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import math
@@ -23,8 +24,9 @@ from abduce.controller.core.quantity import Quantity
 from abduce.controller.journal.events import read
 from abduce.controller.journal.rebuild import snapshot
 from abduce.controller.journal.store import Journal
+from abduce.controller.views.criterion import Criterion, criterion_trace
 from abduce.controller.views.export import export_run
-from abduce.controller.views.figures import Criterion, choices_figure, criterion_trace
+from abduce.controller.views.figures import choices_figure
 from abduce.controller.views.inspection import Inspection, inspect_journal, inspect_run
 from abduce.controller.views.labels import labels_of
 from abduce.controller.views.plots import build_plots
@@ -248,7 +250,15 @@ def test_for_discriminate_the_choices_plot_shows_the_acquisition_value_it_maximi
     assert "choices-acquisition" not in plots.skipped
 
 
-def test_a_bandit_keeps_its_chooser_and_reward_and_a_trace_is_capped():
+def _as_written_before_scores(events):
+    """The journal's events as abduce wrote them before decisions held the acquisition's ``score``."""
+    return [
+        dataclasses.replace(e, body=e.body.model_copy(update={"score": None})) if e.kind == "decision" else e
+        for e in events
+    ]
+
+
+def test_a_bandit_keeps_its_chooser_and_reward_and_an_old_journals_trace_is_capped():
     out, _ = recorded()
     with Journal.open(out / "journal.sqlite", readonly=True) as journal:
         ins = inspect_journal(journal)
@@ -257,12 +267,29 @@ def test_a_bandit_keeps_its_chooser_and_reward_and_a_trace_is_capped():
     assert "who chose each measurement" in top.get_title()
     run, _ = recorded_with_units()
     with Journal.open(run / "journal.sqlite", readonly=True) as journal:
-        events = list(read(journal))
+        events = _as_written_before_scores(list(read(journal)))  # no score journalled: re-scored on snapshots
         capped = criterion_trace(journal, inspect_journal(journal, events=events), events, most=2)
         strided = criterion_trace(journal, inspect_journal(journal, events=events), events, most=3)
     assert sorted(capped.values) == [4, 8]  # every 4th step after the design (4 = 2^k), and the last
     assert sorted(strided.values) == [4, 6, 8]  # every 2nd
     assert not math.isnan(capped.values[8]) and capped.values[6 - 2] == strided.values[4]
+
+
+def test_the_choices_plot_reads_the_journalled_acquisition_values_every_step_and_as_rescored_before():
+    run, live = recorded_with_units()
+    with Journal.open(run / "journal.sqlite", readonly=True) as journal:
+        events = list(read(journal))
+        ins = inspect_journal(journal, events=events)
+        journalled = {e.body.step: e.body.score for e in events if e.kind == "decision"}
+        recorded_trace = criterion_trace(journal, ins, events, most=2)  # nothing to re-score: no cap
+        old = _as_written_before_scores(events)
+        rescored = criterion_trace(journal, inspect_journal(journal, events=old), old)
+    assert [s for s, v in sorted(journalled.items()) if v is not None] == [4, 5, 6, 7, 8]  # none for the design
+    assert recorded_trace.acquisition == rescored.acquisition == "discriminate"
+    assert recorded_trace.values == {s: journalled[s] for s in range(4, 9)}
+    for step, value in live.items():  # what ask maximised, as the snapshot re-scores it and as the live campaign
+        assert recorded_trace.values[step] == pytest.approx(rescored.values[step], rel=1e-9)
+        assert recorded_trace.values[step] == pytest.approx(value, rel=1e-9)
 
 
 def test_a_file_pynsid_writes_is_served_by_recorded_with_its_units_on_the_plots(tmp_path):
