@@ -10,6 +10,7 @@ sweep) cost what their fits cost.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from typing import Any
 
@@ -91,6 +92,27 @@ class Rehearsal(Recipe):
     def run(self, consumers: Iterable[Consumer] = (), journal: Journal | None = None) -> Campaign:
         campaign, instrument = self.build()
         return run_campaign(campaign, instrument, consumers, journal=journal)
+
+    def run_into(
+        self,
+        out: str | os.PathLike,
+        consumers: Iterable[Consumer] = (),
+        built: tuple[Campaign, DriverInstrument] | None = None,
+        **config: Any,
+    ) -> Campaign:
+        """Build (or take ``built``, what :meth:`build` returned), then run to the end into a new run directory
+        ``out`` (journal, jsonl files, and the summary once the campaign is done), as ``abduce replay --out``
+        keeps one; ``config`` adds keys to its ``config.json`` beside the recipe (mode ``rehearsal``).
+        Nothing is written when the build fails."""
+        from abduce.controller.journal.rundir import RunDirectory
+
+        campaign, instrument = built or self.build()
+        rundir = RunDirectory(out, {"mode": "rehearsal", **self.model_dump(mode="json"), **config})
+        try:
+            run_campaign(campaign, instrument, [rundir, *consumers], journal=rundir.journal)
+        finally:
+            rundir.finish(campaign) if campaign.done else rundir.close()
+        return campaign
 
 
 def truth_on(driver: Driver, points: np.ndarray, reduction: str | None = None) -> np.ndarray | None:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from abduce.controller.core.campaign import Campaign
+from abduce.controller.drive.loop import run_campaign
 from abduce.controller.errors import ConfigError
 from abduce.controller.journal.rebuild import rebuild
 from abduce.controller.journal.store import Journal
@@ -85,28 +86,10 @@ def what_if(
         }
     )
     campaign, instrument = rehearsal.build()
-    consumers = []
-    rundir = None
-    if out is not None:
-        from abduce.controller.journal.rundir import RunDirectory
-
-        rundir = RunDirectory(
-            out,
-            {
-                "mode": "rehearsal",
-                "replay_of": str(run),
-                **rehearsal.model_dump(mode="json"),
-                "truth": truth,
-            },
-        )
-        consumers.append(rundir)
-    from abduce.controller.drive.loop import run_campaign
-
-    try:
-        run_campaign(campaign, instrument, consumers, journal=rundir.journal if rundir else None)
-    finally:
-        if rundir is not None:
-            rundir.finish(campaign) if campaign.done else rundir.close()
+    if out is None:
+        run_campaign(campaign, instrument)
+    else:
+        rehearsal.run_into(out, built=(campaign, instrument), replay_of=str(run), truth=truth)
     known = truth or spec.truth or (opts.get("truth") if isinstance(opts.get("truth"), str) else None)
     target = known or recorded.leader()
     return {

@@ -16,7 +16,6 @@ pytest.importorskip("pyNSID")
 
 def recorded_run(tmp_path):
     """A 7-measurement campaign on a recorded 41-point grid with units (Ni in at.%, m in emu), journalled."""
-    from abduce.controller.journal.rundir import RunDirectory
     from abduce.controller.rehearse.rehearsal import Rehearsal
     from abduce.instruments.drivers.recorded import RecordedDataset
     from abduce.simulators.transition1d import Transition1D
@@ -27,11 +26,7 @@ def recorded_run(tmp_path):
     path = data.save(tmp_path / "ni.h5")
     r = Rehearsal(f"recorded:{path}", ("second-order", "linear"), policy="discriminate", budget=7, n_init=4)
     run = tmp_path / "run"
-    rundir = RunDirectory(run, {"mode": "rehearsal", **r.model_dump(mode="json")})
-    try:
-        r.run([rundir], journal=rundir.journal)
-    finally:
-        rundir.close()
+    r.run_into(run)
     return run, data
 
 

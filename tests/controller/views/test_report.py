@@ -140,7 +140,6 @@ def test_the_export_is_cf_netcdf_with_units_and_a_grid_sel_works(tmp_path):
     posteriors have one dimension per axis, so .sel by an axis value works."""
     import xarray as xr
 
-    from abduce.controller.journal.rundir import RunDirectory
     from abduce.controller.rehearse.rehearsal import Rehearsal
     from abduce.instruments.drivers.recorded import RecordedDataset
     from abduce.simulators.transition1d import Transition1D
@@ -151,11 +150,7 @@ def test_the_export_is_cf_netcdf_with_units_and_a_grid_sel_works(tmp_path):
     path = data.save(tmp_path / "ni.nc")
     r = Rehearsal(f"recorded:{path}", ("second-order", "linear"), policy="discriminate", budget=7, n_init=4)
     run = tmp_path / "run"
-    rundir = RunDirectory(run, {"mode": "rehearsal", **r.model_dump(mode="json")})
-    try:
-        r.run([rundir], journal=rundir.journal)
-    finally:
-        rundir.close()
+    r.run_into(run)
     out = export_run(run, tmp_path / "ni-export.nc")
     with xr.open_dataset(out, engine="h5netcdf", decode_cf=True) as ds:
         ds.load()

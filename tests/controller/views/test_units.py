@@ -295,7 +295,6 @@ def test_the_choices_plot_reads_the_journalled_acquisition_values_every_step_and
 def test_a_file_pynsid_writes_is_served_by_recorded_with_its_units_on_the_plots(tmp_path):
     """Issue 16, what must hold: a spectral image written by pyNSID (x, y in nm; a bias axis in V; the response in
     a.u.), reduced by ``max``, rehearsed and journalled: its plots and inspection carry the file's units."""
-    from abduce.controller.journal.rundir import RunDirectory
     from abduce.controller.rehearse.rehearsal import Rehearsal
     from tests.instruments.test_nsid_roundtrip import pynsid_file
 
@@ -310,11 +309,7 @@ def test_a_file_pynsid_writes_is_served_by_recorded_with_its_units_on_the_plots(
         reduction="max",
     )
     run = tmp_path / "run"
-    rundir = RunDirectory(run, {"mode": "rehearsal", **r.model_dump(mode="json")})
-    try:
-        r.run([rundir], journal=rundir.journal)
-    finally:
-        rundir.close()
+    r.run_into(run)
     ins = inspect_run(run)
     assert [a.label for a in ins.axes] == ["x (nm)", "y (nm)"] and ins.explained.label == "max (a.u.)"
     with Journal.open(run / "journal.sqlite", readonly=True) as journal:
