@@ -132,6 +132,32 @@ def test_a_told_request_is_a_duplicate_whatever_it_carries():
     assert c.n == 2
 
 
+# ------------------------------------------------------------------ which point of a batch
+
+
+def test_a_batch_takes_its_points_0_to_q_minus_1_and_no_other_index():
+    c = line()
+    r = c.ask(q=4)
+    assert r.q == 4
+    for index in (4, 5, -1, 1.5, "1", None):  # past the last, before the first, not an int
+        assert refused(c, Measurement(r.request_id, r.points[0], 0.5, index=index)) == "unknown-request", index
+    with pytest.raises(MeasurementRejected, match=r"the request has points 0\.\.3, not 4"):
+        c.tell(Measurement(r.request_id, r.points[0], 0.5, index=4))
+    c.tell(Measurement(r.request_id, r.points[3], 0.5, index=3))  # the last index is a point, in any order
+    assert refused(c, Measurement(r.request_id, r.points[3], 0.5, index=3)) == "duplicate"
+    assert c.n == 1
+
+
+def test_a_named_point_must_name_exactly_the_spaces_axes():
+    c = plane()
+    r = c.ask()
+    x, t = r.x
+    for named in ({"x1": x, "T": t}, {"x0": x}, {"x0": x, "x1": t, "T": 1.0}):
+        assert refused(c, Measurement(r.request_id, named, 0.5)) == "wrong-axes", named
+    c.tell(Measurement(r.request_id, {"x1": t, "x0": x}, 0.5))  # by name, in any order
+    assert c.data == ([r.x], [0.5])
+
+
 # ------------------------------------------------------------------ the point and the value
 
 
