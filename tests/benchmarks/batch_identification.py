@@ -7,6 +7,8 @@ budget (52), and prints, per q: the identification rate after 40 and after 52 me
 (identified: P(truth) >= 0.9 and, for a law with x_c, |x_c - 0.6| <= 0.05, as
 tests/controller/rehearse/test_identification.py counts it), the requests it took, the median
 measurements after which a campaign stayed identified to its end, and the seconds per campaign.
+Last, rank by rank (the k-th quickest q = 4 campaign against the k-th quickest q = 1 one), how many
+times the measurements q = 4 needs to be identified for good.
 
     python tests/benchmarks/batch_identification.py [--seeds 10] [--budget 40] [--q 4] [--workers 2] [--out F.json]
 
@@ -107,6 +109,26 @@ def main() -> None:
         misses = [f"{r['truth']}/{r['seed']}" for r in rows if not r["ok"][-1]]
         if misses:
             print(f"{'':<16}not identified at the end: {', '.join(misses)}")
+    print(ratios(results, args.q))
+
+
+def ratios(results: list[dict], q: int) -> str:
+    """Rank by rank, the measurements after which the ``q`` campaigns stayed identified over those of the
+    one-point campaigns (the k-th quickest against the k-th quickest; never identified for good: the
+    campaign's length + 1): the issue's "at most 1.3 x the measurements", campaign for campaign."""
+
+    def settled(qq: int) -> list[int]:
+        return sorted(r["settled"] or r["measurements"] + 1 for r in results if r["q"] == qq)
+
+    pairs = list(zip(settled(1), settled(q)))
+    if not pairs:
+        return ""
+    rs = [b / a for a, b in pairs]
+    within = sum(r <= 1.3 for r in rs)
+    return (
+        f"rank by rank, q = {q} needs x the measurements of q = 1 to be identified for good: median "
+        f"{statistics.median(rs):.2f}, largest {max(rs):.2f}; within 1.3 x for {within}/{len(rs)}"
+    )
 
 
 if __name__ == "__main__":

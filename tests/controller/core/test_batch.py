@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from abduce.controller.core.batch import Believed, believe, twin
+from abduce.controller.core.batch import SEPARATION, Believed, believe, length_scales, near, twin
 from abduce.controller.core.campaign import Campaign
 from abduce.controller.core.measurements import Measurement, MeasureRequest, point_of
 from abduce.controller.core.space import Space
@@ -238,3 +238,36 @@ def test_a_box_batch_after_readings_with_their_sd_gives_q_points_inside_it():
         c.tell(Measurement(r.request_id, x, reading(sim, x), y_sd=0.01, index=i))
     r = c.ask(q=3)
     assert r.q == 3 and all(c.space.contains(x) for x in r.points)
+
+
+# ------------------------------------------------------------------ the batch's separation
+
+
+def test_near_is_the_ball_of_separation_shortest_length_scales_by_hand():
+    """``near`` against a hand computation: the candidates within SEPARATION x (the shortest length scale
+    among the usable laws) of the point, the point itself included."""
+    c, sim = past_design(*make(budget=20))
+    usable = c.belief.usable()
+    scales = [float(c.belief.slots[i].posterior._kernel.base_kernel.lengthscale.detach()) for i in usable]
+    assert float(length_scales(c.belief, usable)) == min(scales)
+    radius = SEPARATION * min(scales)
+    j = len(c._points) // 2
+    unit = c._points[:, 0].tolist()
+    by_hand = [k for k, x in enumerate(unit) if abs(x - unit[j]) <= radius]
+    assert near(c.belief, usable, c._points[j]) == by_hand and j in by_hand and len(by_hand) > 1
+    assert near(c.belief, usable, c._points[j], separation=0.0) == [j]
+
+
+def test_the_points_of_a_batch_are_at_least_the_separation_apart_and_the_excluded_are_taken():
+    c, sim = past_design(*make(budget=20))
+    usable = c.belief.usable()
+    scale = float(length_scales(c.belief, usable))
+    r = c.ask(q=4)
+    u = [float(c.space.to_unit(c._tensor(x))[0]) for x in r.points]
+    assert r.q == 4
+    assert min(abs(a - b) for k, a in enumerate(u) for b in u[:k]) > SEPARATION * scale
+    first = c.space.index_of(r.x)
+    believed = believe(Believed(), c.belief, usable, c._points[first], first, *c._data_tensors())
+    assert believed.taken[0] == first and set(believed.taken) == set(near(c.belief, usable, c._points[first]))
+    scores, _ = c._scores(None, believed)
+    assert torch.isinf(scores[believed.taken]).all()
