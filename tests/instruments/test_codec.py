@@ -506,3 +506,20 @@ def test_a_message_sent_the_wrong_way_is_wrong_direction_or_unknown_to_a_1_0_sen
     expect("wrong-direction", controller, agent_1_1.encode(Measure(request_id="r", points=[[0.1]])))
     expect("unknown-msg-type", controller, agent_1_0.encode(Measure(request_id="r", points=[[0.1]])))
     assert controller.decode(agent_1_1.encode(Ping())).msg_type == "ping"  # either side sends pings
+    assert controller.decode(agent_1_1.encode(Ack(request_id="r"))).msg_type == "ack"  # the agent's own way
+    agent = Codec(keyring, "lab", role="agent")
+    plain = Codec(keyring, "lab")
+    assert agent.decode(plain.encode(Measure(request_id="r", points=[[0.1]]))).msg_type == "measure"
+    expect("wrong-direction", agent, plain.encode(Ack(request_id="r")))
+
+
+def test_an_error_carries_the_header_the_sender_claimed_verified_or_not(keyring):
+    """``claimed`` (what the audit names as the sender) is the verified header when there is one, else the
+    header as read from a frame that failed its checks, else None."""
+    a, b = Codec(keyring, "lab"), Codec(keyring, "lab")
+    frames = a.encode(Ack(request_id="r-1"))
+    exc = expect("invalid-content", b, resign(keyring, frames, content=b'{"request_id": "r-1", "extra": 1}'))
+    assert exc.header is not None and exc.claimed is exc.header
+    stranger = Codec(Keyring({"other": bytes(32)}), "other").encode(Ack(request_id="r-2"))
+    exc = expect("unknown-key", b, stranger)
+    assert exc.header is None and exc.claimed is not None and exc.claimed.key_id == "other"
