@@ -47,8 +47,10 @@ plan, stops every device it moved, closes the run with ``exit_status="abort"``, 
 on the calling thread and block it, so :meth:`~OphydDriver.abort` aborts only a running or suspending
 RunEngine (a suspended one waits for its suspender: the beam, a temperature); a RunEngine that pauses
 mid-request (someone else's ``request_pause``) is aborted by ``measure`` itself, on the worker thread, and
-the request fails saying so. An abort that arrives after the request started but before its plan did is
-honoured by the plan's check before each point (the agent reports the request aborted in any case). Plans
+the request fails saying so. An abort that arrives after the agent handed the request over but before its
+run started is kept until ``measure`` takes the RunEngine, which then does not run the request at all (so
+after a safe state nothing moves until ``release``); one that arrives while the plan runs is honoured by the
+plan's check before each point; either way the agent reports the request aborted. Plans
 never overlap: one lock is held around every ``RE(...)`` call, and ``safe_state`` takes it after aborting,
 so the safe plan starts once the aborted request has cleaned up. ``RE(...)`` off the main thread cannot
 install bluesky's SIGINT handler (Python allows signal handlers only on the main thread), so the driver
@@ -394,7 +396,11 @@ class OphydDriver(Driver):
         """Run the request's plan; the points are what the axes read back, the values the channels'."""
         events: dict[int, dict] = {}
         with self._lock:
-            self._stop.clear()
+            # an abort (or the safe state) that came after the agent handed this request over but before it got
+            # the RunEngine: it is not run at all, so nothing moves after a safe plan
+            if self._stop.is_set():
+                self._stop.clear()
+                raise RuntimeError("aborted before its run started")
             try:
                 ran = self.RE(self._plan(request, events))
             except RunEngineInterrupted:
@@ -403,7 +409,10 @@ class OphydDriver(Driver):
                 if self._stop.is_set():
                     raise RuntimeError("aborted: the RunEngine stopped the request's run") from None
                 raise RuntimeError("the RunEngine paused mid-request; its run was aborted") from None
-        if self._stop.is_set() or len(events) != len(request.points):
+            finally:
+                stopped = self._stop.is_set()
+                self._stop.clear()  # this request's abort ends with it
+        if stopped or len(events) != len(request.points):
             raise RuntimeError(f"aborted after {len(events)} of {len(request.points)} points")
         uids = list(getattr(ran, "run_start_uids", ran) or ())
         return self._reading(request, [events[i] for i in range(len(request.points))], uids)
@@ -466,6 +475,7 @@ class OphydDriver(Driver):
 
     def release(self) -> str:
         """Run the factory's ``release_plan`` (measurements are accepted again once it returns)."""
+        self._stop.clear()  # the safe state's abort, kept so that no request handed over meanwhile ran
         if self.instrument.release_plan is None:
             return "no release plan given: nothing to do"
         self._run_plan(self.instrument.release_plan, "the release plan")

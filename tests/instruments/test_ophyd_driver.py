@@ -228,7 +228,6 @@ def test_abort_from_another_thread_stops_the_run_engine_and_the_next_request_run
     docs = Documents()
     instrument, x, _ = slow_beamline(docs)
     drv = OphydDriver(instrument)
-    assert drv.abort() is False  # nothing runs
     t, box = run_in_thread(drv, Measure(request_id="long", points=[[0.7], [0.8]]))
     assert wait_until(lambda: drv.RE.state == "running" and x.position == 0.7, 30)
     assert drv.abort() is True
@@ -238,6 +237,37 @@ def test_abort_from_another_thread_stops_the_run_engine_and_the_next_request_run
     instrument.channels[0].exposure_time = 0.0
     reading = drv.measure(Measure(request_id="next", points=[[0.25]]))
     assert reading.values == {"I": [0.25]} and docs.of("stop")[-1]["exit_status"] == "success"
+
+
+def test_an_abort_that_comes_before_the_run_starts_keeps_the_request_from_running():
+    """The agent hands a request over (it is the running one) and an abort, or the safe state, comes before
+    ``measure`` has the RunEngine (here: the lock held, as by a safe plan): the request is not run at all, and
+    nothing moves; the next one runs."""
+    docs = Documents()
+    instrument, x, _ = slow_beamline(docs)
+    instrument.channels[0].exposure_time = 0.0
+    drv = OphydDriver(instrument)
+    with drv._lock:  # the RunEngine busy (a safe plan) while the request is handed over
+        t, box = run_in_thread(drv, Measure(request_id="handed-over", points=[[0.7], [0.8]]))
+        assert drv.abort() is False  # nothing runs yet
+    t.join(60)
+    assert "aborted before its run started" in str(box["error"])
+    assert x.position == 0.0 and docs.of("start") == []  # never moved, no run opened
+    reading = drv.measure(Measure(request_id="next", points=[[0.25]]))
+    assert reading.values == {"I": [0.25]}
+
+
+def test_after_the_safe_state_no_request_runs_until_release():
+    docs = Documents()
+    instrument, x, parked = slow_beamline(docs)
+    instrument.channels[0].exposure_time = 0.0
+    drv = OphydDriver(instrument)
+    assert drv.safe_state() == "ran the safe plan park"
+    with pytest.raises(RuntimeError, match="aborted before its run started"):
+        drv.measure(Measure(request_id="sneaked-in", points=[[0.6]]))
+    assert x.position == 0.0
+    drv.release()
+    assert drv.measure(Measure(request_id="after", points=[[0.6]])).values == {"I": [0.6]}
 
 
 def test_a_run_engine_paused_mid_request_fails_the_request_and_stays_usable():
