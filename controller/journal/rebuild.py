@@ -45,6 +45,7 @@ def snapshot(journal: Journal, upto: int | None = None, events: list | None = No
     measurements, failed, asked_by, records, fits = [], [], [], [], {}
     attempts: dict[int, int] = {}  # as the campaign counts them: readings skipped while n was this
     expected: dict[str, str] = {}  # request id -> the id the campaign asks at its step (when first seen)
+    settled: dict[str, set[int]] = {}  # request id -> its points already told or skipped
     for e in events:
         # asked, aborted at the instrument, skipped (this event: an earlier timeout of the same request is not)
         was_aborted = e.kind == "error" and e.body.stage == "instrument" and e.body.skipped
@@ -65,11 +66,19 @@ def snapshot(journal: Journal, upto: int | None = None, events: list | None = No
                 f"{journal.path}: request {e.request_id} is not the one this campaign asks at step "
                 f"{step}: the journal was written by a campaign with other settings"
             )
+        done = settled.setdefault(e.request_id, set())
         if point in skipped or was_aborted:
-            lost = (request.points or (request.x,)) if was_aborted else (e.body.x,)
+            if was_aborted:  # the campaign skips the points of the request still open, not those told before
+                everything = request.points or (request.x,)
+                lost = [x for i, x in enumerate(everything) if i not in done]
+                done.update(range(len(everything)))
+            else:
+                lost = [e.body.x]
+                done.add(e.body.index)
             failed.extend(lost)
             attempts[len(measurements)] = attempts.get(len(measurements), 0) + len(lost)
             continue
+        done.add(e.body.index)
         measurements.append((e.request_id, e.body.x, e.body.y, e.body.y_sd))
         if point in decisions:
             records.append(decisions[point].step_record())

@@ -177,3 +177,27 @@ def test_a_batch_resumed_part_way_asks_for_its_untold_points_under_their_ids(tmp
     requests = [e.request_id for e in events(tmp_path / "run", "request")]
     assert len(requests) == len(set(requests)) == 3  # the batch in flight was not journalled twice
     assert inspect_run(tmp_path / "run").summary.measurements == 9
+
+
+def test_a_batch_abandoned_after_a_point_was_told_reads_back_as_it_ran(tmp_path):
+    """Point 0 told, point 1 failed (the request abandoned: a skipped instrument error of the whole request),
+    then one more batch: the journal's snapshot (what inspect, plot, report and export load) skips only the
+    point that was still open, as the live campaign did, and resume agrees."""
+    from abduce.controller.journal.rebuild import snapshot
+
+    sim, out = Transition1D(seed=3, grid=101), tmp_path / "run"
+    optimizer = CampaignOptimizer.start(recipe(q=2), CAPS, out)
+    first = optimizer.suggest(2)
+    optimizer.ingest([outcome(sim, first[0])])
+    optimizer.register_failures([first[1]])
+    optimizer.ingest([outcome(sim, p) for p in optimizer.suggest(2)])
+    live = (optimizer.campaign.n, list(optimizer.campaign.points()))
+    optimizer.close()
+    with Journal.open(out / "journal.sqlite", readonly=True) as journal:
+        _, snap = snapshot(journal)
+    assert (snap.n, list(snap.points())) == live == (3, live[1])
+    resumed = CampaignOptimizer.resume(out)
+    try:
+        assert (resumed.campaign.n, list(resumed.campaign.points())) == live
+    finally:
+        resumed.close()
