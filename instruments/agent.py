@@ -186,7 +186,7 @@ class InstrumentAgent:
                 k: SpectralAxisSpec(name=a.name, unit=a.unit, values=np.asarray(a.values, dtype=float).tolist())
                 for k, a in reading.axes.items()
             }
-            content = Result(
+            fields = dict(
                 request_id=job.request_id,
                 status="ok",
                 points=reading.points,
@@ -195,9 +195,13 @@ class InstrumentAgent:
                 started=started,
                 finished=_now(),
                 state=reading.state,
-                sd=sd,
-                axes=axes,
             )
+            content = Result(**fields)  # the reading itself (a failure here is the driver's)
+            if sd or axes:
+                try:
+                    content = Result(**fields, sd=sd, axes=axes)
+                except ValueError as exc:  # bad uncertainties or axes cost them, never the reading
+                    log.warning("request %s: sd/axes not valid, sent without them: %s", job.request_id, exc)
             return _Done(content, buffers)
         except Exception as exc:  # the driver failed: say so, keep serving
             if job.request_id in self._aborted:  # a driver may stop by raising: still an abort, not a failure

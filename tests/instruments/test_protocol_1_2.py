@@ -230,3 +230,24 @@ def test_a_1_0_agent_still_measures_against_the_1_2_controller(keyring, endpoint
     finally:
         old.stop()
         link.close()
+
+
+class CarelessDriver(UncertainDriver):
+    """A reading whose uncertainty is not valid (a standard deviation below zero, as rounding can give)."""
+
+    def measure(self, request: Measure) -> Reading:
+        reading = super().measure(request)
+        reading.sd = {"y": [-1e-12 for _ in request.points]}
+        return reading
+
+
+def test_invalid_sd_or_axes_cost_themselves_never_the_reading(keyring, endpoint):
+    link = InstrumentLink(endpoint, Codec(keyring, "lab"), heartbeat_s=0.2).start()
+    agent = AgentThread(InstrumentAgent(CarelessDriver(), link.endpoint, Codec(keyring, "lab"), "sim"))
+    try:
+        registered = link.wait_for_agent(15)
+        m = measure_through(link, registered, 0.25)
+        assert m.y == 0.25 and m.y_sd is None  # measured and sent; only the bad standard deviation left out
+    finally:
+        agent.stop()
+        link.close()
