@@ -129,13 +129,3 @@ def truth_on(driver: Driver, points: np.ndarray, reduction: str | None = None) -
         f = resolve_reduction(reduction)
         t = np.array([f(row) for row in t])
     return t
-
-
-def reconstruction_error(campaign: Campaign, truth: np.ndarray) -> float:
-    """RMS error of the leading hypothesis's posterior mean against ``truth`` over the campaign's points,
-    relative to the truth's range (0 = perfect; ~0.3 = no better than a flat line)."""
-    mean = campaign.posterior_mean()
-    if mean is None or truth is None:
-        return float("nan")
-    span = float(np.ptp(truth)) or 1.0
-    return float(np.sqrt(np.mean((mean - truth) ** 2)) / span)

@@ -72,7 +72,7 @@ hypothesis-learning example, arXiv 2112.06649):
 
 For abduce the winner is ``campaign.leader()`` (highest posterior
 probability) and the error is
-:func:`abduce.controller.rehearse.rehearsal.reconstruction_error` (RMS error of the
+:func:`abduce.controller.rehearse.reconstruction.score`'s ``relative`` (RMS error of the
 leader's posterior mean against the noise-free truth over the grid, relative
 to the truth's range); GPax's error is the same formula
 (:func:`relative_rmse`).
@@ -164,7 +164,7 @@ def gpax_reward(previous: float | None, current: float) -> float | None:
 
 
 def relative_rmse(mean: np.ndarray | None, truth: np.ndarray | None) -> float:
-    """RMS error of ``mean`` against ``truth``, relative to the truth's range (reconstruction_error's formula)."""
+    """RMS error of ``mean`` against ``truth``, relative to the truth's range (score's ``relative``)."""
     if mean is None or truth is None:
         return float("nan")
     span = float(np.ptp(truth)) or 1.0
@@ -250,7 +250,7 @@ def _abduce_run(policy: str, seed: int, budget: int, grid: int, n_init: int, eps
 def run_abduce(policy: str, seed: int, budget: int, grid: int, n_init: int, epsilon: float) -> dict:
     """One abduce campaign driven ask/tell, each decision timed."""
     from abduce.controller.core.measurements import Measurement
-    from abduce.controller.rehearse.rehearsal import reconstruction_error
+    from abduce.controller.rehearse.reconstruction import Truth, score
 
     t_start = time.perf_counter()
     campaign, sim = _abduce_run(policy, seed, budget, grid, n_init, epsilon).build()
@@ -273,7 +273,7 @@ def run_abduce(policy: str, seed: int, budget: int, grid: int, n_init: int, epsi
         "seed": seed,
         "winner": leader,
         "identified": leader == TRUTH,
-        "recon_error": reconstruction_error(campaign, truth),
+        "recon_error": score(campaign, Truth(truth, "simulator", ""))["relative"],
         "step_times": step_times,
         "total_s": total,
         "n": campaign.n,

@@ -25,8 +25,8 @@ def test_reward_is_plus_one_when_median_variance_fell_else_minus_one():
     assert h2h.gpax_reward(float("nan"), 1.0) is None
 
 
-def test_relative_rmse_is_reconstruction_errors_formula():
-    from abduce.controller.rehearse.rehearsal import reconstruction_error
+def test_relative_rmse_is_the_reconstruction_scores_formula():
+    from abduce.controller.rehearse.reconstruction import Truth, score
 
     truth = np.linspace(0.0, 2.0, 11)
     mean = truth + np.sin(np.arange(11))
@@ -35,7 +35,11 @@ def test_relative_rmse_is_reconstruction_errors_formula():
         def posterior_mean(self):
             return mean
 
-    assert h2h.relative_rmse(mean, truth) == pytest.approx(reconstruction_error(Stub(), truth))
+        def leader(self):
+            return None
+
+    relative = score(Stub(), Truth(truth, "simulator", ""))["relative"]
+    assert h2h.relative_rmse(mean, truth) == pytest.approx(relative)
     assert math.isnan(h2h.relative_rmse(None, truth))
 
 
