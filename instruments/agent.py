@@ -196,12 +196,13 @@ class InstrumentAgent:
                 finished=_now(),
                 state=reading.state,
             )
-            content = Result(**fields)  # the reading itself (a failure here is the driver's)
-            if sd or axes:
-                try:
-                    content = Result(**fields, sd=sd, axes=axes)
-                except ValueError as exc:  # bad uncertainties or axes cost them, never the reading
-                    log.warning("request %s: sd/axes not valid, sent without them: %s", job.request_id, exc)
+            try:
+                content = Result(**fields, sd=sd, axes=axes)
+            except ValueError as exc:  # bad uncertainties or axes cost them, never the reading
+                if not (sd or axes):
+                    raise
+                content = Result(**fields)  # the reading itself (a failure here is the driver's)
+                log.warning("request %s: sd/axes not valid, sent without them: %s", job.request_id, exc)
             return _Done(content, buffers)
         except Exception as exc:  # the driver failed: say so, keep serving
             if job.request_id in self._aborted:  # a driver may stop by raising: still an abort, not a failure
