@@ -73,7 +73,17 @@ def import_dotted(kind: str, path: str) -> object:
 
 
 BUILT_IN: dict[str, tuple[str, ...]] = {
-    "hypothesis": ("second-order", "first-order", "linear", "sigmoid", "constant", "curie-weiss"),
+    "hypothesis": (
+        "second-order",
+        "first-order",
+        "linear",
+        "sigmoid",
+        "constant",
+        "curie-weiss",
+        "second-order boundary",
+        "first-order boundary",
+        "sigmoid boundary",
+    ),
     "policy": ("discriminate", "epsilon-greedy", "random", "grid", "plain-gp"),
     "acquisition": ("variance", "ucb", "nipv", "discriminate", "model-information"),
     "reduction": ("loop-area", "coercive-field", "remanence", "mean", "max"),

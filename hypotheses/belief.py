@@ -170,6 +170,7 @@ class Belief:
             )
         self.points, self.lo, self.span, self.settings = points, lo, span, settings
         self.slots = [Slot(h) for h in hypotheses]
+        self.weights = [1.0] * len(self.slots)  # each law's prior weight (the complexity prior of proposals)
         # "none of these": fitted and weighed like the laws, never chosen by a policy or scored by an acquisition
         self.none = Slot(NONE_OF_THESE) if settings.none_prior > 0 else None
 
@@ -205,6 +206,20 @@ class Belief:
         return slot.fit is not None and slot.fit.inducing == 0 and n > self.exact_limit
 
     # ------------------------------------------------------------------ updates
+
+    def add_laws(self, slots: Sequence[Slot], weights: Sequence[float]) -> None:
+        """New contenders (proposals, :mod:`abduce.controller.core.abduction`), fitted or not, with their
+        prior weights (the declared laws weigh 1 each; the laws' share ``1 - none_prior`` is split in
+        proportion)."""
+        names = set(self.names)
+        for slot, weight in zip(slots, weights):
+            if slot.hypothesis.name in names or slot.hypothesis.name == NONE_OF_THESE.name:
+                raise ConfigError(f"{slot.hypothesis.name!r} is already weighed by this campaign")
+            if not weight > 0:
+                raise ConfigError(f"{slot.hypothesis.name!r}: a prior weight must be > 0, got {weight}")
+            self.slots.append(slot)
+            self.weights.append(float(weight))
+            names.add(slot.hypothesis.name)
 
     def refit(
         self,
@@ -408,19 +423,26 @@ class Belief:
             return SparseCandidatePosterior(model, u, v, self.points, z=inducing_points(u[: fit.n], fit.inducing))
         return CandidatePosterior(model, u, v, self.points)
 
-    def _prior(self, k: int) -> list[float]:
-        """Prior probabilities of ``k`` laws and, last, of "none of these" (when it is weighed)."""
+    def _prior(self, names: Sequence[str]) -> list[float]:
+        """Prior probabilities of the laws ``names`` and, last, of "none of these" (when it is weighed):
+        the laws share ``1 - none_prior`` in proportion to their weights (equally, without proposals)."""
         pn = self.settings.none_prior
-        return [(1.0 - pn) / len(self.slots)] * k + [pn]
+        weight = dict(zip(self.names, self.weights))
+        total = sum(self.weights)
+        return [(1.0 - pn) * weight[n] / total for n in names] + [pn]
+
+    def _law_prior(self, names: Sequence[str]) -> list[float] | None:
+        """The laws' prior without "none of these": None (uniform) while every weight is equal."""
+        return None if len(set(self.weights)) <= 1 else self._prior(names)[:-1]
 
     def _probabilities(self, log_z: dict[str, float]) -> tuple[dict[str, float], dict[str, float] | None]:
         if not log_z:
             return {}, None
         names, values = list(log_z), list(log_z.values())
         if self.none is None or self.none.evidence is None:
-            return dict(zip(names, probabilities(values))), None
+            return dict(zip(names, probabilities(values, self._law_prior(names)))), None
         none_ev = self.none.evidence.evidence()
-        p = probabilities(values + [none_ev.log_z], self._prior(len(values)))
+        p = probabilities(values + [none_ev.log_z], self._prior(names))
         return dict(zip(names, p[:-1])), {
             "probability": p[-1],
             "log_evidence": none_ev.log_z,
@@ -437,9 +459,9 @@ class Belief:
         leader = max(names, key=log_z.__getitem__)
         shifted = [log_z[n] + (-2.0 if n == leader else 2.0) * log_z_se.get(n, 0.0) for n in names]
         if none is None:
-            p = probabilities(shifted)
+            p = probabilities(shifted, self._law_prior(names))
         else:
             p = probabilities(
-                shifted + [none["log_evidence"] + 2.0 * none.get("log_evidence_se", 0.0)], self._prior(len(names))
+                shifted + [none["log_evidence"] + 2.0 * none.get("log_evidence_se", 0.0)], self._prior(names)
             )
         return p[names.index(leader)]

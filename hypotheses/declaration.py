@@ -253,8 +253,40 @@ class KernelPriors:
 
 
 @dataclass(frozen=True)
+class Symmetry:
+    """Parts of a hypothesis that can be swapped without changing its mean (two copies of one law in a sum).
+
+    The mean is the same for every relabelling of the parts, so its posterior has ``m!`` mirror modes
+    (``m`` parts); an importance sampler centred on one would count ``1 / m!`` of the evidence. The
+    parameters are therefore *ordered*: a draw counts only where ``keys`` are non-decreasing (the first
+    part's critical point lowest), and the prior density there is multiplied by ``m!`` (the parts' priors
+    are identical, so the ordered region holds ``1 / m!`` of their mass). :func:`canonical` puts a fitted
+    point into that region by swapping whole parts.
+
+    Attributes:
+        keys: one parameter per part, the ordering key (e.g. ``("x_c_1", "x_c_2")``).
+        groups: per part, its parameters aligned across parts (``(("A_1", "x_c_1"), ("A_2", "x_c_2"))``).
+    """
+
+    keys: tuple[str, ...]
+    groups: tuple[tuple[str, ...], ...]
+
+    def __post_init__(self) -> None:
+        if len(self.keys) != len(self.groups) or len({len(g) for g in self.groups}) > 1:
+            raise ConfigError(f"a symmetry needs one key and one aligned group per part, got {self}")
+
+    def log_volume(self) -> float:
+        """``log m!``: the ordered region holds ``1 / m!`` of the parts' prior mass."""
+        return math.lgamma(len(self.keys) + 1)
+
+
+@dataclass(frozen=True)
 class Hypothesis:
     """A physical hypothesis: a parametric mean function and its parameters.
+
+    ``formula`` is the mean written out for people (``m(x) = ...``); ``depth`` counts the composition steps
+    that built it (0 for a declared law; :mod:`abduce.hypotheses.grammar`), ``tree`` how it was composed
+    (JSON, what the journal keeps to build it again), ``symmetries`` its interchangeable parts.
 
     The structured GP built from it (:class:`abduce.hypotheses.model.StructuredGP`)
     adds a Matern-5/2 kernel (``nu``) for what the physics misses and a
@@ -270,11 +302,19 @@ class Hypothesis:
     doc: str = ""
     nu: float = 2.5
     kernel: KernelPriors | None = None
+    formula: str = ""
+    symmetries: tuple[Symmetry, ...] = ()
+    depth: int = 0
+    tree: dict | None = field(default=None, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         names = [p.name for p in self.parameters]
         if len(set(names)) != len(names):
             raise ConfigError(f"hypothesis {self.name!r}: duplicate parameter names in {names}")
+        free = {p.name for p in self.free}
+        for sym in self.symmetries:
+            if not set(sym.keys) <= free or not all(set(g) <= set(names) for g in sym.groups):
+                raise ConfigError(f"hypothesis {self.name!r}: a symmetry names parameters it does not have")
         if self.nu not in (0.5, 1.5, 2.5):
             raise ConfigError(f"hypothesis {self.name!r}: Matern nu must be 0.5, 1.5 or 2.5")
 

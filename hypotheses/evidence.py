@@ -62,7 +62,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from abduce.hypotheses.fitting import log_prior
+from abduce.hypotheses.fitting import canonical, log_prior
 from abduce.hypotheses.model import DTYPE, LOG_2PI, StructuredGP, noise_matrix, relative_mean
 from abduce.hypotheses.posterior import CandidatePosterior, CholeskyRow, RowBuffer, chunk_for
 from abduce.hypotheses.sparse import SparseCandidatePosterior, SparseRow, titsias_terms
@@ -385,10 +385,12 @@ def log_evidence(
                 + [_gaussian_draws(mu, cov, unit[a:b]) for (mu, cov), a, b in zip(components, cuts[:-1], cuts[1:])]
             )
             lp = log_prior(hyp, as_dict(phi)).squeeze(-1)
+            # the prior component draws from the unordered prior (the same density where no part is interchangeable)
+            lq = log_prior(hyp, as_dict(phi), ordered=False).squeeze(-1) if hyp.symmetries else lp
             log_share = math.log((1 - alpha) / len(components))
             log_q = torch.logsumexp(
                 torch.stack(
-                    [math.log(alpha) + lp if alpha > 0 else torch.full_like(lp, -math.inf)]
+                    [math.log(alpha) + lq if alpha > 0 else torch.full_like(lp, -math.inf)]
                     + [log_share + _gaussian_logpdf(phi, mu, cov) for mu, cov in components]
                 ),
                 0,
@@ -400,7 +402,8 @@ def log_evidence(
                 log_w[inside] = loglik(as_dict(phi[inside])) + log_pq[inside]
             return phi, log_pq, log_w
 
-        centre = torch.stack([model.physics.value(p.name).detach() for p in free])
+        fitted = canonical(hyp, {p.name: model.physics.value(p.name).detach() for p in free})
+        centre = torch.stack([fitted[p.name] for p in free])  # interchangeable parts in the ordered region
         # stage 0: the fit's point at three widths, so that a posterior 10 or 1000 times narrower than
         # the first guess (a jump between two close measurements pins x_c to their gap) has draws in it
         components = [(centre, torch.diag((scale * width) ** 2)) for scale in STAGE0_SCALES]

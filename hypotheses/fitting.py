@@ -272,9 +272,34 @@ def prior_draws(hypothesis: Hypothesis, count: int, seed: int, device: torch.dev
     return {p.name: p.prior.from_unit(unit[:, i], *p.bounds).unsqueeze(-1) for i, p in enumerate(free)}
 
 
-def log_prior(hypothesis: Hypothesis, relative: dict[str, Tensor]) -> Tensor:
-    """Sum of the free parameters' normalised log prior densities (broadcast over draws)."""
-    return sum(p.prior.log_prob(relative[p.name], *p.bounds) for p in hypothesis.free)  # type: ignore[return-value]
+def log_prior(hypothesis: Hypothesis, relative: dict[str, Tensor], ordered: bool = True) -> Tensor:
+    """Sum of the free parameters' normalised log prior densities (broadcast over draws).
+
+    ``ordered``: for a hypothesis with interchangeable parts (:class:`~abduce.hypotheses.declaration.Symmetry`),
+    the prior on the ordered region (``-inf`` where a symmetry's keys decrease, ``+ log m!`` inside);
+    False gives the unordered product, the density prior draws (:func:`prior_draws`) come from."""
+    total = sum(p.prior.log_prob(relative[p.name], *p.bounds) for p in hypothesis.free)
+    if ordered:
+        for sym in hypothesis.symmetries:
+            keys = [relative[k] for k in sym.keys]
+            inside = torch.ones_like(total, dtype=torch.bool)
+            for a, b in zip(keys[:-1], keys[1:]):
+                inside = inside & (a <= b)
+            total = torch.where(inside, total + sym.log_volume(), torch.full_like(total, -math.inf))
+    return total  # type: ignore[return-value]
+
+
+def canonical(hypothesis: Hypothesis, values: dict[str, Tensor]) -> dict[str, Tensor]:
+    """``values`` (scalars by parameter name) with each symmetry's parts reordered so its keys increase:
+    the same mean, in the region :func:`log_prior` counts."""
+    out = dict(values)
+    for sym in hypothesis.symmetries:
+        order = sorted(range(len(sym.keys)), key=lambda i: float(values[sym.keys[i]]))
+        for slot, part in enumerate(order):
+            for name_to, name_from in zip(sym.groups[slot], sym.groups[part]):
+                if name_from in values:
+                    out[name_to] = values[name_from]
+    return out
 
 
 def whitened_residuals(model: StructuredGP, u: Tensor, v: Tensor, relative: dict[str, Tensor]) -> tuple[Tensor, Tensor]:

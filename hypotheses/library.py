@@ -27,6 +27,7 @@ from torch.nn.functional import softplus
 from abduce.controller.errors import ConfigError, UnknownNameError
 from abduce.controller.registry import import_dotted
 from abduce.hypotheses.declaration import Hypothesis, KernelPriors, LogNormal, Parameter
+from abduce.hypotheses.grammar import boundary
 
 _SOFTPLUS_TAIL = -30.0  # below this, softplus(z) = e^z (1 - e^z / 2 + ...): log softplus(z) = z to 1e-13
 
@@ -104,6 +105,7 @@ SECOND_ORDER = Hypothesis(
         _DELTA,
         Parameter("span", unit="dx", fixed=1.0),
     ),
+    formula="A ((x_c - x) / span)^beta below x_c, 0 above",
     doc="Second-order (continuous) transition: the order parameter "
     "m(x) = A ((x_c - x) / span)^beta below x_c, 0 above (Landau theory gives beta = 1/2); "
     "span is the width of the space, so A is the law's value one span below x_c.",
@@ -116,6 +118,7 @@ FIRST_ORDER = Hypothesis(
     # x_c, so the measurements either side of the jump excluded x_c from 6e-4 of the gap between them: on a
     # gap of 1.2e-3 the posterior filled its middle half and the truth, nearer an edge, lay 2-5 sds out.
     parameters=(_AMPLITUDE, _XC, Parameter("delta", bounds=(1e-6, 1.0), unit="dx", fixed=2e-5)),
+    formula="A below x_c, 0 above",
     doc="First-order (discontinuous) transition: m(x) = A below x_c, 0 above, "
     "a jump of height A at x_c (rounded over 2e-5 of the span).",
 )
@@ -130,6 +133,7 @@ SIGMOID = Hypothesis(
         # the prior puts its weight on widths of a few percent of the space.
         Parameter("w", bounds=(1e-3, 0.25), prior=LogNormal(median=0.05, sigma=1.0), unit="dx"),
     ),
+    formula="A sigmoid((x_c - x) / w)",
     doc="Smooth crossover: m(x) = A sigmoid((x_c - x) / w), a step of height A "
     "smeared over a width w (e.g. a diffuse or disorder-broadened transition).",
 )
@@ -143,6 +147,7 @@ LINEAR = Hypothesis(
         Parameter("x0", unit="x", fixed=0.0),
         Parameter("span", unit="dx", fixed=1.0),
     ),
+    formula="y_lo + (y_hi - y_lo) (x - x0) / span",
     doc="No transition, a linear trend (Vegard-like) given by its values at the "
     "space's edges: m(x) = y_lo + (y_hi - y_lo) (x - x0) / span, x0 the lower "
     "edge, span the width of the space.",
@@ -152,6 +157,7 @@ CONSTANT = Hypothesis(
     name="constant",
     mean=_constant,
     parameters=(Parameter("c", bounds=(-1.5, 1.5), unit="y"),),
+    formula="c",
     doc="No transition and no trend: m(x) = c.",
 )
 
@@ -162,6 +168,7 @@ CURIE_WEISS = Hypothesis(
         Parameter("C", bounds=(0.0, 1.5), unit="y*dx"),
         Parameter("theta", bounds=(-1.0, -0.02), unit="x"),
     ),
+    formula="C / (x - theta)",
     doc="Curie-Weiss law: a susceptibility chi(x) = C / (x - theta) above the "
     "Weiss temperature theta, which lies below the space (theta < lower edge).",
 )
@@ -194,6 +201,15 @@ NONE_OF_THESE = Hypothesis(
 BUILTIN: dict[str, Hypothesis] = {
     h.name: h for h in (SECOND_ORDER, FIRST_ORDER, SIGMOID, LINEAR, CONSTANT, CURIE_WEISS)
 }
+
+# 2-D phase diagrams (the phase-2d simulator's axes: composition, then temperature): the order parameter's
+# law in T / T_c(x), its phase boundary T_c linear in the composition (abduce.hypotheses.grammar.boundary).
+# The grammar raises T_c to a quadratic in one composition step.
+PHASE_BOUNDARIES: dict[str, Hypothesis] = {
+    f"{law.name} boundary": boundary(law, axis=1, of=0, degree=1, name=f"{law.name} boundary")
+    for law in (SECOND_ORDER, FIRST_ORDER, SIGMOID)
+}
+BUILTIN.update(PHASE_BOUNDARIES)
 
 
 def resolve_hypothesis(name: str) -> Hypothesis:

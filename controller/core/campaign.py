@@ -87,6 +87,7 @@ class Campaign(CampaignState):
         self._design_failed: set[int] = set()  # design points whose reading failed (asked again nearby)
         self._asked_design: list[int] = []  # the pending request's design points, by point
         self._asked_scores: list[float | None] = []  # the acquisition's value at each point asked (None: design)
+        self._accepted: list[dict] = []  # proposals an operator accepted since the last step (recorded with it)
 
     # ----------------------------------------------------------------- ask/tell
 
@@ -147,6 +148,17 @@ class Campaign(CampaignState):
         )
         self._open = list(range(len(points)))
         return self._pending
+
+    def accept(self, name: str) -> dict:
+        """Add the suggested composed law ``name`` (``propose = "suggest"``) as a contender; it is fitted at
+        the next measurement and recorded with that step. Returns the proposal as recorded.
+
+        Raises:
+            ConfigError: nothing of that name is waiting (the suggestions are named).
+        """
+        accepted = self.abduction.accept(self, name)
+        self._accepted.append(accepted)
+        return accepted
 
     def skip(self, request_id: str, index: int | None = None) -> None:
         """Give up on point ``index`` of the pending request (None: every point not yet told), e.g. its
@@ -353,6 +365,14 @@ class Campaign(CampaignState):
             self._pending_iv = None
 
         weighed = belief.weigh()
+        proposals, self._accepted = tuple(self._accepted), []
+        reason = self.abduction.due(self, weighed) if complete else None
+        if reason is not None:  # "none of these" leads: compose, screen, let the best compete (core.abduction)
+            found = self.abduction.run(self, step, reason, self._restore)
+            proposals += tuple(p.to_json() for p in found)
+            if any(p.added for p in found):
+                refit += [p.name for p in found if p.added]
+                weighed = belief.weigh()
         probs = weighed.probabilities
         leader = max(probs, key=probs.__getitem__) if probs else None
         unfitted = (
@@ -395,4 +415,5 @@ class Campaign(CampaignState):
             checks=belief.checks(u, y),
             index=index,
             score=self._asked_scores[index] if index < len(self._asked_scores) else None,
+            proposals=proposals,
         )

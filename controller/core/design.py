@@ -15,7 +15,17 @@ from torch import Tensor
 
 from abduce.controller.core.space import DTYPE, Space
 
-_PURPOSES = {"design": 1, "policy": 2, "fit": 3, "evidence": 4, "optimize": 5, "reference": 6}
+_PURPOSES = {
+    "design": 1,
+    "policy": 2,
+    "fit": 3,
+    "evidence": 4,
+    "optimize": 5,
+    "reference": 6,
+    "propose": 7,  # abduction: the screen's draws, then the fits and evidence of the screened laws
+    "propose-fit": 8,
+    "propose-evidence": 9,
+}
 
 
 def rng(seed: int, purpose: str, step: int, index: int = 0, point: int = 0) -> np.random.Generator:

@@ -8,6 +8,9 @@ from abduce.controller.errors import ConfigError
 from abduce.hypotheses.belief import InferenceSettings
 
 
+PROPOSE = ("off", "add", "suggest")
+
+
 @dataclass(frozen=True)
 class CampaignSettings(InferenceSettings):
     """Knobs of a campaign (all with defaults that the benchmarks were run with): how its belief is
@@ -24,6 +27,18 @@ class CampaignSettings(InferenceSettings):
         max_failures: consecutive failed readings (NaN/inf; see ``Campaign.skip``)
             after which the campaign stops with the error instead of asking elsewhere.
         q: points per request (a batch; ``Campaign.ask(q=...)`` overrides it per request).
+        propose: abduction (:mod:`abduce.controller.core.abduction`): ``"off"``; ``"add"`` the best
+            composed laws to the campaign when "none of these" leads; ``"suggest"`` them only (an
+            operator accepts one with ``Campaign.accept``).
+        propose_depth: composition steps the grammar enumerates (:mod:`abduce.hypotheses.grammar`).
+        propose_after: no proposal before this many measurements.
+        propose_every: measurements between two proposal rounds.
+        propose_rounds: most proposal rounds in a campaign.
+        propose_draws: prior draws per candidate in the screen (:mod:`abduce.hypotheses.proposals`).
+        propose_fits: candidates fitted in full after the screen.
+        propose_keep: most laws added (or suggested) per round.
+        composition_cost: the complexity prior's factor per composition step
+            (:func:`abduce.hypotheses.grammar.prior_weight`).
 
     Where the maths runs is not a setting of the campaign: the edge that builds it chooses the
     device (:func:`abduce.controller.recipe.recipe.resolve_device`) and passes it in.
@@ -38,8 +53,27 @@ class CampaignSettings(InferenceSettings):
     raw_samples: int = 128
     max_failures: int = 3
     q: int = 1
+    propose: str = "off"
+    propose_depth: int = 1
+    propose_after: int = 10
+    propose_every: int = 5
+    propose_rounds: int = 12
+    propose_draws: int = 1024
+    propose_fits: int = 6
+    propose_keep: int = 2
+    composition_cost: float = 0.1
 
     def __post_init__(self) -> None:
+        if self.propose not in PROPOSE:
+            raise ConfigError(f"propose must be one of {', '.join(PROPOSE)}, got {self.propose!r}")
+        if min(self.propose_depth, self.propose_rounds, self.propose_draws, self.propose_fits, self.propose_keep) < 1:
+            raise ConfigError(
+                "propose_depth, propose_rounds, propose_draws, propose_fits and propose_keep must be >= 1"
+            )
+        if self.propose_every < 1 or self.propose_after < 1:
+            raise ConfigError("propose_every and propose_after must be >= 1")
+        if not 0.0 < self.composition_cost <= 1.0:
+            raise ConfigError(f"composition_cost must be in (0, 1], got {self.composition_cost}")
         if self.n_init < 1:
             raise ConfigError(f"n_init must be >= 1, got {self.n_init}")
         if self.q < 1:
@@ -75,6 +109,8 @@ class StepRecord:
         score: the value the policy's acquisition gave this point when ``ask`` chose it (the maximum it
             chose it by; a batch's later points scored against the fantasised readings of the earlier
             ones); None for the initial design, a baseline policy's pick, and journals written before it.
+        proposals: the composed laws this step proposed or an operator accepted
+            (:class:`abduce.controller.core.abduction.Proposal` as JSON), () on most steps.
     """
 
     step: int
@@ -97,3 +133,4 @@ class StepRecord:
     checks: dict[str, dict] = field(default_factory=dict)
     index: int = 0
     score: float | None = None
+    proposals: tuple[dict, ...] = ()

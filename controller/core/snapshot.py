@@ -14,6 +14,8 @@ import math
 from abduce.controller.core.settings import StepRecord
 from abduce.controller.core.state import CampaignState
 from abduce.controller.errors import CampaignStateError
+from abduce.hypotheses.belief import Slot
+from abduce.hypotheses.grammar import build
 
 
 class Snapshot(CampaignState):
@@ -50,6 +52,10 @@ class Snapshot(CampaignState):
         if self.space.is_finite:
             self._measured_idx = [i for i in self.space.indices_of(self._x) if i is not None]
             self._failed_idx = [i for i in self.space.indices_of(failed) if i is not None]
+        for rec in records:  # the contenders the live run added, in the order it added them
+            for proposal in rec.proposals:
+                if proposal.get("added") and proposal["name"] not in self.hypothesis_names:
+                    self._admit(Slot(build(proposal["tree"], self.declared)), float(proposal["weight"]))
         names = self.hypothesis_names
         for name in asked_by:
             if name in names:
@@ -61,6 +67,7 @@ class Snapshot(CampaignState):
                 refit=tuple(rec.refit),
                 unfitted=tuple(rec.unfitted),
                 log_evidence_se=dict(rec.log_evidence_se),
+                proposals=tuple(dict(p) for p in rec.proposals),
             )
             if rec.none is not None:
                 rec = dataclasses.replace(rec, none=dict(rec.none))

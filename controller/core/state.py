@@ -28,10 +28,11 @@ from abduce.controller.decide.acquisition import ACQUISITIONS, Acquisition
 from abduce.controller.decide.policies import POLICIES, Policy, PolicyView
 from abduce.controller.decide.stopping import StoppingRule
 from abduce.controller.errors import CampaignStateError, ConfigError
-from abduce.hypotheses.belief import Belief
+from abduce.controller.core.abduction import Abduction
+from abduce.hypotheses.belief import Belief, Slot
 from abduce.hypotheses.check import check_once
 from abduce.hypotheses.declaration import Hypothesis
-from abduce.hypotheses.library import NONE_OF_THESE
+from abduce.hypotheses.library import NONE_OF_THESE, resolve_hypothesis
 
 _NAMESPACE = uuid.UUID("6f6b4a52-3d0e-4f7c-9a55-2b1e8f0c9d11")
 
@@ -84,6 +85,25 @@ class CampaignState:
         self._stopped = False
         self._reference_idx = design.reference_indices(self._points, self.seed, settings.reference_size)
         self._design = design.initial_design(space, self._points, self.seed, settings.n_init)
+        self.abduction = Abduction()
+
+    def _admit(self, slot: Slot, weight: float) -> None:
+        """A new contender (a proposal, :mod:`abduce.controller.core.abduction`) with its prior weight."""
+        self.belief.add_laws([slot], [weight])
+        self._times_chosen.append(0)
+        self._rewards.append([])
+
+    def declared(self, name: str) -> Hypothesis:
+        """A law the grammar composes from, by name: one of this campaign's declared laws, else a built-in."""
+        for slot in self.belief.slots:
+            if slot.hypothesis.name == name and slot.hypothesis.depth == 0:
+                return slot.hypothesis
+        return resolve_hypothesis(name)
+
+    @property
+    def proposals(self) -> list[dict]:
+        """Every proposal so far, in order (:class:`~abduce.controller.core.abduction.Proposal` as JSON)."""
+        return [dict(p) for record in self._history for p in record.proposals]
 
     @property
     def settings(self) -> CampaignSettings:

@@ -136,6 +136,7 @@ class DecisionBody(_Body):
     fits: dict[str, dict[str, Any]] = {}
     index: int = 0  # which point of its request (a batch); left out for the first
     score: float | None = None  # the acquisition's value at the point when asked; absent: design, baseline, older
+    proposals: tuple[dict[str, Any], ...] = ()  # composed laws proposed or accepted at this step; absent: none
 
     def step_record(self) -> StepRecord:
         """The campaign's own record of the step (what a snapshot loads)."""
@@ -179,7 +180,11 @@ MODELS: dict[str, type[_Body]] = {
 def decision_body(record: StepRecord, fits: dict[str, dict[str, Any]]) -> DecisionBody:
     """A step's decision as journalled (``index`` left out for a request's first point and ``score`` where
     there is none, as journals were before them)."""
-    fields = {k: v for k, v in vars(record).items() if (k != "index" or v) and (k != "score" or v is not None)}
+    fields = {
+        k: v
+        for k, v in vars(record).items()
+        if (k != "index" or v) and (k != "score" or v is not None) and (k != "proposals" or v)
+    }
     return DecisionBody(**fields, fits=fits)
 
 

@@ -63,6 +63,8 @@ class Recipe(BaseModel):
         exact_max_n, inducing, exact_memory_gb: when exact inference gives way to inducing points
             (:class:`~abduce.hypotheses.belief.InferenceSettings`; README, "Large campaigns").
         q: points per request, measured as one batch (``Campaign.ask(q=...)``; README, "Batches").
+        propose, propose_depth: abduction (:mod:`abduce.controller.core.abduction`; README, "Abduction"):
+            ``off``, ``add`` composed laws when "none of these" leads, or ``suggest`` them for an operator.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -82,6 +84,8 @@ class Recipe(BaseModel):
     inducing: Annotated[int, Field(ge=1)] = 512
     exact_memory_gb: Annotated[float, Field(gt=0)] = 4.0
     q: Annotated[int, Field(ge=1, le=64)] = 1
+    propose: Literal["off", "add", "suggest"] = "off"
+    propose_depth: Annotated[int, Field(ge=1, le=3)] = 1
 
     @field_validator("hypotheses")
     @classmethod
@@ -152,6 +156,8 @@ class Recipe(BaseModel):
             inducing=self.inducing,
             exact_memory_gb=self.exact_memory_gb,
             q=self.q,
+            propose=self.propose,
+            propose_depth=self.propose_depth,
         )
 
     def build_campaign(

@@ -1,0 +1,211 @@
+"""Abduction in the loop: when no law explains the data, compose new ones, screen them, let the best compete.
+
+A *proposal round* runs inside ``tell`` (on a request's last point) when ``settings.propose`` is not
+``"off"``, at least ``propose_after`` measurements are in, fewer than ``propose_rounds`` rounds have run,
+the last ran at least ``propose_every`` measurements ago, and "none of these" is more probable than every
+law. A round:
+
+1. enumerates the compositions of the campaign's declared laws up to ``propose_depth`` steps
+   (:func:`abduce.hypotheses.grammar.enumerate_compositions`), leaving out those already weighed;
+2. screens them on the data so far (:func:`abduce.hypotheses.proposals.screen`: a prior-draw estimate of
+   the evidence at the prior-median kernel) plus the complexity prior ``log pi(h)``
+   (:func:`abduce.hypotheses.grammar.prior_weight`), and checks the best ``propose_fits`` over their
+   whole range (:func:`abduce.hypotheses.check.check_once`);
+3. fits those in full (MAP, then the evidence by importance sampling, as every law is fitted);
+4. keeps at most ``propose_keep`` whose posterior weight ``log Z + log pi`` beats every declared law's,
+   and (``"add"``) adds them to the campaign as contenders: from then on the policy and the
+   acquisition treat them like the others; or (``"suggest"``) holds them for :meth:`accept`.
+
+Everything is seeded from ``(seed, step)``, so a resumed or rebuilt campaign (which re-tells the journal)
+makes the same proposals; the fits of the added laws are journalled with the step's decision and
+restored, not refitted. Every round's candidates are recorded on the step (:class:`Proposal`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+from abduce.controller.errors import ConfigError
+from abduce.hypotheses.belief import Belief, Slot
+from abduce.hypotheses.check import check_once
+from abduce.hypotheses.errors import HypothesisError
+from abduce.hypotheses.grammar import depth_counts, enumerate_compositions, prior_weight
+from abduce.hypotheses.proposals import screen
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """One composed law a round fitted, as the step records it.
+
+    Attributes:
+        name, formula, tree, depth: the law (:mod:`abduce.hypotheses.grammar`).
+        step: the measurement (0-based) after which it was proposed (or accepted).
+        reason: why the round ran ("none of these" leading, or an operator's accept).
+        weight: its complexity prior's weight (the declared laws weigh 1).
+        screen: its screening score (log, complexity prior included).
+        log_evidence, log_evidence_se: its evidence when proposed (nats).
+        probability: its posterior probability had it been added, against the campaign's laws and "none of these".
+        parameters: ``{param: [posterior mean, sd]}`` in physical units.
+        added: whether it joined the campaign as a contender (else suggested, or only screened).
+        suggested: held for an operator to accept (``propose = "suggest"``).
+    """
+
+    name: str
+    formula: str
+    tree: dict
+    depth: int
+    step: int
+    reason: str
+    weight: float
+    screen: float
+    log_evidence: float | None
+    log_evidence_se: float | None
+    probability: float | None
+    parameters: dict[str, list[float]]
+    added: bool
+    suggested: bool = False
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+class Abduction:
+    """The proposal bookkeeping of one campaign (rounds run, suggestions held); the campaign owns one."""
+
+    def __init__(self) -> None:
+        self.rounds: list[int] = []  # n at each round
+        self.suggested: dict[str, tuple[Slot, float, dict]] = {}  # name -> (slot, weight, proposal JSON)
+        self.log: list[dict] = []  # every Proposal recorded, in order
+
+    def due(self, campaign, weighed) -> str | None:
+        """Why a round runs now (or None): "none of these" leads every law, and the schedule allows it."""
+        s = campaign.settings
+        n = campaign.n
+        if s.propose == "off" or n < s.propose_after or len(self.rounds) >= s.propose_rounds:
+            return None
+        if self.rounds and n - self.rounds[-1] < s.propose_every:
+            return None
+        if not weighed.probabilities:
+            return None
+        best = max(weighed.probabilities.values())
+        if weighed.none is not None and weighed.none["probability"] > best:
+            return f"none of these leads (P = {weighed.none['probability']:.3f}, best law {best:.3f})"
+        return f"audit at n = {n} (best law P = {best:.3f})"
+
+    def run(self, campaign, step: int, reason: str, restore: dict[str, dict]) -> list[Proposal]:
+        """One round (see the module docstring); returns the proposals fitted, added ones flagged."""
+        self.rounds.append(campaign.n)
+        s = campaign.settings
+        belief: Belief = campaign.belief
+        declared = [slot.hypothesis for slot in belief.slots if slot.hypothesis.depth == 0]
+        every = enumerate_compositions(declared, campaign.space.d, s.propose_depth)
+        counts = depth_counts(every)
+        weighed_names = set(belief.names)
+        candidates = [h for h in every if h.name not in weighed_names]
+        if not candidates:
+            return []
+        u, y = campaign._data_tensors()
+        sd = campaign._sd_tensor()
+        seed = campaign._int_seed("propose", step)
+        scores = screen(
+            candidates, u, y, campaign.space.lo, campaign.space.span, s.fit.priors, s.propose_draws, seed, sd
+        )
+        weights = [prior_weight(h, counts, s.composition_cost) for h in candidates]
+        ranked = sorted(range(len(candidates)), key=lambda i: -(scores[i] + math.log(weights[i])))
+        chosen: list[int] = []
+        for i in ranked:
+            if len(chosen) >= s.propose_fits:
+                break
+            try:
+                check_once(candidates[i], campaign.space.lo, campaign.space.hi, campaign.space.candidates)
+            except HypothesisError:
+                continue
+            chosen.append(i)
+        scratch = Belief([candidates[i] for i in chosen], belief.points, belief.lo, belief.span, _alone(s))
+        failures = scratch.refit(
+            scratch.slots, u, y, lambda purpose, j: campaign._int_seed(f"propose-{purpose}", step, j), restore, sd
+        )
+        fitted = [
+            j for j, slot in enumerate(scratch.slots) if slot.fit is not None and slot.hypothesis.name not in failures
+        ]
+        if not fitted:
+            return []
+        current = belief.weigh()
+        law_weight = dict(zip(belief.names, belief.weights))
+        bar = max((current.log_z[name] + math.log(law_weight[name]) for name in current.log_z), default=-math.inf)
+        evidences = {j: scratch.slots[j].evidence.evidence() for j in fitted}  # type: ignore[union-attr]
+        total = sum(belief.weights)
+        out: list[Proposal] = []
+        keep = []
+        for j in sorted(fitted, key=lambda j: -(evidences[j].log_z + math.log(weights[chosen[j]]))):
+            i = chosen[j]
+            h, ev = candidates[i], evidences[j]
+            posterior_weight = ev.log_z + math.log(weights[i])
+            wins = posterior_weight > bar and len(keep) < s.propose_keep
+            if wins:
+                keep.append(j)
+            out.append(
+                Proposal(
+                    name=h.name,
+                    formula=h.formula,
+                    tree=h.tree or {},
+                    depth=h.depth,
+                    step=step,
+                    reason=reason,
+                    weight=weights[i],
+                    screen=scores[i] + math.log(weights[i]),
+                    log_evidence=ev.log_z,
+                    log_evidence_se=ev.log_z_se,
+                    probability=_probability(current, belief, ev.log_z, weights[i], total),
+                    parameters={p: [ev.mean[p], ev.sd[p]] for p in ev.mean},
+                    added=wins and s.propose == "add",
+                    suggested=wins and s.propose == "suggest",
+                )
+            )
+        out = [p for p in out if p.added or p.suggested]  # a proposal is made only where it beats every law
+        for proposal in out:
+            j = next(j for j in fitted if scratch.slots[j].hypothesis.name == proposal.name)
+            if proposal.added:
+                campaign._admit(scratch.slots[j], proposal.weight)
+            elif proposal.suggested:
+                self.suggested[proposal.name] = (scratch.slots[j], proposal.weight, proposal.to_json())
+        self.log.extend(p.to_json() for p in out)
+        return out
+
+    def accept(self, campaign, name: str) -> dict:
+        """Add the suggested law ``name`` to the campaign (refit on all the data at the next step);
+        returns its proposal as recorded, ``added`` now True.
+
+        Raises:
+            ConfigError: no suggestion of that name (the names suggested are listed).
+        """
+        if name not in self.suggested:
+            known = ", ".join(sorted(self.suggested)) or "none yet"
+            raise ConfigError(f"no proposal named {name!r} is waiting to be accepted; suggested: {known}")
+        slot, weight, record = self.suggested.pop(name)
+        fresh = Slot(slot.hypothesis)  # fitted at the next step on all the data, like a law never fitted
+        campaign._admit(fresh, weight)
+        accepted = dict(record, added=True, suggested=False, reason="accepted by the operator", step=campaign.n - 1)
+        self.log.append(accepted)
+        return accepted
+
+
+def _alone(settings):
+    """The campaign's inference settings without "none of these" (a scratch belief weighs only its laws)."""
+    from dataclasses import replace
+
+    return replace(settings, none_prior=0.0)
+
+
+def _probability(current, belief: Belief, log_z: float, weight: float, total: float) -> float:
+    """The posterior probability a law of evidence ``log_z`` and weight ``weight`` would have among the
+    campaign's fitted laws and "none of these" (``total``: the laws' weights before it)."""
+    pn = belief.settings.none_prior
+    terms = [math.log((1 - pn) * weight / (total + weight)) + log_z]
+    law_weight = dict(zip(belief.names, belief.weights))
+    terms += [math.log((1 - pn) * law_weight[n] / (total + weight)) + z for n, z in current.log_z.items()]
+    if current.none is not None and pn > 0:
+        terms.append(math.log(pn) + current.none["log_evidence"])
+    top = max(terms)
+    return math.exp(terms[0] - top) / sum(math.exp(t - top) for t in terms)
