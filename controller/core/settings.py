@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from abduce.controller.errors import ConfigError
 from abduce.hypotheses.belief import InferenceSettings
 
-
 PROPOSE = ("off", "add", "suggest")
 
 

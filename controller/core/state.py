@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from abduce.controller.core import design
+from abduce.controller.core.abduction import Abduction
 from abduce.controller.core.batch import Believed
 from abduce.controller.core.settings import CampaignSettings, StepRecord
 from abduce.controller.core.space import DTYPE, Space
@@ -28,7 +29,6 @@ from abduce.controller.decide.acquisition import ACQUISITIONS, Acquisition
 from abduce.controller.decide.policies import POLICIES, Policy, PolicyView
 from abduce.controller.decide.stopping import StoppingRule
 from abduce.controller.errors import CampaignStateError, ConfigError
-from abduce.controller.core.abduction import Abduction
 from abduce.hypotheses.belief import Belief, Slot
 from abduce.hypotheses.check import check_once
 from abduce.hypotheses.declaration import Hypothesis
