@@ -198,9 +198,11 @@ NONE_OF_THESE = Hypothesis(
     ),
 )
 
-BUILTIN: dict[str, Hypothesis] = {
+ONE_D: dict[str, Hypothesis] = {
     h.name: h for h in (SECOND_ORDER, FIRST_ORDER, SIGMOID, LINEAR, CONSTANT, CURIE_WEISS)
 }
+"""The built-in laws of one variable (axis 0)."""
+BUILTIN: dict[str, Hypothesis] = dict(ONE_D)
 
 # 2-D phase diagrams (the phase-2d simulator's axes: composition, then temperature): the order parameter's
 # law in T / T_c(x), its phase boundary T_c linear in the composition (abduce.hypotheses.grammar.boundary).

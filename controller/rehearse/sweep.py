@@ -103,6 +103,7 @@ from typing import Any
 
 import numpy as np
 
+from abduce.controller.rehearse.abduction_table import abduction_markdown, abduction_rows
 from abduce.controller.rehearse.scoring import calibration, campaign_key, markdown, plot, plot_reliability, summarize
 from abduce.controller.rehearse.sweep_config import OUT_OF_SET, SweepConfig
 
@@ -147,6 +148,22 @@ def _leader(record) -> tuple[str, float]:
     return name, float(record.probabilities[name])
 
 
+def _critical_points(campaign, composed: str, critical: dict[str, str], sim) -> dict[str, float]:
+    """How far the composed law's critical points lie from the truth, in posterior sds: ``critical_within_2sd``
+    (1.0 when every one is within 2 sd, NaN when the law was never weighed) and ``critical_max_z``."""
+    fitted = next((h["parameters"] for h in campaign.summary()["hypotheses"] if h["name"] == composed), None)
+    if not fitted or not critical or sim is None:
+        return {"critical_within_2sd": math.nan, "critical_max_z": math.nan}
+    zs = []
+    for name, attribute in critical.items():
+        value = fitted.get(name)
+        if value is None:
+            return {"critical_within_2sd": math.nan, "critical_max_z": math.nan}
+        sd = max(float(value["sd"]), 1e-12)
+        zs.append(abs(float(value["mean"]) - float(getattr(sim, attribute))) / sd)
+    return {"critical_within_2sd": float(max(zs) <= 2.0), "critical_max_z": max(zs)}
+
+
 def run_cell(cell: dict[str, Any]) -> list[dict[str, Any]]:
     """One campaign -> its rows of ``results.csv`` (runs on a Dask worker)."""
     import torch
@@ -168,6 +185,8 @@ def run_cell(cell: dict[str, Any]) -> list[dict[str, Any]]:
         epsilon=cell["epsilon"],
         channel=p["channel"],
         reduction=p["reduction"],
+        propose=cell.get("propose", "off"),
+        propose_depth=cell.get("propose_depth", 1),
     )
     t0, c0 = time.perf_counter(), time.process_time()
     campaign, instrument = rehearsal.build()
@@ -183,6 +202,9 @@ def run_cell(cell: dict[str, Any]) -> list[dict[str, Any]]:
         "truth": truth_name or "",
     }
     last = []
+    composed = p.get("composed")
+    made: list[str] = []  # the proposals made (added or suggested), in order
+    first_proposal: list[int] = []
 
     def record(r) -> None:
         leader, p_leader = _leader(r)
@@ -196,8 +218,13 @@ def run_cell(cell: dict[str, Any]) -> list[dict[str, Any]]:
                 "p_leader": p_leader,
                 "p_none": float(r.none["probability"]) if r.none else math.nan,
                 "leader_misfit": math.nan if check is None else float(check["misfit"]),
+                "p_composed": r.probabilities.get(composed, 0.0) if composed else math.nan,
+                "composed": composed or "",
             }
         )
+        made.extend(q["name"] for q in r.proposals if q.get("added") or q.get("suggested"))
+        if r.proposals and not first_proposal:
+            first_proposal.append(r.step + 1)
         last[:] = [r]
 
     run_campaign(campaign, instrument, [record])
@@ -235,6 +262,10 @@ def run_cell(cell: dict[str, Any]) -> list[dict[str, Any]]:
         leader, p_leader = _leader(last[0])
         wrong = p_leader >= 0.9 and (leader != truth_name)  # out of the set, every law is wrong
         end["wrong_at_09"] = float(wrong)
+    end["proposals"] = ";".join(made)
+    end["first_proposal_n"] = first_proposal[0] if first_proposal else math.nan
+    if composed:
+        end.update(_critical_points(campaign, composed, p.get("critical") or {}, _simulator(instrument.driver)))
     end["space"] = "finite" if campaign.space.is_finite else "box"
     end.update({f"truth_{k}": v for k, v in cell["drawn"].items()})
     end["seconds"] = time.perf_counter() - t0
@@ -355,4 +386,8 @@ def write_outputs(config: SweepConfig, results, out: Path):
     budgets = {f.name: config.budget(f) for f in config.family} | {p.name: config.sweep.budget for p in config.problem}
     (out / "summary.md").write_text(markdown(summary, calib, budgets), encoding="utf-8")
     plot(results, out / "identification.png", config.sweep.threshold)
+    if config.sweep.propose != "off":
+        declared = {name: set(laws) for name, laws in config.hypothesis_sets.items()}
+        rows = abduction_rows(results, declared)
+        (out / "abduction.md").write_text(abduction_markdown(rows, budgets), encoding="utf-8")
     return results, summary

@@ -8,7 +8,7 @@ import itertools
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -65,6 +65,8 @@ class SweepSection(_Strict):
     n_init: Annotated[int, Field(ge=1)] = 4
     epsilon: Annotated[float, Field(ge=0, le=1)] = 0.1
     threshold: Annotated[float, Field(gt=0, lt=1)] = 0.95
+    propose: Literal["off", "add", "suggest"] = "off"  # abduction in every campaign (controller/core/abduction.py)
+    propose_depth: Annotated[int, Field(ge=1, le=3)] = 1
 
     @field_validator("policies")
     @classmethod
@@ -154,6 +156,10 @@ class Family(_Source):
     reduction: str | None = None
     budget: Annotated[int, Field(ge=2)] | None = None
     campaigns: Counts | None = Field(None, min_length=1)
+    propose: Literal["off", "add", "suggest"] | None = None  # overrides the sweep's (a baseline family: "off")
+    draws: str | None = None  # draw truths and seeds as the family of this name does (a paired baseline)
+    composed: str | None = None  # the composition abduction should propose (the truth outside the declared set)
+    critical: dict[str, str] = {}  # the composed law's critical points -> the simulator's attributes holding them
 
     @field_validator("campaigns")
     @classmethod
@@ -258,7 +264,12 @@ class SweepConfig(_Strict):
     def cells(self) -> list[dict[str, Any]]:
         """Every campaign, as plain dicts (they travel to Dask workers)."""
         out = []
-        common = {"n_init": self.sweep.n_init, "epsilon": self.sweep.epsilon}
+        common = {
+            "n_init": self.sweep.n_init,
+            "epsilon": self.sweep.epsilon,
+            "propose": self.sweep.propose,
+            "propose_depth": self.sweep.propose_depth,
+        }
         for p in self.problem:
             sets = p.hypothesis_sets or list(self.hypothesis_sets)
             for s in sets:
@@ -284,7 +295,7 @@ class SweepConfig(_Strict):
         for f in self.family:
             for policy, count in self.counts(f).items():
                 for i in range(count):
-                    drawn = draw(f.name, i, f.ranges)
+                    drawn = draw(f.draws or f.name, i, f.ranges)
                     problem = {
                         "name": f.name,
                         "source": f.source,
@@ -292,6 +303,8 @@ class SweepConfig(_Strict):
                         "truth": f.truth,
                         "channel": f.channel,
                         "reduction": f.reduction,
+                        "composed": f.composed,
+                        "critical": dict(f.critical),
                     }
                     out.append(
                         {
@@ -299,12 +312,13 @@ class SweepConfig(_Strict):
                             "hypothesis_set": f.hypothesis_set,
                             "hypotheses": self.hypothesis_sets[f.hypothesis_set],
                             "policy": policy,
-                            "seed": campaign_seed(f.name, i),
+                            "seed": campaign_seed(f.draws or f.name, i),
                             "campaign": i,
                             "budget": self.budget(f),
                             "drawn": drawn,
                             "kind": "family",
                             **common,
+                            **({"propose": f.propose} if f.propose is not None else {}),
                         }
                     )
         return out

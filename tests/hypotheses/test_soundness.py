@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from abduce.hypotheses import Hypothesis, Parameter, check
 from abduce.hypotheses.declaration import Frame
 from abduce.hypotheses.errors import HypothesisError
-from abduce.hypotheses.library import BUILTIN, smooth_relu
+from abduce.hypotheses.library import BUILTIN, ONE_D, PHASE_BOUNDARIES, smooth_relu
 from abduce.hypotheses.model import relative_mean
 
 
@@ -24,7 +24,7 @@ def relative_value(bounds):
 
 @st.composite
 def cases(draw, name):
-    h = BUILTIN[name]
+    h = ONE_D[name]
     rel = {p.name: draw(relative_value(p.bounds)) for p in h.free}
     lo = draw(st.floats(-1e3, 1e3, allow_nan=False))
     span = draw(st.floats(1e-3, 1e3, allow_nan=False))
@@ -33,7 +33,7 @@ def cases(draw, name):
     return h, rel, Frame(lo=(lo,), span=(span,), s=s), points
 
 
-@pytest.mark.parametrize("name", sorted(BUILTIN))
+@pytest.mark.parametrize("name", sorted(ONE_D))
 def test_every_builtin_is_finite_with_finite_gradients_everywhere_in_its_range(name):
     @settings(max_examples=300, deadline=None, derandomize=True)
     @given(cases(name))
@@ -92,9 +92,12 @@ def test_the_second_order_kink_is_sharp_for_every_exponent(beta):
 
 def test_check_passes_every_builtin_on_boxes_and_candidate_sets():
     grid = torch.linspace(300.0, 400.0, 501, dtype=torch.float64).unsqueeze(-1)
-    for h in BUILTIN.values():
+    for h in ONE_D.values():
         check(h, lo=(0.0,), hi=(1.0,))
         check(h, lo=(300.0,), hi=(400.0,), candidates=grid)
+    for h in PHASE_BOUNDARIES.values():  # composition x temperature (K), as the phase-2d simulator's box
+        check(h, lo=(0.0, 100.0), hi=(1.0, 700.0))
+        check(h, lo=(0.0, 0.0), hi=(0.5, 1.0))
 
 
 def test_check_names_the_parameters_and_point_where_a_law_breaks():
