@@ -218,7 +218,8 @@ def _flatten(parts: Sequence[Hypothesis]) -> list[Hypothesis]:
 
 
 def _tree(h: Hypothesis) -> dict:
-    return h.tree if h.tree is not None else {"law": h.name}
+    """A composed law's tree; a declared law (depth 0, a built-in boundary law too) is a leaf by name."""
+    return h.tree if h.tree is not None and h.depth > 0 else {"law": h.name}
 
 
 def with_background(child: Hypothesis, degree: int, axes: int = 1) -> Hypothesis:

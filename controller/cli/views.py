@@ -22,7 +22,7 @@ def inspect_cmd(
         False, "--json", help="The same as JSON (schema: abduce.controller.views.inspection)."
     ),
 ) -> None:
-    """Summarise a campaign from its journal: hypotheses, measurements, stopping state (no refitting)."""
+    """Summarise a campaign from its journal: hypotheses, proposals, measurements, stopping state (no refitting)."""
     from abduce.controller.views.inspection import inspect_run
     from abduce.controller.views.terminal import render
 
@@ -45,7 +45,8 @@ def plot(
     step: int = typer.Option(None, "--step", min=0, help="The campaign as it stood after N measurements."),
     fmt: str = typer.Option("png", "--format", help=f"The figures' format: {one_of('plot format')}."),
 ) -> None:
-    """Plot posteriors, probabilities, choices and rewards, the acquisition and raw spectra."""
+    """Plot posteriors, probabilities, choices and rewards, the acquisition, raw spectra and, where abduction
+    added a composed law, the best one against the best declared law with their residuals (proposals)."""
     _pin_threads(all_cores=True)
     try:  # before matplotlib and torch are imported
         check_name("plot format", fmt)

@@ -49,6 +49,8 @@ class Proposal:
         parameters: ``{param: [posterior mean, sd]}`` in physical units.
         added: whether it joined the campaign as a contender (else suggested, or only screened).
         suggested: held for an operator to accept (``propose = "suggest"``).
+        units: ``{param: [unit, axis]}`` of every parameter (the relative-frame unit of
+            :mod:`abduce.hypotheses.declaration` and its axis), so a view can label them without building the law.
     """
 
     name: str
@@ -65,6 +67,7 @@ class Proposal:
     parameters: dict[str, list[float]]
     added: bool
     suggested: bool = False
+    units: dict[str, list] | None = None
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -93,10 +96,16 @@ class Abduction:
             return f"none of these leads (P = {weighed.none['probability']:.3f}, best law {best:.3f})"
         return f"audit at n = {n} (best law P = {best:.3f})"
 
-    def run(self, campaign, step: int, reason: str, restore: dict[str, dict]) -> list[Proposal]:
-        """One round (see the module docstring); returns the proposals fitted, added ones flagged."""
-        self.rounds.append(campaign.n)
+    def run(self, campaign, step: int, reason: str, restore: dict[str, dict], admit: bool = True) -> list[Proposal]:
+        """One round (see the module docstring); returns the proposals fitted, added ones flagged.
+
+        ``admit=False``: a dry round (``abduce propose RUN``): nothing is added, held or logged and no round
+        is counted; every candidate fitted is returned, best first, ``suggested`` marking those that beat
+        every declared law (the ones a live round would add or suggest)."""
+        if admit:
+            self.rounds.append(campaign.n)
         s = campaign.settings
+        mode = s.propose if admit else "suggest"
         belief: Belief = campaign.belief
         declared = [slot.hypothesis for slot in belief.slots if slot.hypothesis.depth == 0]
         every = enumerate_compositions(declared, campaign.space.d, s.propose_depth)
@@ -159,10 +168,13 @@ class Abduction:
                     log_evidence_se=ev.log_z_se,
                     probability=_probability(current, belief, ev.log_z, weights[i], total),
                     parameters={p: [ev.mean[p], ev.sd[p]] for p in ev.mean},
-                    added=wins and s.propose == "add",
-                    suggested=wins and s.propose == "suggest",
+                    added=wins and mode == "add",
+                    suggested=wins and mode == "suggest",
+                    units={q.name: [q.unit, q.axis] for q in h.parameters},
                 )
             )
+        if not admit:
+            return out
         out = [p for p in out if p.added or p.suggested]  # a proposal is made only where it beats every law
         for proposal in out:
             j = next(j for j in fitted if scratch.slots[j].hypothesis.name == proposal.name)

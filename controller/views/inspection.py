@@ -30,15 +30,16 @@ shows the last decision journalled. Hypotheses named by a dotted path
 under the dotted path before their first fit. Non-finite floats are written
 as ``null`` in the JSON.
 
-JSON (``abduce inspect RUN --json``; the pydantic models below *are* the
+JSON (``abduce inspect RUN --json``; the pydantic models below, with those of
+:mod:`~abduce.controller.views.summary` and :mod:`~abduce.controller.views.proposals`, *are* the
 schema, :data:`SCHEMA` is their JSON schema)::
 
     {
-      "schema_version": 5,
+      "schema_version": 6,
       "run": str,                      # the journal file
       "mode": str,                     # in-process | listen | daemon | rehearsal
       "step": int | null,              # the --step asked for (null: all)
-      "hypotheses": [str, ...],        # in the campaign's order
+      "hypotheses": [str, ...],        # in the campaign's order: declared, then proposals as they joined
       "axes": [QUANTITY, ...],         # one per coordinate of x, as the instrument declared them
       "explained": QUANTITY,           # what y is: the channel (or reduction) the hypotheses explain
       "summary": {                     # == Campaign.summary() after `measurements` tells
@@ -73,7 +74,9 @@ schema, :data:`SCHEMA` is their JSON schema)::
         "errors": [{"request_id": str | null, "stage": str | null, "reason": str | null,
                     "message": str | null, "skipped": bool}],
         "instrument_state": str | null   # safe | idle as the operator's commands left it (null: none sent)
-      }
+      },
+      "proposals": [PROPOSAL, ...]     # composed laws abduction proposed, in order ([] for none, and for
+                                       # journals before them): abduce.controller.views.proposals
     }
 
     QUANTITY = {"name": str, "unit": str,   # unit "": none declared (or not known here), "1": dimensionless
@@ -87,15 +90,10 @@ schema, :data:`SCHEMA` is their JSON schema)::
 
 from __future__ import annotations
 
-import math
 import os
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
-from abduce.controller.core.verdict import explained
 from abduce.controller.errors import ConfigError
 from abduce.controller.journal.events import (
     DecisionBody,
@@ -109,66 +107,24 @@ from abduce.controller.journal.events import (
 from abduce.controller.journal.store import Journal
 from abduce.controller.recipe.spec import spec_of
 from abduce.controller.views.labels import QuantityRow, labels_of
+from abduce.controller.views.proposals import ProposalRow, contenders, proposals_of
+from abduce.controller.views.summary import (  # noqa: F401  (re-exported: the views import them from here)
+    NONE_NAME,
+    Check,
+    HypothesisSummary,
+    NoneOfThese,
+    ParameterEstimate,
+    Summary,
+    _Strict,
+    leader_of,
+    names_of,
+    summarise,
+)
 
-SCHEMA_VERSION = 5  # 2: summary.unfitted, summary.fit_failures, summary.none, measurements[].none;
+SCHEMA_VERSION = 6  # 2: summary.unfitted, summary.fit_failures, summary.none, measurements[].none;
 # 3: summary.hypotheses[].check, summary.none.check, summary.explained; 4: stopping.instrument_state;
-# 5: axes, explained (names and units)
-NONE_NAME = "none of these"  # abduce.hypotheses.library.NONE_OF_THESE.name (this module imports no torch)
+# 5: axes, explained (names and units); 6: proposals (and the contenders they added in summary.hypotheses)
 TABLE_ROWS = 20  # measurements shown in the terminal table (all of them in the JSON)
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", ser_json_inf_nan="null")
-
-
-class ParameterEstimate(_Strict):
-    mean: float
-    sd: float
-
-
-class Check(_Strict):
-    """A hypothesis's posterior predictive checks (abduce.hypotheses.criticism.Criticism)."""
-
-    n: int
-    loo_rms: float
-    loo_limit: float
-    loo_worst: float
-    residual_sd: float
-    residual_quantile: float | None
-    noise_ratio: float | None
-    noise_limit: float | None
-    misfit: bool
-    reasons: list[str]
-
-
-class HypothesisSummary(_Strict):
-    name: str
-    probability: float
-    log_evidence: float | None
-    log_evidence_se: float | None  # its Monte Carlo standard error
-    times_chosen: int
-    mean_reward: float | None
-    parameters: dict[str, ParameterEstimate]
-    check: Check | None = None
-
-
-class NoneOfThese(_Strict):
-    """The flexible alternative to every law of the set (abduce.hypotheses.library.NONE_OF_THESE)."""
-
-    probability: float
-    log_evidence: float
-    log_evidence_se: float = 0.0
-    check: Check | None = None
-
-
-class Summary(_Strict):
-    leader: str | None
-    measurements: int
-    hypotheses: list[HypothesisSummary]
-    unfitted: list[str]
-    fit_failures: dict[str, int]
-    none: NoneOfThese | None
-    explained: bool | None = None
 
 
 class MeasurementRow(_Strict):
@@ -218,6 +174,7 @@ class Inspection(_Strict):
     summary: Summary
     measurements: list[MeasurementRow]
     stopping: Stopping
+    proposals: list[ProposalRow] = []
 
 
 SCHEMA: dict[str, Any] = Inspection.model_json_schema()
@@ -227,13 +184,6 @@ def journal_path(run: str | os.PathLike) -> Path:
     """A run directory or a journal file -> the journal file."""
     path = Path(run)
     return path / "journal.sqlite" if path.is_dir() else path
-
-
-def leader_of(probabilities: dict[str, float], unfitted=()) -> str | None:
-    """The most probable hypothesis (the first of equals), None while any is unfitted: as ``Campaign.leader``."""
-    if unfitted:
-        return None
-    return max(probabilities, key=probabilities.__getitem__) if probabilities else None
 
 
 def inspect_run(run: str | os.PathLike, step: int | None = None) -> Inspection:
@@ -270,10 +220,13 @@ def inspect_journal(journal: Journal, step: int | None = None, events: list[Entr
             told.append(e)
     rows = [_row(i, m, requests.get(m.request_id), decisions.get(_at(m))) for i, m in enumerate(told)]
     records = [decisions[_at(m)] for m in told if _at(m) in decisions]
-    names = _names(setup.hypotheses, records)
-    summary = _summary(names, records[-1] if records else None, len(told), requests.values(), records)
-    settled = {m.request_id for m in told} | skipped  # as replay: a refused reading leaves its request in flight
     labels = labels_of(config, len(told[0].body.x) if told else 1)
+    last = records[-1] if records else None
+    proposals = proposals_of((p for r in records for p in r.proposals), last.probabilities if last else {}, labels)
+    added = contenders(proposals)  # the campaign's contenders after its declared laws, in the order they joined
+    names = (*names_of(setup.hypotheses, records, added), *added)
+    summary = summarise(names, last, len(told), requests.values(), records)
+    settled = {m.request_id for m in told} | skipped  # as replay: a refused reading leaves its request in flight
     return Inspection(
         schema_version=SCHEMA_VERSION,
         run=str(journal.path),
@@ -303,6 +256,7 @@ def inspect_journal(journal: Journal, step: int | None = None, events: list[Entr
             ],
             instrument_state=instrument_state(events),
         ),
+        proposals=proposals,
     )
 
 
@@ -351,73 +305,4 @@ def _row(i: int, m: Entry, request: RequestBody | None, decision: DecisionBody |
         none=(decision.none or {}).get("probability") if decision else None,
         leader=leader_of(probs, decision.unfitted if decision else ()),
         arrays=list(m.body.arrays or {}),
-    )
-
-
-def _names(configured: tuple[str, ...], records: list[DecisionBody]) -> tuple[str, ...]:
-    """The hypotheses' names in the campaign's order.
-
-    Built-ins are named as configured; a dotted path takes the name its
-    decision records use (the first name not configured, in order of first
-    appearance), else stays a path.
-    """
-    seen: dict[str, None] = {}
-    for r in records:
-        for key in (*r.probabilities, *r.fit_failures):
-            seen.setdefault(key, None)
-    spare = iter([n for n in seen if n not in configured])
-    return tuple(c if c in seen or ("." not in c and ":" not in c) else next(spare, c) for c in configured)
-
-
-def _summary(
-    names, last: DecisionBody | None, n: int, requests: Iterable[RequestBody], records: list[DecisionBody]
-) -> Summary:
-    chosen: dict[str, int] = dict.fromkeys(names, 0)
-    for r in requests:
-        if r.hypothesis is not None:
-            chosen[r.hypothesis] = chosen.get(r.hypothesis, 0) + 1
-    rewards: dict[str, list[float]] = {name: [] for name in names}
-    for r in records:
-        if r.reward is not None and r.hypothesis is not None:
-            rewards.setdefault(r.hypothesis, []).append(r.reward)
-    probs = last.probabilities if last else {}
-    checks = last.checks if last else {}
-    hyps = []
-    for name in names:
-        params = last.parameters.get(name, {}) if last else {}
-        earned = rewards[name]
-        mean = sum(earned) / len(earned) if earned else None
-        hyps.append(
-            HypothesisSummary(
-                name=name,
-                probability=probs.get(name, 0.0),
-                log_evidence=last.log_evidence.get(name) if last else None,
-                log_evidence_se=last.log_evidence_se.get(name) if last else None,
-                times_chosen=chosen.get(name, 0),
-                mean_reward=None if mean is None or math.isnan(mean) else mean,
-                parameters={p: ParameterEstimate(mean=v[0], sd=v[1]) for p, v in params.items()},
-                check=checks.get(name),
-            )
-        )
-    unfitted = list(last.unfitted) if last else []
-    none = last.none if last else None
-    failures = dict.fromkeys(
-        (
-            *names,
-            *([NONE_NAME] if none is not None or any(NONE_NAME in r.fit_failures for r in records) else []),
-        ),
-        0,
-    )
-    for r in records:
-        for name in r.fit_failures:
-            failures[name] = failures.get(name, 0) + 1
-    none_of = NoneOfThese(**none, check=checks.get(NONE_NAME)) if none else None
-    return Summary(
-        leader=leader_of(probs, unfitted),
-        measurements=n,
-        hypotheses=hyps,
-        unfitted=unfitted,
-        fit_failures=failures,
-        none=none_of,
-        explained=explained([h.model_dump() for h in hyps], none_of.model_dump() if none_of else None),
     )

@@ -24,6 +24,12 @@ Agg, SVG by the file's extension):
                      ``Campaign.ask`` computes it, measured candidates masked;
                      boxes: its BoTorch acquisition at the reference points).
                      From the rebuilt campaign.
+``proposals``        where abduction added a composed law
+                     (:mod:`abduce.controller.views.proposal_plot`): the best
+                     proposed law against the best declared one on the data
+                     (1D: means ± 2 sd, residuals below; 2D: mean maps,
+                     residual maps). From the rebuilt campaign; a campaign
+                     that proposed nothing has no such figure.
 ``spectra``          for spectroscopic campaigns (measurements journalled with
                      raw ``arrays``): a few raw spectra, each titled with the
                      value reduced from it, next to all the reduced values.
@@ -62,6 +68,7 @@ from abduce.controller.views.figures import (
     probabilities_figure,
 )
 from abduce.controller.views.inspection import Inspection, inspect_journal, journal_path
+from abduce.controller.views.proposal_plot import proposals_figure
 from abduce.controller.views.spectra import spectra_figure, spectra_of
 
 FORMATS = ("png", "svg")
@@ -96,6 +103,8 @@ def build_plots(
             _, campaign = snapshot(journal, upto=ins.stopping.measurements, events=events)
         except AbduceError as exc:
             out.skipped["posteriors"] = out.skipped["acquisition"] = f"the campaign could not be rebuilt: {exc}"
+            if ins.proposals:
+                out.skipped["proposals"] = out.skipped["posteriors"]
     else:
         out.skipped["posteriors"] = out.skipped["acquisition"] = "not asked for (no rebuild)"
     criterion = None
@@ -103,6 +112,7 @@ def build_plots(
         for name, make in (
             ("posteriors", lambda: posteriors_figure(campaign, ylabel)),
             ("acquisition", lambda: acquisition_figure(campaign)),
+            *([("proposals", lambda: proposals_figure(campaign, ins, ylabel))] if ins.proposals else []),
         ):
             try:
                 out.figures[name] = make()

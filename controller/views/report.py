@@ -2,7 +2,10 @@
 
 Sections (each an ``<section id=...>``): ``stopping`` (where the campaign
 stands), ``hypotheses`` (the summary table: probability, log evidence,
-fitted parameters ± sd, times chosen, mean reward), ``plots`` (every figure
+fitted parameters ± sd, times chosen, mean reward), ``proposals`` (only where abduction proposed composed
+laws: each one's formula, the step it was made at and why, whether it was added, suggested or accepted, its
+evidence and probability then, its probability now and its parameters then in the instrument's units;
+see :mod:`abduce.controller.views.proposals`), ``plots`` (every figure
 of :mod:`abduce.controller.views.plots`, inlined as base64 PNG, with a note for
 each one skipped), ``measurements`` (every measurement told, its columns
 named by the instrument's axes and channel with their units), ``refused``
@@ -27,7 +30,7 @@ from jinja2 import Environment
 from abduce.controller.journal.events import Entry, MeasurementBody, read
 from abduce.controller.journal.store import Journal
 from abduce.controller.views.inspection import Check, Inspection, journal_path
-from abduce.controller.views.terminal import axes_header, check_cell, estimate
+from abduce.controller.views.terminal import STATUS, axes_header, check_cell, estimate, evidence_text, parameters_text
 
 SECTIONS = ("stopping", "hypotheses", "plots", "measurements", "refused", "config")
 
@@ -105,6 +108,28 @@ pre { background: #f6f6f6; padding: 1em; overflow-x: auto; }
 <p class="warning">Never fitted (no probability, so no leader): {{ ins.summary.unfitted | join(", ") }}.</p>
 {% endif %}
 </section>
+
+{% if proposals %}
+<section id="proposals">
+<h2>Proposals</h2>
+<p class="note">Composed laws abduction built from the declared ones when none of them explained the data
+(or on an audit), in the order they were made{% if "proposals" in figure_names %}; the
+<a href="#plot-proposals">proposals figure</a> sets the best of them against the best declared law{% endif %}.</p>
+<table>
+<tr><th>proposed law</th><th>step</th><th>why</th><th>status</th><th>log evidence then</th><th>p then</th>
+<th>p now</th><th>parameters then (posterior mean ± sd)</th></tr>
+{% for r in proposals %}
+<tr class="proposal proposal-{{ r.status }}"><td class="text"><strong>{{ r.name }}</strong><br>
+<code class="formula">{{ r.formula }}</code></td>
+<td>{{ r.step }}</td><td class="text">{{ r.reason }}</td><td class="text">{{ status[r.status] }}</td>
+<td>{{ r.evidence }}</td>
+<td>{{ "-" if r.probability is none else "%.3f" | format(r.probability) }}</td>
+<td>{{ "-" if r.probability_now is none else "%.3f" | format(r.probability_now) }}</td>
+<td class="text">{{ r.parameters_text or "-" }}</td></tr>
+{% endfor %}
+</table>
+</section>
+{% endif %}
 
 <section id="plots">
 <h2>Plots</h2>
@@ -219,6 +244,12 @@ def render_report(
         hypotheses=hypotheses,
         check_cell=lambda c: check_cell(Check(**c) if isinstance(c, dict) else c),
         figures=[(name, png_base64(fig)) for name, fig in figures.items()],
+        figure_names=list(figures),
+        proposals=[
+            {**r.model_dump(), "evidence": evidence_text(r), "parameters_text": parameters_text(r)}
+            for r in inspection.proposals
+        ],
+        status=STATUS,
         skipped=list(skipped.items()),
         axes_header=axes_header(inspection),
         refused=refused_rows(inspection, list(events)),

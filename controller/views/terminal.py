@@ -1,11 +1,12 @@
 """An inspection for people: the terminal tables of ``abduce inspect`` and the cells the report and the
-web page share (an estimate with its sd, a hypothesis's checks)."""
+web page share (an estimate with its sd, a hypothesis's checks, a proposal's status)."""
 
 from __future__ import annotations
 
 import math
 
 from abduce.controller.views.inspection import NONE_NAME, TABLE_ROWS, Check, Inspection
+from abduce.controller.views.proposals import ProposalRow
 
 
 def estimate(mean: float, sd: float) -> str:
@@ -34,8 +35,57 @@ def axes_header(inspection: Inspection) -> str:
     return ", ".join(a.label for a in inspection.axes) or "x"
 
 
+def with_unit(value: str, unit: str) -> str:
+    """``0.30 ± 0.02 K`` (no unit: the value alone; a dimensionless ``"1"`` is not written)."""
+    return f"{value} {unit}" if unit and unit != "1" else value
+
+
+def parameters_text(row: ProposalRow, sep: str = ", ") -> str:
+    """``x_c_1 = 0.341 ± 0.033 at.%, ...``: a proposal's parameters, each with its sd and unit."""
+    return sep.join(f"{p} = {with_unit(estimate(v.mean, v.sd), v.unit)}" for p, v in row.parameters.items())
+
+
+def evidence_text(row: ProposalRow) -> str:
+    """``41.23 ± 0.08``: its log evidence when proposed, with the Monte Carlo se (``-``: none)."""
+    if row.log_evidence is None:
+        return "-"
+    return f"{row.log_evidence:.2f}" + (f" ± {row.log_evidence_se:.2f}" if row.log_evidence_se is not None else "")
+
+
+STATUS = {  # a proposal's status, for people
+    "added": "added as a contender",
+    "suggested": "suggested (abduce accept RUN NAME adds it)",
+    "accepted": "accepted by the operator",
+}
+
+
+def proposals_tables(inspection: Inspection) -> list:
+    """The composed laws abduction proposed, one small table each ([]: none): its formula, the step it was
+    made at, why, what became of it, its evidence and probability then, its probability now, its parameters."""
+    from rich.table import Table
+    from rich.text import Text
+
+    out = []
+    for i, r in enumerate(inspection.proposals, 1):
+        table = Table(title=f"proposal {i} of {len(inspection.proposals)}: {r.name}", show_header=False)
+        table.add_column("", style="bold", no_wrap=True)
+        table.add_column("", overflow="fold")
+        for key, value in (
+            ("formula", r.formula),
+            ("made", f"at step {r.step}, after {r.step + 1} measurements (depth {r.depth}); {STATUS[r.status]}"),
+            ("why", r.reason),
+            ("then", f"log evidence {evidence_text(r)}, p = {_num(r.probability)} (prior weight {r.weight:.3g})"),
+            ("now", "p = " + _num(r.probability_now) if r.probability_now is not None else "not a contender"),
+            ("parameters then", parameters_text(r, "\n") or "-"),
+        ):
+            table.add_row(key, Text(value))  # Text: a formula's brackets are not markup
+        out.append(table)
+    return out
+
+
 def render(inspection: Inspection, rows: int = TABLE_ROWS) -> list:
-    """Rich renderables for the terminal: the hypotheses, the last ``rows`` measurements, the stopping state."""
+    """Rich renderables for the terminal: the hypotheses, the proposals (if any), the last ``rows``
+    measurements, the stopping state."""
     from rich.table import Table
 
     s, st = inspection.summary, inspection.stopping
@@ -106,4 +156,4 @@ def render(inspection: Inspection, rows: int = TABLE_ROWS) -> list:
         line += f"; {len(st.in_flight)} request(s) in flight"
     if st.errors:
         line += f"; {len(st.errors)} error(s) journalled"
-    return [hyps, meas, line]
+    return [hyps, *proposals_tables(inspection), meas, line]

@@ -1,7 +1,11 @@
 """``abduce serve RUN [RUN...]``: a live, read-only web view of campaigns.
 
 One page lists the campaigns (run directories or journal files): where each
-stands (measurements / budget, leader, probabilities, stopped) and its
+stands (measurements / budget, leader, probabilities, stopped), the composed
+laws abduction proposed (RunStatus ``proposals``: each one's formula, step,
+reason, status, evidence, probabilities and parameters, as
+:mod:`abduce.controller.views.proposals` describes them; the proposals figure
+beside the others once one joined the campaign) and its
 posterior and probability plots (the figures of :mod:`abduce.controller.views.plots`,
 as PNG). The page follows the journals as measurements arrive: the server
 polls each journal's last sequence number (one indexed ``SELECT`` on a
@@ -24,8 +28,8 @@ Routes (``NAME``: the campaign's name on the page, from its folder)::
     GET /api/runs/NAME/inspection       the full ``abduce inspect --json`` of the campaign
     GET /runs/NAME/card                 the campaign's card (HTML fragment of the page)
     GET /runs/NAME/plots/FIGURE.png     FIGURE in posteriors, probabilities, choices, acquisition,
-                                        spectra (a figure the campaign cannot draw yet is a PNG
-                                        that says why, with the reason in X-Abduce-Not-Drawn)
+                                        spectra, proposals (a figure the campaign cannot draw yet is a
+                                        PNG that says why, with the reason in X-Abduce-Not-Drawn)
 
 Access: bound to loopback (``127.0.0.1``, ``::1``, ``localhost``) the view
 needs no token, and answers only requests whose ``Host`` is a loopback name

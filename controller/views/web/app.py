@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 
 from pydantic import BaseModel
 
-from abduce.controller.views.terminal import check_cell
+from abduce.controller.views.terminal import STATUS, check_cell, evidence_text, parameters_text
 from abduce.controller.views.web.access import TokenRequired
 from abduce.controller.views.web.status import FIGURES, SHOWN, Campaigns, RunList
 
@@ -27,6 +27,9 @@ def _template():
     env = Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True)
     env.filters["clock"] = lambda t: "-" if t is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
     env.globals["check_cell"] = check_cell
+    env.globals["proposal_status"] = STATUS
+    env.globals["evidence_text"] = evidence_text
+    env.globals["parameters_text"] = parameters_text
     return env.from_string(source)
 
 

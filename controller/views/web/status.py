@@ -16,9 +16,11 @@ from pydantic import BaseModel, ConfigDict
 
 from abduce.controller.errors import AbduceError
 from abduce.controller.views.inspection import HypothesisSummary, Inspection, MeasurementRow, inspect_run
+from abduce.controller.views.proposals import ProposalRow
 
-SCHEMA_VERSION = 4  # 2: none, unfitted, fit_failures; 3: explained, hypotheses[].check; 4: axes, y_label
-FIGURES = ("posteriors", "probabilities", "choices", "acquisition", "spectra")
+SCHEMA_VERSION = 5  # 2: none, unfitted, fit_failures; 3: explained, hypotheses[].check; 4: axes, y_label;
+# 5: proposals
+FIGURES = ("posteriors", "probabilities", "choices", "acquisition", "spectra", "proposals")
 SHOWN = ("posteriors", "probabilities")  # drawn on the page; the others are linked
 DPI = 90
 
@@ -57,6 +59,7 @@ class RunStatus(_Strict):
     last: MeasurementRow | None
     axes: list[str] = []  # each axis as "name (unit)", in the order of last.x
     y_label: str = "y"  # what y is: the explained channel (or reduction), "name (unit)"
+    proposals: list[ProposalRow] = []  # the composed laws abduction proposed (abduce.controller.views.proposals)
 
 
 class RunList(_Strict):
@@ -216,6 +219,7 @@ class Campaigns:
             last=last,
             axes=[a.label for a in ins.axes],
             y_label=ins.explained.label,
+            proposals=ins.proposals,
         )
 
     def inspection(self, name: str) -> Inspection | None:
@@ -253,7 +257,8 @@ class Campaigns:
                 if figure in plots.figures:
                     pngs[figure] = _png(plots.figures[figure])
                 else:
-                    why = plots.skipped.get(figure) or "nothing to draw"
+                    none = "the campaign proposed no composed law" if figure == "proposals" else "nothing to draw"
+                    why = plots.skipped.get(figure) or none
                     return _note_png(figure, why), why
             return pngs[figure], None
 

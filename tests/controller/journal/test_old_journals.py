@@ -41,9 +41,11 @@ def test_an_old_journal_inspects_as_it_did(tmp_path, name):
     expected = json.loads((FIXTURES / name).with_suffix(".inspect.json").read_text())
     # what the inspection gained since, and what it says of a journal that predates it (schema 4,
     # protocol 1.1: the instrument's state as operator commands left it; none in these journals.
-    # Schema 5: the axes and the explained value with their units; these instruments declared none)
+    # Schema 5: the axes and the explained value with their units; these instruments declared none.
+    # Schema 6: the proposals abduction made; none before it)
     assert expected["schema_version"] == 3
-    expected["schema_version"], expected["stopping"]["instrument_state"] = 5, None
+    expected["schema_version"], expected["stopping"]["instrument_state"] = 6, None
+    expected["proposals"] = []
     expected["axes"] = [{"name": "x", "unit": "", "label": "x"}]
     expected["explained"] = {"name": "y", "unit": "", "label": "y"}
     with opened(tmp_path, name) as journal:
