@@ -358,12 +358,9 @@ def test_a_2d_campaigns_figure_maps_both_laws_and_their_residuals():
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="Snapshot.load rebuilds a raised boundary of a named declared boundary law under another name "
-    "(grammar._tree gives the declared law's boundary tree, not {'law': name}); lead informed",
-)
 def test_a_rebuilt_2d_campaign_draws_its_proposal():
+    """A raised boundary of a declared boundary law is rebuilt under its recorded name (its tree's leaf is the
+    declared law by name), so the snapshot restores its fit and the figure draws it."""
     out, _ = proposing_2d()
     with Journal.open(out / "journal.sqlite", readonly=True) as journal:
         plots = build_plots(journal)
