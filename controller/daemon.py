@@ -11,7 +11,10 @@ in the config binds free ports, also named in ``RUN/endpoints.json``).
 
 The control lane (:mod:`abduce.controller.drive.control`) answers on its own
 thread, from a snapshot the loop updates after every step, so ``abduce
-status`` answers at once even while a fit takes seconds. ``stop`` and SIGTERM
+status`` answers at once even while a fit takes seconds. An operator's
+``accept`` of a suggested composed law (``[campaign] propose = "suggest"``)
+waits for the loop's next boundary between requests, where the campaign
+thread journals and applies it (:mod:`abduce.controller.drive.accepts`). ``stop`` and SIGTERM
 let the current step finish its journal writes and exit cleanly; SIGHUP
 re-reads the config and applies what is safe to change (the log level).
 A request that was in flight when the daemon stopped is settled with
@@ -31,6 +34,7 @@ import threading
 import time
 from pathlib import Path
 
+from abduce.controller.drive.accepts import AcceptQueue, say_suggested, suggested
 from abduce.controller.drive.buttons import InstrumentButtons
 from abduce.controller.drive.control import ControlServer
 from abduce.controller.drive.link import InstrumentLink, LinkError
@@ -86,6 +90,7 @@ class Daemon:
         self._leader_misfits = False  # the most probable law failed its posterior predictive checks, at the last step
         self._lock = threading.Lock()
         self._buttons: InstrumentButtons | None = None  # the operator's, once the instrument has registered
+        self._accepts = AcceptQueue()  # operator accepts of suggested laws, applied between requests
         self._campaign = None
         self._status: dict = {
             "state": "starting",
@@ -97,7 +102,9 @@ class Daemon:
 
     # ------------------------------------------------------------ control (control thread)
 
-    def control(self, command: str, args: dict | None = None) -> dict:
+    def control(self, command: str, args: dict | None = None):
+        if command == "accept":  # a future: the lane replies once the campaign thread has applied or refused it
+            return self._accepts.submit((args or {}).get("name"))
         if command in ("abort", "safe-state", "release"):
             return {"reply": self.instrument_command(command, "operator", **(args or {})), "status": self._snapshot()}
         if command == "pause":
@@ -214,16 +221,21 @@ class Daemon:
                 )
             instrument = LinkInstrument(link, agent, channel=c.channel, in_flight=in_flight, reduction=c.reduction)
             self._campaign = campaign
-            self._set(state="running" if self._running.is_set() else "paused", n=campaign.n)
+            self._set(
+                state="running" if self._running.is_set() else "paused", n=campaign.n, suggested=suggested(campaign)
+            )
+            self._accepts.open()
             while not campaign.done and not self._stop.is_set():
                 if not self._running.is_set():
                     self._set(state="paused", phase=None)
                     while not self._running.wait(timeout=0.5):  # commands sent while paused: journalled now
                         self._journal_replies(rundir.journal)
+                        self._accept_waiting(campaign, rundir.journal, instrument)
                     self._journal_replies(rundir.journal)
                     if self._stop.is_set():
                         break
                     self._set(state="running")
+                self._accept_waiting(campaign, rundir.journal, instrument)
                 try:
                     records = steps(campaign, instrument, rundir.journal, phase=self._phase)  # one per point told
                 except LinkError as exc:  # busy (its safe state, manual use): the request waits for resume
@@ -240,8 +252,10 @@ class Daemon:
                 for record in records:
                     rundir(record)
                     self._warn_if_nothing_explains(record)
+                    say_suggested(record, self.settings.daemon.run_dir)
                 self._set(
                     n=campaign.n,
+                    suggested=suggested(campaign),
                     leader=campaign.leader(),
                     probabilities=record.probabilities,
                     phase=None,
@@ -263,6 +277,7 @@ class Daemon:
             # 1.1 agents stop re-registering: the campaign ended (done, stopped by the operator, or failed)
             done = campaign is not None and campaign.done
             reason = "error" if failure is not None else ("done" if done else "stopped")
+            self._accepts.close(f"the campaign has ended ({reason})")
             link.bye(reason, f"{type(failure).__name__}: {failure}" if failure is not None else "")
             if rundir is not None:
                 try:
@@ -275,6 +290,12 @@ class Daemon:
             link.close()
             audit.close()
             control.close()
+
+    def _accept_waiting(self, campaign, journal, instrument: LinkInstrument) -> None:
+        """The operator's accepts queued on the control lane, applied here, between requests; they wait while
+        a request from before a restart is still to be settled (it must be asked again as it was)."""
+        if self._accepts.apply(campaign, journal, ready=not instrument.in_flight):
+            self._set(suggested=suggested(campaign))
 
     def _safe_state_on_error(self, exc: Exception, rundir) -> None:
         """``[instrument] safe_state_on_error``: the instrument to its safe state, journalled when the journal

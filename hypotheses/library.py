@@ -198,9 +198,7 @@ NONE_OF_THESE = Hypothesis(
     ),
 )
 
-ONE_D: dict[str, Hypothesis] = {
-    h.name: h for h in (SECOND_ORDER, FIRST_ORDER, SIGMOID, LINEAR, CONSTANT, CURIE_WEISS)
-}
+ONE_D: dict[str, Hypothesis] = {h.name: h for h in (SECOND_ORDER, FIRST_ORDER, SIGMOID, LINEAR, CONSTANT, CURIE_WEISS)}
 """The built-in laws of one variable (axis 0)."""
 BUILTIN: dict[str, Hypothesis] = dict(ONE_D)
 

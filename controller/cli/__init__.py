@@ -5,7 +5,7 @@ Argument parsing lives here; the work lives in the modules the commands call (a 
 without a shell. The groups register in the order ``abduce --help`` lists them.
 """
 
-from abduce.controller.cli import campaigns, daemon, instrument, rehearse, views  # noqa: F401 (they register)
+from abduce.controller.cli import campaigns, daemon, instrument, proposals, rehearse, views  # noqa: F401 (they register)
 from abduce.controller.cli.common import app
 
 

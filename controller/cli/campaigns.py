@@ -12,7 +12,14 @@ import typer
 from rich.console import Console
 
 from abduce.controller.cli.common import _fail, _pin_threads, _progress, _split, app, console, summary_table
-from abduce.controller.cli.names import IN_PROCESS_SIMULATORS, SERVED_SIMULATORS, check_run, import_plugins, one_of
+from abduce.controller.cli.names import (
+    IN_PROCESS_SIMULATORS,
+    PROPOSE_MODES,
+    SERVED_SIMULATORS,
+    check_run,
+    import_plugins,
+    one_of,
+)
 from abduce.controller.cli.paths import out_folder
 from abduce.controller.errors import AbduceError
 from abduce.controller.recipe.recipe import TRANSITION_LAWS, Recipe
@@ -137,6 +144,14 @@ def run(
     n_init: int = typer.Option(_run("n_init"), min=1, help="Space-filling measurements before the first fit."),
     epsilon: float = typer.Option(_run("epsilon"), min=0.0, max=1.0, help="epsilon-greedy: exploration probability."),
     q: int = typer.Option(_run("q"), "--q", min=1, max=64, help="Points per request, measured as one batch."),
+    propose: str = typer.Option(
+        _run("propose"),
+        help=f"Composed laws when none of the hypotheses explains the data: {', '.join(PROPOSE_MODES)} (off: never; "
+        "add: the best join the campaign as contenders; suggest: recorded for an operator to accept).",
+    ),
+    propose_depth: int = typer.Option(
+        _run("propose_depth"), min=1, max=3, help="Composition steps a proposal may take (sums, backgrounds, ...)."
+    ),
     channel: str = typer.Option(
         None, help="The instrument channel the hypotheses explain (default: its first scalar channel)."
     ),
@@ -172,6 +187,7 @@ def run(
             policy=policy,
             acquisition=acquisition,
             reduction=reduction,
+            propose=propose,
         )
         out_folder(out, "the run directory to create")
         import_plugins(names, reduction)
@@ -186,6 +202,8 @@ def run(
         n_init=n_init,
         epsilon=epsilon,
         q=q,
+        propose=propose,
+        propose_depth=propose_depth,
         **_given(channel=channel, reduction=reduction),
     )
     try:

@@ -1,6 +1,6 @@
 """The names the commands take, listed in ``--help`` and checked before anything heavy happens.
 
-A misspelt ``--policy`` (or hypothesis, simulator, truth, acquisition, reduction, plot format) fails in
+A misspelt ``--policy`` (or hypothesis, simulator, truth, acquisition, reduction, plot format, propose mode) fails in
 the time Python takes to start: the check reads :data:`abduce.controller.registry.BUILT_IN` (held equal to
 the registries by tests/controller/test_cli_names.py), imports no torch and runs before any run directory
 is made; a daemon config's ``[campaign]`` names too (:func:`check_daemon_config`, with the file, line
@@ -16,11 +16,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
 from abduce.controller.errors import ConfigError, UnknownNameError
+from abduce.controller.recipe.recipe import Recipe
 from abduce.controller.registry import BUILT_IN, check_name, is_dotted
 
 IN_PROCESS_SIMULATORS = ("transition-1d",)
@@ -30,6 +31,22 @@ sweeps)."""
 
 SERVED_SIMULATORS = tuple(s for s in BUILT_IN["simulator"] if s not in IN_PROCESS_SIMULATORS)
 """The simulators ``abduce run`` reaches only through an agent (``--listen``)."""
+
+
+PROPOSE_MODES: tuple[str, ...] = get_args(Recipe.model_fields["propose"].annotation)
+"""What a campaign does with composed laws (``--propose``, ``[campaign] propose``): ``off``, ``add`` them
+when "none of these" leads, or ``suggest`` them for an operator to accept (:mod:`abduce.controller.core.abduction`)."""
+
+
+def check_propose(mode: str) -> str:
+    """``mode`` when it is one of :data:`PROPOSE_MODES`.
+
+    Raises:
+        UnknownNameError: any other (the message names the modes and the closest).
+    """
+    if mode not in PROPOSE_MODES:
+        raise UnknownNameError("propose mode", mode, list(PROPOSE_MODES))
+    return mode
 
 
 def one_of(kind: str, notes: dict[str, str] | None = None) -> str:
@@ -51,6 +68,7 @@ def check_run(
     policy: str | None = None,
     acquisition: str | None = None,
     reduction: str | None = None,
+    propose: str | None = None,
 ) -> None:
     """The names ``abduce run`` takes (None: not given).
 
@@ -59,6 +77,8 @@ def check_run(
         ConfigError: a simulator that ``abduce run`` does not build in process (says how to run it).
     """
     check_hypotheses(hypotheses)
+    if propose is not None:
+        check_propose(propose)
     if policy is not None:
         check_name("policy", policy)
     if acquisition is not None:
@@ -122,14 +142,19 @@ def import_plugins(hypotheses: Iterable[str] = (), reduction: str | None = None)
 
 def _named(kind: str, dotted: bool = False):
     """A pydantic validator of one name of ``kind`` (a ValueError, so the config's error names file, line, key)."""
+    return _value_error(lambda name: check_name(kind, name, dotted))
 
-    def check(name: str | None) -> str | None:
+
+def _value_error(check):
+    """``check`` as a pydantic validator: None passes, an UnknownNameError becomes a ValueError."""
+
+    def validate(name: str | None) -> str | None:
         try:
-            return None if name is None else check_name(kind, name, dotted)
+            return None if name is None else check(name)
         except UnknownNameError as exc:
             raise ValueError(str(exc)) from None
 
-    return check
+    return validate
 
 
 class _CampaignNames(BaseModel):
@@ -141,6 +166,7 @@ class _CampaignNames(BaseModel):
     policy: Annotated[str | None, AfterValidator(_named("policy"))] = None
     acquisition: Annotated[str | None, AfterValidator(_named("acquisition"))] = None
     reduction: Annotated[str | None, AfterValidator(_named("reduction", dotted=True))] = None
+    propose: Annotated[str | None, AfterValidator(_value_error(check_propose))] = None
 
 
 class _ConfigNames(BaseModel):

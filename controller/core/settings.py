@@ -27,7 +27,8 @@ class CampaignSettings(InferenceSettings):
             after which the campaign stops with the error instead of asking elsewhere.
         q: points per request (a batch; ``Campaign.ask(q=...)`` overrides it per request).
         propose: abduction (:mod:`abduce.controller.core.abduction`): ``"off"``; ``"add"`` the best
-            composed laws to the campaign when "none of these" leads; ``"suggest"`` them only (an
+            composed laws to the campaign where they beat every declared law (rounds run when "none of
+            these" leads, and as audits every ``propose_every`` measurements); ``"suggest"`` them only (an
             operator accepts one with ``Campaign.accept``).
         propose_depth: composition steps the grammar enumerates (:mod:`abduce.hypotheses.grammar`).
         propose_after: no proposal before this many measurements.

@@ -1,5 +1,6 @@
-"""The daemon's control lane: status, pause, resume, stop, list — answered at once, even mid-fit — and the
-operator's buttons for the instrument: abort, safe-state, release (forwarded to the agent's control lane).
+"""The daemon's control lane: status, pause, resume, stop, list — answered at once, even mid-fit — the
+operator's buttons for the instrument: abort, safe-state, release (forwarded to the agent's control lane),
+and accept (a suggested composed law, applied by the campaign between requests: answered then).
 
 A ROUTER socket served by its own thread, so a GP fit on the campaign thread
 never delays an answer. Requests are signed with the daemon's key (the same
@@ -8,8 +9,12 @@ a campaign:
 
     request  [JSON body, hex HMAC-SHA256(key, body)]   (DEALER/REQ side; a ROUTER adds the identity)
     body     {"command": COMMAND, "t": UNIX seconds, "nonce": str, "args": {...}}   (args optional:
-             {"reason": str} for safe-state and release, {"request_id": str} for abort)
+             {"reason": str} for safe-state and release, {"request_id": str} for abort, {"name": str}
+             for accept)
     reply    [JSON {"ok": bool, ...}]
+
+A handler may answer with a :class:`~concurrent.futures.Future` of its dict (accept: the campaign thread
+resolves it between requests); the lane replies when it is done and answers other requests meanwhile.
 
 A request older than 30 s, or whose nonce was seen, is refused (no replays).
 """
@@ -25,13 +30,14 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import Future
 
 import zmq
 
 from abduce.controller.errors import AbduceError
 
 log = logging.getLogger("abduce.control")
-COMMANDS = ("status", "pause", "resume", "stop", "list", "abort", "safe-state", "release")
+COMMANDS = ("status", "pause", "resume", "stop", "list", "abort", "safe-state", "release", "accept")
 MAX_AGE_S = 30.0
 
 
@@ -52,10 +58,10 @@ class ControlServer:
         secret: the signing key's secret.
         handler: ``handler(command, args) -> dict``, called on the control thread; must be thread-safe
             and quick (it reads a snapshot and sets flags; the instrument's buttons wait for the agent's
-            reply, a few seconds at most).
+            reply, a few seconds at most), or return a ``Future`` of the dict, replied once it is done.
     """
 
-    def __init__(self, endpoint: str, secret: bytes, handler: Callable[[str, dict], dict]) -> None:
+    def __init__(self, endpoint: str, secret: bytes, handler: Callable[[str, dict], dict | Future]) -> None:
         self.endpoint, self._secret, self._handler = endpoint, secret, handler
         self._stop = threading.Event()
         self._seen: OrderedDict[str, None] = OrderedDict()
@@ -88,8 +94,12 @@ class ControlServer:
             ctx.term()
             return
         self._ready.set()
+        waiting: list[tuple[list[bytes], Future]] = []  # replies the campaign thread has still to give
         try:
             while not self._stop.is_set():
+                for prefix, future in [w for w in waiting if w[1].done()]:
+                    waiting.remove((prefix, future))
+                    sock.send_multipart([*prefix, json.dumps(_resolved(future)).encode()])
                 if not sock.poll(100):
                     continue
                 frames = sock.recv_multipart()
@@ -98,12 +108,16 @@ class ControlServer:
                     reply_prefix, rest = [identity, b""], rest[1:]
                 else:
                     reply_prefix = [identity]
-                sock.send_multipart([*reply_prefix, json.dumps(self._answer(rest)).encode()])
+                answer = self._answer(rest)
+                if isinstance(answer, Future):
+                    waiting.append((reply_prefix, answer))
+                else:
+                    sock.send_multipart([*reply_prefix, json.dumps(answer).encode()])
         finally:
             sock.close(0)
             ctx.term()
 
-    def _answer(self, frames: list[bytes]) -> dict:
+    def _answer(self, frames: list[bytes]) -> dict | Future:
         if len(frames) != 2:
             return {"ok": False, "error": "expected [body, signature]"}
         body, signature = frames
@@ -126,10 +140,19 @@ class ControlServer:
         if command not in COMMANDS:
             return {"ok": False, "error": f"unknown command {command!r}; known: {', '.join(COMMANDS)}"}
         try:
-            return {"ok": True, **self._handler(command, {str(k): v for k, v in args.items()})}
+            answer = self._handler(command, {str(k): v for k, v in args.items()})
         except Exception as exc:  # never let a handler bug kill the control lane
             log.exception("control handler failed")
             return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        return answer if isinstance(answer, Future) else {"ok": True, **answer}
+
+
+def _resolved(future: Future) -> dict:
+    """The reply to a request answered by a future: its dict, or the error it ended with."""
+    exc = future.exception()
+    if exc is not None:
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+    return {"ok": True, **future.result()}
 
 
 def request(endpoint: str, secret: bytes, command: str, timeout_s: float = 5.0, **args) -> dict:

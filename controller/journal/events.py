@@ -20,7 +20,9 @@ Kinds and bodies:
 * ``decision``: :class:`DecisionBody` (a ``StepRecord`` and the fitted states of its refits);
 * ``error``: :class:`ErrorBody` (an instrument error, or a reading ``tell`` refused);
 * ``reply``: :class:`ReplyBody` (an operator's command to the instrument -- abort, safe state,
-  release -- and the instrument's reply).
+  release -- and the instrument's reply);
+* ``accept``: :class:`AcceptBody` (an operator's accept of a suggested composed law), journalled before
+  the campaign adds it.
 """
 
 from __future__ import annotations
@@ -171,9 +173,21 @@ class ReplyBody(_Body):
     detail: str = ""
 
 
-Body = ConfigBody | RequestBody | MeasurementBody | DecisionBody | ErrorBody | ReplyBody
+class AcceptBody(_Body):
+    """An operator's accept of a composed law the campaign suggested (``propose = "suggest"``; ``abduce accept
+    RUN NAME``), journalled before the campaign adds it: the law's ``name``, ``n``, the measurements told
+    when it was accepted (a resume or rebuild accepts it again after the same ``n``: between the same two
+    requests), and who asked (``by``). Journals before abduction hold none."""
+
+    kind: ClassVar[str] = "accept"
+    name: str
+    n: int
+    by: str = "operator"
+
+
+Body = ConfigBody | RequestBody | MeasurementBody | DecisionBody | ErrorBody | ReplyBody | AcceptBody
 MODELS: dict[str, type[_Body]] = {
-    m.kind: m for m in (ConfigBody, RequestBody, MeasurementBody, DecisionBody, ErrorBody, ReplyBody)
+    m.kind: m for m in (ConfigBody, RequestBody, MeasurementBody, DecisionBody, ErrorBody, ReplyBody, AcceptBody)
 }
 
 

@@ -31,8 +31,11 @@ def snapshot(journal: Journal, upto: int | None = None, events: list | None = No
     10^4-measurement journal. The result answers ``posterior``,
     ``acquisition_scores`` and ``probabilities`` as the rebuilt campaign would
     (within rounding; a step whose decision never reached the journal uses the
-    hypothesis's previous fit), and refuses ``ask``/``tell``. ``events``: all the journal's
-    events, typed (:func:`~abduce.controller.journal.events.read`), when the caller has read them already.
+    hypothesis's previous fit), and refuses ``ask``/``tell``. Composed laws join it as the step records
+    say (:meth:`Snapshot.load`): one an operator accepted (an ``accept`` event) from the record of the
+    next measurement, where it was first fitted; until then it is still one of the suggested. ``events``:
+    all the journal's events, typed (:func:`~abduce.controller.journal.events.read`), when the caller has
+    read them already.
     """
     from abduce.controller.core.snapshot import Snapshot
 

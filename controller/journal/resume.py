@@ -17,6 +17,9 @@ returned as *in flight*, for the caller to settle (query the instrument, or
 re-measure where allowed). Steps whose measurement was journalled but whose
 decision was not (a stop mid-fit) are returned as *undecided*: their step
 records, for the caller to journal, so the journal holds every step's decision.
+An operator's ``accept`` of a suggested composed law is accepted again where it
+was journalled: after the same number of measurements, before the next request
+(it must come out suggested there again, else the journal is another campaign's).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from dataclasses import dataclass
 
 from abduce.controller.core.campaign import Campaign, StepRecord
 from abduce.controller.core.measurements import Measurement, MeasureRequest
+from abduce.controller.errors import ConfigError
 from abduce.controller.journal.events import read, refused_points
 from abduce.controller.journal.store import Journal, JournalError
 
@@ -54,6 +58,8 @@ def retell(campaign: Campaign, journal: Journal, limit: int | None = None) -> Re
         rid = event.request_id
         if event.kind == "request":
             requested[rid] = event.body.request(rid)
+        elif event.kind == "accept":
+            _accept(campaign, event, journal)
         elif event.kind == "error" and event.body.stage == "instrument" and event.body.skipped:
             _ask(campaign, requested, event, journal)
             campaign.skip(rid)
@@ -75,6 +81,24 @@ def retell(campaign: Campaign, journal: Journal, limit: int | None = None) -> Re
                 undecided.append(record)
     in_flight = tuple(r for rid, r in requested.items() if rid not in told)
     return Resumed(campaign, in_flight, tuple(undecided))
+
+
+def _accept(campaign: Campaign, event, journal: Journal) -> None:
+    """Accept a journalled ``accept`` again, where it was made (a kill between the journal and the accept
+    leaves it journalled: it is accepted here as it would have been)."""
+    name, n = event.body.name, event.body.n
+    if campaign.n != n:
+        raise JournalError(
+            f"{journal.path}: event {event.seq} accepts {name!r} after {n} measurements, but it comes after "
+            f"{campaign.n}: the journal is out of order"
+        )
+    try:
+        campaign.accept(name)
+    except ConfigError as exc:
+        raise JournalError(
+            f"{journal.path}: event {event.seq} accepts {name!r} after {n} measurements, which this campaign "
+            f"does not suggest there ({exc}): the journal was written by a campaign with other settings"
+        ) from None
 
 
 def _ask(campaign: Campaign, requested: dict[str, MeasureRequest], event, journal: Journal) -> MeasureRequest:

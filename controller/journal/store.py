@@ -31,7 +31,8 @@ Events (``events`` table): ``seq`` (1, 2, ...), ``t`` (UTC seconds), ``kind``,
 blob. Kinds: ``config`` (first event: the campaign's settings, seed and
 library versions), ``request`` (a measure request sent), ``measurement`` (a
 measurement told: request id, x, y), ``decision`` (a step record), ``reply``
-(a raw protocol reply), ``error``. This module stores bodies as JSON and knows nothing of
+(a raw protocol reply), ``error``, ``accept`` (an operator's accept of a suggested law; journals created
+before it existed refuse it: :meth:`Journal.takes`). This module stores bodies as JSON and knows nothing of
 what they mean: their models (one per kind), the writer that builds them and the reader that
 checks them are :mod:`abduce.controller.journal.events`.
 """
@@ -56,7 +57,9 @@ Durability = Literal["now", "background", "next"]
 
 APPLICATION_ID = 0x0ABDCE01  # SQLite PRAGMA application_id of abduce journals
 SCHEMA_VERSION = 1
-KINDS = ("config", "request", "measurement", "decision", "reply", "error")
+KINDS = ("config", "request", "measurement", "decision", "reply", "error", "accept")
+"""The event kinds; the table's CHECK names those of the abduce that created it (``accept`` came later:
+:meth:`Journal.takes` says whether an older journal admits it)."""
 
 _SCHEMA = f"""
 CREATE TABLE events (
@@ -160,7 +163,8 @@ class Journal:
 
     @classmethod
     def open(cls, path: str | os.PathLike, readonly: bool = False) -> Journal:
-        """Open an existing journal after checking it is one (and, to write, that no one else has it)."""
+        """Open an existing journal after checking it is one (and, to write, that no one else has it).
+        ``readonly``: nothing is written, and a closed journal's folder gets no ``-wal``/``-shm`` files."""
         path = Path(path)
         if not path.is_file():
             raise JournalError(f"{path} does not exist or is not a file")
@@ -171,6 +175,10 @@ class Journal:
         lock = None if readonly else cls._lock_for(path)
         try:
             uri = f"file:{path}?mode=ro" if readonly else f"file:{path}?mode=rw"
+            if readonly and not Path(f"{path}-wal").exists():
+                # closed (no writer, every write checkpointed into the file): read it as it is, leaving
+                # nothing beside it (a WAL reader would create -wal and -shm in the run directory)
+                uri += "&immutable=1"
             conn = sqlite3.connect(uri, uri=True, isolation_level=None)
             app_id = conn.execute("PRAGMA application_id").fetchone()[0]
             if app_id != APPLICATION_ID:
@@ -276,6 +284,12 @@ class Journal:
             fd = self._wal_fd()
             self._pending_sync = self._syncer.submit(os.fsync, fd)
         return int(cur.lastrowid)
+
+    def takes(self, kind: str) -> bool:
+        """Whether the events table admits ``kind``: its CHECK lists the kinds of the abduce that created it
+        (a journal from before ``accept`` existed refuses one, and keeps being read and written otherwise)."""
+        row = self._conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'events'").fetchone()
+        return kind in KINDS and row is not None and f"'{kind}'" in row[0]
 
     def flush(self) -> None:
         """Make every committed event survive a power cut (fsync the WAL, after any background fsync)."""
