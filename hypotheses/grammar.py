@@ -398,6 +398,14 @@ def build(tree: dict, resolve: Resolve) -> Hypothesis:
 # ------------------------------------------------------------------------------------------ enumeration
 
 
+def _attempt(out: list[Hypothesis], operation: Callable[..., Hypothesis], *args) -> None:
+    """Append ``operation(*args)`` unless the operation refuses those parts (a name collision, no critical point)."""
+    try:
+        out.append(operation(*args))
+    except ConfigError:
+        pass
+
+
 def _steps(h: Hypothesis, bases: Sequence[Hypothesis], dims: int) -> list[Hypothesis]:
     """Every law one composition step from ``h`` (with ``bases`` as the other parts of a sum)."""
     out: list[Hypothesis] = []
@@ -405,44 +413,59 @@ def _steps(h: Hypothesis, bases: Sequence[Hypothesis], dims: int) -> list[Hypoth
     if located(h) is not None and "background" not in top:
         for b in bases:
             if located(b) is not None and (b.tree is None or "boundary" in b.tree):
-                try:
-                    out.append(sum_of([h, b]))
-                except ConfigError:
-                    pass
+                _attempt(out, sum_of, [h, b])
         for degree in _DEGREE:
-            try:
-                out.append(with_background(h, degree, min(dims, 2)))
-            except ConfigError:
-                pass
-    if dims >= 2 and h.tree is None and h.mean is not None:
+            _attempt(out, with_background, h, degree, min(dims, 2))
+    if dims >= 2 and h.tree is None:
         for axis in range(1, dims):
-            out.append(along(h, axis))
-        out.append(direction(h))
+            _attempt(out, along, h, axis)
+        _attempt(out, direction, h)
         if located(h) is not None:
             for axis, of in ((1, 0), (0, 1)):
                 for degree in (1, 2):
-                    try:
-                        out.append(boundary(h, axis, of, degree))
-                    except ConfigError:
-                        pass
+                    _attempt(out, boundary, h, axis, of, degree)
     if "boundary" in top and top.get("degree", 2) < 2:
-        out.append(raise_degree(h))
+        _attempt(out, raise_degree, h)
+    return out
+
+
+def structure(tree: dict, leaves: dict[str, dict]) -> dict:
+    """The law a tree computes, whatever it is named: declared laws that are themselves compositions (the
+    built-in boundary laws, ``leaves``: name -> their own tree) are expanded, and a raised boundary is the
+    boundary of one degree more. Two trees with the same structure build the same mean."""
+    if "law" in tree:
+        inner = leaves.get(tree["law"])
+        return structure(inner, leaves) if inner is not None else tree
+    if "raise" in tree:
+        inner = structure(tree["raise"], leaves)
+        return dict(inner, degree=inner["degree"] + 1) if "boundary" in inner else {"raise": inner}
+    out: dict = {}
+    for k, v in tree.items():
+        if isinstance(v, dict):
+            out[k] = structure(v, leaves)
+        elif isinstance(v, list):
+            out[k] = sorted((structure(t, leaves) for t in v), key=key)
+        else:
+            out[k] = v
     return out
 
 
 def enumerate_compositions(bases: Sequence[Hypothesis], dims: int, depth: int = 1) -> list[Hypothesis]:
     """Every composition of ``bases`` (the campaign's declared laws) up to ``depth`` steps, in canonical
-    form, deduplicated, in a fixed order (depth, then the tree's text). ``dims``: the space's axes."""
+    form, deduplicated by :func:`structure` (a composition that computes a declared law, or another
+    composition under another name, is left out), in a fixed order (depth, then the tree's text).
+    ``dims``: the space's axes."""
     if depth < 1:
         return []
-    seen = {key(_tree(b)) for b in bases}
+    leaves = {b.name: b.tree for b in bases if b.tree is not None}
+    seen = {key(structure(_tree(b), leaves)) for b in bases}
     frontier = list(bases)
     found: list[Hypothesis] = []
     for _ in range(depth):
         new: list[Hypothesis] = []
         for h in frontier:
             for c in _steps(h, bases, dims):
-                k = key(_tree(c))
+                k = key(structure(_tree(c), leaves))
                 if k not in seen and c.depth <= depth:
                     seen.add(k)
                     new.append(c)

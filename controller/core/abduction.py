@@ -28,15 +28,18 @@ restored, not refitted. Every proposal made is recorded on its step (:class:`Pro
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import asdict, dataclass
 
-from abduce.controller.errors import ConfigError
+from abduce.controller.errors import AbduceError, ConfigError
 from abduce.hypotheses.belief import Belief, Slot
 from abduce.hypotheses.check import check_once
 from abduce.hypotheses.errors import HypothesisError
 from abduce.hypotheses.grammar import depth_counts, enumerate_compositions, prior_weight
 from abduce.hypotheses.proposals import screen
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -136,7 +139,7 @@ class Abduction:
             except HypothesisError:
                 continue
             chosen.append(i)
-        scratch = Belief([candidates[i] for i in chosen], belief.points, belief.lo, belief.span, _alone(s))
+        scratch = Belief([candidates[i] for i in chosen], belief.points, belief.lo, belief.span, _alone(s, belief))
         failures = scratch.refit(
             scratch.slots, u, y, lambda purpose, j: campaign._int_seed(f"propose-{purpose}", step, j), restore, sd
         )
@@ -181,14 +184,27 @@ class Abduction:
         if not admit:
             return out
         out = [p for p in out if p.added or p.suggested]  # a proposal is made only where it beats every law
+        winners: dict[str, tuple[Slot, float, dict]] = {}
         for proposal in out:
             j = next(j for j in fitted if scratch.slots[j].hypothesis.name == proposal.name)
             if proposal.added:
                 campaign._admit(scratch.slots[j], proposal.weight)
             elif proposal.suggested:
-                self.suggested[proposal.name] = (scratch.slots[j], proposal.weight, proposal.to_json())
+                winners[proposal.name] = (scratch.slots[j], proposal.weight, proposal.to_json())
+        if mode == "suggest":  # a suggestion a later round no longer finds better than every law lapses
+            self.suggested = winners
         self.log.extend(p.to_json() for p in out)
         return out
+
+    def attempt(self, campaign, step: int, reason: str, restore: dict[str, dict]) -> list[Proposal]:
+        """:meth:`run`, where a round that fails (a composed law the fits or the checks cannot handle) is
+        logged and proposes nothing: a proposal round never stops the campaign that asked for it (the same
+        data fail the same way on a resume, so the campaign stays deterministic)."""
+        try:
+            return self.run(campaign, step, reason, restore)
+        except (AbduceError, RuntimeError, ValueError) as exc:
+            _log.warning("proposal round after measurement %d failed and proposed nothing: %s", step + 1, exc)
+            return []
 
     def accept(self, campaign, name: str) -> dict:
         """Add the suggested law ``name`` to the campaign (refit on all the data at the next step);
@@ -203,16 +219,21 @@ class Abduction:
         slot, weight, record = self.suggested.pop(name)
         fresh = Slot(slot.hypothesis)  # fitted at the next step on all the data, like a law never fitted
         campaign._admit(fresh, weight)
-        accepted = dict(record, added=True, suggested=False, reason="accepted by the operator", step=campaign.n - 1)
+        # its figures are those of the round that suggested it (``step``); accepted after ``accepted_step``
+        accepted = dict(
+            record, added=True, suggested=False, reason="accepted by the operator", accepted_step=campaign.n - 1
+        )
         self.log.append(accepted)
         return accepted
 
 
-def _alone(settings):
-    """The campaign's inference settings without "none of these" (a scratch belief weighs only its laws)."""
+def _alone(settings, belief: Belief):
+    """The campaign's inference settings without "none of these" (a scratch belief weighs only its laws),
+    switching to inducing points at the campaign's own limit, so a proposal's evidence is of the same kind
+    (exact or the SGPR bound) as the declared laws' it is compared with."""
     from dataclasses import replace
 
-    return replace(settings, none_prior=0.0)
+    return replace(settings, none_prior=0.0, exact_max_n=belief.exact_limit, exact_memory_gb=1e9)
 
 
 def _probability(current, belief: Belief, log_z: float, weight: float, total: float) -> float:

@@ -136,6 +136,9 @@ class AcceptQueue:
             except AbduceError as exc:
                 future.set_exception(exc)
                 continue
+            except Exception as exc:  # anything else is the daemon's to handle; the operator still gets an answer
+                future.set_exception(exc)
+                raise
             future.set_result({"accepted": record, "n": campaign.n})
             applied.append(record)
         return applied

@@ -8,14 +8,16 @@ Per family, over its campaigns (one row per step; the last row of each campaign 
   and ``n90`` the median measurement at which it first did (over those campaigns);
 * ``critical within 2 sd``: among the campaigns that reached 0.9, share whose critical points (the
   family's ``critical`` map) all lie within 2 posterior sds of the truth at the end;
-* ``any proposal at p >= 0.9``: share in which some composed law other than a declared one led with
-  ``P >= 0.9`` at the end (the check for truths the grammar cannot express);
+* ``any proposal at p >= 0.9``: share in which some composed law reached ``P >= 0.9`` at any step
+  (``p_proposed``; sweeps written before that column: at the end) -- the check for truths the grammar
+  cannot express;
 * ``none leads at end``: share in which "none of these" was the most probable explanation at the end.
 """
 
 from __future__ import annotations
 
 import math
+import statistics
 
 from abduce.controller.rehearse.scoring import campaign_key
 
@@ -28,7 +30,7 @@ def _share(values) -> float:
 def abduction_rows(results, declared: dict[str, set[str]]) -> list[dict]:
     """One dict per family (``declared``: per hypothesis set, the declared laws' names)."""
     out = []
-    for family, group in results.groupby("problem", sort=True):
+    for (family, _policy), group in results.groupby(["problem", "policy"], sort=True):
         runs = []
         for _, campaign in group.groupby(campaign_key(group), sort=False):
             campaign = campaign.sort_values("n")
@@ -50,13 +52,15 @@ def abduction_rows(results, declared: dict[str, set[str]]) -> list[dict]:
                     "reached": bool(reached),
                     "n90": n90,
                     "critical": float(end.get("critical_within_2sd", math.nan)) if reached else math.nan,
-                    "composed_leads": bool(leader) and leader not in laws and p_lead >= 0.9,
+                    "composed_leads": bool((campaign["p_proposed"] >= 0.9).any())
+                    if "p_proposed" in campaign
+                    else bool(leader) and leader not in laws and p_lead >= 0.9,
                     "none_leads": (not math.isnan(p_none)) and p_none > (0.0 if math.isnan(p_lead) else p_lead),
                     "target": target,
                 }
             )
-        n90s = sorted(r["n90"] for r in runs if r["n90"] is not None)
-        crit = [r["critical"] for r in runs if r["reached"] and not math.isnan(r["critical"])]
+        n90s = [r["n90"] for r in runs if r["n90"] is not None]
+        crit = [r["critical"] for r in runs if r["reached"]]  # NaN (not weighed at the end): not within
         has_target = any(r["target"] for r in runs)
         out.append(
             {
@@ -65,7 +69,7 @@ def abduction_rows(results, declared: dict[str, set[str]]) -> list[dict]:
                 "proposal made": _share(r["made"] for r in runs),
                 "right proposed": _share(r["right"] for r in runs) if has_target else math.nan,
                 "right at p >= 0.9": _share(r["reached"] for r in runs) if has_target else math.nan,
-                "n90 median": n90s[len(n90s) // 2] if n90s else math.nan,
+                "n90 median": statistics.median(n90s) if n90s else math.nan,
                 "critical within 2 sd": _share(v >= 1.0 for v in crit) if crit else math.nan,
                 "any proposal at p >= 0.9": _share(r["composed_leads"] for r in runs),
                 "none leads at end": _share(r["none_leads"] for r in runs),

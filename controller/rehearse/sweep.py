@@ -164,6 +164,46 @@ def _critical_points(campaign, composed: str, critical: dict[str, str], sim) -> 
     return {"critical_within_2sd": float(max(zs) <= 2.0), "critical_max_z": max(zs)}
 
 
+def check_composed(cells: list[dict[str, Any]]) -> None:
+    """Each family's ``composed`` law is one the grammar builds from its hypothesis set on its space, and its
+    ``critical`` map names that law's parameters and the simulator's attributes: checked on the first
+    campaign of each family, before any campaign runs (a typo would otherwise read as "never proposed").
+
+    Raises:
+        ConfigError: naming the family and what is wrong.
+    """
+    from abduce.controller.errors import ConfigError
+    from abduce.controller.rehearse.rehearsal import Rehearsal
+    from abduce.hypotheses.grammar import enumerate_compositions
+
+    done: set[str] = set()
+    for cell in cells:
+        p = cell["problem"]
+        if not p.get("composed") or p["name"] in done:
+            continue
+        done.add(p["name"])
+        rehearsal = Rehearsal(
+            source=p["source"], options=p["options"], hypotheses=tuple(cell["hypotheses"]), budget=2,
+            seed=cell["seed"], channel=p["channel"], reduction=p["reduction"],
+        )  # fmt: skip
+        campaign, instrument = rehearsal.build()
+        laws = [slot.hypothesis for slot in campaign.belief.slots]
+        built = {h.name: h for h in enumerate_compositions(laws, campaign.space.d, cell.get("propose_depth", 1))}
+        law = built.get(p["composed"])
+        if law is None:
+            raise ConfigError(
+                f"family {p['name']!r}: composed law {p['composed']!r} is not one the grammar builds from "
+                f"{', '.join(cell['hypotheses'])} at depth {cell.get('propose_depth', 1)}; "
+                f"it builds: {', '.join(built)}"
+            )
+        sim = _simulator(instrument.driver)
+        for name, attribute in (p.get("critical") or {}).items():
+            if name not in {q.name for q in law.free}:
+                raise ConfigError(f"family {p['name']!r}: {p['composed']!r} has no parameter {name!r} (critical)")
+            if sim is None or not hasattr(sim, attribute):
+                raise ConfigError(f"family {p['name']!r}: the simulator has no attribute {attribute!r} (critical)")
+
+
 def run_cell(cell: dict[str, Any]) -> list[dict[str, Any]]:
     """One campaign -> its rows of ``results.csv`` (runs on a Dask worker)."""
     import torch
@@ -203,6 +243,7 @@ def run_cell(cell: dict[str, Any]) -> list[dict[str, Any]]:
     }
     last = []
     composed = p.get("composed")
+    declared = set(cell["hypotheses"])
     made: list[str] = []  # the proposals made (added or suggested), in order
     first_proposal: list[int] = []
 
@@ -219,6 +260,7 @@ def run_cell(cell: dict[str, Any]) -> list[dict[str, Any]]:
                 "p_none": float(r.none["probability"]) if r.none else math.nan,
                 "leader_misfit": math.nan if check is None else float(check["misfit"]),
                 "p_composed": r.probabilities.get(composed, 0.0) if composed else math.nan,
+                "p_proposed": max((v for k, v in r.probabilities.items() if k not in declared), default=0.0),
                 "composed": composed or "",
             }
         )
@@ -346,6 +388,7 @@ def run_sweep(
     if families:
         config = config.only(families)
     cells = config.cells()
+    check_composed(cells)
     out.mkdir(parents=True, exist_ok=True)
     cluster = None
     if scheduler is None:
@@ -386,7 +429,7 @@ def write_outputs(config: SweepConfig, results, out: Path):
     budgets = {f.name: config.budget(f) for f in config.family} | {p.name: config.sweep.budget for p in config.problem}
     (out / "summary.md").write_text(markdown(summary, calib, budgets), encoding="utf-8")
     plot(results, out / "identification.png", config.sweep.threshold)
-    if config.sweep.propose != "off":
+    if config.sweep.propose != "off" or any(f.propose not in (None, "off") for f in config.family):
         declared = {name: set(laws) for name, laws in config.hypothesis_sets.items()}
         rows = abduction_rows(results, declared)
         (out / "abduction.md").write_text(abduction_markdown(rows, budgets), encoding="utf-8")

@@ -33,6 +33,7 @@ from abduce.hypotheses.grammar import (
     key,
     prior_weight,
     raise_degree,
+    structure,
     sum_of,
     with_background,
 )
@@ -455,3 +456,27 @@ def test_canonical_orders_a_three_part_sum():
         out = canonical(three, values)
         assert [float(out[f"x_c_{i}"]) for i in (1, 2, 3)] == [0.2, 0.5, 0.8]
         assert [float(out[f"A_{i}"]) for i in (1, 2, 3)] == pytest.approx([0.3, 0.6, 0.9])
+
+
+def test_a_2d_space_composes_every_1d_law_even_one_with_a_parameter_named_like_an_operations():
+    """curie-weiss has a ``theta``, as the direction operation does: that one composition is left out, the
+    rest are made (a campaign over a 2-D space that declared curie-weiss crashed on its first round)."""
+    laws = [BUILTIN[n] for n in ("second-order", "curie-weiss")]
+    names = {h.name for h in enumerate_compositions(laws, 2, 1)}
+    assert "curie-weiss along a direction" not in names
+    assert {"curie-weiss along axis 1", "second-order along a direction"} <= names
+
+
+def test_a_composition_that_computes_a_declared_law_or_another_composition_is_made_once():
+    """With both second-order and its built-in boundary declared, the boundary built from second-order is the
+    declared law again, and its quadratic raise and the declared one's raise are one law: each structure is
+    proposed once (two copies would split one probability between them)."""
+    laws = [BUILTIN["second-order"], BUILTIN["second-order boundary"]]
+    found = enumerate_compositions(laws, 2, 2)
+    leaves = {b.name: b.tree for b in laws if b.tree is not None}
+    keys = [structure(h.tree, leaves) for h in found]
+    assert len({str(sorted(k.items())) for k in keys}) == len(keys)
+    names = {h.name for h in found}
+    assert "second-order in axis 1, x_c linear in axis 0" not in names  # the declared boundary law
+    quadratic = [h.name for h in found if "quadratic in axis 0" in h.name and "+" not in h.name]
+    assert len(quadratic) == 1
