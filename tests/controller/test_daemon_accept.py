@@ -4,6 +4,7 @@ it on the control lane, the daemon journals and applies it between two requests,
 measurement, and a campaign rebuilt from the journal is the same."""
 
 import json
+import threading
 
 import pytest
 from typer.testing import CliRunner
@@ -41,6 +42,42 @@ control = "{control}"
 """
 
 
+class Gated:
+    """The sample, measuring freely up to ``hold_from`` measurements and then one measurement per permit, so the
+    campaign cannot end before the operator's accepts reach it (no race with the budget, whatever the load)."""
+
+    def __init__(self, driver, hold_from: int) -> None:
+        self._driver, self._hold_from, self._count = driver, hold_from, 0
+        self.permits = threading.Semaphore(0)
+        self.free = threading.Event()
+
+    def __getattr__(self, name):
+        return getattr(self._driver, name)
+
+    def measure(self, request):
+        self._count += 1
+        if self._count > self._hold_from and not self.free.is_set():
+            while not self.permits.acquire(timeout=0.05):  # a poll: release_all may come instead of a permit
+                if self.free.is_set():
+                    break
+        return self._driver.measure(request)
+
+
+def permit_per_accept(daemon, gate: Gated, count: int) -> threading.Thread:
+    """A thread that lets one more measurement through each time an accept is waiting in the daemon's queue
+    (the accept is applied at the boundary after it), ``count`` times."""
+
+    def run() -> None:
+        for _ in range(count):
+            wait_until(lambda: daemon._accepts._queue.qsize() > 0 or gate.free.is_set(), timeout=600)
+            gate.permits.release()
+            wait_until(lambda: daemon._accepts._queue.qsize() == 0 or gate.free.is_set(), timeout=600)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
 def test_an_operator_accepts_the_law_a_daemon_suggests_and_a_rebuild_is_the_same_campaign(tmp_path):
     new_key(tmp_path / "lab.key", "lab")
     listen = ipc_endpoint()
@@ -50,7 +87,8 @@ def test_an_operator_accepts_the_law_a_daemon_suggests_and_a_rebuild_is_the_same
     sample = build(
         "simulated:transition-1d", law="two-transitions", x_c=0.75, x_c2=0.3, beta=0.3, noise=0.01, grid=101, seed=1
     )
-    agent = AgentThread(InstrumentAgent(sample, listen, Codec(Keyring({key_id: secret}), key_id), "sim"))
+    gate = Gated(sample, hold_from=10)  # the first suggestion comes after measurement 10
+    agent = AgentThread(InstrumentAgent(gate, listen, Codec(Keyring({key_id: secret}), key_id), "sim"))
     run = tmp_path / "run"
     d, t, box = start(path)
     try:
@@ -58,6 +96,7 @@ def test_an_operator_accepts_the_law_a_daemon_suggests_and_a_rebuild_is_the_same
         assert wait_until(lambda: d._status.get("suggested") or d._status.get("state") == "done", timeout=600)
         assert d._status["suggested"] == ["second-order + second-order"], d._status
         name = "second-order + second-order"
+        permit_per_accept(d, gate, 2)
         key = ["--key", str(tmp_path / "lab.key")]  # by its run directory and key
         wrong = runner.invoke(app, ["accept", str(run), "second-order + linear background", *key])
         assert wrong.exit_code == 2 and "suggested: second-order + second-order" in wrong.output, wrong.output
@@ -65,8 +104,10 @@ def test_an_operator_accepts_the_law_a_daemon_suggests_and_a_rebuild_is_the_same
         assert said.exit_code == 0, said.output
         reply = json.loads(said.output)
         assert reply["accepted"]["name"] == name and reply["accepted"]["added"]
+        gate.free.set()
         t.join(600)  # a guard against a hang only
     finally:
+        gate.free.set()
         if t.is_alive():
             d.stop()
             t.join(60)
