@@ -71,6 +71,7 @@ import zmq
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from abduce.controller.drive.control import ControlError, request  # noqa: E402
+from abduce.controller.journal.events import read  # noqa: E402
 from abduce.controller.journal.store import Journal  # noqa: E402
 from abduce.instruments.agent import InstrumentAgent  # noqa: E402
 from abduce.instruments.drivers.simulated import SimulatedDriver  # noqa: E402
@@ -123,8 +124,8 @@ class CountingDriver(SimulatedDriver):
     """The simulated driver, counting how often each request id is measured; it can hold the reply to
     one request back (measured, not yet returned) until :meth:`release`."""
 
-    def __init__(self, seed: int, grid: int) -> None:
-        super().__init__(Transition1D(grid=grid, seed=seed))
+    def __init__(self, seed: int, grid: int, law: str = "second-order") -> None:
+        super().__init__(Transition1D(law=law, grid=grid, seed=seed))
         self.blocking = True  # measured on the agent's worker thread: a held reply never stalls its heartbeats
         self.counts: Counter[str] = Counter()
         self._lock = threading.Lock()
@@ -438,20 +439,24 @@ def run(
     log=print,
     policy: str = "discriminate",
     max_seconds: float | None = None,
+    law: str = "second-order",
+    propose: str = "off",
 ) -> dict:
+    """Kill the daemon ``kills`` times on the schedule; ``law``: the sample's truth, ``propose``: abduction
+    (a kill mid-fit then also lands in proposal rounds, which run inside the step's decision)."""
     began = time.monotonic()
     new_key(workdir / "lab.key", "lab")
     listen, control = ipc_endpoint(), ipc_endpoint()  # stable across the daemon's restarts
     config = workdir / "daemon.toml"
     config.write_text(
         f'[campaign]\nname = "killtest"\nhypotheses = {json.dumps(list(HYPOTHESES))}\npolicy = "{policy}"\n'
-        f"budget = {budget}\nseed = {seed}\nn_init = {N_INIT}\n\n"
+        f'budget = {budget}\nseed = {seed}\nn_init = {N_INIT}\npropose = "{propose}"\n\n'
         f'[instrument]\nlisten = "{listen}"\nkey = "lab.key"\nwait_s = {HANG_S}\n\n'
         f'[daemon]\nrun_dir = "run"\ncontrol = "{control}"\nlog = "daemon.log"\n'
     )
     key_id, secret = load_key(workdir / "lab.key")
     grid = grid_for(budget)
-    driver = CountingDriver(seed, grid)
+    driver = CountingDriver(seed, grid, law)
     agent = GatedAgent(driver, listen, Codec(Keyring({key_id: secret}), key_id), "sim")
     agent_thread = threading.Thread(target=agent.serve, daemon=True)
     agent_thread.start()
@@ -525,8 +530,11 @@ def run(
     from abduce.controller.rehearse.simulated import SimulatedRun
 
     reference = SimulatedRun(
-        truth="second-order", hypotheses=HYPOTHESES, policy=policy, budget=budget, seed=seed, grid=grid, n_init=N_INIT
-    ).run()
+        truth=law, hypotheses=HYPOTHESES, policy=policy, budget=budget, seed=seed, grid=grid, n_init=N_INIT,
+        propose=propose,
+    ).run()  # fmt: skip
+    with Journal.open(rig.journal, readonly=True) as journal:
+        journalled = [(e.body.step, p["name"], p["added"]) for e in read(journal, "decision") for p in e.body.proposals]
     ref_x, ref_y = reference.data
     by_state = Counter(k["state"] for k in kill_log)
     return {
@@ -544,6 +552,8 @@ def run(
         "measured_twice": sorted(rid for rid, n in driver.counts.items() if n > 1),
         "instrument_measurements": sum(driver.counts.values()),
         "equals_uninterrupted": [tuple(r[1]) for r in rows] == ref_x and [r[2] for r in rows] == ref_y,
+        "proposals": journalled,
+        "proposals_as_uninterrupted": journalled == [(p["step"], p["name"], p["added"]) for p in reference.proposals],
         "seconds": round(time.monotonic() - began, 1),
         "kill_log": kill_log,
     }

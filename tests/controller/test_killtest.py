@@ -27,3 +27,23 @@ def test_kills_in_chosen_journal_states_lose_nothing_and_measure_nothing_twice(t
     assert result["measured_twice"] == [] and result["instrument_measurements"] == BUDGET
     assert result["undecided"] == []  # a step killed mid-fit gets its decision journalled on resume
     assert result["equals_uninterrupted"]
+
+
+@pytest.mark.slow
+def test_kills_during_proposal_rounds_resume_to_the_same_proposals_and_requests(tmp_path):
+    """Abduction on a two-transition sample: kills mid-fit land in the steps whose decision runs a proposal
+    round too; every resume makes the same proposals at the same steps as an uninterrupted run, and the same
+    measurements."""
+    result = run(
+        kills=KILLS,
+        budget=BUDGET,
+        seed=2,
+        workdir=tmp_path,
+        log=lambda *a: None,
+        law="two-transitions",
+        propose="add",
+    )  # fmt: skip  (seed 2: the uninterrupted run adds second-order + second-order after its last measurement)
+    assert result["kills"] == KILLS and result["failures"] == [] and result["undecided"] == []
+    assert result["measurements"] == result["unique_ids"] == BUDGET and result["measured_twice"] == []
+    assert result["proposals"], "the uninterrupted run proposes: the test must exercise a round"
+    assert result["proposals_as_uninterrupted"] and result["equals_uninterrupted"]
