@@ -9,8 +9,8 @@ Per family, over its campaigns (one row per step; the last row of each campaign 
 * ``critical within 2 sd``: among the campaigns that reached 0.9, share whose critical points (the
   family's ``critical`` map) all lie within 2 posterior sds of the truth at the end;
 * ``any proposal at p >= 0.9``: share in which some composed law reached ``P >= 0.9`` at any step
-  (``p_proposed``; sweeps written before that column: at the end) -- the check for truths the grammar
-  cannot express;
+  (``p_proposed``; in sweeps written before that column, from each step's leader: a law at 0.9 leads) --
+  the check for truths the grammar cannot express;
 * ``none leads at end``: share in which "none of these" was the most probable explanation at the end.
 """
 
@@ -41,7 +41,6 @@ def abduction_rows(results, declared: dict[str, set[str]]) -> list[dict]:
             p_comp = campaign["p_composed"] if "p_composed" in campaign else None
             reached = p_comp is not None and target and bool((p_comp >= 0.9).any())
             n90 = int(campaign.loc[p_comp >= 0.9, "n"].iloc[0]) if reached else None
-            leader = _text(end.get("leader", ""))
             laws = declared.get(_text(end.get("hypothesis_set", "")), set())
             p_none = float(end.get("p_none", math.nan))
             p_lead = float(end.get("p_leader", math.nan))
@@ -52,9 +51,7 @@ def abduction_rows(results, declared: dict[str, set[str]]) -> list[dict]:
                     "reached": bool(reached),
                     "n90": n90,
                     "critical": float(end.get("critical_within_2sd", math.nan)) if reached else math.nan,
-                    "composed_leads": bool((campaign["p_proposed"] >= 0.9).any())
-                    if "p_proposed" in campaign
-                    else bool(leader) and leader not in laws and p_lead >= 0.9,
+                    "composed_leads": _proposal_reached(campaign, laws),
                     "none_leads": (not math.isnan(p_none)) and p_none > (0.0 if math.isnan(p_lead) else p_lead),
                     "target": target,
                 }
@@ -106,3 +103,11 @@ def _composed_name(campaign) -> str:
         values = [_text(v) for v in campaign["composed"]]
         return next((v for v in values if v), "")
     return ""
+
+
+def _proposal_reached(campaign, laws: set[str]) -> bool:
+    """Whether a composed law (not one of ``laws``, the declared ones) had ``P >= 0.9`` at some step."""
+    if "p_proposed" in campaign and campaign["p_proposed"].notna().any():
+        return bool((campaign["p_proposed"] >= 0.9).any())
+    leaders = [_text(v) for v in campaign["leader"]]
+    return any(name and name not in laws and p >= 0.9 for name, p in zip(leaders, campaign["p_leader"]))
