@@ -63,8 +63,9 @@ class Recipe(BaseModel):
         exact_max_n, inducing, exact_memory_gb: when exact inference gives way to inducing points
             (:class:`~abduce.hypotheses.belief.InferenceSettings`; README, "Large campaigns").
         q: points per request, measured as one batch (``Campaign.ask(q=...)``; README, "Batches").
-        propose, propose_depth: abduction (:mod:`abduce.controller.core.abduction`; README, "Abduction"):
-            ``off``, ``add`` composed laws when "none of these" leads, or ``suggest`` them for an operator.
+        propose, propose_depth, composition_cost: abduction (:mod:`abduce.controller.core.abduction`;
+            README, "Abduction"): ``off``, ``add`` composed laws that beat every declared one, or ``suggest``
+            them for an operator; composition steps; the complexity prior's factor per step.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -86,6 +87,7 @@ class Recipe(BaseModel):
     q: Annotated[int, Field(ge=1, le=64)] = 1
     propose: Literal["off", "add", "suggest"] = "off"
     propose_depth: Annotated[int, Field(ge=1, le=3)] = 1
+    composition_cost: Annotated[float, Field(gt=0, le=1)] = 0.1
 
     @field_validator("hypotheses")
     @classmethod
@@ -158,6 +160,7 @@ class Recipe(BaseModel):
             q=self.q,
             propose=self.propose,
             propose_depth=self.propose_depth,
+            composition_cost=self.composition_cost,
         )
 
     def build_campaign(

@@ -67,6 +67,7 @@ class SweepSection(_Strict):
     threshold: Annotated[float, Field(gt=0, lt=1)] = 0.95
     propose: Literal["off", "add", "suggest"] = "off"  # abduction in every campaign (controller/core/abduction.py)
     propose_depth: Annotated[int, Field(ge=1, le=3)] = 1
+    composition_cost: Annotated[float, Field(gt=0, le=1)] = 0.1  # the complexity prior's factor per step
 
     @field_validator("policies")
     @classmethod
@@ -269,6 +270,7 @@ class SweepConfig(_Strict):
             "epsilon": self.sweep.epsilon,
             "propose": self.sweep.propose,
             "propose_depth": self.sweep.propose_depth,
+            "composition_cost": self.sweep.composition_cost,
         }
         for p in self.problem:
             sets = p.hypothesis_sets or list(self.hypothesis_sets)

@@ -72,3 +72,19 @@ def test_a_peak_the_grammar_cannot_express_leaves_none_of_these_leading():
     (row,) = abduction_rows(pd.DataFrame(rows), {"laws": {"second-order", "first-order", "sigmoid", "linear"}})
     assert row["any proposal at p >= 0.9"] == 0.0 and row["none leads at end"] == 1.0
     assert math.isnan(row["right proposed"])
+
+
+def test_the_complexity_priors_factor_reaches_every_campaign_of_a_sweep():
+    """The what-if config (deploy/sweeps/abduction-cost1.toml) sets composition_cost for its sweep: each cell
+    carries it and the campaign a cell builds weighs proposals with it; the committed benchmark keeps 0.1."""
+    from abduce.controller.rehearse.rehearsal import Rehearsal
+
+    what_if = load_sweep(CONFIG.with_name("abduction-cost1.toml"))
+    check_composed(what_if.cells())
+    assert {c["composition_cost"] for c in what_if.cells()} == {1.0}
+    assert {c["composition_cost"] for c in load_sweep(CONFIG).cells()} == {0.1}
+    c = cell("two-transitions")
+    recipe = Rehearsal(source=c["problem"]["source"], hypotheses=("second-order",), composition_cost=1.0)
+    assert recipe.settings().composition_cost == 1.0
+    with pytest.raises(ValueError, match="composition_cost"):
+        Rehearsal(source=c["problem"]["source"], hypotheses=("second-order",), composition_cost=0.0)
