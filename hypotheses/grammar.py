@@ -50,6 +50,7 @@ import itertools
 import json
 import math
 import re
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
@@ -483,7 +484,5 @@ def prior_weight(h: Hypothesis, counts: dict[int, int], cost: float) -> float:
 
 
 def depth_counts(compositions: Sequence[Hypothesis]) -> dict[int, int]:
-    out: dict[int, int] = {}
-    for h in compositions:
-        out[h.depth] = out.get(h.depth, 0) + 1
-    return out
+    """How many of ``compositions`` there are at each depth (the ``M_depth`` of :func:`prior_weight`)."""
+    return dict(Counter(h.depth for h in compositions))

@@ -24,7 +24,7 @@ from torch import Tensor
 
 from abduce.hypotheses.declaration import Frame, Hypothesis, KernelPriors
 from abduce.hypotheses.fitting import data_scale, prior_draws
-from abduce.hypotheses.model import StructuredGP, known_noise, relative_mean
+from abduce.hypotheses.model import StructuredGP, known_noise, noise_matrix, relative_mean
 
 
 def screen(
@@ -50,14 +50,7 @@ def screen(
     v = y / frame.s
     with torch.no_grad():
         base = StructuredGP(candidates[0], frame, u, v.unsqueeze(-1), priors, known_noise(y_sd, frame.s))
-        k = base.covar_module(u).to_dense() + base.likelihood.noise.reshape(()) * torch.eye(
-            len(u), dtype=u.dtype, device=u.device
-        )
-        if y_sd is not None:
-            extra = known_noise(y_sd, frame.s)
-            if extra is not None:
-                k = k + torch.diag(extra)
-        chol = torch.linalg.cholesky(k)
+        chol = torch.linalg.cholesky(base.covar_module(u).to_dense() + noise_matrix(base, len(u), u.device))
         out = []
         for h in candidates:
             theta = prior_draws(h, draws, seed, u.device)

@@ -30,12 +30,13 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from abduce.controller.errors import AbduceError, ConfigError
 from abduce.hypotheses.belief import Belief, Slot
 from abduce.hypotheses.check import check_once
 from abduce.hypotheses.errors import HypothesisError
+from abduce.hypotheses.evidence import probabilities
 from abduce.hypotheses.grammar import depth_counts, enumerate_compositions, prior_weight
 from abduce.hypotheses.proposals import screen
 
@@ -87,7 +88,6 @@ class Abduction:
     def __init__(self) -> None:
         self.rounds: list[int] = []  # n at each round
         self.suggested: dict[str, tuple[Slot, float, dict]] = {}  # name -> (slot, weight, proposal JSON)
-        self.log: list[dict] = []  # every Proposal recorded, in order
 
     def due(self, campaign, weighed) -> str | None:
         """Why a round runs now (or None): "none of these" leads every law, and the schedule allows it."""
@@ -193,7 +193,6 @@ class Abduction:
                 winners[proposal.name] = (scratch.slots[j], proposal.weight, proposal.to_json())
         if mode == "suggest":  # a suggestion a later round no longer finds better than every law lapses
             self.suggested = winners
-        self.log.extend(p.to_json() for p in out)
         return out
 
     def attempt(self, campaign, step: int, reason: str, restore: dict[str, dict]) -> list[Proposal]:
@@ -223,7 +222,6 @@ class Abduction:
         accepted = dict(
             record, added=True, suggested=False, reason="accepted by the operator", accepted_step=campaign.n - 1
         )
-        self.log.append(accepted)
         return accepted
 
 
@@ -231,8 +229,6 @@ def _alone(settings, belief: Belief):
     """The campaign's inference settings without "none of these" (a scratch belief weighs only its laws),
     switching to inducing points at the campaign's own limit, so a proposal's evidence is of the same kind
     (exact or the SGPR bound) as the declared laws' it is compared with."""
-    from dataclasses import replace
-
     return replace(settings, none_prior=0.0, exact_max_n=belief.exact_limit, exact_memory_gb=1e9)
 
 
@@ -240,10 +236,10 @@ def _probability(current, belief: Belief, log_z: float, weight: float, total: fl
     """The posterior probability a law of evidence ``log_z`` and weight ``weight`` would have among the
     campaign's fitted laws and "none of these" (``total``: the laws' weights before it)."""
     pn = belief.settings.none_prior
-    terms = [math.log((1 - pn) * weight / (total + weight)) + log_z]
     law_weight = dict(zip(belief.names, belief.weights))
-    terms += [math.log((1 - pn) * law_weight[n] / (total + weight)) + z for n, z in current.log_z.items()]
+    log_z_all = [log_z, *current.log_z.values()]
+    prior = [(1 - pn) * w / (total + weight) for w in [weight, *(law_weight[n] for n in current.log_z)]]
     if current.none is not None and pn > 0:
-        terms.append(math.log(pn) + current.none["log_evidence"])
-    top = max(terms)
-    return math.exp(terms[0] - top) / sum(math.exp(t - top) for t in terms)
+        log_z_all.append(current.none["log_evidence"])
+        prior.append(pn)
+    return probabilities(log_z_all, prior)[0]
