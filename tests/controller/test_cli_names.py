@@ -215,6 +215,14 @@ print(json.dumps(seen))
 """
 
 
+def exits_and_torch(cases: list[list[str]]) -> tuple[list[list], str]:
+    """Each command run in one fresh process: ``[[exit code, torch imported by then], ...]``, and stderr."""
+    done = subprocess.run(
+        [sys.executable, "-c", CHECK_TORCH, json.dumps(cases)], capture_output=True, text=True, cwd=ROOT, check=True
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1]), done.stderr
+
+
 def test_the_checks_and_help_import_no_torch(tmp_path, journal_only):
     config = tmp_path / "sweep.toml"
     config.write_text(SWEEP.format(policy="discrimnate", hypothesis="linear", simulator="transition-1d"))
@@ -232,11 +240,8 @@ def test_the_checks_and_help_import_no_torch(tmp_path, journal_only):
         ["run", "--help"],
         ["replay", "--help"],
     ]
-    done = subprocess.run(
-        [sys.executable, "-c", CHECK_TORCH, json.dumps(cases)], capture_output=True, text=True, cwd=ROOT, check=True
-    )
-    seen = json.loads(done.stdout.strip().splitlines()[-1])
-    assert seen == [[2, False]] * 7 + [[0, False]] * 3, done.stderr
+    seen, stderr = exits_and_torch(cases)
+    assert seen == [[2, False]] * 7 + [[0, False]] * 3, stderr
     assert not (tmp_path / "a").exists() and not (tmp_path / "p").exists()
 
 

@@ -3,8 +3,6 @@
 data that finds what the run's own round found there, prints a table and writes nothing."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +10,7 @@ from typer.testing import CliRunner
 
 from abduce.controller.cli import app
 from abduce.controller.cli.names import PROPOSE_MODES
+from tests.controller.test_cli_names import exits_and_torch
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "deploy" / "config" / "simulated.toml"
@@ -69,20 +68,6 @@ def test_the_example_daemon_config_suggests_and_a_typo_names_file_line_key_and_t
     assert sorted(p.name for p in tmp_path.iterdir()) == ["daemon.toml"]
 
 
-CHECK_TORCH = """
-import json, sys
-from abduce.controller.cli import app
-
-seen = []
-for args in json.loads(sys.argv[1]):
-    try:
-        app(args, prog_name="abduce")
-    except SystemExit as exc:
-        seen.append([exc.code, "torch" in sys.modules])
-print(json.dumps(seen))
-"""
-
-
 def test_the_propose_checks_and_help_import_no_torch(tmp_path):
     daemon = tmp_path / "daemon.toml"
     daemon.write_text(EXAMPLE.read_text().replace('propose = "suggest"', 'propose = "ad"'))
@@ -93,10 +78,8 @@ def test_the_propose_checks_and_help_import_no_torch(tmp_path):
         ["accept", "--help"],
         ["propose", "--help"],
     ]
-    done = subprocess.run(
-        [sys.executable, "-c", CHECK_TORCH, json.dumps(cases)], capture_output=True, text=True, cwd=ROOT, check=True
-    )
-    assert json.loads(done.stdout.strip().splitlines()[-1]) == [[2, False]] * 3 + [[0, False]] * 2, done.stderr
+    seen, stderr = exits_and_torch(cases)
+    assert seen == [[2, False]] * 3 + [[0, False]] * 2, stderr
     assert not (tmp_path / "a").exists()
 
 
