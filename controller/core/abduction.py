@@ -104,12 +104,15 @@ class Abduction:
             return f"none of these leads (P = {weighed.none['probability']:.3f}, best law {best:.3f})"
         return f"audit at n = {n} (best law P = {best:.3f})"
 
-    def run(self, campaign, step: int, reason: str, restore: dict[str, dict], admit: bool = True) -> list[Proposal]:
+    def run(
+        self, campaign, step: int, reason: str, restore: dict[str, dict], admit: bool = True, weighed=None
+    ) -> list[Proposal]:
         """One round (see the module docstring); returns the proposals fitted, added ones flagged.
 
         ``admit=False``: a dry round (``abduce propose RUN``): nothing is added, held or logged and no round
         is counted; every candidate fitted is returned, best first, ``suggested`` marking those that beat
-        every declared law (the ones a live round would add or suggest)."""
+        every declared law (the ones a live round would add or suggest). ``weighed``: the campaign's
+        :class:`~abduce.hypotheses.belief.Weighed` of this step, when the caller has it (else weighed here)."""
         if admit:
             self.rounds.append(campaign.n)
         s = campaign.settings
@@ -148,7 +151,7 @@ class Abduction:
         ]
         if not fitted:
             return []
-        current = belief.weigh()
+        current = weighed if weighed is not None else belief.weigh()  # the step's, where the campaign has it
         law_weight = dict(zip(belief.names, belief.weights))
         bar = max((current.log_z[name] + math.log(law_weight[name]) for name in current.log_z), default=-math.inf)
         evidences = {j: scratch.slots[j].evidence.evidence() for j in fitted}  # type: ignore[union-attr]
@@ -195,12 +198,12 @@ class Abduction:
             self.suggested = winners
         return out
 
-    def attempt(self, campaign, step: int, reason: str, restore: dict[str, dict]) -> list[Proposal]:
+    def attempt(self, campaign, step: int, reason: str, restore: dict[str, dict], weighed=None) -> list[Proposal]:
         """:meth:`run`, where a round that fails (a composed law the fits or the checks cannot handle) is
         logged and proposes nothing: a proposal round never stops the campaign that asked for it (the same
         data fail the same way on a resume, so the campaign stays deterministic)."""
         try:
-            return self.run(campaign, step, reason, restore)
+            return self.run(campaign, step, reason, restore, weighed=weighed)
         except (AbduceError, RuntimeError, ValueError) as exc:
             _log.warning("proposal round after measurement %d failed and proposed nothing: %s", step + 1, exc)
             return []

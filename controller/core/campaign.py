@@ -368,7 +368,7 @@ class Campaign(CampaignState):
         proposals, self._accepted = tuple(self._accepted), []
         reason = self.abduction.due(self, weighed) if complete else None
         if reason is not None:  # compose, screen, let the best compete (core.abduction)
-            found = self.abduction.attempt(self, step, reason, self._restore)
+            found = self.abduction.attempt(self, step, reason, self._restore, weighed)
             proposals += tuple(p.to_json() for p in found)
             if any(p.added for p in found):
                 refit += [p.name for p in found if p.added]
