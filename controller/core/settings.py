@@ -61,7 +61,7 @@ class CampaignSettings(InferenceSettings):
     propose_draws: int = 1024
     propose_fits: int = 6
     propose_keep: int = 2
-    composition_cost: float = 0.1
+    composition_cost: float = 1.0
 
     def __post_init__(self) -> None:
         if self.propose not in PROPOSE:

@@ -227,7 +227,7 @@ def run_cell(cell: dict[str, Any]) -> list[dict[str, Any]]:
         reduction=p["reduction"],
         propose=cell.get("propose", "off"),
         propose_depth=cell.get("propose_depth", 1),
-        composition_cost=cell.get("composition_cost", 0.1),
+        composition_cost=cell["composition_cost"],
     )
     t0, c0 = time.perf_counter(), time.process_time()
     campaign, instrument = rehearsal.build()

@@ -14,6 +14,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from abduce.controller.errors import ConfigError, UnknownNameError
+from abduce.controller.recipe.recipe import Recipe
 from abduce.controller.recipe.settings import load_toml
 from abduce.controller.registry import check_name
 
@@ -67,7 +68,7 @@ class SweepSection(_Strict):
     threshold: Annotated[float, Field(gt=0, lt=1)] = 0.95
     propose: Literal["off", "add", "suggest"] = "off"  # abduction in every campaign (controller/core/abduction.py)
     propose_depth: Annotated[int, Field(ge=1, le=3)] = 1
-    composition_cost: Annotated[float, Field(gt=0, le=1)] = 0.1  # the complexity prior's factor per step
+    composition_cost: Annotated[float, Field(gt=0, le=1)] = Recipe.model_fields["composition_cost"].default
 
     @field_validator("policies")
     @classmethod
