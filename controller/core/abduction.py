@@ -37,7 +37,7 @@ from abduce.hypotheses.belief import Belief, Slot
 from abduce.hypotheses.check import check_once
 from abduce.hypotheses.errors import HypothesisError
 from abduce.hypotheses.evidence import probabilities
-from abduce.hypotheses.grammar import depth_counts, enumerate_compositions, prior_weight
+from abduce.hypotheses.grammar import build, depth_counts, enumerate_compositions, prior_weight
 from abduce.hypotheses.proposals import screen
 
 _log = logging.getLogger(__name__)
@@ -60,6 +60,8 @@ class Proposal:
         suggested: held for an operator to accept (``propose = "suggest"``).
         units: ``{param: [unit, axis]}`` of every parameter (the relative-frame unit of
             :mod:`abduce.hypotheses.declaration` and its axis), so a view can label them without building the law.
+        fit_index: its place among the round's full fits, which seeds its fit and evidence: a replay
+            (:meth:`Abduction.replay`) conditions the journalled fit with the same draws.
     """
 
     name: str
@@ -77,6 +79,7 @@ class Proposal:
     added: bool
     suggested: bool = False
     units: dict[str, list] | None = None
+    fit_index: int | None = None
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -143,9 +146,7 @@ class Abduction:
                 continue
             chosen.append(i)
         scratch = Belief([candidates[i] for i in chosen], belief.points, belief.lo, belief.span, _alone(s, belief))
-        failures = scratch.refit(
-            scratch.slots, u, y, lambda purpose, j: campaign._int_seed(f"propose-{purpose}", step, j), restore, sd
-        )
+        failures = scratch.refit(scratch.slots, u, y, _seeds(campaign, step, range(len(chosen))), restore, sd)
         fitted = [
             j for j, slot in enumerate(scratch.slots) if slot.fit is not None and slot.hypothesis.name not in failures
         ]
@@ -182,6 +183,7 @@ class Abduction:
                     added=wins and mode == "add",
                     suggested=wins and mode == "suggest",
                     units={q.name: [q.unit, q.axis] for q in h.parameters},
+                    fit_index=j,
                 )
             )
         if not admit:
@@ -208,6 +210,49 @@ class Abduction:
             _log.warning("proposal round after measurement %d failed and proposed nothing: %s", step + 1, exc)
             return []
 
+    def replay(self, campaign, step: int, journalled: list[dict], restore: dict[str, dict]) -> list[dict] | None:
+        """The round of ``step`` as the journal recorded it (a resume or rebuild): its laws are built from
+        their trees and added (with their journalled fits, conditioned with the round's seeds) or held as
+        suggestions, and no candidate is screened or fitted again, so the outcome cannot depend on the
+        floating point of the machine that resumes. ``journalled``: the step's proposals from its decision
+        (an operator's accepts, re-applied from their own events, are left out). Returns the round's
+        proposals as recorded, or None where a made proposal lacks its ``fit_index`` (a journal older
+        than the replay): the caller then runs the round again (:meth:`attempt`).
+
+        Raises:
+            ConfigError: a journalled tree the grammar cannot build from the campaign's laws.
+        """
+        made = [dict(p) for p in journalled if "accepted_step" not in p and (p.get("added") or p.get("suggested"))]
+        if any(p.get("fit_index") is None for p in made):
+            return None
+        self.rounds.append(campaign.n)
+        laws = []
+        for p in made:
+            try:
+                laws.append(build(p["tree"], campaign.declared))
+            except ConfigError as exc:
+                raise ConfigError(
+                    f"the proposal {p['name']!r} journalled at step {step} cannot be rebuilt: {exc}"
+                ) from None
+        added = [i for i, p in enumerate(made) if p["added"]]
+        belief: Belief = campaign.belief
+        if added:
+            scratch = Belief(
+                [laws[i] for i in added], belief.points, belief.lo, belief.span, _alone(campaign.settings, belief)
+            )
+            u, y = campaign._data_tensors()
+            seeds = _seeds(campaign, step, [int(made[i]["fit_index"]) for i in added])
+            failures = scratch.refit(scratch.slots, u, y, seeds, restore, campaign._sd_tensor())
+            if failures:
+                raise ConfigError(f"the proposals journalled at step {step} cannot be refitted: {failures}")
+            for slot, i in zip(scratch.slots, added):
+                campaign._admit(slot, float(made[i]["weight"]))
+        if campaign.settings.propose == "suggest":
+            self.suggested = {
+                p["name"]: (Slot(law), float(p["weight"]), p) for p, law in zip(made, laws) if p.get("suggested")
+            }
+        return made
+
     def accept(self, campaign, name: str) -> dict:
         """Add the suggested law ``name`` to the campaign (refit on all the data at the next step);
         returns its proposal as recorded, ``added`` now True.
@@ -226,6 +271,13 @@ class Abduction:
             record, added=True, suggested=False, reason="accepted by the operator", accepted_step=campaign.n - 1
         )
         return accepted
+
+
+def _seeds(campaign, step: int, places):
+    """The seeds of a round's full fits: ``seed(purpose, i)`` for the ``i``-th law fitted here, which is the
+    ``places[i]``-th of the round's fits (a replay fits only the winners, with the draws they had)."""
+    places = list(places)
+    return lambda purpose, i: campaign._int_seed(f"propose-{purpose}", step, places[i])
 
 
 def _alone(settings, belief: Belief):

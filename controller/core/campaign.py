@@ -83,6 +83,7 @@ class Campaign(CampaignState):
         self._open: list[int] = []  # points of the pending request not yet told or skipped
         self._pending_iv: float | None = None
         self._restore: dict[str, dict] = {}
+        self._replay: tuple[dict, ...] | None = None  # the step's journalled proposals (a replay), or None
         self._design_left = list(range(len(self._design)))  # design points not yet measured, in order
         self._design_failed: set[int] = set()  # design points whose reading failed (asked again nearby)
         self._asked_design: list[int] = []  # the pending request's design points, by point
@@ -186,7 +187,12 @@ class Campaign(CampaignState):
         if not self._open:
             self._pending, self._pending_iv = None, None
 
-    def tell(self, measurement: Measurement, restore: dict[str, dict] | None = None) -> StepRecord:
+    def tell(
+        self,
+        measurement: Measurement,
+        restore: dict[str, dict] | None = None,
+        proposals: tuple[dict, ...] | None = None,
+    ) -> StepRecord:
         """Add a measurement (one point of the pending request: ``measurement.index``) and update every
         hypothesis. The point may be named (``{"x": 0.31}``; exactly the space's axes).
 
@@ -196,7 +202,9 @@ class Campaign(CampaignState):
         ``restore`` (replay from a journal): fitted states by hypothesis name, as
         :meth:`fit_states` gave them when this step ran live; a hypothesis due
         for a refit takes its state from there instead of optimising again, so
-        the campaign comes out identical and a resume costs no fits.
+        the campaign comes out identical and a resume costs no fits. ``proposals`` (with ``restore``: the
+        step's journalled decision): a proposal round due at this step is replayed from them
+        (:meth:`~abduce.controller.core.abduction.Abduction.replay`), not run again.
 
         Raises:
             MeasurementRejected: NaN/inf, a point outside the space or off the
@@ -218,11 +226,11 @@ class Campaign(CampaignState):
             self._told.add(request.request_id)
             self._pending = None
         self.consecutive_failures = 0
-        self._restore = restore or {}
+        self._restore, self._replay = restore or {}, proposals
         try:
             record = self._update(request, measurement.index, complete)
         finally:
-            self._restore = {}
+            self._restore, self._replay = {}, None
         self._history.append(record)
         return record
 
@@ -368,10 +376,12 @@ class Campaign(CampaignState):
         proposals, self._accepted = tuple(self._accepted), []
         reason = self.abduction.due(self, weighed) if complete else None
         if reason is not None:  # compose, screen, let the best compete (core.abduction)
-            found = self.abduction.attempt(self, step, reason, self._restore, weighed)
-            proposals += tuple(p.to_json() for p in found)
-            if any(p.added for p in found):
-                refit += [p.name for p in found if p.added]
+            found = None if self._replay is None else self.abduction.replay(self, step, self._replay, self._restore)
+            if found is None:
+                found = [p.to_json() for p in self.abduction.attempt(self, step, reason, self._restore, weighed)]
+            proposals += tuple(found)
+            if any(p["added"] for p in found):
+                refit += [p["name"] for p in found if p["added"]]
                 weighed = belief.weigh()
         probs = weighed.probabilities
         leader = max(probs, key=probs.__getitem__) if probs else None

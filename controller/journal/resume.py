@@ -10,7 +10,9 @@ resume is the one an uninterrupted run would have sent. Fitted states
 journalled with each decision are restored rather than refitted (exactly:
 float64 through JSON is lossless), so a resume costs the conditioning and
 evidence updates, not the fits; a decision lost to a power cut only means
-that step is refitted. Measurements that ``tell`` refused (journalled with an
+that step is refitted. A proposal round is replayed from its decision's proposals (their laws rebuilt,
+added with their journalled fits), not run again, so what it added cannot depend on the machine that
+resumes. Measurements that ``tell`` refused (journalled with an
 ``error``) are skipped, as they were live, and so are requests the instrument ended
 ``aborted`` (journalled as a skipped instrument error). Requests journalled but never answered are
 returned as *in flight*, for the caller to settle (query the instrument, or
@@ -51,7 +53,7 @@ def retell(campaign: Campaign, journal: Journal, limit: int | None = None) -> Re
     # measurements tell() refused are not part of the data (an instrument error leaves the request in flight)
     events = list(read(journal))  # one read: errors and decisions come after the measurements they settle
     refused, skipped, _ = refused_points(events)
-    fits = {(e.request_id, e.body.index): e.body.fits for e in events if e.kind == "decision"}  # restored
+    decided = {(e.request_id, e.body.index): e.body for e in events if e.kind == "decision"}  # restored
     for event in events:
         if limit is not None and event.kind == "measurement" and campaign.n >= limit:
             break
@@ -72,12 +74,15 @@ def retell(campaign: Campaign, journal: Journal, limit: int | None = None) -> Re
         elif event.kind == "measurement" and (rid, event.body.index) not in refused:
             _ask(campaign, requested, event, journal)
             b = event.body
+            decision = decided.get((rid, b.index))
             record = campaign.tell(
-                Measurement(rid, b.x, b.y, y_sd=b.y_sd, index=b.index), restore=fits.get((rid, b.index))
+                Measurement(rid, b.x, b.y, y_sd=b.y_sd, index=b.index),
+                restore=decision.fits if decision is not None else None,
+                proposals=decision.proposals if decision is not None else None,
             )
             if campaign.pending is None or campaign.pending.request_id != rid:
                 told.add(rid)
-            if (rid, b.index) not in fits:
+            if decision is None:
                 undecided.append(record)
     in_flight = tuple(r for rid, r in requested.items() if rid not in told)
     return Resumed(campaign, in_flight, tuple(undecided))

@@ -254,3 +254,61 @@ def test_a_snapshot_lists_the_added_law_and_answers_its_posterior(journalled):
     np.testing.assert_allclose(mean, live_mean, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(sd, live_sd, rtol=1e-4, atol=1e-6)
     assert {h["name"] for h in snap.summary()["hypotheses"]} == set(live.hypothesis_names)
+
+
+def _copy(path, to, proposals=lambda ps: ps):
+    """The journal at ``path`` copied to ``to``, each decision's proposals passed through ``proposals``."""
+    with Journal.open(path, readonly=True) as full:
+        events = list(full.events())
+        config = full.config()
+    with Journal.create(to, config) as journal:
+        for e in events[1:]:
+            body = e.body
+            if e.kind == "decision" and body.get("proposals"):
+                body = {**body, "proposals": proposals([dict(p) for p in body["proposals"]])}
+            journal.append(e.kind, body, request_id=e.request_id, key_id=e.key_id)
+    return to
+
+
+def test_a_rebuild_replays_the_journalled_round_without_screening_or_fitting_a_candidate(journalled, monkeypatch):
+    """The round's winners come from the journal (their trees, weights and fits), so a machine whose floats
+    differ cannot make other proposals: with the screen made to fail, the rebuild still equals the live run."""
+    from abduce.controller.core import abduction
+
+    path, live, k = journalled
+
+    def no_screen(*args, **kwargs):
+        raise AssertionError("a replayed round screened the candidates again")
+
+    monkeypatch.setattr(abduction, "screen", no_screen)
+    with Journal.open(path, readonly=True) as journal:
+        _, rebuilt = rebuild(journal)
+        _, partial = rebuild(journal, upto=k + 1)
+    assert rebuilt.history == live.history and rebuilt.hypothesis_names == live.hypothesis_names
+    assert all(p["fit_index"] is not None for p in live.proposals)
+    assert asked(partial) == sent(live, k + 1)
+
+
+def test_a_journal_without_fit_indices_runs_the_round_again_to_the_same_proposals(tmp_path, journalled):
+    """A journal written before rounds were replayed (its proposals carry no ``fit_index``): the round runs
+    again from the same seeds, as it did then."""
+    path, live, k = journalled
+
+    def older(proposals):
+        return [{key: v for key, v in p.items() if key != "fit_index"} for p in proposals]
+
+    with Journal.open(_copy(path, tmp_path / "older.sqlite", older), readonly=True) as journal:
+        _, rebuilt = rebuild(journal)
+    assert rebuilt.proposals == live.proposals  # recomputed, fit_index included
+    assert rebuilt.history == live.history
+
+
+def test_a_journalled_proposal_the_grammar_cannot_build_is_named(tmp_path, journalled):
+    path, _, k = journalled
+
+    def broken(proposals):
+        return [{**p, "tree": {"sum": [{"law": "third-order"}, {"law": "second-order"}]}} for p in proposals]
+
+    with Journal.open(_copy(path, tmp_path / "broken.sqlite", broken), readonly=True) as journal:
+        with pytest.raises(ConfigError, match=f"journalled at step {k} cannot be rebuilt.*third-order"):
+            rebuild(journal)

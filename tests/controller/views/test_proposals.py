@@ -47,6 +47,7 @@ TWO_TRANSITIONS = {  # x_c = 0.3 and 0.75: no declared law explains it; "second-
     "unit": "emu",
 }
 SEED = 1  # this seed's campaign proposes after its 15th measurement (a proposal round at n = 15)
+COST = 0.1  # the complexity prior's factor: at 0.1 that round suggests two laws (the views show both rows)
 
 
 @functools.cache
@@ -57,7 +58,14 @@ def proposing(mode: str = "add", budget: int = 16):
     from abduce.controller.rehearse.rehearsal import Rehearsal
 
     r = Rehearsal(
-        "simulated:transition-1d", LAWS, TWO_TRANSITIONS, policy="discriminate", budget=budget, seed=SEED, propose=mode
+        "simulated:transition-1d",
+        LAWS,
+        TWO_TRANSITIONS,
+        policy="discriminate",
+        budget=budget,
+        seed=SEED,
+        propose=mode,
+        composition_cost=COST,
     )
     out = _scratch("abduce-proposals-") / "run"
     campaign, instrument = built = r.build()
