@@ -14,7 +14,7 @@ JSON (``--json``)::
 
     {"run": str, "n": int, "depth": int, "mode": str, "propose": "off" | "add" | "suggest",
      "proposals": [PROPOSAL, ...],   # abduce.controller.core.abduction.Proposal as JSON, best first;
-                                     # "suggested": true where it beats every declared law
+                                     # "suggested": true where a live round would add it (credible)
      "units": {name: {param: unit}},
      "acceptable": [name, ...],      # suggested by the run's rounds, not accepted (a daemon in suggest mode)
      "accepted": [name, ...]}        # accepted by an operator (journalled)

@@ -17,9 +17,13 @@ A round:
    (:func:`abduce.hypotheses.grammar.prior_weight`), and checks the best ``propose_fits`` over their
    whole range (:func:`abduce.hypotheses.check.check_once`);
 3. fits those in full (MAP, then the evidence by importance sampling, as every law is fitted);
-4. keeps at most ``propose_keep`` whose posterior weight ``log Z + log pi`` beats every declared law's,
+4. keeps at most ``propose_keep`` that are *credible*: whose posterior probability, were they added,
+   reaches ``propose_admit`` (0.05), or whose posterior weight ``log Z + log pi`` beats every law's;
    and (``"add"``) adds them to the campaign as contenders: from then on the policy and the
-   acquisition treat them like the others; or (``"suggest"``) holds them for :meth:`accept`.
+   acquisition treat them like the others, so the next measurements are chosen to tell them from the
+   declared laws; or (``"suggest"``) holds them for :meth:`accept`. A credible law, not only a leading
+   one, is put to the test because the measurements made so far were chosen to tell the *declared* laws
+   apart: a second transition where they all agree is seldom measured until a contender predicts it.
 
 Everything is seeded from ``(seed, step)``, so a resumed or rebuilt campaign (which re-tells the journal)
 makes the same proposals; the fits of the added laws are journalled with the step's decision and
@@ -113,8 +117,8 @@ class Abduction:
         """One round (see the module docstring); returns the proposals fitted, added ones flagged.
 
         ``admit=False``: a dry round (``abduce propose RUN``): nothing is added, held or logged and no round
-        is counted; every candidate fitted is returned, best first, ``suggested`` marking those that beat
-        every declared law (the ones a live round would add or suggest). ``weighed``: the campaign's
+        is counted; every candidate fitted is returned, best first, ``suggested`` marking the credible ones
+        (those a live round would add or suggest). ``weighed``: the campaign's
         :class:`~abduce.hypotheses.belief.Weighed` of this step, when the caller has it (else weighed here)."""
         if admit:
             self.rounds.append(campaign.n)
@@ -162,8 +166,9 @@ class Abduction:
         for j in sorted(fitted, key=lambda j: -(evidences[j].log_z + math.log(weights[chosen[j]]))):
             i = chosen[j]
             h, ev = candidates[i], evidences[j]
-            posterior_weight = ev.log_z + math.log(weights[i])
-            wins = posterior_weight > bar and len(keep) < s.propose_keep
+            probability = _probability(current, belief, ev.log_z, weights[i], total)
+            credible = ev.log_z + math.log(weights[i]) > bar or probability >= s.propose_admit
+            wins = credible and len(keep) < s.propose_keep
             if wins:
                 keep.append(j)
             out.append(
@@ -178,7 +183,7 @@ class Abduction:
                     screen=scores[i] + math.log(weights[i]),
                     log_evidence=ev.log_z,
                     log_evidence_se=ev.log_z_se,
-                    probability=_probability(current, belief, ev.log_z, weights[i], total),
+                    probability=probability,
                     parameters={p: [ev.mean[p], ev.sd[p]] for p in ev.mean},
                     added=wins and mode == "add",
                     suggested=wins and mode == "suggest",
@@ -188,7 +193,7 @@ class Abduction:
             )
         if not admit:
             return out
-        out = [p for p in out if p.added or p.suggested]  # a proposal is made only where it beats every law
+        out = [p for p in out if p.added or p.suggested]  # a proposal is made only where it is credible
         winners: dict[str, tuple[Slot, float, dict]] = {}
         for proposal in out:
             j = next(j for j in fitted if scratch.slots[j].hypothesis.name == proposal.name)

@@ -27,7 +27,7 @@ class CampaignSettings(InferenceSettings):
             after which the campaign stops with the error instead of asking elsewhere.
         q: points per request (a batch; ``Campaign.ask(q=...)`` overrides it per request).
         propose: abduction (:mod:`abduce.controller.core.abduction`): ``"off"``; ``"add"`` the best
-            composed laws to the campaign where they beat every declared law (rounds run when "none of
+            composed laws to the campaign where they are credible (``propose_admit``; rounds run when "none of
             these" leads, and as audits every ``propose_every`` measurements); ``"suggest"`` them only (an
             operator accepts one with ``Campaign.accept``).
         propose_depth: composition steps the grammar enumerates (:mod:`abduce.hypotheses.grammar`).
@@ -37,6 +37,9 @@ class CampaignSettings(InferenceSettings):
         propose_draws: prior draws per candidate in the screen (:mod:`abduce.hypotheses.proposals`).
         propose_fits: candidates fitted in full after the screen.
         propose_keep: most laws added (or suggested) per round.
+        propose_admit: a composed law is added (or suggested) when its posterior probability, were it
+            added, reaches this (a credible explanation is put to the test: the acquisition then chooses
+            measurements that tell it from the others), or when it beats every law.
         composition_cost: the complexity prior's factor per composition step
             (:func:`abduce.hypotheses.grammar.prior_weight`).
 
@@ -61,6 +64,7 @@ class CampaignSettings(InferenceSettings):
     propose_draws: int = 1024
     propose_fits: int = 6
     propose_keep: int = 2
+    propose_admit: float = 0.05
     composition_cost: float = 1.0
 
     def __post_init__(self) -> None:
@@ -72,6 +76,8 @@ class CampaignSettings(InferenceSettings):
             )
         if self.propose_every < 1 or self.propose_after < 1:
             raise ConfigError("propose_every and propose_after must be >= 1")
+        if not 0.0 < self.propose_admit <= 1.0:
+            raise ConfigError(f"propose_admit must be in (0, 1], got {self.propose_admit}")
         if not 0.0 < self.composition_cost <= 1.0:
             raise ConfigError(f"composition_cost must be in (0, 1], got {self.composition_cost}")
         if self.n_init < 1:
