@@ -63,9 +63,10 @@ class Recipe(BaseModel):
         exact_max_n, inducing, exact_memory_gb: when exact inference gives way to inducing points
             (:class:`~abduce.hypotheses.belief.InferenceSettings`; README, "Large campaigns").
         q: points per request, measured as one batch (``Campaign.ask(q=...)``; README, "Batches").
-        propose, propose_depth, composition_cost: abduction (:mod:`abduce.controller.core.abduction`;
-            README, "Abduction"): ``off``, ``add`` composed laws that beat every declared one, or ``suggest``
-            them for an operator; composition steps; the complexity prior's factor per step.
+        propose, propose_depth, composition_cost, propose_admit: abduction
+            (:mod:`abduce.controller.core.abduction`; README, "Abduction"): ``off``, ``add`` credible composed
+            laws, or ``suggest`` them for an operator; composition steps; the complexity prior's factor per
+            step; the probability (were it added) from which a composed law is credible.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -88,6 +89,7 @@ class Recipe(BaseModel):
     propose: Literal["off", "add", "suggest"] = "off"
     propose_depth: Annotated[int, Field(ge=1, le=3)] = 1
     composition_cost: Annotated[float, Field(gt=0, le=1)] = 1.0
+    propose_admit: Annotated[float, Field(gt=0, le=1)] = 0.05
 
     @field_validator("hypotheses")
     @classmethod
@@ -161,6 +163,7 @@ class Recipe(BaseModel):
             propose=self.propose,
             propose_depth=self.propose_depth,
             composition_cost=self.composition_cost,
+            propose_admit=self.propose_admit,
         )
 
     def build_campaign(

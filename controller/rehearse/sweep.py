@@ -228,6 +228,7 @@ def run_cell(cell: dict[str, Any]) -> list[dict[str, Any]]:
         propose=cell.get("propose", "off"),
         propose_depth=cell.get("propose_depth", 1),
         composition_cost=cell["composition_cost"],
+        propose_admit=cell["propose_admit"],
     )
     t0, c0 = time.perf_counter(), time.process_time()
     campaign, instrument = rehearsal.build()

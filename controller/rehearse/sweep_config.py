@@ -69,6 +69,7 @@ class SweepSection(_Strict):
     propose: Literal["off", "add", "suggest"] = "off"  # abduction in every campaign (controller/core/abduction.py)
     propose_depth: Annotated[int, Field(ge=1, le=3)] = 1
     composition_cost: Annotated[float, Field(gt=0, le=1)] = Recipe.model_fields["composition_cost"].default
+    propose_admit: Annotated[float, Field(gt=0, le=1)] = Recipe.model_fields["propose_admit"].default
 
     @field_validator("policies")
     @classmethod
@@ -272,6 +273,7 @@ class SweepConfig(_Strict):
             "propose": self.sweep.propose,
             "propose_depth": self.sweep.propose_depth,
             "composition_cost": self.sweep.composition_cost,
+            "propose_admit": self.sweep.propose_admit,
         }
         for p in self.problem:
             sets = p.hypothesis_sets or list(self.hypothesis_sets)

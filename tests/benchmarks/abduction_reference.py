@@ -32,8 +32,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 CONFIG = "deploy/sweeps/abduction.toml"
 
 
-def one(job: tuple[str, int, str, str, str]) -> tuple[str, int, float, float]:
-    """One campaign: ``(family, index, first n at which the composed law had P >= 0.9 (NaN: never), its P at the end)``."""
+def one(job: tuple[str, str, int, str, str]) -> tuple[str, int, float, float]:
+    """One campaign: ``(family, index, the first n at which the composed law had P >= 0.9 (NaN: never),
+    its P at the end)``."""
     import torch
 
     from abduce.controller.drive.loop import run_campaign
