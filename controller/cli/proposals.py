@@ -13,8 +13,9 @@ operator has accepted yet: ``abduce accept RUN NAME`` adds one of those, while t
 JSON (``--json``)::
 
     {"run": str, "n": int, "depth": int, "mode": str, "propose": "off" | "add" | "suggest",
+     "admit": float,                 # the run's propose_admit: P if added from which a law is credible
      "proposals": [PROPOSAL, ...],   # abduce.controller.core.abduction.Proposal as JSON, best first;
-                                     # "suggested": true where a live round would add it (credible)
+                                     # "suggested": true where it is credible (a live round would add it)
      "units": {name: {param: unit}},
      "acceptable": [name, ...],      # suggested by the run's rounds, not accepted (a daemon in suggest mode)
      "accepted": [name, ...]}        # accepted by an operator (journalled)
@@ -74,6 +75,7 @@ def propose_round(run: Path, depth: int | None = None) -> dict:
         "depth": campaign.settings.propose_depth,
         "mode": spec.mode,
         "propose": spec.propose,
+        "admit": campaign.settings.propose_admit,
         "proposals": [p.to_json() for p in found],
         "units": {p.name: parameter_units(p.tree, labels) for p in found},
         "acceptable": sorted({n for n in suggested if n not in joined}),
@@ -116,10 +118,12 @@ def caption(result: dict) -> list[str]:
     """The formulas, and what the table means for this run, line by line (what a round would propose now,
     what can be accepted)."""
     lines = [f"{p['name']}: m = {p['formula']}" for p in result["proposals"]]
+    admit = result.get("admit")
+    credible = "credible" + (f" (P if added >= {admit:g}, or better than every law)" if admit is not None else "")
     if any(p["suggested"] for p in result["proposals"]):
-        lines.append("* explains the data better than every declared law: a round now would propose it")
+        lines.append(f"* {credible}: a round now would propose it")
     elif result["proposals"]:
-        lines.append("none explains the data better than every declared law: a round now would propose nothing")
+        lines.append(f"none is {credible}: a round now would propose nothing")
     else:
         lines.append("no composition could be fitted (every candidate is already a contender, or every fit failed)")
     if result["acceptable"]:
