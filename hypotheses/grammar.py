@@ -40,9 +40,10 @@ the grammar can build from a campaign's laws::
 
     pi(h) proportional to cost^depth(h) / M_depth(h)        (declared laws: depth 0, weight 1 each)
 
-so a composed law wins only where its evidence beats the declared laws' by more than ``log(M / cost)``
+so a composed law leads only where its evidence beats the declared laws' by more than ``log(M / cost)``
 (at the default ``cost = 1``, the depth-1 laws together weigh one declared law: about 3.0 nats for 20 of them;
-5.3 at ``cost = 0.1``).
+5.3 at ``cost = 0.1``). A campaign admits one as a contender before it leads, once it is credible
+(``CampaignSettings.propose_admit``, :mod:`abduce.controller.core.abduction`).
 """
 
 from __future__ import annotations

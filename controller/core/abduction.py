@@ -6,7 +6,7 @@ the last ran at least ``propose_every`` measurements ago: because "none of these
 every law, or otherwise as an *audit*. The audit is needed because "none of these" rarely takes the lead
 when the data hold a second, smaller structure: the leading law's residual GP absorbs it (on the
 identification benchmark "none of these" led in 5% of two-transition campaigns). A round that finds no
-composed law beating every declared one changes nothing in the campaign.
+credible composed law changes nothing in the campaign.
 
 A round:
 
@@ -25,9 +25,11 @@ A round:
    one, is put to the test because the measurements made so far were chosen to tell the *declared* laws
    apart: a second transition where they all agree is seldom measured until a contender predicts it.
 
-Everything is seeded from ``(seed, step)``, so a resumed or rebuilt campaign (which re-tells the journal)
-makes the same proposals; the fits of the added laws are journalled with the step's decision and
-restored, not refitted. Every proposal made is recorded on its step (:class:`Proposal`).
+Everything is seeded from ``(seed, step)``. Every proposal made is recorded on its step (:class:`Proposal`)
+and journalled with the step's decision, with the added laws' fits; a resumed or rebuilt campaign (which
+re-tells the journal) replays the round from there (:meth:`Abduction.replay`) instead of running it
+again, so it holds the same contenders on any machine. A round whose decision was not journalled (a kill
+mid-round) runs again from the same seeds.
 """
 
 from __future__ import annotations
@@ -120,9 +122,11 @@ class Abduction:
         is counted; every candidate fitted is returned, best first, ``suggested`` marking the credible ones
         (those a live round would add or suggest). ``weighed``: the campaign's
         :class:`~abduce.hypotheses.belief.Weighed` of this step, when the caller has it (else weighed here)."""
+        s = campaign.settings
         if admit:
             self.rounds.append(campaign.n)
-        s = campaign.settings
+            if s.propose == "suggest":  # what the last round suggested lapses, even where this one fits nothing
+                self.suggested = {}
         mode = s.propose if admit else "suggest"
         belief: Belief = campaign.belief
         declared = [slot.hypothesis for slot in belief.slots if slot.hypothesis.depth == 0]
@@ -201,7 +205,7 @@ class Abduction:
                 campaign._admit(scratch.slots[j], proposal.weight)
             elif proposal.suggested:
                 winners[proposal.name] = (scratch.slots[j], proposal.weight, proposal.to_json())
-        if mode == "suggest":  # a suggestion a later round no longer finds better than every law lapses
+        if mode == "suggest":  # a suggestion a later round no longer finds credible lapses
             self.suggested = winners
         return out
 
@@ -234,11 +238,17 @@ class Abduction:
         laws = []
         for p in made:
             try:
-                laws.append(build(p["tree"], campaign.declared))
+                law = build(p["tree"], campaign.declared)
             except ConfigError as exc:
                 raise ConfigError(
                     f"the proposal {p['name']!r} journalled at step {step} cannot be rebuilt: {exc}"
                 ) from None
+            if law.name != p["name"]:
+                raise ConfigError(
+                    f"the proposal {p['name']!r} journalled at step {step} rebuilds as {law.name!r}: "
+                    "the grammar that wrote the journal named its laws otherwise"
+                )
+            laws.append(law)
         added = [i for i, p in enumerate(made) if p["added"]]
         belief: Belief = campaign.belief
         if added:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 
 from abduce.controller.core.settings import StepRecord
 from abduce.controller.core.state import CampaignState
@@ -75,9 +76,29 @@ class Snapshot(CampaignState):
             if rec.reward is not None and rec.hypothesis in names:
                 self._rewards[names.index(rec.hypothesis)].append(rec.reward)
         u, y = self._data_tensors()
-        self.belief.load(fits, u, y, lambda step, index: self._int_seed("evidence", step, index), self._sd_tensor())
+        self.belief.load(fits, u, y, self._evidence_seeds(records), self._sd_tensor())
         self._stopped = bool(records and records[-1].stopped)
         return self
+
+    def _evidence_seeds(self, records: Sequence[StepRecord]):
+        """``seed(step, index)`` of the evidence of the fit a step made, as the live campaign drew it: a law a
+        proposal round added and fitted at that step drew the round's seeds (its ``fit_index``), every other
+        fit the campaign's own."""
+        rounds = {
+            p["name"]: (p["step"], p["fit_index"])
+            for rec in records
+            for p in rec.proposals
+            if p.get("added") and "accepted_step" not in p and p.get("fit_index") is not None
+        }
+        names = [slot.hypothesis.name for slot in self.belief.all_slots()]
+
+        def seed(step: int, index: int) -> int:
+            made = rounds.get(names[index])
+            if made is not None and made[0] == step:
+                return self._int_seed("propose-evidence", step, made[1])
+            return self._int_seed("evidence", step, index)
+
+        return seed
 
     def ask(self, *args, **kwargs):
         raise CampaignStateError(

@@ -75,11 +75,14 @@ def retell(campaign: Campaign, journal: Journal, limit: int | None = None) -> Re
             _ask(campaign, requested, event, journal)
             b = event.body
             decision = decided.get((rid, b.index))
-            record = campaign.tell(
-                Measurement(rid, b.x, b.y, y_sd=b.y_sd, index=b.index),
-                restore=decision.fits if decision is not None else None,
-                proposals=decision.proposals if decision is not None else None,
-            )
+            try:
+                record = campaign.tell(
+                    Measurement(rid, b.x, b.y, y_sd=b.y_sd, index=b.index),
+                    restore=decision.fits if decision is not None else None,
+                    proposals=decision.proposals if decision is not None else None,
+                )
+            except ConfigError as exc:  # a journalled proposal this campaign cannot replay
+                raise JournalError(f"{journal.path}: the decision after event {event.seq}: {exc}") from None
             if campaign.pending is None or campaign.pending.request_id != rid:
                 told.add(rid)
             if decision is None:

@@ -75,6 +75,11 @@ class RunSpec(Recipe):
 _TRANSITION_OPTIONS = ("truth", "x_c", "beta", "noise", "grid")
 
 
+# abduction's settings in journals that predate their keys (composition_cost: 0.1 until 2026-12-06;
+# propose_admit: a composed law was admitted only once it beat every law, i.e. 1.0)
+_BEFORE_THE_KEYS: dict[str, Any] = {"composition_cost": 0.1, "propose_admit": 1.0}
+
+
 def spec_of(config: dict[str, Any]) -> RunSpec:
     """The :class:`RunSpec` of a journal's config event (any mode).
 
@@ -97,6 +102,8 @@ def spec_of(config: dict[str, Any]) -> RunSpec:
     else:
         where = {"capabilities": config.get("capabilities")}
     recipe = {k: c[k] for k in Recipe.model_fields if k in c}
+    if recipe.get("propose", "off") != "off":  # every config journalled now holds these; an older one ran with
+        recipe = {**_BEFORE_THE_KEYS, **recipe}  # what was the default before the key was journalled
     try:
         return RunSpec.model_validate({**recipe, **where, "mode": mode}, context={"journal": True})
     except ValidationError as exc:

@@ -225,8 +225,8 @@ def run_cell(cell: dict[str, Any]) -> list[dict[str, Any]]:
         epsilon=cell["epsilon"],
         channel=p["channel"],
         reduction=p["reduction"],
-        propose=cell.get("propose", "off"),
-        propose_depth=cell.get("propose_depth", 1),
+        propose=cell["propose"],
+        propose_depth=cell["propose_depth"],
         composition_cost=cell["composition_cost"],
         propose_admit=cell["propose_admit"],
     )

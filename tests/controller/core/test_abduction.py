@@ -27,7 +27,7 @@ from abduce.controller.errors import ConfigError
 from abduce.controller.journal.events import read
 from abduce.controller.journal.rebuild import rebuild, snapshot
 from abduce.controller.journal.resume import retell
-from abduce.controller.journal.store import Journal
+from abduce.controller.journal.store import Journal, JournalError
 from abduce.controller.rehearse.simulated import SimulatedRun
 from abduce.hypotheses.library import BUILTIN
 from abduce.simulators.transition1d import Transition1D
@@ -38,7 +38,8 @@ SETTINGS = CampaignSettings(propose="add", propose_after=8, propose_every=4)
 TWO_TRANSITIONS = {"law": "two-transitions", "x_c": 0.75, "x_c2": 0.3, "beta": 0.3}
 IN_SET = {"law": "second-order", "x_c": 0.6, "beta": 0.3}
 # the depth-1 compositions of the four laws (three have a critical point): a background of degree 0-2 on
-# each of the three, a sum of two of them (3 multichoose 2 = 6); the complexity prior shares 0.1 among them
+# each of the three, a sum of two of them (3 multichoose 2 = 6); the complexity prior shares
+# composition_cost (1 by default) among them
 DEPTH_ONE = 3 * 3 + comb(3 + 1, 2)
 
 
@@ -66,7 +67,7 @@ def run(truth: dict, seed: int, budget: int, settings: CampaignSettings = SETTIN
 
 @pytest.fixture(scope="module")
 def added():
-    """Two transitions, propose = "add", seed 1: proposed at n = 16, then three more steps."""
+    """Two transitions, propose = "add", seed 1: proposed at a round from n = 8 on, then more steps."""
     return run(TWO_TRANSITIONS, seed=1, budget=19)
 
 
@@ -94,9 +95,11 @@ def test_two_transitions_add_the_sum_of_two_second_order_laws_and_record_it_on_i
     assert set(two["units"]) == {f"{q}_{i}" for q in ("A", "x_c", "beta", "delta", "span") for i in (1, 2)}
     assert params["x_c_1"][0] < params["x_c_2"][0]  # the ordered region: the mirror mode counted once
     assert params["x_c_1"][0] == pytest.approx(0.3, abs=0.1) and params["x_c_2"][0] == pytest.approx(0.75, abs=0.1)
-    # a proposal is recorded where it beats every declared law: its weighted evidence does
+    # a proposal is recorded where it is credible: P if added >= propose_admit, or its weighted evidence
+    # beats every declared law's
     declared = max(record.log_evidence[n] for n in LAWS if n in record.log_evidence)
-    assert two["log_evidence"] + math.log(two["weight"]) > declared
+    beats = two["log_evidence"] + math.log(two["weight"]) > declared
+    assert two["probability"] >= SETTINGS.propose_admit or beats
     assert all(not r.proposals for r in c.history[:k])
     assert c.proposals == [p for r in c.history for p in r.proposals]
     assert set(c.abduction.rounds) <= set(range(SETTINGS.propose_after, c.n + 1, SETTINGS.propose_every))
@@ -317,5 +320,19 @@ def test_a_journalled_proposal_the_grammar_cannot_build_is_named(tmp_path, journ
         return [{**p, "tree": {"sum": [{"law": "third-order"}, {"law": "second-order"}]}} for p in proposals]
 
     with Journal.open(_copy(path, tmp_path / "broken.sqlite", broken), readonly=True) as journal:
-        with pytest.raises(ConfigError, match=f"journalled at step {k} cannot be rebuilt.*third-order"):
+        with pytest.raises(JournalError, match=f"broken.sqlite.*journalled at step {k} cannot be rebuilt.*third-order"):
             rebuild(journal)
+
+
+def test_a_snapshot_at_the_proposal_step_conditions_the_added_law_with_the_rounds_draws(journalled):
+    """Right after its round, an added law's only fit is the round's, whose evidence drew the round's seeds
+    (``fit_index``): the snapshot draws the same, so its probabilities are the live step's."""
+    path, live, k = journalled
+    with Journal.open(path, readonly=True) as journal:
+        _, snap = snapshot(journal, upto=k + 1)
+    added = [p["name"] for p in live.history[k].proposals if p["added"]]
+    assert added and all(name in snap.hypothesis_names for name in added)
+    weighed = snap.belief.weigh()  # from the conditioned fits, not the step's record
+    assert weighed.log_z == pytest.approx(live.history[k].log_evidence, rel=1e-9, abs=1e-9)
+    # the probabilities (which also weigh "none of these") within rounding, as rebuild.snapshot promises
+    assert weighed.probabilities == pytest.approx(live.history[k].probabilities, rel=1e-4, abs=1e-6)

@@ -47,7 +47,7 @@ TWO_TRANSITIONS = {  # x_c = 0.3 and 0.75: no declared law explains it; "second-
     "unit": "emu",
 }
 SEED = 1  # this seed's campaign proposes after its 15th measurement (a proposal round at n = 15)
-COST = 0.1  # the complexity prior's factor: at 0.1 that round suggests two laws (the views show both rows)
+COST, ADMIT = 0.1, 1.0  # the stricter abduction (admitted once leading): that round suggests two laws (both rows)
 
 
 @functools.cache
@@ -66,6 +66,7 @@ def proposing(mode: str = "add", budget: int = 16):
         seed=SEED,
         propose=mode,
         composition_cost=COST,
+        propose_admit=ADMIT,
     )
     out = _scratch("abduce-proposals-") / "run"
     campaign, instrument = built = r.build()
