@@ -92,6 +92,21 @@ def test_a_journal_config_of_every_mode_reads_back_into_the_recipe_that_wrote_it
     assert spec.recipe() == Recipe.model_validate({k: written[k] for k in Recipe.model_fields})
 
 
+def test_a_journal_from_before_the_abduction_keys_resumes_with_the_values_it_ran_with():
+    """composition_cost (0.1 then) and propose_admit (admitted once leading: 1.0) were added to the recipe after
+    journals with proposals were written; such a journal is read with what it ran with, a newer one as written."""
+    old = {"mode": "listen", "hypotheses": ["linear"], "policy": "discriminate", "budget": 3, "propose": "add"}
+    spec = spec_of(old)
+    assert (spec.composition_cost, spec.propose_admit) == (0.1, 1.0)
+    spec = spec_of({**old, "composition_cost": 1.0, "propose_admit": 0.05})
+    assert (spec.composition_cost, spec.propose_admit) == (1.0, 0.05)
+    off = spec_of({**old, "propose": "off"})  # never proposed: the defaults, which nothing reads
+    assert (off.composition_cost, off.propose_admit) == (
+        Recipe.model_fields["composition_cost"].default,
+        Recipe.model_fields["propose_admit"].default,
+    )
+
+
 def test_reading_a_journal_config_needs_no_torch():
     code = (
         "import sys; sys.modules['torch'] = None\n"
