@@ -296,6 +296,9 @@ def test_a_rebuild_replays_the_journalled_round_without_screening_or_fitting_a_c
         _, partial = rebuild(journal, upto=k + 1)
     assert rebuilt.history == live.history and rebuilt.hypothesis_names == live.hypothesis_names
     assert all(p["fit_index"] is not None for p in live.proposals)
+    # the winners were not the round's first fits: the replay seeds each by its own fit_index
+    winners = [p["fit_index"] for p in live.history[k].proposals if p["added"]]
+    assert winners != list(range(len(winners)))
     assert asked(partial) == sent(live, k + 1)
 
 
@@ -336,3 +339,19 @@ def test_a_snapshot_at_the_proposal_step_conditions_the_added_law_with_the_round
     assert weighed.log_z == pytest.approx(live.history[k].log_evidence, rel=1e-9, abs=1e-9)
     # the probabilities (which also weigh "none of these") within rounding, as rebuild.snapshot promises
     assert weighed.probabilities == pytest.approx(live.history[k].probabilities, rel=1e-4, abs=1e-6)
+
+
+def test_a_credible_law_is_put_to_the_test_before_it_leads(journalled):
+    """The default admits a composed law once it is credible (P if added >= 0.05): here the two-transition sum
+    at P = 0.36, behind the declared laws, five measurements before it would lead; admitted only once it leads
+    (propose_admit = 1.0, the stricter abduction) it joins later. Both end with it leading."""
+    _, live, k = journalled
+    (two,) = [p for p in live.history[k].proposals if p["name"] == TWO]
+    declared = max(v for n, v in live.history[k].log_evidence.items() if n in LAWS)
+    assert two["added"] and 0.05 <= two["probability"] < 0.5
+    assert two["log_evidence"] + math.log(two["weight"]) < declared  # credible, not leading
+    strict = RUN.model_copy(update={"propose_admit": 1.0}).run()
+    first = next(r.step for r in strict.history if r.proposals)
+    (late,) = [p for p in strict.history[first].proposals if p["name"] == TWO]
+    assert first > k and late["probability"] > 0.5
+    assert live.leader() == strict.leader() == TWO
