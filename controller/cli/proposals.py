@@ -13,7 +13,7 @@ operator has accepted yet: ``abduce accept RUN NAME`` adds one of those, while t
 JSON (``--json``)::
 
     {"run": str, "n": int, "depth": int, "mode": str, "propose": "off" | "add" | "suggest",
-     "admit": float,                 # the run's propose_admit: P if added from which a law is credible
+     "admit": float,                 # the run's propose_admit (below 1: P if added from which a law is admitted)
      "proposals": [PROPOSAL, ...],   # abduce.controller.core.abduction.Proposal as JSON, best first;
                                      # "suggested": true where it is credible (a live round would add it)
      "units": {name: {param: unit}},
@@ -119,11 +119,11 @@ def caption(result: dict) -> list[str]:
     what can be accepted)."""
     lines = [f"{p['name']}: m = {p['formula']}" for p in result["proposals"]]
     admit = result.get("admit")
-    credible = "credible" + (f" (P if added >= {admit:g}, or better than every law)" if admit is not None else "")
+    better = "better than every law" + (f" (or P if added >= {admit:g})" if admit is not None and admit < 1 else "")
     if any(p["suggested"] for p in result["proposals"]):
-        lines.append(f"* {credible}: a round now would propose it")
+        lines.append(f"* explains the data {better}: a round now would propose it")
     elif result["proposals"]:
-        lines.append(f"none is {credible}: a round now would propose nothing")
+        lines.append(f"none explains the data {better}: a round now would propose nothing")
     else:
         lines.append("no composition could be fitted (every candidate is already a contender, or every fit failed)")
     if result["acceptable"]:

@@ -17,13 +17,13 @@ A round:
    (:func:`abduce.hypotheses.grammar.prior_weight`), and checks the best ``propose_fits`` over their
    whole range (:func:`abduce.hypotheses.check.check_once`);
 3. fits those in full (MAP, then the evidence by importance sampling, as every law is fitted);
-4. keeps at most ``propose_keep`` that are *credible*: whose posterior probability, were they added,
-   reaches ``propose_admit`` (0.05), or whose posterior weight ``log Z + log pi`` beats every law's;
-   and (``"add"``) adds them to the campaign as contenders: from then on the policy and the
-   acquisition treat them like the others, so the next measurements are chosen to tell them from the
-   declared laws; or (``"suggest"``) holds them for :meth:`accept`. A credible law, not only a leading
-   one, is put to the test because the measurements made so far were chosen to tell the *declared* laws
-   apart: a second transition where they all agree is seldom measured until a contender predicts it.
+4. keeps at most ``propose_keep`` that are *credible*: whose posterior weight ``log Z + log pi`` beats
+   every law's, or (with ``propose_admit`` below its default 1.0) whose posterior probability, were they
+   added, reaches ``propose_admit``; and (``"add"``) adds them to the campaign as contenders: from then
+   on the policy and the acquisition treat them like the others, so the next measurements are chosen to
+   tell them from the declared laws; or (``"suggest"``) holds them for :meth:`accept`. Admitting a law
+   before it leads was measured and is not the default: at 0.05, lookalike compositions joined together
+   and split the probability, and in-set campaigns made proposals (README, "Laws outside the set").
 
 Everything is seeded from ``(seed, step)``. Every proposal made is recorded on its step (:class:`Proposal`)
 and journalled with the step's decision, with the added laws' fits; a resumed or rebuilt campaign (which

@@ -27,7 +27,7 @@ class CampaignSettings(InferenceSettings):
             after which the campaign stops with the error instead of asking elsewhere.
         q: points per request (a batch; ``Campaign.ask(q=...)`` overrides it per request).
         propose: abduction (:mod:`abduce.controller.core.abduction`): ``"off"``; ``"add"`` the best
-            composed laws to the campaign where they are credible (``propose_admit``; rounds run when "none of
+            composed laws to the campaign where they beat every law (``propose_admit``; rounds run when "none of
             these" leads, and as audits every ``propose_every`` measurements); ``"suggest"`` them only (an
             operator accepts one with ``Campaign.accept``).
         propose_depth: composition steps the grammar enumerates (:mod:`abduce.hypotheses.grammar`).
@@ -37,9 +37,8 @@ class CampaignSettings(InferenceSettings):
         propose_draws: prior draws per candidate in the screen (:mod:`abduce.hypotheses.proposals`).
         propose_fits: candidates fitted in full after the screen.
         propose_keep: most laws added (or suggested) per round.
-        propose_admit: a composed law is added (or suggested) when its posterior probability, were it
-            added, reaches this (a credible explanation is put to the test: the acquisition then chooses
-            measurements that tell it from the others), or when it beats every law.
+        propose_admit: a composed law is added (or suggested) when it beats every law, or when its
+            posterior probability, were it added, reaches this (1.0, the default: only the first).
         composition_cost: the complexity prior's factor per composition step
             (:func:`abduce.hypotheses.grammar.prior_weight`).
 
@@ -64,7 +63,7 @@ class CampaignSettings(InferenceSettings):
     propose_draws: int = 1024
     propose_fits: int = 6
     propose_keep: int = 2
-    propose_admit: float = 0.05
+    propose_admit: float = 1.0
     composition_cost: float = 1.0
 
     def __post_init__(self) -> None:

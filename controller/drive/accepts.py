@@ -1,8 +1,8 @@
 """An operator's accept of a suggested composed law (``abduce accept RUN NAME``), applied between requests.
 
-A campaign with ``propose = "suggest"`` holds the composed laws a proposal round found credible
-(:mod:`abduce.controller.core.abduction`: P if added >= ``propose_admit``, or better than every law) until a
-person accepts one. An accept is a change of
+A campaign with ``propose = "suggest"`` holds the composed laws a proposal round found better than every
+law (:mod:`abduce.controller.core.abduction`; or with P if added >= ``propose_admit``) until a person accepts
+one. An accept is a change of
 the campaign's hypotheses, so it happens only where no fit runs and no request is out: between two
 requests (the loop's decision boundary), journal first::
 
@@ -58,8 +58,8 @@ def accept(campaign: Campaign, name: str, journal: Journal | None = None, by: st
     if not waiting:
         raise ConfigError(
             f"nothing is suggested yet (after {campaign.n} measurements): a proposal round suggests a law only "
-            "when it is credible (P if added >= propose_admit, or better than every law); abduce propose RUN shows the "
-            "best candidates"
+            "when it explains the data better than every law (or P if added >= propose_admit); "
+            "abduce propose RUN shows the best candidates"
         )
     if name not in waiting:
         raise ConfigError(f"no suggested law is named {name!r}; suggested: {', '.join(waiting)}")
@@ -81,7 +81,7 @@ def say_suggested(record, run_dir) -> None:
     for p in record.proposals:
         if p.get("suggested"):
             log.warning(
-                "after %d measurements %s (%s) is a credible explanation (P = %.3f if added); "
+                "after %d measurements %s (%s) explains the data better than every law (P = %.3f if added); "
                 "accept it with: abduce accept %s %r",
                 record.step + 1,
                 p["name"],

@@ -89,7 +89,7 @@ class Recipe(BaseModel):
     propose: Literal["off", "add", "suggest"] = "off"
     propose_depth: Annotated[int, Field(ge=1, le=3)] = 1
     composition_cost: Annotated[float, Field(gt=0, le=1)] = 1.0
-    propose_admit: Annotated[float, Field(gt=0, le=1)] = 0.05
+    propose_admit: Annotated[float, Field(gt=0, le=1)] = 1.0
 
     @field_validator("hypotheses")
     @classmethod

@@ -75,17 +75,19 @@ def test_a_peak_the_grammar_cannot_express_leaves_none_of_these_leading():
 
 
 def test_the_complexity_prior_and_the_admission_reach_every_campaign_of_a_sweep():
-    """The what-if config (deploy/sweeps/abduction-strict.toml) sets composition_cost and propose_admit for its
-    sweep: each cell carries them and the campaign a cell builds uses them; the committed benchmark states the
-    defaults, and the recipe, the sweep and the campaign's settings share one default of each."""
+    """The what-if configs (deploy/sweeps/abduction-cost0.1.toml, abduction-credible.toml) set composition_cost
+    and propose_admit for their sweeps: each cell carries them and the campaign a cell builds uses them; the
+    committed benchmark states the defaults, and the recipe, the sweep and the campaign's settings share one
+    default of each."""
     from abduce.controller.core.settings import CampaignSettings
     from abduce.controller.recipe.recipe import Recipe
     from abduce.controller.rehearse.rehearsal import Rehearsal
     from abduce.controller.rehearse.sweep_config import SweepSection
 
-    what_if = load_sweep(CONFIG.with_name("abduction-strict.toml"))
-    check_composed(what_if.cells())
-    assert {(c["composition_cost"], c["propose_admit"]) for c in what_if.cells()} == {(0.1, 1.0)}
+    for name, settings in (("abduction-cost0.1.toml", (0.1, 1.0)), ("abduction-credible.toml", (1.0, 0.05))):
+        what_if = load_sweep(CONFIG.with_name(name))
+        check_composed(what_if.cells())
+        assert {(c["composition_cost"], c["propose_admit"]) for c in what_if.cells()} == {settings}
     default = CampaignSettings()
     assert {(c["composition_cost"], c["propose_admit"]) for c in load_sweep(CONFIG).cells()} == {
         (default.composition_cost, default.propose_admit)
@@ -94,9 +96,9 @@ def test_the_complexity_prior_and_the_admission_reach_every_campaign_of_a_sweep(
         assert Recipe.model_fields[key].default == getattr(SweepSection(), key) == getattr(default, key)
     c = cell("two-transitions")
     recipe = Rehearsal(
-        source=c["problem"]["source"], hypotheses=("second-order",), composition_cost=0.1, propose_admit=1.0
+        source=c["problem"]["source"], hypotheses=("second-order",), composition_cost=0.1, propose_admit=0.05
     )
-    assert (recipe.settings().composition_cost, recipe.settings().propose_admit) == (0.1, 1.0)
+    assert (recipe.settings().composition_cost, recipe.settings().propose_admit) == (0.1, 0.05)
     with pytest.raises(ValueError, match="composition_cost"):
         Rehearsal(source=c["problem"]["source"], hypotheses=("second-order",), composition_cost=0.0)
     with pytest.raises(ValueError, match="propose_admit"):
