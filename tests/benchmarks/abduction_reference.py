@@ -16,7 +16,7 @@ Prints per family: campaigns, the share where the composed law reached P >= 0.9 
 "right at p >= 0.9") and the median step it first did; ``--campaigns`` lists each campaign.
 
     python tests/benchmarks/abduction_reference.py [--families two-transitions] [--weight equal|prior]
-        [--design adaptive|space-filling] [--campaigns] [--workers 2]
+        [--design adaptive|space-filling] [--campaigns] [--only 0,3,5] [--workers 2]
 """
 
 from __future__ import annotations
@@ -85,11 +85,14 @@ def main() -> None:
     ap.add_argument("--design", choices=("adaptive", "space-filling"), default="adaptive")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--campaigns", action="store_true", help="print every campaign")
+    ap.add_argument("--only", default=None, help="only these campaign indices of each family (comma-separated)")
     args = ap.parse_args()
     from abduce.controller.rehearse.sweep_config import load_sweep
 
     families = args.families.split(",")
     cells = [c for c in load_sweep(args.config).cells() if c["problem"]["name"] in families]
+    if args.only:
+        cells = [c for c in cells if c["campaign"] in {int(i) for i in args.only.split(",")}]
     missing = set(families) - {c["problem"]["name"] for c in cells}
     if missing:
         raise SystemExit(f"no such family in {args.config}: {', '.join(sorted(missing))}")
