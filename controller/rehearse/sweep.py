@@ -204,32 +204,41 @@ def check_composed(cells: list[dict[str, Any]]) -> None:
                 raise ConfigError(f"family {p['name']!r}: the simulator has no attribute {attribute!r} (critical)")
 
 
+def rehearsal_of(cell: dict[str, Any], **changes: Any):
+    """The :class:`~abduce.controller.rehearse.rehearsal.Rehearsal` a cell runs (``changes``: recipe fields
+    to set otherwise, for a benchmark that reruns the cell's campaign another way)."""
+    from abduce.controller.rehearse.rehearsal import Rehearsal
+
+    p = cell["problem"]
+    fields = {
+        "source": p["source"],
+        "options": p["options"],
+        "hypotheses": tuple(cell["hypotheses"]),
+        "policy": cell["policy"],
+        "budget": cell["budget"],
+        "seed": cell["seed"],
+        "n_init": cell["n_init"],
+        "epsilon": cell["epsilon"],
+        "channel": p["channel"],
+        "reduction": p["reduction"],
+        "propose": cell["propose"],
+        "propose_depth": cell["propose_depth"],
+        "composition_cost": cell["composition_cost"],
+        "propose_admit": cell["propose_admit"],
+    }
+    return Rehearsal(**{**fields, **changes})
+
+
 def run_cell(cell: dict[str, Any]) -> list[dict[str, Any]]:
     """One campaign -> its rows of ``results.csv`` (runs on a Dask worker)."""
     import torch
 
     from abduce.controller.drive.loop import run_campaign
     from abduce.controller.rehearse.reconstruction import score, truth_of
-    from abduce.controller.rehearse.rehearsal import Rehearsal
 
     torch.set_num_threads(1)  # one campaign per worker thread: measured fastest on small machines
     p = cell["problem"]
-    rehearsal = Rehearsal(
-        source=p["source"],
-        options=p["options"],
-        hypotheses=tuple(cell["hypotheses"]),
-        policy=cell["policy"],
-        budget=cell["budget"],
-        seed=cell["seed"],
-        n_init=cell["n_init"],
-        epsilon=cell["epsilon"],
-        channel=p["channel"],
-        reduction=p["reduction"],
-        propose=cell["propose"],
-        propose_depth=cell["propose_depth"],
-        composition_cost=cell["composition_cost"],
-        propose_admit=cell["propose_admit"],
-    )
+    rehearsal = rehearsal_of(cell)
     t0, c0 = time.perf_counter(), time.process_time()
     campaign, instrument = rehearsal.build()
     rows = []

@@ -38,7 +38,7 @@ def one(job: tuple[str, str, int, str, str]) -> tuple[str, int, float, float]:
     import torch
 
     from abduce.controller.drive.loop import run_campaign
-    from abduce.controller.rehearse.rehearsal import Rehearsal
+    from abduce.controller.rehearse.sweep import rehearsal_of
     from abduce.controller.rehearse.sweep_config import load_sweep
     from abduce.hypotheses.belief import Slot
     from abduce.hypotheses.grammar import depth_counts, enumerate_compositions, prior_weight
@@ -47,19 +47,8 @@ def one(job: tuple[str, str, int, str, str]) -> tuple[str, int, float, float]:
     config, family, index, weight, design = job
     cell = next(c for c in load_sweep(config).cells() if c["problem"]["name"] == family and c["campaign"] == index)
     p = cell["problem"]
-    rehearsal = Rehearsal(
-        source=p["source"],
-        options=p["options"],
-        hypotheses=tuple(cell["hypotheses"]),
-        policy=cell["policy"],
-        budget=cell["budget"],
-        seed=cell["seed"],
-        n_init=cell["budget"] if design == "space-filling" else cell["n_init"],
-        epsilon=cell["epsilon"],
-        channel=p["channel"],
-        reduction=p["reduction"],
-    )
-    campaign, instrument = rehearsal.build()
+    n_init = cell["budget"] if design == "space-filling" else cell["n_init"]
+    campaign, instrument = rehearsal_of(cell, n_init=n_init, propose="off").build()
     declared = [slot.hypothesis for slot in campaign.belief.slots]
     every = enumerate_compositions(declared, campaign.space.d, cell["propose_depth"])
     law = next(h for h in every if h.name == p["composed"])
