@@ -42,8 +42,8 @@ the grammar can build from a campaign's laws::
 
 so a composed law leads only where its evidence beats the declared laws' by more than ``log(M / cost)``
 (at the default ``cost = 1``, the depth-1 laws together weigh one declared law: about 3.0 nats for 20 of them;
-5.3 at ``cost = 0.1``). A campaign admits one as a contender before it leads, once it is credible
-(``CampaignSettings.propose_admit``, :mod:`abduce.controller.core.abduction`).
+5.3 at ``cost = 0.1``). With ``CampaignSettings.propose_admit`` below 1 a campaign also admits one before it
+leads, once it is credible (:mod:`abduce.controller.core.abduction`).
 """
 
 from __future__ import annotations

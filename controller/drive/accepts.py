@@ -81,7 +81,8 @@ def say_suggested(record, run_dir) -> None:
     for p in record.proposals:
         if p.get("suggested"):
             log.warning(
-                "after %d measurements %s (%s) explains the data better than every law (P = %.3f if added); "
+                "after %d measurements %s (%s) explains the data better than every law, or is credible "
+                "(P = %.3f if added); "
                 "accept it with: abduce accept %s %r",
                 record.step + 1,
                 p["name"],

@@ -64,9 +64,9 @@ class Recipe(BaseModel):
             (:class:`~abduce.hypotheses.belief.InferenceSettings`; README, "Large campaigns").
         q: points per request, measured as one batch (``Campaign.ask(q=...)``; README, "Batches").
         propose, propose_depth, composition_cost, propose_admit: abduction
-            (:mod:`abduce.controller.core.abduction`; README, "Abduction"): ``off``, ``add`` credible composed
-            laws, or ``suggest`` them for an operator; composition steps; the complexity prior's factor per
-            step; the probability (were it added) from which a composed law is credible.
+            (:mod:`abduce.controller.core.abduction`; README, "Abduction"): ``off``, ``add`` composed laws that
+            beat every law, or ``suggest`` them for an operator; composition steps; the complexity prior's
+            factor per step; below 1, the probability (were it added) from which a composed law is also added.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)

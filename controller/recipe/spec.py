@@ -76,7 +76,8 @@ _TRANSITION_OPTIONS = ("truth", "x_c", "beta", "noise", "grid")
 
 
 # abduction's settings in journals that predate their keys (composition_cost: 0.1 until 2026-12-06;
-# propose_admit: a composed law was admitted only once it beat every law, i.e. 1.0)
+# propose_admit: a composed law was admitted only once it beat every law, i.e. 1.0; commits e7a1d5c-eee5a11
+# ran at 0.05 without journalling the key, and read back as 1.0: none left those development commits)
 _BEFORE_THE_KEYS: dict[str, Any] = {"composition_cost": 0.1, "propose_admit": 1.0}
 
 

@@ -80,11 +80,15 @@ def main() -> None:
 
     families = args.families.split(",")
     cells = [c for c in load_sweep(args.config).cells() if c["problem"]["name"] in families]
-    if args.only:
-        cells = [c for c in cells if c["campaign"] in {int(i) for i in args.only.split(",")}]
     missing = set(families) - {c["problem"]["name"] for c in cells}
     if missing:
         raise SystemExit(f"no such family in {args.config}: {', '.join(sorted(missing))}")
+    if args.only:
+        only = {int(i) for i in args.only.split(",")}
+        absent = only - {c["campaign"] for c in cells}
+        if absent:
+            raise SystemExit(f"no campaign {sorted(absent)} in {', '.join(families)} (--only)")
+        cells = [c for c in cells if c["campaign"] in only]
     jobs = [(args.config, c["problem"]["name"], c["campaign"], args.weight, args.design) for c in cells]
     with ProcessPoolExecutor(args.workers) as pool:
         results = list(pool.map(one, jobs))
