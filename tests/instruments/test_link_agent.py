@@ -1,6 +1,7 @@
 """The controller link and the instrument agent over loopback TCP, signing on."""
 
 import os
+import re
 import threading
 
 import numpy as np
@@ -205,20 +206,41 @@ def test_binding_beyond_loopback_without_curve_is_refused(keyring):
 
 def test_a_taken_control_lane_is_a_clear_error_and_the_link_still_closes(keyring):
     """The control lane is the instrument port + 1: taken, the link says so and closes (it used to hang in
-    the ZeroMQ context's term, so a daemon whose ports collided never exited)."""
+    the ZeroMQ context's term, so a daemon whose ports collided never exited).
+
+    The instrument port is free when probed but cannot be held for the link to bind: where another process
+    takes it in between (the link then names the instrument port, not the control lane), the test takes
+    another pair. The link is closed whatever happens, so a failure here leaves no context to hang the
+    garbage collector in a later test."""
     import zmq
 
     ctx = zmq.Context.instance()
-    for _ in range(20):  # a free port whose successor we can hold
+    for _ in range(20):
         probe = ctx.socket(zmq.ROUTER)
         port = probe.bind_to_random_port("tcp://127.0.0.1")
         probe.close(linger=0)
         squatter = ctx.socket(zmq.ROUTER)
         try:
-            squatter.bind(f"tcp://127.0.0.1:{port + 1}")
-            break
+            squatter.bind(f"tcp://127.0.0.1:{port + 1}")  # a free port whose successor we can hold
         except zmq.ZMQError:
             squatter.close(linger=0)
+            continue
+        link = InstrumentLink(f"tcp://127.0.0.1:{port}", Codec(keyring, "lab"))
+        try:
+            with pytest.raises(LinkError) as refused:
+                link.start()
+        finally:
+            closer = threading.Thread(target=link.close, daemon=True)
+            closer.start()
+            closer.join(60)  # milliseconds when it works; a hang is the bug
+            squatter.close(linger=0)
+        assert not closer.is_alive()
+        message = str(refused.value)
+        if "control lane" not in message and f"tcp://127.0.0.1:{port}:" in message:
+            continue  # the instrument port itself was taken after the probe: another pair
+        assert re.search(rf"control lane tcp://127.0.0.1:{port + 1} \(the instrument port \+ 1\)", message), message
+        return
+    pytest.fail("no port pair with its successor free and held in 20 tries")
     try:
         link = InstrumentLink(f"tcp://127.0.0.1:{port}", Codec(keyring, "lab"))
         with pytest.raises(LinkError, match=rf"control lane tcp://127.0.0.1:{port + 1} \(the instrument port \+ 1\)"):
