@@ -231,7 +231,7 @@ class Abduction:
         Raises:
             ConfigError: a journalled tree the grammar cannot build from the campaign's laws.
         """
-        made = [dict(p) for p in journalled if "accepted_step" not in p and (p.get("added") or p.get("suggested"))]
+        made = [dict(p) for p in journalled if made_by_round(p)]
         if any(p.get("fit_index") is None for p in made):
             return None
         self.rounds.append(campaign.n)
@@ -288,11 +288,22 @@ class Abduction:
         return accepted
 
 
+def made_by_round(proposal: dict) -> bool:
+    """Whether a recorded proposal is one a round made (added or suggested), not an operator's accept."""
+    return "accepted_step" not in proposal and bool(proposal.get("added") or proposal.get("suggested"))
+
+
+def round_seed(campaign, purpose: str, step: int, place: int) -> int:
+    """The seed of ``purpose`` ("fit", "evidence") for the ``place``-th full fit of the round after ``step``:
+    the live round, its replay and a snapshot draw the same."""
+    return campaign._int_seed(f"propose-{purpose}", step, place)
+
+
 def _seeds(campaign, step: int, places):
     """The seeds of a round's full fits: ``seed(purpose, i)`` for the ``i``-th law fitted here, which is the
     ``places[i]``-th of the round's fits (a replay fits only the winners, with the draws they had)."""
     places = list(places)
-    return lambda purpose, i: campaign._int_seed(f"propose-{purpose}", step, places[i])
+    return lambda purpose, i: round_seed(campaign, purpose, step, places[i])
 
 
 def _alone(settings, belief: Belief):

@@ -12,6 +12,7 @@ import dataclasses
 import math
 from collections.abc import Sequence
 
+from abduce.controller.core.abduction import made_by_round, round_seed
 from abduce.controller.core.settings import StepRecord
 from abduce.controller.core.state import CampaignState
 from abduce.controller.errors import CampaignStateError
@@ -88,14 +89,14 @@ class Snapshot(CampaignState):
             p["name"]: (p["step"], p["fit_index"])
             for rec in records
             for p in rec.proposals
-            if p.get("added") and "accepted_step" not in p and p.get("fit_index") is not None
+            if made_by_round(p) and p["added"] and p.get("fit_index") is not None
         }
         names = [slot.hypothesis.name for slot in self.belief.all_slots()]
 
         def seed(step: int, index: int) -> int:
             made = rounds.get(names[index])
             if made is not None and made[0] == step:
-                return self._int_seed("propose-evidence", step, made[1])
+                return round_seed(self, "evidence", step, made[1])
             return self._int_seed("evidence", step, index)
 
         return seed
