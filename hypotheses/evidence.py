@@ -187,6 +187,14 @@ class EvidenceTracker:
         log_w = self._loglik() + self.log_pq[self.inside]
         return torch.softmax(log_w, 0)
 
+    def physical_draws(self) -> tuple[Tensor, dict[str, Tensor]]:
+        """The posterior :meth:`evidence` summarises, as weighted draws: the normalised weights (``S_inside``)
+        and each free parameter's values at the draws inside the bounds (``S_inside``, physical units)."""
+        inside = self.phi[self.inside]
+        return self.weights(), {
+            p.name: self.frame.to_physical(p, inside[:, i]) for i, p in enumerate(self.hypothesis.free)
+        }
+
     def band(
         self, posterior: CandidatePosterior, mass: float = 1.0 - 1e-9, chunk: int | None = None
     ) -> tuple[Tensor, Tensor]:

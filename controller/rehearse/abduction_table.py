@@ -7,7 +7,9 @@ Per family, over its campaigns (one row per step; the last row of each campaign 
 * ``right at p >= 0.9``: share in which that law reached ``P >= 0.9`` at some step within the budget,
   and ``n90`` the median measurement at which it first did (over those campaigns);
 * ``critical within 2 sd``: among the campaigns that reached 0.9, share whose critical points (the
-  family's ``critical`` map) all lie within 2 posterior sds of the truth at the end;
+  family's ``critical`` map) all lie within 2 posterior sds of the truth at the end; ``if calibrated``: the
+  mean over the same campaigns of what that share would be were each posterior calibrated (the posterior's own
+  mass within 2 sd of every critical point, ``critical_calibrated``; NaN in sweeps written before that column);
 * ``any proposal at p >= 0.9``: share in which some composed law reached ``P >= 0.9`` at any step
   (``p_proposed``; in sweeps written before that column, from each step's leader: a law at 0.9 leads) --
   the check for truths the grammar cannot express;
@@ -51,6 +53,7 @@ def abduction_rows(results, declared: dict[str, set[str]]) -> list[dict]:
                     "reached": bool(reached),
                     "n90": n90,
                     "critical": float(end.get("critical_within_2sd", math.nan)) if reached else math.nan,
+                    "calibrated": float(end.get("critical_calibrated", math.nan)) if reached else math.nan,
                     "composed_leads": _proposal_reached(campaign, laws),
                     "none_leads": (not math.isnan(p_none)) and p_none > (0.0 if math.isnan(p_lead) else p_lead),
                     "target": target,
@@ -58,6 +61,8 @@ def abduction_rows(results, declared: dict[str, set[str]]) -> list[dict]:
             )
         n90s = [r["n90"] for r in runs if r["n90"] is not None]
         crit = [r["critical"] for r in runs if r["reached"]]  # NaN (not weighed at the end): not within
+        calibrated = [0.0 if math.isnan(r["calibrated"]) else r["calibrated"] for r in runs if r["reached"]]
+        old = any(r["reached"] for r in runs) and all(math.isnan(r["calibrated"]) for r in runs if r["reached"])
         has_target = any(r["target"] for r in runs)
         out.append(
             {
@@ -68,6 +73,7 @@ def abduction_rows(results, declared: dict[str, set[str]]) -> list[dict]:
                 "right at p >= 0.9": _share(r["reached"] for r in runs) if has_target else math.nan,
                 "n90 median": statistics.median(n90s) if n90s else math.nan,
                 "critical within 2 sd": _share(v >= 1.0 for v in crit) if crit else math.nan,
+                "if calibrated": _share(calibrated) if crit and not old else math.nan,
                 "any proposal at p >= 0.9": _share(r["composed_leads"] for r in runs),
                 "none leads at end": _share(r["none_leads"] for r in runs),
             }

@@ -61,6 +61,8 @@ def test_two_transitions_in_a_short_campaign_find_their_sum_and_the_table_says_s
         first = next(r["n"] for r in rows if r["p_composed"] >= 0.9)
         assert row["n90 median"] == first
         assert row["critical within 2 sd"] == end["critical_within_2sd"]
+        # a calibrated posterior holds about 0.954^2 of its mass within 2 sd of both transitions
+        assert row["if calibrated"] == end["critical_calibrated"] and 0.8 < end["critical_calibrated"] <= 1.0
     assert "| two-transitions (72) |" in abduction_markdown(table, {"two-transitions": 72})
 
 
