@@ -43,6 +43,7 @@ from abduce.controller.drive.remote import AuditLog, LinkInstrument, listening_l
 from abduce.controller.errors import AbduceError
 from abduce.controller.intake.capabilities import space_of
 from abduce.controller.journal.events import append, decision_body
+from abduce.controller.journal.rebuild import with_transfer
 from abduce.controller.journal.resume import retell
 from abduce.controller.journal.rundir import RunDirectory, write_endpoints
 from abduce.controller.recipe.settings import Settings, load_settings
@@ -168,10 +169,10 @@ class Daemon:
 
     def run(self) -> dict:
         """Run until the campaign is done or stopped; returns the final status."""
-        s = self.settings
-        _, secret = load_key(s.instrument.key)  # the control lane signs with it too
-        run_dir = Path(s.daemon.run_dir)
+        _, secret = load_key(self.settings.instrument.key)  # the control lane signs with it too
+        run_dir = Path(self.settings.daemon.run_dir)
         resuming = (run_dir / "journal.sqlite").exists()
+        s = self.settings = with_transfer(self.settings, resuming)  # prior_from read once, before any wait
         run_dir.mkdir(parents=True, exist_ok=True)
         control = ControlServer(s.daemon.control, secret, self.control).start()
         audit = AuditLog(run_dir / "audit.jsonl")

@@ -44,6 +44,7 @@ from abduce.hypotheses.errors import FitError
 from abduce.hypotheses.fitting import Fit, FitPlan, FitSettings, fit_planned, one_blas_thread
 from abduce.hypotheses.model import DTYPE, LOG_2PI, StructuredGP, relative_mean
 from abduce.hypotheses.occam import matern_correlation
+from abduce.hypotheses.transfer import GPyTorchMixture
 
 _log = logging.getLogger("abduce.fitting")
 
@@ -93,6 +94,13 @@ class _Layout:
         self._constraints += [getattr(mean, f"raw_{p.name}_constraint") for p in self.hypothesis.free]
         self._priors = [kern.base_kernel.lengthscale_prior, kern.outputscale_prior, lik.noise_prior]
         self._priors += [getattr(mean, f"{p.name}_prior", None) for p in self.hypothesis.free]
+        # a prior without a closed form in _terms (a transferred mixture, hypotheses/transfer.py): its column
+        # and its density, added to the rows of this layout in _objective
+        self.densities = [
+            (at, prior.mixture)
+            for at, prior in enumerate(self._priors[3:], start=self._params[0].numel() + 2)
+            if isinstance(prior, GPyTorchMixture)
+        ]
         names = {id(p): name for name, p in model.named_parameters()}
         self._keys = [names[id(p)] for p in self._params]  # the parameters' keys in a state dict
         self.d = self._params[0].numel()
@@ -138,8 +146,12 @@ class _Layout:
         for param, c, prior in zip(self._params, self._constraints, self._priors):
             if not (isinstance(c, Interval) and c.enforced and c._transform is torch.sigmoid):
                 raise _Unbatchable(f"{self.hypothesis.name}: batched fitting needs sigmoid interval constraints")
+            if isinstance(prior, GPyTorchMixture):
+                prior = None  # its density is added apart (densities)
             if prior is not None and not isinstance(prior, (NormalPrior, LogNormalPrior)):
-                raise _Unbatchable(f"{self.hypothesis.name}: batched fitting knows normal and log-normal priors only")
+                raise _Unbatchable(
+                    f"{self.hypothesis.name}: batched fitting knows normal, log-normal and transferred priors only"
+                )
             lo = c.lower_bound.expand(param.shape).reshape(-1)
             width = (c.upper_bound - c.lower_bound).expand(param.shape).reshape(-1)
             for j in range(param.numel()):
@@ -205,13 +217,18 @@ def _objective(batch: _Rows, rows: Tensor, u: Tensor, v: Tensor, known: Tensor |
     d = batch.layouts[0].d
     values, log_prior = _terms(rows, batch.consts)
     ls, scale, noise = values[:, :d], values[:, d], values[:, d + 1]
-    means, at = [], 0
+    means, extra, at = [], [], 0
     for layout, count in batch.runs:
         part = values[at : at + count, d + 2 :]
         relative = {p.name: part[:, j : j + 1] for j, p in enumerate(layout.hypothesis.free)}
         means.append(relative_mean(layout.hypothesis, layout.frame, u, relative).expand(count, n))
+        density = torch.zeros(count, dtype=values.dtype, device=values.device)
+        for column, prior in layout.densities:
+            density = density + prior.log_prob(values[at : at + count, column], prior.lo, prior.hi)
+        extra.append(density)
         at += count
     mean = torch.cat(means)
+    log_prior = log_prior + torch.cat(extra)
     x = (u - u.mean(0)).unsqueeze(0) / ls.unsqueeze(1)  # B x n x d
     s = (x.unsqueeze(2) - x.unsqueeze(1)).pow(2).sum(-1).clamp_min(1e-30)
     k = scale.view(-1, 1, 1) * _matern(s, batch) + noise.view(-1, 1, 1) * torch.eye(n, dtype=u.dtype, device=u.device)

@@ -163,6 +163,7 @@ class Belief:
         lo: tuple[float, ...],
         span: tuple[float, ...],
         settings: InferenceSettings,
+        weights: Sequence[float] | None = None,
     ) -> None:
         if NONE_OF_THESE.name in [h.name for h in hypotheses]:
             raise ConfigError(
@@ -170,7 +171,10 @@ class Belief:
             )
         self.points, self.lo, self.span, self.settings = points, lo, span, settings
         self.slots = [Slot(h) for h in hypotheses]
-        self.weights = [1.0] * len(self.slots)  # each law's prior weight (the complexity prior of proposals)
+        # each law's prior weight: 1 a declared law; a proposal's complexity prior; a transfer's (hypotheses.transfer)
+        self.weights = [1.0] * len(self.slots) if weights is None else [float(w) for w in weights]
+        if len(self.weights) != len(self.slots) or not all(math.isfinite(w) and w > 0 for w in self.weights):
+            raise ConfigError(f"one prior weight > 0 per hypothesis, got {list(weights or [])} for {len(self.slots)}")
         # "none of these": fitted and weighed like the laws, never chosen by a policy or scored by an acquisition
         self.none = Slot(NONE_OF_THESE) if settings.none_prior > 0 else None
 

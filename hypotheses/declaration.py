@@ -48,7 +48,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
 
 import torch
 from torch import Tensor
@@ -79,9 +80,18 @@ class Prior:
         """Inverse CDF of the truncated prior: ``u`` in (0, 1) -> a value in ``[lo, hi]``."""
         raise NotImplementedError
 
+    def cdf(self, r: Tensor, lo: float, hi: float) -> Tensor:
+        """CDF of the truncated prior at ``r`` (0 below ``lo``, 1 above ``hi``)."""
+        raise NotImplementedError
+
     def gpytorch_prior(self):
         """The prior for MAP fitting (truncation constants do not matter there), or None if flat."""
         return None
+
+    def framed(self, p: Parameter, frame: Frame) -> Prior:
+        """This prior on ``p``'s relative value in ``frame``: itself, for every prior stated on the relative
+        value; a prior held in physical units (:class:`abduce.hypotheses.transfer.Transferred`) converts."""
+        return self
 
 
 @dataclass(frozen=True)
@@ -94,6 +104,9 @@ class Uniform(Prior):
 
     def from_unit(self, u: Tensor, lo: float, hi: float) -> Tensor:
         return lo + u * (hi - lo)
+
+    def cdf(self, r: Tensor, lo: float, hi: float) -> Tensor:
+        return ((r - lo) / (hi - lo)).clamp(0.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -121,8 +134,7 @@ class _Gaussianised(Prior):
 
     def log_prob(self, r: Tensor, lo: float, hi: float) -> Tensor:
         loc, scale = self._loc_scale
-        zl, zh = self._z_bounds(lo, hi)
-        mass = _STD_NORMAL.cdf(zh) - _STD_NORMAL.cdf(zl)
+        mass = _truncated_mass(self, lo, hi)
         inside = (r >= lo) & (r <= hi)
         rc = r.clamp(lo, hi)
         z = (self._g(rc) - loc) / scale
@@ -135,6 +147,21 @@ class _Gaussianised(Prior):
         cl, ch = _STD_NORMAL.cdf(zl), _STD_NORMAL.cdf(zh)
         p = (cl + u * (ch - cl)).clamp(1e-15, 1 - 1e-15)
         return self._g_inv(loc + scale * _STD_NORMAL.icdf(p)).clamp(lo, hi)
+
+    def cdf(self, r: Tensor, lo: float, hi: float) -> Tensor:
+        loc, scale = self._loc_scale
+        zl, zh = self._z_bounds(lo, hi)
+        cl, ch = _STD_NORMAL.cdf(zl), _STD_NORMAL.cdf(zh)
+        z = (self._g(r.clamp(lo, hi)) - loc) / scale
+        return ((_STD_NORMAL.cdf(z) - cl) / (ch - cl)).clamp(0.0, 1.0)
+
+
+@lru_cache(maxsize=4096)
+def _truncated_mass(prior: _Gaussianised, lo: float, hi: float) -> Tensor:
+    """The mass of ``prior``'s normal within ``[lo, hi]`` (a log density's normaliser), once per prior and
+    bounds: a MAP fit evaluates the density thousands of times."""
+    zl, zh = prior._z_bounds(lo, hi)
+    return _STD_NORMAL.cdf(zh) - _STD_NORMAL.cdf(zl)
 
 
 @dataclass(frozen=True)
@@ -326,6 +353,14 @@ class Hypothesis:
     @property
     def fixed(self) -> tuple[Parameter, ...]:
         return tuple(p for p in self.parameters if p.fixed is not None)
+
+    def in_frame(self, frame: Frame) -> Hypothesis:
+        """This hypothesis with every prior on its relative values in ``frame`` (:meth:`Prior.framed`):
+        itself, unless a prior is held in physical units (one transferred from a past campaign)."""
+        priors = [p.prior.framed(p, frame) for p in self.parameters]
+        if all(new is p.prior for new, p in zip(priors, self.parameters)):
+            return self
+        return replace(self, parameters=tuple(replace(p, prior=q) for p, q in zip(self.parameters, priors)))
 
 
 @dataclass(frozen=True)

@@ -461,8 +461,9 @@ def plan_fit(problem: FitProblem, settings: FitSettings) -> FitPlan:
     if warm is not None:
         starts.append(None)
     if hypothesis.free and settings.screen > 0 and settings.restarts > 0:
-        draws = prior_draws(hypothesis, settings.screen, problem.seed, u.device)
-        score = 0.5 * residual_quads(model, u, v, draws, z) - log_prior(hypothesis, draws).squeeze(-1)
+        framed = model.hypothesis  # its priors in this frame
+        draws = prior_draws(framed, settings.screen, problem.seed, u.device)
+        score = 0.5 * residual_quads(model, u, v, draws, z) - log_prior(framed, draws).squeeze(-1)
         if warm is not None:
             current = {
                 p.name: getattr(model.physics, f"raw_{p.name}_constraint")
@@ -471,7 +472,7 @@ def plan_fit(problem: FitProblem, settings: FitSettings) -> FitPlan:
                 .reshape(1, 1)
                 for p in hypothesis.free
             }
-            bar = float(0.5 * residual_quads(model, u, v, current, z).sum() - log_prior(hypothesis, current).sum())
+            bar = float(0.5 * residual_quads(model, u, v, current, z).sum() - log_prior(framed, current).sum())
         else:
             bar = math.inf
         explore = warm is not None and settings.explore_every > 0 and len(u) % settings.explore_every == 0

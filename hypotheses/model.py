@@ -71,6 +71,7 @@ class PhysicsMean(Mean):
 
     def __init__(self, hypothesis: Hypothesis, frame: Frame) -> None:
         super().__init__()
+        hypothesis = hypothesis.in_frame(frame)  # a prior held in physical units, in this fit's relative frame
         self.hypothesis, self.frame = hypothesis, frame
         for p in hypothesis.free:
             raw = f"raw_{p.name}"
@@ -170,6 +171,7 @@ class StructuredGP(SingleTaskGP):
         known: Tensor | None = None,
     ) -> None:
         d = train_u.shape[-1]
+        hypothesis = hypothesis.in_frame(frame)  # priors in this fit's frame (transferred ones are physical)
         base = MaternKernel(
             nu=hypothesis.nu,
             ard_num_dims=d,

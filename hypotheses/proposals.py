@@ -53,7 +53,7 @@ def screen(
         chol = torch.linalg.cholesky(base.covar_module(u).to_dense() + noise_matrix(base, len(u), u.device))
         out = []
         for h in candidates:
-            theta = prior_draws(h, draws, seed, u.device)
+            theta = prior_draws(h.in_frame(frame), draws, seed, u.device)
             means = relative_mean(h, frame, u, theta)  # S x n
             w = torch.linalg.solve_triangular(chol, (v.unsqueeze(0) - means).T, upper=False)
             loglik = -0.5 * (w**2).sum(0)

@@ -20,8 +20,8 @@ from abduce.controller.cli.names import (
     import_plugins,
     one_of,
 )
-from abduce.controller.cli.paths import out_folder
-from abduce.controller.errors import AbduceError
+from abduce.controller.cli.paths import out_folder, run_path
+from abduce.controller.errors import AbduceError, ConfigError
 from abduce.controller.recipe.recipe import TRANSITION_LAWS, Recipe
 
 
@@ -33,6 +33,14 @@ def _given(**options):
 def _run(field: str):
     """The default of ``abduce run``'s option ``field``: the recipe's (they live in one place)."""
     return Recipe.model_fields[field].default
+
+
+def past_run(run: Path, temper: float | None = None, share: float | None = None):
+    """The :class:`~abduce.controller.recipe.transfer.Transfer` from the run ``run`` (a directory or its journal)
+    at its end: read-only, before anything of the new run is written."""
+    from abduce.controller.journal.rebuild import transfer_from_run
+
+    return transfer_from_run(run_path(run), temper, share)
 
 
 def run_in_process(opts, out: Path, progress: bool = True) -> dict:
@@ -152,6 +160,24 @@ def run(
     propose_depth: int = typer.Option(
         _run("propose_depth"), min=1, max=3, help="Composition steps a proposal may take (sums, backgrounds, ...)."
     ),
+    prior_from: Path = typer.Option(
+        None,
+        "--prior-from",
+        help="A past run (directory or journal): its posteriors become this campaign's priors, tempered and mixed "
+        "with the declared ones (README, 'Transfer between campaigns').",
+    ),
+    temper: float = typer.Option(
+        None,
+        min=0.0,
+        max=1.0,
+        help="With --prior-from: the past posteriors raised to this power \\[default: 0.5].",
+    ),
+    transfer_share: float = typer.Option(
+        None,
+        min=0.0,
+        max=1.0,
+        help="With --prior-from: the declared priors' share in every transferred prior, in (0, 1] \\[default: 0.2].",
+    ),
     channel: str = typer.Option(
         None, help="The instrument channel the hypotheses explain (default: its first scalar channel)."
     ),
@@ -190,6 +216,10 @@ def run(
             propose=propose,
         )
         out_folder(out, "the run directory to create")
+        if prior_from is not None:
+            run_path(prior_from)
+        elif temper is not None or transfer_share is not None:
+            raise ConfigError("--temper and --transfer-share go with --prior-from RUN")
         import_plugins(names, reduction)
     except AbduceError as exc:
         _fail(exc)
@@ -207,6 +237,8 @@ def run(
         **_given(channel=channel, reduction=reduction),
     )
     try:
+        if prior_from is not None:
+            recipe["transfer"] = past_run(prior_from, temper, transfer_share)
         if listen:
             if key is None:
                 raise typer.BadParameter("--listen needs --key (make one with `abduce keys new PATH`)")

@@ -68,6 +68,8 @@ class Campaign(CampaignState):
         name: part of every request id (ids are unique per name, seed and step).
         device: where the maths runs (default the CPU); chosen by the edge that builds the
             campaign (:func:`abduce.controller.recipe.recipe.resolve_device`), never probed here.
+        weights: each hypothesis's prior weight (default 1 each: a uniform prior over the laws); a
+            transfer from a past campaign sets them (:class:`~abduce.controller.recipe.transfer.Transfer`).
 
     Example:
         >>> c = Campaign(Space.box([(0, 1)]), [BUILTIN["linear"]], "discriminate", None, Budget(10), seed=0)

@@ -52,6 +52,7 @@ class CampaignState:
         settings: CampaignSettings | None = None,
         name: str = "campaign",
         device: torch.device | str | None = None,
+        weights: list[float] | None = None,
     ) -> None:
         if not hypotheses:
             raise ConfigError("a campaign needs at least one hypothesis")
@@ -70,7 +71,7 @@ class CampaignState:
         self.name = name
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self._points = design.posterior_points(space, self.seed, settings.reference_size, self.device)
-        self.belief = Belief(hypotheses, self._points, space.lo, space.span, settings)
+        self.belief = Belief(hypotheses, self._points, space.lo, space.span, settings, weights)
         self.settings = settings
         self._times_chosen = [0] * len(hypotheses)
         self._rewards: list[list[float]] = [[] for _ in hypotheses]

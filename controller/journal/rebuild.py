@@ -10,15 +10,18 @@ that ran.
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 from abduce.controller.journal.events import read, refused_points
-from abduce.controller.journal.store import Journal, JournalError
+from abduce.controller.journal.store import Journal, JournalError, journal_path
 from abduce.controller.recipe.spec import RunSpec, spec_of
 
 if TYPE_CHECKING:  # reading a spec needs no torch (abduce inspect); building its campaign does
     from abduce.controller.core.campaign import Campaign
     from abduce.controller.core.snapshot import Snapshot
+    from abduce.controller.recipe.settings import Settings
+    from abduce.controller.recipe.transfer import Transfer
 
 
 def snapshot(journal: Journal, upto: int | None = None, events: list | None = None) -> tuple[RunSpec, Snapshot]:
@@ -104,3 +107,47 @@ def rebuild(journal: Journal, upto: int | None = None) -> tuple[RunSpec, Campaig
     spec = spec_of(journal.config())
     resumed = retell(spec.campaign(), journal, limit=upto)
     return spec, resumed.campaign
+
+
+def transfer_from_run(run: str | os.PathLike, temper: float | None = None, share: float | None = None) -> Transfer:
+    """:func:`transfer_from` the run ``run`` (a run directory or its journal), opened read-only."""
+    with Journal.open(journal_path(run), readonly=True) as journal:
+        return transfer_from(journal, str(run), temper, share)
+
+
+def transfer_from(journal: Journal, source: str, temper: float | None = None, share: float | None = None) -> Transfer:
+    """What a new campaign takes from the journal's campaign at its end (:meth:`Transfer.of
+    <abduce.controller.recipe.transfer.Transfer.of>` of its :func:`snapshot`; ``source``: the run as the user
+    named it; ``temper``, ``share``: None for the defaults).
+
+    Raises:
+        ConfigError: the journal's campaign has no fitted law; JournalError: see :func:`snapshot`.
+    """
+    from abduce.controller.recipe.transfer import Transfer
+
+    _, campaign = snapshot(journal)
+    given = {k: v for k, v in (("temper", temper), ("share", share)) if v is not None}
+    return Transfer.of(campaign, source, **given)
+
+
+def with_transfer(settings: Settings, resuming: bool) -> Settings:
+    """A daemon's settings with ``[campaign] prior_from`` read into its recipe's ``transfer``: from the past run
+    when the campaign starts; from its own journal when it resumes (what was transferred then, whatever the
+    past run holds now). Settings without ``prior_from`` are returned as they are.
+
+    Raises:
+        ConfigError: the past run cannot be read or has nothing to transfer; JournalError: the journal
+            being resumed records no transfer (it was started without ``prior_from``).
+    """
+    c = settings.campaign
+    if c.prior_from is None:
+        return settings
+    if resuming:
+        path = journal_path(settings.daemon.run_dir)
+        with Journal.open(path, readonly=True) as journal:
+            transfer = spec_of(journal.config()).transfer
+        if transfer is None:
+            raise JournalError(f"{path}: the campaign was started without prior_from; it cannot resume with one")
+    else:
+        transfer = transfer_from_run(c.prior_from, c.temper, c.transfer_share)
+    return settings.model_copy(update={"campaign": c.model_copy(update={"transfer": transfer})})

@@ -78,6 +78,12 @@ CREATE TRIGGER events_no_delete BEFORE DELETE ON events BEGIN SELECT RAISE(ABORT
 """
 
 
+def journal_path(run: str | os.PathLike) -> Path:
+    """A run directory or a journal file -> the journal file."""
+    path = Path(run)
+    return path / "journal.sqlite" if path.is_dir() else path
+
+
 class JournalError(AbduceError):
     """A file that cannot be used as this journal (says why); it is left untouched."""
 

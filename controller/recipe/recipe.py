@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from abduce.controller.errors import AbduceError, ConfigError
+from abduce.controller.recipe.transfer import Transfer
 
 if TYPE_CHECKING:
     import torch
@@ -67,6 +68,8 @@ class Recipe(BaseModel):
             (:mod:`abduce.controller.core.abduction`; README, "Abduction"): ``off``, ``add`` composed laws that
             beat every law, or ``suggest`` them for an operator; composition steps; the complexity prior's
             factor per step; below 1, the probability (were it added) from which a composed law is also added.
+        transfer: what the campaign took from a past one (:class:`~abduce.controller.recipe.transfer.Transfer`;
+            README, "Transfer between campaigns"), held whole so a journal resumes without the past run.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -90,6 +93,7 @@ class Recipe(BaseModel):
     propose_depth: Annotated[int, Field(ge=1, le=3)] = 1
     composition_cost: Annotated[float, Field(gt=0, le=1)] = 1.0
     propose_admit: Annotated[float, Field(gt=0, le=1)] = 1.0
+    transfer: Transfer | None = None
 
     @field_validator("hypotheses")
     @classmethod
@@ -181,9 +185,13 @@ class Recipe(BaseModel):
 
         policy_cls = POLICIES[self.policy]
         policy = policy_cls(epsilon=self.epsilon) if self.policy == "epsilon-greedy" else policy_cls()
+        hypotheses, weights = [resolve_hypothesis(h) for h in self.hypotheses], None
+        if self.transfer is not None:  # the past campaign's posteriors as priors, its composed laws joining
+            hypotheses, weights = self.transfer.apply(hypotheses, space, self.composition_cost)
         return (kind or Campaign)(
             space=space,
-            hypotheses=[resolve_hypothesis(h) for h in self.hypotheses],
+            hypotheses=hypotheses,
+            weights=weights,
             policy=policy,
             acquisition=self.acquisition,
             stopping=Budget(self.budget),

@@ -41,9 +41,22 @@ class _Section(BaseModel):
 
 class CampaignSection(Recipe):
     """What to learn: the campaign's :class:`~abduce.controller.recipe.recipe.Recipe`. A daemon's
-    config states its budget (no default: a week of beam time is not spent on a default)."""
+    config states its budget (no default: a week of beam time is not spent on a default).
+
+    ``prior_from``: a past run (its folder or journal) whose posteriors become this campaign's priors,
+    ``temper`` and ``transfer_share`` how strongly (README, "Transfer between campaigns"); the daemon reads it
+    when it starts the campaign, and a resume uses what its journal says was transferred."""
 
     budget: Annotated[int, Field(ge=1)]
+    prior_from: Path | None = None
+    temper: Annotated[float, Field(gt=0, le=1)] | None = None
+    transfer_share: Annotated[float, Field(gt=0, le=1)] | None = None
+
+    @model_validator(mode="after")
+    def _transfer(self) -> CampaignSection:
+        if self.prior_from is None and (self.temper is not None or self.transfer_share is not None):
+            raise ValueError("temper and transfer_share go with prior_from (a past run)")
+        return self
 
 
 class InstrumentSection(_Section):
@@ -107,7 +120,8 @@ class Settings(_Section):
             update={k: fix(getattr(self.instrument, k)) for k in ("key", "curve_secret", "curve_clients")}
         )
         daemon = self.daemon.model_copy(update={"run_dir": fix(self.daemon.run_dir), "log": fix(self.daemon.log)})
-        return self.model_copy(update={"instrument": inst, "daemon": daemon})
+        campaign = self.campaign.model_copy(update={"prior_from": fix(self.campaign.prior_from)})
+        return self.model_copy(update={"instrument": inst, "daemon": daemon, "campaign": campaign})
 
 
 def _line_of(text: str, loc: tuple) -> int | None:

@@ -91,7 +91,6 @@ schema, :data:`SCHEMA` is their JSON schema)::
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 from abduce.controller.errors import ConfigError
@@ -104,7 +103,7 @@ from abduce.controller.journal.events import (
     refused_points,
     refused_readings,
 )
-from abduce.controller.journal.store import Journal
+from abduce.controller.journal.store import Journal, journal_path  # noqa: F401  (journal_path: re-exported)
 from abduce.controller.recipe.spec import spec_of
 from abduce.controller.views.labels import QuantityRow, labels_of
 from abduce.controller.views.proposals import ProposalRow, contenders, proposals_of
@@ -178,12 +177,6 @@ class Inspection(_Strict):
 
 
 SCHEMA: dict[str, Any] = Inspection.model_json_schema()
-
-
-def journal_path(run: str | os.PathLike) -> Path:
-    """A run directory or a journal file -> the journal file."""
-    path = Path(run)
-    return path / "journal.sqlite" if path.is_dir() else path
 
 
 def inspect_run(run: str | os.PathLike, step: int | None = None) -> Inspection:

@@ -1,0 +1,223 @@
+"""Priors carried from a past campaign to the next sample: transfer between campaigns.
+
+A week of beam time is a series of samples, each much like the last. What one campaign learnt becomes the
+next one's prior, in two parts.
+
+**The parameters.** Each law's posterior over a free parameter, summarised by its mean ``mu`` and sd ``sd``
+in *physical* units, becomes
+
+    p_new(r) = lambda p_declared(r) + (1 - lambda) N_[lo, hi](r; mu_r, sd_r^2 / tau)
+
+on the parameter's relative value ``r``, with ``mu_r``, ``sd_r`` the moments in the new fit's relative
+frame, ``tau`` in (0, 1] the tempering (a normal raised to the power ``tau`` has its variance divided by
+``tau``: ``tau = 1`` keeps the past posterior's width, smaller values widen it) and ``lambda`` in (0, 1] the
+declared prior's share, so that a sample that differs keeps the declared prior's mass where the past
+posterior has none and is not trapped. Both parts are truncated to the parameter's bounds and normalised.
+Parameters transfer one by one (the past posterior's correlations are dropped: the product of its
+marginals is at least as wide as the joint).
+
+Physical units because the next campaign's relative frame is not the last one's: another grid or range
+moves ``x`` (``r = (x - lo) / span``), and the data scale ``s`` (``max |y|``) that amplitudes are relative to
+is only known once the new campaign has data, and changes as they come in. A :class:`Transferred` prior
+therefore holds the physical moments and becomes a relative :class:`Mixture` wherever a fit's frame is
+known (:meth:`~abduce.hypotheses.declaration.Hypothesis.in_frame`, called where a structured GP is built
+and where prior draws are screened). Where the past posterior's normal holds no mass within the new bounds
+(a critical point outside the new range), the declared prior stands alone.
+
+**The laws.** The prior over the laws mixes the declared prior ``beta_h`` (each declared law alike, a
+composed law its complexity prior's weight) with the past probabilities tempered the same way:
+
+    pi_h = lambda beta_h + (1 - lambda) p_h^tau / sum_h' p_h'^tau
+
+over the laws the past campaign weighed (``p_h``: its probabilities at its end, "none of these" left out);
+a law it did not weigh keeps only its ``lambda`` share. "None of these" keeps its own prior
+(``none_prior``), so a sample whose law changed can still be flagged.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from functools import cached_property
+
+import torch
+from gpytorch.priors import Prior as GPyTorchPrior
+from torch import Tensor
+from torch.distributions import Distribution
+
+from abduce.controller.errors import ConfigError
+from abduce.hypotheses.declaration import Frame, Hypothesis, Normal, Parameter, Prior
+
+TABLE = 513  # the mixture's inverse CDF: interpolated in a table of 2 x 513 points of its CDF ...
+NEWTON = 2  # ... then polished by Newton steps on the exact CDF
+MIN_MASS = 1e-9  # a transferred normal holding less of its mass within the new bounds is dropped
+
+
+@dataclass(frozen=True)
+class Mixture(Prior):
+    """``share * declared + (1 - share) * Normal(mean, sd)``, each truncated to ``[lo, hi]``, on a relative value.
+
+    ``lo``, ``hi``: the parameter's bounds (the MAP fit's density needs them; every method is also given them)."""
+
+    declared: Prior
+    mean: float
+    sd: float
+    share: float
+    lo: float
+    hi: float
+
+    @property
+    def _normal(self) -> Normal:
+        return Normal(mean=self.mean, sd=self.sd)
+
+    def log_prob(self, r: Tensor, lo: float, hi: float) -> Tensor:
+        past = self._normal.log_prob(r, lo, hi) + math.log1p(-self.share) if self.share < 1 else None
+        declared = self.declared.log_prob(r, lo, hi) + math.log(self.share)
+        return declared if past is None else torch.logaddexp(declared, past)
+
+    def cdf(self, r: Tensor, lo: float, hi: float) -> Tensor:
+        return self.share * self.declared.cdf(r, lo, hi) + (1.0 - self.share) * self._normal.cdf(r, lo, hi)
+
+    @cached_property
+    def _table(self) -> tuple[Tensor, Tensor]:
+        """The CDF on a grid over the bounds, denser within 8 sd of the past mean: ``(r, F(r))``, increasing."""
+        r = torch.cat(
+            [
+                torch.linspace(self.lo, self.hi, TABLE, dtype=torch.float64),
+                (self.mean + self.sd * torch.linspace(-8.0, 8.0, TABLE, dtype=torch.float64)).clamp(self.lo, self.hi),
+            ]
+        ).unique()
+        return r, self.cdf(r, self.lo, self.hi)
+
+    def from_unit(self, u: Tensor, lo: float, hi: float) -> Tensor:
+        """The inverse CDF: interpolated in a table of the CDF, then two Newton steps on the exact CDF kept
+        within the table's bracket (monotone in ``u``, so scrambled-Sobol draws keep their spread; to about
+        1e-12 in ``u``). ``lo``, ``hi``: the bounds the mixture was built with."""
+        r, c = self._table
+        r, c = r.to(u), c.to(u)
+        i = torch.searchsorted(c, u.contiguous()).clamp(1, len(c) - 1)
+        r0, r1, c0, c1 = r[i - 1], r[i], c[i - 1], c[i]
+        x = r0 + ((u - c0) / (c1 - c0).clamp_min(1e-300)).clamp(0.0, 1.0) * (r1 - r0)
+        for _ in range(NEWTON):
+            step = (self.cdf(x, lo, hi) - u) / self.log_prob(x, lo, hi).exp().clamp_min(1e-300)
+            x = torch.minimum(torch.maximum(x - step, r0), r1)
+        return x
+
+    def gpytorch_prior(self):
+        return GPyTorchMixture(self)
+
+
+class GPyTorchMixture(GPyTorchPrior):
+    """A :class:`Mixture` as a GPyTorch prior, for the MAP fit's ``register_prior``."""
+
+    def __init__(self, mixture: Mixture) -> None:
+        torch.nn.Module.__init__(self)
+        Distribution.__init__(self, batch_shape=torch.Size(), event_shape=torch.Size(), validate_args=False)
+        self._transform = None
+        self.mixture = mixture
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        return self.mixture.log_prob(x, self.mixture.lo, self.mixture.hi)
+
+
+@dataclass(frozen=True)
+class Transferred(Prior):
+    """A past posterior's moments in physical units (``sd`` already tempered), mixed with ``declared`` at
+    ``share``: a :class:`Mixture` once a fit's frame is known (:meth:`framed`); never evaluated before."""
+
+    declared: Prior
+    mean: float
+    sd: float
+    share: float
+
+    def framed(self, p: Parameter, frame: Frame) -> Prior:
+        lo, hi = p.bounds
+        r = frame.to_relative(p, torch.tensor([self.mean, self.mean + self.sd], dtype=torch.float64))
+        mean, sd = float(r[0]), max(abs(float(r[1] - r[0])), 1e-6 * (hi - lo))
+        normal = Normal(mean=mean, sd=sd)
+        mass = float(normal.cdf(torch.tensor(hi, dtype=torch.float64), -math.inf, math.inf))
+        mass -= float(normal.cdf(torch.tensor(lo, dtype=torch.float64), -math.inf, math.inf))
+        if self.share >= 1.0 or mass < MIN_MASS:
+            return self.declared
+        return Mixture(self.declared, mean, sd, self.share, lo, hi)
+
+    def _unframed(self) -> Tensor:
+        raise ConfigError("a transferred prior is in physical units: evaluated in a fit's frame (Hypothesis.in_frame)")
+
+    def log_prob(self, r: Tensor, lo: float, hi: float) -> Tensor:
+        return self._unframed()
+
+    def from_unit(self, u: Tensor, lo: float, hi: float) -> Tensor:
+        return self._unframed()
+
+    def cdf(self, r: Tensor, lo: float, hi: float) -> Tensor:
+        return self._unframed()
+
+
+def check_transfer(temper: float, share: float) -> None:
+    """Raises ConfigError unless ``temper`` and ``share`` are in (0, 1]."""
+    for name, value in (("temper", temper), ("share", share)):
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and 0.0 < value <= 1.0):
+            raise ConfigError(f"transfer {name} must be in (0, 1], got {value!r}")
+
+
+def transferred(
+    h: Hypothesis,
+    moments: Mapping[str, tuple[float, float]],
+    units: Mapping[str, tuple[str, int]],
+    temper: float,
+    share: float,
+) -> Hypothesis:
+    """``h`` with each free parameter named in ``moments`` (``name -> (mean, sd)``, physical units, the past
+    posterior's) given its transferred prior; the others keep their declared prior.
+
+    ``units``: each transferred parameter's ``(unit, axis)`` in the past campaign, checked against ``h``'s
+    (a parameter of another unit or axis is a different quantity).
+
+    Raises:
+        ConfigError: ``temper`` or ``share`` outside (0, 1], a moment that is not finite or an sd not above
+            0, a parameter ``h`` does not have or of another unit.
+    """
+    check_transfer(temper, share)
+    free = {p.name: p for p in h.free}
+    for name in moments:
+        if name not in free:
+            raise ConfigError(f"transfer: {h.name!r} has no free parameter {name!r} (the past campaign's law has)")
+        mean, sd = moments[name]
+        if not (math.isfinite(mean) and math.isfinite(sd) and sd > 0):
+            raise ConfigError(f"transfer: {h.name!r} {name}: mean {mean!r}, sd {sd!r} (need finite, sd > 0)")
+        p = free[name]
+        if name in units and tuple(units[name]) != (p.unit, p.axis):
+            raise ConfigError(
+                f"transfer: {h.name!r} {name} is of unit {p.unit!r} on axis {p.axis}, the past campaign's "
+                f"of {units[name][0]!r} on axis {units[name][1]}"
+            )
+    parameters = []
+    for p in h.parameters:
+        if p.name in moments and p.fixed is None:
+            mean, sd = moments[p.name]
+            p = replace(p, prior=Transferred(p.prior, float(mean), float(sd) / math.sqrt(temper), float(share)))
+        parameters.append(p)
+    return replace(h, parameters=tuple(parameters))
+
+
+def law_weights(base: Sequence[float], past: Sequence[float | None], temper: float, share: float) -> list[float]:
+    """The laws' prior weights after transfer, on the scale of ``base`` (their sum kept).
+
+    Args:
+        base: each law's weight without transfer (1 a declared law, a composed one its complexity prior's).
+        past: each law's probability at the end of the past campaign; None where it did not weigh the law.
+
+    Returns:
+        ``sum(base) * (share * beta_h + (1 - share) * q_h)``, ``beta = base / sum(base)``,
+        ``q_h = p_h^temper / sum p^temper`` over the laws with a past probability (``q = 0`` for the others;
+        ``q = beta`` where none has one or all are 0).
+    """
+    check_transfer(temper, share)
+    total = float(sum(base))
+    beta = [b / total for b in base]
+    tempered = [0.0 if p is None else max(float(p), 0.0) ** temper for p in past]
+    mass = sum(tempered)
+    q = beta if mass <= 0 else [t / mass for t in tempered]
+    return [total * (share * b + (1.0 - share) * qh) for b, qh in zip(beta, q)]

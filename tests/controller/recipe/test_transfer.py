@@ -1,0 +1,166 @@
+"""Transfer between campaigns at the edges: `abduce run --prior-from`, the daemon's `prior_from`, the journal
+holding what was transferred, composed laws carried over, and the refusals (hypotheses/transfer.py has the
+maths and its own tests)."""
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from abduce.controller.cli import app
+from abduce.controller.core.space import Space
+from abduce.controller.errors import ConfigError
+from abduce.controller.journal.rebuild import rebuild, transfer_from_run, with_transfer
+from abduce.controller.journal.store import Journal
+from abduce.controller.recipe.settings import load_settings
+from abduce.controller.recipe.spec import spec_of
+from abduce.controller.recipe.transfer import PastLaw, Transfer
+from abduce.hypotheses.library import BUILTIN
+from abduce.hypotheses.transfer import Transferred
+
+ROOT = Path(__file__).resolve().parents[3]
+runner = CliRunner()
+LAWS = "second-order,first-order,sigmoid,linear"
+SAMPLE = ["--grid", "101", "--quiet", "--hypotheses", LAWS, "--policy", "discriminate", "--beta", "0.3"]
+
+
+@pytest.fixture(scope="module")
+def past(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("series") / "sample-1"
+    result = runner.invoke(app, ["run", "--out", str(out), "--budget", "14", "--seed", "1", "--x-c", "0.6", *SAMPLE])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_a_run_from_a_past_one_journals_what_it_took_and_resumes_to_the_same_answer(past, tmp_path):
+    out = tmp_path / "sample-2"
+    args = ["run", "--out", str(out), "--budget", "8", "--seed", "2", "--x-c", "0.62", *SAMPLE]
+    result = runner.invoke(app, [*args, "--prior-from", str(past), "--temper", "0.8"])
+    assert result.exit_code == 0, result.output
+    with Journal.open(out / "journal.sqlite", readonly=True) as journal:
+        spec = spec_of(journal.config())
+        _, rebuilt = rebuild(journal)
+    t = spec.transfer
+    assert t is not None and t.source == str(past) and t.measurements == 14
+    assert (t.temper, t.share) == (0.8, 0.2)
+    assert {law.name for law in t.laws} == set(LAWS.split(","))
+    ended = json.loads((past / "summary.json").read_text())
+    second = next(law for law in t.laws if law.name == "second-order")
+    past_x_c = next(h for h in ended["hypotheses"] if h["name"] == "second-order")["parameters"]["x_c"]
+    assert second.parameters["x_c"] == pytest.approx((past_x_c["mean"], past_x_c["sd"]))
+    # the priors: the past leader weighs most, every parameter of every law is transferred
+    weights = dict(zip(rebuilt.belief.names, rebuilt.belief.weights))
+    assert sum(weights.values()) == pytest.approx(4.0)
+    leader = ended["leader"]
+    assert weights[leader] == max(weights.values()) and weights[leader] > 1.0
+    x_c = next(p for p in rebuilt.belief.slot("second-order").hypothesis.parameters if p.name == "x_c")
+    assert isinstance(x_c.prior, Transferred) and x_c.prior.sd == pytest.approx(past_x_c["sd"] / math.sqrt(0.8))
+    # the journal alone rebuilds the campaign that ran: the same probabilities at its last step
+    last = json.loads((out / "decisions.jsonl").read_text().splitlines()[-1])
+    assert rebuilt.probabilities() == pytest.approx(last["probabilities"], abs=1e-9)
+
+
+def test_a_chain_of_samples_each_from_the_last(past, tmp_path):
+    second, third = tmp_path / "sample-2", tmp_path / "sample-3"
+    for out, source, seed in ((second, past, "2"), (third, second, "3")):
+        args = ["run", "--out", str(out), "--budget", "6", "--seed", seed, "--x-c", "0.6", *SAMPLE]
+        result = runner.invoke(app, [*args, "--prior-from", str(source)])
+        assert result.exit_code == 0, result.output
+    t = transfer_from_run(third)
+    assert t.source == str(third) and t.measurements == 6
+    with Journal.open(third / "journal.sqlite", readonly=True) as journal:
+        assert spec_of(journal.config()).transfer.source == str(second)
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--temper", "0"], "temper must be in (0, 1]"),
+        (["--transfer-share", "0"], "share must be in (0, 1]"),
+        (["--prior-from", "nowhere"], "nowhere does not exist"),
+    ],
+)
+def test_a_bad_transfer_is_refused_before_the_run_directory_exists(past, tmp_path, extra, message):
+    out = tmp_path / "refused"
+    given = extra if "--prior-from" in extra else ["--prior-from", str(past), *extra]
+    result = runner.invoke(app, ["run", "--out", str(out), "--budget", "3", *SAMPLE, *given])
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert not out.exists()
+    result = runner.invoke(app, ["run", "--out", str(out), "--budget", "3", *SAMPLE, "--temper", "0.5"])
+    assert result.exit_code == 2 and "go with --prior-from" in result.output, result.output
+
+
+def _transfer(*laws: PastLaw, axes=("",)) -> Transfer:
+    return Transfer(source="past", axes=axes, laws=laws)
+
+
+SUM = {"sum": [{"law": "second-order"}, {"law": "second-order"}]}
+
+
+def test_a_composed_law_the_past_campaign_added_joins_with_its_priors_and_weight():
+    declared = [BUILTIN[n] for n in LAWS.split(",")]
+    two = PastLaw(
+        name="second-order + second-order",
+        tree=SUM,
+        probability=0.9,
+        parameters={"x_c_1": (0.3, 0.01), "x_c_2": (0.75, 0.01)},
+        units={"x_c_1": ("x", 0), "x_c_2": ("x", 0)},
+    )
+    one = PastLaw(name="second-order", probability=0.1, parameters={"x_c": (0.7, 0.02)}, units={"x_c": ("x", 0)})
+    laws, weights = _transfer(two, one).apply(declared, Space.box([(0.0, 1.0)]), cost=1.0)
+    assert [h.name for h in laws] == [*LAWS.split(","), "second-order + second-order"]
+    composed = laws[-1]
+    priors = {p.name: p.prior for p in composed.parameters}
+    assert isinstance(priors["x_c_1"], Transferred) and priors["x_c_1"].mean == 0.3
+    # declared prior: 1 each and the complexity prior's 1/15 for the sum; past: 0.9 and 0.1, tempered by 0.5
+    base = [1.0, 1.0, 1.0, 1.0, 1.0 / 15]
+    q = [math.sqrt(0.1), 0, 0, 0, math.sqrt(0.9)]
+    expect = [sum(base) * (0.2 * b / sum(base) + 0.8 * qh / sum(q)) for b, qh in zip(base, q)]
+    assert weights == pytest.approx(expect)
+
+
+@pytest.mark.parametrize(
+    "transfer, space, message",
+    [
+        (
+            _transfer(
+                PastLaw(
+                    name="sigmoid + sigmoid",
+                    tree={"sum": [{"law": "sigmoid"}] * 2},
+                    probability=1.0,
+                    parameters={},
+                    units={},
+                )
+            ),  # fmt: skip
+            Space.box([(0.0, 1.0)]),
+            "built from 'sigmoid', which this campaign does not declare",
+        ),
+        (_transfer(axes=("K",)), Space.box([(0.0, 1.0)], units=["mK"]), "was in 'K', is in 'mK'"),
+        (_transfer(axes=("", "")), Space.box([(0.0, 1.0)]), "has 2 axes, this campaign's 1"),
+    ],
+)
+def test_a_transfer_that_does_not_fit_the_campaign_is_refused_naming_what(transfer, space, message):
+    with pytest.raises(ConfigError, match=message):
+        transfer.apply([BUILTIN["second-order"], BUILTIN["linear"]], space, cost=1.0)
+
+
+def test_the_daemon_reads_prior_from_when_it_starts_and_its_journal_when_it_resumes(past, tmp_path):
+    text = (ROOT / "deploy" / "config" / "simulated.toml").read_text()
+    text = text.replace("budget = 40", f'budget = 40\nprior_from = "{past}"\ntemper = 0.7')
+    text = text.replace('run_dir = "../../runs/simulated"', f'run_dir = "{tmp_path / "run"}"')
+    path = tmp_path / "daemon.toml"
+    path.write_text(text)
+    settings = load_settings(path)
+    assert settings.campaign.prior_from == past and settings.campaign.transfer is None
+    started = with_transfer(settings, resuming=False)
+    assert started.campaign.transfer.source == str(past) and started.campaign.transfer.temper == 0.7
+    (tmp_path / "run").mkdir()
+    with Journal.create(tmp_path / "run" / "journal.sqlite", {"mode": "daemon", **started.model_dump(mode="json")}):
+        pass
+    resumed = with_transfer(settings, resuming=True)
+    assert resumed.campaign.transfer == started.campaign.transfer
+    path.write_text(text.replace(f'prior_from = "{past}"\n', ""))
+    with pytest.raises(ConfigError, match="temper and transfer_share go with prior_from"):
+        load_settings(path)

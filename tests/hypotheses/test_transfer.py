@@ -1,0 +1,101 @@
+"""Priors transferred from a past campaign (hypotheses/transfer.py): the mixture's density, CDF and draws,
+the conversion from physical units in a fit's frame, the law weights, and the evidence under such a prior."""
+
+import math
+
+import pytest
+import torch
+
+from abduce.controller.errors import ConfigError
+from abduce.hypotheses.declaration import Frame, Hypothesis, LogNormal, Normal, Parameter, Uniform
+from abduce.hypotheses.evidence import log_evidence
+from abduce.hypotheses.fitting import FitProblem, FitSettings, fit_hypothesis, log_prior, prior_draws
+from abduce.hypotheses.library import BUILTIN
+from abduce.hypotheses.model import relative_mean
+from abduce.hypotheses.transfer import Mixture, Transferred, law_weights, transferred
+
+LO, SPAN = (0.0,), (1.0,)
+
+
+@pytest.mark.parametrize("declared", [Uniform(), Normal(0.4, 0.5), LogNormal(median=0.3, sigma=0.8)])
+def test_the_mixture_is_a_normalised_density_whose_draws_follow_its_cdf(declared):
+    m = Mixture(declared, mean=0.7, sd=0.03, share=0.2, lo=0.05, hi=1.0)
+    grid = torch.linspace(0.05, 1.0, 200001, dtype=torch.float64)
+    assert torch.trapezoid(m.log_prob(grid, 0.05, 1.0).exp(), grid).item() == pytest.approx(1.0, abs=1e-4)
+    u = torch.linspace(0.001, 0.999, 999, dtype=torch.float64)
+    r = m.from_unit(u, 0.05, 1.0)
+    assert torch.allclose(m.cdf(r, 0.05, 1.0), u, atol=1e-9)
+    assert bool((r[1:] >= r[:-1]).all())  # monotone: Sobol draws keep their spread
+    # 80% of the mass sits within 3 sd of the past mean, and the declared prior keeps the rest
+    inside = (m.cdf(torch.tensor(0.79), 0.05, 1.0) - m.cdf(torch.tensor(0.61), 0.05, 1.0)).item()
+    outside = (declared.cdf(torch.tensor(0.79), 0.05, 1.0) - declared.cdf(torch.tensor(0.61), 0.05, 1.0)).item()
+    assert inside == pytest.approx(0.8 * 0.9973 + 0.2 * outside, abs=1e-3)
+    assert m.gpytorch_prior().log_prob(torch.tensor(0.7, dtype=torch.float64)).item() == pytest.approx(
+        m.log_prob(torch.tensor(0.7, dtype=torch.float64), 0.05, 1.0).item()
+    )
+
+
+def test_a_transferred_prior_is_converted_in_each_fits_frame_and_never_evaluated_without_one():
+    h = transferred(BUILTIN["second-order"], {"x_c": (310.0, 2.0), "A": (4.0, 0.5)}, {}, temper=0.25, share=0.2)
+    x_c = next(p for p in h.parameters if p.name == "x_c")
+    assert isinstance(x_c.prior, Transferred) and x_c.prior.sd == pytest.approx(4.0)  # 2 / sqrt(0.25)
+    with pytest.raises(ConfigError, match="physical units"):
+        prior_draws(h, 8, 0)
+    framed = h.in_frame(Frame(lo=(300.0,), span=(50.0,), s=8.0))  # a space 300-350 K, data up to 8
+    priors = {p.name: p.prior for p in framed.parameters}
+    assert isinstance(priors["x_c"], Mixture)
+    assert (priors["x_c"].mean, priors["x_c"].sd) == pytest.approx((0.2, 4.0 / 50.0))
+    assert (priors["A"].mean, priors["A"].sd) == pytest.approx((0.5, 0.5 / math.sqrt(0.25) / 8.0))
+    assert priors["beta"] is next(p.prior for p in BUILTIN["second-order"].parameters if p.name == "beta")
+    # the same sample measured on another range: the past critical point lies outside it, the declared prior stands
+    elsewhere = h.in_frame(Frame(lo=(400.0,), span=(50.0,), s=8.0))
+    assert next(p.prior for p in elsewhere.parameters if p.name == "x_c") is x_c.prior.declared
+    assert BUILTIN["second-order"].in_frame(Frame(lo=(0.0,), span=(1.0,), s=1.0)) is BUILTIN["second-order"]
+
+
+@pytest.mark.parametrize(
+    "moments, units, temper, message",
+    [
+        ({"x_c2": (0.3, 0.01)}, {}, 0.5, "no free parameter 'x_c2'"),
+        ({"x_c": (0.3, 0.0)}, {}, 0.5, "sd > 0"),
+        ({"x_c": (math.nan, 0.1)}, {}, 0.5, "finite"),
+        ({"x_c": (0.3, 0.01)}, {"x_c": ("y", 0)}, 0.5, "unit 'x' on axis 0"),
+        ({"x_c": (0.3, 0.01)}, {}, 0.0, "temper must be in"),
+    ],
+)
+def test_a_transfer_that_does_not_fit_the_law_is_refused_naming_what(moments, units, temper, message):
+    with pytest.raises(ConfigError, match=message):
+        transferred(BUILTIN["second-order"], moments, units, temper=temper, share=0.2)
+
+
+def test_the_laws_prior_mixes_the_declared_one_with_the_tempered_past_probabilities():
+    w = law_weights([1.0, 1.0, 1.0, 1.0], [0.9, 0.09, 0.01, None], temper=0.5, share=0.2)
+    assert sum(w) == pytest.approx(4.0)
+    q = [math.sqrt(0.9), math.sqrt(0.09), math.sqrt(0.01)]
+    assert w[0] == pytest.approx(4.0 * (0.2 * 0.25 + 0.8 * q[0] / sum(q)))
+    assert w[3] == pytest.approx(4.0 * 0.2 * 0.25)  # not weighed by the past campaign: its declared share only
+    assert law_weights([1.0, 1.0, 0.1], [None, None, None], temper=0.5, share=0.2) == pytest.approx([1.0, 1.0, 0.1])
+    assert law_weights([1.0, 1.0], [0.7, 0.3], temper=1.0, share=1.0) == pytest.approx([1.0, 1.0])
+
+
+def test_the_evidence_under_a_transferred_prior_matches_quadrature(transition_data):
+    """The importance-sampled evidence integrates against the mixture in the fit's frame: checked against a
+    quadrature over the one free parameter, with the kernel fixed (as in test_evidence.py)."""
+    u, y = transition_data
+    level = Hypothesis(
+        "level", lambda x, p: p["c"] + 0 * x[..., 0], (Parameter("c", bounds=(-1.5, 1.5), unit="y"),)
+    )  # fmt: skip
+    h = transferred(level, {"c": (0.35, 0.05)}, {}, temper=0.5, share=0.3)
+    fit = fit_hypothesis(FitProblem(h, u, y, LO, SPAN, seed=0), FitSettings())
+    model = fit.model(u, y)
+    assert isinstance(model.hypothesis.parameters[0].prior, Mixture)
+    estimate = log_evidence(model, u, y, samples=512, seed=0).evidence()
+    frame = model.frame
+    k = model.covar_module(u).to_dense() + model.likelihood.noise * torch.eye(len(u), dtype=torch.float64)
+    mvn = torch.distributions.MultivariateNormal(torch.zeros(len(u), dtype=torch.float64), covariance_matrix=k.detach())
+    grid = torch.linspace(-1.5, 1.5, 40001, dtype=torch.float64)
+    means = relative_mean(model.hypothesis, frame, u, {"c": grid.unsqueeze(-1)})
+    log_p = log_prior(model.hypothesis, {"c": grid.unsqueeze(-1)}).squeeze(-1)
+    integrand = (mvn.log_prob(y / frame.s - means) + log_p).exp()
+    exact = math.log(torch.trapezoid(integrand, grid).item()) - len(u) * math.log(frame.s)
+    assert estimate.log_z - estimate.log_occam == pytest.approx(exact, abs=0.05)
