@@ -16,7 +16,7 @@ def test_frozen_noise_is_drawn_once_in_candidate_order_and_looked_up_exactly():
         noise.indices(np.array([[0.3]]))
 
 
-@pytest.mark.parametrize("name", ["transition-1d", "loops", "phase-2d", "spm-image"])
+@pytest.mark.parametrize("name", ["transition-1d", "loops", "phase-2d", "spm-image", "sample-series"])
 def test_every_registered_simulator_offers_the_interface(name):
     sim = SIMULATORS[name](seed=1)
     assert isinstance(sim, Simulator) and check_simulator(sim) is sim
