@@ -93,6 +93,11 @@ class Prior:
         value; a prior held in physical units (:class:`abduce.hypotheses.transfer.Transferred`) converts."""
         return self
 
+    @property
+    def declared(self) -> Prior:
+        """The prior as the law declared it: itself; a transferred one's declared part."""
+        return self
+
 
 @dataclass(frozen=True)
 class Uniform(Prior):
@@ -353,6 +358,14 @@ class Hypothesis:
     @property
     def fixed(self) -> tuple[Parameter, ...]:
         return tuple(p for p in self.parameters if p.fixed is not None)
+
+    def as_declared(self) -> Hypothesis:
+        """This hypothesis with its declared priors: itself, unless some were transferred from a past campaign
+        (what the grammar composes from: a composed law's parameters may move to another axis or unit, where
+        a physical prior of its part would not apply)."""
+        if all(p.prior.declared is p.prior for p in self.parameters):
+            return self
+        return replace(self, parameters=tuple(replace(p, prior=p.prior.declared) for p in self.parameters))
 
     def in_frame(self, frame: Frame) -> Hypothesis:
         """This hypothesis with every prior on its relative values in ``frame`` (:meth:`Prior.framed`):

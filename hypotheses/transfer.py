@@ -56,11 +56,12 @@ MIN_MASS = 1e-9  # a transferred normal holding less of its mass within the new 
 
 @dataclass(frozen=True)
 class Mixture(Prior):
-    """``share * declared + (1 - share) * Normal(mean, sd)``, each truncated to ``[lo, hi]``, on a relative value.
+    """``share * base + (1 - share) * Normal(mean, sd)``, each truncated to ``[lo, hi]``, on a relative value
+    (``base``: the parameter's declared prior; :attr:`declared` gives it back).
 
     ``lo``, ``hi``: the parameter's bounds (the MAP fit's density needs them; every method is also given them)."""
 
-    declared: Prior
+    base: Prior
     mean: float
     sd: float
     share: float
@@ -68,16 +69,22 @@ class Mixture(Prior):
     hi: float
 
     @property
+    def declared(self) -> Prior:
+        return self.base
+
+    @property
     def _normal(self) -> Normal:
         return Normal(mean=self.mean, sd=self.sd)
 
     def log_prob(self, r: Tensor, lo: float, hi: float) -> Tensor:
         past = self._normal.log_prob(r, lo, hi) + math.log1p(-self.share) if self.share < 1 else None
-        declared = self.declared.log_prob(r, lo, hi) + math.log(self.share)
+        declared = self.base.log_prob(r, lo, hi) + math.log(self.share)
         return declared if past is None else torch.logaddexp(declared, past)
 
     def cdf(self, r: Tensor, lo: float, hi: float) -> Tensor:
-        return self.share * self.declared.cdf(r, lo, hi) + (1.0 - self.share) * self._normal.cdf(r, lo, hi)
+        if self.share >= 1.0:  # the past normal may hold nothing within the bounds: not evaluated
+            return self.base.cdf(r, lo, hi)
+        return self.share * self.base.cdf(r, lo, hi) + (1.0 - self.share) * self._normal.cdf(r, lo, hi)
 
     @cached_property
     def _table(self) -> tuple[Tensor, Tensor]:
@@ -93,7 +100,8 @@ class Mixture(Prior):
     def from_unit(self, u: Tensor, lo: float, hi: float) -> Tensor:
         """The inverse CDF: interpolated in a table of the CDF, then two Newton steps on the exact CDF kept
         within the table's bracket (monotone in ``u``, so scrambled-Sobol draws keep their spread; to about
-        1e-12 in ``u``). ``lo``, ``hi``: the bounds the mixture was built with."""
+        1e-12 in ``u``, 1e-7 where the past normal lies mostly outside the bounds). ``lo``, ``hi``: the bounds
+        the mixture was built with."""
         r, c = self._table
         r, c = r.to(u), c.to(u)
         i = torch.searchsorted(c, u.contiguous()).clamp(1, len(c) - 1)
@@ -123,24 +131,29 @@ class GPyTorchMixture(GPyTorchPrior):
 
 @dataclass(frozen=True)
 class Transferred(Prior):
-    """A past posterior's moments in physical units (``sd`` already tempered), mixed with ``declared`` at
-    ``share``: a :class:`Mixture` once a fit's frame is known (:meth:`framed`); never evaluated before."""
+    """A past posterior's moments in physical units (``sd`` already tempered), mixed with the parameter's
+    declared prior (``past_declared``; :attr:`declared` gives it back) at ``share``: a :class:`Mixture` once a
+    fit's frame is known (:meth:`framed`); never evaluated before."""
 
-    declared: Prior
+    past_declared: Prior
     mean: float
     sd: float
     share: float
 
     def framed(self, p: Parameter, frame: Frame) -> Prior:
+        """A :class:`Mixture` in every frame, so a fit's state (its priors' buffers) is alike from step to step;
+        one whose past normal holds less than ``MIN_MASS`` within the bounds weighs the declared prior alone."""
         lo, hi = p.bounds
         r = frame.to_relative(p, torch.tensor([self.mean, self.mean + self.sd], dtype=torch.float64))
         mean, sd = float(r[0]), max(abs(float(r[1] - r[0])), 1e-6 * (hi - lo))
         normal = Normal(mean=mean, sd=sd)
         mass = float(normal.cdf(torch.tensor(hi, dtype=torch.float64), -math.inf, math.inf))
         mass -= float(normal.cdf(torch.tensor(lo, dtype=torch.float64), -math.inf, math.inf))
-        if self.share >= 1.0 or mass < MIN_MASS:
-            return self.declared
-        return Mixture(self.declared, mean, sd, self.share, lo, hi)
+        return Mixture(self.past_declared, mean, sd, 1.0 if mass < MIN_MASS else self.share, lo, hi)
+
+    @property
+    def declared(self) -> Prior:
+        return self.past_declared
 
     def _unframed(self) -> Tensor:
         raise ConfigError("a transferred prior is in physical units: evaluated in a fit's frame (Hypothesis.in_frame)")
@@ -170,7 +183,13 @@ def transferred(
     share: float,
 ) -> Hypothesis:
     """``h`` with each free parameter named in ``moments`` (``name -> (mean, sd)``, physical units, the past
-    posterior's) given its transferred prior; the others keep their declared prior.
+    posterior's) given its transferred prior; the others keep their declared prior, and so do
+
+    * the parameters of interchangeable parts (a :class:`~abduce.hypotheses.declaration.Symmetry`: two copies
+      of a law in a sum): their ordered prior counts ``m!`` only where the parts' priors are identical, which
+      their own past posteriors are not;
+    * a parameter whose declared prior has no CDF (a user's own :class:`Prior` without ``cdf``): the mixture
+      draws from the CDFs of both parts.
 
     ``units``: each transferred parameter's ``(unit, axis)`` in the past campaign, checked against ``h``'s
     (a parameter of another unit or axis is a different quantity).
@@ -193,13 +212,18 @@ def transferred(
                 f"transfer: {h.name!r} {name} is of unit {p.unit!r} on axis {p.axis}, the past campaign's "
                 f"of {units[name][0]!r} on axis {units[name][1]}"
             )
+    swapped = {name for sym in h.symmetries for group in sym.groups for name in group}
     parameters = []
     for p in h.parameters:
-        if p.name in moments and p.fixed is None:
+        if p.name in moments and p.fixed is None and p.name not in swapped and _has_cdf(p.prior):
             mean, sd = moments[p.name]
             p = replace(p, prior=Transferred(p.prior, float(mean), float(sd) / math.sqrt(temper), float(share)))
         parameters.append(p)
     return replace(h, parameters=tuple(parameters))
+
+
+def _has_cdf(prior: Prior) -> bool:
+    return type(prior).cdf is not Prior.cdf
 
 
 def law_weights(base: Sequence[float], past: Sequence[float | None], temper: float, share: float) -> list[float]:

@@ -129,7 +129,7 @@ class Abduction:
                 self.suggested = {}
         mode = s.propose if admit else "suggest"
         belief: Belief = campaign.belief
-        declared = [slot.hypothesis for slot in belief.slots if slot.hypothesis.depth == 0]
+        declared = [slot.hypothesis.as_declared() for slot in belief.slots if slot.hypothesis.depth == 0]
         every = enumerate_compositions(declared, campaign.space.d, s.propose_depth)
         counts = depth_counts(every)
         weighed_names = set(belief.names)

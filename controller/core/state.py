@@ -95,10 +95,11 @@ class CampaignState:
         self._rewards.append([])
 
     def declared(self, name: str) -> Hypothesis:
-        """A law the grammar composes from, by name: one of this campaign's declared laws, else a built-in."""
+        """A law the grammar composes from, by name: one of this campaign's declared laws (with its declared
+        priors, not those a transfer gave it), else a built-in."""
         for slot in self.belief.slots:
             if slot.hypothesis.name == name and slot.hypothesis.depth == 0:
-                return slot.hypothesis
+                return slot.hypothesis.as_declared()
         return resolve_hypothesis(name)
 
     @property

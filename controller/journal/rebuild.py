@@ -133,21 +133,22 @@ def transfer_from(journal: Journal, source: str, temper: float | None = None, sh
 def with_transfer(settings: Settings, resuming: bool) -> Settings:
     """A daemon's settings with ``[campaign] prior_from`` read into its recipe's ``transfer``: from the past run
     when the campaign starts; from its own journal when it resumes (what was transferred then, whatever the
-    past run holds now). Settings without ``prior_from`` are returned as they are.
+    past run holds now, and even where ``prior_from`` has since left the config). A campaign started without
+    ``prior_from`` is returned as it is.
 
     Raises:
         ConfigError: the past run cannot be read or has nothing to transfer; JournalError: the journal
             being resumed records no transfer (it was started without ``prior_from``).
     """
     c = settings.campaign
-    if c.prior_from is None:
-        return settings
-    if resuming:
+    if resuming:  # what the journal says was transferred, whatever the config says now
         path = journal_path(settings.daemon.run_dir)
         with Journal.open(path, readonly=True) as journal:
             transfer = spec_of(journal.config()).transfer
-        if transfer is None:
+        if transfer is None and c.prior_from is not None:
             raise JournalError(f"{path}: the campaign was started without prior_from; it cannot resume with one")
+    elif c.prior_from is None:
+        return settings
     else:
         transfer = transfer_from_run(c.prior_from, c.temper, c.transfer_share)
     return settings.model_copy(update={"campaign": c.model_copy(update={"transfer": transfer})})

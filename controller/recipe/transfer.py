@@ -80,7 +80,7 @@ class Transfer(_Strict):
 
         check_transfer(temper, share)
         summary = campaign.summary()
-        fitted = [h for h in summary["hypotheses"] if h["parameters"]]
+        fitted = [h for h in summary["hypotheses"] if h["log_evidence"] is not None]  # weighed at the last step
         if not fitted:
             raise ConfigError(f"{source}: the past campaign has no fitted law to transfer (no step weighed)")
         laws = []

@@ -106,6 +106,7 @@ import numpy as np
 from abduce.controller.rehearse.abduction_table import abduction_markdown, abduction_rows
 from abduce.controller.rehearse.scoring import calibration, campaign_key, markdown, plot, plot_reliability, summarize
 from abduce.controller.rehearse.sweep_config import OUT_OF_SET, SweepConfig
+from abduce.controller.rehearse.transfer_table import transfer_markdown, transfer_rows
 
 BAND_Z = 1.959963984540054  # the 95% two-sided normal quantile
 
@@ -244,22 +245,60 @@ def rehearsal_of(cell: dict[str, Any], **changes: Any):
 
 
 def run_cell(cell: dict[str, Any]) -> list[dict[str, Any]]:
-    """One campaign -> its rows of ``results.csv`` (runs on a Dask worker)."""
+    """One campaign (a chain of them, for a family with ``series``) -> its rows of ``results.csv`` (runs on a
+    Dask worker)."""
     import torch
 
+    torch.set_num_threads(1)  # one campaign per worker thread: measured fastest on small machines
+    if cell["problem"].get("series"):
+        return _run_series(cell)
+    return _run_one(cell, rehearsal_of(cell))[0]
+
+
+def _run_series(cell: dict[str, Any]) -> list[dict[str, Any]]:
+    """A chain of ``series`` samples of one series (the cell's seed seeds its scatter): sample 0 cold, each
+    later sample twice, from the last sample's campaign by transfer and cold; both on the same noise
+    (the cell's seed + the sample's index), so the two starts differ only in what was transferred. Rows are
+    those of :func:`_run_one` with ``problem`` ``"FAMILY k transfer"`` or ``"FAMILY k cold"`` and the columns
+    ``sample`` and ``start``."""
+    from abduce.controller.recipe.transfer import Transfer
+    from abduce.simulators.series import SampleSeries
+
+    p = cell["problem"]
+    given = {k: v for k, v in (("temper", p.get("temper")), ("share", p.get("share"))) if v is not None}
+    rows: list[dict[str, Any]] = []
+    previous = None
+    for k in range(p["series"]):
+        options = {**p["options"], "sample": k, "series_seed": cell["seed"]}
+        law = SampleSeries(**options).law  # a changed sample's truth is the other law
+        sample = dict(cell, problem=dict(p, options=options, truth=law), seed=cell["seed"] + k)
+        starts = ["cold"] if previous is None else ["transfer", "cold"]
+        for start in starts:
+            transfer = Transfer.of(previous, f"sample {k - 1}", **given) if start == "transfer" else None
+            out, campaign = _run_one(sample, rehearsal_of(sample, transfer=transfer), f"{p['name']} {k} {start}")
+            for row in out:
+                row.update(sample=k, start=start)
+            rows.extend(out)
+            if start == "transfer" or previous is None:
+                next_previous = campaign
+        previous = next_previous
+    return rows
+
+
+def _run_one(cell: dict[str, Any], rehearsal, problem: str | None = None) -> tuple[list[dict[str, Any]], Any]:
+    """One campaign of ``rehearsal`` -> its rows and the campaign at its end (``problem``: the rows' problem
+    name, the cell's by default)."""
     from abduce.controller.drive.loop import run_campaign
     from abduce.controller.rehearse.reconstruction import score, truth_of
 
-    torch.set_num_threads(1)  # one campaign per worker thread: measured fastest on small machines
     p = cell["problem"]
-    rehearsal = rehearsal_of(cell)
     t0, c0 = time.perf_counter(), time.process_time()
     campaign, instrument = rehearsal.build()
     rows = []
     truth_name = p["truth"]
     in_set = truth_name in cell["hypotheses"]
     key = {
-        "problem": p["name"],
+        "problem": problem or p["name"],
         "hypothesis_set": cell["hypothesis_set"],
         "policy": cell["policy"],
         "seed": cell["seed"],
@@ -296,7 +335,7 @@ def run_cell(cell: dict[str, Any]) -> list[dict[str, Any]]:
 
     run_campaign(campaign, instrument, [record])
     if not rows:
-        return rows
+        return rows, campaign
     points = campaign.points()
     known = truth_of(instrument, points, p["reduction"])
     scored = score(campaign, known)
@@ -337,7 +376,7 @@ def run_cell(cell: dict[str, Any]) -> list[dict[str, Any]]:
     end.update({f"truth_{k}": v for k, v in cell["drawn"].items()})
     end["seconds"] = time.perf_counter() - t0
     end["cpu_seconds"] = time.process_time() - c0
-    return rows
+    return rows, campaign
 
 
 def estimate(config: SweepConfig, results):
@@ -381,8 +420,10 @@ def estimate(config: SweepConfig, results):
                 "seconds": 0.0,
             },
         )
-        row["campaigns"] += 1
-        row["seconds"] += per * cell["budget"]
+        series = cell["problem"].get("series")
+        count = 2 * series - 1 if series else 1  # a chain: sample 0 once, every later one by transfer and cold
+        row["campaigns"] += count
+        row["seconds"] += count * per * cell["budget"]
     out = pd.DataFrame(list(rows.values()))
     return out.assign(seconds_per_campaign=out["seconds"] / out["campaigns"])
 
@@ -458,4 +499,7 @@ def write_outputs(config: SweepConfig, results, out: Path):
         declared = {name: set(laws) for name, laws in config.hypothesis_sets.items()}
         rows = abduction_rows(results, declared)
         (out / "abduction.md").write_text(abduction_markdown(rows, budgets), encoding="utf-8")
+    chains = {f.name for f in config.family if f.series}
+    if chains:
+        (out / "transfer.md").write_text(transfer_markdown(transfer_rows(summary, chains)), encoding="utf-8")
     return results, summary

@@ -163,6 +163,11 @@ class Family(_Source):
     draws: str | None = None  # draw truths and seeds as the family of this name does (a paired baseline)
     composed: str | None = None  # the composition abduction should propose (the truth outside the declared set)
     critical: dict[str, str] = {}  # the composed law's critical points -> the simulator's attributes holding them
+    # a chain of samples (source simulated:sample-series): sample 0 cold, each later one from the last by transfer,
+    # with a cold start on the same sample beside it; the transfer's temper and declared share (None: its defaults)
+    series: Annotated[int, Field(ge=2, le=20)] | None = None
+    temper: Annotated[float, Field(gt=0, le=1)] | None = None
+    transfer_share: Annotated[float, Field(gt=0, le=1)] | None = None
 
     @field_validator("campaigns")
     @classmethod
@@ -175,6 +180,14 @@ class Family(_Source):
         both = sorted(set(self.options) & set(self.ranges))
         if both:
             raise ValueError(f"options and ranges both set {', '.join(both)}: give each option once")
+        if self.series is not None and self.source != "simulated:sample-series":
+            raise ValueError(
+                f"series: a chain of samples needs source = 'simulated:sample-series', not {self.source!r}"
+            )
+        if self.series is None and (self.temper is not None or self.transfer_share is not None):
+            raise ValueError("temper and transfer_share go with series (a chain of samples)")
+        if {"sample", "series_seed"} & (set(self.options) | set(self.ranges)):
+            raise ValueError("sample and series_seed are set by the chain (series), not by options or ranges")
         return self
 
 
@@ -310,6 +323,9 @@ class SweepConfig(_Strict):
                         "reduction": f.reduction,
                         "composed": f.composed,
                         "critical": dict(f.critical),
+                        "series": f.series,
+                        "temper": f.temper,
+                        "share": f.transfer_share,
                     }
                     out.append(
                         {

@@ -30,7 +30,9 @@ names), ``hypothesis``, ``parameter``. CF conventions (:mod:`abduce.controller.v
 ``units`` and ``long_name`` on every numeric variable, ``x_NAME`` per axis, and on a full grid
 ``posterior_mean_grid`` / ``posterior_sd_grid`` with one dimension per axis (``.sel(NAME=...)``).
 Attributes: ``Conventions``, ``title``, ``history``, ``config`` (the journal's
-config event, JSON), ``journal`` (its absolute path), ``measurements``, ``step``
+config event, JSON), ``transfer`` (what the campaign took from a past one, JSON as ``abduce inspect --json``
+gives it, :mod:`abduce.controller.views.transfer`; ``""`` for a cold start), ``journal`` (its absolute path),
+``measurements``, ``step``
 (the ``--step`` asked for, -1 for all), ``abduce_export`` (the layout's
 version). The posteriors need the campaign as it stood
 (:func:`abduce.controller.journal.rebuild.snapshot`: journalled fits conditioned once);
@@ -133,6 +135,7 @@ def build_dataset(journal: Journal, step: int | None = None, posteriors: bool = 
         "step": -1 if step is None else int(step),
         "policy": ins.stopping.policy,
         "stopped": int(ins.stopping.stopped),
+        "transfer": "" if ins.transfer is None else ins.transfer.model_dump_json(),
     }
     axis_units, channel = _units(config, len(axes))
     if campaign is None and len(axis_units) == d:

@@ -35,11 +35,12 @@ JSON (``abduce inspect RUN --json``; the pydantic models below, with those of
 schema, :data:`SCHEMA` is their JSON schema)::
 
     {
-      "schema_version": 6,
+      "schema_version": 7,
       "run": str,                      # the journal file
       "mode": str,                     # in-process | listen | daemon | rehearsal
       "step": int | null,              # the --step asked for (null: all)
-      "hypotheses": [str, ...],        # in the campaign's order: declared, then proposals as they joined
+      "hypotheses": [str, ...],        # in the campaign's order: declared, composed laws a transfer brought,
+                                       # then proposals as they joined
       "axes": [QUANTITY, ...],         # one per coordinate of x, as the instrument declared them
       "explained": QUANTITY,           # what y is: the channel (or reduction) the hypotheses explain
       "summary": {                     # == Campaign.summary() after `measurements` tells
@@ -75,8 +76,10 @@ schema, :data:`SCHEMA` is their JSON schema)::
                     "message": str | null, "skipped": bool}],
         "instrument_state": str | null   # safe | idle as the operator's commands left it (null: none sent)
       },
-      "proposals": [PROPOSAL, ...]     # composed laws abduction proposed, in order ([] for none, and for
+      "proposals": [PROPOSAL, ...],    # composed laws abduction proposed, in order ([] for none, and for
                                        # journals before them): abduce.controller.views.proposals
+      "transfer": TRANSFER | null      # what the campaign took from a past one (null: it started cold):
+                                       # abduce.controller.views.transfer
     }
 
     QUANTITY = {"name": str, "unit": str,   # unit "": none declared (or not known here), "1": dimensionless
@@ -119,10 +122,12 @@ from abduce.controller.views.summary import (  # noqa: F401  (re-exported: the v
     names_of,
     summarise,
 )
+from abduce.controller.views.transfer import TransferRow, carried, transfer_of
 
-SCHEMA_VERSION = 6  # 2: summary.unfitted, summary.fit_failures, summary.none, measurements[].none;
+SCHEMA_VERSION = 7  # 2: summary.unfitted, summary.fit_failures, summary.none, measurements[].none;
 # 3: summary.hypotheses[].check, summary.none.check, summary.explained; 4: stopping.instrument_state;
-# 5: axes, explained (names and units); 6: proposals (and the contenders they added in summary.hypotheses)
+# 5: axes, explained (names and units); 6: proposals (and the contenders they added in summary.hypotheses);
+# 7: transfer (and the composed laws it brought, in hypotheses)
 TABLE_ROWS = 20  # measurements shown in the terminal table (all of them in the JSON)
 
 
@@ -174,6 +179,7 @@ class Inspection(_Strict):
     measurements: list[MeasurementRow]
     stopping: Stopping
     proposals: list[ProposalRow] = []
+    transfer: TransferRow | None = None
 
 
 SCHEMA: dict[str, Any] = Inspection.model_json_schema()
@@ -217,7 +223,8 @@ def inspect_journal(journal: Journal, step: int | None = None, events: list[Entr
     last = records[-1] if records else None
     proposals = proposals_of((p for r in records for p in r.proposals), last.probabilities if last else {}, labels)
     added = contenders(proposals)  # the campaign's contenders after its declared laws, in the order they joined
-    names = (*names_of(setup.hypotheses, records, added), *added)
+    brought = carried(setup)  # composed laws a transfer brought, after the declared ones
+    names = (*names_of(setup.hypotheses, records, (*brought, *added)), *brought, *added)
     summary = summarise(names, last, len(told), requests.values(), records)
     settled = {m.request_id for m in told} | skipped  # as replay: a refused reading leaves its request in flight
     return Inspection(
@@ -250,6 +257,7 @@ def inspect_journal(journal: Journal, step: int | None = None, events: list[Entr
             instrument_state=instrument_state(events),
         ),
         proposals=proposals,
+        transfer=transfer_of(setup, labels),
     )
 
 

@@ -5,7 +5,10 @@ stands), ``hypotheses`` (the summary table: probability, log evidence,
 fitted parameters ± sd, times chosen, mean reward), ``proposals`` (only where abduction proposed composed
 laws: each one's formula, the step it was made at and why, whether it was added, suggested or accepted, its
 evidence and probability then, its probability now and its parameters then in the instrument's units;
-see :mod:`abduce.controller.views.proposals`), ``plots`` (every figure
+see :mod:`abduce.controller.views.proposals`), ``transfer`` (only where the campaign took its priors from a
+past one: the run, the temper and the declared share, and per law its probability at the past campaign's end
+and its parameters' past posterior with the widened prior sd; :mod:`abduce.controller.views.transfer`),
+``plots`` (every figure
 of :mod:`abduce.controller.views.plots`, inlined as base64 PNG, with a note for
 each one skipped), ``measurements`` (every measurement told, its columns
 named by the instrument's axes and channel with their units), ``refused``
@@ -31,6 +34,7 @@ from abduce.controller.journal.events import Entry, MeasurementBody, read
 from abduce.controller.journal.store import Journal
 from abduce.controller.views.inspection import Check, Inspection, journal_path
 from abduce.controller.views.terminal import STATUS, axes_header, check_cell, estimate, evidence_text, parameters_text
+from abduce.controller.views.transfer import transferred_text
 
 SECTIONS = ("stopping", "hypotheses", "plots", "measurements", "refused", "config")
 
@@ -126,6 +130,26 @@ pre { background: #f6f6f6; padding: 1em; overflow-x: auto; }
 <td>{{ "-" if r.probability is none else "%.3f" | format(r.probability) }}</td>
 <td>{{ "-" if r.probability_now is none else "%.3f" | format(r.probability_now) }}</td>
 <td class="text">{{ r.parameters_text or "-" }}</td></tr>
+{% endfor %}
+</table>
+</section>
+{% endif %}
+
+{% if ins.transfer %}
+{% set t = ins.transfer %}
+<section id="transfer">
+<h2>Transferred priors</h2>
+<p class="note">This campaign's priors came from the end of the campaign {{ t.campaign }} in {{ t.source }}
+({{ t.measurements }} measurements): each parameter's prior is {{ "%g" | format(t.share) }} of its declared prior
+and {{ "%g" | format(1 - t.share) }} of the past posterior's normal with its sd divided by
+sqrt({{ "%g" | format(t.temper) }}); each law's prior mixes the declared one with the past probabilities
+raised to {{ "%g" | format(t.temper) }}, in the same proportions.</p>
+<table>
+<tr><th>law</th><th>p at the end of the past campaign</th><th>parameters: past mean ± sd (prior sd)</th></tr>
+{% for law in transfer_laws %}
+<tr class="transferred"><td class="text"><strong>{{ law.name }}</strong>{{ " (composed)" if law.composed }}</td>
+<td>{{ "%.3f" | format(law.probability) }}</td>
+<td class="text">{{ law.parameters_text }}</td></tr>
 {% endfor %}
 </table>
 </section>
@@ -250,6 +274,10 @@ def render_report(
             for r in inspection.proposals
         ],
         status=STATUS,
+        transfer_laws=[
+            {**law.model_dump(), "parameters_text": transferred_text(law)}
+            for law in (inspection.transfer.laws if inspection.transfer else [])
+        ],
         skipped=list(skipped.items()),
         axes_header=axes_header(inspection),
         refused=refused_rows(inspection, list(events)),

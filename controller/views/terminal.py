@@ -7,6 +7,7 @@ import math
 
 from abduce.controller.views.inspection import NONE_NAME, TABLE_ROWS, Check, Inspection
 from abduce.controller.views.proposals import ProposalRow
+from abduce.controller.views.transfer import transferred_text
 
 
 def estimate(mean: float, sd: float) -> str:
@@ -83,6 +84,28 @@ def proposals_tables(inspection: Inspection) -> list:
     return out
 
 
+def transfer_table(inspection: Inspection) -> list:
+    """What the campaign took from a past one ([]: it started cold): per law, its probability at the end of
+    the past campaign and its parameters' past posterior (mean ± sd), the prior's normal widened to sd / sqrt(tau)."""
+    from rich.table import Table
+    from rich.text import Text
+
+    t = inspection.transfer
+    if t is None:
+        return []
+    table = Table(
+        title=f"transferred from {t.source} ({t.campaign}, {t.measurements} measurements): "
+        f"temper {t.temper:g}, declared share {t.share:g}"
+    )
+    table.add_column("law")
+    table.add_column("p at its end", justify="right")
+    table.add_column("parameters: past mean ± sd (prior sd)", overflow="fold")
+    for law in t.laws:
+        text = transferred_text(law, "\n") or "-"
+        table.add_row(law.name + (" (composed)" if law.composed else ""), f"{law.probability:.3f}", Text(text))
+    return [table]
+
+
 def render(inspection: Inspection, rows: int = TABLE_ROWS) -> list:
     """Rich renderables for the terminal: the hypotheses, the proposals (if any), the last ``rows``
     measurements, the stopping state."""
@@ -156,4 +179,4 @@ def render(inspection: Inspection, rows: int = TABLE_ROWS) -> list:
         line += f"; {len(st.in_flight)} request(s) in flight"
     if st.errors:
         line += f"; {len(st.errors)} error(s) journalled"
-    return [hyps, *proposals_tables(inspection), meas, line]
+    return [*transfer_table(inspection), hyps, *proposals_tables(inspection), meas, line]

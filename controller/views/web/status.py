@@ -17,9 +17,10 @@ from pydantic import BaseModel, ConfigDict
 from abduce.controller.errors import AbduceError
 from abduce.controller.views.inspection import HypothesisSummary, Inspection, MeasurementRow, inspect_run
 from abduce.controller.views.proposals import ProposalRow
+from abduce.controller.views.transfer import TransferRow
 
-SCHEMA_VERSION = 5  # 2: none, unfitted, fit_failures; 3: explained, hypotheses[].check; 4: axes, y_label;
-# 5: proposals
+SCHEMA_VERSION = 6  # 2: none, unfitted, fit_failures; 3: explained, hypotheses[].check; 4: axes, y_label;
+# 5: proposals; 6: transfer
 FIGURES = ("posteriors", "probabilities", "choices", "acquisition", "spectra", "proposals")
 SHOWN = ("posteriors", "probabilities")  # drawn on the page; the others are linked
 DPI = 90
@@ -60,6 +61,7 @@ class RunStatus(_Strict):
     axes: list[str] = []  # each axis as "name (unit)", in the order of last.x
     y_label: str = "y"  # what y is: the explained channel (or reduction), "name (unit)"
     proposals: list[ProposalRow] = []  # the composed laws abduction proposed (abduce.controller.views.proposals)
+    transfer: TransferRow | None = None  # what the campaign took from a past one (abduce.controller.views.transfer)
 
 
 class RunList(_Strict):
@@ -220,6 +222,7 @@ class Campaigns:
             axes=[a.label for a in ins.axes],
             y_label=ins.explained.label,
             proposals=ins.proposals,
+            transfer=ins.transfer,
         )
 
     def inspection(self, name: str) -> Inspection | None:

@@ -113,7 +113,9 @@ def test_a_composed_law_the_past_campaign_added_joins_with_its_priors_and_weight
     assert [h.name for h in laws] == [*LAWS.split(","), "second-order + second-order"]
     composed = laws[-1]
     priors = {p.name: p.prior for p in composed.parameters}
-    assert isinstance(priors["x_c_1"], Transferred) and priors["x_c_1"].mean == 0.3
+    # its interchangeable parts keep their declared priors (hypotheses.transfer.transferred); the law its weight
+    assert not isinstance(priors["x_c_1"], Transferred) and priors["x_c_1"] == priors["x_c_2"]
+    assert isinstance(next(p.prior for p in laws[0].parameters if p.name == "x_c"), Transferred)
     # declared prior: 1 each and the complexity prior's 1/15 for the sum; past: 0.9 and 0.1, tempered by 0.5
     base = [1.0, 1.0, 1.0, 1.0, 1.0 / 15]
     q = [math.sqrt(0.1), 0, 0, 0, math.sqrt(0.9)]
@@ -161,6 +163,55 @@ def test_the_daemon_reads_prior_from_when_it_starts_and_its_journal_when_it_resu
         pass
     resumed = with_transfer(settings, resuming=True)
     assert resumed.campaign.transfer == started.campaign.transfer
+    # prior_from taken out of the config since: the resume still uses what the journal says was transferred
+    path.write_text(text.replace(f'prior_from = "{past}"\ntemper = 0.7', ""))
+    assert with_transfer(load_settings(path), resuming=True).campaign.transfer == started.campaign.transfer
     path.write_text(text.replace(f'prior_from = "{past}"\n', ""))
     with pytest.raises(ConfigError, match="temper and transfer_share go with prior_from"):
         load_settings(path)
+
+
+def test_inspect_the_report_the_web_page_and_the_export_show_what_was_transferred(past, tmp_path):
+    import xarray as xr
+    from starlette.testclient import TestClient
+
+    from abduce.controller.views import web
+    from abduce.controller.views.export import export_run
+    from abduce.controller.views.inspection import inspect_run
+    from abduce.controller.views.report import write_report
+
+    out = tmp_path / "sample-2"
+    args = [
+        "run",
+        "--out",
+        str(out),
+        "--budget",
+        "6",
+        "--seed",
+        "2",
+        "--x-c",
+        "0.6",
+        *SAMPLE,
+        "--prior-from",
+        str(past),
+    ]
+    assert runner.invoke(app, args).exit_code == 0
+    ins = inspect_run(out)
+    t = ins.transfer
+    assert t is not None and t.source == str(past) and (t.temper, t.share) == (0.5, 0.2) and t.measurements == 14
+    second = next(law for law in t.laws if law.name == "second-order")
+    assert second.parameters["x_c"].prior_sd == pytest.approx(second.parameters["x_c"].sd / math.sqrt(0.5))
+    assert inspect_run(past).transfer is None
+    shown = runner.invoke(app, ["inspect", str(out)], env={"COLUMNS": "200"})
+    said = " ".join(shown.output.split())  # the title wraps where the path is long
+    assert "transferred from" in said and "temper 0.5, declared share 0.2" in said and "x_c = " in said
+    page = write_report(out, tmp_path / "report.html").read_text()
+    assert '<section id="transfer">' in page and "Transferred priors" in page and "x_c = " in page
+    assert '<section id="transfer">' not in write_report(past, tmp_path / "past.html").read_text()
+    client = TestClient(web.create_app(web.Campaigns([out])), base_url="http://127.0.0.1")
+    status = client.get(f"/api/runs/{out.name}").json()
+    assert status["transfer"] == json.loads(ins.model_dump_json())["transfer"]
+    assert f"priors transferred from {past}" in client.get(f"/runs/{out.name}/card").text
+    export_run(out, tmp_path / "run.nc")
+    with xr.open_dataset(tmp_path / "run.nc", engine="h5netcdf") as ds:
+        assert json.loads(ds.attrs["transfer"])["source"] == str(past)

@@ -228,8 +228,9 @@ def test_a_skipped_reading_counts_as_an_ask_as_in_the_campaign():
 def test_the_schema_constant_is_the_models_and_the_docstring_names_every_field():
     import abduce.controller.views.inspection as module
     import abduce.controller.views.proposals as proposals
+    import abduce.controller.views.transfer as transfer
 
-    doc = module.__doc__ + proposals.__doc__  # the inspection's JSON, and its PROPOSAL rows
+    doc = module.__doc__ + proposals.__doc__ + transfer.__doc__  # the inspection's JSON, its PROPOSAL and TRANSFER
     assert SCHEMA == Inspection.model_json_schema()
     assert SCHEMA["additionalProperties"] is False
     for model in SCHEMA["$defs"].values():

@@ -1,0 +1,99 @@
+"""What a campaign took from a past one, for people: read from its journalled recipe, nothing refitted and no torch.
+
+JSON (``abduce inspect RUN --json``, ``"transfer"``; null for a campaign that started cold)::
+
+    TRANSFER = {
+      "source": str,              # the past run, as it was named
+      "campaign": str, "measurements": int,   # the past campaign's name and how many measurements it had made
+      "temper": float,            # tau: past variances divided by it, past probabilities raised to it
+      "share": float,             # lambda: the declared prior's share in every transferred prior
+      "laws": [{
+        "name": str,
+        "composed": bool,         # a law the past campaign had added by abduction (it joins this one too)
+        "probability": float,     # its probability at the end of the past campaign
+        "parameters": {P: {"mean": float, "sd": float,   # the past posterior's, physical units
+                           "prior_sd": float,            # the transferred normal's: sd / sqrt(tau)
+                           "unit": str}}
+      }]
+    }
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from abduce.controller.views.labels import Labels
+from abduce.controller.views.proposals import unit_of
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", ser_json_inf_nan="null")
+
+
+class TransferredParameter(_Strict):
+    mean: float
+    sd: float
+    prior_sd: float
+    unit: str
+
+
+class TransferredLaw(_Strict):
+    name: str
+    composed: bool
+    probability: float
+    parameters: dict[str, TransferredParameter]
+
+
+class TransferRow(_Strict):
+    """What was transferred (module docstring)."""
+
+    source: str
+    campaign: str
+    measurements: int
+    temper: float
+    share: float
+    laws: list[TransferredLaw]
+
+
+def transfer_of(spec: Any, labels: Labels) -> TransferRow | None:
+    """The transfer a journalled recipe (``spec``: its :class:`~abduce.controller.recipe.spec.RunSpec`) holds,
+    with each parameter's unit from the run's labels; None when it started cold."""
+    t = spec.transfer
+    if t is None:
+        return None
+    laws = []
+    for law in t.laws:
+        parameters = {
+            name: TransferredParameter(
+                mean=mean,
+                sd=sd,
+                prior_sd=sd / math.sqrt(t.temper),
+                unit=unit_of(*law.units[name], labels) if name in law.units else "",
+            )
+            for name, (mean, sd) in law.parameters.items()
+        }
+        composed = law.tree is not None
+        laws.append(
+            TransferredLaw(name=law.name, composed=composed, probability=law.probability, parameters=parameters)
+        )
+    return TransferRow(
+        source=t.source, campaign=t.campaign, measurements=t.measurements, temper=t.temper, share=t.share, laws=laws
+    )
+
+
+def carried(spec: Any) -> tuple[str, ...]:
+    """The composed laws a transfer brought into the campaign (after its declared ones, in the past run's order)."""
+    if spec.transfer is None:
+        return ()
+    return tuple(law.name for law in spec.transfer.laws if law.tree is not None and law.name not in spec.hypotheses)
+
+
+def transferred_text(law: TransferredLaw, sep: str = ", ") -> str:
+    """``"x_c = 0.599 ± 0.0035 (0.005) K, ..."``: each parameter's past mean ± sd and (the prior's sd), unit."""
+    return sep.join(
+        f"{name} = {p.mean:.4g} ± {p.sd:.2g} ({p.prior_sd:.2g}){' ' + p.unit if p.unit else ''}"
+        for name, p in law.parameters.items()
+    )

@@ -1,0 +1,66 @@
+"""The transfer benchmark (deploy/sweeps/transfer.toml): its config checks, one short chain of samples, and the
+table computed from its real rows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from pydantic import ValidationError
+
+from abduce.controller.rehearse.scoring import summarize
+from abduce.controller.rehearse.sweep import run_cell
+from abduce.controller.rehearse.sweep_config import Family, load_sweep
+from abduce.controller.rehearse.transfer_table import transfer_markdown, transfer_rows
+
+CONFIG = Path(__file__).resolve().parents[3] / "deploy" / "sweeps" / "transfer.toml"
+
+
+def test_the_committed_config_runs_chains_of_samples_of_a_series():
+    cells = load_sweep(CONFIG).cells()
+    assert {c["problem"]["name"] for c in cells} == {"drifting", "changed"}
+    drifting = [c for c in cells if c["problem"]["name"] == "drifting"]
+    assert len(drifting) == 20 and {c["problem"]["series"] for c in drifting} == {5}
+    assert len({c["seed"] for c in drifting}) == 20  # one series each
+    changed = next(c for c in cells if c["problem"]["name"] == "changed")
+    assert changed["problem"]["options"]["changes"] == [2] and changed["problem"]["series"] == 3
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"source": "simulated:transition-1d"}, "needs source = 'simulated:sample-series'"),
+        ({"series": None, "temper": 0.5}, "go with series"),
+        ({"options": {"sample": 2}}, "set by the chain"),
+    ],
+)
+def test_a_chain_that_cannot_run_is_refused_before_any_campaign(change, message):
+    family = {"name": "f", "source": "simulated:sample-series", "series": 3, "truth": "second-order",
+              "hypothesis_set": "laws"}  # fmt: skip
+    with pytest.raises(ValidationError, match=message):
+        Family.model_validate({**family, **change})
+
+
+def test_a_short_chain_runs_each_later_sample_by_transfer_and_cold_and_the_table_reads_it():
+    cell = next(c for c in load_sweep(CONFIG).cells() if c["problem"]["name"] == "changed")
+    rows = run_cell(dict(cell, budget=10))
+    results = pd.DataFrame(rows)
+    ends = results.sort_values("n").groupby("problem").tail(1).set_index("problem")
+    assert sorted(ends.index) == [
+        "changed 0 cold", "changed 1 cold", "changed 1 transfer", "changed 2 cold", "changed 2 transfer"
+    ]  # fmt: skip
+    assert (ends["n"] == 10).all()
+    assert ends.loc["changed 2 transfer", "truth"] == "first-order" == ends.loc["changed 2 cold", "truth"]
+    assert ends.loc["changed 1 transfer", "truth"] == "second-order"
+    assert ends.loc["changed 2 transfer", "sample"] == 2 and ends.loc["changed 2 transfer", "start"] == "transfer"
+    # the same sample, the same noise and design: what differs is the prior, so the probabilities do
+    first = results[results["n"] == 5].set_index("problem")
+    assert first.loc["changed 1 transfer", "p_true"] != first.loc["changed 1 cold", "p_true"]
+    table = transfer_rows(summarize(results), {"changed"})
+    assert [(r["sample"], r["law"]) for r in table] == [(1, "second-order"), (2, "first-order")]
+    summary = summarize(results).set_index("problem")
+    for r in table:
+        assert r["n95 cold"] == pytest.approx(summary.loc[f"changed {r['sample']} cold", "n95"], nan_ok=True)
+        assert r["identified transfer"] == summary.loc[f"changed {r['sample']} transfer", "identified_at_budget"]
+    assert "| changed | 2 | first-order | 1 |" in transfer_markdown(table)
