@@ -6,15 +6,18 @@ next one's prior, in two parts.
 **The parameters.** Each law's posterior over a free parameter, summarised by its mean ``mu`` and sd ``sd``
 in *physical* units, becomes
 
-    p_new(r) = lambda p_declared(r) + (1 - lambda) N_[lo, hi](r; mu_r, sd_r^2 / tau)
+    p_new(r) = lambda p_declared(r) + (1 - lambda) N_[lo, hi](r; mu_r, sd_r^2 / tau + (delta (hi - lo))^2)
 
 on the parameter's relative value ``r``, with ``mu_r``, ``sd_r`` the moments in the new fit's relative
 frame, ``tau`` in (0, 1] the tempering (a normal raised to the power ``tau`` has its variance divided by
-``tau``: ``tau = 1`` keeps the past posterior's width, smaller values widen it) and ``lambda`` in (0, 1] the
-declared prior's share, so that a sample that differs keeps the declared prior's mass where the past
-posterior has none and is not trapped. Both parts are truncated to the parameter's bounds and normalised.
-Parameters transfer one by one (the past posterior's correlations are dropped: the product of its
-marginals is at least as wide as the joint).
+``tau``: ``tau = 1`` keeps the past posterior's width, smaller values widen it), ``delta`` >= 0 the drift
+allowed between samples as a fraction of the parameter's declared range ``hi - lo`` (the predict step of a
+random walk, ``theta_k = theta_{k-1} + N(0, (delta (hi - lo))^2)``: a series' parameters move from sample to
+sample by more than one campaign's posterior is wide, and a prior as narrow as that posterior would charge
+the new sample for moving), and ``lambda`` in (0, 1] the declared prior's share, so that a sample that
+differs keeps the declared prior's mass where the past posterior has none and is not trapped. Both parts
+are truncated to the parameter's bounds and normalised. Parameters transfer one by one (the past
+posterior's correlations are dropped: the product of its marginals is at least as wide as the joint).
 
 Physical units because the next campaign's relative frame is not the last one's: another grid or range
 moves ``x`` (``r = (x - lo) / span``), and the data scale ``s`` (``max |y|``) that amplitudes are relative to
@@ -131,21 +134,23 @@ class GPyTorchMixture(GPyTorchPrior):
 
 @dataclass(frozen=True)
 class Transferred(Prior):
-    """A past posterior's moments in physical units (``sd`` already tempered), mixed with the parameter's
-    declared prior (``past_declared``; :attr:`declared` gives it back) at ``share``: a :class:`Mixture` once a
-    fit's frame is known (:meth:`framed`); never evaluated before."""
+    """A past posterior's moments in physical units (``sd`` already tempered), widened by ``drift`` times the
+    parameter's relative range and mixed with its declared prior (``past_declared``; :attr:`declared` gives it
+    back) at ``share``: a :class:`Mixture` once a fit's frame is known (:meth:`framed`); never evaluated before."""
 
     past_declared: Prior
     mean: float
     sd: float
     share: float
+    drift: float = 0.0
 
     def framed(self, p: Parameter, frame: Frame) -> Prior:
         """A :class:`Mixture` in every frame, so a fit's state (its priors' buffers) is alike from step to step;
         one whose past normal holds less than ``MIN_MASS`` within the bounds weighs the declared prior alone."""
         lo, hi = p.bounds
         r = frame.to_relative(p, torch.tensor([self.mean, self.mean + self.sd], dtype=torch.float64))
-        mean, sd = float(r[0]), max(abs(float(r[1] - r[0])), 1e-6 * (hi - lo))
+        mean = float(r[0])
+        sd = max(math.hypot(float(r[1] - r[0]), self.drift * (hi - lo)), 1e-6 * (hi - lo))
         normal = Normal(mean=mean, sd=sd)
         mass = float(normal.cdf(torch.tensor(hi, dtype=torch.float64), -math.inf, math.inf))
         mass -= float(normal.cdf(torch.tensor(lo, dtype=torch.float64), -math.inf, math.inf))
@@ -168,11 +173,13 @@ class Transferred(Prior):
         return self._unframed()
 
 
-def check_transfer(temper: float, share: float) -> None:
-    """Raises ConfigError unless ``temper`` and ``share`` are in (0, 1]."""
+def check_transfer(temper: float, share: float, drift: float = 0.0) -> None:
+    """Raises ConfigError unless ``temper`` and ``share`` are in (0, 1] and ``drift`` in [0, 1]."""
     for name, value in (("temper", temper), ("share", share)):
         if not (isinstance(value, (int, float)) and math.isfinite(value) and 0.0 < value <= 1.0):
             raise ConfigError(f"transfer {name} must be in (0, 1], got {value!r}")
+    if not (isinstance(drift, (int, float)) and math.isfinite(drift) and 0.0 <= drift <= 1.0):
+        raise ConfigError(f"transfer drift must be in [0, 1], got {drift!r}")
 
 
 def transferred(
@@ -181,6 +188,7 @@ def transferred(
     units: Mapping[str, tuple[str, int]],
     temper: float,
     share: float,
+    drift: float = 0.0,
 ) -> Hypothesis:
     """``h`` with each free parameter named in ``moments`` (``name -> (mean, sd)``, physical units, the past
     posterior's) given its transferred prior; the others keep their declared prior, and so do
@@ -198,7 +206,7 @@ def transferred(
         ConfigError: ``temper`` or ``share`` outside (0, 1], a moment that is not finite or an sd not above
             0, a parameter ``h`` does not have or of another unit.
     """
-    check_transfer(temper, share)
+    check_transfer(temper, share, drift)
     free = {p.name: p for p in h.free}
     for name in moments:
         if name not in free:
@@ -217,7 +225,8 @@ def transferred(
     for p in h.parameters:
         if p.name in moments and p.fixed is None and p.name not in swapped and _has_cdf(p.prior):
             mean, sd = moments[p.name]
-            p = replace(p, prior=Transferred(p.prior, float(mean), float(sd) / math.sqrt(temper), float(share)))
+            tempered = float(sd) / math.sqrt(temper)
+            p = replace(p, prior=Transferred(p.prior, float(mean), tempered, float(share), float(drift)))
         parameters.append(p)
     return replace(h, parameters=tuple(parameters))
 

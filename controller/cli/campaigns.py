@@ -35,12 +35,12 @@ def _run(field: str):
     return Recipe.model_fields[field].default
 
 
-def past_run(run: Path, temper: float | None = None, share: float | None = None):
+def past_run(run: Path, **given: float | None):
     """The :class:`~abduce.controller.recipe.transfer.Transfer` from the run ``run`` (a directory or its journal)
     at its end: read-only, before anything of the new run is written."""
     from abduce.controller.journal.rebuild import transfer_from_run
 
-    return transfer_from_run(run_path(run), temper, share)
+    return transfer_from_run(run_path(run), **given)
 
 
 def run_in_process(opts, out: Path, progress: bool = True) -> dict:
@@ -178,6 +178,13 @@ def run(
         max=1.0,
         help="With --prior-from: the declared priors' share in every transferred prior, in (0, 1] \\[default: 0.2].",
     ),
+    transfer_drift: float = typer.Option(
+        None,
+        min=0.0,
+        max=1.0,
+        help="With --prior-from: how far a parameter may move from the last sample, as a fraction of its "
+        "declared range \\[default: 0.1].",
+    ),
     channel: str = typer.Option(
         None, help="The instrument channel the hypotheses explain (default: its first scalar channel)."
     ),
@@ -218,8 +225,8 @@ def run(
         out_folder(out, "the run directory to create")
         if prior_from is not None:
             run_path(prior_from)
-        elif temper is not None or transfer_share is not None:
-            raise ConfigError("--temper and --transfer-share go with --prior-from RUN")
+        elif any(v is not None for v in (temper, transfer_share, transfer_drift)):
+            raise ConfigError("--temper, --transfer-share and --transfer-drift go with --prior-from RUN")
         import_plugins(names, reduction)
     except AbduceError as exc:
         _fail(exc)
@@ -238,7 +245,7 @@ def run(
     )
     try:
         if prior_from is not None:
-            recipe["transfer"] = past_run(prior_from, temper, transfer_share)
+            recipe["transfer"] = past_run(prior_from, temper=temper, share=transfer_share, drift=transfer_drift)
         if listen:
             if key is None:
                 raise typer.BadParameter("--listen needs --key (make one with `abduce keys new PATH`)")

@@ -109,16 +109,16 @@ def rebuild(journal: Journal, upto: int | None = None) -> tuple[RunSpec, Campaig
     return spec, resumed.campaign
 
 
-def transfer_from_run(run: str | os.PathLike, temper: float | None = None, share: float | None = None) -> Transfer:
+def transfer_from_run(run: str | os.PathLike, **given: float | None) -> Transfer:
     """:func:`transfer_from` the run ``run`` (a run directory or its journal), opened read-only."""
     with Journal.open(journal_path(run), readonly=True) as journal:
-        return transfer_from(journal, str(run), temper, share)
+        return transfer_from(journal, str(run), **given)
 
 
-def transfer_from(journal: Journal, source: str, temper: float | None = None, share: float | None = None) -> Transfer:
+def transfer_from(journal: Journal, source: str, **given: float | None) -> Transfer:
     """What a new campaign takes from the journal's campaign at its end (:meth:`Transfer.of
     <abduce.controller.recipe.transfer.Transfer.of>` of its :func:`snapshot`; ``source``: the run as the user
-    named it; ``temper``, ``share``: None for the defaults).
+    named it; ``given``: ``temper``, ``share``, ``drift``, None or left out for the defaults).
 
     Raises:
         ConfigError: the journal's campaign has no fitted law; JournalError: see :func:`snapshot`.
@@ -126,8 +126,7 @@ def transfer_from(journal: Journal, source: str, temper: float | None = None, sh
     from abduce.controller.recipe.transfer import Transfer
 
     _, campaign = snapshot(journal)
-    given = {k: v for k, v in (("temper", temper), ("share", share)) if v is not None}
-    return Transfer.of(campaign, source, **given)
+    return Transfer.of(campaign, source, **{k: v for k, v in given.items() if v is not None})
 
 
 def with_transfer(settings: Settings, resuming: bool) -> Settings:
@@ -150,5 +149,5 @@ def with_transfer(settings: Settings, resuming: bool) -> Settings:
     elif c.prior_from is None:
         return settings
     else:
-        transfer = transfer_from_run(c.prior_from, c.temper, c.transfer_share)
+        transfer = transfer_from_run(c.prior_from, temper=c.temper, share=c.transfer_share, drift=c.transfer_drift)
     return settings.model_copy(update={"campaign": c.model_copy(update={"transfer": transfer})})

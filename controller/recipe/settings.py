@@ -44,18 +44,21 @@ class CampaignSection(Recipe):
     config states its budget (no default: a week of beam time is not spent on a default).
 
     ``prior_from``: a past run (its folder or journal) whose posteriors become this campaign's priors,
-    ``temper`` and ``transfer_share`` how strongly (README, "Transfer between campaigns"); the daemon reads it
-    when it starts the campaign, and a resume uses what its journal says was transferred."""
+    ``temper``, ``transfer_share`` and ``transfer_drift`` how strongly (README, "Transfer between campaigns");
+    the daemon reads it when it starts the campaign, and a resume uses what its journal says was transferred."""
 
     budget: Annotated[int, Field(ge=1)]
     prior_from: Path | None = None
     temper: Annotated[float, Field(gt=0, le=1)] | None = None
     transfer_share: Annotated[float, Field(gt=0, le=1)] | None = None
+    transfer_drift: Annotated[float, Field(ge=0, le=1)] | None = None
 
     @model_validator(mode="after")
     def _transfer(self) -> CampaignSection:
-        if self.prior_from is None and (self.temper is not None or self.transfer_share is not None):
-            raise ValueError("temper and transfer_share go with prior_from (a past run)")
+        if self.prior_from is None and any(
+            v is not None for v in (self.temper, self.transfer_share, self.transfer_drift)
+        ):
+            raise ValueError("temper, transfer_share and transfer_drift go with prior_from (a past run)")
         return self
 
 

@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # a recipe is read without torch (abduce inspect); applying a
 
 TEMPER = 0.5  # the past posterior's variance doubled, and its probabilities' square roots
 SHARE = 0.2  # the declared prior keeps a fifth of the mass
+DRIFT = 0.1  # a sample may move a tenth of each parameter's declared range from the last (1 sd of a random walk)
 
 
 class _Strict(BaseModel):
@@ -55,6 +56,7 @@ class Transfer(_Strict):
         campaign: the past campaign's name; measurements: how many it had made.
         temper: ``tau``: the past posteriors raised to it (variances divided by it, probabilities to its power).
         share: ``lambda``: the declared prior's share in every transferred prior.
+        drift: ``delta``: the sd a parameter may move from sample to sample, as a fraction of its declared range.
         axes: the past space's axis units; explained: the unit of the value its laws explained.
         laws: every law it weighed at its end.
     """
@@ -64,21 +66,24 @@ class Transfer(_Strict):
     measurements: Annotated[int, Field(ge=0)] = 0
     temper: Annotated[float, Field(gt=0, le=1)] = TEMPER
     share: Annotated[float, Field(gt=0, le=1)] = SHARE
+    drift: Annotated[float, Field(ge=0, le=1)] = DRIFT
     axes: tuple[str, ...] = ()
     explained: str = ""
     laws: tuple[PastLaw, ...]
 
     @classmethod
-    def of(cls, campaign: CampaignState, source: str, temper: float = TEMPER, share: float = SHARE) -> Transfer:
+    def of(
+        cls, campaign: CampaignState, source: str, temper: float = TEMPER, share: float = SHARE, drift: float = DRIFT
+    ) -> Transfer:
         """The transfer from ``campaign`` at its last step (a live campaign, a rebuilt or snapshot one).
 
         Raises:
-            ConfigError: ``temper`` or ``share`` outside (0, 1]; the campaign has no fitted law to transfer (no
-                step weighed yet).
+            ConfigError: ``temper`` or ``share`` outside (0, 1], ``drift`` outside [0, 1]; the campaign has no
+                fitted law to transfer (no step weighed yet).
         """
         from abduce.hypotheses.transfer import check_transfer
 
-        check_transfer(temper, share)
+        check_transfer(temper, share, drift)
         summary = campaign.summary()
         fitted = [h for h in summary["hypotheses"] if h["log_evidence"] is not None]  # weighed at the last step
         if not fitted:
@@ -102,6 +107,7 @@ class Transfer(_Strict):
             measurements=campaign.n,
             temper=temper,
             share=share,
+            drift=drift,
             axes=tuple(space.units or ("",) * space.d),
             explained=space.explained.unit,
             laws=tuple(laws),
@@ -161,7 +167,7 @@ class Transfer(_Strict):
             base.append(prior_weight(h, depth_counts(enumerate_compositions(declared, space.d, h.depth)), cost))
         known = {past.name: past for past in self.laws}
         out = [
-            transferred(h, known[h.name].parameters, known[h.name].units, self.temper, self.share)
+            transferred(h, known[h.name].parameters, known[h.name].units, self.temper, self.share, self.drift)
             if h.name in known
             else h
             for h in laws

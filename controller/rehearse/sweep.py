@@ -265,7 +265,7 @@ def _run_series(cell: dict[str, Any]) -> list[dict[str, Any]]:
     from abduce.simulators.series import SampleSeries
 
     p = cell["problem"]
-    given = {k: v for k, v in (("temper", p.get("temper")), ("share", p.get("share"))) if v is not None}
+    given = {k: p[k] for k in ("temper", "share", "drift") if p.get(k) is not None}
     rows: list[dict[str, Any]] = []
     previous = None
     for k in range(p["series"]):

@@ -168,6 +168,7 @@ class Family(_Source):
     series: Annotated[int, Field(ge=2, le=20)] | None = None
     temper: Annotated[float, Field(gt=0, le=1)] | None = None
     transfer_share: Annotated[float, Field(gt=0, le=1)] | None = None
+    transfer_drift: Annotated[float, Field(ge=0, le=1)] | None = None
 
     @field_validator("campaigns")
     @classmethod
@@ -184,8 +185,8 @@ class Family(_Source):
             raise ValueError(
                 f"series: a chain of samples needs source = 'simulated:sample-series', not {self.source!r}"
             )
-        if self.series is None and (self.temper is not None or self.transfer_share is not None):
-            raise ValueError("temper and transfer_share go with series (a chain of samples)")
+        if self.series is None and any(v is not None for v in (self.temper, self.transfer_share, self.transfer_drift)):
+            raise ValueError("temper, transfer_share and transfer_drift go with series (a chain of samples)")
         if {"sample", "series_seed"} & (set(self.options) | set(self.ranges)):
             raise ValueError("sample and series_seed are set by the chain (series), not by options or ranges")
         return self
@@ -326,6 +327,7 @@ class SweepConfig(_Strict):
                         "series": f.series,
                         "temper": f.temper,
                         "share": f.transfer_share,
+                        "drift": f.transfer_drift,
                     }
                     out.append(
                         {

@@ -142,7 +142,8 @@ pre { background: #f6f6f6; padding: 1em; overflow-x: auto; }
 <p class="note">This campaign's priors came from the end of the campaign {{ t.campaign }} in {{ t.source }}
 ({{ t.measurements }} measurements): each parameter's prior is {{ "%g" | format(t.share) }} of its declared prior
 and {{ "%g" | format(1 - t.share) }} of the past posterior's normal with its sd divided by
-sqrt({{ "%g" | format(t.temper) }}); each law's prior mixes the declared one with the past probabilities
+sqrt({{ "%g" | format(t.temper) }}) and widened by {{ "%g" | format(t.drift) }} of the parameter's declared range
+(the drift allowed between samples); each law's prior mixes the declared one with the past probabilities
 raised to {{ "%g" | format(t.temper) }}, in the same proportions.</p>
 <table>
 <tr><th>law</th><th>p at the end of the past campaign</th><th>parameters: past mean ± sd (prior sd)</th></tr>

@@ -7,12 +7,14 @@ JSON (``abduce inspect RUN --json``, ``"transfer"``; null for a campaign that st
       "campaign": str, "measurements": int,   # the past campaign's name and how many measurements it had made
       "temper": float,            # tau: past variances divided by it, past probabilities raised to it
       "share": float,             # lambda: the declared prior's share in every transferred prior
+      "drift": float,             # delta: the sd a parameter may move from sample to sample, a fraction of its range
       "laws": [{
         "name": str,
         "composed": bool,         # a law the past campaign had added by abduction (it joins this one too)
         "probability": float,     # its probability at the end of the past campaign
         "parameters": {P: {"mean": float, "sd": float,   # the past posterior's, physical units
-                           "prior_sd": float,            # the transferred normal's: sd / sqrt(tau)
+                           "prior_sd": float,            # sd / sqrt(tau): the transferred normal's, before the
+                                                         # drift widens it (delta x the declared range, in quadrature)
                            "unit": str}}
       }]
     }
@@ -55,6 +57,7 @@ class TransferRow(_Strict):
     measurements: int
     temper: float
     share: float
+    drift: float
     laws: list[TransferredLaw]
 
 
@@ -80,7 +83,13 @@ def transfer_of(spec: Any, labels: Labels) -> TransferRow | None:
             TransferredLaw(name=law.name, composed=composed, probability=law.probability, parameters=parameters)
         )
     return TransferRow(
-        source=t.source, campaign=t.campaign, measurements=t.measurements, temper=t.temper, share=t.share, laws=laws
+        source=t.source,
+        campaign=t.campaign,
+        measurements=t.measurements,
+        temper=t.temper,
+        share=t.share,
+        drift=t.drift,
+        laws=laws,
     )
 
 

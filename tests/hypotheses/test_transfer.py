@@ -54,6 +54,11 @@ def test_a_transferred_prior_is_converted_in_each_fits_frame_and_never_evaluated
     r = torch.linspace(0.0, 1.0, 5, dtype=torch.float64)
     assert torch.allclose(elsewhere.log_prob(r, 0.0, 1.0), x_c.prior.declared.log_prob(r, 0.0, 1.0))
     assert h.as_declared() == BUILTIN["second-order"]
+    # a drift of 0.1: the sd widened by a tenth of the parameter's relative range, in quadrature (a random walk)
+    drifting = transferred(BUILTIN["second-order"], {"x_c": (310.0, 2.0)}, {}, temper=0.25, share=0.2, drift=0.1)
+    p = next(p for p in drifting.in_frame(Frame(lo=(300.0,), span=(50.0,), s=8.0)).parameters if p.name == "x_c")
+    lo, hi = p.bounds
+    assert p.prior.sd == pytest.approx(math.hypot(4.0 / 50.0, 0.1 * (hi - lo)))
     assert BUILTIN["second-order"].in_frame(Frame(lo=(0.0,), span=(1.0,), s=1.0)) is BUILTIN["second-order"]
 
 

@@ -167,7 +167,7 @@ def test_the_daemon_reads_prior_from_when_it_starts_and_its_journal_when_it_resu
     path.write_text(text.replace(f'prior_from = "{past}"\ntemper = 0.7', ""))
     assert with_transfer(load_settings(path), resuming=True).campaign.transfer == started.campaign.transfer
     path.write_text(text.replace(f'prior_from = "{past}"\n', ""))
-    with pytest.raises(ConfigError, match="temper and transfer_share go with prior_from"):
+    with pytest.raises(ConfigError, match="temper, transfer_share and transfer_drift go with prior_from"):
         load_settings(path)
 
 
@@ -204,7 +204,7 @@ def test_inspect_the_report_the_web_page_and_the_export_show_what_was_transferre
     assert inspect_run(past).transfer is None
     shown = runner.invoke(app, ["inspect", str(out)], env={"COLUMNS": "200"})
     said = " ".join(shown.output.split())  # the title wraps where the path is long
-    assert "transferred from" in said and "temper 0.5, declared share 0.2" in said and "x_c = " in said
+    assert "transferred from" in said and "temper 0.5, declared share 0.2, drift 0.1" in said and "x_c = " in said
     page = write_report(out, tmp_path / "report.html").read_text()
     assert '<section id="transfer">' in page and "Transferred priors" in page and "x_c = " in page
     assert '<section id="transfer">' not in write_report(past, tmp_path / "past.html").read_text()
