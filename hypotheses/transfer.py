@@ -11,7 +11,9 @@ in *physical* units, becomes
 on the parameter's relative value ``r``, with ``mu_r``, ``sd_r`` the moments in the new fit's relative
 frame, ``tau`` in (0, 1] the tempering (a normal raised to the power ``tau`` has its variance divided by
 ``tau``: ``tau = 1`` keeps the past posterior's width, smaller values widen it), ``delta`` >= 0 the drift
-allowed between samples as a fraction of the parameter's declared range ``hi - lo`` (the predict step of a
+allowed between samples as a fraction of the parameter's declared range ``hi - lo`` in the new fit's relative
+frame, as every declared prior is stated (so on a narrower space, or a larger data scale, it is narrower, or
+wider, in physical units) (the predict step of a
 random walk, ``theta_k = theta_{k-1} + N(0, (delta (hi - lo))^2)``: a series' parameters move from sample to
 sample by more than one campaign's posterior is wide, and a prior as narrow as that posterior would charge
 the new sample for moving), and ``lambda`` in (0, 1] the declared prior's share, so that a sample that

@@ -66,7 +66,7 @@ class Transfer(_Strict):
     measurements: Annotated[int, Field(ge=0)] = 0
     temper: Annotated[float, Field(gt=0, le=1)] = TEMPER
     share: Annotated[float, Field(gt=0, le=1)] = SHARE
-    drift: Annotated[float, Field(ge=0, le=1)] = DRIFT
+    drift: Annotated[float, Field(ge=0, le=1)] = 0.0  # DRIFT where made (of, the CLI, configs); 0 before the field
     axes: tuple[str, ...] = ()
     explained: str = ""
     laws: tuple[PastLaw, ...]
@@ -91,12 +91,15 @@ class Transfer(_Strict):
         laws = []
         for h in fitted:
             law = campaign.belief.slot(h["name"]).hypothesis  # type: ignore[union-attr]
+            # interchangeable parts keep their declared priors (hypotheses.transfer.transferred): not carried
+            swapped = {name for sym in law.symmetries for group in sym.groups for name in group}
+            moments = {k: v for k, v in _moments(h["parameters"]).items() if k not in swapped}
             laws.append(
                 PastLaw(
                     name=h["name"],
                     tree=law.tree if law.depth > 0 else None,
                     probability=float(h["probability"]),
-                    parameters=(moments := _moments(h["parameters"])),
+                    parameters=moments,
                     units={p.name: (p.unit, p.axis) for p in law.free if p.name in moments},
                 )
             )

@@ -2,8 +2,8 @@
 
 A family with ``series`` runs chains of samples (:func:`abduce.controller.rehearse.sweep.run_cell`): every
 sample from the second on twice, by transfer from the last sample's campaign and from a cold start, on the
-same noise. Its summary rows are named ``"FAMILY k transfer"`` and ``"FAMILY k cold"``. Per family and
-sample ``k >= 1``:
+same noise. Its summary rows are named ``"FAMILY k transfer"`` and ``"FAMILY k cold"``. Per family, sample
+``k >= 1`` and policy:
 
 * ``law``: the sample's true law (a changed sample's differs from sample 0's);
 * ``n95 cold``, ``n95 transfer``: the summary's n95 over the family's series (the fewest measurements from
@@ -29,14 +29,14 @@ def _split(problem: str) -> tuple[str, int, str] | None:
 
 def transfer_rows(summary, families: set[str]) -> list[dict]:
     """One dict per family of ``families`` and sample from the second on (``summary``: :func:`summarize`'s)."""
-    runs: dict[tuple[str, int], dict[str, dict]] = {}
+    runs: dict[tuple[str, int, str], dict[str, dict]] = {}
     for _, row in summary.iterrows():
         key = _split(str(row["problem"]))
         if key is None or key[0] not in families:
             continue
-        runs.setdefault((key[0], key[1]), {})[key[2]] = row
+        runs.setdefault((key[0], key[1], str(row["policy"])), {})[key[2]] = row
     out = []
-    for (family, k), both in sorted(runs.items()):
+    for (family, k, policy), both in sorted(runs.items()):
         if "transfer" not in both or "cold" not in both:
             continue
         cold, warm = both["cold"], both["transfer"]
@@ -45,6 +45,7 @@ def transfer_rows(summary, families: set[str]) -> list[dict]:
             {
                 "family": family,
                 "sample": k,
+                "policy": policy,
                 "law": str(warm["truth"]),
                 "series": int(warm["seeds"]),
                 "n95 cold": n_cold,

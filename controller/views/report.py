@@ -146,7 +146,7 @@ sqrt({{ "%g" | format(t.temper) }}) and widened by {{ "%g" | format(t.drift) }} 
 (the drift allowed between samples); each law's prior mixes the declared one with the past probabilities
 raised to {{ "%g" | format(t.temper) }}, in the same proportions.</p>
 <table>
-<tr><th>law</th><th>p at the end of the past campaign</th><th>parameters: past mean ± sd (prior sd)</th></tr>
+<tr><th>law</th><th>p at the end of the past campaign</th><th>parameters: past mean ± sd (sd / √τ)</th></tr>
 {% for law in transfer_laws %}
 <tr class="transferred"><td class="text"><strong>{{ law.name }}</strong>{{ " (composed)" if law.composed }}</td>
 <td>{{ "%.3f" | format(law.probability) }}</td>

@@ -99,7 +99,7 @@ def transfer_table(inspection: Inspection) -> list:
     )
     table.add_column("law")
     table.add_column("p at its end", justify="right")
-    table.add_column("parameters: past mean ± sd (prior sd)", overflow="fold")
+    table.add_column("parameters: past mean ± sd (sd / √τ)", overflow="fold")
     for law in t.laws:
         text = transferred_text(law, "\n") or "-"
         table.add_row(law.name + (" (composed)" if law.composed else ""), f"{law.probability:.3f}", Text(text))

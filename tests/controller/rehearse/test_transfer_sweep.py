@@ -63,4 +63,4 @@ def test_a_short_chain_runs_each_later_sample_by_transfer_and_cold_and_the_table
     for r in table:
         assert r["n95 cold"] == pytest.approx(summary.loc[f"changed {r['sample']} cold", "n95"], nan_ok=True)
         assert r["identified transfer"] == summary.loc[f"changed {r['sample']} transfer", "identified_at_budget"]
-    assert "| changed | 2 | first-order | 1 |" in transfer_markdown(table)
+    assert "| changed | 2 | discriminate | first-order | 1 |" in transfer_markdown(table)
