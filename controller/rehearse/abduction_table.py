@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import statistics
 
-from abduce.controller.rehearse.scoring import campaign_key
+from abduce.controller.rehearse.scoring import campaign_key, rows_markdown
 
 
 def _share(values) -> float:
@@ -83,21 +83,15 @@ def abduction_rows(results, declared: dict[str, set[str]]) -> list[dict]:
 
 def abduction_markdown(rows: list[dict], budgets: dict[str, int]) -> str:
     """The table as markdown (the README's)."""
-    cols = list(rows[0]) if rows else []
-    head = "| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n"
-    lines = []
-    for row in rows:
-        cells = []
-        for c in cols:
-            v = row[c]
-            if c == "family":
-                cells.append(f"{v} ({budgets.get(v, '?')})")
-            elif isinstance(v, float):
-                cells.append("n/a" if math.isnan(v) else (f"{v:.0f}" if c == "n90 median" else f"{v:.2f}"))
-            else:
-                cells.append(str(v))
-        lines.append("| " + " | ".join(cells) + " |")
-    return head + "\n".join(lines) + "\n"
+
+    def cell(c: str, v) -> str:
+        if c == "family":
+            return f"{v} ({budgets.get(v, '?')})"
+        if isinstance(v, float):
+            return "n/a" if math.isnan(v) else (f"{v:.0f}" if c == "n90 median" else f"{v:.2f}")
+        return str(v)
+
+    return rows_markdown(rows, cell)
 
 
 def _text(v) -> str:

@@ -286,3 +286,12 @@ def plot_reliability(calib, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def rows_markdown(rows: list[dict], cell) -> str:
+    """A markdown table of ``rows`` (dicts, one column per key of the first), each value written by
+    ``cell(column, value) -> str``."""
+    cols = list(rows[0]) if rows else []
+    head = "| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n"
+    lines = ["| " + " | ".join(cell(c, row[c]) for c in cols) + " |" for row in rows]
+    return head + "\n".join(lines) + "\n"

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import math
 
+from abduce.controller.rehearse.scoring import rows_markdown
+
 
 def _split(problem: str) -> tuple[str, int, str] | None:
     """``"FAMILY k start"`` -> ``(FAMILY, k, start)``; None for a problem that is not a chain's."""
@@ -61,16 +63,10 @@ def transfer_rows(summary, families: set[str]) -> list[dict]:
 
 def transfer_markdown(rows: list[dict]) -> str:
     """The table as markdown (the README's); NaN as "—" (never identified by 95% of the series)."""
-    cols = list(rows[0]) if rows else []
-    head = "| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n"
-    lines = []
-    for row in rows:
-        cells = []
-        for c in cols:
-            v = row[c]
-            if isinstance(v, float):
-                cells.append("—" if math.isnan(v) else (f"{v:.0f}" if c.startswith("n95") else f"{v:.2f}"))
-            else:
-                cells.append(str(v))
-        lines.append("| " + " | ".join(cells) + " |")
-    return head + "\n".join(lines) + "\n"
+
+    def cell(c: str, v) -> str:
+        if isinstance(v, float):
+            return "—" if math.isnan(v) else (f"{v:.0f}" if c.startswith("n95") else f"{v:.2f}")
+        return str(v)
+
+    return rows_markdown(rows, cell)

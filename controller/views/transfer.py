@@ -82,15 +82,7 @@ def transfer_of(spec: Any, labels: Labels) -> TransferRow | None:
         laws.append(
             TransferredLaw(name=law.name, composed=composed, probability=law.probability, parameters=parameters)
         )
-    return TransferRow(
-        source=t.source,
-        campaign=t.campaign,
-        measurements=t.measurements,
-        temper=t.temper,
-        share=t.share,
-        drift=t.drift,
-        laws=laws,
-    )
+    return TransferRow(**t.model_dump(include=set(TransferRow.model_fields) - {"laws"}), laws=laws)
 
 
 def carried(spec: Any) -> tuple[str, ...]:
