@@ -441,16 +441,20 @@ def run(
     max_seconds: float | None = None,
     law: str = "second-order",
     propose: str = "off",
+    prior_from: Path | None = None,
 ) -> dict:
     """Kill the daemon ``kills`` times on the schedule; ``law``: the sample's truth, ``propose``: abduction
-    (a kill mid-fit then also lands in proposal rounds, which run inside the step's decision)."""
+    (a kill mid-fit then also lands in proposal rounds, which run inside the step's decision);
+    ``prior_from``: a past run the daemon's campaign takes its priors from (``[campaign] prior_from``; every
+    resume takes them from the journal, and the uninterrupted reference from the same past run)."""
     began = time.monotonic()
     new_key(workdir / "lab.key", "lab")
     listen, control = ipc_endpoint(), ipc_endpoint()  # stable across the daemon's restarts
     config = workdir / "daemon.toml"
+    transfer = f"prior_from = {json.dumps(str(prior_from))}\n" if prior_from is not None else ""
     config.write_text(
         f'[campaign]\nname = "killtest"\nhypotheses = {json.dumps(list(HYPOTHESES))}\npolicy = "{policy}"\n'
-        f'budget = {budget}\nseed = {seed}\nn_init = {N_INIT}\npropose = "{propose}"\n\n'
+        f'budget = {budget}\nseed = {seed}\nn_init = {N_INIT}\npropose = "{propose}"\n{transfer}\n'
         f'[instrument]\nlisten = "{listen}"\nkey = "lab.key"\nwait_s = {HANG_S}\n\n'
         f'[daemon]\nrun_dir = "run"\ncontrol = "{control}"\nlog = "daemon.log"\n'
     )
@@ -527,11 +531,12 @@ def run(
         agent_thread.join(10)
     rows = journal_measurements(rig.journal)
     ids = [r[0] for r in rows]
+    from abduce.controller.journal.rebuild import transfer_from_run
     from abduce.controller.rehearse.simulated import SimulatedRun
 
     reference = SimulatedRun(
         truth=law, hypotheses=HYPOTHESES, policy=policy, budget=budget, seed=seed, grid=grid, n_init=N_INIT,
-        propose=propose,
+        propose=propose, transfer=None if prior_from is None else transfer_from_run(prior_from),
     ).run()  # fmt: skip
     with Journal.open(rig.journal, readonly=True) as journal:
         journalled = [(e.body.step, p["name"], p["added"]) for e in read(journal, "decision") for p in e.body.proposals]

@@ -47,3 +47,24 @@ def test_kills_during_proposal_rounds_resume_to_the_same_proposals_and_requests(
     assert result["measurements"] == result["unique_ids"] == BUDGET and result["measured_twice"] == []
     assert result["proposals"], "the uninterrupted run proposes: the test must exercise a round"
     assert result["proposals_as_uninterrupted"] and result["equals_uninterrupted"]
+
+
+def test_kills_of_a_campaign_with_transferred_priors_resume_to_the_same_requests(tmp_path):
+    """A daemon whose campaign took its priors from a past run (``prior_from``): every resume rebuilds the same
+    priors from its journal, so the measurements equal those of an uninterrupted run from the same past run."""
+    from typer.testing import CliRunner
+
+    from abduce.controller.cli import app
+    from abduce.controller.journal.store import Journal
+    from abduce.controller.recipe.spec import spec_of
+
+    past = tmp_path / "past"
+    made = CliRunner().invoke(app, ["run", "--out", str(past), "--budget", "12", "--seed", "5", "--grid", "101",
+                                    "--hypotheses", "second-order,linear", "--quiet"])  # fmt: skip
+    assert made.exit_code == 0, made.output
+    result = run(kills=KILLS, budget=BUDGET, seed=SEED, workdir=tmp_path / "k", log=lambda *a: None, prior_from=past)
+    assert result["kills"] == KILLS and result["failures"] == [] and result["undecided"] == []
+    assert result["measurements"] == result["unique_ids"] == BUDGET and result["measured_twice"] == []
+    assert result["equals_uninterrupted"]
+    with Journal.open(tmp_path / "k" / "run" / "journal.sqlite", readonly=True) as journal:
+        assert spec_of(journal.config()).transfer is not None
