@@ -64,3 +64,13 @@ def test_a_short_chain_runs_each_later_sample_by_transfer_and_cold_and_the_table
         assert r["n95 cold"] == pytest.approx(summary.loc[f"changed {r['sample']} cold", "n95"], nan_ok=True)
         assert r["identified transfer"] == summary.loc[f"changed {r['sample']} transfer", "identified_at_budget"]
     assert "| changed | 2 | discriminate | first-order | 1 |" in transfer_markdown(table)
+
+
+def test_the_what_if_differs_from_the_benchmark_only_in_the_declared_share():
+    """deploy/sweeps/transfer-share0.5.toml: the same series (families named alike draw alike), at lambda 0.5."""
+    base = load_sweep(CONFIG).cells()
+    what_if = load_sweep(CONFIG.with_name("transfer-share0.5.toml")).cells()
+    assert len(base) == len(what_if)
+    for a, b in zip(base, what_if):
+        assert a["seed"] == b["seed"] and a["problem"]["options"] == b["problem"]["options"]
+        assert a["problem"]["share"] is None and b["problem"]["share"] == 0.5
