@@ -205,8 +205,8 @@ def transferred(
     (a parameter of another unit or axis is a different quantity).
 
     Raises:
-        ConfigError: ``temper`` or ``share`` outside (0, 1], a moment that is not finite or an sd not above
-            0, a parameter ``h`` does not have or of another unit.
+        ConfigError: ``temper`` or ``share`` outside (0, 1], ``drift`` outside [0, 1], a moment that is not
+            finite or an sd not above 0, a parameter ``h`` does not have or of another unit.
     """
     check_transfer(temper, share, drift)
     free = {p.name: p for p in h.free}

@@ -164,7 +164,8 @@ class Family(_Source):
     composed: str | None = None  # the composition abduction should propose (the truth outside the declared set)
     critical: dict[str, str] = {}  # the composed law's critical points -> the simulator's attributes holding them
     # a chain of samples (source simulated:sample-series): sample 0 cold, each later one from the last by transfer,
-    # with a cold start on the same sample beside it; the transfer's temper and declared share (None: its defaults)
+    # with a cold start on the same sample beside it; the transfer's temper, declared share and drift (None: its
+    # defaults)
     series: Annotated[int, Field(ge=2, le=20)] | None = None
     temper: Annotated[float, Field(gt=0, le=1)] | None = None
     transfer_share: Annotated[float, Field(gt=0, le=1)] | None = None

@@ -1,4 +1,4 @@
-"""The transfer benchmark's table (README, "Transfer between campaigns"), from a sweep's summary.
+"""The transfer benchmark's table (README, "A series of samples: transfer"), from a sweep's summary.
 
 A family with ``series`` runs chains of samples (:func:`abduce.controller.rehearse.sweep.run_cell`): every
 sample from the second on twice, by transfer from the last sample's campaign and from a cold start, on the

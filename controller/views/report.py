@@ -6,8 +6,8 @@ fitted parameters ± sd, times chosen, mean reward), ``proposals`` (only where a
 laws: each one's formula, the step it was made at and why, whether it was added, suggested or accepted, its
 evidence and probability then, its probability now and its parameters then in the instrument's units;
 see :mod:`abduce.controller.views.proposals`), ``transfer`` (only where the campaign took its priors from a
-past one: the run, the temper and the declared share, and per law its probability at the past campaign's end
-and its parameters' past posterior with the widened prior sd; :mod:`abduce.controller.views.transfer`),
+past one: the run, the temper, the declared share and the drift, and per law its probability at the past
+campaign's end and its parameters' past posterior with its sd / sqrt(temper); :mod:`abduce.controller.views.transfer`),
 ``plots`` (every figure
 of :mod:`abduce.controller.views.plots`, inlined as base64 PNG, with a note for
 each one skipped), ``measurements`` (every measurement told, its columns
