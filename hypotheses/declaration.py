@@ -161,12 +161,14 @@ class _Gaussianised(Prior):
         return ((_STD_NORMAL.cdf(z) - cl) / (ch - cl)).clamp(0.0, 1.0)
 
 
-@lru_cache(maxsize=4096)
-def _truncated_mass(prior: _Gaussianised, lo: float, hi: float) -> Tensor:
-    """The mass of ``prior``'s normal within ``[lo, hi]`` (a log density's normaliser), once per prior and
-    bounds: a MAP fit evaluates the density thousands of times."""
+def truncated_mass(prior: _Gaussianised, lo: float, hi: float) -> Tensor:
+    """The mass of ``prior``'s normal within ``[lo, hi]`` (a log density's normaliser)."""
     zl, zh = prior._z_bounds(lo, hi)
     return _STD_NORMAL.cdf(zh) - _STD_NORMAL.cdf(zl)
+
+
+# once per prior and bounds for the declared priors: a MAP fit evaluates their density thousands of times
+_truncated_mass = lru_cache(maxsize=4096)(truncated_mass)
 
 
 @dataclass(frozen=True)
@@ -358,6 +360,11 @@ class Hypothesis:
     @property
     def fixed(self) -> tuple[Parameter, ...]:
         return tuple(p for p in self.parameters if p.fixed is not None)
+
+    @property
+    def interchangeable(self) -> frozenset[str]:
+        """The parameters of its interchangeable parts (every group of every :class:`Symmetry`)."""
+        return frozenset(name for sym in self.symmetries for group in sym.groups for name in group)
 
     def as_declared(self) -> Hypothesis:
         """This hypothesis with its declared priors: itself, unless some were transferred from a past campaign

@@ -11,14 +11,16 @@ in *physical* units, becomes
 on the parameter's relative value ``r``, with ``mu_r``, ``sd_r`` the moments in the new fit's relative
 frame, ``tau`` in (0, 1] the tempering (a normal raised to the power ``tau`` has its variance divided by
 ``tau``: ``tau = 1`` keeps the past posterior's width, smaller values widen it), ``delta`` >= 0 the drift
-allowed between samples as a fraction of the parameter's declared range ``hi - lo`` in the new fit's relative
-frame, as every declared prior is stated (so on a narrower space, or a larger data scale, it is narrower, or
-wider, in physical units) (the predict step of a
-random walk, ``theta_k = theta_{k-1} + N(0, (delta (hi - lo))^2)``: a series' parameters move from sample to
-sample by more than one campaign's posterior is wide, and a prior as narrow as that posterior would charge
-the new sample for moving), and ``lambda`` in (0, 1] the declared prior's share, so that a sample that
-differs keeps the declared prior's mass where the past posterior has none and is not trapped. Both parts
-are truncated to the parameter's bounds and normalised. Parameters transfer one by one (the past
+allowed between samples, and ``lambda`` in (0, 1] the declared prior's share, so that a sample that differs
+keeps the declared prior's mass where the past posterior has none and is not trapped.
+
+The drift is the predict step of a random walk, ``theta_k = theta_{k-1} + N(0, (delta (hi - lo))^2)``: a
+series' parameters move from sample to sample by more than one campaign's posterior is wide, and a prior as
+narrow as that posterior would charge the new sample for moving. It is a fraction of the parameter's declared
+range ``hi - lo`` in the new fit's relative frame, as every declared prior is stated (so on a narrower space,
+or with a larger data scale, it is narrower, or wider, in physical units).
+
+Both parts are truncated to the parameter's bounds and normalised. Parameters transfer one by one (the past
 posterior's correlations are dropped: the product of its marginals is at least as wide as the joint).
 
 Physical units because the next campaign's relative frame is not the last one's: another grid or range
@@ -52,7 +54,7 @@ from torch import Tensor
 from torch.distributions import Distribution
 
 from abduce.controller.errors import ConfigError
-from abduce.hypotheses.declaration import Frame, Hypothesis, Normal, Parameter, Prior
+from abduce.hypotheses.declaration import Frame, Hypothesis, Normal, Parameter, Prior, truncated_mass
 
 TABLE = 513  # the mixture's inverse CDF: interpolated in a table of 2 x 513 points of its CDF ...
 NEWTON = 2  # ... then polished by Newton steps on the exact CDF
@@ -153,9 +155,7 @@ class Transferred(Prior):
         r = frame.to_relative(p, torch.tensor([self.mean, self.mean + self.sd], dtype=torch.float64))
         mean = float(r[0])
         sd = max(math.hypot(float(r[1] - r[0]), self.drift * (hi - lo)), 1e-6 * (hi - lo))
-        normal = Normal(mean=mean, sd=sd)
-        mass = float(normal.cdf(torch.tensor(hi, dtype=torch.float64), -math.inf, math.inf))
-        mass -= float(normal.cdf(torch.tensor(lo, dtype=torch.float64), -math.inf, math.inf))
+        mass = float(truncated_mass(Normal(mean=mean, sd=sd), lo, hi))
         return Mixture(self.past_declared, mean, sd, 1.0 if mass < MIN_MASS else self.share, lo, hi)
 
     @property
@@ -222,10 +222,9 @@ def transferred(
                 f"transfer: {h.name!r} {name} is of unit {p.unit!r} on axis {p.axis}, the past campaign's "
                 f"of {units[name][0]!r} on axis {units[name][1]}"
             )
-    swapped = {name for sym in h.symmetries for group in sym.groups for name in group}
     parameters = []
     for p in h.parameters:
-        if p.name in moments and p.fixed is None and p.name not in swapped and _has_cdf(p.prior):
+        if p.name in moments and p.fixed is None and p.name not in h.interchangeable and _has_cdf(p.prior):
             mean, sd = moments[p.name]
             tempered = float(sd) / math.sqrt(temper)
             p = replace(p, prior=Transferred(p.prior, float(mean), tempered, float(share), float(drift)))

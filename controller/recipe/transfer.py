@@ -92,8 +92,7 @@ class Transfer(_Strict):
         for h in fitted:
             law = campaign.belief.slot(h["name"]).hypothesis  # type: ignore[union-attr]
             # interchangeable parts keep their declared priors (hypotheses.transfer.transferred): not carried
-            swapped = {name for sym in law.symmetries for group in sym.groups for name in group}
-            moments = {k: v for k, v in _moments(h["parameters"]).items() if k not in swapped}
+            moments = {k: v for k, v in _moments(h["parameters"]).items() if k not in law.interchangeable}
             laws.append(
                 PastLaw(
                     name=h["name"],
