@@ -87,7 +87,7 @@ BUILT_IN: dict[str, tuple[str, ...]] = {
     "policy": ("discriminate", "epsilon-greedy", "random", "grid", "plain-gp"),
     "acquisition": ("variance", "ucb", "nipv", "discriminate", "model-information"),
     "reduction": ("loop-area", "coercive-field", "remanence", "mean", "max"),
-    "simulator": ("transition-1d", "loops", "phase-2d", "spm-image", "sample-series"),
+    "simulator": ("transition-1d", "loops", "phase-2d", "spm-image", "sample-series", "two-channel"),
     "truth": (
         "second-order",
         "first-order",

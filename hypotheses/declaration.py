@@ -31,6 +31,7 @@ unit   physical value from relative value r   meaning
 "y"    r * s                                  an amplitude in the data's units
 "y/dx" r * s / span                           a slope
 "y*dx" r * s * span                           e.g. a Curie constant
+"1/y"  r / s                                  a curvature in y (another channel's bend)
 ====== ====================================== =================================
 
 where ``lo`` and ``span`` are the space's lower bound and width on the axis
@@ -57,7 +58,7 @@ from torch.distributions import Normal as _TorchNormal
 
 from abduce.controller.errors import ConfigError
 
-UNITS = ("1", "x", "dx", "y", "y/dx", "y*dx")
+UNITS = ("1", "x", "dx", "y", "y/dx", "y*dx", "1/y")
 
 MeanFunction = Callable[[Tensor, dict[str, Tensor]], Tensor]
 
@@ -412,6 +413,8 @@ class Frame:
                 return r * s / span
             case "y*dx":
                 return r * s * span
+            case "1/y":
+                return r / s
         raise AssertionError(p.unit)  # pragma: no cover - validated in Parameter
 
     def to_relative(self, p: Parameter, v: Tensor) -> Tensor:
@@ -429,4 +432,6 @@ class Frame:
                 return v * span / s
             case "y*dx":
                 return v / (s * span)
+            case "1/y":
+                return v * s
         raise AssertionError(p.unit)  # pragma: no cover

@@ -139,8 +139,16 @@ class InstrumentAgent:
     # ------------------------------------------------------------ checks
 
     def check(self, m: Measure) -> Reject | None:
-        """The agent's own safety check: dimension, axis limits, candidate grid."""
+        """The agent's own safety check: dimension, axis limits, candidate grid, channels it declares (1.3)."""
         axes = self.capabilities.axes
+        unknown = [c for c in m.channels if c not in {ch.name for ch in self.capabilities.channels}]
+        if unknown:
+            return Reject(
+                request_id=m.request_id,
+                code="invalid",
+                reason=f"no channel {', '.join(map(repr, unknown))}; it declares "
+                f"{[ch.name for ch in self.capabilities.channels]}",
+            )
         for p in m.points:
             if len(p) != len(axes):
                 return Reject(

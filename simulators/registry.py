@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abduce.controller.registry import Registry
+from abduce.simulators.channels import TwoChannel
 from abduce.simulators.loops import Loops
 from abduce.simulators.phase2d import Phase2D
 from abduce.simulators.series import SampleSeries
@@ -15,3 +16,4 @@ SIMULATORS.register("loops")(Loops)
 SIMULATORS.register("phase-2d")(Phase2D)
 SIMULATORS.register("spm-image")(SPMImage)
 SIMULATORS.register("sample-series")(SampleSeries)
+SIMULATORS.register("two-channel")(TwoChannel)

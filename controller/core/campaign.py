@@ -222,6 +222,10 @@ class Campaign(CampaignState):
             self._measured_idx.append(idx)
         if self._asked_design:
             self._design_left.remove(self._asked_design[measurement.index])
+            if self.channels is not None and not self._design_left and len(self._design) < self._fit_from:
+                more = self.channels.explained_design(self._x, self._y, self.settings.n_init)  # chosen from them
+                self._design_left = list(range(len(self._design), len(self._design) + len(more)))
+                self._design += more
         self._open.remove(measurement.index)
         complete = not self._open
         if complete:
@@ -346,16 +350,17 @@ class Campaign(CampaignState):
         or a rank-1 conditioning of every fitted hypothesis (a batch's earlier points), evidence, stop."""
         step = self.n - 1  # this measurement's index (a one-point request's step)
         u, y = self._data_tensors()
+        sd_last = self._sds()[-1]  # the reading's known sd (NaN: none), on the explained channel's scale
         belief = self.belief
         names = self.hypothesis_names
         driver = names.index(request.hypothesis) if request.hypothesis is not None else None
         refit: list[str] = []
         failures: dict[str, str] = {}
         reward = None
-        if self.n >= self.settings.n_init and not complete:
-            belief.add(belief.all_slots(), u[-1], float(y[-1]), self._y_sd[-1])  # frozen until the batch is in
-        elif self.n >= self.settings.n_init:
-            first = self.n == self.settings.n_init or not belief.usable()
+        if self.n >= self._fit_from and not complete:
+            belief.add(belief.all_slots(), u[-1], float(y[-1]), sd_last)  # frozen until the batch is in
+        elif self.n >= self._fit_from:
+            first = self.n == self._fit_from or not belief.usable()
             targets = range(len(names)) if first else self.policy.refit(driver, len(names))
             due = [slot for i, slot in enumerate(belief.slots) if self._due_for_refit(slot, i in targets)]
             if belief.none is not None and self._due_for_refit(belief.none, True):  # as if every policy targeted it
@@ -364,9 +369,7 @@ class Campaign(CampaignState):
                 due, u, y, lambda purpose, i: self._int_seed(purpose, step, i), self._restore, self._sd_tensor()
             )  # y_sd: the readings' known noise
             refit = [s.hypothesis.name for s in belief.all_slots() if s in due and s.hypothesis.name not in failures]
-            belief.add(
-                [s for s in belief.all_slots() if s.hypothesis.name not in refit], u[-1], float(y[-1]), self._y_sd[-1]
-            )
+            belief.add([s for s in belief.all_slots() if s.hypothesis.name not in refit], u[-1], float(y[-1]), sd_last)
             if self.policy.rewarded and driver is not None and names[driver] in refit and self._pending_iv is not None:
                 iv_after = belief.slots[driver].posterior.integrated_variance()  # type: ignore[union-attr]
                 reward = 1.0 if iv_after < self._pending_iv else 0.0
@@ -387,9 +390,7 @@ class Campaign(CampaignState):
                 weighed = belief.weigh()
         probs = weighed.probabilities
         leader = max(probs, key=probs.__getitem__) if probs else None
-        unfitted = (
-            tuple(s.hypothesis.name for s in belief.slots if s.fit is None) if self.n >= self.settings.n_init else ()
-        )
+        unfitted = tuple(s.hypothesis.name for s in belief.slots if s.fit is None) if self.n >= self._fit_from else ()
         view = CampaignView(
             n=self.n,
             probabilities=tuple(probs.values()),
@@ -397,6 +398,7 @@ class Campaign(CampaignState):
             unfitted=len(unfitted),
             none_probability=weighed.none["probability"] if weighed.none else 0.0,
             probability_floor=weighed.floor,
+            cost=self.cost,
         )
         if self.stopping(view):
             self._stopped = True

@@ -22,6 +22,7 @@ from torch import Tensor
 from abduce.controller.core import design
 from abduce.controller.core.abduction import Abduction
 from abduce.controller.core.batch import Believed
+from abduce.controller.core.channels import Channels, Scaling
 from abduce.controller.core.settings import CampaignSettings, StepRecord
 from abduce.controller.core.space import DTYPE, Space
 from abduce.controller.core.verdict import explained
@@ -30,6 +31,7 @@ from abduce.controller.decide.policies import POLICIES, Policy, PolicyView
 from abduce.controller.decide.stopping import StoppingRule
 from abduce.controller.errors import CampaignStateError, ConfigError
 from abduce.hypotheses.belief import Belief, Slot
+from abduce.hypotheses.channels import across_channels
 from abduce.hypotheses.check import check_once
 from abduce.hypotheses.declaration import Hypothesis
 from abduce.hypotheses.library import NONE_OF_THESE, resolve_hypothesis
@@ -53,9 +55,20 @@ class CampaignState:
         name: str = "campaign",
         device: torch.device | str | None = None,
         weights: list[float] | None = None,
+        channels: Channels | None = None,
     ) -> None:
         if not hypotheses:
             raise ConfigError("a campaign needs at least one hypothesis")
+        settings = settings or CampaignSettings()
+        self.channels = channels
+        self.physical_space = space  # the space without the channel axis (the same space without channels)
+        if channels is not None:  # measure in the product of the space and the channels (core.channels)
+            if settings.propose != "off":
+                raise ConfigError("proposals (propose) are not built for a campaign over several channels")
+            if settings.q != 1:
+                raise ConfigError("a campaign over several channels asks one point at a time (q = 1)")
+            space = channels.augment(space)
+            hypotheses = [across_channels(h, channels.count, self.physical_space.d) for h in hypotheses]
         names = [h.name for h in hypotheses]
         if len(set(names)) != len(names):
             raise ConfigError(f"hypothesis names must be unique, got {names}")
@@ -67,7 +80,6 @@ class CampaignState:
         self.acquisition = ACQUISITIONS[acq]() if isinstance(acq, str) else acq
         self.stopping = stopping
         self.seed = int(seed)
-        settings = settings or CampaignSettings()
         self.name = name
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self._points = design.posterior_points(space, self.seed, settings.reference_size, self.device)
@@ -84,8 +96,20 @@ class CampaignState:
         self._told: set[str] = set()
         self._history: list[StepRecord] = []
         self._stopped = False
-        self._reference_idx = design.reference_indices(self._points, self.seed, settings.reference_size)
-        self._design = design.initial_design(space, self._points, self.seed, settings.n_init)
+        self._row_costs: Tensor | None = None  # each candidate's cost (channels only)
+        self._scaling_cache: Scaling | None = None
+        if channels is None:
+            self._reference_idx = design.reference_indices(self._points, self.seed, settings.reference_size)
+            self._design = design.initial_design(space, self._points, self.seed, settings.n_init)
+        else:  # integrated variances over the explained channel; the design read on every channel
+            own = self.physical_space.to_unit(self.physical_space.candidates.to(self.device))  # type: ignore[union-attr]
+            ref = design.reference_indices(own, self.seed, settings.reference_size)
+            self._reference_idx = ref * channels.count
+            self._design = channels.expand(design.initial_design(self.physical_space, own, self.seed, settings.n_init))
+            self._row_costs = channels.row_costs(space.candidates.to(self.device))  # type: ignore[union-attr]
+        self._fit_from = len(self._design)  # the first fit: once the design is in
+        if channels is not None:  # ... and its explained-channel part (Campaign.tell adds it)
+            self._fit_from += min(settings.n_init, channels.design_explained or settings.n_init)
         self.abduction = Abduction()
 
     def _admit(self, slot: Slot, weight: float) -> None:
@@ -278,15 +302,66 @@ class CampaignState:
         return torch.as_tensor(values, dtype=DTYPE, device=self.device)
 
     def _data_tensors(self) -> tuple[Tensor, Tensor]:
+        """``n x d`` unit coordinates and ``n`` values of the readings (a cheaper channel's on the explained
+        channel's scale, :class:`~abduce.controller.core.channels.Scaling`, once the design is in)."""
         x = self._tensor(self._x)
-        return self.space.to_unit(x), self._tensor(self._y)
+        return self.space.to_unit(x), self._tensor(self._values())
+
+    def _values(self) -> list[float]:
+        scaling = self._scaling()
+        if scaling is None:
+            return list(self._y)
+        return [scaling.value(y, Channels.channel(x)) for x, y in zip(self._x, self._y)]
+
+    def _sds(self) -> list[float]:
+        """Each reading's known sd (NaN where none): its own, else its channel's declared one; scaled."""
+        if self.channels is None:
+            return list(self._y_sd)
+        scaling, out = self._scaling(), []
+        for x, sd in zip(self._x, self._y_sd):
+            c = Channels.channel(x)
+            sd = self.channels.declared_noise(c) if math.isnan(sd) else sd
+            out.append(sd if scaling is None else scaling.sd(sd, c))
+        return out
+
+    def _scaling(self) -> Scaling | None:
+        """The cheaper channels' map onto the explained channel's scale: from the design's readings once
+        they are all in (None before, and without channels)."""
+        if self.channels is None or self.n < self._fit_from:
+            return None
+        if self._scaling_cache is None:
+            k = self._fit_from
+            self._scaling_cache = Scaling.of_design(self._x[:k], self._y[:k], self.channels)
+        return self._scaling_cache
 
     def _sd_tensor(self) -> Tensor | None:
         """``n`` known standard deviations of the readings (NaN where none was told), or None when no
         reading came with one: then every fit is the homoscedastic one, bit for bit."""
-        if all(math.isnan(v) for v in self._y_sd):
+        sds = self._sds()
+        if all(math.isnan(v) for v in sds):
             return None
-        return self._tensor(self._y_sd)
+        return self._tensor(sds)
+
+    def _row_noise(self) -> Tensor | None:
+        """``N`` known noise variances of a reading at each candidate (the explained channel's scale): a
+        cheaper channel's declared sd, else the median of the sds its readings came with; None without
+        channels (the fitted noise alone)."""
+        if self.channels is None:
+            return None
+        sds = self._sds()
+        per = []
+        for c in range(self.channels.count):
+            told = [v for x, v in zip(self._x, sds) if Channels.channel(x) == c and not math.isnan(v)]
+            per.append(float(np.median(told)) ** 2 if told else 0.0)
+        index = self.space.candidates[:, -1].round().long()  # type: ignore[index]
+        return self._tensor(per)[index.to(self.device)]
+
+    @property
+    def cost(self) -> float:
+        """What the readings so far cost (``channels.unit``); without channels, one per reading."""
+        if self.channels is None:
+            return float(self.n)
+        return sum(self.channels.cost(x) for x in self._x)
 
     def _policy_view(self) -> PolicyView:
         probs = self.probabilities()
@@ -317,7 +392,15 @@ class CampaignState:
         if self.space.is_finite:
             fantasy = believed.posteriors if believed is not None else {}
             posteriors = [fantasy.get(i, slots[i].posterior) for i in usable]  # only the hypotheses with a fit
-            scores = self.acquisition.score(posteriors, usable.index(driver), weights[usable], self._reference_idx)  # type: ignore[arg-type]
+            scores = self.acquisition.score(
+                posteriors,
+                usable.index(driver),
+                weights[usable],
+                self._reference_idx,
+                known=self._row_noise(),  # type: ignore[arg-type]
+            )
+            if self._row_costs is not None:  # information per unit cost (BoTorch's InverseCostWeightedUtility)
+                scores = scores / self._row_costs
             scores = torch.where(torch.isfinite(scores), scores, torch.full_like(scores, -math.inf))
             if self.settings.exclude_measured and self._measured_idx:
                 scores[torch.tensor(self._measured_idx, device=scores.device)] = -math.inf

@@ -40,6 +40,11 @@ from abduce.hypotheses.posterior import PosteriorAtPoints, integrated_variance_r
 UCB_BETA = 4.0  # mean + sqrt(4) sd
 
 
+def per_point(noise: Tensor) -> Tensor:
+    """Noise variances ``K`` (one per hypothesis) or ``K x b`` (per point too) as ``K x b``-broadcastable."""
+    return noise if noise.dim() == 2 else noise.unsqueeze(-1)
+
+
 def discrimination_score(mean: Tensor, var: Tensor, noise: Tensor, weights: Tensor) -> Tensor:
     """Probability-weighted Box-Hill divergence plus the weighted information gain.
 
@@ -56,14 +61,16 @@ def discrimination_score(mean: Tensor, var: Tensor, noise: Tensor, weights: Tens
 
     Args:
         mean, var: ``K x b`` predictive means and latent variances (one unit system).
-        noise: ``K`` noise variances.
+        noise: ``K`` noise variances, or ``K x b`` (a reading's noise differing from point to point: another
+            channel's).
         weights: ``K`` posterior probabilities.
 
     Returns:
         ``b`` scores.
     """
-    s2 = var + noise.unsqueeze(-1)
-    score = (weights.unsqueeze(-1) * 0.5 * torch.log1p(var / noise.unsqueeze(-1))).sum(0)
+    noise = per_point(noise)
+    s2 = var + noise
+    score = (weights.unsqueeze(-1) * 0.5 * torch.log1p(var / noise)).sum(0)
     for i, j in itertools.combinations(range(len(weights)), 2):
         j_ij = 0.5 * ((s2[i] - s2[j]) ** 2 / (s2[i] * s2[j]) + (mean[i] - mean[j]) ** 2 * (1 / s2[i] + 1 / s2[j]))
         score = score + weights[i] * weights[j] * j_ij
@@ -90,7 +97,7 @@ def model_information(
 
     Args:
         mean, var: ``K x b`` predictive means and latent variances (one unit system).
-        noise: ``K`` noise variances.
+        noise: ``K`` noise variances, or ``K x b``.
         weights: ``K`` probabilities (renormalised here).
 
     Returns:
@@ -102,7 +109,7 @@ def model_information(
     t = torch.as_tensor(t, dtype=mean.dtype, device=mean.device)
     w = torch.as_tensor(w, dtype=mean.dtype, device=mean.device) / math.sqrt(math.pi)
     p = (weights / weights.sum()).to(mean)
-    s2 = var + noise.unsqueeze(-1)  # K x b
+    s2 = var + per_point(noise)  # K x b
     y = mean.unsqueeze(-1) + (2 * s2).sqrt().unsqueeze(-1) * t  # K x b x Q: nodes of each normal
     # log N_j(y) for every component j at every node of every component i: K_j x K_i x b x Q
     log_n = -0.5 * (
@@ -127,11 +134,15 @@ def predictive(models: list[StructuredGP], X: Tensor) -> tuple[Tensor, Tensor, T
     return torch.stack(means), torch.stack(variances), torch.stack(noises)
 
 
-def at_points(posteriors: list[PosteriorAtPoints]) -> tuple[Tensor, Tensor, Tensor]:
-    """The same from posteriors kept at a finite candidate set: ``K x N``, ``K x N``, ``K``."""
+def at_points(posteriors: list[PosteriorAtPoints], known: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """The same from posteriors kept at a finite candidate set: ``K x N``, ``K x N``, ``K`` (``K x N`` with
+    ``known``: ``N`` known noise variances of a reading at each point, physical units, added to each
+    hypothesis's fitted noise)."""
     mean = torch.stack([p.mean for p in posteriors])
     var = torch.stack([p.var for p in posteriors])
     noise = torch.tensor([p.noise for p in posteriors], dtype=mean.dtype, device=mean.device)
+    if known is not None:
+        noise = noise.unsqueeze(-1) + known.to(noise)
     return mean, var, noise
 
 
@@ -212,8 +223,17 @@ class Acquisition(ABC):
     name: ClassVar[str]
 
     @abstractmethod
-    def score(self, posteriors: list[PosteriorAtPoints], driver: int, weights: Tensor, reference: Tensor) -> Tensor:
-        """``N`` scores over a finite candidate set (higher is better)."""
+    def score(
+        self,
+        posteriors: list[PosteriorAtPoints],
+        driver: int,
+        weights: Tensor,
+        reference: Tensor,
+        known: Tensor | None = None,
+    ) -> Tensor:
+        """``N`` scores over a finite candidate set (higher is better). ``known``: ``N`` known noise variances of
+        a reading at each candidate (another channel's, :mod:`abduce.controller.core.channels`), physical
+        units; None: the fitted noise alone. The acquisitions that weigh readings by their noise use it."""
 
     @abstractmethod
     def botorch(
@@ -231,7 +251,7 @@ class Variance(Acquisition):
 
     name = "variance"
 
-    def score(self, posteriors, driver, weights, reference):
+    def score(self, posteriors, driver, weights, reference, known=None):
         return posteriors[driver].var
 
     def botorch(self, models, driver, weights, reference):
@@ -244,7 +264,7 @@ class UCB(Acquisition):
 
     name = "ucb"
 
-    def score(self, posteriors, driver, weights, reference):
+    def score(self, posteriors, driver, weights, reference, known=None):
         p = posteriors[driver]
         return p.mean + UCB_BETA**0.5 * p.var.sqrt()
 
@@ -258,7 +278,7 @@ class NIPV(Acquisition):
 
     name = "nipv"
 
-    def score(self, posteriors, driver, weights, reference):
+    def score(self, posteriors, driver, weights, reference, known=None):
         return posteriors[driver].variance_reduction(reference)
 
     def botorch(self, models, driver, weights, reference):
@@ -271,8 +291,8 @@ class Discriminate(Acquisition):
 
     name = "discriminate"
 
-    def score(self, posteriors, driver, weights, reference):
-        mean, var, noise = at_points(posteriors)
+    def score(self, posteriors, driver, weights, reference, known=None):
+        mean, var, noise = at_points(posteriors, known)
         return discrimination_score(mean, var, noise, weights.to(mean))
 
     def botorch(self, models, driver, weights, reference):
@@ -299,8 +319,8 @@ class ModelInformation(Acquisition):
 
     name = "model-information"
 
-    def score(self, posteriors, driver, weights, reference):
-        mean, var, noise = at_points(posteriors)
+    def score(self, posteriors, driver, weights, reference, known=None):
+        mean, var, noise = at_points(posteriors, known)
         return model_information(mean, var, noise, weights.to(mean))
 
     def botorch(self, models, driver, weights, reference):

@@ -26,6 +26,8 @@ class CampaignView:
         none_probability: the probability of "none of these" (0 when not weighed).
         probability_floor: the leader's probability with the Monte Carlo error of the evidences
             against it (2 standard errors each way); None where unknown (then the probability itself).
+        cost: what the readings so far cost (one per reading unless the campaign models channels with
+            costs, :mod:`abduce.controller.core.channels`).
     """
 
     n: int
@@ -34,6 +36,7 @@ class CampaignView:
     unfitted: int = 0
     none_probability: float = 0.0
     probability_floor: float | None = None
+    cost: float | None = None
 
 
 class StoppingRule(ABC):
@@ -73,6 +76,25 @@ class Budget(StoppingRule):
 
     def describe(self) -> str:
         return f"budget of {self.n} measurements"
+
+
+@dataclass(frozen=True)
+class CostBudget(StoppingRule):
+    """Stop once the readings have cost ``total`` (a campaign over channels with costs: seconds, a dose).
+    The reading that crosses it is the last: a campaign spends at most one reading's cost past ``total``."""
+
+    total: float
+    unit: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.total > 0:
+            raise ValueError(f"a cost budget must be > 0, got {self.total}")
+
+    def __call__(self, view: CampaignView) -> bool:
+        return (view.cost if view.cost is not None else view.n) >= self.total
+
+    def describe(self) -> str:
+        return f"cost budget of {self.total:g}{' ' + self.unit if self.unit else ''}"
 
 
 @dataclass(frozen=True)

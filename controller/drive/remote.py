@@ -12,7 +12,7 @@ from abduce.controller.core.measurements import Measurement, MeasureRequest
 from abduce.controller.drive.audit import AuditLog
 from abduce.controller.drive.link import Agent, InstrumentLink
 from abduce.controller.errors import ConfigError
-from abduce.controller.intake.readings import pick_channel, to_measurement
+from abduce.controller.intake.readings import channel_points, on_channel, pick_channel, to_measurement
 from abduce.controller.recipe.recipe import Recipe
 from abduce.instruments.keys import load_certificate, load_key
 from abduce.instruments.protocol.codec import Codec, Keyring, pack_frames
@@ -39,6 +39,7 @@ class LinkInstrument:
         self.link, self.agent, self.timeout_s = link, agent, timeout_s
         self.in_flight = set(in_flight or ())  # requests sent before a restart: settled with query first
         self.channel = pick_channel(agent.capabilities, channel, reduction)
+        self.channels: tuple[str, ...] | None = None  # a campaign over several channels: their names, in order
         self.reduction = None
         if reduction is not None:
             from abduce.controller.intake.reduction import resolve_reduction
@@ -48,11 +49,13 @@ class LinkInstrument:
     def __call__(self, request: MeasureRequest) -> Measurement | list[Measurement]:
         """One ``measure`` message with every point of the request; one Measurement per point (``index``),
         or the one Measurement of a one-point request."""
+        points, names = channel_points(request.points, self.channels)
         reply = self.link.measure(
             Measure(
                 request_id=request.request_id,
-                points=[list(p) for p in request.points],
+                points=points,
                 idempotent=self.agent.capabilities.idempotent,
+                channels=sorted(set(names or ())),
             ),
             self.agent.instrument_id,
             timeout_s=self.timeout_s,
@@ -71,7 +74,7 @@ class LinkInstrument:
                 result.points,
                 result.values,
                 arrays,
-                self.channel,
+                names[i] if names else self.channel,
                 self.reduction,
                 index=i,
                 sd=result.sd,
@@ -79,8 +82,10 @@ class LinkInstrument:
                 raw=raw if i == 0 else None,  # journalled once, with the request's first point
                 source=reply.key_id,
             )
-            for i, requested in enumerate(request.points)
+            for i, requested in enumerate(points)
         ]
+        if names:
+            out = [on_channel(m, requested) for m, requested in zip(out, request.points)]
         return out[0] if request.q == 1 else out
 
 

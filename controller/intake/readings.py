@@ -10,10 +10,16 @@ turn readings into measurements the same way:
   (e.g. ``loop-area``), the raw array kept with the measurement;
 * no reading, or one that is not a finite number: NaN, which
   ``Campaign.tell`` refuses with a clear error.
+
+A campaign over several channels (:mod:`abduce.controller.core.channels`) asks for one channel at each
+point; :func:`channel_points` and :func:`on_channel` move the channel between the campaign's point (its
+last coordinate) and the protocol's ``Measure.channels`` (1.3). An agent that speaks 1.2 or older reads
+every channel and the one asked for is taken.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Mapping, Sequence
 
@@ -80,3 +86,20 @@ def to_measurement(
         if spread is not None and spread[index] is not None:
             y_sd = float(spread[index])
     return Measurement(request_id, x, y, arrays=kept, y_sd=y_sd, index=index, **extra)
+
+
+def channel_points(
+    points: Sequence[Sequence[float]], channels: Sequence[str] | None
+) -> tuple[list[list[float]], list[str] | None]:
+    """What to send for a request's ``points``: with ``channels`` (a campaign over several channels,
+    :mod:`abduce.controller.core.channels`), each point's last coordinate is the index of the channel to read;
+    it is taken off, and the channel named. Returns the points to measure and each one's channel (None:
+    no channels, the points as they are)."""
+    if not channels:
+        return [list(p) for p in points], None
+    return [list(p[:-1]) for p in points], [channels[int(round(float(p[-1])))] for p in points]
+
+
+def on_channel(measurement: Measurement, requested: Sequence[float]) -> Measurement:
+    """The measurement of a point read on one channel, its channel coordinate (the request's) put back."""
+    return dataclasses.replace(measurement, x=tuple(measurement.x) + (float(requested[-1]),))

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from abduce.controller.errors import AbduceError, ConfigError
 from abduce.controller.recipe.transfer import Transfer
@@ -70,6 +70,12 @@ class Recipe(BaseModel):
             factor per step; below 1, the probability (were it added) from which a composed law is also added.
         transfer: what the campaign took from a past one (:class:`~abduce.controller.recipe.transfer.Transfer`;
             README, "Transfer between campaigns"), held whole so a journal resumes without the past run.
+        cheap_channels, cost, cost_unit, cost_budget, design_explained: several channels with costs
+            (:mod:`abduce.controller.core.channels`; README, "Several channels with costs"): the cheaper channels
+            modelled beside ``channel``, each with the cost of one reading; what one reading of ``channel``
+            costs; the costs' unit; a cost to stop at (besides ``budget``, which counts readings of every
+            channel); how many design points are read on ``channel`` too. With cheaper channels the
+            acquisition defaults to ``model-information`` (information about which law is true, per cost).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -94,6 +100,30 @@ class Recipe(BaseModel):
     composition_cost: Annotated[float, Field(gt=0, le=1)] = 1.0
     propose_admit: Annotated[float, Field(gt=0, le=1)] = 1.0
     transfer: Transfer | None = None
+    cheap_channels: dict[
+        Annotated[str, Field(min_length=1, max_length=128)], Annotated[float, Field(gt=0, allow_inf_nan=False)]
+    ] = {}
+    cost: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 1.0
+    cost_unit: Annotated[str, Field(max_length=32)] = ""
+    cost_budget: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    design_explained: Annotated[int, Field(ge=2)] = 2
+
+    @model_validator(mode="after")
+    def _channels_fit(self) -> Self:
+        """Cheaper channels: one scalar channel explained, one point at a time, no proposals."""
+        if not self.cheap_channels:
+            return self
+        if self.reduction is not None:
+            raise ValueError("cheap_channels: the explained channel must be a scalar channel (no reduction)")
+        if self.channel is not None and self.channel in self.cheap_channels:
+            raise ValueError(f"cheap_channels names the explained channel {self.channel!r}")
+        if self.q != 1:
+            raise ValueError(
+                f"cheap_channels: a campaign over several channels asks one point at a time, not q={self.q}"
+            )
+        if self.propose != "off":
+            raise ValueError("cheap_channels: proposals (propose) are not built for a campaign over several channels")
+        return self
 
     @field_validator("hypotheses")
     @classmethod
@@ -180,7 +210,7 @@ class Recipe(BaseModel):
         """
         from abduce.controller.core.campaign import Campaign
         from abduce.controller.decide.policies import POLICIES
-        from abduce.controller.decide.stopping import Budget
+        from abduce.controller.decide.stopping import Budget, CostBudget
         from abduce.hypotheses.library import resolve_hypothesis
 
         policy_cls = POLICIES[self.policy]
@@ -188,16 +218,36 @@ class Recipe(BaseModel):
         hypotheses, weights = [resolve_hypothesis(h) for h in self.hypotheses], None
         if self.transfer is not None:  # the past campaign's posteriors as priors, its composed laws joining
             hypotheses, weights = self.transfer.apply(hypotheses, space, self.composition_cost)
+        stopping, channels, acquisition = Budget(self.budget), self.channels(space), self.acquisition
+        if self.cost_budget is not None:
+            stopping = stopping | CostBudget(self.cost_budget, self.cost_unit)
+        if channels is not None and acquisition is None:
+            acquisition = "model-information"  # which law is true, per unit cost (the function's detail is not)
         return (kind or Campaign)(
             space=space,
             hypotheses=hypotheses,
             weights=weights,
             policy=policy,
-            acquisition=self.acquisition,
-            stopping=Budget(self.budget),
+            acquisition=acquisition,
+            stopping=stopping,
             seed=self.seed,
             settings=self.settings(),
             device=resolve_device(self.device if device is None else device),
+            channels=channels,
+        )
+
+    def channels(self, space: Space):
+        """The campaign's :class:`~abduce.controller.core.channels.Channels` (the explained one, named by
+        ``space.explained``, first), or None without cheaper channels."""
+        if not self.cheap_channels:
+            return None
+        from abduce.controller.core.channels import Channels
+
+        return Channels(
+            names=(space.explained.name, *self.cheap_channels),
+            costs=(self.cost, *self.cheap_channels.values()),
+            unit=self.cost_unit,
+            design_explained=self.design_explained,
         )
 
 

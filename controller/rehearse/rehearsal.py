@@ -21,7 +21,7 @@ from abduce.controller.core.campaign import Campaign
 from abduce.controller.core.measurements import Measurement, MeasureRequest
 from abduce.controller.drive.loop import Consumer, run_campaign
 from abduce.controller.intake.capabilities import space_of
-from abduce.controller.intake.readings import pick_channel, to_measurement
+from abduce.controller.intake.readings import channel_points, on_channel, pick_channel, to_measurement
 from abduce.controller.journal.store import Journal
 from abduce.controller.recipe.recipe import Recipe
 from abduce.instruments.drivers.base import Driver
@@ -36,6 +36,7 @@ class DriverInstrument:
         self.driver = driver
         self.capabilities = driver.describe()
         self.channel = pick_channel(self.capabilities, channel, reduction)
+        self.channels: tuple[str, ...] | None = None  # a campaign over several channels: their names, in order
         self.reduction = None
         if reduction is not None:
             from abduce.controller.intake.reduction import resolve_reduction
@@ -45,7 +46,9 @@ class DriverInstrument:
     def __call__(self, request: MeasureRequest) -> Measurement | list[Measurement]:
         """The request's reading: one Measurement for one point, else one per point (``index`` 0..q-1),
         all from one ``measure`` of the driver, as the protocol carries a batch."""
-        reading = self.driver.measure(Measure(request_id=request.request_id, points=[list(p) for p in request.points]))
+        points, names = channel_points(request.points, self.channels)
+        measure = Measure(request_id=request.request_id, points=points, channels=sorted(set(names or ())))
+        reading = self.driver.measure(measure)
         out = [
             to_measurement(
                 request.request_id,
@@ -53,14 +56,16 @@ class DriverInstrument:
                 reading.points,
                 reading.values,
                 reading.arrays,
-                self.channel,
+                names[i] if names else self.channel,
                 self.reduction,
                 index=i,
                 sd=reading.sd,
                 axes={name: axis.values for name, axis in reading.axes.items()},
             )
-            for i, requested in enumerate(request.points)
+            for i, requested in enumerate(points)
         ]
+        if names:
+            out = [on_channel(m, requested) for m, requested in zip(out, request.points)]
         return out[0] if request.q == 1 else out
 
 
@@ -87,6 +92,8 @@ class Rehearsal(Recipe):
     def build(self) -> tuple[Campaign, DriverInstrument]:
         instrument = DriverInstrument(self.driver(), self.channel, self.reduction)
         campaign = self.build_campaign(space_of(instrument.capabilities, self.channel, self.reduction))
+        if campaign.channels is not None:
+            instrument.channels = campaign.channels.names
         return campaign, instrument
 
     def run(self, consumers: Iterable[Consumer] = (), journal: Journal | None = None) -> Campaign:

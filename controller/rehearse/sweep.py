@@ -104,6 +104,7 @@ from typing import Any
 import numpy as np
 
 from abduce.controller.rehearse.abduction_table import abduction_markdown, abduction_rows
+from abduce.controller.rehearse.channels_table import channel_markdown, channel_rows
 from abduce.controller.rehearse.scoring import calibration, campaign_key, markdown, plot, plot_reliability, summarize
 from abduce.controller.rehearse.sweep_config import OUT_OF_SET, SweepConfig
 from abduce.controller.rehearse.transfer_table import transfer_markdown, transfer_rows
@@ -240,6 +241,7 @@ def rehearsal_of(cell: dict[str, Any], **changes: Any):
         "propose_depth": cell["propose_depth"],
         "composition_cost": cell["composition_cost"],
         "propose_admit": cell["propose_admit"],
+        **p.get("channels", {}),
     }
     return Rehearsal(**{**fields, **changes})
 
@@ -326,6 +328,8 @@ def _run_one(cell: dict[str, Any], rehearsal, problem: str | None = None) -> tup
                 "p_composed": r.probabilities.get(composed, 0.0) if composed else math.nan,
                 "p_proposed": max((v for k, v in r.probabilities.items() if k not in declared), default=0.0),
                 "composed": composed or "",
+                "cost": campaign.cost,
+                "channel": campaign.channels.name(r.x) if campaign.channels is not None else "",
             }
         )
         made.extend(q["name"] for q in r.proposals if q.get("added") or q.get("suggested"))
@@ -502,4 +506,8 @@ def write_outputs(config: SweepConfig, results, out: Path):
     chains = {f.name for f in config.family if f.series}
     if chains:
         (out / "transfer.md").write_text(transfer_markdown(transfer_rows(summary, chains)), encoding="utf-8")
+    pairs = {f.name: (f.draws, f.cost or 1.0) for f in config.family if f.cheap_channels and f.draws}
+    if pairs:
+        rows = channel_rows(results, pairs, config.sweep.threshold)
+        (out / "channels.md").write_text(channel_markdown(rows), encoding="utf-8")
     return results, summary

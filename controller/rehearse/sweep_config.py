@@ -170,6 +170,19 @@ class Family(_Source):
     temper: Annotated[float, Field(gt=0, le=1)] | None = None
     transfer_share: Annotated[float, Field(gt=0, le=1)] | None = None
     transfer_drift: Annotated[float, Field(ge=0, le=1)] | None = None
+    # several channels with costs (README, "Several channels with costs"): the cheaper channels modelled beside
+    # the explained one, each with its cost; the explained one's; a cost to stop at; the acquisition (None: the
+    # policy's default, model-information with cheaper channels); its design points read on the explained channel
+    cheap_channels: dict[str, Annotated[float, Field(gt=0)]] = {}
+    cost: Annotated[float, Field(gt=0)] | None = None
+    cost_budget: Annotated[float, Field(gt=0)] | None = None
+    acquisition: str | None = None
+    design_explained: Annotated[int, Field(ge=2)] | None = None
+
+    @field_validator("acquisition")
+    @classmethod
+    def _known_acquisition(cls, name: str | None) -> str | None:
+        return None if name is None else _known("acquisition", name)
 
     @field_validator("campaigns")
     @classmethod
@@ -329,6 +342,17 @@ class SweepConfig(_Strict):
                         "temper": f.temper,
                         "share": f.transfer_share,
                         "drift": f.transfer_drift,
+                        "channels": {
+                            k: v
+                            for k, v in (
+                                ("cheap_channels", dict(f.cheap_channels)),
+                                ("cost", f.cost),
+                                ("cost_budget", f.cost_budget),
+                                ("acquisition", f.acquisition),
+                                ("design_explained", f.design_explained),
+                            )
+                            if v
+                        },
                     }
                     out.append(
                         {

@@ -15,11 +15,15 @@ class SimulatedDriver(Driver):
     """Serves a :class:`~abduce.simulators.base.Simulator` (numpy, seeded) as an instrument.
 
     Axes take the simulator's ``axis_names``, ``bounds`` and (where it declares them)
-    ``axis_units``; the one channel is the simulator's ``channel``, in its ``unit``:
+    ``axis_units``; the channel is the simulator's ``channel``, in its ``unit``:
     a scalar (``Reading.values``) when its ``spectrum_shape`` is ``()``, else an array channel (``Reading.arrays``,
     ``n_points x *spectrum_shape``, float64) with no scalar value. The driver
     sleeps ``dwell_s`` per point (interrupted by :meth:`abort`); it is
     ``blocking`` (run on the agent's worker thread) only when it sleeps.
+
+    A simulator with several scalar channels (``channels``, read by ``measure_channel(x, name)``, with
+    ``reading_sd(name)`` the sd a reading reports: :class:`~abduce.simulators.channels.TwoChannel`) is
+    served with all of them; a request reads those it names (``Measure.channels``, 1.3), or all.
 
     Args:
         simulator: e.g. a :class:`~abduce.simulators.transition1d.Transition1D`.
@@ -47,16 +51,30 @@ class SimulatedDriver(Driver):
                 for name, unit, (lo, hi) in zip(sim.axis_names, units, sim.bounds)
             ],
             candidates=None if cands is None else cands.tolist(),
-            channels=[Channel(name=self.channel, unit=getattr(sim, "unit", ""), shape=list(self.shape))],
+            channels=[Channel(name=name, unit=getattr(sim, "unit", ""), shape=list(self.shape)) for name in self.names],
             simulator=True,
             idempotent=True,
         )
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The channels served: the simulator's ``channels`` where it has several, else its one channel."""
+        several = getattr(self.simulator, "channels", None)
+        return tuple(several) if several else (self.channel,)
 
     def measure(self, request: Measure) -> Reading:
         x = np.asarray(request.points, dtype=float)
         if self.dwell_s > 0:
             self._abort.clear()
             self._abort.wait(self.dwell_s * len(x))
+        if len(self.names) > 1:  # several scalar channels: those asked for (all where none is named)
+            sim, values, sd = self.simulator, {}, {}
+            for name in request.channels or self.names:
+                values[name] = [float(v) for v in sim.measure_channel(x, name)]  # type: ignore[attr-defined]
+                spread = sim.reading_sd(name)  # type: ignore[attr-defined]
+                if spread is not None:
+                    sd[name] = [float(spread)] * len(x)
+            return Reading(points=x.tolist(), values=values, sd=sd)
         y = self.simulator.measure(x)
         if not self.shape:
             return Reading(points=x.tolist(), values={self.channel: [float(v) for v in y]})

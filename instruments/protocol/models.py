@@ -13,9 +13,9 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-PROTOCOL_VERSION = "1.2"
+PROTOCOL_VERSION = "1.3"
 # newest first; 1.1 adds bye, release, release_reply and wrong-direction; 1.2 adds result.sd and result.axes
-SUPPORTED_VERSIONS = ("1.2", "1.1", "1.0")
+SUPPORTED_VERSIONS = ("1.3", "1.2", "1.1", "1.0")
 TAG = b"<ABDUCE|MSG>"  # the delimiter frame between routing identities and the message
 
 
@@ -151,7 +151,8 @@ class Measure(_Strict):
     """controller -> agent: measure one or more points.
 
     A retry reuses ``request_id``; the agent answers it from its result cache
-    and never measures it twice.
+    and never measures it twice. ``channels`` (1.3): the channels to read, by name (a campaign that models
+    a cheap channel beside a costly one asks for one of them at a time); empty: every channel.
     """
 
     request_id: RequestId
@@ -159,6 +160,7 @@ class Measure(_Strict):
     parameters: dict[str, Any] = {}
     deadline_s: Annotated[float, Field(gt=0)] | None = None
     idempotent: bool = True
+    channels: list[Name] = []
 
 
 class Ack(_Strict):
@@ -351,7 +353,7 @@ MESSAGES: dict[str, type[BaseModel]] = {
 # Content fields added by a minor version: {msg_type: {field: the version that introduced it}}. They are
 # optional (their defaults keep the older meaning); a message stamped an older version never carries them:
 # the codec leaves them out when it encodes for an older peer and refuses them when it decodes one (SPEC 9).
-FIELDS_SINCE: dict[str, dict[str, str]] = {"result": {"sd": "1.2", "axes": "1.2"}}
+FIELDS_SINCE: dict[str, dict[str, str]] = {"result": {"sd": "1.2", "axes": "1.2"}, "measure": {"channels": "1.3"}}
 
 # Who sends each message type ("controller", "agent" or "either") and on which lane ("instrument",
 # "control" or "either"); the version that introduced it. A receiver answers a message its own role

@@ -93,7 +93,7 @@ def test_told_sds_are_used_in_process_and_over_the_protocol_alike():
     agent = AgentThread(InstrumentAgent(HeteroscedasticDriver(True), link.endpoint, Codec(keyring, "lab"), "sim"))
     try:
         registered = link.wait_for_agent(15)
-        assert registered.version == "1.2"
+        assert registered.version == "1.3"
         remote = run_campaign(campaign(registered.capabilities), LinkInstrument(link, registered, timeout_s=15))
     finally:
         agent.stop()

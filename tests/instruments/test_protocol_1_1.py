@@ -47,7 +47,7 @@ def test_after_bye_the_agent_sends_nothing_until_a_new_controller_session(keyrin
     second = None
     try:
         registered = link.wait_for_agent(15)
-        assert registered.version == "1.2"
+        assert registered.version == "1.3"
         assert wait_until(lambda: registered.control_identity is not None)  # control-lane pings flow
         assert link.bye("done", "budget spent") == 1
         assert wait_until(lambda: agent.agent.parted)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from abduce.instruments.protocol import TAG, Codec, Keyring
-from abduce.instruments.protocol.models import ERROR_CODES, MESSAGES, REJECT_CODES
+from abduce.instruments.protocol.models import ERROR_CODES, MESSAGES, PROTOCOL_VERSION, REJECT_CODES
 from abduce.instruments.protocol.schema import BEGIN, END, SPEC, render, schema_section, schemas, splice
 
 TEXT = SPEC.read_text(encoding="utf-8")
@@ -32,7 +32,7 @@ def test_splice_is_idempotent_and_keeps_the_markers():
 
 
 def test_spec_names_the_version_and_the_tag():
-    assert TEXT.startswith("# abduce instrument protocol, version 1.2")
+    assert TEXT.startswith(f"# abduce instrument protocol, version {PROTOCOL_VERSION}")
     assert TAG.decode() in PROSE
 
 
