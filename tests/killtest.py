@@ -78,6 +78,7 @@ from abduce.instruments.drivers.simulated import SimulatedDriver  # noqa: E402
 from abduce.instruments.keys import load_key, new_key  # noqa: E402
 from abduce.instruments.protocol.codec import Codec, Keyring  # noqa: E402
 from abduce.instruments.protocol.models import Hello  # noqa: E402
+from abduce.simulators.channels import TwoChannel  # noqa: E402
 from abduce.simulators.transition1d import Transition1D  # noqa: E402
 from tests.instruments.conftest import ipc_endpoint  # noqa: E402
 
@@ -124,8 +125,9 @@ class CountingDriver(SimulatedDriver):
     """The simulated driver, counting how often each request id is measured; it can hold the reply to
     one request back (measured, not yet returned) until :meth:`release`."""
 
-    def __init__(self, seed: int, grid: int, law: str = "second-order") -> None:
-        super().__init__(Transition1D(law=law, grid=grid, seed=seed))
+    def __init__(self, seed: int, grid: int, law: str = "second-order", channels: bool = False) -> None:
+        kind = TwoChannel if channels else Transition1D  # two channels: a costly y and a cheap image
+        super().__init__(kind(law=law, grid=grid, seed=seed))
         self.blocking = True  # measured on the agent's worker thread: a held reply never stalls its heartbeats
         self.counts: Counter[str] = Counter()
         self._lock = threading.Lock()
@@ -369,6 +371,7 @@ class Rig:
     secret: bytes
     driver: CountingDriver
     misses: list[int]  # moments the daemon had left before it froze (mid-fit only): let go, the next one caught
+    first_fit: int = N_INIT  # the measurement whose telling fits first (over channels: the design is longer)
 
 
 def reach(rig: Rig, target: Target, proc: subprocess.Popen, before: State) -> str | None:
@@ -379,7 +382,7 @@ def reach(rig: Rig, target: Target, proc: subprocess.Popen, before: State) -> st
         catch(proc, rig.journal, lambda s: s.seq == before.seq, rig.misses)
         return None
     if target.kind == "mid-fit":  # the only moment not held still: caught by polling, missed ones let go
-        need = max(before.measurements + target.skip + 1, N_INIT)
+        need = max(before.measurements + target.skip + 1, rig.first_fit)
         status(proc, rig.control, rig.secret, ("running",))  # replayed: its steps begin (no journal polls till then)
         catch(
             proc,
@@ -418,7 +421,7 @@ def verify(rig: Rig, target: Target, before: State, held: str | None) -> dict:
     elif target.kind == "mid-fit":  # told to nobody: no decision for it
         ok = (
             ok
-            and after.measurements >= max(before.measurements + target.skip + 1, N_INIT)
+            and after.measurements >= max(before.measurements + target.skip + 1, rig.first_fit)
             and not any(e.kind == "decision" and e.request_id == after.request_id for e in events)
         )
     return {
@@ -442,16 +445,21 @@ def run(
     law: str = "second-order",
     propose: str = "off",
     prior_from: Path | None = None,
+    cheap: dict[str, float] | None = None,
 ) -> dict:
     """Kill the daemon ``kills`` times on the schedule; ``law``: the sample's truth, ``propose``: abduction
     (a kill mid-fit then also lands in proposal rounds, which run inside the step's decision);
     ``prior_from``: a past run the daemon's campaign takes its priors from (``[campaign] prior_from``; every
-    resume takes them from the journal, and the uninterrupted reference from the same past run)."""
+    resume takes them from the journal, and the uninterrupted reference from the same past run); ``cheap``: the
+    campaign models the two-channel simulator's cheap channel beside the explained one (``{"image": cost}``;
+    ``budget`` then counts the readings of both)."""
     began = time.monotonic()
     new_key(workdir / "lab.key", "lab")
     listen, control = ipc_endpoint(), ipc_endpoint()  # stable across the daemon's restarts
     config = workdir / "daemon.toml"
     transfer = f"prior_from = {json.dumps(str(prior_from))}\n" if prior_from is not None else ""
+    if cheap:
+        transfer += "cheap_channels = { " + ", ".join(f"{k} = {v}" for k, v in cheap.items()) + " }\n"
     config.write_text(
         f'[campaign]\nname = "killtest"\nhypotheses = {json.dumps(list(HYPOTHESES))}\npolicy = "{policy}"\n'
         f'budget = {budget}\nseed = {seed}\nn_init = {N_INIT}\npropose = "{propose}"\n{transfer}\n'
@@ -460,11 +468,11 @@ def run(
     )
     key_id, secret = load_key(workdir / "lab.key")
     grid = grid_for(budget)
-    driver = CountingDriver(seed, grid, law)
+    driver = CountingDriver(seed, grid, law, channels=bool(cheap))
     agent = GatedAgent(driver, listen, Codec(Keyring({key_id: secret}), key_id), "sim")
     agent_thread = threading.Thread(target=agent.serve, daemon=True)
     agent_thread.start()
-    rig = Rig(workdir / "run" / "journal.sqlite", control, secret, driver, [0])
+    rig = Rig(workdir / "run" / "journal.sqlite", control, secret, driver, [0], N_INIT + 2 * bool(cheap))
     plan = schedule(kills, seed)
     kill_log: list[dict] = []
     starts, failures = 0, []
@@ -534,13 +542,27 @@ def run(
     from abduce.controller.journal.rebuild import transfer_from_run
     from abduce.controller.rehearse.simulated import SimulatedRun
 
-    reference = SimulatedRun(
-        truth=law, hypotheses=HYPOTHESES, policy=policy, budget=budget, seed=seed, grid=grid, n_init=N_INIT,
-        propose=propose, transfer=None if prior_from is None else transfer_from_run(prior_from),
-    ).run()  # fmt: skip
+    if cheap:  # the same campaign through the simulated driver in this process (an in-process run reads one channel)
+        from abduce.controller.rehearse.rehearsal import Rehearsal
+
+        reference = Rehearsal(
+            source="simulated:two-channel", options={"law": law, "grid": grid}, hypotheses=HYPOTHESES, policy=policy,
+            budget=budget, seed=seed, n_init=N_INIT, propose=propose, cheap_channels=cheap,
+            transfer=None if prior_from is None else transfer_from_run(prior_from),
+        ).run()  # fmt: skip
+    else:
+        reference = SimulatedRun(
+            truth=law, hypotheses=HYPOTHESES, policy=policy, budget=budget, seed=seed, grid=grid, n_init=N_INIT,
+            propose=propose, transfer=None if prior_from is None else transfer_from_run(prior_from),
+        ).run()  # fmt: skip
     with Journal.open(rig.journal, readonly=True) as journal:
         journalled = [(e.body.step, p["name"], p["added"]) for e in read(journal, "decision") for p in e.body.proposals]
-    ref_x, ref_y = reference.data
+    if cheap:  # every reading: its point, its channel (the journal's last coordinate), its value
+        names = ("y", *cheap)
+        rows = [(rid, [*x[:-1], names[round(x[-1])]], y) for rid, x, y in rows]
+        ref_x, ref_y = [(*x, c) for x, c, _ in reference.readings()], [y for _, _, y in reference.readings()]
+    else:
+        ref_x, ref_y = reference.data
     by_state = Counter(k["state"] for k in kill_log)
     return {
         "kills": len(kill_log),

@@ -6,6 +6,7 @@ or a test can do the same without a shell.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import typer
@@ -28,6 +29,28 @@ from abduce.controller.recipe.recipe import TRANSITION_LAWS, Recipe
 def _given(**options):
     """The options the user gave (the others keep the run's own defaults)."""
     return {k: v for k, v in options.items() if v is not None}
+
+
+def cheap_channels(pairs: list[str]) -> dict[str, float]:
+    """``NAME=COST`` pairs (``--cheap-channel``) -> ``{name: cost}``, in the order given.
+
+    Raises:
+        ConfigError: a pair without ``=``, a repeated name, or a cost that is not a number > 0 (naming it).
+    """
+    out: dict[str, float] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        name = name.strip()
+        try:
+            cost = float(value)
+        except ValueError:
+            cost = math.nan
+        if not sep or not name or not (math.isfinite(cost) and cost > 0):
+            raise ConfigError(f"--cheap-channel {pair!r}: give NAME=COST with a cost > 0 (e.g. image=0.05)")
+        if name in out:
+            raise ConfigError(f"--cheap-channel {name!r} is given twice")
+        out[name] = cost
+    return out
 
 
 def _run(field: str):
@@ -77,7 +100,7 @@ def run_listening(
     (port 0 binds free ports) before the wait; ``OUT/endpoints.json`` names it too.
     """
     from abduce.controller.drive.loop import run_campaign
-    from abduce.controller.drive.remote import AuditLog, LinkInstrument, listening_link
+    from abduce.controller.drive.remote import AuditLog, LinkInstrument, channel_names, listening_link
     from abduce.controller.intake.capabilities import space_of
     from abduce.controller.journal.rundir import RunDirectory
     from abduce.instruments.keys import load_key
@@ -99,6 +122,9 @@ def run_listening(
             # the explained value named by the campaign's channel/reduction, as a rebuild from the journal names it;
             # a channel the instrument lacks is a ConfigError here, before the run directory or any measurement
             campaign = opts.build_campaign(space_of(agent.capabilities, opts.channel, opts.reduction))
+            instrument = LinkInstrument(
+                link, agent, channel=opts.channel, reduction=opts.reduction, channels=channel_names(campaign)
+            )  # cheaper channels the instrument lacks: a ConfigError here too
             config = {
                 "mode": "listen",
                 **opts.model_dump(mode="json"),
@@ -108,7 +134,6 @@ def run_listening(
             rundir = RunDirectory(out, config)
             bar, show = _progress(opts.policy, opts.budget, progress)
             with bar:
-                instrument = LinkInstrument(link, agent, channel=opts.channel, reduction=opts.reduction)
                 try:
                     run_campaign(campaign, instrument, [rundir, show], journal=rundir.journal)
                 except BaseException as exc:
@@ -193,6 +218,17 @@ def run(
         help=f"Spectrum -> value, for an array channel: {one_of('reduction')}, or package.module:function "
         "(imported by this controller process).",
     ),
+    cheap_channel: list[str] = typer.Option(
+        None,
+        "--cheap-channel",
+        help="NAME=COST, repeatable: a cheaper channel of the instrument to model beside the explained one, and "
+        "what one reading of it costs (README, 'Several channels with costs'; with --listen).",
+    ),
+    cost: float = typer.Option(None, min=0.0, help="With --cheap-channel: one explained reading's cost [default: 1]."),
+    cost_unit: str = typer.Option(None, help="With --cheap-channel: the costs' unit (s, a dose...)."),
+    cost_budget: float = typer.Option(
+        None, min=0.0, help="Stop once the readings have cost this much (besides --budget readings)."
+    ),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
     listen: str = typer.Option(
         None,
@@ -227,6 +263,9 @@ def run(
             run_path(prior_from)
         elif any(v is not None for v in (temper, transfer_share, transfer_drift)):
             raise ConfigError("--temper, --transfer-share and --transfer-drift go with --prior-from RUN")
+        cheap = cheap_channels(cheap_channel or [])
+        if not cheap and (cost is not None or cost_unit is not None):
+            raise ConfigError("--cost and --cost-unit go with --cheap-channel NAME=COST")
         import_plugins(names, reduction)
     except AbduceError as exc:
         _fail(exc)
@@ -241,7 +280,8 @@ def run(
         q=q,
         propose=propose,
         propose_depth=propose_depth,
-        **_given(channel=channel, reduction=reduction),
+        **_given(channel=channel, reduction=reduction, cost=cost, cost_unit=cost_unit, cost_budget=cost_budget),
+        **({"cheap_channels": cheap} if cheap else {}),
     )
     try:
         if prior_from is not None:

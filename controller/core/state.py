@@ -163,8 +163,19 @@ class CampaignState:
 
     @property
     def data(self) -> tuple[list[tuple[float, ...]], list[float]]:
-        """Copies of the measured points and values, in order."""
-        return list(self._x), list(self._y)
+        """Copies of the measured points and values, in order: over several channels, the explained channel's
+        readings only, at their points in the space (every reading: :meth:`readings`)."""
+        if self.channels is None:
+            return list(self._x), list(self._y)
+        own = [(x[:-1], y) for x, y in zip(self._x, self._y) if Channels.channel(x) == 0]
+        return [x for x, _ in own], [y for _, y in own]
+
+    def readings(self) -> list[tuple[tuple[float, ...], str | None, float]]:
+        """Every reading in order: its point in the space, its channel (None without channels) and its value
+        (in the channel's own units)."""
+        if self.channels is None:
+            return [(x, None, y) for x, y in zip(self._x, self._y)]
+        return [(x[:-1], self.channels.name(x), y) for x, y in zip(self._x, self._y)]
 
     @property
     def exact_limit(self) -> int:
@@ -230,8 +241,10 @@ class CampaignState:
 
     def points(self) -> np.ndarray:
         """``N x d`` physical coordinates of the points the posteriors are kept at: the
-        candidates of a finite space, the Sobol reference points of a box."""
-        return self.space.from_unit(self._points).detach().cpu().numpy()
+        candidates of a finite space, the Sobol reference points of a box (over several channels: the
+        explained channel's, without the channel coordinate)."""
+        out = self.space.from_unit(self._points).detach().cpu().numpy()
+        return out if self.channels is None else out[:: self.channels.count, :-1]
 
     def posterior_mean(self, hypothesis: str | None = None) -> np.ndarray | None:
         """``N`` posterior means (physical units) of ``hypothesis`` (default: the leader) at
@@ -253,6 +266,8 @@ class CampaignState:
         if band is None:
             return None
         mean, var = band
+        if self.channels is not None:  # the explained channel's rows (the law's own)
+            mean, var = mean[:: self.channels.count], var[:: self.channels.count]
         return mean.detach().cpu().numpy(), var.clamp_min(0).sqrt().detach().cpu().numpy()
 
     def request_id(self, step: int, attempt: int = 0) -> str:
@@ -267,7 +282,8 @@ class CampaignState:
 
     def acquisition_scores(self) -> tuple[np.ndarray, str | None]:
         """What the next ``ask`` would score, without asking: ``N`` values at :meth:`points`
-        (NaN where it never goes) and the driving hypothesis (None: all of them).
+        (NaN where it never goes; over several channels, each point's best channel, per unit cost) and the
+        driving hypothesis (None: all of them).
 
         Raises:
             CampaignStateError: a baseline policy (it picks points without an
@@ -284,6 +300,9 @@ class CampaignState:
                 scores = acq(self._points.unsqueeze(1))  # type: ignore[operator]
         out = scores.detach().cpu().numpy().astype(float)
         out[~np.isfinite(out)] = np.nan
+        if self.channels is not None:  # at each point, its best channel's score (per unit cost)
+            rows = out.reshape(-1, self.channels.count)
+            out = np.where(np.isnan(rows).all(1), np.nan, np.nanmax(np.where(np.isnan(rows), -np.inf, rows), 1))
         return out, self.hypothesis_names[driver] if driver is not None else None
 
     # ------------------------------------------------------------------ shared internals

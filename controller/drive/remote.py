@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -12,7 +13,7 @@ from abduce.controller.core.measurements import Measurement, MeasureRequest
 from abduce.controller.drive.audit import AuditLog
 from abduce.controller.drive.link import Agent, InstrumentLink
 from abduce.controller.errors import ConfigError
-from abduce.controller.intake.readings import channel_points, on_channel, pick_channel, to_measurement
+from abduce.controller.intake.readings import channel_points, check_channels, on_channel, pick_channel, to_measurement
 from abduce.controller.recipe.recipe import Recipe
 from abduce.instruments.keys import load_certificate, load_key
 from abduce.instruments.protocol.codec import Codec, Keyring, pack_frames
@@ -24,7 +25,8 @@ class LinkInstrument:
 
     The measured value is the campaign's ``channel`` (default: the first
     scalar channel), or the ``reduction`` of an array channel (a spectrum,
-    kept with the measurement); see :mod:`abduce.controller.intake.readings`.
+    kept with the measurement); see :mod:`abduce.controller.intake.readings`. ``channels``: a campaign
+    over several channels (``Campaign.channels.names``), each point read on the channel it names.
     """
 
     def __init__(
@@ -35,11 +37,12 @@ class LinkInstrument:
         timeout_s: float | None = None,
         in_flight: set[str] | None = None,
         reduction: str | None = None,
+        channels: Sequence[str] | None = None,
     ):
         self.link, self.agent, self.timeout_s = link, agent, timeout_s
         self.in_flight = set(in_flight or ())  # requests sent before a restart: settled with query first
         self.channel = pick_channel(agent.capabilities, channel, reduction)
-        self.channels: tuple[str, ...] | None = None  # a campaign over several channels: their names, in order
+        self.channels = check_channels(agent.capabilities, channels)  # a campaign over several channels, in order
         self.reduction = None
         if reduction is not None:
             from abduce.controller.intake.reduction import resolve_reduction
@@ -87,6 +90,11 @@ class LinkInstrument:
         if names:
             out = [on_channel(m, requested) for m, requested in zip(out, request.points)]
         return out[0] if request.q == 1 else out
+
+
+def channel_names(campaign) -> tuple[str, ...] | None:
+    """The channels a campaign reads, in its order (the explained one first); None: one channel."""
+    return None if campaign.channels is None else campaign.channels.names
 
 
 class ListenRun(Recipe):

@@ -88,6 +88,19 @@ def to_measurement(
     return Measurement(request_id, x, y, arrays=kept, y_sd=y_sd, index=index, **extra)
 
 
+def check_channels(capabilities: Capabilities, channels: Sequence[str] | None) -> tuple[str, ...] | None:
+    """``channels`` (a campaign over several channels), each a scalar channel the instrument declares.
+
+    Raises:
+        ConfigError: naming a channel the instrument lacks, or one that is a spectrum.
+    """
+    if not channels:
+        return None
+    for name in channels:
+        pick_channel(capabilities, name, None)
+    return tuple(channels)
+
+
 def channel_points(
     points: Sequence[Sequence[float]], channels: Sequence[str] | None
 ) -> tuple[list[list[float]], list[str] | None]:

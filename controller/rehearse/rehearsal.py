@@ -21,7 +21,7 @@ from abduce.controller.core.campaign import Campaign
 from abduce.controller.core.measurements import Measurement, MeasureRequest
 from abduce.controller.drive.loop import Consumer, run_campaign
 from abduce.controller.intake.capabilities import space_of
-from abduce.controller.intake.readings import channel_points, on_channel, pick_channel, to_measurement
+from abduce.controller.intake.readings import channel_points, check_channels, on_channel, pick_channel, to_measurement
 from abduce.controller.journal.store import Journal
 from abduce.controller.recipe.recipe import Recipe
 from abduce.instruments.drivers.base import Driver
@@ -93,7 +93,7 @@ class Rehearsal(Recipe):
         instrument = DriverInstrument(self.driver(), self.channel, self.reduction)
         campaign = self.build_campaign(space_of(instrument.capabilities, self.channel, self.reduction))
         if campaign.channels is not None:
-            instrument.channels = campaign.channels.names
+            instrument.channels = check_channels(instrument.capabilities, campaign.channels.names)
         return campaign, instrument
 
     def run(self, consumers: Iterable[Consumer] = (), journal: Journal | None = None) -> Campaign:

@@ -44,11 +44,11 @@ class SimulatedRun(Recipe):
     def _scalar_only(self) -> SimulatedRun:
         """In process, the campaign reads the simulator's own scalar reading: no other channel, no reduction."""
         own = "y"  # the channel the simulator is built with here (its default)
-        if self.reduction is not None or self.channel not in (None, own):
+        if self.reduction is not None or self.channel not in (None, own) or self.cheap_channels:
             raise ValueError(
                 f"an in-process run measures {self.simulator}'s scalar channel {own!r} directly; for another "
-                "channel or a reduction of spectra, serve the instrument (abduce instrument serve) and run "
-                "with --listen, or rehearse it (abduce replay --against)"
+                "channel, several channels or a reduction of spectra, serve the instrument (abduce instrument "
+                "serve) and run with --listen, or rehearse it (abduce replay --against)"
             )
         return self
 

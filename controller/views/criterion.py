@@ -92,7 +92,7 @@ def _rescored(journal: Journal, chosen: list, events: list, most: int) -> tuple[
         if key not in _TRACED:
             _, campaign = snapshot(journal, upto=m.step, events=events)
             _, scores, _ = acquisition_scores(campaign)
-            at = campaign.space.index_of(m.x) if campaign.space.is_finite else None
+            at = campaign.physical_space.index_of(m.x) if campaign.physical_space.is_finite else None
             if len(_TRACED) > 100_000:
                 _TRACED.clear()
             _TRACED[key] = (

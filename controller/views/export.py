@@ -9,7 +9,9 @@ which is HDF5: ``.h5`` gets the same file, readable by ``h5py`` too).
 Variables (dims):
 
 * ``x`` (measurement, axis): where each measurement was made; ``y``
-  (measurement): the value the hypotheses explain.
+  (measurement): the value the hypotheses explain (over several channels: the reading, in its channel's
+  unit; ``y``'s ``units`` attribute is then the explained channel's); ``channel`` (measurement; str): the
+  channel read (over several channels; ``""`` otherwise).
 * ``request_id``, ``reason``, ``chosen_by`` (measurement; str): the request,
   why it was made, the driving hypothesis ("" for none); ``reward``
   (measurement): its reward, NaN where none.
@@ -93,12 +95,13 @@ def build_dataset(journal: Journal, step: int | None = None, posteriors: bool = 
         from abduce.controller.journal.rebuild import snapshot
 
         _, campaign = snapshot(journal, upto=n, events=events)
-        axes = list(campaign.space.names)
+        axes = list(campaign.physical_space.names)
     data = {
         "x": (("measurement", "axis"), np.array([r.x for r in rows], dtype=float).reshape(n, d)),
         "y": ("measurement", np.array([r.y for r in rows], dtype=float)),
         "request_id": ("measurement", np.array([r.request_id for r in rows], dtype=object)),
         "reason": ("measurement", np.array([r.reason for r in rows], dtype=object)),
+        "channel": ("measurement", np.array([r.channel or "" for r in rows], dtype=object)),
         "chosen_by": ("measurement", np.array([r.hypothesis or "" for r in rows], dtype=object)),
         "reward": ("measurement", np.array([np.nan if r.reward is None else r.reward for r in rows], dtype=float)),
         "probability": (("measurement", "hypothesis"), prob),

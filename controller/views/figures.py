@@ -38,7 +38,7 @@ def _title(name: str, probs: dict[str, float], leader: str | None) -> str:
 
 def axis_label(campaign, i: int) -> str:
     """The ``i``-th axis of the campaign's space as ``name (unit)`` (the name alone when it has no unit)."""
-    return campaign.space.axes[i].label()
+    return campaign.physical_space.axes[i].label()
 
 
 def posteriors_figure(campaign, ylabel: str | None = None) -> Figure:
@@ -48,10 +48,10 @@ def posteriors_figure(campaign, ylabel: str | None = None) -> Figure:
     Raises:
         NothingToPlot: the space has more than two axes.
     """
-    d = campaign.space.d
+    d = campaign.physical_space.d
     if d > 2:
         raise NothingToPlot(f"posterior plots cover 1D and 2D spaces; this one has {d} axes")
-    return (_posteriors_1d if d == 1 else _posteriors_2d)(campaign, ylabel or campaign.space.explained.label())
+    return (_posteriors_1d if d == 1 else _posteriors_2d)(campaign, ylabel or campaign.physical_space.explained.label())
 
 
 def _posteriors_1d(campaign, ylabel: str) -> Figure:
@@ -287,7 +287,7 @@ def acquisition_figure(campaign) -> Figure:
         NothingToPlot: see :func:`acquisition_scores`, or a space of more than two axes.
     """
     pts, scores, driver = acquisition_scores(campaign)
-    d = campaign.space.d
+    d = campaign.physical_space.d
     if d > 2:
         raise NothingToPlot(f"acquisition plots cover 1D and 2D spaces; this one has {d} axes")
     best = int(np.nanargmax(scores)) if np.isfinite(scores).any() else None
@@ -308,7 +308,7 @@ def acquisition_figure(campaign) -> Figure:
             label=f"measured ({len(measured)})",
         )
         if best is not None:  # on a box, ask() optimises further from the reference points
-            what = "next" if campaign.space.is_finite else "best reference point"
+            what = "next" if campaign.physical_space.is_finite else "best reference point"
             ax.plot(pts[best, 0], scores[best], "*", color="C3", markersize=14, label=f"{what}: x = {pts[best, 0]:.4g}")
         ax.set_xlabel(axis_label(campaign, 0))
         ax.set_ylabel(f"{name} score")

@@ -66,7 +66,9 @@ schema, :data:`SCHEMA` is their JSON schema)::
          "probabilities": {hypothesis: float},   # after this measurement ({} before the first fit)
          "none": float | null,         # P(none of these) after this measurement
          "leader": str | null,
-         "arrays": [str, ...]}         # names of the raw array channels kept with it
+         "arrays": [str, ...],         # names of the raw array channels kept with it
+         "channel": str | null}        # the channel read, over several channels (x is then the point in the
+                                       # space, y that channel's reading); null: the one channel explained
       ],
       "stopping": {
         "measurements": int, "budget": int, "stopped": bool,   # stopped: the rule fired
@@ -74,7 +76,10 @@ schema, :data:`SCHEMA` is their JSON schema)::
         "in_flight": [str, ...],       # request ids sent and never answered
         "errors": [{"request_id": str | null, "stage": str | null, "reason": str | null,
                     "message": str | null, "skipped": bool}],
-        "instrument_state": str | null   # safe | idle as the operator's commands left it (null: none sent)
+        "instrument_state": str | null,  # safe | idle as the operator's commands left it (null: none sent)
+        "cost": float | null, "cost_budget": float | null, "cost_unit": str
+                                       # over several channels with costs: what the readings cost, and the
+                                       # cost to stop at (null without channels, or without a cost budget)
       },
       "proposals": [PROPOSAL, ...],    # composed laws abduction proposed, in order ([] for none, and for
                                        # journals before them): abduce.controller.views.proposals
@@ -124,10 +129,10 @@ from abduce.controller.views.summary import (  # noqa: F401  (re-exported: the v
 )
 from abduce.controller.views.transfer import TransferRow, carried, transfer_of
 
-SCHEMA_VERSION = 7  # 2: summary.unfitted, summary.fit_failures, summary.none, measurements[].none;
+SCHEMA_VERSION = 8  # 2: summary.unfitted, summary.fit_failures, summary.none, measurements[].none;
 # 3: summary.hypotheses[].check, summary.none.check, summary.explained; 4: stopping.instrument_state;
 # 5: axes, explained (names and units); 6: proposals (and the contenders they added in summary.hypotheses);
-# 7: transfer (and the composed laws it brought, in hypotheses)
+# 7: transfer (and the composed laws it brought, in hypotheses); 8: measurements[].channel, stopping.cost*
 TABLE_ROWS = 20  # measurements shown in the terminal table (all of them in the JSON)
 
 
@@ -144,6 +149,7 @@ class MeasurementRow(_Strict):
     none: float | None  # the probability of "none of these" after this measurement
     leader: str | None
     arrays: list[str]
+    channel: str | None = None  # the channel read (a campaign over several channels); None: the only one
 
 
 class ErrorRow(_Strict):
@@ -163,6 +169,9 @@ class Stopping(_Strict):
     in_flight: list[str]
     errors: list[ErrorRow]
     instrument_state: str | None = None  # "safe" / "idle" as the operator's commands left it (None: none sent)
+    cost: float | None = None  # what the readings cost (a campaign over several channels); None: no costs
+    cost_budget: float | None = None
+    cost_unit: str = ""
 
 
 class Inspection(_Strict):
@@ -217,9 +226,11 @@ def inspect_journal(journal: Journal, step: int | None = None, events: list[Entr
             decisions[(e.request_id, e.body.index)] = e.body
         elif e.kind == "measurement" and (e.request_id, e.body.index) not in refused_at:
             told.append(e)
-    rows = [_row(i, m, requests.get(m.request_id), decisions.get(_at(m))) for i, m in enumerate(told)]
+    d = len(told[0].body.x) - bool(setup.cheap_channels) if told else 1  # over channels: the last is the channel
+    labels = labels_of(config, d)
+    channels = (labels.explained.name, *setup.cheap_channels) if setup.cheap_channels else None
+    rows = [_row(i, m, requests.get(m.request_id), decisions.get(_at(m)), channels) for i, m in enumerate(told)]
     records = [decisions[_at(m)] for m in told if _at(m) in decisions]
-    labels = labels_of(config, len(told[0].body.x) if told else 1)
     last = records[-1] if records else None
     proposals = proposals_of((p for r in records for p in r.proposals), last.probabilities if last else {}, labels)
     added = contenders(proposals)  # the campaign's contenders after its declared laws, in the order they joined
@@ -255,6 +266,7 @@ def inspect_journal(journal: Journal, step: int | None = None, events: list[Entr
                 for e in errors
             ],
             instrument_state=instrument_state(events),
+            **_costs(setup, rows, channels),
         ),
         proposals=proposals,
         transfer=transfer_of(setup, labels),
@@ -289,14 +301,34 @@ def _at(e: Entry) -> tuple[str, int]:
     return e.request_id, e.body.index
 
 
-def _row(i: int, m: Entry, request: RequestBody | None, decision: DecisionBody | None) -> MeasurementRow:
-    """One measurement's row: who asked for it and why (its request, else its decision), what it decided."""
+def _costs(setup, rows: list[MeasurementRow], channels: tuple[str, ...] | None) -> dict[str, Any]:
+    """Stopping's cost fields: what the readings cost and the budget (a campaign over channels with costs)."""
+    if channels is None:
+        return {}
+    cost = dict(zip(channels, (setup.cost, *setup.cheap_channels.values())))
+    return {
+        "cost": sum(cost[r.channel] for r in rows if r.channel is not None),
+        "cost_budget": setup.cost_budget,
+        "cost_unit": setup.cost_unit,
+    }
+
+
+def _row(
+    i: int, m: Entry, request: RequestBody | None, decision: DecisionBody | None, channels: tuple[str, ...] | None
+) -> MeasurementRow:
+    """One measurement's row: who asked for it and why (its request, else its decision), what it decided;
+    over several channels (``channels``, the explained one first) its point without the channel coordinate,
+    and the channel read."""
     asked = request or decision
     probs = decision.probabilities if decision else {}
+    x, channel = list(m.body.x), None
+    if channels is not None:
+        x, channel = x[:-1], channels[int(round(x[-1]))]
     return MeasurementRow(
         step=decision.step if decision else (asked.step + m.body.index if asked else i),  # a batch's points apart
         request_id=m.request_id,
-        x=list(m.body.x),
+        channel=channel,
+        x=x,
         y=m.body.y,
         hypothesis=asked.hypothesis if asked else None,
         reason=asked.reason if asked else "",

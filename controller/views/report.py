@@ -64,6 +64,8 @@ pre { background: #f6f6f6; padding: 1em; overflow-x: auto; }
 <h2>State</h2>
 <table>
 <tr><th>measurements</th><td>{{ st.measurements }} / {{ st.budget }}</td></tr>
+{% if st.cost is not none %}<tr><th>cost</th><td class="cost">{{ "%.4g" | format(st.cost) }}
+{%- if st.cost_budget %} / {{ "%.4g" | format(st.cost_budget) }}{% endif %} {{ st.cost_unit }}</td></tr>{% endif %}
 <tr><th>stopped</th><td>{{ "yes" if st.stopped else "no" }}</td></tr>
 <tr><th>policy</th><td>{{ st.policy }}</td></tr>
 <tr><th>acquisition</th><td>{{ st.acquisition or "the policy's default" }}</td></tr>
@@ -170,10 +172,13 @@ raised to {{ "%g" | format(t.temper) }}, in the same proportions.</p>
 <section id="measurements">
 <h2>Measurements</h2>
 <table>
-<tr><th>step</th><th>{{ axes_header }}</th><th>{{ ins.explained.label }}</th>
+{% set channels = ins.measurements | selectattr("channel") | list | length > 0 %}
+<tr><th>step</th><th>{{ axes_header }}</th>{% if channels %}<th>channel</th><th>reading</th>
+{%- else %}<th>{{ ins.explained.label }}</th>{% endif %}
 <th>chosen by</th><th>reason</th><th>reward</th><th>leader (p)</th></tr>
 {% for m in ins.measurements %}
 <tr class="measurement"><td>{{ m.step }}</td><td>{{ m.x | map("round", 6) | join(", ") }}</td>
+{% if channels %}<td class="text channel">{{ m.channel }}</td>{% endif %}
 <td>{{ "%.5g" | format(m.y) }}</td>
 <td class="text">{{ m.hypothesis or "-" }}</td><td class="text">{{ m.reason }}</td>
 <td>{{ "-" if m.reward is none else "%.0f" | format(m.reward) }}</td>

@@ -151,7 +151,10 @@ def render(inspection: Inspection, rows: int = TABLE_ROWS) -> list:
     meas = Table(title=f"measurements ({len(shown)} of {len(inspection.measurements)} shown)")
     meas.add_column("step", justify="right")
     meas.add_column(axes_header(inspection), justify="right")  # the axes and the value, named with units
-    meas.add_column(inspection.explained.label, justify="right")
+    channels = any(m.channel is not None for m in inspection.measurements)
+    if channels:  # over several channels: which one each reading is (its value in that channel's unit)
+        meas.add_column("channel", no_wrap=True)
+    meas.add_column("reading" if channels else inspection.explained.label, justify="right")
     for col in ("chosen by", "reason", "reward", "leader (p)"):
         meas.add_column(col, no_wrap=True)
     for m in shown:
@@ -159,6 +162,7 @@ def render(inspection: Inspection, rows: int = TABLE_ROWS) -> list:
         meas.add_row(
             str(m.step),
             ", ".join(f"{v:.4g}" for v in m.x),
+            *([m.channel or "-"] if channels else []),
             f"{m.y:.4g}",
             m.hypothesis or "-",
             m.reason,
@@ -175,6 +179,9 @@ def render(inspection: Inspection, rows: int = TABLE_ROWS) -> list:
         f"{st.measurements} / {st.budget} measurements, {state}; policy {st.policy}"
         f"{', acquisition ' + st.acquisition if st.acquisition else ''}"
     )
+    if st.cost is not None:
+        unit = f" {st.cost_unit}" if st.cost_unit else ""
+        line += f"; cost {st.cost:.4g}{unit}" + (f" of {st.cost_budget:.4g}{unit}" if st.cost_budget else "")
     if st.in_flight:
         line += f"; {len(st.in_flight)} request(s) in flight"
     if st.errors:

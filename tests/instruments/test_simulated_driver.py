@@ -96,3 +96,18 @@ def test_loops_arrive_as_buffers_with_the_declared_shape_over_tcp(endpoint, keyr
     finally:
         agent.stop()
         link.close()
+
+
+def test_a_two_channel_simulator_serves_both_and_reads_those_asked_for():
+    from abduce.simulators.channels import TwoChannel
+
+    driver = build("simulated:two-channel", grid=11, seed=5)
+    caps = driver.describe()
+    assert [(c.name, c.shape) for c in caps.channels] == [("y", []), ("image", [])]
+    points = [[0.0], [0.5]]
+    sim = TwoChannel(grid=11, seed=5)
+    only = driver.measure(Measure(request_id="r", points=points, channels=["image"]))
+    assert set(only.values) == {"image"} and only.sd == {"image": [sim.reading_sd("image")] * 2}
+    np.testing.assert_array_equal(only.values["image"], sim.measure_channel(np.array(points), "image"))
+    every = driver.measure(Measure(request_id="s", points=points))  # none named (a 1.2 controller): all of them
+    assert set(every.values) == {"y", "image"}

@@ -19,8 +19,8 @@ from abduce.controller.views.inspection import HypothesisSummary, Inspection, Me
 from abduce.controller.views.proposals import ProposalRow
 from abduce.controller.views.transfer import TransferRow
 
-SCHEMA_VERSION = 6  # 2: none, unfitted, fit_failures; 3: explained, hypotheses[].check; 4: axes, y_label;
-# 5: proposals; 6: transfer
+SCHEMA_VERSION = 7  # 2: none, unfitted, fit_failures; 3: explained, hypotheses[].check; 4: axes, y_label;
+# 5: proposals; 6: transfer; 7: cost, cost_budget, cost_unit (and last.channel)
 FIGURES = ("posteriors", "probabilities", "choices", "acquisition", "spectra", "proposals")
 SHOWN = ("posteriors", "probabilities")  # drawn on the page; the others are linked
 DPI = 90
@@ -62,6 +62,9 @@ class RunStatus(_Strict):
     y_label: str = "y"  # what y is: the explained channel (or reduction), "name (unit)"
     proposals: list[ProposalRow] = []  # the composed laws abduction proposed (abduce.controller.views.proposals)
     transfer: TransferRow | None = None  # what the campaign took from a past one (abduce.controller.views.transfer)
+    cost: float | None = None  # over several channels with costs: what the readings cost (None: no costs)
+    cost_budget: float | None = None
+    cost_unit: str = ""
 
 
 class RunList(_Strict):
@@ -223,6 +226,9 @@ class Campaigns:
             y_label=ins.explained.label,
             proposals=ins.proposals,
             transfer=ins.transfer,
+            cost=st.cost,
+            cost_budget=st.cost_budget,
+            cost_unit=st.cost_unit,
         )
 
     def inspection(self, name: str) -> Inspection | None:

@@ -90,7 +90,7 @@ def test_inspect_lists_each_proposal_as_the_campaign_recorded_it():
     made = campaign.proposals
     assert made and all(p["added"] for p in made), "this seed's campaign must add a proposal"
     ins = inspect_run(out)
-    assert ins.schema_version == SCHEMA_VERSION == 7
+    assert ins.schema_version == SCHEMA_VERSION == 8
     assert [(p.name, p.step, p.formula, p.depth) for p in ins.proposals] == [
         (p["name"], p["step"], p["formula"], p["depth"]) for p in made
     ]
@@ -311,7 +311,7 @@ def test_the_web_status_and_page_list_the_proposals(tmp_path):
     campaigns = web.Campaigns([out, plain])
     c = TestClient(web.create_app(campaigns), base_url="http://127.0.0.1")
     status = c.get("/api/runs/run").json()
-    assert status["schema_version"] == web.SCHEMA_VERSION == 6
+    assert status["schema_version"] == web.SCHEMA_VERSION == 7
     assert [p["name"] for p in status["proposals"]] == [p["name"] for p in campaign.proposals]
     assert status["proposals"] == json.loads(inspect_run(out).model_dump_json())["proposals"]
     card = c.get("/runs/run/card").text

@@ -86,7 +86,7 @@ def test_a_recorded_files_units_reach_the_space_inspect_every_plot_and_the_repor
     assert (ins.explained.name, ins.explained.unit, ins.explained.label) == ("m", "emu", "m (emu)")
     result = runner.invoke(app, ["inspect", str(run), "--json"])
     doc = json.loads(result.stdout)
-    assert doc["schema_version"] == 7 and doc["axes"][0]["unit"] == "at.%" and doc["explained"]["unit"] == "emu"
+    assert doc["schema_version"] == 8 and doc["axes"][0]["unit"] == "at.%" and doc["explained"]["unit"] == "emu"
     Inspection.model_validate(doc)
     _, table, _ = render(ins)
     assert [c.header for c in table.columns][:3] == ["step", "Ni (at.%)", "m (emu)"]
@@ -178,7 +178,7 @@ def test_the_web_status_names_the_axes_and_the_value(tmp_path):
     run, _ = recorded_with_units()
     campaigns = Campaigns([run])
     status = campaigns.status("run")
-    assert status.axes == ["Ni (at.%)"] and status.y_label == "m (emu)" and status.schema_version == 6
+    assert status.axes == ["Ni (at.%)"] and status.y_label == "m (emu)" and status.schema_version == 7
     card = TestClient(create_app(campaigns, None), base_url="http://127.0.0.1").get("/runs/run/card").text
     last = status.last
     assert f"Ni (at.%) = {round(last.x[0], 6)}, m (emu) = {last.y:.5g}</td>" in card
