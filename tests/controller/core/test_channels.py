@@ -56,7 +56,7 @@ def test_the_scale_recovers_an_affine_map_from_the_pairs_read_on_both():
     xs = [(x, 1.0) for x in (0.1, 0.5, 0.9, 0.3)] + [(x, 0.0) for x in y]
     ys = [100 - 40 * y.get(x, 7.0) for x, _ in xs[:4]] + list(y.values())
     scaling = Scaling.of_design(xs, ys, Channels(("y", "image"), (1.0, 0.1)))
-    for x, v in y.items():
+    for v in y.values():
         assert scaling.value(100 - 40 * v, 1) == pytest.approx(v)  # each pair lands on its explained reading
     assert scaling.sd(2.0, 1) == pytest.approx(2.0 / 40) and scaling.value(3.0, 0) == 3.0
     alone = Scaling.of_design([(0.1, 1.0), (0.5, 1.0), (0.1, 0.0)], [1.0, 2.0, 3.0], Channels(("y", "i"), (1, 1)))
