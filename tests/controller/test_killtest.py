@@ -70,16 +70,26 @@ def test_kills_of_a_campaign_with_transferred_priors_resume_to_the_same_requests
         assert spec_of(journal.config()).transfer is not None
 
 
-def test_kills_of_a_campaign_over_two_channels_resume_to_the_same_requests(tmp_path):
-    """A daemon whose campaign models the instrument's cheap channel beside the explained one: every resume
-    re-tells the readings of both channels (the channel is the point's last coordinate in the journal) and
-    asks for the same point on the same channel as an uninterrupted run."""
+def test_kills_of_a_campaign_over_two_channels_with_transferred_priors_resume_to_the_same_requests(tmp_path):
+    """A daemon whose campaign models the instrument's cheap channel beside the explained one, and took its
+    priors from a past run: every resume re-tells the readings of both channels (the channel is the point's
+    last coordinate in the journal), rebuilds the same priors, and asks for the same point on the same channel
+    as an uninterrupted run."""
+    from typer.testing import CliRunner
+
+    from abduce.controller.cli import app
     from abduce.controller.journal.store import Journal
     from abduce.controller.recipe.spec import spec_of
 
-    result = run(kills=KILLS, budget=BUDGET, seed=SEED, workdir=tmp_path, log=lambda *a: None, cheap={"image": 0.05})
+    past = tmp_path / "past"
+    made = CliRunner().invoke(app, ["run", "--out", str(past), "--budget", "10", "--seed", "5", "--grid", "101",
+                                    "--hypotheses", "second-order,linear", "--quiet"])  # fmt: skip
+    assert made.exit_code == 0, made.output
+    result = run(kills=KILLS, budget=BUDGET, seed=SEED, workdir=tmp_path / "k", log=lambda *a: None,
+                 prior_from=past, cheap={"image": 0.05})  # fmt: skip
     assert result["kills"] == KILLS and result["failures"] == [] and result["undecided"] == []
     assert result["measurements"] == result["unique_ids"] == BUDGET and result["measured_twice"] == []
     assert result["equals_uninterrupted"]
-    with Journal.open(tmp_path / "run" / "journal.sqlite", readonly=True) as journal:
-        assert spec_of(journal.config()).cheap_channels == {"image": 0.05}
+    with Journal.open(tmp_path / "k" / "run" / "journal.sqlite", readonly=True) as journal:
+        spec = spec_of(journal.config())
+        assert spec.cheap_channels == {"image": 0.05} and spec.transfer is not None
