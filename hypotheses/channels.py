@@ -12,14 +12,12 @@ Kennedy-O'Hagan form, written the way round that keeps the law on the explained 
 The mean of every channel is the law (:func:`across_channels` adds the link's parameters to the law's, so
 they are fitted, importance-sampled and weighed in the evidence with the law's own): the classic constant
 ``rho`` of Kennedy and O'Hagan is ``gain_c``; ``bend_c`` and ``tilt_c`` let the cheap channel be a curved
-image of the law on a sloping background (a detector's non-linearity, a drifting baseline), so that its
-residual is as small as the explained channel's and one residual GP serves both. The
-residuals ``g, g_c`` are one Matern GP over ``(x, c)`` whose ARD lengthscale on the channel column sets how
-alike the channels' residuals are: their correlation is the Matern correlation at distance
-``1 / (l_c (C - 1))`` (nearly 1 for a long lengthscale, 0 for a short one), i.e. an intrinsic
-coregionalisation model with one shared shape, fitted with the other hyperparameters. A cheaper channel
-that is a smooth distortion of the explained one is then an affine image of the law plus a smooth
-residual; how much its readings say about the law is what the fitted gain, residual and its noise say.
+image of the law on a sloping background (a detector's non-linearity, a drifting baseline). The residuals
+``g, g_c`` are one Matern GP over ``(x, c)`` whose inputs put the channels far apart
+(:data:`abduce.controller.core.channels.CHANNEL_DISTANCE`): independent residuals with shared
+hyperparameters. So a cheap channel informs the law through its mean only, and what the link misses stays
+in that channel's own residual; Kennedy and O'Hagan's shared residual (``g`` in both) was tried first and
+dropped, because a cheap channel's distortion then moved the explained channel's band off the truth.
 
 The cheaper channels' readings arrive in their own units; the campaign puts them on the explained
 channel's scale before any fit (:class:`abduce.controller.core.channels.Channels`), so ``gain_c`` is near

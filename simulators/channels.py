@@ -71,6 +71,8 @@ class TwoChannel(Transition1D):
         cheap_ratio: float = 2.0,
         **options,
     ) -> None:
+        if "truth" in options:  # Transition1D's other name for the law; served, never run in process (one channel)
+            raise TypeError("TwoChannel got an unexpected keyword argument 'truth' (give law=)")
         super().__init__(**options)
         if cheap == self.channel:
             raise ConfigError(f"the cheap channel needs a name of its own, not {cheap!r}")

@@ -266,7 +266,7 @@ class Campaign(CampaignState):
         u, y = self._data_tensors()
         usable = self.belief.usable()
         for i in range(1, q):
-            u_new = self.space.to_unit(self._tensor(xs[-1]))
+            u_new = self._unit(self.space.to_unit(self._tensor(xs[-1])))
             believe(believed, self.belief, usable, u_new, index, u, y, self._sd_tensor())
             try:
                 x, index, score = self._acquire(driver, step, believed, i)

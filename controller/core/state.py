@@ -22,7 +22,7 @@ from torch import Tensor
 from abduce.controller.core import design
 from abduce.controller.core.abduction import Abduction
 from abduce.controller.core.batch import Believed
-from abduce.controller.core.channels import Channels, Scaling
+from abduce.controller.core.channels import CHANNEL_DISTANCE, Channels, Scaling
 from abduce.controller.core.settings import CampaignSettings, StepRecord
 from abduce.controller.core.space import DTYPE, Space
 from abduce.controller.core.verdict import explained
@@ -82,8 +82,9 @@ class CampaignState:
         self.seed = int(seed)
         self.name = name
         self.device = torch.device(device) if device is not None else torch.device("cpu")
-        self._points = design.posterior_points(space, self.seed, settings.reference_size, self.device)
-        self.belief = Belief(hypotheses, self._points, space.lo, space.span, settings, weights)
+        self._points = self._unit(design.posterior_points(space, self.seed, settings.reference_size, self.device))
+        span = space.span if channels is None else (*space.span[:-1], space.span[-1] / CHANNEL_DISTANCE)
+        self.belief = Belief(hypotheses, self._points, space.lo, span, settings, weights)
         self.settings = settings
         self._times_chosen = [0] * len(hypotheses)
         self._rewards: list[list[float]] = [[] for _ in hypotheses]
@@ -324,7 +325,16 @@ class CampaignState:
         """``n x d`` unit coordinates and ``n`` values of the readings (a cheaper channel's on the explained
         channel's scale, :class:`~abduce.controller.core.channels.Scaling`, once the design is in)."""
         x = self._tensor(self._x)
-        return self.space.to_unit(x), self._tensor(self._values())
+        return self._unit(self.space.to_unit(x)), self._tensor(self._values())
+
+    def _unit(self, u: Tensor) -> Tensor:
+        """Unit coordinates as the fits see them: over several channels, the channel's column stretched to
+        :data:`~abduce.controller.core.channels.CHANNEL_DISTANCE` (channel ``c`` at ``c`` times it), so that the
+        residual GP's correlation between channels is nil and a channel is linked to the law through its
+        mean only (the frames' span of that column is shrunk to match: the law still reads the index)."""
+        if self.channels is None:
+            return u
+        return torch.cat([u[..., :-1], u[..., -1:] * CHANNEL_DISTANCE], -1)
 
     def _values(self) -> list[float]:
         scaling = self._scaling()
