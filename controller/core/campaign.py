@@ -247,7 +247,7 @@ class Campaign(CampaignState):
         self._asked_design = self._design_left[:q]
         xs, retry = design.next_points(
             self.space, self._points, self._design, self._asked_design, self._design_failed,
-            self._measured_idx + self._failed_idx,
+            self._measured_idx + self._failed_idx, lambda t: self._unit(self.space.to_unit(t)),
         )  # fmt: skip
         return xs, None, "initial-design-retry" if retry else "initial-design"
 

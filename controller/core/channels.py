@@ -43,7 +43,7 @@ from abduce.controller.errors import ConfigError
 
 CHANNEL_AXIS = "channel"
 CHANNEL_DISTANCE = 100.0
-"""How far apart two channels are in the residual GP's input, in units of the space (whose axes span 1):
+"""How far apart two channels' indices are in the residual GP's input, in units of the space (whose axes span 1):
 at least 10 of the kernel's longest lengthscale, so the residuals of two channels are independent (Matern-5/2
 correlation below 1e-7) and a cheap channel's distortion never moves the explained channel's band (README,
 "Several channels with costs": with the residuals shared, the true law's band covered the truth at 62% of
@@ -178,17 +178,23 @@ class Scaling:
     @classmethod
     def of_design(cls, xs: Sequence[Sequence[float]], ys: Sequence[float], channels: Channels) -> Scaling:
         """From the design's readings (augmented points ``xs``, raw values ``ys``): for each cheaper channel, the
-        means, sds and correlation sign over the points read on both it and the explained channel (so both sds
-        see the same points). With fewer than two such points: no shift and ``k = 1``; with no spread on
-        either, ``k`` is the sign alone."""
-        base = {tuple(x[:-1]): float(y) for x, y in zip(xs, ys) if Channels.channel(x) == 0}
+        means, sds and correlation sign over the pairs of an explained reading and that channel's reading at the
+        same point (or, for an explained reading moved off its design point by a failed reading, at the
+        nearest point that channel read; distances in units of the design's spread on each axis). With fewer
+        than two pairs: no shift and ``k = 1``; with no spread on either side, ``k`` is the sign alone."""
+        points = np.array([list(x[:-1]) for x in xs], dtype=float).reshape(len(xs), -1)
+        scale = np.ptp(points, axis=0) if len(points) else np.ones(0)
+        scale = np.where(scale > 0, scale, 1.0)
+        c_of = np.array([Channels.channel(x) for x in xs], dtype=int)
+        y = np.asarray(ys, dtype=float)
         shift, factor = [0.0], [1.0]
         for c in range(1, channels.count):
-            pairs = [
-                (base[tuple(x[:-1])], float(y))
-                for x, y in zip(xs, ys)
-                if Channels.channel(x) == c and tuple(x[:-1]) in base
-            ]
+            own = np.flatnonzero(c_of == c)
+            pairs = []
+            for i in np.flatnonzero(c_of == 0):
+                if len(own):
+                    j = own[int(np.argmin((((points[own] - points[i]) / scale) ** 2).sum(-1)))]
+                    pairs.append((y[i], y[j]))
             if len(pairs) < 2:
                 shift.append(0.0)
                 factor.append(1.0)

@@ -8,6 +8,7 @@ measurements give the same requests, live or replayed.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -74,9 +75,13 @@ def initial_design(space: Space, points: Tensor, seed: int, n_init: int) -> list
     return [tuple(space.candidates[i].tolist()) for i in chosen]  # type: ignore[index]
 
 
-def nearest_free(space: Space, points: Tensor, x: tuple[float, ...], taken: list[int]) -> tuple[float, ...]:
-    """The candidate nearest ``x`` whose index is not in ``taken`` (measured, failed, or already in the batch)."""
-    target = space.to_unit(torch.as_tensor([x], dtype=DTYPE, device=points.device))[0]
+def nearest_free(
+    space: Space, points: Tensor, x: tuple[float, ...], taken: list[int], unit: Callable[[Tensor], Tensor] | None = None
+) -> tuple[float, ...]:
+    """The candidate nearest ``x`` whose index is not in ``taken`` (measured, failed, or already in the batch);
+    ``unit``: physical -> the coordinates ``points`` are in (default ``space.to_unit``; a campaign over several
+    channels stretches the channel's, so a point is retried on its own channel)."""
+    target = (unit or space.to_unit)(torch.as_tensor([x], dtype=DTYPE, device=points.device))[0]
     dist = ((points - target) ** 2).sum(-1)
     if taken:
         dist[taken] = math.inf
@@ -84,16 +89,23 @@ def nearest_free(space: Space, points: Tensor, x: tuple[float, ...], taken: list
 
 
 def next_points(
-    space: Space, points: Tensor, design: list[tuple[float, ...]], chosen: list[int], failed: set[int], taken: list[int]
+    space: Space,
+    points: Tensor,
+    design: list[tuple[float, ...]],
+    chosen: list[int],
+    failed: set[int],
+    taken: list[int],
+    unit: Callable[[Tensor], Tensor] | None = None,
 ) -> tuple[list[tuple[float, ...]], bool]:
     """The design points ``chosen`` (indices into ``design``) for one request, and whether any was moved:
     on a finite space one whose reading failed before (in ``failed``), or whose candidate is ``taken``
-    (measured, failed, or earlier in the request), is replaced by its nearest free candidate."""
+    (measured, failed, or earlier in the request), is replaced by its nearest free candidate (``unit``: as
+    for :func:`nearest_free`)."""
     xs, retry = [], False
     for j in chosen:
         x = design[j]
         if space.is_finite and (j in failed or space.index_of(x) in taken):
-            x, retry = nearest_free(space, points, x, taken), True
+            x, retry = nearest_free(space, points, x, taken, unit), True
         if space.is_finite:
             taken = taken + [space.index_of(x)]
         xs.append(x)

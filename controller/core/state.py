@@ -67,6 +67,8 @@ class CampaignState:
                 raise ConfigError("proposals (propose) are not built for a campaign over several channels")
             if settings.q != 1:
                 raise ConfigError("a campaign over several channels asks one point at a time (q = 1)")
+            if settings.n_init < 2:
+                raise ConfigError("a campaign over several channels needs n_init >= 2 (the cheap channel's scale)")
             space = channels.augment(space)
             hypotheses = [across_channels(h, channels.count, self.physical_space.d) for h in hypotheses]
         names = [h.name for h in hypotheses]
@@ -76,6 +78,11 @@ class CampaignState:
             check_once(h, space.lo, space.hi, space.candidates)
         self.space = space
         self.policy = POLICIES[policy]() if isinstance(policy, str) else policy
+        if channels is not None and type(self.policy).select is not Policy.select:
+            raise ConfigError(
+                f"policy {self.policy.name!r} picks points without an acquisition, so without the channels' costs: "
+                "a campaign over several channels needs an acquisition policy (discriminate, epsilon-greedy)"
+            )
         acq = acquisition if acquisition is not None else self.policy.default_acquisition
         self.acquisition = ACQUISITIONS[acq]() if isinstance(acq, str) else acq
         self.stopping = stopping
@@ -83,7 +90,7 @@ class CampaignState:
         self.name = name
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self._points = self._unit(design.posterior_points(space, self.seed, settings.reference_size, self.device))
-        span = space.span if channels is None else (*space.span[:-1], space.span[-1] / CHANNEL_DISTANCE)
+        span = space.span if channels is None else (*space.span[:-1], 1.0 / CHANNEL_DISTANCE)  # see _unit
         self.belief = Belief(hypotheses, self._points, space.lo, span, settings, weights)
         self.settings = settings
         self._times_chosen = [0] * len(hypotheses)
@@ -292,7 +299,7 @@ class CampaignState:
         """
         if type(self.policy).select is not Policy.select:
             raise CampaignStateError(f"policy {self.policy.name!r} chooses points without an acquisition")
-        if self.n < len(self._design):
+        if self.n < self._fit_from:
             raise CampaignStateError("no acquisition during the initial design")
         driver, _ = self.policy.choose(self._policy_view(), self._rng("policy", self.n))  # the same seeded choice
         with torch.no_grad():
@@ -328,13 +335,13 @@ class CampaignState:
         return self._unit(self.space.to_unit(x)), self._tensor(self._values())
 
     def _unit(self, u: Tensor) -> Tensor:
-        """Unit coordinates as the fits see them: over several channels, the channel's column stretched to
-        :data:`~abduce.controller.core.channels.CHANNEL_DISTANCE` (channel ``c`` at ``c`` times it), so that the
-        residual GP's correlation between channels is nil and a channel is linked to the law through its
-        mean only (the frames' span of that column is shrunk to match: the law still reads the index)."""
+        """Unit coordinates as the fits see them: over several channels, the channel's column is its index times
+        :data:`~abduce.controller.core.channels.CHANNEL_DISTANCE`, so that the residual GP's correlation between
+        channels is nil and a channel is linked to the law through its mean only (the frames' span of that
+        column is ``1 / CHANNEL_DISTANCE``, so the law reads the index)."""
         if self.channels is None:
             return u
-        return torch.cat([u[..., :-1], u[..., -1:] * CHANNEL_DISTANCE], -1)
+        return torch.cat([u[..., :-1], u[..., -1:] * (self.channels.count - 1) * CHANNEL_DISTANCE], -1)
 
     def _values(self) -> list[float]:
         scaling = self._scaling()

@@ -16,7 +16,7 @@ from abduce.controller.errors import ConfigError
 from abduce.controller.intake.readings import channel_points, check_channels, on_channel, pick_channel, to_measurement
 from abduce.controller.recipe.recipe import Recipe
 from abduce.instruments.keys import load_certificate, load_key
-from abduce.instruments.protocol.codec import Codec, Keyring, pack_frames
+from abduce.instruments.protocol.codec import Codec, Keyring, pack_frames, version_key
 from abduce.instruments.protocol.models import Measure
 
 
@@ -43,6 +43,12 @@ class LinkInstrument:
         self.in_flight = set(in_flight or ())  # requests sent before a restart: settled with query first
         self.channel = pick_channel(agent.capabilities, channel, reduction)
         self.channels = check_channels(agent.capabilities, channels)  # a campaign over several channels, in order
+        if self.channels is not None and version_key(agent.version) < version_key("1.3"):
+            raise ConfigError(
+                f"instrument {agent.instrument_id!r} speaks protocol {agent.version}: a campaign over several "
+                "channels needs 1.3, whose measure names the channel to read (an older agent reads every channel "
+                "at every point, and the costs the campaign counts would not be what the instrument spent)"
+            )
         self.reduction = None
         if reduction is not None:
             from abduce.controller.intake.reduction import resolve_reduction

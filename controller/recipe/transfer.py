@@ -89,10 +89,17 @@ class Transfer(_Strict):
         if not fitted:
             raise ConfigError(f"{source}: the past campaign has no fitted law to transfer (no step weighed)")
         laws = []
+        channels = getattr(campaign, "channels", None)
+        links = set()  # a campaign over several channels: its laws' links to the cheap ones belong to that instrument
+        if channels is not None:
+            from abduce.hypotheses.channels import link_parameters
+
+            links = {p.name for p in link_parameters(channels.count, campaign.physical_space.d)}
         for h in fitted:
             law = campaign.belief.slot(h["name"]).hypothesis  # type: ignore[union-attr]
             # interchangeable parts keep their declared priors (hypotheses.transfer.transferred): not carried
-            moments = {k: v for k, v in _moments(h["parameters"]).items() if k not in law.interchangeable}
+            skip = law.interchangeable | links
+            moments = {k: v for k, v in _moments(h["parameters"]).items() if k not in skip}
             laws.append(
                 PastLaw(
                     name=h["name"],
@@ -102,7 +109,7 @@ class Transfer(_Strict):
                     units={p.name: (p.unit, p.axis) for p in law.free if p.name in moments},
                 )
             )
-        space = campaign.space
+        space = getattr(campaign, "physical_space", campaign.space)  # without a channel axis
         return cls(
             source=source,
             campaign=campaign.name,

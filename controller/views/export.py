@@ -56,7 +56,7 @@ from abduce.controller.journal.store import Journal
 from abduce.controller.views.cf import annotate
 from abduce.controller.views.inspection import inspect_journal, journal_path
 
-EXPORT_VERSION = 1
+EXPORT_VERSION = 2  # 2: channel (the channel each reading is of)
 SUFFIXES = (".nc", ".h5", ".hdf5", ".nc4", ".nsid")
 
 

@@ -23,6 +23,7 @@ simulated grid); a continuous box's reference points are not one: export NetCDF 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -56,12 +57,13 @@ def grid_dataset(ds: xr.Dataset, axis_units: dict[str, str], channel: tuple[str,
             f"NSID stores a cartesian grid; this campaign's {len(points)} points are not one "
             f"({' x '.join(map(str, shape))} axis values: a continuous space): export .nc instead"
         )
+    own = _explained_rows(ds)  # over several channels: the explained channel's readings, not the cheap ones
     where = {tuple(p): i for i, p in enumerate(points.tolist())}
-    at = np.array([where.get(tuple(x), -1) for x in ds.x.values.tolist()], dtype=int)
+    at = np.array([where.get(tuple(x), -1) for x in ds.x.values[own].tolist()], dtype=int)
     if (at < 0).any():
-        off = ds.x.values[int(np.flatnonzero(at < 0)[0])].tolist()
+        off = ds.x.values[own][int(np.flatnonzero(at < 0)[0])].tolist()
         raise ConfigError(f"measurement at {off} is not a point of the campaign's grid: export .nc instead")
-    y = ds.y.values.astype(float)
+    y = ds.y.values[own].astype(float)
     count = np.bincount(at, minlength=len(points)).astype(float)
     total = np.bincount(at, weights=y, minlength=len(points))
     name, unit = channel
@@ -90,3 +92,15 @@ def grid_dataset(ds: xr.Dataset, axis_units: dict[str, str], channel: tuple[str,
 def write_nsid(ds: xr.Dataset, out: Path, axis_units: dict[str, str], channel: tuple[str, str]) -> Path:
     """Write :func:`grid_dataset` of ``ds`` to ``out`` as NSID (through pyNSID and sidpy). Returns ``out``."""
     return grid_dataset(ds, axis_units, channel).save(out, "nsid")
+
+
+def _explained_rows(ds) -> np.ndarray:
+    """Which measurements are readings of the channel the hypotheses explain: all of them, unless the campaign
+    read several channels (the ``channel`` variable), then those not of a cheaper channel its config names
+    (``cheap_channels``); the cheap readings are in other units and belong to no grid value of the law."""
+    if "channel" not in ds or not any(str(c) for c in ds["channel"].values):
+        return np.ones(ds.sizes["measurement"], dtype=bool)
+    config = json.loads(ds.attrs.get("config", "{}"))
+    campaign = config.get("campaign", config)
+    cheap = set(campaign.get("cheap_channels") or {})
+    return np.array([str(c) not in cheap for c in ds["channel"].values], dtype=bool)

@@ -3,7 +3,7 @@
 Codec level: the field round-trips at 1.3, is left out when stamped 1.2 or older (and when empty, so a
 message without it is byte for byte a 1.2 one but for the header), and is refused in an older-stamped message.
 Over sockets: a 1.3 agent reads only the channel asked for and rejects an undeclared one; a controller that
-agreed 1.2 never sends the field, and the agent reads every channel, of which the campaign takes its own."""
+agreed 1.2 never sends the field (the agent reads every channel), and refuses a campaign over channels."""
 
 from __future__ import annotations
 
@@ -62,23 +62,38 @@ def request(x: float, channel: int) -> MeasureRequest:
     return MeasureRequest(request_id=f"m-{x}-{channel}", step=0, x=(x, float(channel)), hypothesis=None, reason="t")
 
 
-@pytest.mark.parametrize("versions", [None, ("1.2", "1.1", "1.0")])
-def test_a_campaign_over_channels_reads_the_channel_it_asks_for(keyring, endpoint, versions):
+def test_a_campaign_over_channels_reads_the_channel_it_asks_for(keyring, endpoint):
     sim = TwoChannel(grid=11, seed=1, noise_per_point=True)
-    audit: list[dict] = []
-    codec = Codec(keyring, "lab") if versions is None else Codec(keyring, "lab", versions=versions)
-    link = InstrumentLink(endpoint, codec, heartbeat_s=0.2, audit=audit.append).start()
+    link = InstrumentLink(endpoint, Codec(keyring, "lab"), heartbeat_s=0.2).start()
     agent = AgentThread(InstrumentAgent(SimulatedDriver(sim), link.endpoint, Codec(keyring, "lab"), "sim"))
     try:
         registered = link.wait_for_agent(15)
-        assert registered.version == ("1.3" if versions is None else "1.2")
+        assert registered.version == "1.3"
         instrument = LinkInstrument(link, registered, timeout_s=15, channels=("y", "image"))
         cheap, costly = instrument(request(0.5, 1)), instrument(request(0.5, 0))
         assert cheap.x == (0.5, 1.0) and costly.x == (0.5, 0.0)  # the channel coordinate put back
         assert cheap.y == sim.measure_channel(np.array([[0.5]]), "image")[0] and cheap.y_sd == sim.reading_sd("image")
         assert costly.y == sim.measure_channel(np.array([[0.5]]), "y")[0] and costly.y_sd is None
         reply = link.measure(Measure(request_id="direct", points=[[0.2]], channels=["image"]), "sim", 15)
-        assert set(reply.result.values) == ({"image"} if versions is None else {"y", "image"})  # 1.2: every channel
+        assert set(reply.result.values) == {"image"}  # the instrument read only what was asked
+    finally:
+        agent.stop()
+        link.close()
+
+
+def test_a_controller_that_agreed_1_2_sends_no_channels_and_refuses_a_campaign_over_channels(keyring, endpoint):
+    link = InstrumentLink(endpoint, Codec(keyring, "lab", versions=("1.2", "1.1", "1.0")), heartbeat_s=0.2).start()
+    agent = AgentThread(
+        InstrumentAgent(SimulatedDriver(TwoChannel(grid=11, seed=1)), link.endpoint, Codec(keyring, "lab"), "sim")
+    )
+    try:
+        registered = link.wait_for_agent(15)
+        assert registered.version == "1.2"
+        reply = link.measure(Measure(request_id="direct", points=[[0.2]], channels=["image"]), "sim", 15)
+        assert set(reply.result.values) == {"y", "image"}  # the field never left: the agent read every channel
+        with pytest.raises(ConfigError, match="speaks protocol 1.2: a campaign over several channels needs 1.3"):
+            LinkInstrument(link, registered, timeout_s=15, channels=("y", "image"))
+        assert LinkInstrument(link, registered, timeout_s=15).channels is None  # one channel: as ever
     finally:
         agent.stop()
         link.close()

@@ -147,3 +147,47 @@ def test_row_noise_weighs_the_cheap_readings_by_their_own_sd():
     k = abs(done._scaling().factor[1])
     assert torch.allclose(noise[1::2], torch.full_like(noise[1::2], (k * sim.reading_sd("image")) ** 2))
     assert float(noise[0::2].abs().max()) == 0.0  # the explained channel reports none: the fitted noise alone
+
+
+def test_a_failed_design_reading_is_retried_on_its_own_channel_and_the_scale_still_has_two_pairs():
+    """A cheap design reading that fails is asked again nearby on the cheap channel (not on the costly one); an
+    explained design reading that fails is moved to a neighbour, and the scale pairs it with the cheap reading
+    nearest to it, so the cheap readings still land on the explained channel's scale."""
+    campaign, instrument = rehearsal(budget=12, cost_budget=None).build()
+    first = campaign.ask()
+    campaign.skip(first.request_id)
+    again = campaign.ask()
+    assert again.reason == "initial-design-retry" and again.x[-1] == 1.0 and again.x[:-1] != first.x[:-1]
+    while campaign.n < 4:  # the rest of the cheap design
+        r = campaign.ask()
+        campaign.tell(instrument(r))
+    explained = campaign.ask()
+    assert explained.x[-1] == 0.0 and explained.reason == "initial-design"
+    campaign.skip(explained.request_id)  # the explained channel failed there: a neighbour instead
+    while campaign.n < 6:
+        campaign.tell(instrument(campaign.ask()))
+    scaling = campaign._scaling()
+    assert len({x[:-1] for x in campaign._x if x[-1] == 0.0} & {x[:-1] for x in campaign._x if x[-1] == 1.0}) == 1
+    sim = instrument.driver.simulator
+    assert scaling.factor[1] == pytest.approx(1 / sim.gain, rel=0.5)  # not the identity: the scale was found
+    record = campaign.tell(instrument(campaign.ask()))  # the first step after the design: every law fitted
+    assert campaign.n == 7 and set(record.probabilities) == set(LAWS)
+
+
+def test_a_campaign_over_channels_refuses_a_baseline_policy_and_a_one_point_design():
+    with pytest.raises(ConfigError, match="picks points without an acquisition"):
+        rehearsal(policy="random").build()
+    with pytest.raises(ConfigError, match="n_init >= 2"):
+        rehearsal(n_init=1).build()
+
+
+def test_a_past_campaign_over_channels_transfers_to_one_with_or_without_them():
+    from abduce.controller.drive.loop import run_campaign
+    from abduce.controller.recipe.transfer import Transfer
+
+    past = run_campaign(*rehearsal(budget=12, cost_budget=None).build(), [])
+    transfer = Transfer.of(past, "past")
+    assert transfer.axes == ("",) and {p.name for p in transfer.laws}  # the space's own axes, no channel axis
+    for changes in ({}, {"cheap_channels": {}}):
+        campaign, _ = rehearsal(transfer=transfer, **changes).build()
+        assert campaign.belief.names == past.belief.names

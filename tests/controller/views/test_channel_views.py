@@ -83,3 +83,26 @@ def test_terminal_report_web_and_export_show_the_channel(run, tmp_path):
         assert list(nc["channel"].values) == [m.channel for m in ins.measurements]
         assert nc["x"].shape == (len(ins.measurements), 1) and list(nc["axis"].values) == ["x"]
         assert nc["point"].shape == (51, 1) and np.isfinite(nc["posterior_mean"].values).all()
+
+
+def test_nsid_keeps_the_explained_channel_s_readings_only(run, tmp_path):
+    """NSID lays the readings on the grid as one value per point: the cheap channel's, in other units, stay out."""
+    import h5py
+
+    from abduce.controller.views.export import export_run
+
+    out, campaign = run
+    path = export_run(out, tmp_path / "run.nsid")
+    explained = sum(c == "y" for _, c, _ in campaign.readings())
+    with h5py.File(path, "r") as f:
+        counts = [f[k][()] for k in _walk(f) if k.endswith("n_readings")]
+    assert counts and float(sum(c.sum() for c in counts)) == explained
+
+
+def _walk(group, prefix=""):
+    for key, item in group.items():
+        name = f"{prefix}/{key}"
+        if hasattr(item, "items"):
+            yield from _walk(item, name)
+        else:
+            yield name
