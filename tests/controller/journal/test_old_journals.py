@@ -42,10 +42,14 @@ def test_an_old_journal_inspects_as_it_did(tmp_path, name):
     # what the inspection gained since, and what it says of a journal that predates it (schema 4,
     # protocol 1.1: the instrument's state as operator commands left it; none in these journals.
     # Schema 5: the axes and the explained value with their units; these instruments declared none.
-    # Schema 6: the proposals abduction made; none before it. Schema 7: what was transferred; nothing before it)
+    # Schema 6: the proposals abduction made; none before it. Schema 7: what was transferred; nothing before it.
+    # Schema 8: each reading's channel and the cost, over several channels; one channel and no costs before it)
     assert expected["schema_version"] == 3
-    expected["schema_version"], expected["stopping"]["instrument_state"] = 7, None
+    expected["schema_version"], expected["stopping"]["instrument_state"] = 8, None
     expected["proposals"], expected["transfer"] = [], None
+    expected["stopping"].update(cost=None, cost_budget=None, cost_unit="")
+    for row in expected["measurements"]:
+        row["channel"] = None
     expected["axes"] = [{"name": "x", "unit": "", "label": "x"}]
     expected["explained"] = {"name": "y", "unit": "", "label": "y"}
     with opened(tmp_path, name) as journal:
