@@ -39,10 +39,9 @@ from abduce.controller.drive.buttons import InstrumentButtons
 from abduce.controller.drive.control import ControlServer
 from abduce.controller.drive.link import InstrumentLink, LinkError
 from abduce.controller.drive.loop import steps
-from abduce.controller.drive.remote import AuditLog, LinkInstrument, channel_names, listening_link
+from abduce.controller.drive.remote import AuditLog, LinkInstrument, channel_names, check_agent, listening_link
 from abduce.controller.errors import AbduceError
 from abduce.controller.intake.capabilities import space_of
-from abduce.controller.intake.readings import check_channels
 from abduce.controller.journal.events import append, decision_body
 from abduce.controller.journal.rebuild import with_transfer
 from abduce.controller.journal.resume import retell
@@ -197,7 +196,7 @@ class Daemon:
             self._set(instrument=agent.instrument_id, instrument_state=agent.state)
             c = s.campaign
             campaign = c.build_campaign(space_of(agent.capabilities, c.channel, c.reduction))  # as a rebuild names it
-            channels = check_channels(agent.capabilities, channel_names(campaign))  # before the run directory
+            channels = check_agent(agent, channel_names(campaign))  # before the run directory
             in_flight: set[str] = set()
             if resuming:
                 rundir = RunDirectory.reopen(run_dir)

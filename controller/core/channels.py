@@ -14,11 +14,12 @@ lowest and highest (evenly ranked between, for more than two), the pairs with th
 
 Scale. A cheaper channel reads in its own units. Once the initial design is in, each cheaper channel's
 readings are put on the explained channel's scale by the affine map that matches their means and standard
-deviations over the design points read on both, with the sign of their correlation:
+deviations over the pairs of each explained design reading and the cheap reading at its point (or nearest
+it), with the sign of their correlation:
 
     y' = mu_0 + k_c (y - mu_c),   k_c = sign(r_0c) sd_0 / sd_c,   sd(y') = |k_c| sd(y)
 
-(means, sds and correlation over the design points read on both channels).
+(means, sds and correlation over those pairs).
 
 The map is a function of the design's readings only, so a campaign rebuilt from its journal finds the same
 one. It only sets the scale: the fitted ``gain_c`` and ``offset_c`` of every law absorb what it misses.
@@ -44,10 +45,11 @@ from abduce.controller.errors import ConfigError
 CHANNEL_AXIS = "channel"
 CHANNEL_DISTANCE = 100.0
 """How far apart two channels' indices are in the residual GP's input, in units of the space (whose axes span 1):
-at least 10 of the kernel's longest lengthscale, so the residuals of two channels are independent (Matern-5/2
-correlation below 1e-7) and a cheap channel's distortion never moves the explained channel's band (README,
-"Several channels with costs": with the residuals shared, the true law's band covered the truth at 62% of
-the points)."""
+at least 10 of the kernel's longest lengthscale (10, in every built-in's priors), so the residuals of two
+channels are independent (a Matern-3/2 or 5/2 correlation below 1e-6; a user's Matern-1/2 law, below 5e-5)
+and a cheap channel's distortion never moves the explained channel's band (README,
+"Two channels: a cheap one beside the costly one": with the residuals shared, the true law's band covered the
+truth at 62% of the points)."""
 
 
 @dataclass(frozen=True)

@@ -42,13 +42,7 @@ class LinkInstrument:
         self.link, self.agent, self.timeout_s = link, agent, timeout_s
         self.in_flight = set(in_flight or ())  # requests sent before a restart: settled with query first
         self.channel = pick_channel(agent.capabilities, channel, reduction)
-        self.channels = check_channels(agent.capabilities, channels)  # a campaign over several channels, in order
-        if self.channels is not None and version_key(agent.version) < version_key("1.3"):
-            raise ConfigError(
-                f"instrument {agent.instrument_id!r} speaks protocol {agent.version}: a campaign over several "
-                "channels needs 1.3, whose measure names the channel to read (an older agent reads every channel "
-                "at every point, and the costs the campaign counts would not be what the instrument spent)"
-            )
+        self.channels = check_agent(agent, channels)  # a campaign over several channels, in order
         self.reduction = None
         if reduction is not None:
             from abduce.controller.intake.reduction import resolve_reduction
@@ -96,6 +90,24 @@ class LinkInstrument:
         if names:
             out = [on_channel(m, requested) for m, requested in zip(out, request.points)]
         return out[0] if request.q == 1 else out
+
+
+def check_agent(agent: Agent, channels: Sequence[str] | None) -> tuple[str, ...] | None:
+    """``channels`` (a campaign over several channels), each a scalar channel ``agent`` declares, and an agent
+    that reads only the channel asked for (protocol 1.3).
+
+    Raises:
+        ConfigError: a channel the instrument lacks or that is a spectrum; an agent older than 1.3 (it would read
+            every channel at every point, and the costs the campaign counts would not be what it spent).
+    """
+    names = check_channels(agent.capabilities, channels)
+    if names is not None and version_key(agent.version) < version_key("1.3"):
+        raise ConfigError(
+            f"instrument {agent.instrument_id!r} speaks protocol {agent.version}: a campaign over several channels "
+            "needs 1.3, whose measure names the channel to read (an older agent reads every channel at every "
+            "point, and the costs the campaign counts would not be what the instrument spent)"
+        )
+    return names
 
 
 def channel_names(campaign) -> tuple[str, ...] | None:

@@ -109,7 +109,7 @@ class Recipe(BaseModel):
     design_explained: Annotated[int, Field(ge=2)] = 2
 
     @model_validator(mode="after")
-    def _channels_fit(self) -> Self:
+    def _channels_fit(self, info: ValidationInfo) -> Self:
         """Cheaper channels: one scalar channel explained, one point at a time, no proposals."""
         if not self.cheap_channels:
             return self
@@ -123,6 +123,17 @@ class Recipe(BaseModel):
             )
         if self.propose != "off":
             raise ValueError("cheap_channels: proposals (propose) are not built for a campaign over several channels")
+        if self.n_init < 2:
+            raise ValueError("cheap_channels: n_init must be >= 2 (the cheap channel's scale needs two pairs)")
+        if not _from_journal(info):
+            from abduce.controller.decide.policies import POLICIES, Policy
+
+            chosen = POLICIES[self.policy] if self.policy in POLICIES else None
+            if chosen is not None and chosen.select is not Policy.select:  # a baseline: no acquisition, no costs
+                raise ValueError(
+                    f"cheap_channels: policy {self.policy!r} picks points without the channels' costs; use one "
+                    "that scores them (discriminate, epsilon-greedy)"
+                )
         return self
 
     @field_validator("hypotheses")

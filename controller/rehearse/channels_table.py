@@ -1,4 +1,4 @@
-"""The channels benchmark's table (README, "Several channels with costs"), from a sweep's results.
+"""The channels benchmark's table (README, "Two channels: a cheap one beside the costly one"), from a sweep's results.
 
 A family with ``cheap_channels`` models a cheap channel beside the explained one; with ``draws`` naming a
 family that reads the explained channel alone, both run on the same truths and seeds (a paired

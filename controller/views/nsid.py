@@ -77,7 +77,7 @@ def grid_dataset(ds: xr.Dataset, axis_units: dict[str, str], channel: tuple[str,
             values[f"{var}_{h}"] = ds[var].values[j]
             units[f"{var}_{h}"] = unit
     for var in (v for v in ds.data_vars if str(v).startswith("raw_")):
-        raw = ds[var].values
+        raw = ds[var].values[own]  # the explained channel's readings, as `at` counts them
         grid = np.full((len(points), *raw.shape[1:]), np.nan)
         for i, k in enumerate(at):  # in measurement order: the last reading at a point stays
             if np.isfinite(raw[i]).any():  # NaN rows: measurements without this array

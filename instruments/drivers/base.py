@@ -74,7 +74,9 @@ class Driver(ABC):
 
     @abstractmethod
     def measure(self, request: Measure) -> Reading:
-        """Measure ``request.points`` (already checked against the declared limits)."""
+        """Measure ``request.points`` (already checked against the declared limits); read the channels
+        ``request.channels`` names (protocol 1.3; each one declared, checked by the agent), or every channel
+        where it names none. Reading more than asked is allowed, but spends the instrument's time or dose."""
 
     def abort(self) -> bool:
         """Stop the running measurement if the hardware can; True if it did."""

@@ -379,7 +379,7 @@ class OphydDriver(Driver):
             "motors": [a.field for a in self.axes],
             "hints": {"dimensions": [([a.field], "primary") for a in self.axes]},
         }
-        readables = [c.device for c in self.channels] + [a.device for a in self.axes]
+        readables = [c.device for c in self._asked(request)] + [a.device for a in self.axes]
 
         @bpp.run_decorator(md=md)
         def run():
@@ -392,8 +392,14 @@ class OphydDriver(Driver):
 
         return (yield from run())
 
+    def _asked(self, request: Measure) -> list:
+        """The channels a request reads: those it names (protocol 1.3 ``Measure.channels``; the agent has checked
+        each is declared), else every channel."""
+        return [c for c in self.channels if not request.channels or c.declared.name in request.channels]
+
     def measure(self, request: Measure) -> Reading:
-        """Run the request's plan; the points are what the axes read back, the values the channels'."""
+        """Run the request's plan; the points are what the axes read back, the values the channels' (those the
+        request names, or all: only the asked channels' detectors are triggered)."""
         events: dict[int, dict] = {}
         with self._lock:
             # an abort (or the safe state) that came after the agent handed this request over but before it got
@@ -427,7 +433,7 @@ class OphydDriver(Driver):
                 point.append(float(x) if a.tolerance is not None and abs(got - x) <= a.tolerance else got)
             points.append(point)
         values, arrays = {}, {}
-        for c in self.channels:
+        for c in self._asked(request):
             raw = [event[c.field]["value"] for event in events]
             if c.declared.shape:
                 arr = np.asarray(raw, dtype=np.float64)

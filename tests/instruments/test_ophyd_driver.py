@@ -538,3 +538,25 @@ def test_a_30_measurement_campaign_over_the_protocol_identifies_the_law_as_in_pr
     assert summary["remote"]["leader"] == summary["local"]["leader"] == "second-order"  # the simulated law
     config = json.loads((out / "config.json").read_text())
     assert config["capabilities"]["axes"][0]["unit"] == "mm" and config["instrument"] == BEAMLINE
+
+
+def test_a_request_naming_channels_triggers_only_their_detectors():
+    """Protocol 1.3's ``measure.channels``: the other detectors are neither triggered nor read (their time or
+    dose is not spent), and a request naming none reads them all."""
+    m = SynAxis(name="m", labels={"motors"})
+    m.limits = (-1.0, 1.0)
+    triggered: list[str] = []
+
+    class Counting(SynSignal):
+        def trigger(self):
+            triggered.append(self.name)
+            return super().trigger()
+
+    cheap = Counting(func=lambda: 1.0, name="image")
+    costly = Counting(func=lambda: 2.0, name="spectrum")
+    drv = OphydDriver(OphydInstrument(axes=[OphydAxis(m, limits=(-1.0, 1.0))], channels=[costly, cheap]))
+    reading = drv.measure(Measure(request_id="r", points=[[0.1], [0.2]], channels=["image"]))
+    assert set(reading.values) == {"image"} and triggered == ["image", "image"]
+    triggered.clear()
+    every = drv.measure(Measure(request_id="s", points=[[0.3]]))
+    assert set(every.values) == {"image", "spectrum"} and sorted(triggered) == ["image", "spectrum"]

@@ -175,10 +175,18 @@ def test_a_failed_design_reading_is_retried_on_its_own_channel_and_the_scale_sti
 
 
 def test_a_campaign_over_channels_refuses_a_baseline_policy_and_a_one_point_design():
+    from abduce.controller.recipe.recipe import Recipe
+
+    ch, grid = Channels(("y", "image"), (1.0, 0.05)), Space.finite(np.linspace(0, 1, 11))
+    laws = [BUILTIN[n] for n in LAWS]
     with pytest.raises(ConfigError, match="picks points without an acquisition"):
-        rehearsal(policy="random").build()
+        Campaign(grid, laws, "random", None, Budget(5), 0, channels=ch)
     with pytest.raises(ConfigError, match="n_init >= 2"):
-        rehearsal(n_init=1).build()
+        Campaign(grid, laws, "discriminate", None, Budget(5), 0, settings=CampaignSettings(n_init=1), channels=ch)
+    # the recipe refuses both with its config, before any instrument registers
+    for change, why in (({"policy": "random"}, "picks points without the channels' costs"), ({"n_init": 1}, "n_init")):
+        with pytest.raises(ConfigError, match=why):
+            Recipe.of(hypotheses=LAWS, cheap_channels={"image": 0.05}, **change)
 
 
 def test_a_past_campaign_over_channels_transfers_to_one_with_or_without_them():
