@@ -126,6 +126,11 @@ class Channels:
         """The initial design's first part: every point on every cheaper channel, each point's in order."""
         return [tuple(x) + (float(c),) for x in design for c in range(1, self.count)]
 
+    def explained_count(self, n_init: int) -> int:
+        """How many design points are read on the explained channel too: ``design_explained``, at most
+        ``n_init`` (all ``n_init`` where it is None)."""
+        return n_init if self.design_explained is None else min(self.design_explained, n_init)
+
     def explained_design(
         self, xs: Sequence[Sequence[float]], ys: Sequence[float], n_init: int
     ) -> list[tuple[float, ...]]:
@@ -136,7 +141,7 @@ class Channels:
         saw (:class:`Scaling`)."""
         seen = [(float(y), tuple(x[:-1])) for x, y in zip(xs, ys) if self.channel(x) == 1]
         seen.sort(key=lambda t: t[0])
-        k = min(n_init if self.design_explained is None else self.design_explained, len(seen))
+        k = min(self.explained_count(n_init), len(seen))
         ranks = sorted({int(round(r)) for r in np.linspace(0, len(seen) - 1, k)}) if k else []
         return [seen[r][1] + (0.0,) for r in ranks]
 

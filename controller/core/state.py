@@ -117,7 +117,7 @@ class CampaignState:
             self._row_costs = channels.row_costs(space.candidates.to(self.device))  # type: ignore[union-attr]
         self._fit_from = len(self._design)  # the first fit: once the design is in
         if channels is not None:  # ... and its explained-channel part (Campaign.tell adds it)
-            self._fit_from += min(settings.n_init, channels.design_explained or settings.n_init)
+            self._fit_from += channels.explained_count(settings.n_init)
         self.abduction = Abduction()
 
     def _admit(self, slot: Slot, weight: float) -> None:
@@ -310,7 +310,7 @@ class CampaignState:
         out[~np.isfinite(out)] = np.nan
         if self.channels is not None:  # at each point, its best channel's score (per unit cost)
             rows = out.reshape(-1, self.channels.count)
-            out = np.where(np.isnan(rows).all(1), np.nan, np.nanmax(np.where(np.isnan(rows), -np.inf, rows), 1))
+            out = np.where(np.isnan(rows).all(1), np.nan, np.where(np.isnan(rows), -np.inf, rows).max(1))
         return out, self.hypothesis_names[driver] if driver is not None else None
 
     # ------------------------------------------------------------------ shared internals

@@ -13,7 +13,7 @@ from abduce.controller.core.measurements import Measurement, MeasureRequest
 from abduce.controller.drive.audit import AuditLog
 from abduce.controller.drive.link import Agent, InstrumentLink
 from abduce.controller.errors import ConfigError
-from abduce.controller.intake.readings import channel_points, check_channels, on_channel, pick_channel, to_measurement
+from abduce.controller.intake.readings import channel_points, check_channels, on_channels, pick_channel, to_measurement
 from abduce.controller.recipe.recipe import Recipe
 from abduce.instruments.keys import load_certificate, load_key
 from abduce.instruments.protocol.codec import Codec, Keyring, pack_frames, version_key
@@ -87,8 +87,7 @@ class LinkInstrument:
             )
             for i, requested in enumerate(points)
         ]
-        if names:
-            out = [on_channel(m, requested) for m, requested in zip(out, request.points)]
+        out = on_channels(out, request.points, names)
         return out[0] if request.q == 1 else out
 
 

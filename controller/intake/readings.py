@@ -12,7 +12,7 @@ turn readings into measurements the same way:
   ``Campaign.tell`` refuses with a clear error.
 
 A campaign over several channels (:mod:`abduce.controller.core.channels`) asks for one channel at each
-point; :func:`channel_points` and :func:`on_channel` move the channel between the campaign's point (its
+point; :func:`channel_points` and :func:`on_channels` move the channel between the campaign's point (its
 last coordinate) and the protocol's ``Measure.channels`` (1.3). An agent that speaks 1.2 or older reads
 every channel and the one asked for is taken.
 """
@@ -113,6 +113,11 @@ def channel_points(
     return [list(p[:-1]) for p in points], [channels[int(round(float(p[-1])))] for p in points]
 
 
-def on_channel(measurement: Measurement, requested: Sequence[float]) -> Measurement:
-    """The measurement of a point read on one channel, its channel coordinate (the request's) put back."""
-    return dataclasses.replace(measurement, x=tuple(measurement.x) + (float(requested[-1]),))
+def on_channels(
+    measurements: list[Measurement], requested: Sequence[Sequence[float]], names: list[str] | None
+) -> list[Measurement]:
+    """The measurements of a request's points, each read on one channel (``names``, :func:`channel_points`), with
+    their channel coordinate (the request's) put back; as they are without channels (``names`` None)."""
+    if names is None:
+        return measurements
+    return [dataclasses.replace(m, x=tuple(m.x) + (float(r[-1]),)) for m, r in zip(measurements, requested)]

@@ -21,7 +21,7 @@ from abduce.controller.core.campaign import Campaign
 from abduce.controller.core.measurements import Measurement, MeasureRequest
 from abduce.controller.drive.loop import Consumer, run_campaign
 from abduce.controller.intake.capabilities import space_of
-from abduce.controller.intake.readings import channel_points, check_channels, on_channel, pick_channel, to_measurement
+from abduce.controller.intake.readings import channel_points, check_channels, on_channels, pick_channel, to_measurement
 from abduce.controller.journal.store import Journal
 from abduce.controller.recipe.recipe import Recipe
 from abduce.instruments.drivers.base import Driver
@@ -64,8 +64,7 @@ class DriverInstrument:
             )
             for i, requested in enumerate(points)
         ]
-        if names:
-            out = [on_channel(m, requested) for m, requested in zip(out, request.points)]
+        out = on_channels(out, request.points, names)
         return out[0] if request.q == 1 else out
 
 
