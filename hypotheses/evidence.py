@@ -66,6 +66,7 @@ from abduce.hypotheses.fitting import canonical, log_prior
 from abduce.hypotheses.model import DTYPE, LOG_2PI, StructuredGP, noise_matrix, relative_mean
 from abduce.hypotheses.posterior import CandidatePosterior, CholeskyRow, RowBuffer, chunk_for
 from abduce.hypotheses.sparse import SparseCandidatePosterior, SparseRow, titsias_terms
+from abduce.hypotheses.transfer import joint_from_unit
 
 STAGE0_SCALES = (0.1, 0.01, 0.001)  # the first proposal's widths about the fit, in units of each parameter's bounds
 
@@ -384,9 +385,7 @@ def log_evidence(
             sobol = torch.quasirandom.SobolEngine(k_dim, scramble=True, seed=stage_seed)
             unit = sobol.draw(samples, dtype=DTYPE).to(u.device)
             n_prior = int(round(alpha * samples))
-            from_prior = torch.stack(
-                [p.prior.from_unit(unit[:n_prior, i], *p.bounds) for i, p in enumerate(free)], dim=-1
-            )
+            from_prior = joint_from_unit(free, unit[:n_prior])
             cuts = torch.linspace(n_prior, samples, len(components) + 1).round().long().tolist()
             phi = torch.cat(
                 [from_prior]

@@ -49,6 +49,7 @@ from abduce.hypotheses.declaration import Frame, Hypothesis
 from abduce.hypotheses.errors import FitError
 from abduce.hypotheses.model import DTYPE, KernelPriors, StructuredGP, known_noise, noise_matrix, relative_mean
 from abduce.hypotheses.sparse import Features, TitsiasMarginalLogLikelihood, inducing_points, titsias_terms
+from abduce.hypotheses.transfer import joint_from_unit, joint_log_prob
 
 _Y_UNITS = {"y": 1, "y/dx": 1, "y*dx": 1}
 
@@ -269,7 +270,8 @@ def prior_draws(hypothesis: Hypothesis, count: int, seed: int, device: torch.dev
     free = hypothesis.free
     sobol = torch.quasirandom.SobolEngine(len(free), scramble=True, seed=seed)
     unit = sobol.draw(count, dtype=DTYPE).clamp(1e-12, 1 - 1e-12).to(device)
-    return {p.name: p.prior.from_unit(unit[:, i], *p.bounds).unsqueeze(-1) for i, p in enumerate(free)}
+    draws = joint_from_unit(free, unit)
+    return {p.name: draws[:, i : i + 1] for i, p in enumerate(free)}
 
 
 def log_prior(hypothesis: Hypothesis, relative: dict[str, Tensor], ordered: bool = True) -> Tensor:
@@ -278,7 +280,7 @@ def log_prior(hypothesis: Hypothesis, relative: dict[str, Tensor], ordered: bool
     ``ordered``: for a hypothesis with interchangeable parts (:class:`~abduce.hypotheses.declaration.Symmetry`),
     the prior on the ordered region (``-inf`` where a symmetry's keys decrease, ``+ log m!`` inside);
     False gives the unordered product, the density prior draws (:func:`prior_draws`) come from."""
-    total = sum(p.prior.log_prob(relative[p.name], *p.bounds) for p in hypothesis.free)
+    total = joint_log_prob(hypothesis.free, relative)  # transferred priors: their law's joint prior
     if ordered:
         for sym in hypothesis.symmetries:
             keys = [relative[k] for k in sym.keys]

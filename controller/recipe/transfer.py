@@ -143,16 +143,17 @@ class Transfer(_Strict):
 
     def apply(self, declared: list[Hypothesis], space: Space, cost: float) -> tuple[list[Hypothesis], list[float]]:
         """The campaign's laws and their prior weights: ``declared`` and, after them, the composed laws the past
-        campaign had added (built again from their trees on ``declared``), each with its transferred priors;
-        the weights mix the declared prior (1 a declared law, a composed one its complexity prior's weight at
-        ``cost``) with the past probabilities (:func:`~abduce.hypotheses.transfer.law_weights`).
+        campaign had added (built again from their trees on ``declared``), each with its transferred priors at
+        its own declared share (:func:`~abduce.hypotheses.transfer.declared_shares`); the weights mix the
+        declared prior (1 a declared law, a composed one its complexity prior's weight at ``cost``) with the
+        past probabilities (:func:`~abduce.hypotheses.transfer.law_weights`).
 
         Raises:
             ConfigError: see :meth:`check_space`; a composed law built from a law this campaign does not
                 declare; a transferred parameter the law does not have or of another unit.
         """
         from abduce.hypotheses.grammar import build, depth_counts, enumerate_compositions, prior_weight
-        from abduce.hypotheses.transfer import law_weights, transferred
+        from abduce.hypotheses.transfer import declared_shares, law_weights, transferred
 
         self.check_space(space)
         by_name = {h.name: h for h in declared}
@@ -175,13 +176,14 @@ class Transfer(_Strict):
             laws.append(h)
             base.append(prior_weight(h, depth_counts(enumerate_compositions(declared, space.d, h.depth)), cost))
         known = {past.name: past for past in self.laws}
+        probabilities = [known[h.name].probability if h.name in known else None for h in laws]
+        shares = declared_shares(base, probabilities, self.temper, self.share)
         out = [
-            transferred(h, known[h.name].parameters, known[h.name].units, self.temper, self.share, self.drift)
+            transferred(h, known[h.name].parameters, known[h.name].units, self.temper, w, self.drift)
             if h.name in known
             else h
-            for h in laws
+            for h, w in zip(laws, shares)
         ]
-        probabilities = [known[h.name].probability if h.name in known else None for h in laws]
         return out, law_weights(base, probabilities, self.temper, self.share)
 
 

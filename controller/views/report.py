@@ -142,11 +142,12 @@ pre { background: #f6f6f6; padding: 1em; overflow-x: auto; }
 <section id="transfer">
 <h2>Transferred priors</h2>
 <p class="note">This campaign's priors came from the end of the campaign {{ t.campaign }} in {{ t.source }}
-({{ t.measurements }} measurements): each parameter's prior is {{ "%g" | format(t.share) }} of its declared prior
-and {{ "%g" | format(1 - t.share) }} of the past posterior's normal with its sd divided by
-sqrt({{ "%g" | format(t.temper) }}) and widened by {{ "%g" | format(t.drift) }} of the parameter's declared range
-(the drift allowed between samples); each law's prior mixes the declared one with the past probabilities
-raised to {{ "%g" | format(t.temper) }}, in the same proportions.</p>
+({{ t.measurements }} measurements). With probability {{ "%g" | format(t.share) }} this sample was taken to be
+new: its law from the declared prior, and all of its parameters from their declared priors. Otherwise it is
+like the last: its law from the past probabilities raised to {{ "%g" | format(t.temper) }}, and its parameters
+near the past posterior's means, each with its sd divided by sqrt({{ "%g" | format(t.temper) }}) and widened by
+{{ "%g" | format(t.drift) }} of the parameter's declared range (the drift allowed between samples; in the
+logarithm, for a parameter whose declared prior is log-normal).</p>
 <table>
 <tr><th>law</th><th>p at the end of the past campaign</th><th>parameters: past mean ± sd (sd / √τ)</th></tr>
 {% for law in transfer_laws %}

@@ -12,14 +12,23 @@ from abduce.hypotheses.evidence import log_evidence
 from abduce.hypotheses.fitting import FitProblem, FitSettings, fit_hypothesis, log_prior, prior_draws
 from abduce.hypotheses.library import BUILTIN
 from abduce.hypotheses.model import relative_mean
-from abduce.hypotheses.transfer import Mixture, Transferred, law_weights, transferred
+from abduce.hypotheses.transfer import (
+    Mixture,
+    Transferred,
+    declared_shares,
+    joint_from_unit,
+    joint_log_prob,
+    law_weights,
+    transferred,
+)
 
 LO, SPAN = (0.0,), (1.0,)
 
 
 @pytest.mark.parametrize("declared", [Uniform(), Normal(0.4, 0.5), LogNormal(median=0.3, sigma=0.8)])
 def test_the_mixture_is_a_normalised_density_whose_draws_follow_its_cdf(declared):
-    m = Mixture(declared, mean=0.7, sd=0.03, share=0.2, lo=0.05, hi=1.0)
+    log = isinstance(declared, LogNormal)  # its past part log-normal, about as wide
+    m = Mixture(declared, mean=0.7, sd=0.03 / 0.7 if log else 0.03, share=0.2, lo=0.05, hi=1.0, log=log)
     grid = torch.linspace(0.05, 1.0, 200001, dtype=torch.float64)
     assert torch.trapezoid(m.log_prob(grid, 0.05, 1.0).exp(), grid).item() == pytest.approx(1.0, abs=1e-4)
     u = torch.linspace(0.001, 0.999, 999, dtype=torch.float64)
@@ -50,7 +59,7 @@ def test_a_transferred_prior_is_converted_in_each_fits_frame_and_never_evaluated
     # the same sample measured on another range: the past critical point lies outside it, the declared prior
     # weighs alone (still a Mixture: a fit's state keeps the same priors from frame to frame)
     elsewhere = next(p.prior for p in h.in_frame(Frame(lo=(400.0,), span=(50.0,), s=8.0)).parameters if p.name == "x_c")
-    assert isinstance(elsewhere, Mixture) and elsewhere.share == 1.0 and elsewhere.declared is x_c.prior.declared
+    assert isinstance(elsewhere, Mixture) and elsewhere.outside and elsewhere.declared is x_c.prior.declared
     r = torch.linspace(0.0, 1.0, 5, dtype=torch.float64)
     assert torch.allclose(elsewhere.log_prob(r, 0.0, 1.0), x_c.prior.declared.log_prob(r, 0.0, 1.0))
     assert h.as_declared() == BUILTIN["second-order"]
@@ -60,6 +69,16 @@ def test_a_transferred_prior_is_converted_in_each_fits_frame_and_never_evaluated
     lo, hi = p.bounds
     assert p.prior.sd == pytest.approx(math.hypot(4.0 / 50.0, 0.1 * (hi - lo)))
     assert BUILTIN["second-order"].in_frame(Frame(lo=(0.0,), span=(1.0,), s=1.0)) is BUILTIN["second-order"]
+    # an exponent, whose declared prior is log-normal: its past part and drift in log beta, so that the
+    # drift does not lend beta ~ 0.05 (a power law all but a jump) the mass of its neighbours
+    beta = next(p for p in drifting.parameters if p.name == "beta")
+    exponent = transferred(BUILTIN["second-order"], {"beta": (0.25, 0.02)}, {}, temper=0.25, share=0.2, drift=0.1)
+    q = next(p.prior for p in exponent.in_frame(Frame(lo=(300.0,), span=(50.0,), s=8.0)).parameters if p.name == "beta")
+    assert q.log and q.mean == pytest.approx(0.25)
+    assert q.sd == pytest.approx(math.hypot(0.04 / 0.25, 0.1 * math.log(2.0 / 0.05)))
+    small = (q._normal.cdf(torch.tensor(0.1), *beta.bounds)).item()
+    linear = Normal(0.25, math.hypot(0.04, 0.1 * 1.95)).cdf(torch.tensor(0.1), *beta.bounds).item()
+    assert small < 0.02 < 0.05 < linear
 
 
 @pytest.mark.parametrize(
@@ -85,6 +104,55 @@ def test_the_laws_prior_mixes_the_declared_one_with_the_tempered_past_probabilit
     assert w[3] == pytest.approx(4.0 * 0.2 * 0.25)  # not weighed by the past campaign: its declared share only
     assert law_weights([1.0, 1.0, 0.1], [None, None, None], temper=0.5, share=0.2) == pytest.approx([1.0, 1.0, 0.1])
     assert law_weights([1.0, 1.0], [0.7, 0.3], temper=1.0, share=1.0) == pytest.approx([1.0, 1.0])
+
+
+def test_each_laws_declared_share_is_the_new_sample_branch_of_its_prior():
+    base, past = [1.0, 1.0, 1.0, 1.0], [0.9, 0.09, 0.01, None]
+    w, pi = declared_shares(base, past, temper=0.5, share=0.2), law_weights(base, past, temper=0.5, share=0.2)
+    q = [math.sqrt(0.9), math.sqrt(0.09), math.sqrt(0.01)]
+    assert w[0] == pytest.approx(0.2 * 0.25 / (0.2 * 0.25 + 0.8 * q[0] / sum(q)))
+    assert w[3] == 1.0  # a law the past campaign did not weigh: the declared prior alone
+    # pi_h w_h = lambda beta_h: the new-sample branch holds lambda of the prior, spread as declared
+    assert [a * b / 4.0 for a, b in zip(w, pi)] == pytest.approx([0.05] * 4)
+    assert declared_shares([1.0, 1.0], [0.7, 0.3], temper=1.0, share=1.0) == [1.0, 1.0]
+
+
+def _two_transferred(share):
+    lo, hi = 0.05, 2.0
+    free = (
+        Parameter("x_c", bounds=(0.0, 1.0), prior=Mixture(Uniform(), 0.7, 0.03, share, 0.0, 1.0)),
+        Parameter("beta", bounds=(lo, hi), prior=Mixture(LogNormal(median=0.3, sigma=0.4), 0.4, 0.05, share, lo, hi)),
+        Parameter("c", bounds=(-1.0, 1.0), prior=Normal(0.0, 0.5)),
+    )
+    return free
+
+
+def test_a_laws_transferred_parameters_share_one_joint_prior_whose_draws_follow_it():
+    """Either the sample is like the last (every parameter near the past posterior) or new (every parameter
+    from the declared prior): a sample whose parameters all moved keeps ``w`` of the declared mass, not
+    ``w^k`` as a mixture per parameter would give it."""
+    free = _two_transferred(share=0.1)
+    grid = torch.linspace(0.0, 1.0, 1201, dtype=torch.float64), torch.linspace(0.05, 2.0, 2401, dtype=torch.float64)
+    x, b = torch.meshgrid(*grid, indexing="ij")
+    relative = {"x_c": x, "beta": b, "c": torch.zeros_like(x)}
+    density = (joint_log_prob(free, relative) - Normal(0.0, 0.5).log_prob(torch.tensor(0.0), -1.0, 1.0)).exp()
+    mass = torch.trapezoid(torch.trapezoid(density, b[0], dim=1), x[:, 0]).item()
+    assert mass == pytest.approx(1.0, abs=2e-3)
+    far = {"x_c": torch.tensor(0.2), "beta": torch.tensor(1.5), "c": torch.tensor(0.0)}  # both moved
+    declared = sum(p.prior.declared.log_prob(far[p.name], *p.bounds) for p in free)
+    assert joint_log_prob(free, far).item() == pytest.approx(declared.item() + math.log(0.1), abs=1e-6)
+    per_parameter = sum(p.prior.log_prob(far[p.name], *p.bounds) for p in free)
+    assert per_parameter.item() < joint_log_prob(free, far).item() - 2.0  # 0.1^2 against 0.1
+    # draws: a tenth from the declared prior, in both coordinates at once, and each marginal the mixture's
+    unit = torch.quasirandom.SobolEngine(3, scramble=True, seed=3).draw(4096, dtype=torch.float64)
+    draws = joint_from_unit(free, unit)
+    near = ((draws[:, 0] - 0.7).abs() < 0.15) & ((draws[:, 1] - 0.4).abs() < 0.25)
+    assert (~near).float().mean().item() == pytest.approx(0.1 * 0.88, abs=0.02)  # declared draws away from both
+    for i, p in enumerate(free):
+        r = torch.sort(draws[:, i]).values
+        empirical = torch.arange(1, len(r) + 1, dtype=torch.float64) / len(r)
+        assert (p.prior.cdf(r, *p.bounds) - empirical).abs().max().item() < 0.01
+    assert joint_from_unit(_two_transferred(share=1.0), unit[:8]).shape == (8, 3)
 
 
 def test_the_evidence_under_a_transferred_prior_matches_quadrature(transition_data):

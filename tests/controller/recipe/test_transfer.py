@@ -121,6 +121,10 @@ def test_a_composed_law_the_past_campaign_added_joins_with_its_priors_and_weight
     q = [math.sqrt(0.1), 0, 0, 0, math.sqrt(0.9)]
     expect = [sum(base) * (0.2 * b / sum(base) + 0.8 * qh / sum(q)) for b, qh in zip(base, q)]
     assert weights == pytest.approx(expect)
+    # given its law, the sample is new with probability lambda beta_h / pi_h: the share of its parameters'
+    # joint prior that is the declared one (1 where the past campaign did not weigh the law)
+    share = next(p.prior.share for p in laws[0].parameters if p.name == "x_c")
+    assert share == pytest.approx(0.2 * base[0] / expect[0])
 
 
 @pytest.mark.parametrize(
