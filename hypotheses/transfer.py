@@ -63,7 +63,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from functools import cached_property
 
 import torch
 from gpytorch.priors import Prior as GPyTorchPrior
@@ -73,8 +72,6 @@ from torch.distributions import Distribution
 from abduce.controller.errors import ConfigError
 from abduce.hypotheses.declaration import Frame, Hypothesis, LogNormal, Normal, Parameter, Prior, truncated_mass
 
-TABLE = 513  # the mixture's inverse CDF: interpolated in a table of 2 x 513 points of its CDF ...
-NEWTON = 2  # ... then polished by Newton steps on the exact CDF
 MIN_MASS = 1e-9  # a transferred normal holding less of its mass within the new bounds is dropped
 
 
@@ -131,35 +128,13 @@ class Mixture(Prior):
             return self.base.cdf(r, lo, hi)
         return self.share * self.base.cdf(r, lo, hi) + (1.0 - self.share) * self._normal.cdf(r, lo, hi)
 
-    @cached_property
-    def _table(self) -> tuple[Tensor, Tensor]:
-        """The CDF on a grid over the bounds, denser within 8 sd of the past mean: ``(r, F(r))``, increasing."""
-        r = torch.cat(
-            [
-                torch.linspace(self.lo, self.hi, TABLE, dtype=torch.float64),
-                self._around(torch.linspace(-8.0, 8.0, TABLE, dtype=torch.float64)).clamp(self.lo, self.hi),
-            ]
-        ).unique()
-        return r, self.cdf(r, self.lo, self.hi)
-
-    def _around(self, z: Tensor) -> Tensor:
-        """The values ``z`` sds (or sigmas, where ``log``) from the past part's centre."""
-        return self.mean * torch.exp(self.sd * z) if self.log else self.mean + self.sd * z
-
     def from_unit(self, u: Tensor, lo: float, hi: float) -> Tensor:
-        """The inverse CDF: interpolated in a table of the CDF, then two Newton steps on the exact CDF kept
-        within the table's bracket (monotone in ``u``, so scrambled-Sobol draws keep their spread; to about
-        1e-12 in ``u``, 1e-7 where the past normal lies mostly outside the bounds). ``lo``, ``hi``: the bounds
-        the mixture was built with."""
-        r, c = self._table
-        r, c = r.to(u), c.to(u)
-        i = torch.searchsorted(c, u.contiguous()).clamp(1, len(c) - 1)
-        r0, r1, c0, c1 = r[i - 1], r[i], c[i - 1], c[i]
-        x = r0 + ((u - c0) / (c1 - c0).clamp_min(1e-300)).clamp(0.0, 1.0) * (r1 - r0)
-        for _ in range(NEWTON):
-            step = (self.cdf(x, lo, hi) - u) / self.log_prob(x, lo, hi).exp().clamp_min(1e-300)
-            x = torch.minimum(torch.maximum(x - step, r0), r1)
-        return x
+        """A draw of this marginal from each uniform ``u``: below ``share`` from the declared prior, above it from
+        the past part, ``u`` stretched back to (0, 1) within either (as :func:`joint_from_unit` draws)."""
+        if self.alone:
+            return self.base.from_unit(u, lo, hi)
+        new, v = _pick(u, self.share)
+        return torch.where(new, self.base.from_unit(v, lo, hi), self.past_from_unit(v, lo, hi))
 
     def gpytorch_prior(self):
         return GPyTorchMixture(self)
@@ -222,6 +197,13 @@ class Transferred(Prior):
         return self._unframed()
 
 
+def _pick(u: Tensor, share: float) -> tuple[Tensor, Tensor]:
+    """Which uniforms ``u`` pick the declared part (``u < share``), and ``u`` stretched back to (0, 1) within
+    the part it picked."""
+    new = u < share
+    return new, torch.where(new, u / share, (u - share) / (1.0 - share)).clamp(1e-12, 1.0 - 1e-12)
+
+
 def _share(mixed: Sequence[Parameter]) -> float:
     shares = {p.prior.share for p in mixed}  # type: ignore[attr-defined]
     if len(shares) != 1:
@@ -254,11 +236,7 @@ def joint_from_unit(free: Sequence[Parameter], unit: Tensor) -> Tensor:
     share = _share([free[i] for i in mixed]) if mixed else 1.0
     if share >= 1.0:
         mixed = []
-    new = rescaled = None
-    if mixed:
-        u0 = unit[:, mixed[0]]
-        new = u0 < share
-        rescaled = torch.where(new, u0 / share, (u0 - share) / (1.0 - share)).clamp(1e-12, 1.0 - 1e-12)
+    new, rescaled = _pick(unit[:, mixed[0]], share) if mixed else (None, None)
     columns = []
     for i, p in enumerate(free):
         if i not in mixed:
@@ -289,13 +267,10 @@ def transferred(
     drift: float = 0.0,
 ) -> Hypothesis:
     """``h`` with each free parameter named in ``moments`` (``name -> (mean, sd)``, physical units, the past
-    posterior's) given its transferred prior; the others keep their declared prior, and so do
-
-    * the parameters of interchangeable parts (a :class:`~abduce.hypotheses.declaration.Symmetry`: two copies
-      of a law in a sum): their ordered prior counts ``m!`` only where the parts' priors are identical, which
-      their own past posteriors are not;
-    * a parameter whose declared prior has no CDF (a user's own :class:`Prior` without ``cdf``): the mixture
-      draws from the CDFs of both parts.
+    posterior's) given its transferred prior; the others keep their declared prior, and so do the parameters
+    of interchangeable parts (a :class:`~abduce.hypotheses.declaration.Symmetry`: two copies of a law in a
+    sum): their ordered prior counts ``m!`` only where the parts' priors are identical, which their own past
+    posteriors are not.
 
     ``units``: each transferred parameter's ``(unit, axis)`` in the past campaign, checked against ``h``'s
     (a parameter of another unit or axis is a different quantity). ``share``: the law's ``w_h``
@@ -321,16 +296,12 @@ def transferred(
             )
     parameters = []
     for p in h.parameters:
-        if p.name in moments and p.fixed is None and p.name not in h.interchangeable and _has_cdf(p.prior):
+        if p.name in moments and p.fixed is None and p.name not in h.interchangeable:
             mean, sd = moments[p.name]
             tempered = float(sd) / math.sqrt(temper)
             p = replace(p, prior=Transferred(p.prior, float(mean), tempered, float(share), float(drift)))
         parameters.append(p)
     return replace(h, parameters=tuple(parameters))
-
-
-def _has_cdf(prior: Prior) -> bool:
-    return type(prior).cdf is not Prior.cdf
 
 
 def law_weights(base: Sequence[float], past: Sequence[float | None], temper: float, share: float) -> list[float]:
@@ -352,7 +323,8 @@ def law_weights(base: Sequence[float], past: Sequence[float | None], temper: flo
 def declared_shares(base: Sequence[float], past: Sequence[float | None], temper: float, share: float) -> list[float]:
     """Each law's ``w_h = lambda beta_h / pi_h``: given that it holds, the probability that the sample is new
     and its parameters are the declared prior's (the share of its transferred priors, :func:`transferred`);
-    1 for a law the past campaign did not weigh. Arguments as :func:`law_weights`."""
+    1 for a law the past campaign did not weigh while another had a probability above 0 (where none had,
+    ``q = beta`` and every law's is ``lambda``). Arguments as :func:`law_weights`."""
     return [d / (d + p) if d + p > 0 else 1.0 for d, p in _branches(base, past, temper, share)]
 
 

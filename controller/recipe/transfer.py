@@ -55,7 +55,9 @@ class Transfer(_Strict):
         source: the past run, as it was named (its folder), for people.
         campaign: the past campaign's name; measurements: how many it had made.
         temper: ``tau``: the past posteriors raised to it (variances divided by it, probabilities to its power).
-        share: ``lambda``: the declared prior's share in every transferred prior.
+        share: ``lambda``: the probability that the sample is new, its law and all of a law's parameters from
+            their declared priors (each law's own share of its parameters' joint prior follows from it,
+            :func:`~abduce.hypotheses.transfer.declared_shares`).
         drift: ``delta``: the sd a parameter may move from sample to sample, as a fraction of its declared range.
         axes: the past space's axis units; explained: the unit of the value its laws explained.
         laws: every law it weighed at its end.

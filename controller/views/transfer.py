@@ -6,7 +6,7 @@ JSON (``abduce inspect RUN --json``, ``"transfer"``; null for a campaign that st
       "source": str,              # the past run, as it was named
       "campaign": str, "measurements": int,   # the past campaign's name and how many measurements it had made
       "temper": float,            # tau: past variances divided by it, past probabilities raised to it
-      "share": float,             # lambda: the declared prior's share in every transferred prior
+      "share": float,             # lambda: the probability that the sample is new (law and parameters declared)
       "drift": float,             # delta: the sd a parameter may move from sample to sample, a fraction of its range
       "laws": [{
         "name": str,
@@ -14,7 +14,8 @@ JSON (``abduce inspect RUN --json``, ``"transfer"``; null for a campaign that st
         "probability": float,     # its probability at the end of the past campaign
         "parameters": {P: {"mean": float, "sd": float,   # the past posterior's, physical units
                            "prior_sd": float,            # sd / sqrt(tau): the transferred normal's, before the
-                                                         # drift widens it (delta x the declared range, in quadrature)
+                                                         # drift widens it (delta x the declared range, in
+                                                         # quadrature; in log units for a log-normal prior)
                            "unit": str}}
       }]
     }
