@@ -26,7 +26,7 @@ from abduce.controller.core.channels import CHANNEL_DISTANCE, Channels, Scaling
 from abduce.controller.core.settings import CampaignSettings, StepRecord
 from abduce.controller.core.space import DTYPE, Space
 from abduce.controller.core.verdict import explained
-from abduce.controller.decide.acquisition import ACQUISITIONS, Acquisition
+from abduce.controller.decide.acquisition import ACQUISITIONS, Acquisition, Band
 from abduce.controller.decide.policies import POLICIES, Policy, PolicyView
 from abduce.controller.decide.stopping import StoppingRule
 from abduce.controller.errors import CampaignStateError, ConfigError
@@ -268,7 +268,8 @@ class CampaignState:
         The band integrates over the physical parameters' posterior (the evidence's importance draws:
         :meth:`abduce.hypotheses.evidence.EvidenceTracker.band`), so the uncertainty of ``x_c`` reaches
         it; the kernel hyperparameters stay at their fit. ``plug_in``: the parameters at their fitted
-        values instead (what the acquisitions score with, and the only band past the inducing switch).
+        values instead (what every acquisition but ``model-information`` scores with, and the only band past
+        the inducing switch).
         """
         band = self.belief.band(hypothesis, plug_in)
         if band is None:
@@ -378,6 +379,12 @@ class CampaignState:
             return None
         return self._tensor(sds)
 
+    def _band(self, i: int) -> Band:
+        """Hypothesis ``i``'s predictive at the candidates, its physical parameters integrated (the bands')."""
+        slot = self.belief.slots[i]
+        mean, var = self.belief.band(slot.hypothesis.name)  # type: ignore[misc]
+        return Band(mean, var, slot.posterior.noise)  # type: ignore[union-attr]
+
     def _row_noise(self) -> Tensor | None:
         """``N`` known noise variances of a reading at each candidate (the explained channel's scale): a
         cheaper channel's declared sd, else the median of the sds its readings came with; None without
@@ -428,6 +435,8 @@ class CampaignState:
         if self.space.is_finite:
             fantasy = believed.posteriors if believed is not None else {}
             posteriors = [fantasy.get(i, slots[i].posterior) for i in usable]  # only the hypotheses with a fit
+            if self.acquisition.integrated:  # each law's parameters integrated (a fantasised one's plugged in)
+                posteriors = [p if i in fantasy else self._band(i) for i, p in zip(usable, posteriors)]
             scores = self.acquisition.score(
                 posteriors,
                 usable.index(driver),

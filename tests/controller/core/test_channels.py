@@ -149,6 +149,29 @@ def test_row_noise_weighs_the_cheap_readings_by_their_own_sd():
     assert float(noise[0::2].abs().max()) == 0.0  # the explained channel reports none: the fitted noise alone
 
 
+def test_model_information_scores_each_laws_band_with_its_parameters_integrated():
+    """Gardner et al. integrate each model's parameters in the predictive; plugged in at the fit, a law read
+    at two points on the explained channel predicted as if its parameters were known there."""
+    from abduce.controller.decide.acquisition import at_points, model_information
+    from abduce.controller.drive.loop import run_campaign
+
+    done = run_campaign(*rehearsal(budget=10, cost_budget=None).build(), [])
+    usable = done.belief.usable()
+    names = [done.belief.slots[i].hypothesis.name for i in usable]
+    bands = [done._band(i) for i in usable]
+    plugged = [done.belief.slots[i].posterior for i in usable]
+    for band, post in zip(bands, plugged):
+        assert bool((band.var >= post.var - 1e-12).all()) and float((band.var - post.var).max()) > 0
+    weights = done._weights()[usable]
+    scores, _ = done._scores(None)
+    expected = model_information(*at_points(bands, done._row_noise()), weights) / done._row_costs
+    plug_in = model_information(*at_points(plugged, done._row_noise()), weights) / done._row_costs
+    free = torch.isfinite(scores)
+    assert int(free.sum()) == len(scores) - 10 and names
+    torch.testing.assert_close(scores[free], expected[free])
+    assert not torch.allclose(scores[free], plug_in[free])
+
+
 def test_a_failed_design_reading_is_retried_on_its_own_channel_and_the_scale_still_has_two_pairs():
     """A cheap design reading that fails is asked again nearby on the cheap channel (not on the costly one); an
     explained design reading that fails is moved to a neighbour, and the scale pairs it with the cheap reading
