@@ -215,7 +215,8 @@ class EvidenceTracker:
         with torch.no_grad():
             w = self.weights()
             order = torch.argsort(w, descending=True)
-            keep = order[: int(torch.searchsorted(torch.cumsum(w[order], 0), torch.tensor(mass, dtype=w.dtype))) + 1]
+            cum = torch.cumsum(w[order], 0)
+            keep = order[: int(torch.searchsorted(cum, torch.tensor(mass, dtype=w.dtype, device=w.device))) + 1]
             wk = w[keep] / w[keep].sum()
             draws = {name: t[keep] for name, t in self._draws(self.inside).items()}
             a = self.w[:, keep]  # n x S

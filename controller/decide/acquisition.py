@@ -335,7 +335,8 @@ class ModelInformation(Acquisition):
     al. integrate each model's hyperparameters. Plugged in at the fit, a law with few readings on the
     explained channel predicted as if its parameters were known: the laws' predictions there looked far
     apart, and one reading was expected to settle the question alone (README, "Asking the question that
-    decides"). On a box the BoTorch form plugs the fit in."""
+    decides"). On a box the BoTorch form plugs the fit in, and so do a batch's later points, scored on the
+    laws fantasised at their fits (:mod:`abduce.controller.core.batch`)."""
 
     name = "model-information"
     integrated = True

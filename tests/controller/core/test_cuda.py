@@ -48,3 +48,12 @@ def test_inducing_points_and_batched_fits_run_on_cuda():
         campaign.tell(Measurement(r.request_id, r.x, float(sim.measure(np.array([r.x]))[0])))
     assert all(slot.fit.inducing == 8 for slot in campaign.belief.slots)
     assert all(slot.posterior.p.device.type == "cuda" for slot in campaign.belief.slots)
+
+
+@cuda
+def test_model_information_scores_the_integrated_bands_on_cuda():
+    """Its bands (EvidenceTracker.band) on the GPU: a review found their mass cut-off searched with a CPU tensor."""
+    gpu, cpu = _drive("cuda", acquisition="model-information"), _drive("cpu", acquisition="model-information")
+    assert gpu.leader() == cpu.leader() == "second-order"
+    scores, _ = gpu.acquisition_scores()
+    assert np.isfinite(scores).any()
