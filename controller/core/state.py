@@ -23,8 +23,9 @@ from abduce.controller.core import design
 from abduce.controller.core.abduction import Abduction
 from abduce.controller.core.batch import Believed
 from abduce.controller.core.channels import CHANNEL_DISTANCE, Channels, Scaling
+from abduce.controller.core.readings_state import Readings
 from abduce.controller.core.settings import CampaignSettings, StepRecord
-from abduce.controller.core.space import DTYPE, Space
+from abduce.controller.core.space import Space
 from abduce.controller.core.verdict import explained
 from abduce.controller.decide.acquisition import ACQUISITIONS, Acquisition, Band
 from abduce.controller.decide.policies import POLICIES, Policy, PolicyView
@@ -39,9 +40,9 @@ from abduce.hypotheses.library import NONE_OF_THESE, resolve_hypothesis
 _NAMESPACE = uuid.UUID("6f6b4a52-3d0e-4f7c-9a55-2b1e8f0c9d11")
 
 
-class CampaignState:
+class CampaignState(Readings):
     """What a campaign knows, and the questions it answers (see :class:`~abduce.controller.core.campaign.Campaign`
-    for the arguments)."""
+    for the arguments); its readings' views are :class:`~abduce.controller.core.readings_state.Readings`'."""
 
     def __init__(
         self,
@@ -152,11 +153,6 @@ class CampaignState:
     # ------------------------------------------------------------------ reading
 
     @property
-    def n(self) -> int:
-        """Measurements told so far."""
-        return len(self._y)
-
-    @property
     def done(self) -> bool:
         """Whether the stopping rule has fired (or no candidate is left)."""
         return self._stopped
@@ -168,22 +164,6 @@ class CampaignState:
     @property
     def history(self) -> tuple[StepRecord, ...]:
         return tuple(self._history)
-
-    @property
-    def data(self) -> tuple[list[tuple[float, ...]], list[float]]:
-        """Copies of the measured points and values, in order: over several channels, the explained channel's
-        readings only, at their points in the space (every reading: :meth:`readings`)."""
-        if self.channels is None:
-            return list(self._x), list(self._y)
-        own = [(x[:-1], y) for x, y in zip(self._x, self._y) if Channels.channel(x) == 0]
-        return [x for x, _ in own], [y for _, y in own]
-
-    def readings(self) -> list[tuple[tuple[float, ...], str | None, float]]:
-        """Every reading in order: its point in the space, its channel (None without channels) and its value
-        (in the channel's own units)."""
-        if self.channels is None:
-            return [(x, None, y) for x, y in zip(self._x, self._y)]
-        return [(x[:-1], self.channels.name(x), y) for x, y in zip(self._x, self._y)]
 
     @property
     def exact_limit(self) -> int:
@@ -326,85 +306,11 @@ class CampaignState:
     def _int_seed(self, purpose: str, step: int, index: int = 0, point: int = 0) -> int:
         return design.int_seed(self.seed, purpose, step, index, point)
 
-    def _tensor(self, values) -> Tensor:
-        return torch.as_tensor(values, dtype=DTYPE, device=self.device)
-
-    def _data_tensors(self) -> tuple[Tensor, Tensor]:
-        """``n x d`` unit coordinates and ``n`` values of the readings (a cheaper channel's on the explained
-        channel's scale, :class:`~abduce.controller.core.channels.Scaling`, once the design is in)."""
-        x = self._tensor(self._x)
-        return self._unit(self.space.to_unit(x)), self._tensor(self._values())
-
-    def _unit(self, u: Tensor) -> Tensor:
-        """Unit coordinates as the fits see them: over several channels, the channel's column is its index times
-        :data:`~abduce.controller.core.channels.CHANNEL_DISTANCE`, so that the residual GP's correlation between
-        channels is nil and a channel is linked to the law through its mean only (the frames' span of that
-        column is ``1 / CHANNEL_DISTANCE``, so the law reads the index)."""
-        if self.channels is None:
-            return u
-        return torch.cat([u[..., :-1], u[..., -1:] * (self.channels.count - 1) * CHANNEL_DISTANCE], -1)
-
-    def _values(self) -> list[float]:
-        scaling = self._scaling()
-        if scaling is None:
-            return list(self._y)
-        return [scaling.value(y, Channels.channel(x)) for x, y in zip(self._x, self._y)]
-
-    def _sds(self) -> list[float]:
-        """Each reading's known sd (NaN where none): its own, else its channel's declared one; scaled."""
-        if self.channels is None:
-            return list(self._y_sd)
-        scaling, out = self._scaling(), []
-        for x, sd in zip(self._x, self._y_sd):
-            c = Channels.channel(x)
-            sd = self.channels.declared_noise(c) if math.isnan(sd) else sd
-            out.append(sd if scaling is None else scaling.sd(sd, c))
-        return out
-
-    def _scaling(self) -> Scaling | None:
-        """The cheaper channels' map onto the explained channel's scale: from the design's readings once
-        they are all in (None before, and without channels)."""
-        if self.channels is None or self.n < self._fit_from:
-            return None
-        if self._scaling_cache is None:
-            k = self._fit_from
-            self._scaling_cache = Scaling.of_design(self._x[:k], self._y[:k], self.channels)
-        return self._scaling_cache
-
-    def _sd_tensor(self) -> Tensor | None:
-        """``n`` known standard deviations of the readings (NaN where none was told), or None when no
-        reading came with one: then every fit is the homoscedastic one, bit for bit."""
-        sds = self._sds()
-        if all(math.isnan(v) for v in sds):
-            return None
-        return self._tensor(sds)
-
     def _band(self, i: int) -> Band:
         """Hypothesis ``i``'s predictive at the candidates, its physical parameters integrated (the bands')."""
         slot = self.belief.slots[i]
         mean, var = self.belief.band(slot.hypothesis.name)  # type: ignore[misc]
         return Band(mean, var, slot.posterior.noise)  # type: ignore[union-attr]
-
-    def _row_noise(self) -> Tensor | None:
-        """``N`` known noise variances of a reading at each candidate (the explained channel's scale): a
-        cheaper channel's declared sd, else the median of the sds its readings came with; None without
-        channels (the fitted noise alone)."""
-        if self.channels is None:
-            return None
-        sds = self._sds()
-        per = []
-        for c in range(self.channels.count):
-            told = [v for x, v in zip(self._x, sds) if Channels.channel(x) == c and not math.isnan(v)]
-            per.append(float(np.median(told)) ** 2 if told else 0.0)
-        index = self.space.candidates[:, -1].round().long()  # type: ignore[index]
-        return self._tensor(per)[index.to(self.device)]
-
-    @property
-    def cost(self) -> float:
-        """What the readings so far cost (``channels.unit``); without channels, one per reading."""
-        if self.channels is None:
-            return float(self.n)
-        return sum(self.channels.cost(x) for x in self._x)
 
     def _policy_view(self) -> PolicyView:
         probs = self.probabilities()
