@@ -201,7 +201,8 @@ def run(
         None,
         min=0.0,
         max=1.0,
-        help="With --prior-from: the declared priors' share in every transferred prior, in (0, 1] \\[default: 0.2].",
+        help="With --prior-from: the probability that this sample is new (its law and parameters from the "
+        "declared priors), in (0, 1] \\[default: 0.5].",
     ),
     transfer_drift: float = typer.Option(
         None,

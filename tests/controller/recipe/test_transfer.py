@@ -44,7 +44,7 @@ def test_a_run_from_a_past_one_journals_what_it_took_and_resumes_to_the_same_ans
         _, rebuilt = rebuild(journal)
     t = spec.transfer
     assert t is not None and t.source == str(past) and t.measurements == 14
-    assert (t.temper, t.share) == (0.8, 0.2)
+    assert (t.temper, t.share) == (0.8, 0.5)
     assert {law.name for law in t.laws} == set(LAWS.split(","))
     ended = json.loads((past / "summary.json").read_text())
     second = next(law for law in t.laws if law.name == "second-order")
@@ -119,12 +119,12 @@ def test_a_composed_law_the_past_campaign_added_joins_with_its_priors_and_weight
     # declared prior: 1 each and the complexity prior's 1/15 for the sum; past: 0.9 and 0.1, tempered by 0.5
     base = [1.0, 1.0, 1.0, 1.0, 1.0 / 15]
     q = [math.sqrt(0.1), 0, 0, 0, math.sqrt(0.9)]
-    expect = [sum(base) * (0.2 * b / sum(base) + 0.8 * qh / sum(q)) for b, qh in zip(base, q)]
+    expect = [sum(base) * (0.5 * b / sum(base) + 0.5 * qh / sum(q)) for b, qh in zip(base, q)]  # lambda 0.5
     assert weights == pytest.approx(expect)
     # given its law, the sample is new with probability lambda beta_h / pi_h: the share of its parameters'
     # joint prior that is the declared one (1 where the past campaign did not weigh the law)
     share = next(p.prior.share for p in laws[0].parameters if p.name == "x_c")
-    assert share == pytest.approx(0.2 * base[0] / expect[0])
+    assert share == pytest.approx(0.5 * base[0] / expect[0])
 
 
 @pytest.mark.parametrize(
@@ -202,13 +202,13 @@ def test_inspect_the_report_the_web_page_and_the_export_show_what_was_transferre
     assert runner.invoke(app, args).exit_code == 0
     ins = inspect_run(out)
     t = ins.transfer
-    assert t is not None and t.source == str(past) and (t.temper, t.share) == (0.5, 0.2) and t.measurements == 14
+    assert t is not None and t.source == str(past) and (t.temper, t.share) == (0.5, 0.5) and t.measurements == 14
     second = next(law for law in t.laws if law.name == "second-order")
     assert second.parameters["x_c"].prior_sd == pytest.approx(second.parameters["x_c"].sd / math.sqrt(0.5))
     assert inspect_run(past).transfer is None
     shown = runner.invoke(app, ["inspect", str(out)], env={"COLUMNS": "200"})
     said = " ".join(shown.output.split())  # the title wraps where the path is long
-    assert "transferred from" in said and "temper 0.5, declared share 0.2, drift 0.1" in said and "x_c = " in said
+    assert "transferred from" in said and "temper 0.5, declared share 0.5, drift 0.1" in said and "x_c = " in said
     page = write_report(out, tmp_path / "report.html").read_text()
     assert '<section id="transfer">' in page and "Transferred priors" in page and "x_c = " in page
     assert '<section id="transfer">' not in write_report(past, tmp_path / "past.html").read_text()
