@@ -24,8 +24,8 @@ is new (every parameter from the declared prior). ``w_h`` is the probability tha
 that ``h`` holds (below, with the laws). A mixture per parameter, tried first, gives a sample whose ``k``
 parameters all moved only ``lambda^k`` of the declared prior's mass: a law with three parameters on a sample
 that changed was charged ``3 log(1/lambda)``, 4.8 nats at ``lambda = 0.2`` (the transfer benchmark's
-changed sample: 16 of 20 identified within its budget then, 17 with the joint prior, 18 with the logarithm
-as well; README).
+changed sample at that lambda, then the default: 16 of 20 identified within its budget, 17 with the joint
+prior, 18 with the logarithm as well; README).
 
 The drift is the predict step of a random walk, ``theta_k = theta_{k-1} + N(0, (delta (hi - lo))^2)``: a
 series' parameters move from sample to sample by more than one campaign's posterior is wide, and a prior as

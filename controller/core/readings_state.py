@@ -1,10 +1,10 @@
 """A campaign's readings as they were told and as its fits see them.
 
-:class:`Readings` is the part of :class:`~abduce.controller.core.state.CampaignState` that turns what the
+:class:`FitReadings` is the part of :class:`~abduce.controller.core.state.CampaignState` that turns what the
 instrument reported (points, values, known sds, each on its channel) into what the structured GPs are fitted
 with: unit coordinates with the channel's column stretched apart, values and sds of a cheaper channel on the
 explained channel's scale (:class:`~abduce.controller.core.channels.Scaling`), each candidate's known noise,
-and the cost spent. It only reads the state; the state holds the lists.
+and the cost spent. The state holds the lists; this part only caches the design's scale (``_scaling_cache``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from abduce.controller.core.channels import CHANNEL_DISTANCE, Channels, Scaling
 from abduce.controller.core.space import DTYPE, Space
 
 
-class Readings:
+class FitReadings:
     """The readings' views (mixed into :class:`~abduce.controller.core.state.CampaignState`, which sets these)."""
 
     _x: list[tuple[float, ...]]  # every reading's point (over channels: the channel's index last)

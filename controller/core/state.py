@@ -23,7 +23,7 @@ from abduce.controller.core import design
 from abduce.controller.core.abduction import Abduction
 from abduce.controller.core.batch import Believed
 from abduce.controller.core.channels import CHANNEL_DISTANCE, Channels, Scaling
-from abduce.controller.core.readings_state import Readings
+from abduce.controller.core.readings_state import FitReadings
 from abduce.controller.core.settings import CampaignSettings, StepRecord
 from abduce.controller.core.space import Space
 from abduce.controller.core.verdict import explained
@@ -40,9 +40,9 @@ from abduce.hypotheses.library import NONE_OF_THESE, resolve_hypothesis
 _NAMESPACE = uuid.UUID("6f6b4a52-3d0e-4f7c-9a55-2b1e8f0c9d11")
 
 
-class CampaignState(Readings):
+class CampaignState(FitReadings):
     """What a campaign knows, and the questions it answers (see :class:`~abduce.controller.core.campaign.Campaign`
-    for the arguments); its readings' views are :class:`~abduce.controller.core.readings_state.Readings`'."""
+    for the arguments); its readings' views are :class:`~abduce.controller.core.readings_state.FitReadings`'."""
 
     def __init__(
         self,

@@ -67,10 +67,11 @@ def test_a_short_chain_runs_each_later_sample_by_transfer_and_cold_and_the_table
 
 
 def test_the_what_if_differs_from_the_benchmark_only_in_the_declared_share():
-    """deploy/sweeps/transfer-share0.5.toml: the same series (families named alike draw alike), at lambda 0.5."""
+    """deploy/sweeps/transfer-share0.2.toml: the same series (families named alike draw alike), at lambda 0.2
+    (the benchmark runs at the default, 0.5)."""
     base = load_sweep(CONFIG).cells()
-    what_if = load_sweep(CONFIG.with_name("transfer-share0.5.toml")).cells()
+    what_if = load_sweep(CONFIG.with_name("transfer-share0.2.toml")).cells()
     assert len(base) == len(what_if)
     for a, b in zip(base, what_if):
         assert a["seed"] == b["seed"] and a["problem"]["options"] == b["problem"]["options"]
-        assert a["problem"]["share"] is None and b["problem"]["share"] == 0.5
+        assert a["problem"]["share"] is None and b["problem"]["share"] == 0.2
