@@ -44,7 +44,7 @@ known (:meth:`~abduce.hypotheses.declaration.Hypothesis.in_frame`, called where 
 and where prior draws are screened). Where the past posterior's normal holds no mass within the new bounds
 (a critical point outside the new range), that parameter takes its declared prior in both parts.
 
-**The laws.** With probability ``lambda`` (the declared prior's share, in (0, 1]) the sample is new, and its
+**The laws.** With probability ``lambda`` (in (0, 1]; ``--transfer-share``) the sample is new, and its
 law is drawn from the declared prior ``beta_h`` (each declared law alike, a composed law its complexity
 prior's weight); otherwise it is the last sample's, with the past probabilities tempered the same way,
 ``q_h = p_h^tau / sum_h' p_h'^tau`` over the laws the past campaign weighed (``p_h``: its probabilities at
