@@ -150,12 +150,16 @@ class EvidenceTracker:
     def _draws(self, mask: Tensor) -> dict[str, Tensor]:
         return {p.name: self.phi[mask, i : i + 1] for i, p in enumerate(self.hypothesis.free)}
 
+    def _whitened(self, row: CholeskyRow, u_new: Tensor, v_new: float) -> Tensor:
+        """The whitened residual of one more point for every draw inside the bounds, ``S_inside``."""
+        with torch.no_grad():
+            m_new = relative_mean(self.hypothesis, self.frame, u_new.reshape(1, -1), self._draws(self.inside))
+            return (v_new - m_new.reshape(-1) - row.l @ self.w) / row.d
+
     def add(self, row: CholeskyRow, u_new: Tensor, v_new: float) -> None:
         """Follow one more point (``u_new``: ``d`` relative, ``v_new``: relative, in this tracker's frame)."""
         with torch.no_grad():
-            m_new = relative_mean(self.hypothesis, self.frame, u_new.reshape(1, -1), self._draws(self.inside))
-            r = v_new - m_new.reshape(-1)
-            w_new = (r - row.l @ self.w) / row.d
+            w_new = self._whitened(row, u_new, v_new)
             self._w.append(w_new)
             self.logdet += 2 * math.log(row.d)
             self.n += 1
@@ -165,13 +169,23 @@ class EvidenceTracker:
         """Log likelihood of the draws inside the bounds, ``S_inside``."""
         return -0.5 * (self.w**2).sum(0) - 0.5 * self.logdet - 0.5 * self.n * LOG_2PI
 
-    def evidence(self) -> Evidence:
-        """The current estimate: log Z in physical units, posterior moments, ESS."""
-        loglik = self._loglik()
+    def _log_z(self, loglik: Tensor, log_s_total: float) -> tuple[float, Tensor]:
+        """log Z (physical units) from the draws' log likelihoods, and the ``S`` log weights."""
         log_w = torch.full_like(self.log_pq, -math.inf)
         log_w[self.inside] = loglik + self.log_pq[self.inside]
         count = len(self.log_pq)
-        log_z = float(torch.logsumexp(log_w, 0)) - math.log(count) - self.log_s_total + self.log_occam
+        return float(torch.logsumexp(log_w, 0)) - math.log(count) - log_s_total + self.log_occam, log_w
+
+    def log_z_with(self, row: CholeskyRow, u_new: Tensor, v_new: float) -> float:
+        """``evidence().log_z`` after :meth:`add` of one more point, without adding it (``O(n S)``)."""
+        w_new = self._whitened(row, u_new, v_new)
+        loglik = self._loglik() - 0.5 * w_new**2 - math.log(row.d) - 0.5 * LOG_2PI
+        return self._log_z(loglik, self.log_s_total + math.log(self.frame.s))[0]
+
+    def evidence(self) -> Evidence:
+        """The current estimate: log Z in physical units, posterior moments, ESS."""
+        log_z, log_w = self._log_z(self._loglik(), self.log_s_total)
+        count = len(self.log_pq)
         if not self.hypothesis.free:
             return Evidence(log_z=log_z, mean={}, sd={}, ess=float(count), log_occam=self.log_occam)
         w = torch.softmax(log_w, 0)

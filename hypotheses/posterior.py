@@ -206,6 +206,18 @@ class CandidatePosterior(PosteriorAtPoints):
             linv = torch.linalg.solve_triangular(self.chol, eye, upper=False)
             return (linv.T @ self.a) / (linv**2).sum(0).sqrt()
 
+    def row_for(self, u_new: Tensor, w_new: float = 0.0) -> CholeskyRow:
+        """The Cholesky row that one more measurement at ``u_new`` (``d``, relative; ``w_new``: its known noise
+        variance, relative) would append, ``l = L^-1 k(U, x)`` and ``d = sqrt(k(x, x) + sigma_n^2 + w - l.l)``;
+        nothing changes."""
+        with torch.no_grad():
+            x = u_new.reshape(1, -1)
+            l_vec = torch.linalg.solve_triangular(self.chol, self._k(self.u, x), upper=False)[:, 0]
+            d2 = float(self._k(x, x)[0, 0]) + self.noise_rel - float(l_vec @ l_vec)
+            if w_new:
+                d2 += w_new
+            return CholeskyRow(l_vec, max(d2, 1e-12 * self.noise_rel) ** 0.5)
+
     def add(self, u_new: Tensor, v_new: float, w_new: float = 0.0) -> CholeskyRow:
         """Condition on one more measurement (``u_new``: ``d``, relative; ``v_new``: relative; ``w_new``: its
         known noise variance, relative, 0 when none was told).
@@ -215,11 +227,7 @@ class CandidatePosterior(PosteriorAtPoints):
         """
         with torch.no_grad():
             x = u_new.reshape(1, -1)
-            l_vec = torch.linalg.solve_triangular(self.chol, self._k(self.u, x), upper=False)[:, 0]
-            d2 = float(self._k(x, x)[0, 0]) + self.noise_rel - float(l_vec @ l_vec)
-            if w_new:
-                d2 += w_new
-            d = max(d2, 1e-12 * self.noise_rel) ** 0.5
+            l_vec, d = self.row_for(u_new, w_new)
             n = self.n
             chol = torch.zeros(n + 1, n + 1, dtype=self.chol.dtype, device=self.chol.device)
             chol[:n, :n] = self.chol

@@ -117,3 +117,50 @@ def test_a_restored_refit_equals_the_fit_it_restores_without_fitting(monkeypatch
     assert again.refit(again.all_slots(), u, y, seed=lambda purpose, i: 7, restore=saved) == {}
     assert again.weigh() == live.weigh()
     torch.testing.assert_close(again.band("linear")[0], live.band("linear")[0], rtol=0, atol=0)
+
+
+def _fitted_line(n: int):
+    """A belief holding the linear law fitted on the first ``n`` of 13 noisy readings of a line."""
+    u = torch.linspace(0, 1, 13, dtype=torch.float64).unsqueeze(-1)
+    y = 0.3 + 0.5 * u[:, 0] + 0.05 * torch.randn(13, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    settings = InferenceSettings(  # no hyperparameter factor: its Laplace step is for a fit at its optimum
+        fit=FitSettings(screen=32, maxiter=30), evidence_samples=64, none_prior=0.0, hyperparameter_evidence=False
+    )
+    b = Belief([BUILTIN["linear"]], POINTS, (0.0,), (1.0,), settings)
+    assert b.refit(b.all_slots(), u[:n], y[:n], seed=lambda purpose, i: 7) == {}
+    return b, u, y
+
+
+def test_the_evidence_with_one_more_point_is_the_evidence_after_adding_it():
+    b, u, y = _fitted_line(12)
+    slot = b.slots[0]
+    s = slot.fit.frame.s
+    row = slot.posterior.row_for(u[-1])
+    ahead = slot.evidence.log_z_with(row, u[-1], float(y[-1]) / s)
+    b.add([slot], u[-1], float(y[-1]))
+    assert ahead == pytest.approx(slot.evidence.evidence().log_z, abs=1e-9)
+
+
+def test_a_refit_whose_evidence_falls_far_below_the_held_fit_is_refused(monkeypatch):
+    """A fit that pressed the noise to its floor (the needle a jump law fell into at five readings) gives the
+    readings a log evidence hundreds of nats below the held fit's: the held fit stays, the refusal is said as
+    a failure, and the caller conditions the held fit on the new reading."""
+    from dataclasses import replace
+
+    from abduce.hypotheses import belief as belief_module
+
+    b, u, y = _fitted_line(12)
+    held = b.slots[0].fit
+    raw = ("likelihood.noise_covar.raw_noise", "covar_module.raw_outputscale")
+    floor = {k: torch.full_like(held.state[k], -25.0) for k in raw}
+    needle = replace(held, state={**held.state, **floor}, n=13, _model=None)  # noise and residual at their floors
+    monkeypatch.setattr(belief_module, "fit_hypotheses_batched", lambda plans, settings: [needle])
+    failures = b.refit(b.all_slots(), u, y, seed=lambda purpose, i: 7)
+    assert list(failures) == ["linear"] and failures["linear"].startswith("refit refused")
+    assert b.slots[0].fit is held and b.slots[0].posterior.n == 12  # untouched: the campaign adds the reading
+
+    b, u, y = _fitted_line(12)  # the same refit against a held fit that is no better: kept
+    same = replace(held, n=13, _model=None)
+    monkeypatch.setattr(belief_module, "fit_hypotheses_batched", lambda plans, settings: [same])
+    assert b.refit(b.all_slots(), u, y, seed=lambda purpose, i: 7) == {}
+    assert b.slots[0].posterior.n == 13
