@@ -176,11 +176,13 @@ class EvidenceTracker:
         count = len(self.log_pq)
         return float(torch.logsumexp(log_w, 0)) - math.log(count) - log_s_total + self.log_occam, log_w
 
-    def log_z_with(self, row: CholeskyRow, u_new: Tensor, v_new: float) -> float:
-        """``evidence().log_z`` after :meth:`add` of one more point, without adding it (``O(n S)``)."""
+    def with_point(self, row: CholeskyRow, u_new: Tensor, v_new: float) -> tuple[float, float]:
+        """``evidence().log_z`` and ``evidence().ess`` after :meth:`add` of one more point, without adding it
+        (``O(n S)``)."""
         w_new = self._whitened(row, u_new, v_new)
         loglik = self._loglik() - 0.5 * w_new**2 - math.log(row.d) - 0.5 * LOG_2PI
-        return self._log_z(loglik, self.log_s_total + math.log(self.frame.s))[0]
+        log_z, log_w = self._log_z(loglik, self.log_s_total + math.log(self.frame.s))
+        return log_z, _ess(log_w)
 
     def evidence(self) -> Evidence:
         """The current estimate: log Z in physical units, posterior moments, ESS."""

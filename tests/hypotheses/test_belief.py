@@ -136,9 +136,10 @@ def test_the_evidence_with_one_more_point_is_the_evidence_after_adding_it():
     slot = b.slots[0]
     s = slot.fit.frame.s
     row = slot.posterior.row_for(u[-1])
-    ahead = slot.evidence.log_z_with(row, u[-1], float(y[-1]) / s)
+    ahead, ess = slot.evidence.with_point(row, u[-1], float(y[-1]) / s)
     b.add([slot], u[-1], float(y[-1]))
-    assert ahead == pytest.approx(slot.evidence.evidence().log_z, abs=1e-9)
+    after = slot.evidence.evidence()
+    assert ahead == pytest.approx(after.log_z, abs=1e-9) and ess == pytest.approx(after.ess, rel=1e-9)
 
 
 def test_a_refit_whose_evidence_falls_far_below_the_held_fit_is_refused(monkeypatch):
@@ -164,3 +165,24 @@ def test_a_refit_whose_evidence_falls_far_below_the_held_fit_is_refused(monkeypa
     monkeypatch.setattr(belief_module, "fit_hypotheses_batched", lambda plans, settings: [same])
     assert b.refit(b.all_slots(), u, y, seed=lambda purpose, i: 7) == {}
     assert b.slots[0].posterior.n == 13
+
+
+def test_a_held_fit_on_too_few_effective_draws_refuses_nothing(monkeypatch):
+    """The held estimate must rest on a tenth of its draws: with one draw carrying all the weight, its log
+    evidence is that draw's, and the refit (the needle above) is taken."""
+    from dataclasses import replace
+
+    from abduce.hypotheses import belief as belief_module
+
+    b, u, y = _fitted_line(12)
+    held = b.slots[0]
+    best = int(torch.nonzero(held.evidence.inside)[:, 0][torch.argmax(held.evidence.weights())])
+    others = torch.arange(len(held.evidence.log_pq)) != best  # every draw but the best one weighs e^-1e6 less
+    held.evidence.log_pq = torch.where(others, held.evidence.log_pq - 1e6, held.evidence.log_pq)
+    raw = ("likelihood.noise_covar.raw_noise", "covar_module.raw_outputscale")
+    needle = replace(held.fit, state={**held.fit.state, **{k: torch.full_like(held.fit.state[k], -25.0) for k in raw}})
+    monkeypatch.setattr(
+        belief_module, "fit_hypotheses_batched", lambda plans, settings: [replace(needle, n=13, _model=None)]
+    )
+    assert b.refit(b.all_slots(), u, y, seed=lambda purpose, i: 7) == {}
+    assert held.fit.n == 13
