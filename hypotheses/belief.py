@@ -61,6 +61,14 @@ _log = logging.getLogger(__name__)
 
 HELD_MARGIN = 10.0  # nats: a refit is refused when the held fit's evidence beats it by more (Belief._worse_than_held)
 HELD_MIN_ESS = 0.1  # ... and the held estimate's effective sample size is at least this fraction of its draws
+REFUSED = "refit refused"  # how a refused refit's failure message begins
+
+
+def refused_refits(failures: dict[str, str], n: int) -> dict[str, dict]:
+    """The refits a journalled step refused (its ``fit_failures``, the step's ``n``), as :meth:`Belief.refit`
+    ``restore`` entries: a resume refuses them again without fitting, so it cannot decide otherwise."""
+    return {name: {"n": n, "refused": why} for name, why in failures.items() if why.startswith(REFUSED)}
+
 
 Seed = Callable[[str, int], int]
 """``seed(purpose, index) -> int``: the step's seed for ``"fit"`` or ``"evidence"`` of slot ``index``."""
@@ -244,13 +252,17 @@ class Belief:
         None: none known), known noise on top of the fitted noise (exact inference).
 
         ``restore``: fitted states by hypothesis name (:meth:`fit_states` of a live run); a
-        slot with one for this ``n`` takes it instead of optimising again."""
+        slot with one for this ``n`` takes it instead of optimising again, and one with a refusal
+        (:func:`refused_refits`) keeps its held fit as it did live, without fitting.
+
+        A refit is refused where the held fit beats it by far (:meth:`_worse_than_held`); it is
+        returned among the failures, its message beginning with :data:`REFUSED`."""
         due = list(due)
         restore = restore or {}
         n = len(y)
         inducing = self.settings.inducing if n > self.exact_limit else 0
         index = {id(slot): i for i, slot in enumerate(self.all_slots())}  # seeds: "none of these" is K
-        fits: dict[int, Fit | FitError] = {}
+        fits: dict[int, Fit | FitError | str] = {}
         to_fit = []
         for slot in due:
             if inducing and (slot.fit is None or slot.fit.inducing == 0):
@@ -262,7 +274,9 @@ class Belief:
                     inducing,
                 )
             saved = restore.get(slot.hypothesis.name)
-            if saved is not None and int(saved["n"]) == n:
+            if saved is not None and int(saved["n"]) == n and "refused" in saved:  # refused live: refused again
+                fits[id(slot)] = str(saved["refused"])
+            elif saved is not None and int(saved["n"]) == n:
                 fits[id(slot)] = Fit.from_json(slot.hypothesis, self._frame(y), saved, device=self.device)
             else:
                 to_fit.append(slot)
@@ -294,7 +308,7 @@ class Belief:
         failures = {}
         for slot in due:
             fit = fits[id(slot)]
-            if isinstance(fit, FitError):
+            if isinstance(fit, FitError | str):  # failed, or refused live (a journalled refusal)
                 failures[slot.hypothesis.name] = str(fit)
                 continue
             posterior, evidence = self._conditioned(fit, u, y, seed("evidence", index[id(slot)]), y_sd)
@@ -331,6 +345,8 @@ class Belief:
         held = slot.posterior
         if type(held) is not CandidatePosterior or held.n != len(y) - 1 or type(slot.evidence) is not EvidenceTracker:
             return None
+        if type(evidence) is not EvidenceTracker:  # the refit switched to inducing points: a bound, not comparable
+            return None
         s = slot.fit.frame.s  # type: ignore[union-attr]
         sd_new = math.nan if y_sd is None else float(y_sd[-1])
         row = held.row_for(u[-1], (sd_new / s) ** 2 if math.isfinite(sd_new) else 0.0)
@@ -339,7 +355,7 @@ class Belief:
         if not (kept > new + HELD_MARGIN and ess >= HELD_MIN_ESS * len(slot.evidence.log_pq)):
             return None
         return (
-            f"refit refused: its hyperparameters give the data log evidence {new:.1f}, the fit of n = "
+            f"{REFUSED}: its hyperparameters give the data log evidence {new:.1f}, the fit of n = "
             f"{slot.fit.n} held on the new reading {kept:.1f}"  # type: ignore[union-attr]
         )
 

@@ -33,6 +33,7 @@ from abduce.controller.core.measurements import Measurement, MeasureRequest
 from abduce.controller.errors import ConfigError
 from abduce.controller.journal.events import read, refused_points
 from abduce.controller.journal.store import Journal, JournalError
+from abduce.hypotheses.belief import refused_refits
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ def retell(campaign: Campaign, journal: Journal, limit: int | None = None) -> Re
             try:
                 record = campaign.tell(
                     Measurement(rid, b.x, b.y, y_sd=b.y_sd, index=b.index),
-                    restore=decision.fits if decision is not None else None,
+                    restore=None if decision is None else restored(decision),
                     proposals=decision.proposals if decision is not None else None,
                 )
             except ConfigError as exc:  # a journalled proposal this campaign cannot replay
@@ -89,6 +90,12 @@ def retell(campaign: Campaign, journal: Journal, limit: int | None = None) -> Re
                 undecided.append(record)
     in_flight = tuple(r for rid, r in requested.items() if rid not in told)
     return Resumed(campaign, in_flight, tuple(undecided))
+
+
+def restored(decision) -> dict[str, dict]:
+    """What a journalled decision gives ``tell`` to restore: its fitted states, and its refused refits
+    (refused again without fitting, so that a resume cannot decide otherwise)."""
+    return {**decision.fits, **refused_refits(decision.fit_failures, decision.step + 1)}
 
 
 def _accept(campaign: Campaign, event, journal: Journal) -> None:

@@ -186,3 +186,25 @@ def test_a_held_fit_on_too_few_effective_draws_refuses_nothing(monkeypatch):
     )
     assert b.refit(b.all_slots(), u, y, seed=lambda purpose, i: 7) == {}
     assert held.fit.n == 13
+
+
+def test_a_refit_refused_live_is_refused_again_on_resume_without_fitting(monkeypatch):
+    """A journalled refusal (``refused_refits`` of the step's failures) keeps the held fit, as live, and
+    fits nothing: a resume cannot decide otherwise."""
+    from abduce.hypotheses import belief as belief_module
+
+    b, u, y = _fitted_line(12)
+    held = b.slots[0]
+    fit, posterior = held.fit, held.posterior
+
+    def no_fitting(*args, **kwargs):
+        raise AssertionError("a refused refit must not fit again")
+
+    monkeypatch.setattr(belief_module, "fit_planned", no_fitting)
+    monkeypatch.setattr(belief_module, "fit_hypotheses_batched", no_fitting)
+    why = f"{belief_module.REFUSED}: its hyperparameters give the data log evidence -1669.0, ..."
+    journalled = {"linear": why, "sigmoid": "the fit failed from every start"}
+    restore = belief_module.refused_refits(journalled, 13)
+    assert restore == {"linear": {"n": 13, "refused": why}}  # a failed fit is not a refusal: refitted on resume
+    assert b.refit(b.all_slots(), u, y, seed=lambda purpose, i: 7, restore=restore) == {"linear": why}
+    assert held.fit is fit and held.posterior is posterior
