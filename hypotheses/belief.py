@@ -332,11 +332,11 @@ class Belief:
         evidence integrates the physical parameters at the fitted hyperparameters. At a handful of readings
         the joint optimum can be a needle: the noise pressed to its floor and the residual interpolating
         the readings at one exact parameter value, where the integral is hundreds of nats below that of the
-        fit one reading earlier (a jump law at five readings: -517 nats against -10; a sigmoid at eight:
-        -3828 against -12). Keeping the held hyperparameters there is type-II maximum likelihood between
-        the two. The margin is wide on purpose: a refit a few nats down can be a fair trade (a composed law
-        whose held residual absorbed its misfit gained 3.4 nats held, and holding it kept a wrong law
-        alive), and the held fit's hyperparameter factor is the one of its own readings. The held estimate
+        fit one reading earlier (a jump law at five readings: -517 nats against -10). Keeping the held
+        hyperparameters there is type-II maximum likelihood between the two. The margin is wide on
+        purpose: a refit a few nats down can be a fair trade (a composed law whose held residual absorbed
+        its misfit gained 3.4 nats held, and holding it kept a wrong law alive), and the held fit's
+        hyperparameter factor is the one of its own readings. The held estimate
         must also rest on enough draws, an effective sample size of at least :data:`HELD_MIN_ESS` of them
         (the evidence's own bar for a stage): a held fit with one effective draw reported any log evidence
         its draw had, refused every refit after it and, as their warm start, kept them in the wrong optimum
