@@ -70,6 +70,11 @@ def refused_refits(failures: dict[str, str], n: int) -> dict[str, dict]:
     return {name: {"n": n, "refused": why} for name, why in failures.items() if why.startswith(REFUSED)}
 
 
+def _known_variance(sd: float | None, s: float) -> float:
+    """A reading's known noise variance on a fit's data scale ``s`` (0 where none is known: None or NaN)."""
+    return (sd / s) ** 2 if sd is not None and math.isfinite(sd) else 0.0
+
+
 Seed = Callable[[str, int], int]
 """``seed(purpose, index) -> int``: the step's seed for ``"fit"`` or ``"evidence"`` of slot ``index``."""
 
@@ -263,6 +268,7 @@ class Belief:
         inducing = self.settings.inducing if n > self.exact_limit else 0
         index = {id(slot): i for i, slot in enumerate(self.all_slots())}  # seeds: "none of these" is K
         fits: dict[int, Fit | FitError | str] = {}
+        restored: set[int] = set()  # slots whose fit this step is the journalled one: never weighed again
         to_fit = []
         for slot in due:
             if inducing and (slot.fit is None or slot.fit.inducing == 0):
@@ -278,6 +284,7 @@ class Belief:
                 fits[id(slot)] = str(saved["refused"])
             elif saved is not None and int(saved["n"]) == n:
                 fits[id(slot)] = Fit.from_json(slot.hypothesis, self._frame(y), saved, device=self.device)
+                restored.add(id(slot))
             else:
                 to_fit.append(slot)
         plans = [
@@ -312,8 +319,7 @@ class Belief:
                 failures[slot.hypothesis.name] = str(fit)
                 continue
             posterior, evidence = self._conditioned(fit, u, y, seed("evidence", index[id(slot)]), y_sd)
-            restored = restore.get(slot.hypothesis.name) is not None and int(restore[slot.hypothesis.name]["n"]) == n
-            worse = None if restored else self._worse_than_held(slot, evidence, u, y, y_sd)
+            worse = None if id(slot) in restored else self._worse_than_held(slot, evidence, u, y, y_sd)
             if worse is not None:  # the held fit stays in use; the caller conditions it on the new point
                 failures[slot.hypothesis.name] = worse
                 continue
@@ -348,8 +354,7 @@ class Belief:
         if type(evidence) is not EvidenceTracker:  # the refit switched to inducing points: a bound, not comparable
             return None
         s = slot.fit.frame.s  # type: ignore[union-attr]
-        sd_new = math.nan if y_sd is None else float(y_sd[-1])
-        row = held.row_for(u[-1], (sd_new / s) ** 2 if math.isfinite(sd_new) else 0.0)
+        row = held.row_for(u[-1], _known_variance(None if y_sd is None else float(y_sd[-1]), s))
         kept, ess = slot.evidence.with_point(row, u[-1], float(y[-1]) / s)
         new = evidence.evidence().log_z
         if not (kept > new + HELD_MARGIN and ess >= HELD_MIN_ESS * len(slot.evidence.log_pq)):
@@ -367,10 +372,7 @@ class Belief:
             if slot.posterior is not None:
                 s = slot.fit.frame.s  # type: ignore[union-attr]
                 v_new = y_new / s
-                if y_sd_new is None or not math.isfinite(y_sd_new):
-                    row = slot.posterior.add(u_new, v_new)
-                else:
-                    row = slot.posterior.add(u_new, v_new, (y_sd_new / s) ** 2)
+                row = slot.posterior.add(u_new, v_new, _known_variance(y_sd_new, s))
                 slot.evidence.add(row, u_new, v_new)  # type: ignore[union-attr]
 
     def load(

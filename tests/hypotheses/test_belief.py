@@ -131,6 +131,15 @@ def _fitted_line(n: int):
     return b, u, y
 
 
+def _needle(held):
+    """``held`` refitted on all 13 readings into the needle: its noise and residual at their floors."""
+    from dataclasses import replace
+
+    raw = ("likelihood.noise_covar.raw_noise", "covar_module.raw_outputscale")
+    floor = {k: torch.full_like(held.state[k], -25.0) for k in raw}
+    return replace(held, state={**held.state, **floor}, n=13, _model=None)
+
+
 def test_the_evidence_with_one_more_point_is_the_evidence_after_adding_it():
     b, u, y = _fitted_line(12)
     slot = b.slots[0]
@@ -152,9 +161,7 @@ def test_a_refit_whose_evidence_falls_far_below_the_held_fit_is_refused(monkeypa
 
     b, u, y = _fitted_line(12)
     held = b.slots[0].fit
-    raw = ("likelihood.noise_covar.raw_noise", "covar_module.raw_outputscale")
-    floor = {k: torch.full_like(held.state[k], -25.0) for k in raw}
-    needle = replace(held, state={**held.state, **floor}, n=13, _model=None)  # noise and residual at their floors
+    needle = _needle(held)
     monkeypatch.setattr(belief_module, "fit_hypotheses_batched", lambda plans, settings: [needle])
     failures = b.refit(b.all_slots(), u, y, seed=lambda purpose, i: 7)
     assert list(failures) == ["linear"] and failures["linear"].startswith("refit refused")
@@ -170,7 +177,6 @@ def test_a_refit_whose_evidence_falls_far_below_the_held_fit_is_refused(monkeypa
 def test_a_held_fit_on_too_few_effective_draws_refuses_nothing(monkeypatch):
     """The held estimate must rest on a tenth of its draws: with one draw carrying all the weight, its log
     evidence is that draw's, and the refit (the needle above) is taken."""
-    from dataclasses import replace
 
     from abduce.hypotheses import belief as belief_module
 
@@ -179,11 +185,8 @@ def test_a_held_fit_on_too_few_effective_draws_refuses_nothing(monkeypatch):
     best = int(torch.nonzero(held.evidence.inside)[:, 0][torch.argmax(held.evidence.weights())])
     others = torch.arange(len(held.evidence.log_pq)) != best  # every draw but the best one weighs e^-1e6 less
     held.evidence.log_pq = torch.where(others, held.evidence.log_pq - 1e6, held.evidence.log_pq)
-    raw = ("likelihood.noise_covar.raw_noise", "covar_module.raw_outputscale")
-    needle = replace(held.fit, state={**held.fit.state, **{k: torch.full_like(held.fit.state[k], -25.0) for k in raw}})
-    monkeypatch.setattr(
-        belief_module, "fit_hypotheses_batched", lambda plans, settings: [replace(needle, n=13, _model=None)]
-    )
+    needle = _needle(held.fit)
+    monkeypatch.setattr(belief_module, "fit_hypotheses_batched", lambda plans, settings: [needle])
     assert b.refit(b.all_slots(), u, y, seed=lambda purpose, i: 7) == {}
     assert held.fit.n == 13
 
