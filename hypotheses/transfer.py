@@ -33,7 +33,20 @@ narrow as that posterior would charge the new sample for moving. It is a fractio
 range ``hi - lo`` in the new fit's relative frame, as every declared prior is stated (so on a narrower space,
 or with a larger data scale, it is narrower, or wider, in physical units).
 
-Both parts are truncated to the parameter's bounds and normalised. The past posterior's correlations are
+**Carried quantities** (``carry`` ``c`` in [0, 1), 0 by default). A sample whose law changed is still the same
+sample: its critical point and amplitude go on from the last. With ``c > 0`` the new-sample branch splits, and
+``w_h`` with it: in ``c`` of it the law is drawn anew but every parameter that the past campaign's laws had
+under the same name, unit and axis takes ``C_k``, a normal at what those laws together said of it (their
+posteriors' mixture, each law weighed by ``p_h^tau``: :func:`pooled`; tempered and widened by the drift as
+``N_k``), the others their declared prior::
+
+    p_new(theta | h) = w_h (1 - c) prod_k p_declared(r_k) + w_h c prod_k C_k(r_k) + (1 - w_h) prod_k N_k(r_k)
+
+So a jump that replaces a power law starts near the power law's critical point, as the power law does,
+instead of paying the whole declared range for it; and every other law does as well on a sample like the
+last, which is what that costs (README, the transfer benchmark's what-ifs).
+
+Every part is truncated to the parameter's bounds and normalised. The past posterior's correlations are
 dropped (the product of its marginals is at least as wide as the joint).
 
 Physical units because the next campaign's relative frame is not the last one's: another grid or range
@@ -77,15 +90,18 @@ MIN_MASS = 1e-9  # a transferred normal holding less of its mass within the new 
 
 @dataclass(frozen=True)
 class Mixture(Prior):
-    """``share * base + (1 - share) * Normal(mean, sd)``, each truncated to ``[lo, hi]``, on a relative value
-    (``base``: the parameter's declared prior; :attr:`declared` gives it back): one parameter's marginal of its
-    law's joint prior (:func:`joint_log_prob`), and its density in the MAP fit.
+    """``share * base + carry * C + (1 - share - carry) * Normal(mean, sd)``, each truncated to ``[lo, hi]``, on
+    a relative value (``base``: the parameter's declared prior; :attr:`declared` gives it back; ``C``: the
+    carried part, ``Normal(carried_mean, carried_sd)``, or the declared prior where the parameter carries
+    nothing): one parameter's marginal of its law's joint prior (:func:`joint_log_prob`), and its density in
+    the MAP fit.
 
-    ``share``: the law's ``w_h``, alike for all its parameters. ``outside``: the past normal holds (next to)
-    nothing within the bounds, and the declared prior stands alone. ``log``: the past part is normal in
-    ``log r`` (``mean`` its median, ``sd`` its sigma), for a parameter whose declared prior is log-normal.
-    ``lo``, ``hi``: the parameter's bounds (the MAP fit's density needs them; every method is also given
-    them)."""
+    ``share``, ``carry``: the law's ``w_h`` and ``c_h``, alike for all its parameters. ``outside``: the past
+    normal holds (next to) nothing within the bounds (or there is none: a law the past campaign did not fit),
+    and the declared prior stands in for it; ``carried_outside`` the same of the carried normal. ``log``: the
+    normal parts are normal in ``log r`` (``mean`` their median, ``sd`` their sigma), for a parameter whose
+    declared prior is log-normal. ``lo``, ``hi``: the parameter's bounds (the MAP fit's density needs them;
+    every method is also given them)."""
 
     base: Prior
     mean: float
@@ -95,46 +111,81 @@ class Mixture(Prior):
     hi: float
     outside: bool = False
     log: bool = False
+    carry: float = 0.0
+    carried_mean: float | None = None
+    carried_sd: float = 0.0
+    carried_outside: bool = False
 
     @property
     def declared(self) -> Prior:
         return self.base
 
+    def _normal(self, mean: float, sd: float) -> Normal | LogNormal:
+        """A normal part: ``Normal(mean, sd)``, or where ``log``, ``LogNormal(median=mean, sigma=sd)``."""
+        return LogNormal(median=mean, sigma=sd) if self.log else Normal(mean=mean, sd=sd)
+
     @property
-    def _normal(self) -> Normal | LogNormal:
-        """The past part: ``Normal(mean, sd)``, or where ``log``, ``LogNormal(median=mean, sigma=sd)``."""
-        return LogNormal(median=self.mean, sigma=self.sd) if self.log else Normal(mean=self.mean, sd=self.sd)
+    def _no_carried(self) -> bool:
+        return self.carried_mean is None or self.carried_outside
 
     @property
     def alone(self) -> bool:
-        """The declared prior stands alone (the past normal is outside the bounds, or its weight is 0)."""
-        return self.outside or self.share >= 1.0
+        """The declared prior stands alone (every other part is outside the bounds, absent or of weight 0)."""
+        return (self.outside or self.share + self.carry >= 1.0) and (self._no_carried or self.carry <= 0.0)
 
     def past_log_prob(self, r: Tensor, lo: float, hi: float) -> Tensor:
-        """The density of the sample-like-the-last part: the past normal's (the declared one's where alone)."""
-        return self.base.log_prob(r, lo, hi) if self.outside else self._normal.log_prob(r, lo, hi)
+        """The density of the sample-like-the-last part: the past normal's (the declared one's where outside)."""
+        return self.base.log_prob(r, lo, hi) if self.outside else self._normal(self.mean, self.sd).log_prob(r, lo, hi)
 
     def past_from_unit(self, u: Tensor, lo: float, hi: float) -> Tensor:
-        return self.base.from_unit(u, lo, hi) if self.outside else self._normal.from_unit(u, lo, hi)
+        if self.outside:
+            return self.base.from_unit(u, lo, hi)
+        return self._normal(self.mean, self.sd).from_unit(u, lo, hi)
+
+    def carried_log_prob(self, r: Tensor, lo: float, hi: float) -> Tensor:
+        """The density of the law-changed part: the carried normal's (the declared one's where it has none)."""
+        if self._no_carried:
+            return self.base.log_prob(r, lo, hi)
+        return self._normal(self.carried_mean, self.carried_sd).log_prob(r, lo, hi)  # type: ignore[arg-type]
+
+    def carried_from_unit(self, u: Tensor, lo: float, hi: float) -> Tensor:
+        if self._no_carried:
+            return self.base.from_unit(u, lo, hi)
+        return self._normal(self.carried_mean, self.carried_sd).from_unit(u, lo, hi)  # type: ignore[arg-type]
+
+    def _parts(self, r: Tensor, lo: float, hi: float) -> list[Tensor]:
+        """Each part's weighted log density at ``r``, the parts of weight 0 left out."""
+        out = [self.base.log_prob(r, lo, hi) + math.log(self.share)] if self.share > 0 else []
+        if self.carry > 0:
+            out.append(self.carried_log_prob(r, lo, hi) + math.log(self.carry))
+        if self.share + self.carry < 1.0:
+            out.append(self.past_log_prob(r, lo, hi) + math.log1p(-(self.share + self.carry)))
+        return out
 
     def log_prob(self, r: Tensor, lo: float, hi: float) -> Tensor:
-        if self.alone:  # the past normal may hold nothing within the bounds: not evaluated
+        if self.alone:  # the other parts may hold nothing within the bounds: not evaluated
             return self.base.log_prob(r, lo, hi)
-        declared = self.base.log_prob(r, lo, hi) + math.log(self.share)
-        return torch.logaddexp(declared, self._normal.log_prob(r, lo, hi) + math.log1p(-self.share))
+        return torch.logsumexp(torch.stack(torch.broadcast_tensors(*self._parts(r, lo, hi))), dim=0)
 
     def cdf(self, r: Tensor, lo: float, hi: float) -> Tensor:
         if self.alone:
             return self.base.cdf(r, lo, hi)
-        return self.share * self.base.cdf(r, lo, hi) + (1.0 - self.share) * self._normal.cdf(r, lo, hi)
+        past = self.base if self.outside else self._normal(self.mean, self.sd)
+        carried = self.base if self._no_carried else self._normal(self.carried_mean, self.carried_sd)  # type: ignore[arg-type]
+        rest = 1.0 - self.share - self.carry
+        out = self.share * self.base.cdf(r, lo, hi) + self.carry * carried.cdf(r, lo, hi)
+        return out + rest * past.cdf(r, lo, hi) if rest > 0 else out
 
     def from_unit(self, u: Tensor, lo: float, hi: float) -> Tensor:
-        """A draw of this marginal from each uniform ``u``: below ``share`` from the declared prior, above it from
-        the past part, ``u`` stretched back to (0, 1) within either (as :func:`joint_from_unit` draws)."""
+        """A draw of this marginal from each uniform ``u``: below ``share`` from the declared prior, then below
+        ``share + carry`` from the carried part, above from the past part, ``u`` stretched back to (0, 1)
+        within the part it picked (as :func:`joint_from_unit` draws)."""
         if self.alone:
             return self.base.from_unit(u, lo, hi)
-        new, v = _pick(u, self.share)
-        return torch.where(new, self.base.from_unit(v, lo, hi), self.past_from_unit(v, lo, hi))
+        part, v = _pick(u, self.share, self.carry)
+        return _by_part(
+            part, self.base.from_unit(v, lo, hi), self.carried_from_unit(v, lo, hi), self.past_from_unit(v, lo, hi)
+        )
 
     def gpytorch_prior(self):
         return GPyTorchMixture(self)
@@ -155,30 +206,50 @@ class GPyTorchMixture(GPyTorchPrior):
 
 @dataclass(frozen=True)
 class Transferred(Prior):
-    """A past posterior's moments in physical units (``sd`` already tempered), widened by ``drift`` times the
-    parameter's relative range and mixed with its declared prior (``past_declared``; :attr:`declared` gives it
-    back) at ``share``: a :class:`Mixture` once a fit's frame is known (:meth:`framed`); never evaluated before."""
+    """A past posterior's moments in physical units (``sd`` already tempered; ``mean`` None: the law's own past
+    posterior gave none), and where ``carried`` the moments the past campaign's laws together give a parameter
+    of this name (tempered), each widened by ``drift`` times the parameter's relative range and mixed with its
+    declared prior (``past_declared``; :attr:`declared` gives it back) at ``share`` and ``carry``: a
+    :class:`Mixture` once a fit's frame is known (:meth:`framed`); never evaluated before."""
 
     past_declared: Prior
-    mean: float
+    mean: float | None
     sd: float
     share: float
     drift: float = 0.0
+    carry: float = 0.0
+    carried: tuple[float, float] | None = None
+
+    def _part(self, p: Parameter, frame: Frame, mean: float | None, sd: float, log: bool) -> tuple[float, float, bool]:
+        """A normal part's relative ``(mean, sd, outside)`` in ``frame`` (in ``log r`` where ``log``, by the delta
+        method), its drift included; ``outside`` where it holds less than ``MIN_MASS`` within the bounds."""
+        lo, hi = p.bounds
+        if mean is None:
+            return 0.5 * (lo + hi), hi - lo, True
+        r = frame.to_relative(p, torch.tensor([mean, mean + sd], dtype=torch.float64))
+        m, w = float(r[0]), abs(float(r[1] - r[0]))
+        if log:
+            if m <= 0:
+                return 0.5 * (lo + hi), 1.0, True
+            sigma = max(math.hypot(w / m, self.drift * math.log(hi / lo)), 1e-6)
+            return m, sigma, float(truncated_mass(LogNormal(median=m, sigma=sigma), lo, hi)) < MIN_MASS
+        w = max(math.hypot(w, self.drift * (hi - lo)), 1e-6 * (hi - lo))
+        return m, w, float(truncated_mass(Normal(mean=m, sd=w), lo, hi)) < MIN_MASS
 
     def framed(self, p: Parameter, frame: Frame) -> Prior:
         """A :class:`Mixture` in every frame, so a fit's state (its priors' buffers) is alike from step to step;
-        one whose past normal holds less than ``MIN_MASS`` within the bounds is ``outside``."""
+        a normal part that holds less than ``MIN_MASS`` within the bounds is ``outside`` (the declared prior
+        stands in for it)."""
         lo, hi = p.bounds
-        r = frame.to_relative(p, torch.tensor([self.mean, self.mean + self.sd], dtype=torch.float64))
-        mean, sd = float(r[0]), abs(float(r[1] - r[0]))
-        if isinstance(self.past_declared, LogNormal) and mean > 0 and lo > 0:
-            # a log-normal declared prior: the past part, its drift included, in log r (delta method)
-            sigma = max(math.hypot(sd / mean, self.drift * math.log(hi / lo)), 1e-6)
-            mass = float(truncated_mass(LogNormal(median=mean, sigma=sigma), lo, hi))
-            return Mixture(self.past_declared, mean, sigma, self.share, lo, hi, outside=mass < MIN_MASS, log=True)
-        sd = max(math.hypot(sd, self.drift * (hi - lo)), 1e-6 * (hi - lo))
-        mass = float(truncated_mass(Normal(mean=mean, sd=sd), lo, hi))
-        return Mixture(self.past_declared, mean, sd, self.share, lo, hi, outside=mass < MIN_MASS)
+        log = isinstance(self.past_declared, LogNormal) and lo > 0  # the normal parts in log r
+        mean, sd, outside = self._part(p, frame, self.mean, self.sd, log)
+        carried = {}
+        if self.carried is not None:
+            c_mean, c_sd, c_out = self._part(p, frame, *self.carried, log)
+            carried = {"carried_mean": c_mean, "carried_sd": c_sd, "carried_outside": c_out}
+        return Mixture(
+            self.past_declared, mean, sd, self.share, lo, hi, outside=outside, log=log, carry=self.carry, **carried
+        )
 
     @property
     def declared(self) -> Prior:
@@ -197,15 +268,22 @@ class Transferred(Prior):
         return self._unframed()
 
 
-def _pick(u: Tensor, share: float) -> tuple[Tensor, Tensor]:
-    """Which uniforms ``u`` pick the declared part (``u < share``), and ``u`` stretched back to (0, 1) within
-    the part it picked."""
-    new = u < share
-    return new, torch.where(new, u / share, (u - share) / (1.0 - share)).clamp(1e-12, 1.0 - 1e-12)
+def _pick(u: Tensor, share: float, carry: float = 0.0) -> tuple[Tensor, Tensor]:
+    """Which part each uniform ``u`` picks (0: the declared, ``u < share``; 1: the carried, ``u < share +
+    carry``; 2: the past), and ``u`` stretched back to (0, 1) within the part it picked."""
+    edges = torch.tensor([share, share + carry], dtype=u.dtype, device=u.device)
+    part = torch.bucketize(u.contiguous(), edges, right=True)
+    start = torch.tensor([0.0, share, share + carry], dtype=u.dtype, device=u.device)[part]
+    width = torch.tensor([share, carry, 1.0 - share - carry], dtype=u.dtype, device=u.device)[part]
+    return part, ((u - start) / width.clamp_min(1e-300)).clamp(1e-12, 1.0 - 1e-12)
 
 
-def _share(mixed: Sequence[Parameter]) -> float:
-    shares = {p.prior.share for p in mixed}  # type: ignore[attr-defined]
+def _by_part(part: Tensor, declared: Tensor, carried: Tensor, past: Tensor) -> Tensor:
+    return torch.where(part == 0, declared, torch.where(part == 1, carried, past))
+
+
+def _shares(mixed: Sequence[Parameter]) -> tuple[float, float]:
+    shares = {(p.prior.share, p.prior.carry) for p in mixed}  # type: ignore[attr-defined]
     if len(shares) != 1:
         raise ValueError(f"one law's transferred parameters have different shares {sorted(shares)}")
     return shares.pop()
@@ -214,29 +292,35 @@ def _share(mixed: Sequence[Parameter]) -> float:
 def joint_log_prob(free: Sequence[Parameter], relative: Mapping[str, Tensor]) -> Tensor:
     """The free parameters' log prior density at ``relative`` (by name, broadcast over draws): the sum of
     their own, the transferred ones' (:class:`Mixture`) taken jointly,
-    ``log(w prod_k p_declared(r_k) + (1 - w) prod_k N_k(r_k))`` (module docstring)."""
+    ``log(w prod_k p_declared(r_k) + c prod_k C_k(r_k) + (1 - w - c) prod_k N_k(r_k))`` (module docstring)."""
     mixed = [p for p in free if isinstance(p.prior, Mixture)]
     total = sum(p.prior.log_prob(relative[p.name], *p.bounds) for p in free if not isinstance(p.prior, Mixture))
     if not mixed:
         return total  # type: ignore[return-value]
-    share = _share(mixed)
+    share, carry = _shares(mixed)
     declared = sum(p.prior.base.log_prob(relative[p.name], *p.bounds) for p in mixed)  # type: ignore[attr-defined]
-    if share >= 1.0:
+    parts = [declared + math.log(share)] if share > 0 else []
+    if carry > 0:
+        parts.append(sum(p.prior.carried_log_prob(relative[p.name], *p.bounds) for p in mixed) + math.log(carry))  # type: ignore[attr-defined]
+    if share + carry < 1.0:
+        parts.append(
+            sum(p.prior.past_log_prob(relative[p.name], *p.bounds) for p in mixed) + math.log1p(-(share + carry))
+        )  # type: ignore[attr-defined]
+    if len(parts) == 1 and share >= 1.0:
         return total + declared  # type: ignore[return-value]
-    past = sum(p.prior.past_log_prob(relative[p.name], *p.bounds) for p in mixed)  # type: ignore[attr-defined]
-    return total + torch.logaddexp(declared + math.log(share), past + math.log1p(-share))  # type: ignore[return-value]
+    return total + torch.logsumexp(torch.stack(torch.broadcast_tensors(*parts)), dim=0)  # type: ignore[return-value]
 
 
 def joint_from_unit(free: Sequence[Parameter], unit: Tensor) -> Tensor:
     """``n x k`` draws of the free parameters from the prior :func:`joint_log_prob` is the density of, by the
     inverse CDF of the uniforms ``unit`` (``n x k``, within (0, 1)). For the transferred ones, the first one's
-    uniform also picks the part (below ``w``: the declared prior) and is stretched back to (0, 1) within it,
-    so that scrambled-Sobol draws keep their spread in every coordinate."""
+    uniform also picks the part (below ``w``: the declared prior; below ``w + c``: the carried one) and is
+    stretched back to (0, 1) within it, so that scrambled-Sobol draws keep their spread in every coordinate."""
     mixed = [i for i, p in enumerate(free) if isinstance(p.prior, Mixture)]
-    share = _share([free[i] for i in mixed]) if mixed else 1.0
+    share, carry = _shares([free[i] for i in mixed]) if mixed else (1.0, 0.0)
     if share >= 1.0:
         mixed = []
-    new, rescaled = _pick(unit[:, mixed[0]], share) if mixed else (None, None)
+    part, rescaled = _pick(unit[:, mixed[0]], share, carry) if mixed else (None, None)
     columns = []
     for i, p in enumerate(free):
         if i not in mixed:
@@ -244,43 +328,31 @@ def joint_from_unit(free: Sequence[Parameter], unit: Tensor) -> Tensor:
             columns.append(prior.from_unit(unit[:, i], *p.bounds))
             continue
         u = rescaled if i == mixed[0] else unit[:, i]
-        declared, past = p.prior.base.from_unit(u, *p.bounds), p.prior.past_from_unit(u, *p.bounds)  # type: ignore[attr-defined]
-        columns.append(torch.where(new, declared, past))
+        prior = p.prior  # type: ignore[assignment]
+        columns.append(
+            _by_part(
+                part,  # type: ignore[arg-type]
+                prior.base.from_unit(u, *p.bounds),  # type: ignore[attr-defined]
+                prior.carried_from_unit(u, *p.bounds),  # type: ignore[attr-defined]
+                prior.past_from_unit(u, *p.bounds),  # type: ignore[attr-defined]
+            )
+        )
     return torch.stack(columns, dim=-1) if columns else unit[:, :0]
 
 
-def check_transfer(temper: float, share: float, drift: float = 0.0) -> None:
-    """Raises ConfigError unless ``temper`` and ``share`` are in (0, 1] and ``drift`` in [0, 1]."""
+def check_transfer(temper: float, share: float, drift: float = 0.0, carry: float = 0.0) -> None:
+    """Raises ConfigError unless ``temper`` and ``share`` are in (0, 1], ``drift`` in [0, 1] and ``carry`` in
+    [0, 1)."""
     for name, value in (("temper", temper), ("share", share)):
         if not (isinstance(value, (int, float)) and math.isfinite(value) and 0.0 < value <= 1.0):
             raise ConfigError(f"transfer {name} must be in (0, 1], got {value!r}")
     if not (isinstance(drift, (int, float)) and math.isfinite(drift) and 0.0 <= drift <= 1.0):
         raise ConfigError(f"transfer drift must be in [0, 1], got {drift!r}")
+    if not (isinstance(carry, (int, float)) and math.isfinite(carry) and 0.0 <= carry < 1.0):
+        raise ConfigError(f"transfer carry must be in [0, 1), got {carry!r}")
 
 
-def transferred(
-    h: Hypothesis,
-    moments: Mapping[str, tuple[float, float]],
-    units: Mapping[str, tuple[str, int]],
-    temper: float,
-    share: float,
-    drift: float = 0.0,
-) -> Hypothesis:
-    """``h`` with each free parameter named in ``moments`` (``name -> (mean, sd)``, physical units, the past
-    posterior's) given its transferred prior; the others keep their declared prior, and so do the parameters
-    of interchangeable parts (a :class:`~abduce.hypotheses.declaration.Symmetry`: two copies of a law in a
-    sum): their ordered prior counts ``m!`` only where the parts' priors are identical, which their own past
-    posteriors are not.
-
-    ``units``: each transferred parameter's ``(unit, axis)`` in the past campaign, checked against ``h``'s
-    (a parameter of another unit or axis is a different quantity). ``share``: the law's ``w_h``
-    (:func:`declared_shares`), the declared prior's weight in its parameters' joint prior.
-
-    Raises:
-        ConfigError: ``temper`` or ``share`` outside (0, 1], ``drift`` outside [0, 1], a moment that is not
-            finite or an sd not above 0, a parameter ``h`` does not have or of another unit.
-    """
-    check_transfer(temper, share, drift)
+def _checked(h: Hypothesis, moments: Mapping[str, tuple[float, float]], units: Mapping[str, tuple[str, int]]) -> None:
     free = {p.name: p for p in h.free}
     for name in moments:
         if name not in free:
@@ -294,14 +366,83 @@ def transferred(
                 f"transfer: {h.name!r} {name} is of unit {p.unit!r} on axis {p.axis}, the past campaign's "
                 f"of {units[name][0]!r} on axis {units[name][1]}"
             )
+
+
+def transferred(
+    h: Hypothesis,
+    moments: Mapping[str, tuple[float, float]],
+    units: Mapping[str, tuple[str, int]],
+    temper: float,
+    share: float,
+    drift: float = 0.0,
+    carried: Mapping[tuple[str, str, int], tuple[float, float]] | None = None,
+    carry: float = 0.0,
+) -> Hypothesis:
+    """``h`` with each free parameter named in ``moments`` (``name -> (mean, sd)``, physical units, the past
+    posterior's) or found in ``carried`` given its transferred prior; the others keep their declared prior,
+    and so do the parameters of interchangeable parts (a :class:`~abduce.hypotheses.declaration.Symmetry`: two
+    copies of a law in a sum): their ordered prior counts ``m!`` only where the parts' priors are identical,
+    which their own past posteriors are not.
+
+    ``units``: each transferred parameter's ``(unit, axis)`` in the past campaign, checked against ``h``'s
+    (a parameter of another unit or axis is a different quantity). ``share``: the law's ``w_h``, the declared
+    prior's weight in its parameters' joint prior; ``carry``: ``c_h``, the weight of the part in which the law
+    changed and the sample's quantities carried over: ``carried`` (:func:`pooled`, by ``(name, unit, axis)``)
+    where it has the parameter, the declared prior where not (:func:`declared_shares` gives both).
+
+    Raises:
+        ConfigError: ``temper`` or ``share`` outside (0, 1], ``drift`` outside [0, 1], ``carry`` outside [0, 1)
+            or ``share + carry`` above 1, a moment that is not finite or an sd not above 0, a parameter ``h``
+            does not have or of another unit.
+    """
+    check_transfer(temper, share, drift, carry)
+    if share + carry > 1.0 + 1e-12:
+        raise ConfigError(f"transfer: {h.name!r} share {share!r} and carry {carry!r} sum above 1")
+    _checked(h, moments, units)
+    carried = carried if carry > 0 else None
     parameters = []
     for p in h.parameters:
-        if p.name in moments and p.fixed is None and p.name not in h.interchangeable:
-            mean, sd = moments[p.name]
-            tempered = float(sd) / math.sqrt(temper)
-            p = replace(p, prior=Transferred(p.prior, float(mean), tempered, float(share), float(drift)))
+        own = moments.get(p.name)
+        across = carried.get((p.name, p.unit, p.axis)) if carried else None
+        if (own is not None or across is not None) and p.fixed is None and p.name not in h.interchangeable:
+            sd = float(own[1]) / math.sqrt(temper) if own is not None else 1.0
+            across = None if across is None else (float(across[0]), float(across[1]) / math.sqrt(temper))
+            prior = Transferred(
+                p.prior, None if own is None else float(own[0]), sd, float(share), float(drift), float(carry), across
+            )
+            p = replace(p, prior=prior)
         parameters.append(p)
+    if all(new is old for new, old in zip(parameters, h.parameters)):
+        return h  # nothing transferred: the law itself
     return replace(h, parameters=tuple(parameters))
+
+
+def pooled(
+    laws: Sequence[tuple[float | None, Mapping[str, tuple[float, float]], Mapping[str, tuple[str, int]]]], temper: float
+) -> dict[tuple[str, str, int], tuple[float, float]]:
+    """What the past campaign's laws together say of each quantity of the sample: per ``(name, unit, axis)``,
+    the mean and sd of the mixture of the laws' posteriors of a parameter so named, each law weighed by its
+    tempered past probability ``p_h^tau`` (renormalised over the laws that have the parameter; a quantity
+    only laws of probability 0 have is left out).
+
+    Args:
+        laws: per law, its past probability (None: not weighed), its parameters' ``(mean, sd)`` and their
+            ``(unit, axis)``, physical units.
+    """
+    groups: dict[tuple[str, str, int], list[tuple[float, float, float]]] = {}
+    for probability, moments, units in laws:
+        weight = 0.0 if probability is None else max(float(probability), 0.0) ** temper
+        for name, (mean, sd) in moments.items():
+            if weight > 0 and name in units:
+                groups.setdefault((name, *units[name]), []).append((weight, float(mean), float(sd)))  # type: ignore[arg-type]
+    out = {}
+    for key, rows in groups.items():
+        total = sum(w for w, _, _ in rows)
+        mean = sum(w * m for w, m, _ in rows) / total
+        var = sum(w * (sd**2 + (m - mean) ** 2) for w, m, sd in rows) / total
+        if var > 0 and math.isfinite(mean):
+            out[key] = (mean, math.sqrt(var))
+    return out
 
 
 def law_weights(base: Sequence[float], past: Sequence[float | None], temper: float, share: float) -> list[float]:

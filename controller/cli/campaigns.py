@@ -211,6 +211,13 @@ def run(
         help="With --prior-from: how far a parameter may move from the last sample, as a fraction of its "
         "declared range \\[default: 0.1].",
     ),
+    transfer_carry: float = typer.Option(
+        None,
+        min=0.0,
+        max=1.0,
+        help="With --prior-from: of a new sample, the part whose quantities (a parameter of the same name, unit "
+        "and axis as a past law's) carry over while its law is drawn anew, in [0, 1) \\[default: 0].",
+    ),
     channel: str = typer.Option(
         None, help="The instrument channel the hypotheses explain (default: its first scalar channel)."
     ),
@@ -262,8 +269,10 @@ def run(
         out_folder(out, "the run directory to create")
         if prior_from is not None:
             run_path(prior_from)
-        elif any(v is not None for v in (temper, transfer_share, transfer_drift)):
-            raise ConfigError("--temper, --transfer-share and --transfer-drift go with --prior-from RUN")
+        elif any(v is not None for v in (temper, transfer_share, transfer_drift, transfer_carry)):
+            raise ConfigError(
+                "--temper, --transfer-share, --transfer-drift and --transfer-carry go with --prior-from RUN"
+            )
         cheap = cheap_channels(cheap_channel or [])
         if not cheap and (cost is not None or cost_unit is not None):
             raise ConfigError("--cost and --cost-unit go with --cheap-channel NAME=COST")
@@ -286,7 +295,9 @@ def run(
     )
     try:
         if prior_from is not None:
-            recipe["transfer"] = past_run(prior_from, temper=temper, share=transfer_share, drift=transfer_drift)
+            recipe["transfer"] = past_run(
+                prior_from, temper=temper, share=transfer_share, drift=transfer_drift, carry=transfer_carry
+            )
         if listen:
             if key is None:
                 raise typer.BadParameter("--listen needs --key (make one with `abduce keys new PATH`)")

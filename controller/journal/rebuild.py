@@ -118,7 +118,7 @@ def transfer_from_run(run: str | os.PathLike, **given: float | None) -> Transfer
 def transfer_from(journal: Journal, source: str, **given: float | None) -> Transfer:
     """What a new campaign takes from the journal's campaign at its end (:meth:`Transfer.of
     <abduce.controller.recipe.transfer.Transfer.of>` of its :func:`snapshot`; ``source``: the run as the user
-    named it; ``given``: ``temper``, ``share``, ``drift``, None or left out for the defaults).
+    named it; ``given``: ``temper``, ``share``, ``drift``, ``carry``, None or left out for the defaults).
 
     Raises:
         ConfigError: the journal's campaign has no fitted law; JournalError: see :func:`snapshot`.
@@ -149,5 +149,7 @@ def with_transfer(settings: Settings, resuming: bool) -> Settings:
     elif c.prior_from is None:
         return settings
     else:
-        transfer = transfer_from_run(c.prior_from, temper=c.temper, share=c.transfer_share, drift=c.transfer_drift)
+        transfer = transfer_from_run(
+            c.prior_from, temper=c.temper, share=c.transfer_share, drift=c.transfer_drift, carry=c.transfer_carry
+        )
     return settings.model_copy(update={"campaign": c.model_copy(update={"transfer": transfer})})

@@ -44,7 +44,8 @@ class CampaignSection(Recipe):
     config states its budget (no default: a week of beam time is not spent on a default).
 
     ``prior_from``: a past run (its folder or journal) whose posteriors become this campaign's priors,
-    ``temper``, ``transfer_share`` and ``transfer_drift`` how strongly (README, "Transfer between campaigns");
+    ``temper``, ``transfer_share``, ``transfer_drift`` and ``transfer_carry`` how strongly (README, "Transfer between
+    campaigns");
     the daemon reads it when it starts the campaign, and a resume uses what its journal says was transferred."""
 
     budget: Annotated[int, Field(ge=1)]
@@ -52,13 +53,16 @@ class CampaignSection(Recipe):
     temper: Annotated[float, Field(gt=0, le=1)] | None = None
     transfer_share: Annotated[float, Field(gt=0, le=1)] | None = None
     transfer_drift: Annotated[float, Field(ge=0, le=1)] | None = None
+    transfer_carry: Annotated[float, Field(ge=0, lt=1)] | None = None
 
     @model_validator(mode="after")
     def _transfer(self) -> CampaignSection:
         if self.prior_from is None and any(
-            v is not None for v in (self.temper, self.transfer_share, self.transfer_drift)
+            v is not None for v in (self.temper, self.transfer_share, self.transfer_drift, self.transfer_carry)
         ):
-            raise ValueError("temper, transfer_share and transfer_drift go with prior_from (a past run)")
+            raise ValueError(
+                "temper, transfer_share, transfer_drift and transfer_carry go with prior_from (a past run)"
+            )
         return self
 
 

@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # a recipe is read without torch (abduce inspect); applying a
 TEMPER = 0.5  # the past posterior's variance doubled, and its probabilities' square roots
 SHARE = 0.5  # a sample is new as often as like the last (README, the transfer benchmark: 0.2 measured too)
 DRIFT = 0.1  # a sample may move a tenth of each parameter's declared range from the last (1 sd of a random walk)
+CARRY = 0.0  # of a new sample's prior, the part whose quantities (x_c, A, ...) carry over (README: 0.5 measured)
 
 
 class _Strict(BaseModel):
@@ -59,6 +60,9 @@ class Transfer(_Strict):
             their declared priors (each law's own share of its parameters' joint prior follows from it,
             :func:`~abduce.hypotheses.transfer.declared_shares`).
         drift: ``delta``: the sd a parameter may move from sample to sample, as a fraction of its declared range.
+        carry: ``c``: of the new-sample branch, the part in which the law is drawn anew but the sample's
+            quantities carry over: a parameter that the past campaign's laws had under the same name, unit and
+            axis takes what they together said of it (:func:`~abduce.hypotheses.transfer.pooled`).
         axes: the past space's axis units; explained: the unit of the value its laws explained.
         laws: every law it weighed at its end.
     """
@@ -69,23 +73,30 @@ class Transfer(_Strict):
     temper: Annotated[float, Field(gt=0, le=1)] = TEMPER
     share: Annotated[float, Field(gt=0, le=1)] = SHARE
     drift: Annotated[float, Field(ge=0, le=1)] = 0.0  # DRIFT where made (of, the CLI, configs); 0 before the field
+    carry: Annotated[float, Field(ge=0, lt=1)] = 0.0  # CARRY where made; 0 before the field
     axes: tuple[str, ...] = ()
     explained: str = ""
     laws: tuple[PastLaw, ...]
 
     @classmethod
     def of(
-        cls, campaign: CampaignState, source: str, temper: float = TEMPER, share: float = SHARE, drift: float = DRIFT
+        cls,
+        campaign: CampaignState,
+        source: str,
+        temper: float = TEMPER,
+        share: float = SHARE,
+        drift: float = DRIFT,
+        carry: float = CARRY,
     ) -> Transfer:
         """The transfer from ``campaign`` at its last step (a live campaign, a rebuilt or snapshot one).
 
         Raises:
-            ConfigError: ``temper`` or ``share`` outside (0, 1], ``drift`` outside [0, 1]; the campaign has no
-                fitted law to transfer (no step weighed yet).
+            ConfigError: ``temper`` or ``share`` outside (0, 1], ``drift`` outside [0, 1], ``carry`` outside
+                [0, 1); the campaign has no fitted law to transfer (no step weighed yet).
         """
         from abduce.hypotheses.transfer import check_transfer
 
-        check_transfer(temper, share, drift)
+        check_transfer(temper, share, drift, carry)
         summary = campaign.summary()
         fitted = [h for h in summary["hypotheses"] if h["log_evidence"] is not None]  # weighed at the last step
         if not fitted:
@@ -119,6 +130,7 @@ class Transfer(_Strict):
             temper=temper,
             share=share,
             drift=drift,
+            carry=carry,
             axes=tuple(space.units or ("",) * space.d),
             explained=space.explained.unit,
             laws=tuple(laws),
@@ -155,7 +167,7 @@ class Transfer(_Strict):
                 declare; a transferred parameter the law does not have or of another unit.
         """
         from abduce.hypotheses.grammar import build, depth_counts, enumerate_compositions, prior_weight
-        from abduce.hypotheses.transfer import declared_shares, law_weights, transferred
+        from abduce.hypotheses.transfer import declared_shares, law_weights, pooled, transferred
 
         self.check_space(space)
         by_name = {h.name: h for h in declared}
@@ -180,12 +192,16 @@ class Transfer(_Strict):
         known = {past.name: past for past in self.laws}
         probabilities = [known[h.name].probability if h.name in known else None for h in laws]
         shares = declared_shares(base, probabilities, self.temper, self.share)
-        out = [
-            transferred(h, known[h.name].parameters, known[h.name].units, self.temper, w, self.drift)
-            if h.name in known
-            else h
-            for h, w in zip(laws, shares)
-        ]
+        carried = pooled([(law.probability, law.parameters, law.units) for law in self.laws], self.temper)
+        out = []
+        for h, w in zip(laws, shares):
+            past = known.get(h.name)
+            moments, units = (past.parameters, past.units) if past is not None else ({}, {})
+            if past is None and not self.carry:
+                out.append(h)
+                continue
+            new, changed = w * (1.0 - self.carry), w * self.carry
+            out.append(transferred(h, moments, units, self.temper, new, self.drift, carried, changed))
         return out, law_weights(base, probabilities, self.temper, self.share)
 
 

@@ -267,7 +267,7 @@ def _run_series(cell: dict[str, Any]) -> list[dict[str, Any]]:
     from abduce.simulators.series import SampleSeries
 
     p = cell["problem"]
-    given = {k: p[k] for k in ("temper", "share", "drift") if p.get(k) is not None}
+    given = {k: p[k] for k in ("temper", "share", "drift", "carry") if p.get(k) is not None}
     rows: list[dict[str, Any]] = []
     previous = None
     for k in range(p["series"]):

@@ -164,12 +164,13 @@ class Family(_Source):
     composed: str | None = None  # the composition abduction should propose (the truth outside the declared set)
     critical: dict[str, str] = {}  # the composed law's critical points -> the simulator's attributes holding them
     # a chain of samples (source simulated:sample-series): sample 0 cold, each later one from the last by transfer,
-    # with a cold start on the same sample beside it; the transfer's temper, declared share and drift (None: its
-    # defaults)
+    # with a cold start on the same sample beside it; the transfer's temper, declared share, drift and carry
+    # (None: its defaults)
     series: Annotated[int, Field(ge=2, le=20)] | None = None
     temper: Annotated[float, Field(gt=0, le=1)] | None = None
     transfer_share: Annotated[float, Field(gt=0, le=1)] | None = None
     transfer_drift: Annotated[float, Field(ge=0, le=1)] | None = None
+    transfer_carry: Annotated[float, Field(ge=0, lt=1)] | None = None
     # several channels with costs (README, "Several channels with costs"): the cheaper channels modelled beside
     # the explained one, each with its cost; the explained one's; a cost to stop at; the acquisition (None: the
     # policy's default, model-information with cheaper channels); its design points read on the explained channel
@@ -199,8 +200,11 @@ class Family(_Source):
             raise ValueError(
                 f"series: a chain of samples needs source = 'simulated:sample-series', not {self.source!r}"
             )
-        if self.series is None and any(v is not None for v in (self.temper, self.transfer_share, self.transfer_drift)):
-            raise ValueError("temper, transfer_share and transfer_drift go with series (a chain of samples)")
+        transfer = (self.temper, self.transfer_share, self.transfer_drift, self.transfer_carry)
+        if self.series is None and any(v is not None for v in transfer):
+            raise ValueError(
+                "temper, transfer_share, transfer_drift and transfer_carry go with series (a chain of samples)"
+            )
         if {"sample", "series_seed"} & (set(self.options) | set(self.ranges)):
             raise ValueError("sample and series_seed are set by the chain (series), not by options or ranges")
         return self
@@ -342,6 +346,7 @@ class SweepConfig(_Strict):
                         "temper": f.temper,
                         "share": f.transfer_share,
                         "drift": f.transfer_drift,
+                        "carry": f.transfer_carry,
                         "channels": {
                             k: v
                             for k, v in (

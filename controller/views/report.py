@@ -6,7 +6,7 @@ fitted parameters ± sd, times chosen, mean reward), ``proposals`` (only where a
 laws: each one's formula, the step it was made at and why, whether it was added, suggested or accepted, its
 evidence and probability then, its probability now and its parameters then in the instrument's units;
 see :mod:`abduce.controller.views.proposals`), ``transfer`` (only where the campaign took its priors from a
-past one: the run, the temper, the declared share and the drift, and per law its probability at the past
+past one: the run, the temper, the declared share, the drift and the carry, and per law its probability at the past
 campaign's end and its parameters' past posterior with its sd / sqrt(temper); :mod:`abduce.controller.views.transfer`),
 ``plots`` (every figure
 of :mod:`abduce.controller.views.plots`, inlined as base64 PNG, with a note for
@@ -143,7 +143,9 @@ pre { background: #f6f6f6; padding: 1em; overflow-x: auto; }
 <h2>Transferred priors</h2>
 <p class="note">This campaign's priors came from the end of the campaign {{ t.campaign }} in {{ t.source }}
 ({{ t.measurements }} measurements). With probability {{ "%g" | format(t.share) }} this sample was taken to be
-new: its law from the declared prior, and all of its parameters from their declared priors. Otherwise it is
+new: its law from the declared prior; in {{ "%g" | format(t.carry) }} of that case the sample's quantities carry
+over (a parameter that the past laws had under the same name, unit and axis near what they together said of
+it, as below), otherwise all of its parameters come from their declared priors. Otherwise it is
 like the last: its law from the past probabilities raised to {{ "%g" | format(t.temper) }}, and its parameters
 near the past posterior's means, each with its sd divided by sqrt({{ "%g" | format(t.temper) }}) and widened by
 {{ "%g" | format(t.drift) }} of the parameter's declared range (the drift allowed between samples; in the

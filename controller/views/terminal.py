@@ -95,7 +95,7 @@ def transfer_table(inspection: Inspection) -> list:
         return []
     table = Table(
         title=f"transferred from {t.source} ({t.campaign}, {t.measurements} measurements): "
-        f"temper {t.temper:g}, declared share {t.share:g}, drift {t.drift:g}"
+        f"temper {t.temper:g}, declared share {t.share:g}, drift {t.drift:g}, carry {t.carry:g}"
     )
     table.add_column("law")
     table.add_column("p at its end", justify="right")

@@ -8,6 +8,9 @@ JSON (``abduce inspect RUN --json``, ``"transfer"``; null for a campaign that st
       "temper": float,            # tau: past variances divided by it, past probabilities raised to it
       "share": float,             # lambda: the probability that the sample is new (law and parameters declared)
       "drift": float,             # delta: the sd a parameter may move from sample to sample, a fraction of its range
+      "carry": float,             # c: of a new sample, the part whose quantities carry over from the last (its law
+                                  # drawn anew; a parameter of the same name, unit and axis as a past law's takes
+                                  # what the past laws together said of it); 0 in a run journalled before it
       "laws": [{
         "name": str,
         "composed": bool,         # a law the past campaign had added by abduction (it joins this one too)
@@ -59,6 +62,7 @@ class TransferRow(_Strict):
     temper: float
     share: float
     drift: float
+    carry: float = 0.0
     laws: list[TransferredLaw]
 
 

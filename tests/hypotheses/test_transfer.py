@@ -19,6 +19,7 @@ from abduce.hypotheses.transfer import (
     joint_from_unit,
     joint_log_prob,
     law_weights,
+    pooled,
     transferred,
 )
 
@@ -42,6 +43,57 @@ def test_the_mixture_is_a_normalised_density_whose_draws_follow_its_cdf(declared
     assert m.gpytorch_prior().log_prob(torch.tensor(0.7, dtype=torch.float64)).item() == pytest.approx(
         m.log_prob(torch.tensor(0.7, dtype=torch.float64), 0.05, 1.0).item()
     )
+
+
+def test_a_mixture_with_a_carried_part_is_a_normalised_density_whose_draws_follow_its_cdf():
+    """Three parts: the declared prior (0.2), the quantity carried over from the last sample's laws (0.3, near
+    0.3) and the law's own past posterior (0.5, near 0.7)."""
+    m = Mixture(Uniform(), 0.7, 0.03, 0.2, 0.0, 1.0, carry=0.3, carried_mean=0.3, carried_sd=0.02)
+    grid = torch.linspace(0.0, 1.0, 200001, dtype=torch.float64)
+    assert torch.trapezoid(m.log_prob(grid, 0.0, 1.0).exp(), grid).item() == pytest.approx(1.0, abs=1e-4)
+    r = torch.sort(m.from_unit((torch.arange(20000, dtype=torch.float64) + 0.5) / 20000, 0.0, 1.0)).values
+    empirical = (torch.arange(20000, dtype=torch.float64) + 0.5) / 20000
+    assert (m.cdf(r, 0.0, 1.0) - empirical).abs().max().item() < 1e-3
+    near = (m.cdf(torch.tensor(0.36), 0.0, 1.0) - m.cdf(torch.tensor(0.24), 0.0, 1.0)).item()
+    assert near == pytest.approx(0.3 * 0.9973 + 0.2 * 0.12, abs=1e-3)  # the carried part and the declared's
+    # a law the past campaign did not fit: no past part (outside), the declared prior stands in for it
+    alone = Mixture(Uniform(), 0.5, 1.0, 0.5, 0.0, 1.0, outside=True, carry=0.5, carried_mean=0.3, carried_sd=0.02)
+    assert not alone.alone
+    assert alone.log_prob(torch.tensor(0.3), 0.0, 1.0).exp().item() == pytest.approx(
+        0.5 + 0.5 / (0.02 * 2.5066), rel=1e-3
+    )
+    assert Mixture(Uniform(), 0.5, 1.0, 0.5, 0.0, 1.0, outside=True).alone  # nothing carried: declared alone
+
+
+def test_what_the_past_laws_together_say_of_a_quantity_is_their_mixture_by_tempered_probability():
+    laws = [
+        (0.81, {"x_c": (0.4, 0.01), "A": (2.0, 0.1)}, {"x_c": ("x", 0), "A": ("y", 0)}),
+        (0.01, {"x_c": (0.5, 0.02), "width": (0.1, 0.01)}, {"x_c": ("x", 0), "width": ("dx", 0)}),
+        (0.0, {"slope": (1.0, 0.1)}, {"slope": ("y/x", 0)}),  # probability 0: says nothing
+        (None, {"x_c": (0.9, 0.1)}, {"x_c": ("x", 0)}),  # not weighed
+    ]
+    out = pooled(laws, temper=0.5)
+    assert set(out) == {("x_c", "x", 0), ("A", "y", 0), ("width", "dx", 0)}
+    w = (0.9 / 1.0, 0.1 / 1.0)  # sqrt(0.81), sqrt(0.01), renormalised
+    mean = w[0] * 0.4 + w[1] * 0.5
+    var = w[0] * (0.01**2 + (0.4 - mean) ** 2) + w[1] * (0.02**2 + (0.5 - mean) ** 2)
+    assert out[("x_c", "x", 0)] == pytest.approx((mean, math.sqrt(var)))
+    assert out[("A", "y", 0)] == pytest.approx((2.0, 0.1))  # one law has it: its own
+
+
+def test_a_law_the_past_campaign_did_not_fit_takes_the_carried_quantities_in_its_changed_part():
+    """A first-order jump after a power law: its x_c from the power law's posterior (sd / sqrt(tau), widened by
+    the drift), in the part of its prior where the law changed and the sample went on."""
+    jump = BUILTIN["first-order"]
+    carried = {("x_c", "x", 0): (310.0, 2.0)}
+    h = transferred(jump, {}, {}, temper=0.25, share=0.5, drift=0.1, carried=carried, carry=0.5)
+    priors = {p.name: p.prior for p in h.in_frame(Frame(lo=(300.0,), span=(50.0,), s=8.0)).parameters}
+    x_c = priors["x_c"]
+    assert isinstance(x_c, Mixture) and x_c.outside and (x_c.share, x_c.carry) == (0.5, 0.5)
+    assert (x_c.carried_mean, x_c.carried_sd) == pytest.approx((0.2, math.hypot(4.0 / 50.0, 0.1)))
+    assert not isinstance(priors["A"], Mixture)  # nothing carried for it: its declared prior
+    # no carry (a run journalled before it): the carried quantities are not used
+    assert transferred(jump, {}, {}, temper=0.25, share=1.0, carried=carried) == jump
 
 
 def test_a_transferred_prior_is_converted_in_each_fits_frame_and_never_evaluated_without_one():
@@ -76,7 +128,7 @@ def test_a_transferred_prior_is_converted_in_each_fits_frame_and_never_evaluated
     q = next(p.prior for p in exponent.in_frame(Frame(lo=(300.0,), span=(50.0,), s=8.0)).parameters if p.name == "beta")
     assert q.log and q.mean == pytest.approx(0.25)
     assert q.sd == pytest.approx(math.hypot(0.04 / 0.25, 0.1 * math.log(2.0 / 0.05)))
-    small = (q._normal.cdf(torch.tensor(0.1), *beta.bounds)).item()
+    small = (q._normal(q.mean, q.sd).cdf(torch.tensor(0.1), *beta.bounds)).item()
     linear = Normal(0.25, math.hypot(0.04, 0.1 * 1.95)).cdf(torch.tensor(0.1), *beta.bounds).item()
     assert small < 0.02 < 0.05 < linear
 
@@ -153,6 +205,42 @@ def test_a_laws_transferred_parameters_share_one_joint_prior_whose_draws_follow_
         empirical = torch.arange(1, len(r) + 1, dtype=torch.float64) / len(r)
         assert (p.prior.cdf(r, *p.bounds) - empirical).abs().max().item() < 0.01
     assert joint_from_unit(_two_transferred(share=1.0), unit[:8]).shape == (8, 3)
+
+
+def test_a_joint_prior_with_a_carried_part_picks_one_part_for_all_of_a_laws_parameters():
+    """Like the last (0.5), law changed with the sample's x_c carried over and beta declared (0.3), new (0.2):
+    a draw takes x_c near the carried 0.3 exactly when it takes the carried part, and the density is the
+    three products' sum."""
+    lo, hi = 0.05, 2.0
+    kw = {"carry": 0.3}
+    free = (
+        Parameter(
+            "x_c",
+            bounds=(0.0, 1.0),
+            prior=Mixture(Uniform(), 0.7, 0.03, 0.2, 0.0, 1.0, carried_mean=0.3, carried_sd=0.02, **kw),
+        ),
+        Parameter(
+            "beta", bounds=(lo, hi), prior=Mixture(LogNormal(median=0.3, sigma=0.4), 0.4, 0.05, 0.2, lo, hi, **kw)
+        ),
+    )
+    grid = torch.linspace(0.0, 1.0, 1201, dtype=torch.float64), torch.linspace(lo, hi, 2401, dtype=torch.float64)
+    x, b = torch.meshgrid(*grid, indexing="ij")
+    mass = torch.trapezoid(torch.trapezoid(joint_log_prob(free, {"x_c": x, "beta": b}).exp(), b[0], dim=1), x[:, 0])
+    assert mass.item() == pytest.approx(1.0, abs=2e-3)
+    at = {"x_c": torch.tensor(0.3), "beta": torch.tensor(1.5)}  # x_c carried, beta far from its past: declared
+    beta = free[1].prior.base.log_prob(at["beta"], lo, hi)
+    expect = math.log(
+        0.3 * math.exp(-0.5 * 0) / (0.02 * math.sqrt(2 * math.pi)) * beta.exp().item() + 0.2 * beta.exp().item()
+    )
+    assert joint_log_prob(free, at).item() == pytest.approx(expect, abs=1e-3)
+    unit = torch.quasirandom.SobolEngine(2, scramble=True, seed=5).draw(4096, dtype=torch.float64)
+    draws = joint_from_unit(free, unit)
+    carried = (draws[:, 0] - 0.3).abs() < 0.08
+    assert carried.float().mean().item() == pytest.approx(0.3 + 0.2 * 0.16, abs=0.02)
+    for i, p in enumerate(free):  # each marginal the mixture's
+        r = torch.sort(draws[:, i]).values
+        empirical = torch.arange(1, len(r) + 1, dtype=torch.float64) / len(r)
+        assert (p.prior.cdf(r, *p.bounds) - empirical).abs().max().item() < 0.01
 
 
 def test_the_evidence_under_a_transferred_prior_matches_quadrature(transition_data):

@@ -127,6 +127,28 @@ def test_a_composed_law_the_past_campaign_added_joins_with_its_priors_and_weight
     assert share == pytest.approx(0.5 * base[0] / expect[0])
 
 
+def test_with_a_carry_every_law_takes_the_samples_quantities_in_its_changed_part():
+    """After a power law (p 1), the jump the past campaign did not fit takes x_c from the power law's posterior
+    in the carried part of its prior: its new-sample branch (share 1 of its prior, lambda of the laws')
+    split by the carry; without a carry (a run journalled before it) it keeps its declared priors."""
+    declared = [BUILTIN[n] for n in LAWS.split(",")]
+    power = PastLaw(
+        name="second-order", probability=1.0, parameters={"x_c": (0.6, 0.01), "beta": (0.3, 0.05)}, units={}
+    )
+    power = power.model_copy(update={"units": {"x_c": ("x", 0), "beta": ("1", 0)}})
+    carrying = Transfer(source="past", axes=("",), laws=(power,), carry=0.5)
+    laws, _ = carrying.apply(declared, Space.box([(0.0, 1.0)]), cost=1.0)
+    jump = {p.name: p.prior for p in laws[1].parameters}
+    assert isinstance(jump["x_c"], Transferred) and jump["x_c"].mean is None  # no past posterior of its own
+    x_c = jump["x_c"]
+    assert (x_c.share, x_c.carry, *x_c.carried) == pytest.approx((0.5, 0.5, 0.6, 0.01 / math.sqrt(0.5)))
+    power_x_c = next(p.prior for p in laws[0].parameters if p.name == "x_c")
+    assert power_x_c.share + power_x_c.carry == pytest.approx(0.5 * 0.25 / (0.5 * 0.25 + 0.5))  # w_h, split
+    assert laws[3] is declared[3]  # linear: no parameter of that name, unit and axis
+    laws, _ = _transfer(power).apply(declared, Space.box([(0.0, 1.0)]), cost=1.0)
+    assert laws[1] is declared[1]
+
+
 @pytest.mark.parametrize(
     "transfer, space, message",
     [
@@ -171,7 +193,9 @@ def test_the_daemon_reads_prior_from_when_it_starts_and_its_journal_when_it_resu
     path.write_text(text.replace(f'prior_from = "{past}"\ntemper = 0.7', ""))
     assert with_transfer(load_settings(path), resuming=True).campaign.transfer == started.campaign.transfer
     path.write_text(text.replace(f'prior_from = "{past}"\n', ""))
-    with pytest.raises(ConfigError, match="temper, transfer_share and transfer_drift go with prior_from"):
+    with pytest.raises(
+        ConfigError, match="temper, transfer_share, transfer_drift and transfer_carry go with prior_from"
+    ):
         load_settings(path)
 
 
@@ -198,9 +222,12 @@ def test_inspect_the_report_the_web_page_and_the_export_show_what_was_transferre
         *SAMPLE,
         "--prior-from",
         str(past),
+        "--transfer-carry",
+        "0.25",
     ]
     assert runner.invoke(app, args).exit_code == 0
     ins = inspect_run(out)
+    assert ins.transfer is not None and ins.transfer.carry == 0.25
     t = ins.transfer
     assert t is not None and t.source == str(past) and (t.temper, t.share) == (0.5, 0.5) and t.measurements == 14
     second = next(law for law in t.laws if law.name == "second-order")
@@ -208,9 +235,14 @@ def test_inspect_the_report_the_web_page_and_the_export_show_what_was_transferre
     assert inspect_run(past).transfer is None
     shown = runner.invoke(app, ["inspect", str(out)], env={"COLUMNS": "200"})
     said = " ".join(shown.output.split())  # the title wraps where the path is long
-    assert "transferred from" in said and "temper 0.5, declared share 0.5, drift 0.1" in said and "x_c = " in said
+    assert (
+        "transferred from" in said
+        and "temper 0.5, declared share 0.5, drift 0.1, carry 0.25" in said
+        and "x_c = " in said
+    )
     page = write_report(out, tmp_path / "report.html").read_text()
     assert '<section id="transfer">' in page and "Transferred priors" in page and "x_c = " in page
+    assert "in 0.25 of that case the sample's quantities carry" in " ".join(page.split())
     assert '<section id="transfer">' not in write_report(past, tmp_path / "past.html").read_text()
     client = TestClient(web.create_app(web.Campaigns([out])), base_url="http://127.0.0.1")
     status = client.get(f"/api/runs/{out.name}").json()

@@ -32,6 +32,8 @@ def test_the_committed_config_runs_chains_of_samples_of_a_series():
     [
         ({"source": "simulated:transition-1d"}, "needs source = 'simulated:sample-series'"),
         ({"series": None, "temper": 0.5}, "go with series"),
+        ({"series": None, "transfer_carry": 0.5}, "go with series"),
+        ({"transfer_carry": 1.0}, "transfer_carry"),
         ({"options": {"sample": 2}}, "set by the chain"),
     ],
 )
@@ -66,12 +68,19 @@ def test_a_short_chain_runs_each_later_sample_by_transfer_and_cold_and_the_table
     assert "| changed | 2 | discriminate | first-order | 1 |" in transfer_markdown(table)
 
 
-def test_the_what_if_differs_from_the_benchmark_only_in_the_declared_share():
-    """deploy/sweeps/transfer-share0.2.toml: the same series (families named alike draw alike), at lambda 0.2
-    (the benchmark runs at the default, 0.5)."""
+@pytest.mark.parametrize(
+    "name, key, value",
+    [("transfer-share0.2", "share", 0.2), ("transfer-share0.8", "share", 0.8), ("transfer-carry0.5", "carry", 0.5)],
+)
+def test_each_what_if_differs_from_the_benchmark_in_one_setting_only(name, key, value):
+    """deploy/sweeps/transfer-*.toml: the same series (families named alike draw alike), at another lambda or
+    carry (the benchmark runs at the defaults, 0.5 and 0)."""
     base = load_sweep(CONFIG).cells()
-    what_if = load_sweep(CONFIG.with_name("transfer-share0.2.toml")).cells()
+    what_if = load_sweep(CONFIG.with_name(f"{name}.toml")).cells()
     assert len(base) == len(what_if)
     for a, b in zip(base, what_if):
         assert a["seed"] == b["seed"] and a["problem"]["options"] == b["problem"]["options"]
-        assert a["problem"]["share"] is None and b["problem"]["share"] == 0.2
+        assert a["problem"][key] is None and b["problem"][key] == value
+        assert {k: v for k, v in a["problem"].items() if k != key} == {
+            k: v for k, v in b["problem"].items() if k != key
+        }
