@@ -165,7 +165,7 @@ class Mixture(Prior):
     def log_prob(self, r: Tensor, lo: float, hi: float) -> Tensor:
         if self.alone:  # the other parts may hold nothing within the bounds: not evaluated
             return self.base.log_prob(r, lo, hi)
-        return torch.logsumexp(torch.stack(torch.broadcast_tensors(*self._parts(r, lo, hi))), dim=0)
+        return _log_sum(self._parts(r, lo, hi))
 
     def cdf(self, r: Tensor, lo: float, hi: float) -> Tensor:
         if self.alone:
@@ -278,6 +278,15 @@ def _pick(u: Tensor, share: float, carry: float = 0.0) -> tuple[Tensor, Tensor]:
     return part, ((u - start) / width.clamp_min(1e-300)).clamp(1e-12, 1.0 - 1e-12)
 
 
+def _log_sum(parts: list[Tensor]) -> Tensor:
+    """``log sum exp`` of the parts' log densities (two, as before the carried part, by ``logaddexp``)."""
+    if len(parts) == 1:
+        return parts[0]
+    if len(parts) == 2:
+        return torch.logaddexp(*parts)
+    return torch.logsumexp(torch.stack(torch.broadcast_tensors(*parts)), dim=0)
+
+
 def _by_part(part: Tensor, declared: Tensor, carried: Tensor, past: Tensor) -> Tensor:
     return torch.where(part == 0, declared, torch.where(part == 1, carried, past))
 
@@ -308,7 +317,7 @@ def joint_log_prob(free: Sequence[Parameter], relative: Mapping[str, Tensor]) ->
         )  # type: ignore[attr-defined]
     if len(parts) == 1 and share >= 1.0:
         return total + declared  # type: ignore[return-value]
-    return total + torch.logsumexp(torch.stack(torch.broadcast_tensors(*parts)), dim=0)  # type: ignore[return-value]
+    return total + _log_sum(parts)  # type: ignore[return-value]
 
 
 def joint_from_unit(free: Sequence[Parameter], unit: Tensor) -> Tensor:
