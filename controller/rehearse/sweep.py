@@ -505,7 +505,8 @@ def write_outputs(config: SweepConfig, results, out: Path):
         (out / "abduction.md").write_text(abduction_markdown(rows, budgets), encoding="utf-8")
     chains = {f.name for f in config.family if f.series}
     if chains:
-        (out / "transfer.md").write_text(transfer_markdown(transfer_rows(summary, chains)), encoding="utf-8")
+        rows = transfer_rows(summary, chains, results, config.sweep.threshold)
+        (out / "transfer.md").write_text(transfer_markdown(rows), encoding="utf-8")
     pairs = {f.name: (f.draws, f.cost or 1.0) for f in config.family if f.cheap_channels and f.draws}
     if pairs:
         rows = channel_rows(results, pairs, config.sweep.threshold)

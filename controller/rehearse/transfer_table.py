@@ -11,14 +11,24 @@ same noise. Its summary rows are named ``"FAMILY k transfer"`` and ``"FAMILY k c
   over cold;
 * ``identified cold``, ``identified transfer``: the share at P(true) >= the threshold at the budget;
 * ``wrong at 0.9 (transfer)``: the share in which another law leads with P >= 0.9 at the budget after a
-  transfer (a sample trapped by what the last one said).
+  transfer (a sample trapped by what the last one said);
+* ``ratio 90%`` (with the results): how far the ratio moves with the series drawn, the 5th and 95th
+  percentiles of the ratio over ``RESAMPLES`` paired bootstrap resamples of the series (the same series for
+  both starts; seeded, so the table is the same each time it is written). A start that does not reach n95
+  within the budget in a resample counts as reaching it one measurement after the budget (so the bounds
+  there are themselves bounds). n95 counts the nineteenth series of twenty, so one slow series moves it: a
+  goal "at most 0.6" whose interval spans 0.6 is met or missed by the draw.
 """
 
 from __future__ import annotations
 
 import math
 
-from abduce.controller.rehearse.scoring import rows_markdown
+import numpy as np
+
+from abduce.controller.rehearse.scoring import campaign_key, rows_markdown
+
+RESAMPLES = 2000
 
 
 def _split(problem: str) -> tuple[str, int, str] | None:
@@ -29,8 +39,47 @@ def _split(problem: str) -> tuple[str, int, str] | None:
     return parts[0], int(parts[1]), parts[2]
 
 
-def transfer_rows(summary, families: set[str]) -> list[dict]:
-    """One dict per family of ``families`` and sample from the second on (``summary``: :func:`summarize`'s)."""
+def _identified(results, problem: str, policy: str, threshold: float) -> tuple[np.ndarray, np.ndarray, list]:
+    """``problem``'s campaigns under ``policy`` as an ``n x campaigns`` matrix of P(true) >= ``threshold`` (a
+    campaign that stopped keeps its last probability, as :func:`~abduce.controller.rehearse.scoring.
+    identification_curve` counts), its ``n`` values and its campaigns (sorted)."""
+    g = results[(results["problem"] == problem) & (results["policy"] == policy)]
+    wide = g.pivot_table(index="n", columns=campaign_key(g), values="p_true", dropna=False).sort_index().ffill()
+    wide = wide.reindex(sorted(wide.columns), axis=1)
+    return (wide.to_numpy() >= threshold).astype(float), wide.index.to_numpy(), list(wide.columns)
+
+
+def _n95(curves: np.ndarray, n: np.ndarray, quantile: float) -> np.ndarray:
+    """Per column of ``curves`` (the fraction identified by ``n``), the fewest ``n`` from which on it stays
+    >= ``quantile`` (NaN: never), as :func:`~abduce.controller.rehearse.scoring.summarize`'s n95."""
+    below = curves < quantile - 1e-12
+    last = np.where(below.any(axis=0), len(n) - 1 - np.argmax(below[::-1], axis=0), -1)
+    first = last + 1
+    return np.where(first < len(n), n[np.minimum(first, len(n) - 1)].astype(float), np.nan)
+
+
+def ratio_interval(
+    results, cold: str, warm: str, policy: str, threshold: float = 0.95, quantile: float = 0.95, seed: int = 0
+) -> tuple[float, float]:
+    """The 5th and 95th percentiles of n95(``warm``) / n95(``cold``) over paired bootstrap resamples of the
+    series (module docstring: a start that never reaches n95 counts one measurement after the budget); NaN
+    where the two problems' campaigns differ."""
+    a, n_a, camp_a = _identified(results, cold, policy, threshold)
+    b, n_b, camp_b = _identified(results, warm, policy, threshold)
+    if camp_a != camp_b or not camp_a:
+        return math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    counts = rng.multinomial(len(camp_a), [1.0 / len(camp_a)] * len(camp_a), size=RESAMPLES).T  # campaigns x B
+    after = float(max(n_a.max(), n_b.max())) + 1.0  # never within the budget: one measurement after it
+    warm_n = np.nan_to_num(_n95(b @ counts / len(camp_b), n_b, quantile), nan=after)
+    cold_n = np.nan_to_num(_n95(a @ counts / len(camp_a), n_a, quantile), nan=after)
+    lo, hi = np.percentile(warm_n / cold_n, [5, 95])
+    return float(lo), float(hi)
+
+
+def transfer_rows(summary, families: set[str], results=None, threshold: float = 0.95) -> list[dict]:
+    """One dict per family of ``families`` and sample from the second on (``summary``: :func:`summarize`'s;
+    with ``results``, the rows it summarised, each with its ``ratio 90%``)."""
     runs: dict[tuple[str, int, str], dict[str, dict]] = {}
     for _, row in summary.iterrows():
         key = _split(str(row["problem"]))
@@ -58,6 +107,9 @@ def transfer_rows(summary, families: set[str]) -> list[dict]:
                 "wrong at 0.9 (transfer)": float(warm["wrong_at_09"]),
             }
         )
+        if results is not None:
+            lo, hi = ratio_interval(results, str(cold["problem"]), str(warm["problem"]), policy, threshold)
+            out[-1]["ratio 90%"] = "—" if math.isnan(lo) else f"{lo:.2f}-{hi:.2f}"
     return out
 
 

@@ -84,3 +84,38 @@ def test_each_what_if_differs_from_the_benchmark_in_one_setting_only(name, key, 
         assert {k: v for k, v in a["problem"].items() if k != key} == {
             k: v for k, v in b["problem"].items() if k != key
         }
+
+
+def _chain_rows(problem: str, settle: list[int], budget: int = 12) -> list[dict]:
+    """Rows of campaigns that reach P(true) 0.99 at their measurement ``settle[i]`` and keep it to ``budget``."""
+    return [
+        {
+            "problem": problem,
+            "hypothesis_set": "laws",
+            "policy": "discriminate",
+            "campaign": i,
+            "n": n,
+            "p_true": 0.99 if n >= s else 0.2,
+            "truth": "second-order",
+        }  # fmt: skip
+        for i, s in enumerate(settle)
+        for n in range(1, budget + 1)
+    ]
+
+
+def test_the_ratios_interval_resamples_the_series_in_pairs_and_counts_never_one_after_the_budget():
+    from abduce.controller.rehearse.transfer_table import ratio_interval
+
+    # every series alike: every resample has the same n95, 5 against 10
+    same = pd.DataFrame(_chain_rows("f 1 cold", [10] * 20) + _chain_rows("f 1 transfer", [5] * 20))
+    assert ratio_interval(same, "f 1 cold", "f 1 transfer", "discriminate") == pytest.approx((0.5, 0.5))
+    # one slow transferred series of twenty: n95 (the nineteenth) is 5 or 11 as the draw takes it once or more
+    slow = pd.DataFrame(_chain_rows("f 1 cold", [10] * 20) + _chain_rows("f 1 transfer", [5] * 19 + [11]))
+    lo, hi = ratio_interval(slow, "f 1 cold", "f 1 transfer", "discriminate")
+    assert (lo, hi) == pytest.approx((0.5, 1.1))
+    assert ratio_interval(slow, "f 1 cold", "f 1 transfer", "discriminate") == (lo, hi)  # seeded
+    # a cold start that never settles within a budget of 11 counts as settling at 12
+    never = pd.DataFrame(_chain_rows("f 1 cold", [99] * 20, 11) + _chain_rows("f 1 transfer", [6] * 20, 11))
+    assert ratio_interval(never, "f 1 cold", "f 1 transfer", "discriminate") == pytest.approx((0.5, 0.5))
+    rows = transfer_rows(summarize(slow), {"f"}, slow)
+    assert rows[0]["ratio"] == pytest.approx(0.5) and rows[0]["ratio 90%"] == "0.50-1.10"
