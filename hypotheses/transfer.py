@@ -54,8 +54,8 @@ moves ``x`` (``r = (x - lo) / span``), and the data scale ``s`` (``max |y|``) th
 is only known once the new campaign has data, and changes as they come in. A :class:`Transferred` prior
 therefore holds the physical moments and becomes a relative :class:`Mixture` wherever a fit's frame is
 known (:meth:`~abduce.hypotheses.declaration.Hypothesis.in_frame`, called where a structured GP is built
-and where prior draws are screened). Where the past posterior's normal holds no mass within the new bounds
-(a critical point outside the new range), that parameter takes its declared prior in both parts.
+and where prior draws are screened). Where the past posterior's normal (or the carried one) holds no mass
+within the new bounds (a critical point outside the new range), the declared prior stands in for that part.
 
 **The laws.** With probability ``lambda`` (in (0, 1]; ``--transfer-share``) the sample is new, and its
 law is drawn from the declared prior ``beta_h`` (each declared law alike, a composed law its complexity
@@ -96,7 +96,8 @@ class Mixture(Prior):
     nothing): one parameter's marginal of its law's joint prior (:func:`joint_log_prob`), and its density in
     the MAP fit.
 
-    ``share``, ``carry``: the law's ``w_h`` and ``c_h``, alike for all its parameters. ``outside``: the past
+    ``share``, ``carry``: the weights of the declared and the carried part, the law's ``w_h (1 - c)`` and
+    ``w_h c`` (``c`` the transfer's carry), alike for all its parameters. ``outside``: the past
     normal holds (next to) nothing within the bounds (or there is none: a law the past campaign did not fit),
     and the declared prior stands in for it; ``carried_outside`` the same of the carried normal. ``log``: the
     normal parts are normal in ``log r`` (``mean`` their median, ``sd`` their sigma), for a parameter whose
@@ -241,7 +242,15 @@ class Transferred(Prior):
         a normal part that holds less than ``MIN_MASS`` within the bounds is ``outside`` (the declared prior
         stands in for it)."""
         lo, hi = p.bounds
-        log = isinstance(self.past_declared, LogNormal) and lo > 0  # the normal parts in log r
+        # the normal parts in log r where the declared prior is log-normal and the (own, else carried) mean is
+        # above 0 in this frame; a linear normal otherwise (as before the carried part)
+        anchor = self.mean if self.mean is not None else (self.carried[0] if self.carried is not None else None)
+        log = (
+            isinstance(self.past_declared, LogNormal)
+            and lo > 0
+            and anchor is not None
+            and float(frame.to_relative(p, torch.tensor([anchor], dtype=torch.float64))[0]) > 0
+        )
         mean, sd, outside = self._part(p, frame, self.mean, self.sd, log)
         carried = {}
         if self.carried is not None:
@@ -394,10 +403,11 @@ def transferred(
     which their own past posteriors are not.
 
     ``units``: each transferred parameter's ``(unit, axis)`` in the past campaign, checked against ``h``'s
-    (a parameter of another unit or axis is a different quantity). ``share``: the law's ``w_h``, the declared
-    prior's weight in its parameters' joint prior; ``carry``: ``c_h``, the weight of the part in which the law
+    (a parameter of another unit or axis is a different quantity). ``share``: the declared prior's weight in
+    its parameters' joint prior, ``w_h (1 - c)``; ``carry``: ``w_h c``, the weight of the part in which the law
     changed and the sample's quantities carried over: ``carried`` (:func:`pooled`, by ``(name, unit, axis)``)
-    where it has the parameter, the declared prior where not (:func:`declared_shares` gives both).
+    where it has the parameter, the declared prior where not (``w_h``: :func:`declared_shares`; the recipe's
+    :meth:`~abduce.controller.recipe.transfer.Transfer.apply` splits it).
 
     Raises:
         ConfigError: ``temper`` or ``share`` outside (0, 1], ``drift`` outside [0, 1], ``carry`` outside [0, 1)

@@ -24,6 +24,7 @@ from abduce.controller.cli.names import (
 from abduce.controller.cli.paths import out_folder, run_path
 from abduce.controller.errors import AbduceError, ConfigError
 from abduce.controller.recipe.recipe import TRANSITION_LAWS, Recipe
+from abduce.controller.recipe.transfer import checked_transfer
 
 
 def _given(**options):
@@ -202,7 +203,7 @@ def run(
         min=0.0,
         max=1.0,
         help="With --prior-from: the probability that this sample is new (its law and parameters from the "
-        "declared priors), in (0, 1] \\[default: 0.5].",
+        "declared priors, or with --transfer-carry its quantities carried over), in (0, 1] \\[default: 0.5].",
     ),
     transfer_drift: float = typer.Option(
         None,
@@ -269,6 +270,7 @@ def run(
         out_folder(out, "the run directory to create")
         if prior_from is not None:
             run_path(prior_from)
+            checked_transfer(temper=temper, share=transfer_share, drift=transfer_drift, carry=transfer_carry)
         elif any(v is not None for v in (temper, transfer_share, transfer_drift, transfer_carry)):
             raise ConfigError(
                 "--temper, --transfer-share, --transfer-drift and --transfer-carry go with --prior-from RUN"

@@ -205,6 +205,15 @@ class Transfer(_Strict):
         return out, law_weights(base, probabilities, self.temper, self.share)
 
 
+def checked_transfer(**given: float | None) -> None:
+    """Raises ConfigError where a given ``temper``, ``share``, ``drift`` or ``carry`` (None: its default) is out
+    of range: at the edge, before a past run is read."""
+    from abduce.hypotheses.transfer import check_transfer
+
+    defaults = {"temper": TEMPER, "share": SHARE, "drift": DRIFT, "carry": CARRY}
+    check_transfer(**{k: given.get(k) if given.get(k) is not None else v for k, v in defaults.items()})  # type: ignore[arg-type]
+
+
 def _moments(parameters: dict[str, dict[str, float]]) -> dict[str, tuple[float, float]]:
     """``{name: (mean, sd)}`` of the parameters whose posterior has a finite mean and an sd above 0 (one that
     collapsed onto a single draw says nothing about its width: its declared prior stands)."""

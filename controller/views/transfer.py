@@ -6,7 +6,8 @@ JSON (``abduce inspect RUN --json``, ``"transfer"``; null for a campaign that st
       "source": str,              # the past run, as it was named
       "campaign": str, "measurements": int,   # the past campaign's name and how many measurements it had made
       "temper": float,            # tau: past variances divided by it, past probabilities raised to it
-      "share": float,             # lambda: the probability that the sample is new (law and parameters declared)
+      "share": float,             # lambda: the probability that the sample is new (law and parameters declared,
+                                  # or with a carry its quantities carried over)
       "drift": float,             # delta: the sd a parameter may move from sample to sample, a fraction of its range
       "carry": float,             # c: of a new sample, the part whose quantities carry over from the last (its law
                                   # drawn anew; a parameter of the same name, unit and axis as a past law's takes

@@ -79,6 +79,7 @@ def test_a_chain_of_samples_each_from_the_last(past, tmp_path):
     [
         (["--temper", "0"], "temper must be in (0, 1]"),
         (["--transfer-share", "0"], "share must be in (0, 1]"),
+        (["--transfer-carry", "1"], "carry must be in [0, 1)"),
         (["--prior-from", "nowhere"], "nowhere does not exist"),
     ],
 )
