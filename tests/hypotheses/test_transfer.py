@@ -26,16 +26,21 @@ from abduce.hypotheses.transfer import (
 LO, SPAN = (0.0,), (1.0,)
 
 
+def _normalised_and_drawn_as_its_cdf(m: Mixture, lo: float, hi: float) -> None:
+    """``m`` integrates to 1 over ``[lo, hi]``, and its draws (a part picked by the uniform, then that part's
+    inverse CDF) follow its CDF."""
+    grid = torch.linspace(lo, hi, 200001, dtype=torch.float64)
+    assert torch.trapezoid(m.log_prob(grid, lo, hi).exp(), grid).item() == pytest.approx(1.0, abs=1e-4)
+    r = torch.sort(m.from_unit((torch.arange(20000, dtype=torch.float64) + 0.5) / 20000, lo, hi)).values
+    empirical = (torch.arange(20000, dtype=torch.float64) + 0.5) / 20000
+    assert (m.cdf(r, lo, hi) - empirical).abs().max().item() < 1e-3
+
+
 @pytest.mark.parametrize("declared", [Uniform(), Normal(0.4, 0.5), LogNormal(median=0.3, sigma=0.8)])
 def test_the_mixture_is_a_normalised_density_whose_draws_follow_its_cdf(declared):
     log = isinstance(declared, LogNormal)  # its past part log-normal, about as wide
     m = Mixture(declared, mean=0.7, sd=0.03 / 0.7 if log else 0.03, share=0.2, lo=0.05, hi=1.0, log=log)
-    grid = torch.linspace(0.05, 1.0, 200001, dtype=torch.float64)
-    assert torch.trapezoid(m.log_prob(grid, 0.05, 1.0).exp(), grid).item() == pytest.approx(1.0, abs=1e-4)
-    # draws of the marginal (a part picked by the uniform, then that part's inverse CDF) follow its CDF
-    r = torch.sort(m.from_unit((torch.arange(20000, dtype=torch.float64) + 0.5) / 20000, 0.05, 1.0)).values
-    empirical = (torch.arange(20000, dtype=torch.float64) + 0.5) / 20000
-    assert (m.cdf(r, 0.05, 1.0) - empirical).abs().max().item() < 1e-3
+    _normalised_and_drawn_as_its_cdf(m, 0.05, 1.0)
     # 80% of the mass sits within 3 sd of the past mean, and the declared prior keeps the rest
     inside = (m.cdf(torch.tensor(0.79), 0.05, 1.0) - m.cdf(torch.tensor(0.61), 0.05, 1.0)).item()
     outside = (declared.cdf(torch.tensor(0.79), 0.05, 1.0) - declared.cdf(torch.tensor(0.61), 0.05, 1.0)).item()
@@ -49,11 +54,7 @@ def test_a_mixture_with_a_carried_part_is_a_normalised_density_whose_draws_follo
     """Three parts: the declared prior (0.2), the quantity carried over from the last sample's laws (0.3, near
     0.3) and the law's own past posterior (0.5, near 0.7)."""
     m = Mixture(Uniform(), 0.7, 0.03, 0.2, 0.0, 1.0, carry=0.3, carried_mean=0.3, carried_sd=0.02)
-    grid = torch.linspace(0.0, 1.0, 200001, dtype=torch.float64)
-    assert torch.trapezoid(m.log_prob(grid, 0.0, 1.0).exp(), grid).item() == pytest.approx(1.0, abs=1e-4)
-    r = torch.sort(m.from_unit((torch.arange(20000, dtype=torch.float64) + 0.5) / 20000, 0.0, 1.0)).values
-    empirical = (torch.arange(20000, dtype=torch.float64) + 0.5) / 20000
-    assert (m.cdf(r, 0.0, 1.0) - empirical).abs().max().item() < 1e-3
+    _normalised_and_drawn_as_its_cdf(m, 0.0, 1.0)
     near = (m.cdf(torch.tensor(0.36), 0.0, 1.0) - m.cdf(torch.tensor(0.24), 0.0, 1.0)).item()
     assert near == pytest.approx(0.3 * 0.9973 + 0.2 * 0.12, abs=1e-3)  # the carried part and the declared's
     # a law the past campaign did not fit: no past part (outside), the declared prior stands in for it
