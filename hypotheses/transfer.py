@@ -37,7 +37,8 @@ or with a larger data scale, it is narrower, or wider, in physical units).
 sample: its critical point and amplitude go on from the last. With ``c > 0`` the new-sample branch splits, and
 ``w_h`` with it: in ``c`` of it the law is drawn anew but every parameter that the past campaign's laws had
 under the same name, unit and axis takes ``C_k``, a normal at what those laws together said of it (their
-posteriors' mixture, each law weighed by ``p_h^tau``: :func:`pooled`; tempered and widened by the drift as
+posteriors' mixture, each law weighed by ``p_h^tau``: the recipe's ``pooled``, in
+``abduce.controller.recipe.transfer``; tempered and widened by the drift as
 ``N_k``), the others their declared prior::
 
     p_new(theta | h) = w_h (1 - c) prod_k p_declared(r_k) + w_h c prod_k C_k(r_k) + (1 - w_h) prod_k N_k(r_k)
@@ -405,7 +406,7 @@ def transferred(
     ``units``: each transferred parameter's ``(unit, axis)`` in the past campaign, checked against ``h``'s
     (a parameter of another unit or axis is a different quantity). ``share``: the declared prior's weight in
     its parameters' joint prior, ``w_h (1 - c)``; ``carry``: ``w_h c``, the weight of the part in which the law
-    changed and the sample's quantities carried over: ``carried`` (:func:`pooled`, by ``(name, unit, axis)``)
+    changed and the sample's quantities carried over: ``carried`` (by ``(name, unit, axis)``, the recipe's ``pooled``)
     where it has the parameter, the declared prior where not (``w_h``: :func:`declared_shares`; the recipe's
     :meth:`~abduce.controller.recipe.transfer.Transfer.apply` splits it).
 
@@ -434,34 +435,6 @@ def transferred(
     if all(new is old for new, old in zip(parameters, h.parameters)):
         return h  # nothing transferred: the law itself
     return replace(h, parameters=tuple(parameters))
-
-
-def pooled(
-    laws: Sequence[tuple[float | None, Mapping[str, tuple[float, float]], Mapping[str, tuple[str, int]]]], temper: float
-) -> dict[tuple[str, str, int], tuple[float, float]]:
-    """What the past campaign's laws together say of each quantity of the sample: per ``(name, unit, axis)``,
-    the mean and sd of the mixture of the laws' posteriors of a parameter so named, each law weighed by its
-    tempered past probability ``p_h^tau`` (renormalised over the laws that have the parameter; a quantity
-    only laws of probability 0 have is left out).
-
-    Args:
-        laws: per law, its past probability (None: not weighed), its parameters' ``(mean, sd)`` and their
-            ``(unit, axis)``, physical units.
-    """
-    groups: dict[tuple[str, str, int], list[tuple[float, float, float]]] = {}
-    for probability, moments, units in laws:
-        weight = 0.0 if probability is None else max(float(probability), 0.0) ** temper
-        for name, (mean, sd) in moments.items():
-            if weight > 0 and name in units:
-                groups.setdefault((name, *units[name]), []).append((weight, float(mean), float(sd)))  # type: ignore[arg-type]
-    out = {}
-    for key, rows in groups.items():
-        total = sum(w for w, _, _ in rows)
-        mean = sum(w * m for w, m, _ in rows) / total
-        var = sum(w * (sd**2 + (m - mean) ** 2) for w, m, sd in rows) / total
-        if var > 0 and math.isfinite(mean):
-            out[key] = (mean, math.sqrt(var))
-    return out
 
 
 def law_weights(base: Sequence[float], past: Sequence[float | None], temper: float, share: float) -> list[float]:

@@ -11,6 +11,7 @@ rebuilt campaign uses what was transferred, not the past run as it is now (which
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -62,7 +63,7 @@ class Transfer(_Strict):
         drift: ``delta``: the sd a parameter may move from sample to sample, as a fraction of its declared range.
         carry: ``c``: of the new-sample branch, the part in which the law is drawn anew but the sample's
             quantities carry over: a parameter that the past campaign's laws had under the same name, unit and
-            axis takes what they together said of it (:func:`~abduce.hypotheses.transfer.pooled`).
+            axis takes what they together said of it (:func:`pooled`).
         axes: the past space's axis units; explained: the unit of the value its laws explained.
         laws: every law it weighed at its end.
     """
@@ -167,7 +168,7 @@ class Transfer(_Strict):
                 declare; a transferred parameter the law does not have or of another unit.
         """
         from abduce.hypotheses.grammar import build, depth_counts, enumerate_compositions, prior_weight
-        from abduce.hypotheses.transfer import declared_shares, law_weights, pooled, transferred
+        from abduce.hypotheses.transfer import declared_shares, law_weights, transferred
 
         self.check_space(space)
         by_name = {h.name: h for h in declared}
@@ -203,6 +204,34 @@ class Transfer(_Strict):
             new, changed = w * (1.0 - self.carry), w * self.carry
             out.append(transferred(h, moments, units, self.temper, new, self.drift, carried, changed))
         return out, law_weights(base, probabilities, self.temper, self.share)
+
+
+def pooled(
+    laws: Sequence[tuple[float | None, Mapping[str, tuple[float, float]], Mapping[str, tuple[str, int]]]], temper: float
+) -> dict[tuple[str, str, int], tuple[float, float]]:
+    """What the past campaign's laws together say of each quantity of the sample: per ``(name, unit, axis)``,
+    the mean and sd of the mixture of the laws' posteriors of a parameter so named, each law weighed by its
+    tempered past probability ``p_h^tau`` (renormalised over the laws that have the parameter; a quantity
+    only laws of probability 0 have is left out).
+
+    Args:
+        laws: per law, its past probability (None: not weighed), its parameters' ``(mean, sd)`` and their
+            ``(unit, axis)``, physical units.
+    """
+    groups: dict[tuple[str, str, int], list[tuple[float, float, float]]] = {}
+    for probability, moments, units in laws:
+        weight = 0.0 if probability is None else max(float(probability), 0.0) ** temper
+        for name, (mean, sd) in moments.items():
+            if weight > 0 and name in units:
+                groups.setdefault((name, *units[name]), []).append((weight, float(mean), float(sd)))  # type: ignore[arg-type]
+    out = {}
+    for key, rows in groups.items():
+        total = sum(w for w, _, _ in rows)
+        mean = sum(w * m for w, m, _ in rows) / total
+        var = sum(w * (sd**2 + (m - mean) ** 2) for w, m, sd in rows) / total
+        if var > 0 and math.isfinite(mean):
+            out[key] = (mean, math.sqrt(var))
+    return out
 
 
 def checked_transfer(**given: float | None) -> None:

@@ -34,7 +34,7 @@ from abduce.controller.journal.events import Entry, MeasurementBody, read
 from abduce.controller.journal.store import Journal
 from abduce.controller.views.inspection import Check, Inspection, journal_path
 from abduce.controller.views.terminal import STATUS, axes_header, check_cell, estimate, evidence_text, parameters_text
-from abduce.controller.views.transfer import transferred_text
+from abduce.controller.views.transfer import carried_label, moments_text, transferred_text
 
 SECTIONS = ("stopping", "hypotheses", "plots", "measurements", "refused", "config")
 
@@ -158,6 +158,10 @@ logarithm, for a parameter whose declared prior is log-normal).</p>
 <td>{{ "%.3f" | format(law.probability) }}</td>
 <td class="text">{{ law.parameters_text }}</td></tr>
 {% endfor %}
+{% if carried %}
+<tr class="carried"><td class="text"><strong>{{ carried[0] }}</strong></td><td>-</td>
+<td class="text">{{ carried[1] }}</td></tr>
+{% endif %}
 </table>
 </section>
 {% endif %}
@@ -288,6 +292,9 @@ def render_report(
             {**law.model_dump(), "parameters_text": transferred_text(law)}
             for law in (inspection.transfer.laws if inspection.transfer else [])
         ],
+        carried=(carried_label(inspection.transfer), moments_text(inspection.transfer.carried))
+        if inspection.transfer and inspection.transfer.carried
+        else None,
         skipped=list(skipped.items()),
         axes_header=axes_header(inspection),
         refused=refused_rows(inspection, list(events)),

@@ -7,7 +7,7 @@ import math
 
 from abduce.controller.views.inspection import NONE_NAME, TABLE_ROWS, Check, Inspection
 from abduce.controller.views.proposals import ProposalRow
-from abduce.controller.views.transfer import transferred_text
+from abduce.controller.views.transfer import carried_label, moments_text, transferred_text
 
 
 def estimate(mean: float, sd: float) -> str:
@@ -103,6 +103,8 @@ def transfer_table(inspection: Inspection) -> list:
     for law in t.laws:
         text = transferred_text(law, "\n") or "-"
         table.add_row(law.name + (" (composed)" if law.composed else ""), f"{law.probability:.3f}", Text(text))
+    if t.carried:
+        table.add_row(carried_label(t), "-", Text(moments_text(t.carried, "\n")))
     return [table]
 
 

@@ -21,7 +21,10 @@ JSON (``abduce inspect RUN --json``, ``"transfer"``; null for a campaign that st
                                                          # drift widens it (delta x the declared range, in
                                                          # quadrature; in log units for a log-normal prior)
                            "unit": str}}
-      }]
+      }],
+      "carried": {P: {...}}       # with a carry: each quantity carried over (a parameter name the past laws had),
+                                  # what they together said of it (the mixture of their posteriors weighed by
+                                  # p^tau), as "parameters"; {} without a carry
     }
 """
 
@@ -65,6 +68,7 @@ class TransferRow(_Strict):
     drift: float
     carry: float = 0.0
     laws: list[TransferredLaw]
+    carried: dict[str, TransferredParameter] = {}
 
 
 def transfer_of(spec: Any, labels: Labels) -> TransferRow | None:
@@ -88,7 +92,19 @@ def transfer_of(spec: Any, labels: Labels) -> TransferRow | None:
         laws.append(
             TransferredLaw(name=law.name, composed=composed, probability=law.probability, parameters=parameters)
         )
-    return TransferRow(**t.model_dump(include=set(TransferRow.model_fields) - {"laws"}), laws=laws)
+    carried = {}
+    if t.carry > 0:
+        from abduce.controller.recipe.transfer import pooled
+
+        quantities = pooled([(w.probability, w.parameters, w.units) for w in t.laws], t.temper)
+        names = [name for name, _, _ in quantities]
+        for (name, unit, axis), (mean, sd) in quantities.items():
+            key = name if names.count(name) == 1 else f"{name} ({unit}, axis {axis})"
+            carried[key] = TransferredParameter(
+                mean=mean, sd=sd, prior_sd=sd / math.sqrt(t.temper), unit=unit_of(unit, axis, labels)
+            )
+    fields = set(TransferRow.model_fields) - {"laws", "carried"}
+    return TransferRow(**t.model_dump(include=fields), laws=laws, carried=carried)
 
 
 def carried(spec: Any) -> tuple[str, ...]:
@@ -100,7 +116,17 @@ def carried(spec: Any) -> tuple[str, ...]:
 
 def transferred_text(law: TransferredLaw, sep: str = ", ") -> str:
     """``"x_c = 0.599 ± 0.0035 (0.005) K, ..."``: each parameter's past mean ± sd and (the prior's sd), unit."""
+    return moments_text(law.parameters, sep)
+
+
+def carried_label(row: TransferRow) -> str:
+    """The row heading the quantities a carry takes over (a table's "law" cell)."""
+    return f"carried over (carry {row.carry:g})"
+
+
+def moments_text(parameters: dict[str, TransferredParameter], sep: str = ", ") -> str:
+    """``"x_c = 0.599 ± 0.0035 (0.005) K, ..."`` of transferred or carried parameters."""
     return sep.join(
         f"{name} = {p.mean:.4g} ± {p.sd:.2g} ({p.prior_sd:.2g}){' ' + p.unit if p.unit else ''}"
-        for name, p in law.parameters.items()
+        for name, p in parameters.items()
     )

@@ -19,7 +19,6 @@ from abduce.hypotheses.transfer import (
     joint_from_unit,
     joint_log_prob,
     law_weights,
-    pooled,
     transferred,
 )
 
@@ -64,22 +63,6 @@ def test_a_mixture_with_a_carried_part_is_a_normalised_density_whose_draws_follo
         0.5 + 0.5 / (0.02 * 2.5066), rel=1e-3
     )
     assert Mixture(Uniform(), 0.5, 1.0, 0.5, 0.0, 1.0, outside=True).alone  # nothing carried: declared alone
-
-
-def test_what_the_past_laws_together_say_of_a_quantity_is_their_mixture_by_tempered_probability():
-    laws = [
-        (0.81, {"x_c": (0.4, 0.01), "A": (2.0, 0.1)}, {"x_c": ("x", 0), "A": ("y", 0)}),
-        (0.01, {"x_c": (0.5, 0.02), "width": (0.1, 0.01)}, {"x_c": ("x", 0), "width": ("dx", 0)}),
-        (0.0, {"slope": (1.0, 0.1)}, {"slope": ("y/x", 0)}),  # probability 0: says nothing
-        (None, {"x_c": (0.9, 0.1)}, {"x_c": ("x", 0)}),  # not weighed
-    ]
-    out = pooled(laws, temper=0.5)
-    assert set(out) == {("x_c", "x", 0), ("A", "y", 0), ("width", "dx", 0)}
-    w = (0.9 / 1.0, 0.1 / 1.0)  # sqrt(0.81), sqrt(0.01), renormalised
-    mean = w[0] * 0.4 + w[1] * 0.5
-    var = w[0] * (0.01**2 + (0.4 - mean) ** 2) + w[1] * (0.02**2 + (0.5 - mean) ** 2)
-    assert out[("x_c", "x", 0)] == pytest.approx((mean, math.sqrt(var)))
-    assert out[("A", "y", 0)] == pytest.approx((2.0, 0.1))  # one law has it: its own
 
 
 def test_a_law_the_past_campaign_did_not_fit_takes_the_carried_quantities_in_its_changed_part():

@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 from pydantic import BaseModel
 
 from abduce.controller.views.terminal import STATUS, check_cell, evidence_text, parameters_text
-from abduce.controller.views.transfer import transferred_text
+from abduce.controller.views.transfer import carried_label, moments_text, transferred_text
 from abduce.controller.views.web.access import TokenRequired
 from abduce.controller.views.web.status import FIGURES, SHOWN, Campaigns, RunList
 
@@ -32,6 +32,8 @@ def _template():
     env.globals["evidence_text"] = evidence_text
     env.globals["parameters_text"] = parameters_text
     env.globals["transferred_text"] = transferred_text
+    env.globals["carried_label"] = carried_label
+    env.globals["moments_text"] = moments_text
     return env.from_string(source)
 
 

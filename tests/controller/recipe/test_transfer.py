@@ -16,7 +16,7 @@ from abduce.controller.journal.rebuild import rebuild, transfer_from_run, with_t
 from abduce.controller.journal.store import Journal
 from abduce.controller.recipe.settings import load_settings
 from abduce.controller.recipe.spec import spec_of
-from abduce.controller.recipe.transfer import PastLaw, Transfer
+from abduce.controller.recipe.transfer import PastLaw, Transfer, pooled
 from abduce.hypotheses.library import BUILTIN
 from abduce.hypotheses.transfer import Transferred
 
@@ -128,6 +128,22 @@ def test_a_composed_law_the_past_campaign_added_joins_with_its_priors_and_weight
     assert share == pytest.approx(0.5 * base[0] / expect[0])
 
 
+def test_what_the_past_laws_together_say_of_a_quantity_is_their_mixture_by_tempered_probability():
+    laws = [
+        (0.81, {"x_c": (0.4, 0.01), "A": (2.0, 0.1)}, {"x_c": ("x", 0), "A": ("y", 0)}),
+        (0.01, {"x_c": (0.5, 0.02), "width": (0.1, 0.01)}, {"x_c": ("x", 0), "width": ("dx", 0)}),
+        (0.0, {"slope": (1.0, 0.1)}, {"slope": ("y/x", 0)}),  # probability 0: says nothing
+        (None, {"x_c": (0.9, 0.1)}, {"x_c": ("x", 0)}),  # not weighed
+    ]
+    out = pooled(laws, temper=0.5)
+    assert set(out) == {("x_c", "x", 0), ("A", "y", 0), ("width", "dx", 0)}
+    w = (0.9 / 1.0, 0.1 / 1.0)  # sqrt(0.81), sqrt(0.01), renormalised
+    mean = w[0] * 0.4 + w[1] * 0.5
+    var = w[0] * (0.01**2 + (0.4 - mean) ** 2) + w[1] * (0.02**2 + (0.5 - mean) ** 2)
+    assert out[("x_c", "x", 0)] == pytest.approx((mean, math.sqrt(var)))
+    assert out[("A", "y", 0)] == pytest.approx((2.0, 0.1))  # one law has it: its own
+
+
 def test_with_a_carry_every_law_takes_the_samples_quantities_in_its_changed_part():
     """After a power law (p 1), the jump the past campaign did not fit takes x_c from the power law's posterior
     in the carried part of its prior: its new-sample branch (share 1 of its prior, lambda of the laws')
@@ -229,6 +245,12 @@ def test_inspect_the_report_the_web_page_and_the_export_show_what_was_transferre
     assert runner.invoke(app, args).exit_code == 0
     ins = inspect_run(out)
     assert ins.transfer is not None and ins.transfer.carry == 0.25
+    # the quantities carried over: what the past laws together said of each (their mixture by p^tau)
+    ended = {h["name"]: h for h in json.loads((past / "summary.json").read_text())["hypotheses"]}
+    assert {"x_c", "A", "beta"} <= set(ins.transfer.carried)
+    lead = max(ended.values(), key=lambda h: h["probability"])
+    assert lead["name"] == "second-order" and lead["probability"] > 0.9  # beta: second-order's alone
+    assert ins.transfer.carried["beta"].mean == pytest.approx(lead["parameters"]["beta"]["mean"], rel=1e-6)
     t = ins.transfer
     assert t is not None and t.source == str(past) and (t.temper, t.share) == (0.5, 0.5) and t.measurements == 14
     second = next(law for law in t.laws if law.name == "second-order")
@@ -240,15 +262,18 @@ def test_inspect_the_report_the_web_page_and_the_export_show_what_was_transferre
         "transferred from" in said
         and "temper 0.5, declared share 0.5, drift 0.1, carry 0.25" in said
         and "x_c = " in said
+        and "carried over (carry 0.25)" in said
     )
     page = write_report(out, tmp_path / "report.html").read_text()
     assert '<section id="transfer">' in page and "Transferred priors" in page and "x_c = " in page
     assert "in 0.25 of that case the sample's quantities carry" in " ".join(page.split())
+    assert '<tr class="carried">' in page and "carried over (carry 0.25)" in page
     assert '<section id="transfer">' not in write_report(past, tmp_path / "past.html").read_text()
     client = TestClient(web.create_app(web.Campaigns([out])), base_url="http://127.0.0.1")
     status = client.get(f"/api/runs/{out.name}").json()
     assert status["transfer"] == json.loads(ins.model_dump_json())["transfer"]
-    assert f"priors transferred from {past}" in client.get(f"/runs/{out.name}/card").text
+    card = client.get(f"/runs/{out.name}/card").text
+    assert f"priors transferred from {past}" in card and "carried over (carry 0.25)" in card
     export_run(out, tmp_path / "run.nc")
     with xr.open_dataset(tmp_path / "run.nc", engine="h5netcdf") as ds:
         assert json.loads(ds.attrs["transfer"])["source"] == str(past)
