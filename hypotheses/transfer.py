@@ -35,8 +35,9 @@ or with a larger data scale, it is narrower, or wider, in physical units).
 
 **Carried quantities** (``carry`` ``c`` in [0, 1), 0 by default). A sample whose law changed is still the same
 sample: its critical point and amplitude go on from the last. With ``c > 0`` the new-sample branch splits, and
-``w_h`` with it: in ``c`` of it the law is drawn anew but every parameter that the past campaign's laws had
-under the same name, unit and axis takes ``C_k``, a normal at what those laws together said of it (their
+``w_h`` with it: in ``c`` of it the law is drawn anew but every parameter that the past campaign's declared
+laws had under the same name, unit and axis takes ``C_k`` (a composed law's renamed parts, ``x_c_1``, none),
+a normal at what those laws together said of it (their
 posteriors' mixture, each law weighed by ``p_h^tau``: the recipe's ``pooled``, in
 ``abduce.controller.recipe.transfer``; tempered and widened by the drift as
 ``N_k``), the others their declared prior::

@@ -62,8 +62,8 @@ class Transfer(_Strict):
             :func:`~abduce.hypotheses.transfer.declared_shares`).
         drift: ``delta``: the sd a parameter may move from sample to sample, as a fraction of its declared range.
         carry: ``c``: of the new-sample branch, the part in which the law is drawn anew but the sample's
-            quantities carry over: a parameter that the past campaign's laws had under the same name, unit and
-            axis takes what they together said of it (:func:`pooled`).
+            quantities carry over: a parameter that the past campaign's declared laws had under the same name,
+            unit and axis takes what they together said of it (:meth:`quantities`).
         axes: the past space's axis units; explained: the unit of the value its laws explained.
         laws: every law it weighed at its end.
     """
@@ -137,6 +137,14 @@ class Transfer(_Strict):
             laws=tuple(laws),
         )
 
+    def quantities(self) -> dict[tuple[str, str, int], tuple[float, float]]:
+        """What the past campaign's declared laws together said of each quantity of the sample (:func:`pooled`;
+        the composed laws left out: their parts' renamed parameters, ``x_c_1``, name different things in
+        different sums); {} without a carry."""
+        if not self.carry:
+            return {}
+        return pooled([(w.probability, w.parameters, w.units) for w in self.laws if w.tree is None], self.temper)
+
     def check_space(self, space: Space) -> None:
         """Raises ConfigError where the new space is not in the past one's units (another grid or range is
         fine: the priors are physical), naming the axis or the explained value."""
@@ -193,7 +201,7 @@ class Transfer(_Strict):
         known = {past.name: past for past in self.laws}
         probabilities = [known[h.name].probability if h.name in known else None for h in laws]
         shares = declared_shares(base, probabilities, self.temper, self.share)
-        carried = pooled([(law.probability, law.parameters, law.units) for law in self.laws], self.temper)
+        carried = self.quantities()
         out = []
         for h, w in zip(laws, shares):
             past = known.get(h.name)
@@ -202,7 +210,8 @@ class Transfer(_Strict):
                 out.append(h)
                 continue
             new, changed = w * (1.0 - self.carry), w * self.carry
-            out.append(transferred(h, moments, units, self.temper, new, self.drift, carried, changed))
+            across = carried if h.depth == 0 else None  # a composed law's renamed parts (x_c_1) carry nothing
+            out.append(transferred(h, moments, units, self.temper, new, self.drift, across, changed))
         return out, law_weights(base, probabilities, self.temper, self.share)
 
 

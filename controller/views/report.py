@@ -143,10 +143,11 @@ pre { background: #f6f6f6; padding: 1em; overflow-x: auto; }
 <h2>Transferred priors</h2>
 <p class="note">This campaign's priors came from the end of the campaign {{ t.campaign }} in {{ t.source }}
 ({{ t.measurements }} measurements). With probability {{ "%g" | format(t.share) }} this sample was taken to be
-new: its law from the declared prior; in {{ "%g" | format(t.carry) }} of that case the sample's quantities carry
-over (a parameter that the past laws had under the same name, unit and axis near what they together said of
-it: the mixture of their posteriors below, each law weighed by its probability raised to the temper),
-otherwise all of its parameters come from their declared priors. Otherwise it is
+new: its law from the declared prior{% if t.carry %}; in {{ "%g" | format(t.carry) }} of that case the sample's
+quantities carry over (a parameter that the past declared laws had under the same name, unit and axis near
+what they together said of it: the mixture of their posteriors below, each law weighed by its probability
+raised to the temper), otherwise all of its parameters come from their declared priors{% else %}, and all of
+its parameters from their declared priors{% endif %}. Otherwise it is
 like the last: its law from the past probabilities raised to {{ "%g" | format(t.temper) }}, and its parameters
 near the past posterior's means, each with its sd divided by sqrt({{ "%g" | format(t.temper) }}) and widened by
 {{ "%g" | format(t.drift) }} of the parameter's declared range (the drift allowed between samples; in the

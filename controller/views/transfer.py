@@ -22,7 +22,7 @@ JSON (``abduce inspect RUN --json``, ``"transfer"``; null for a campaign that st
                                                          # quadrature; in log units for a log-normal prior)
                            "unit": str}}
       }],
-      "carried": {P: {...}}       # with a carry: each quantity carried over (a parameter name the past laws had),
+      "carried": {P: {...}}       # with a carry: each quantity carried over (a parameter the past declared laws had),
                                   # what they together said of it (the mixture of their posteriors weighed by
                                   # p^tau), as "parameters"; {} without a carry
     }
@@ -94,9 +94,7 @@ def transfer_of(spec: Any, labels: Labels) -> TransferRow | None:
         )
     carried = {}
     if t.carry > 0:
-        from abduce.controller.recipe.transfer import pooled
-
-        quantities = pooled([(w.probability, w.parameters, w.units) for w in t.laws], t.temper)
+        quantities = t.quantities()
         names = [name for name, _, _ in quantities]
         for (name, unit, axis), (mean, sd) in quantities.items():
             key = name if names.count(name) == 1 else f"{name} ({unit}, axis {axis})"

@@ -164,6 +164,17 @@ def test_with_a_carry_every_law_takes_the_samples_quantities_in_its_changed_part
     assert laws[3] is declared[3]  # linear: no parameter of that name, unit and axis
     laws, _ = _transfer(power).apply(declared, Space.box([(0.0, 1.0)]), cost=1.0)
     assert laws[1] is declared[1]
+    # a composed law's renamed parts carry nothing, and its x_c_1 is no quantity of the sample's
+    mixed = {"sum": [{"law": "first-order"}, {"law": "second-order"}]}
+    two = PastLaw(name="first-order + second-order", tree=mixed, probability=0.5,
+                  parameters={"x_c_1": (0.3, 0.01)}, units={"x_c_1": ("x", 0)})  # fmt: skip
+    both = Transfer(source="past", axes=("",), laws=(power, two), carry=0.5)
+    assert set(both.quantities()) == {("x_c", "x", 0), ("beta", "1", 0)}
+    assert both.quantities()[("x_c", "x", 0)] == pytest.approx((0.6, 0.01))  # the declared law's alone
+    laws, _ = both.apply(declared, Space.box([(0.0, 1.0)]), cost=1.0)
+    composed = {p.name: p.prior for p in laws[-1].parameters}
+    assert isinstance(composed["x_c_1"], Transferred) and composed["x_c_1"].carried is None  # its own past only
+    assert not isinstance(composed["x_c_2"], Transferred)  # nothing of its own, nothing carried
 
 
 @pytest.mark.parametrize(

@@ -109,7 +109,7 @@ def test_the_ratios_interval_resamples_the_series_in_pairs_and_counts_never_one_
     # every series alike: every resample has the same n95, 5 against 10
     same = pd.DataFrame(_chain_rows("f 1 cold", [10] * 20) + _chain_rows("f 1 transfer", [5] * 20))
     assert ratio_interval(same, "f 1 cold", "f 1 transfer", "discriminate") == pytest.approx((0.5, 0.5))
-    # one slow transferred series of twenty: n95 (the nineteenth) is 5 or 11 as the draw takes it once or more
+    # one slow transferred series of twenty: n95 (the nineteenth) is 5, or 11 where the draw takes it twice or more
     slow = pd.DataFrame(_chain_rows("f 1 cold", [10] * 20) + _chain_rows("f 1 transfer", [5] * 19 + [11]))
     lo, hi = ratio_interval(slow, "f 1 cold", "f 1 transfer", "discriminate")
     assert (lo, hi) == pytest.approx((0.5, 1.1))
