@@ -296,13 +296,13 @@ def run(
         **({"cheap_channels": cheap} if cheap else {}),
     )
     try:
+        if listen and key is None:  # before the past run is read
+            raise typer.BadParameter("--listen needs --key (make one with `abduce keys new PATH`)")
         if prior_from is not None:
             recipe["transfer"] = past_run(
                 prior_from, temper=temper, share=transfer_share, drift=transfer_drift, carry=transfer_carry
             )
         if listen:
-            if key is None:
-                raise typer.BadParameter("--listen needs --key (make one with `abduce keys new PATH`)")
             from abduce.controller.drive.remote import ListenRun
 
             opts = ListenRun.of(listen=listen, **recipe, **_given(wait_s=wait))

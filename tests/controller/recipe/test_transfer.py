@@ -288,3 +288,15 @@ def test_inspect_the_report_the_web_page_and_the_export_show_what_was_transferre
     export_run(out, tmp_path / "run.nc")
     with xr.open_dataset(tmp_path / "run.nc", engine="h5netcdf") as ds:
         assert json.loads(ds.attrs["transfer"])["source"] == str(past)
+
+
+def test_listening_without_a_key_is_refused_before_the_past_run_is_read(tmp_path):
+    """A past run that cannot be read would fail later, and slower: the missing key is named first."""
+    past = tmp_path / "past"
+    past.mkdir()
+    (past / "journal.sqlite").write_bytes(b"not a journal")
+    out = tmp_path / "run"
+    args = ["run", "--out", str(out), "--budget", "3", "--listen", "tcp://127.0.0.1:5599", "--prior-from", str(past)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and "--listen needs --key" in " ".join(result.output.split()), result.output
+    assert not out.exists()
