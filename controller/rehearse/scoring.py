@@ -64,9 +64,7 @@ def summarize(results, threshold: float = 0.95, quantile: float = 0.95):
     camp = campaign_key(results)
     for (prob, hset, policy), g in results.groupby(["problem", "hypothesis_set", "policy"], sort=False):
         curve = identification_curve(g, threshold)
-        below = curve < quantile - 1e-12
-        # n95: from here on (to the budget) at least `quantile` of the campaigns stay identified
-        ok = curve[~below[::-1].cummax()[::-1]]
+        n95 = float(first_staying(curve.to_numpy()[:, None], curve.index.to_numpy(), quantile)[0])
         last = g.sort_values("n").groupby(camp).tail(1)
         truth = str(last["truth"].fillna("").iloc[0]) if "truth" in last else ""  # empty (NaN read back): unknown
         # in the set: a named truth other than "none" (older results without the column: any P(true) at all)
@@ -84,7 +82,7 @@ def summarize(results, threshold: float = 0.95, quantile: float = 0.95):
                 "policy": policy,
                 "truth": truth,
                 "seeds": last[camp].nunique(),
-                "n95": int(ok.index[0]) if in_set and len(ok) else math.nan,
+                "n95": int(n95) if in_set and math.isfinite(n95) else math.nan,
                 "identified_at_budget": float(curve.iloc[-1]) if in_set and len(curve) else math.nan,
                 "wrong_at_09": _fraction(_col(last, "wrong_at_09")),
                 "p_none_median": float(p_none.median()) if p_none.notna().any() else math.nan,
@@ -109,12 +107,28 @@ def summarize(results, threshold: float = 0.95, quantile: float = 0.95):
     return pd.DataFrame(out)
 
 
-def identification_curve(group, threshold: float = 0.95):
-    """Fraction of campaigns with P(true) >= threshold after n measurements, indexed by n.
+def identified(group, threshold: float = 0.95):
+    """Whether each campaign (column) has P(true) >= threshold after n measurements (index, sorted).
 
     A campaign that stopped early keeps its last probability for the larger n."""
     wide = group.pivot_table(index="n", columns=campaign_key(group), values="p_true", dropna=False)
-    return (wide.sort_index().ffill() >= threshold).mean(axis=1)
+    return wide.sort_index().ffill() >= threshold
+
+
+def identification_curve(group, threshold: float = 0.95):
+    """Fraction of campaigns with P(true) >= threshold after n measurements, indexed by n (:func:`identified`)."""
+    return identified(group, threshold).mean(axis=1)
+
+
+def first_staying(curves: np.ndarray, n: np.ndarray, quantile: float) -> np.ndarray:
+    """Per column of ``curves`` (``len(n) x B``: a fraction of campaigns identified by each ``n``), the fewest
+    ``n`` from which on, to the last, it stays >= ``quantile``: the n95 (NaN: never)."""
+    if len(n) == 0:
+        return np.full(curves.shape[1:], np.nan)
+    below = curves < quantile - 1e-12
+    last = np.where(below.any(axis=0), len(n) - 1 - np.argmax(below[::-1], axis=0), -1)
+    first = last + 1
+    return np.where(first < len(n), n[np.minimum(first, len(n) - 1)].astype(float), np.nan)
 
 
 def none_curve(group):

@@ -26,7 +26,7 @@ import math
 
 import numpy as np
 
-from abduce.controller.rehearse.scoring import campaign_key, rows_markdown
+from abduce.controller.rehearse.scoring import first_staying, identified, rows_markdown
 
 RESAMPLES = 2000
 
@@ -40,22 +40,11 @@ def _split(problem: str) -> tuple[str, int, str] | None:
 
 
 def _identified(results, problem: str, policy: str, threshold: float) -> tuple[np.ndarray, np.ndarray, list]:
-    """``problem``'s campaigns under ``policy`` as an ``n x campaigns`` matrix of P(true) >= ``threshold`` (a
-    campaign that stopped keeps its last probability, as :func:`~abduce.controller.rehearse.scoring.
-    identification_curve` counts), its ``n`` values and its campaigns (sorted)."""
-    g = results[(results["problem"] == problem) & (results["policy"] == policy)]
-    wide = g.pivot_table(index="n", columns=campaign_key(g), values="p_true", dropna=False).sort_index().ffill()
+    """``problem``'s campaigns under ``policy`` as an ``n x campaigns`` matrix of P(true) >= ``threshold``
+    (:func:`~abduce.controller.rehearse.scoring.identified`), its ``n`` values and its campaigns (sorted)."""
+    wide = identified(results[(results["problem"] == problem) & (results["policy"] == policy)], threshold)
     wide = wide.reindex(sorted(wide.columns), axis=1)
-    return (wide.to_numpy() >= threshold).astype(float), wide.index.to_numpy(), list(wide.columns)
-
-
-def _n95(curves: np.ndarray, n: np.ndarray, quantile: float) -> np.ndarray:
-    """Per column of ``curves`` (the fraction identified by ``n``), the fewest ``n`` from which on it stays
-    >= ``quantile`` (NaN: never), as :func:`~abduce.controller.rehearse.scoring.summarize`'s n95."""
-    below = curves < quantile - 1e-12
-    last = np.where(below.any(axis=0), len(n) - 1 - np.argmax(below[::-1], axis=0), -1)
-    first = last + 1
-    return np.where(first < len(n), n[np.minimum(first, len(n) - 1)].astype(float), np.nan)
+    return wide.to_numpy().astype(float), wide.index.to_numpy(), list(wide.columns)
 
 
 def ratio_interval(
@@ -71,8 +60,8 @@ def ratio_interval(
     rng = np.random.default_rng(seed)
     counts = rng.multinomial(len(camp_a), [1.0 / len(camp_a)] * len(camp_a), size=RESAMPLES).T  # campaigns x B
     after = float(max(n_a.max(), n_b.max())) + 1.0  # never within the budget: one measurement after it
-    warm_n = np.nan_to_num(_n95(b @ counts / len(camp_b), n_b, quantile), nan=after)
-    cold_n = np.nan_to_num(_n95(a @ counts / len(camp_a), n_a, quantile), nan=after)
+    warm_n = np.nan_to_num(first_staying(b @ counts / len(camp_b), n_b, quantile), nan=after)
+    cold_n = np.nan_to_num(first_staying(a @ counts / len(camp_a), n_a, quantile), nan=after)
     lo, hi = np.percentile(warm_n / cold_n, [5, 95])
     return float(lo), float(hi)
 
