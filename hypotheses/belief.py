@@ -502,6 +502,17 @@ class Belief:
         """The laws' prior without "none of these": None (uniform) while every weight is equal."""
         return None if len(set(self.weights)) <= 1 else self._prior(names)[:-1]
 
+    def within_set(self, log_z: dict[str, float]) -> dict[str, float]:
+        """The laws' probabilities given that one of them holds ("none of these" left out), from their log
+        evidences ``log_z``: what the probabilities renormalised over the set are, computed in logs, so that
+        laws whose probabilities all underflow to 0 (the set explains the data far worse than "none of these")
+        keep their order and their odds."""
+        finite = {k: v for k, v in log_z.items() if v is not None and math.isfinite(v)}
+        if not finite:
+            return {}
+        names = list(finite)
+        return dict(zip(names, probabilities(list(finite.values()), self._law_prior(names))))
+
     def _probabilities(self, log_z: dict[str, float]) -> tuple[dict[str, float], dict[str, float] | None]:
         if not log_z:
             return {}, None

@@ -321,10 +321,16 @@ class CampaignState(FitReadings):
         )
 
     def _weights(self) -> Tensor:
-        """The laws' probabilities renormalised over the set (what an acquisition weighs them by)."""
+        """The laws' probabilities renormalised over the set (what an acquisition weighs them by). Where every
+        one has underflowed to 0 ("none of these" holds all the mass to rounding), the same renormalised
+        probabilities from the laws' log evidences (:meth:`~abduce.hypotheses.belief.Belief.within_set`): the
+        campaign goes on asking which law it would be, instead of every candidate scoring -inf."""
         probs = self.probabilities()
         w = self._tensor([probs.get(name, 0.0) for name in self.hypothesis_names])
-        return w / w.sum() if float(w.sum()) > 0 else w
+        if float(w.sum()) > 0 or not self._history:
+            return w / w.sum() if float(w.sum()) > 0 else w
+        within = self.belief.within_set(dict(self._history[-1].log_evidence))
+        return self._tensor([within.get(name, 0.0) for name in self.hypothesis_names])
 
     def _scores(self, driver: int | None, believed: Believed | None = None) -> tuple[Tensor | None, object]:
         """The acquisition for ``driver`` (None or unfitted: the leader): on a finite space its

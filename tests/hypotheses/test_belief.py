@@ -56,6 +56,19 @@ def test_probabilities_weigh_each_law_by_an_equal_share_of_one_minus_the_none_pr
     assert weighed.parameters["linear"] == {"a": [1.0, 0.1]}
 
 
+def test_laws_that_underflow_against_none_of_these_keep_their_odds_within_the_set():
+    """A set that explains the data thousands of nats worse than "none of these": every law's probability is
+    0 to rounding, and within the set (what an acquisition weighs them by) their odds are still e^3 : 1."""
+    log_z = {"second-order": -2000.0, "linear": -2003.0}
+    b = belief_with(log_z, none=0.0)
+    weighed = b.weigh()
+    assert set(weighed.probabilities.values()) == {0.0} and weighed.none["probability"] == 1.0
+    within = b.within_set(weighed.log_z)
+    assert within["second-order"] == pytest.approx(1 / (1 + math.exp(-3.0)), rel=1e-12)
+    assert within["linear"] == pytest.approx(1 / (1 + math.exp(3.0)), rel=1e-12)
+    assert b.within_set({"linear": float("-inf")}) == {}
+
+
 def test_without_none_of_these_the_laws_share_the_prior_equally():
     weighed = belief_with({"second-order": 1.0, "linear": 0.0}, none=None, none_prior=0.0).weigh()
     e = math.e

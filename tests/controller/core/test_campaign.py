@@ -214,3 +214,25 @@ def test_the_evidence_integrates_the_hyperparameters_unless_told_not_to():
         shift = on.log_evidence[name] - off.log_evidence[name]
         assert -15.0 < shift < 0.0, (name, shift)
     assert on.none["log_evidence"] != off.none["log_evidence"]
+
+
+@pytest.mark.parametrize("acquisition", ["model-information", "discriminate"])
+def test_laws_that_all_underflow_against_none_of_these_are_still_weighed_within_the_set(acquisition):
+    """Where "none of these" holds all the mass to rounding (a set thousands of nats worse, as a campaign reading
+    a cheap channel two hundred times can get), every law's probability is 0.0. The acquisition then weighs
+    the laws by their odds within the set and the campaign asks on. Before, model-information scored every
+    candidate -inf ("no candidate left to measure") and discriminate scored them all alike (the first one)."""
+    sim = Transition1D(grid=101, seed=0)
+    c = Campaign(Space.finite(sim.candidates()), HYPS, "discriminate", acquisition, Budget(12), seed=0, settings=FAST)
+    for _ in range(6):
+        r = c.ask()
+        c.tell(Measurement(r.request_id, r.x, float(sim.measure(np.array([r.x]))[0])))
+    last = c._history[-1]  # the same evidences, every law's probability underflowed
+    c._history[-1] = dataclasses.replace(last, probabilities=dict.fromkeys(last.probabilities, 0.0))
+    weights = c._weights()
+    within = c.belief.within_set(dict(last.log_evidence))
+    assert weights.tolist() == pytest.approx([within[name] for name in c.hypothesis_names])
+    assert float(weights.sum()) == pytest.approx(1.0)
+    scores, _ = c._scores(None)
+    assert len(set(scores[scores.isfinite()].tolist())) > 1  # a question, not a tie
+    assert c.ask().x is not None
