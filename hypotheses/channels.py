@@ -7,12 +7,15 @@ the one the hypotheses explain (the costly, precise one); channel ``c >= 1`` is 
 Kennedy-O'Hagan form, written the way round that keeps the law on the explained channel::
 
     f_0(x) = m(x; theta) + g(x)
-    f_c(x) = offset_c + gain_c m(x; theta) + bend_c m(x; theta)^2 + tilt_c . (x - lo) + g_c(x)     (c >= 1)
+    f_c(x) = offset_c + gain_c m + bend_c m^2 + tilt_c . (x - lo) + curve_c . ((x - lo) / span)^2 + g_c(x)
+                                                                  (c >= 1; m = m(x; theta), squares per axis)
 
 The mean of every channel is the law (:func:`across_channels` adds the link's parameters to the law's, so
 they are fitted, importance-sampled and weighed in the evidence with the law's own): the classic constant
-``rho`` of Kennedy and O'Hagan is ``gain_c``; ``bend_c`` and ``tilt_c`` let the cheap channel be a curved
-image of the law on a sloping background (a detector's non-linearity, a drifting baseline). The residuals
+``rho`` of Kennedy and O'Hagan is ``gain_c``; ``bend_c``, ``tilt_c`` and ``curve_c`` let the cheap channel be a
+curved image of the law on a sloping, curved background (a detector's non-linearity; a drifting baseline, a
+quadratic along each axis that is 0 at its lower bound, ``curve_c`` its quadratic part's rise over the whole
+span). The residuals
 ``g, g_c`` are one Matern GP over ``(x, c)`` whose inputs put the channels far apart
 (:data:`abduce.controller.core.channels.CHANNEL_DISTANCE`): independent residuals with shared
 hyperparameters. So a cheap channel informs the law through its mean only, and what the link misses stays
@@ -35,19 +38,23 @@ from abduce.hypotheses.declaration import Hypothesis, Normal, Parameter
 
 GAIN_BOUNDS = (-5.0, 5.0)  # after the campaign's scaling a cheaper channel's gain is near +1; a sign error is in range
 GAIN_PRIOR = Normal(mean=1.0, sd=1.5)
-TERM_BOUNDS = (-2.0, 2.0)  # offset (in units of s), bend (1/s) and tilt (s per span): small, relative to the law
+# offset (in units of s), bend (1/s), tilt (s per span) and curve (s over the span): small, relative to the law
+TERM_BOUNDS = (-2.0, 2.0)
 TERM_PRIOR = Normal(mean=0.0, sd=0.5)
 
 
 def link_parameters(channels: int, d: int) -> tuple[Parameter, ...]:
-    """Every cheaper channel's ``gain_c, offset_c, bend_c`` and ``tilt_c_i`` (one per axis ``i`` of ``d``), and
-    the constants ``origin_i`` (each axis's lower bound, where the tilts are 0)."""
+    """Every cheaper channel's ``gain_c, offset_c, bend_c``, ``tilt_c_i`` and ``curve_c_i`` (one each per axis
+    ``i`` of ``d``), and the constants ``origin_i`` and ``end_i`` (each axis's lower and upper bound: the tilts
+    and curves are 0 at the first, a curve is its full value at the second)."""
     out: list[Parameter] = [Parameter(f"origin_{i}", unit="x", axis=i, fixed=0.0) for i in range(d)]
+    out += [Parameter(f"end_{i}", unit="x", axis=i, fixed=1.0) for i in range(d)]
     for c in range(1, channels):
         out.append(Parameter(f"gain_{c}", GAIN_BOUNDS, GAIN_PRIOR, unit="1"))
         out.append(Parameter(f"offset_{c}", TERM_BOUNDS, TERM_PRIOR, unit="y"))
         out.append(Parameter(f"bend_{c}", TERM_BOUNDS, TERM_PRIOR, unit="1/y"))
         out += [Parameter(f"tilt_{c}_{i}", TERM_BOUNDS, TERM_PRIOR, unit="y/dx", axis=i) for i in range(d)]
+        out += [Parameter(f"curve_{c}_{i}", TERM_BOUNDS, TERM_PRIOR, unit="y", axis=i) for i in range(d)]
     return tuple(out)
 
 
@@ -63,12 +70,12 @@ def across_channels(hypothesis: Hypothesis, channels: int, d: int) -> Hypothesis
         The same name and parameters plus :func:`link_parameters`; its mean takes ``... x (d+1)`` points
         ``(x, c)`` and is ``m(x)`` where ``c = 0`` and, where ``c`` is another channel (rounded to an index),
 
-            offset_c + gain_c m(x) + bend_c m(x)^2 + sum_i tilt_c_i (x_i - lo_i)
+            offset_c + gain_c m(x) + bend_c m(x)^2 + sum_i [tilt_c_i (x_i - lo_i) + curve_c_i ((x_i - lo_i) / span_i)^2]
 
     Example:
         >>> h = across_channels(BUILTIN["linear"], 2, 1)
         >>> [p.name for p in h.parameters if p.fixed is None][-4:]
-        ['gain_1', 'offset_1', 'bend_1', 'tilt_1_0']
+        ['offset_1', 'bend_1', 'tilt_1_0', 'curve_1_0']
     """
     if channels < 2:
         raise ValueError(f"a law across channels needs at least 2 channels, got {channels}")
@@ -86,11 +93,14 @@ def across_channels(hypothesis: Hypothesis, channels: int, d: int) -> Hypothesis
             image = p[f"offset_{k}"] + p[f"gain_{k}"] * base + p[f"bend_{k}"] * base**2
             for i in range(d):
                 image = image + p[f"tilt_{k}_{i}"] * (x[..., i] - p[f"origin_{i}"])
+                along = (x[..., i] - p[f"origin_{i}"]) / (p[f"end_{i}"] - p[f"origin_{i}"])
+                image = image + p[f"curve_{k}_{i}"] * along**2
             out = torch.where(c == k, image, out)
         return out
 
     said = " ".join(
-        f"channel {k}: offset_{k} + gain_{k} m + bend_{k} m^2 + tilt_{k} . (x - lo)." for k in range(1, channels)
+        f"channel {k}: offset_{k} + gain_{k} m + bend_{k} m^2 + tilt_{k} . (x - lo) + curve_{k} . ((x - lo) / span)^2."
+        for k in range(1, channels)
     )
     return replace(
         hypothesis,
