@@ -35,6 +35,7 @@ A warm state fitted with another data scale is rescaled (amplitudes by
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -172,9 +173,25 @@ class Fit:
                 self.hypothesis.kernel or KernelPriors(),
                 known=known,
             )  # its constraints read the state
-        model.load_state_dict(self.state)
+        model.load_state_dict(completed(self.state, model))
         model.eval()
         return model
+
+
+_ADDED = re.compile(r"mean_module\.(raw_curve_\d+_\d+|curve_\d+_\d+_prior\.(loc|scale))")
+"""State keys of parameters added since a fit could have been journalled: a cheaper channel's link curve
+(:func:`abduce.hypotheses.channels.link_parameters`), whose default, 0, is the link without it."""
+
+
+def completed(state: dict[str, Tensor], model: StructuredGP) -> dict[str, Tensor]:
+    """``state`` with the keys of :data:`_ADDED` it lacks taken from ``model`` as built (its defaults): a fit
+    journalled before the link's curve existed resumes as the link it was. Any other missing key is left for
+    ``load_state_dict`` to refuse."""
+    missing = [k for k in model.state_dict() if k not in state and _ADDED.fullmatch(k)]
+    if not missing:
+        return state
+    defaults = model.state_dict()
+    return {**state, **{k: defaults[k].clone() for k in missing}}
 
 
 def _same(a: Tensor | None, b: Tensor | None) -> bool:

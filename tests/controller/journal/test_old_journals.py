@@ -100,3 +100,30 @@ def test_a_request_that_timed_out_and_was_aborted_later_replays_in_a_snapshot_an
         _, snap = snapshot(journal, events=events[:last] + tail)
         assert snap.n == OLD["in-process.sqlite"][0] - 1  # the aborted request measured nothing
         assert snap.space.index_of(request.body.x) in snap._failed_idx  # and its point is never asked again
+
+
+def test_a_two_channel_journal_from_before_the_links_curve_resumes_inspects_and_rebuilds(tmp_path):
+    """``two-channel-before-curve.sqlite``: a rehearsal against the two-channel simulator written by 84bd9cf's
+    code, whose link had no curve (9 readings, cost 4.25 s of 4, stopped). Its journalled fits lack the curve's
+    keys; they load at its default, 0, which is the link they were fitted as (raw ``RuntimeError: Missing
+    key(s) in state_dict`` before)."""
+    from abduce.controller.journal.rebuild import rebuild
+
+    name = "two-channel-before-curve.sqlite"
+    with opened(tmp_path, name) as journal:
+        events = list(journal.events())
+        last = [e.body for e in events if e.kind == "decision"][-1]
+        resumed = retell(spec_of(journal.config()).campaign(), journal)
+        assert resumed.campaign.n == 9 and resumed.campaign.done
+        assert resumed.campaign.cost == pytest.approx(4.25)
+        probabilities = resumed.campaign.probabilities()
+        for law, p in last["probabilities"].items():
+            assert probabilities[law] == pytest.approx(p, abs=1e-3), law  # fits restored, evidence recomputed
+        _, looked = snapshot(journal, events=list(read(journal)))
+        assert looked.n == 9
+        _, again = rebuild(journal, upto=6)
+        x = again.ask().x
+        assert x[-1] in (0.0, 1.0)  # a point and a channel
+        slot = again.belief.slot("second-order")
+        assert float(slot.fit.model(*again._data_tensors()[:2]).physics.value("curve_1_0")) == 0.0
+        assert inspected(journal)["stopping"]["cost"] == pytest.approx(4.25)
