@@ -76,7 +76,7 @@ keeps its own prior (``none_prior``), so a sample whose law changed can still be
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import torch
@@ -158,12 +158,13 @@ class Mixture(Prior):
 
     def _parts(self, r: Tensor, lo: float, hi: float) -> list[Tensor]:
         """Each part's weighted log density at ``r``, the parts of weight 0 left out."""
-        out = [self.base.log_prob(r, lo, hi) + math.log(self.share)] if self.share > 0 else []
-        if self.carry > 0:
-            out.append(self.carried_log_prob(r, lo, hi) + math.log(self.carry))
-        if self.share + self.carry < 1.0:
-            out.append(self.past_log_prob(r, lo, hi) + math.log1p(-(self.share + self.carry)))
-        return out
+        return _weighed(
+            self.share,
+            self.carry,
+            lambda: self.base.log_prob(r, lo, hi),
+            lambda: self.carried_log_prob(r, lo, hi),
+            lambda: self.past_log_prob(r, lo, hi),
+        )
 
     def log_prob(self, r: Tensor, lo: float, hi: float) -> Tensor:
         if self.alone:  # the other parts may hold nothing within the bounds: not evaluated
@@ -289,6 +290,21 @@ def _pick(u: Tensor, share: float, carry: float = 0.0) -> tuple[Tensor, Tensor]:
     return part, ((u - start) / width.clamp_min(1e-300)).clamp(1e-12, 1.0 - 1e-12)
 
 
+Part = Callable[[], Tensor]  # a part's log density, evaluated only where the part has weight
+
+
+def _weighed(share: float, carry: float, declared: Part, carried: Part, past: Part) -> list[Tensor]:
+    """The weighted log densities ``log share + declared``, ``log carry + carried`` and ``log(1 - share - carry) +
+    past`` of a mixture's parts (one parameter's, :class:`Mixture`, or a law's joint, :func:`joint_log_prob`),
+    the parts of weight 0 left out and never evaluated (they may hold nothing within the bounds)."""
+    out = [declared() + math.log(share)] if share > 0 else []
+    if carry > 0:
+        out.append(carried() + math.log(carry))
+    if share + carry < 1.0:
+        out.append(past() + math.log1p(-(share + carry)))
+    return out
+
+
 def _log_sum(parts: list[Tensor]) -> Tensor:
     """``log sum exp`` of the parts' log densities (two, as before the carried part, by ``logaddexp``)."""
     if len(parts) == 1:
@@ -319,13 +335,13 @@ def joint_log_prob(free: Sequence[Parameter], relative: Mapping[str, Tensor]) ->
         return total  # type: ignore[return-value]
     share, carry = _shares(mixed)
     declared = sum(p.prior.base.log_prob(relative[p.name], *p.bounds) for p in mixed)  # type: ignore[attr-defined]
-    parts = [declared + math.log(share)] if share > 0 else []
-    if carry > 0:
-        parts.append(sum(p.prior.carried_log_prob(relative[p.name], *p.bounds) for p in mixed) + math.log(carry))  # type: ignore[attr-defined]
-    if share + carry < 1.0:
-        parts.append(
-            sum(p.prior.past_log_prob(relative[p.name], *p.bounds) for p in mixed) + math.log1p(-(share + carry))
-        )  # type: ignore[attr-defined]
+    parts = _weighed(
+        share,
+        carry,
+        lambda: declared,
+        lambda: sum(p.prior.carried_log_prob(relative[p.name], *p.bounds) for p in mixed),  # type: ignore[attr-defined]
+        lambda: sum(p.prior.past_log_prob(relative[p.name], *p.bounds) for p in mixed),  # type: ignore[attr-defined]
+    )
     if len(parts) == 1 and share >= 1.0:
         return total + declared  # type: ignore[return-value]
     return total + _log_sum(parts)  # type: ignore[return-value]
