@@ -187,11 +187,9 @@ def completed(state: dict[str, Tensor], model: StructuredGP) -> dict[str, Tensor
     """``state`` with the keys of :data:`_ADDED` it lacks taken from ``model`` as built (its defaults): a fit
     journalled before the link's curve existed resumes as the link it was. Any other missing key is left for
     ``load_state_dict`` to refuse."""
-    missing = [k for k in model.state_dict() if k not in state and _ADDED.fullmatch(k)]
-    if not missing:
-        return state
     defaults = model.state_dict()
-    return {**state, **{k: defaults[k].clone() for k in missing}}
+    missing = [k for k in defaults if k not in state and _ADDED.fullmatch(k)]
+    return {**state, **{k: defaults[k].clone() for k in missing}} if missing else state
 
 
 def _same(a: Tensor | None, b: Tensor | None) -> bool:

@@ -327,8 +327,11 @@ class CampaignState(FitReadings):
         campaign goes on asking which law it would be, instead of every candidate scoring -inf."""
         probs = self.probabilities()
         w = self._tensor([probs.get(name, 0.0) for name in self.hypothesis_names])
-        if float(w.sum()) > 0 or not self._history:
-            return w / w.sum() if float(w.sum()) > 0 else w
+        total = float(w.sum())
+        if total > 0:
+            return w / total
+        if not self._history:
+            return w
         within = self.belief.within_set(dict(self._history[-1].log_evidence))
         return self._tensor([within.get(name, 0.0) for name in self.hypothesis_names])
 
