@@ -26,7 +26,7 @@ from abduce.controller.core.channels import CHANNEL_DISTANCE, Channels, Scaling
 from abduce.controller.core.readings_state import FitReadings
 from abduce.controller.core.settings import CampaignSettings, StepRecord
 from abduce.controller.core.space import Space
-from abduce.controller.core.verdict import explained
+from abduce.controller.core.verdict import explained, leader
 from abduce.controller.decide.acquisition import ACQUISITIONS, Acquisition, Band
 from abduce.controller.decide.policies import POLICIES, Policy, PolicyView
 from abduce.controller.decide.stopping import StoppingRule
@@ -177,10 +177,10 @@ class CampaignState(FitReadings):
     def leader(self) -> str | None:
         """The most probable hypothesis; None before the first fit, or while a hypothesis has never been
         fitted (its evidence is unknown: the probabilities are over the fitted ones only)."""
-        if self._history and self._history[-1].unfitted:
+        if not self._history:
             return None
-        probs = self.probabilities()
-        return max(probs, key=probs.__getitem__) if probs else None
+        last = self._history[-1]
+        return leader(last.probabilities, last.log_evidence, last.unfitted)
 
     def fit_failures(self) -> dict[str, int]:
         """How many refits of each hypothesis failed so far (0 for those that never failed); "none of

@@ -1,7 +1,9 @@
-"""Whether the set of hypotheses explains the data: one rule, shared by the live campaign's summary
-and ``abduce inspect`` (which imports no torch)."""
+"""Whether the set of hypotheses explains the data, and which law leads: one rule each, shared by the live
+campaign's summary and ``abduce inspect`` (which imports no torch)."""
 
 from __future__ import annotations
+
+import math
 
 
 def explained(hypotheses: list[dict], none: dict | None) -> bool | None:
@@ -20,3 +22,24 @@ def explained(hypotheses: list[dict], none: dict | None) -> bool | None:
         return False
     check = best.get("check")
     return None if check is None else not check["misfit"]
+
+
+def leader(
+    probabilities: dict[str, float], log_evidence: dict[str, float | None] | None = None, unfitted=()
+) -> str | None:
+    """The most probable law: None before the first fit, or while a law has never been fitted (its evidence
+    is unknown: the probabilities are over the fitted ones only). Ties, the first in order; but where every
+    law's probability has underflowed to 0 against "none of these", the tie is broken by the laws' log
+    evidences (``log_evidence``, a step record's), so that the law named is the one the set's own odds favour
+    (as the acquisition weighs them, ``Belief.within_set``; there the law prior of a proposal or a transfer is
+    left out, as the step record does not hold it), not the first in dict order. One rule, shared by the live
+    campaign and ``abduce inspect``."""
+    if unfitted or not probabilities:
+        return None
+    evidence = log_evidence or {}
+
+    def key(name: str) -> tuple[float, float]:
+        z = evidence.get(name)
+        return probabilities[name], z if z is not None and math.isfinite(z) else -math.inf
+
+    return max(probabilities, key=key)

@@ -101,6 +101,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from abduce.controller.core.verdict import leader
 from abduce.controller.errors import ConfigError
 from abduce.controller.journal.events import (
     DecisionBody,
@@ -123,7 +124,6 @@ from abduce.controller.views.summary import (  # noqa: F401  (re-exported: the v
     ParameterEstimate,
     Summary,
     _Strict,
-    leader_of,
     names_of,
     summarise,
 )
@@ -336,6 +336,6 @@ def _row(
         refit=list(decision.refit) if decision else [],
         probabilities=probs,
         none=(decision.none or {}).get("probability") if decision else None,
-        leader=leader_of(probs, decision.unfitted if decision else ()),
+        leader=leader(probs, decision.log_evidence if decision else None, decision.unfitted if decision else ()),
         arrays=list(m.body.arrays or {}),
     )

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 
 from pydantic import BaseModel, ConfigDict
 
-from abduce.controller.core.verdict import explained
+from abduce.controller.core.verdict import explained, leader
 from abduce.controller.journal.events import DecisionBody, RequestBody
 
 NONE_NAME = "none of these"  # abduce.hypotheses.library.NONE_OF_THESE.name (this module imports no torch)
@@ -67,13 +67,6 @@ class Summary(_Strict):
     fit_failures: dict[str, int]
     none: NoneOfThese | None
     explained: bool | None = None
-
-
-def leader_of(probabilities: dict[str, float], unfitted=()) -> str | None:
-    """The most probable hypothesis (the first of equals), None while any is unfitted: as ``Campaign.leader``."""
-    if unfitted:
-        return None
-    return max(probabilities, key=probabilities.__getitem__) if probabilities else None
 
 
 def names_of(configured: tuple[str, ...], records: list[DecisionBody], added=()) -> tuple[str, ...]:
@@ -135,7 +128,7 @@ def summarise(
             failures[name] = failures.get(name, 0) + 1
     none_of = NoneOfThese(**none, check=checks.get(NONE_NAME)) if none else None
     return Summary(
-        leader=leader_of(probs, unfitted),
+        leader=leader(probs, last.log_evidence if last else None, unfitted),
         measurements=n,
         hypotheses=hyps,
         unfitted=unfitted,
