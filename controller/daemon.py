@@ -34,6 +34,7 @@ import threading
 import time
 from pathlib import Path
 
+from abduce.controller.core.verdict import leader
 from abduce.controller.drive.accepts import AcceptQueue, say_suggested, suggested
 from abduce.controller.drive.buttons import InstrumentButtons
 from abduce.controller.drive.control import ControlServer
@@ -322,13 +323,13 @@ class Daemon:
                 "the best law %s at %.3f",
                 record.step + 1,
                 record.none["probability"],
-                max(record.probabilities, key=record.probabilities.get, default="-"),
+                leader(record.probabilities, record.log_evidence) or "-",
                 max(record.probabilities.values(), default=0.0),
             )
         elif not nothing and self._nothing_explains:
             log.info("after %d measurements a hypothesis explains the data better than none of these", record.step + 1)
         self._nothing_explains = nothing
-        lead = max(record.probabilities, key=record.probabilities.get, default=None)
+        lead = leader(record.probabilities, record.log_evidence)
         check = record.checks.get(lead) if lead is not None else None
         misfit = bool(check and check["misfit"]) and not nothing
         if misfit and not self._leader_misfits:

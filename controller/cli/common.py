@@ -10,6 +10,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from abduce.controller.core.verdict import leader
+
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
@@ -46,7 +48,7 @@ def _progress(label: str, total: int, progress: bool):
     task = bar.add_task(label, total=total, status="")
 
     def show(record) -> None:
-        lead = max(record.probabilities, key=record.probabilities.get) if record.probabilities else "-"
+        lead = leader(record.probabilities, record.log_evidence) or "-"  # "no leader" below where one is unfitted
         p = record.probabilities.get(lead, 0.0) if record.probabilities else 0.0
         status = (
             f"leader {lead} ({p:.2f})" if not record.unfitted else f"no leader: {', '.join(record.unfitted)} unfitted"

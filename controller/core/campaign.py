@@ -46,6 +46,7 @@ from abduce.controller.core.settings import CampaignSettings, StepRecord
 from abduce.controller.core.space import DTYPE
 from abduce.controller.core.state import CampaignState
 from abduce.controller.core.validation import validated
+from abduce.controller.core.verdict import leader
 from abduce.controller.decide.policies import Policy, SelectionContext
 from abduce.controller.decide.stopping import CampaignView
 from abduce.controller.errors import CampaignStateError, ConfigError
@@ -389,12 +390,12 @@ class Campaign(CampaignState):
                 refit += [p["name"] for p in found if p["added"]]
                 weighed = belief.weigh()
         probs = weighed.probabilities
-        leader = max(probs, key=probs.__getitem__) if probs else None
+        lead = leader(probs, weighed.log_z)  # the fitted laws' (an unfitted one has no variance to stop on)
         unfitted = tuple(s.hypothesis.name for s in belief.slots if s.fit is None) if self.n >= self._fit_from else ()
         view = CampaignView(
             n=self.n,
             probabilities=tuple(probs.values()),
-            integrated_variance=weighed.integrated_variance[leader] if leader else math.inf,
+            integrated_variance=weighed.integrated_variance[lead] if lead else math.inf,
             unfitted=len(unfitted),
             none_probability=weighed.none["probability"] if weighed.none else 0.0,
             probability_floor=weighed.floor,

@@ -28,12 +28,13 @@ def leader(
     probabilities: dict[str, float], log_evidence: dict[str, float | None] | None = None, unfitted=()
 ) -> str | None:
     """The most probable law: None before the first fit, or while a law has never been fitted (its evidence
-    is unknown: the probabilities are over the fitted ones only). Ties, the first in order; but where every
-    law's probability has underflowed to 0 against "none of these", the tie is broken by the laws' log
-    evidences (``log_evidence``, a step record's), so that the law named is the one the set's own odds favour
+    is unknown: the probabilities are over the fitted ones only). Exact ties are broken by the laws' log
+    evidences (``log_evidence``, a step record's), then by order: so where every law's probability has
+    underflowed to 0 against "none of these", the law named is the one the set's own odds favour
     (as the acquisition weighs them, ``Belief.within_set``; there the law prior of a proposal or a transfer is
     left out, as the step record does not hold it), not the first in dict order. One rule, shared by the live
-    campaign and ``abduce inspect``."""
+    campaign (its summary, progress bar, daemon log and stopping rule), a sweep's ``results.csv`` and
+    ``abduce inspect``."""
     if unfitted or not probabilities:
         return None
     evidence = log_evidence or {}

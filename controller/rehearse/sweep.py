@@ -67,8 +67,8 @@ Outputs (``--out DIR``):
 family's name), ``hypothesis_set``, ``policy``, ``seed``, ``campaign`` (the
 index in its family; the seed for problems), ``truth`` (the true hypothesis,
 ``"none"`` out of the set, empty where unknown), ``n``, ``p_true`` (NaN out
-of the set), ``leader`` (argmax of the laws' probabilities; empty while a law
-is unfitted), ``p_leader``, ``p_none`` (P("none of these")). On the last step
+of the set), ``leader`` (argmax of the laws' probabilities, as the campaign
+names it; empty while a law is unfitted), ``p_leader``, ``p_none`` (P("none of these")). On the last step
 of each campaign only: ``error`` (RMS of the leader's posterior mean minus
 the truth over the space, relative to the truth's range), ``rmse`` and ``max_error`` (the same RMS, and
 the largest difference, in the channel's unit) ``error_against`` (``simulator``: its noise-free truth;
@@ -103,6 +103,7 @@ from typing import Any
 
 import numpy as np
 
+from abduce.controller.core.verdict import leader
 from abduce.controller.rehearse.abduction_table import abduction_markdown, abduction_rows
 from abduce.controller.rehearse.channels_table import channel_markdown, channel_rows
 from abduce.controller.rehearse.scoring import calibration, campaign_key, markdown, plot, plot_reliability, summarize
@@ -143,11 +144,10 @@ def noise_z(campaign, driver, reduction: str | None = None) -> float:
 
 
 def _leader(record) -> tuple[str, float]:
-    """The step's leading law and its probability; ("", NaN) while a law is unfitted or before a fit."""
-    if record.unfitted or not record.probabilities:
-        return "", math.nan
-    name = max(record.probabilities, key=record.probabilities.__getitem__)
-    return name, float(record.probabilities[name])
+    """The step's leading law (:func:`~abduce.controller.core.verdict.leader`, as the campaign names it) and its
+    probability; ("", NaN) while a law is unfitted or before a fit."""
+    name = leader(record.probabilities, record.log_evidence, record.unfitted)
+    return ("", math.nan) if name is None else (name, float(record.probabilities[name]))
 
 
 def _critical_points(campaign, composed: str, critical: dict[str, str], sim) -> dict[str, float]:
@@ -314,14 +314,14 @@ def _run_one(cell: dict[str, Any], rehearsal, problem: str | None = None) -> tup
     first_proposal: list[int] = []
 
     def record(r) -> None:
-        leader, p_leader = _leader(r)
-        check = r.checks.get(leader) if leader else None
+        lead, p_leader = _leader(r)
+        check = r.checks.get(lead) if lead else None
         rows.append(
             {
                 **key,
                 "n": r.step + 1,
                 "p_true": r.probabilities.get(truth_name, math.nan) if in_set else math.nan,
-                "leader": leader,
+                "leader": lead,
                 "p_leader": p_leader,
                 "p_none": float(r.none["probability"]) if r.none else math.nan,
                 "leader_misfit": math.nan if check is None else float(check["misfit"]),
@@ -369,8 +369,8 @@ def _run_one(cell: dict[str, Any], rehearsal, problem: str | None = None) -> tup
             end["xc_error"] = float(fitted["x_c"]["mean"]) - float(sim.x_c)
             end["xc_sd"] = float(fitted["x_c"]["sd"])
     if in_set or truth_name == OUT_OF_SET:
-        leader, p_leader = _leader(last[0])
-        wrong = p_leader >= 0.9 and (leader != truth_name)  # out of the set, every law is wrong
+        lead, p_leader = _leader(last[0])
+        wrong = p_leader >= 0.9 and (lead != truth_name)  # out of the set, every law is wrong
         end["wrong_at_09"] = float(wrong)
     end["proposals"] = ";".join(made)
     end["first_proposal_n"] = first_proposal[0] if first_proposal else math.nan

@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
+from abduce.controller.core.verdict import leader
 from abduce.controller.views.figures import NothingToPlot, _map, axis_label
 from abduce.controller.views.inspection import Inspection
 from abduce.controller.views.proposals import contenders
@@ -51,8 +52,9 @@ def best_pair(campaign, inspection: Inspection) -> tuple[str, str | None]:
     probs = campaign.probabilities()
     proposed = {p.name for p in inspection.proposals}
     declared = [n for n in names if n not in proposed]
-    best = max(joined, key=lambda n: probs.get(n, -1.0))
-    rival = max(declared, key=lambda n: probs.get(n, -1.0)) if declared else None
+    log_z = campaign.history[-1].log_evidence if campaign.history else {}
+    best = leader({n: probs.get(n, -1.0) for n in joined}, log_z)
+    rival = leader({n: probs.get(n, -1.0) for n in declared}, log_z)
     return best, rival
 
 
