@@ -28,6 +28,20 @@ def test_the_committed_config_pairs_the_two_families_on_the_same_truths():
     assert alone[0]["problem"]["channels"] == {"acquisition": "model-information"}
 
 
+@pytest.mark.parametrize("name, cost", [("channels-cost0.01", 0.01), ("channels-cost0.001", 0.001)])
+def test_the_what_ifs_run_the_benchmark_s_samples_at_their_own_image_cost(name, cost):
+    """The what-ifs the README's channels table quotes beside the benchmark: the same truths and seeds, only the
+    image's cost (and, at a thousandth, the count of readings) differs."""
+    bench = {(c["problem"]["name"], c["campaign"]): c for c in load_sweep(CONFIG).cells()}
+    cells = load_sweep(CONFIG.with_name(f"{name}.toml")).cells()
+    assert len(cells) == 40
+    for c in cells:
+        twin = bench[(c["problem"]["name"], c["campaign"])]
+        assert (c["seed"], c["drawn"]) == (twin["seed"], twin["drawn"])
+        if c["problem"]["name"] == "with-image":
+            assert c["problem"]["channels"] == {"cheap_channels": {"image": cost}, "cost_budget": 36.0}
+
+
 def test_a_misspelt_acquisition_is_refused_with_the_config():
     family = {"name": "f", "source": "simulated:two-channel", "truth": "second-order", "hypothesis_set": "laws"}
     with pytest.raises(ValidationError, match="model-informaton"):
