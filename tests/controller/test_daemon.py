@@ -238,15 +238,22 @@ def test_the_daemon_warns_once_when_none_of_these_becomes_the_most_probable(tmp_
     path = tmp_path / "daemon.toml"
     path.write_text(CONFIG.format(seed=3, budget=5, listen=LOOPBACK, control=LOOPBACK))
     d = Daemon(load_settings(path), path)
-    steps = [({"linear": 0.7}, 0.3), ({"linear": 0.2}, 0.8), ({"linear": 0.1}, 0.9), ({"linear": 0.6}, 0.4)]
+    z = {"linear": -900.0, "sigmoid": -800.0}  # every law underflowed at the second step: sigmoid is the better
+    steps = [
+        ({"linear": 0.7, "sigmoid": 0.0}, 0.3),
+        ({"linear": 0.0, "sigmoid": 0.0}, 1.0),
+        ({"linear": 0.1, "sigmoid": 0.0}, 0.9),
+        ({"linear": 0.6, "sigmoid": 0.0}, 0.4),
+    ]
     with caplog.at_level(logging.INFO, logger="abduce.daemon"):
         for i, (probs, none) in enumerate(steps):
             d._warn_if_nothing_explains(
-                SimpleNamespace(step=i, probabilities=probs, none={"probability": none}, checks={})
+                SimpleNamespace(step=i, probabilities=probs, log_evidence=z, none={"probability": none}, checks={})
             )
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert warnings == [
-        "after 2 measurements no hypothesis explains the data: none of these at p = 0.800, the best law linear at 0.200"
+    assert warnings == [  # the law the evidence favours, not the first of the zeros
+        "after 2 measurements no hypothesis explains the data: none of these at p = 1.000, "
+        "the best law sigmoid at 0.000"
     ]
     assert any("after 4 measurements a hypothesis explains the data" in r.getMessage() for r in caplog.records)
 
@@ -273,7 +280,9 @@ def test_the_daemon_warns_once_when_the_most_probable_law_fails_its_checks(tmp_p
     with caplog.at_level(logging.INFO, logger="abduce.daemon"):
         for i, checks in enumerate(steps):
             d._warn_if_nothing_explains(
-                SimpleNamespace(step=i, probabilities={"linear": 0.9}, none={"probability": 0.1}, checks=checks)
+                SimpleNamespace(
+                    step=i, probabilities={"linear": 0.9}, log_evidence={}, none={"probability": 0.1}, checks=checks
+                )
             )
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert warnings == [
