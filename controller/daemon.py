@@ -314,22 +314,21 @@ class Daemon:
 
     def _warn_if_nothing_explains(self, record) -> None:
         """Log a warning when "none of these" becomes more probable than every law (once, until it is not)."""
-        nothing = record.none is not None and record.none["probability"] > max(
-            record.probabilities.values(), default=0.0
-        )
+        lead = leader(record.probabilities, record.log_evidence)
+        best = record.probabilities[lead] if lead is not None else 0.0
+        nothing = record.none is not None and record.none["probability"] > best
         if nothing and not self._nothing_explains:
             log.warning(
                 "after %d measurements no hypothesis explains the data: none of these at p = %.3f, "
                 "the best law %s at %.3f",
                 record.step + 1,
                 record.none["probability"],
-                leader(record.probabilities, record.log_evidence) or "-",
-                max(record.probabilities.values(), default=0.0),
+                lead or "-",
+                best,
             )
         elif not nothing and self._nothing_explains:
             log.info("after %d measurements a hypothesis explains the data better than none of these", record.step + 1)
         self._nothing_explains = nothing
-        lead = leader(record.probabilities, record.log_evidence)
         check = record.checks.get(lead) if lead is not None else None
         misfit = bool(check and check["misfit"]) and not nothing
         if misfit and not self._leader_misfits:
